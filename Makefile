@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make bench` and `make test`. Each installs first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROFILE ?= cpu
+
+.PHONY: install test bench perf lint smoke
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch/torchvision first: on these machines the 2.14.1 / 0.29.1 wheels come from local disk;
+	# pyproject.toml itself only asks for ranges.
+	$(PY) -m pip install -q --disable-pip-version-check "torch==2.14.1" "torchvision==0.29.1" || \
+	  $(PY) -m pip install -q --disable-pip-version-check "torch>=2.2" "torchvision>=0.17"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(VENV)/bin/robustbench-lr bench --profile $(PROFILE)
+
+perf: install
+	$(PY) benchmarks/run_all.py
+
+lint: install
+	$(VENV)/bin/ruff check robustbench_lr tests benchmarks
+	$(VENV)/bin/ruff format --check robustbench_lr tests benchmarks

@@ -1,0 +1,211 @@
+"""Checkpoints: safetensors weights plus a JSON metadata file, atomic and resumable.
+
+A checkpoint folder holds
+- `model.safetensors`: the plain inference weights (parametrizations materialized), loadable
+  into the architecture rebuilt from `meta.json` with no training-time hooks;
+- `train_state.safetensors`: everything needed to resume exactly (training-module state,
+  the method's auxiliary state, optimizer momentum, the run's history in its metadata);
+- `meta.json`: config, method options, epoch, history, clean accuracy, versions, git revision.
+No pickles anywhere: safetensors and JSON only.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn.utils import parametrize
+
+from robustbench_lr import __version__
+from robustbench_lr.config import TrainConfig
+from robustbench_lr.data import DatasetSpec
+from robustbench_lr.io import atomic_write, atomic_write_json
+
+MODEL_FILE = "model.safetensors"
+STATE_FILE = "train_state.safetensors"
+META_FILE = "meta.json"
+FORMAT = "robustbench-lr/1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, corrupt, or does not match what was asked for."""
+
+
+def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Inference weights with every parametrization (SN, SRN) materialized into plain tensors."""
+    exported = copy.deepcopy(model)
+    for module in exported.modules():
+        if parametrize.is_parametrized(module):
+            for name in list(module.parametrizations.keys()):
+                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    return {k: v.detach().float().cpu().contiguous() if v.is_floating_point() else v.detach().cpu().contiguous()
+            for k, v in exported.state_dict().items()}
+
+
+def _identity(cfg: TrainConfig) -> dict[str, str]:
+    return {"format": FORMAT, "dataset": cfg.dataset, "arch": cfg.arch, "width": f"{cfg.width:g}", "method": cfg.method}
+
+
+def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+
+def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    if not path.exists():
+        raise CheckpointError(f"{path} is missing")
+    try:
+        tensors = load_file(str(path))
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is corrupt or truncated ({err}); delete it to retrain") from None
+    return tensors, metadata
+
+
+def read_meta(folder: str | Path) -> dict[str, Any]:
+    """The checkpoint's meta.json; a clear error when it is not a checkpoint folder."""
+    path = Path(folder) / META_FILE
+    if not path.exists():
+        raise CheckpointError(f"{folder} is not a robustbench-lr checkpoint: {META_FILE} is missing")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path} is corrupt ({err})") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} has format {meta.get('format')!r}, expected {FORMAT!r}")
+    return meta
+
+
+def environment() -> dict[str, str]:
+    """Package versions and git revision recorded with every checkpoint and report."""
+    import numpy
+    import sklearn
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent, check=False).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        rev = "unknown"
+    return {"robustbench_lr": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "sklearn": sklearn.__version__, "python": platform.python_version(), "git_revision": rev}
+
+
+@dataclass
+class TrainState:
+    """What a resume restores: the epoch reached, the history, and the tensors."""
+
+    epoch: int
+    history: list[dict[str, float]]
+    model: dict[str, torch.Tensor]
+    aux: dict[str, torch.Tensor]
+    optimizer: dict[str, torch.Tensor]
+
+
+def save(folder: Path, cfg: TrainConfig, spec: DatasetSpec, model: nn.Module, aux: nn.Module,
+         optimizer: torch.optim.Optimizer, epoch: int, history: list[dict[str, float]],
+         extra_meta: dict[str, Any]) -> None:
+    """Write one epoch's checkpoint: weights and train state first, meta.json last.
+
+    The train state carries its own epoch and history, so a kill between two renames still
+    resumes from a consistent state (the state file is the source of truth for resuming).
+    """
+    ident = _identity(cfg)
+    state: dict[str, torch.Tensor] = {f"model/{k}": v for k, v in model.state_dict().items()}
+    state.update({f"aux/{k}": v for k, v in aux.state_dict().items()})
+    for index, param_state in optimizer.state_dict()["state"].items():
+        for key, value in param_state.items():
+            if torch.is_tensor(value):
+                state[f"optim/{index}/{key}"] = value
+    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    _save_tensors(folder / STATE_FILE, state, {**ident, "epoch": str(epoch), "history": json.dumps(history)})
+    _save_tensors(folder / MODEL_FILE, plain_state_dict(model), {**ident, "epoch": str(epoch)})
+    meta = {
+        "format": FORMAT,
+        "config": cfg.to_dict(),
+        "dataset_spec": {**spec.__dict__},
+        "epoch": epoch,
+        "finished": epoch >= cfg.epochs,
+        "history": history,
+        "clean_acc": history[-1]["test_acc"] if history else None,
+        "environment": environment(),
+        **extra_meta,
+    }
+    atomic_write_json(folder / META_FILE, meta)
+
+
+def load_train_state(folder: Path, cfg: TrainConfig) -> TrainState | None:
+    """The saved train state of `folder` if it belongs to `cfg`; None when there is none yet."""
+    path = folder / STATE_FILE
+    if not path.exists():
+        return None
+    meta_path = folder / META_FILE
+    if meta_path.exists():
+        stored = read_meta(folder)["config"]
+        if stored != json.loads(json.dumps(cfg.to_dict())):
+            diff = {k: (stored.get(k), v) for k, v in cfg.to_dict().items() if stored.get(k) != v}
+            raise CheckpointError(
+                f"{folder} holds a different run (stored vs asked: {diff}); use another --out or delete it"
+            )
+    tensors, metadata = _load_tensors(path)
+    _check_identity(path, metadata, _identity(cfg))
+    split: dict[str, dict[str, torch.Tensor]] = {"model": {}, "aux": {}, "optim": {}}
+    for key, value in tensors.items():
+        group, rest = key.split("/", 1)
+        split[group][rest] = value
+    return TrainState(int(metadata["epoch"]), json.loads(metadata["history"]), split["model"], split["aux"], split["optim"])
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, saved: dict[str, torch.Tensor]) -> None:
+    """Put saved per-parameter optimizer tensors (momentum buffers) back in place."""
+    state = optimizer.state_dict()
+    per_param: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in saved.items():
+        index, name = key.split("/", 1)
+        per_param.setdefault(int(index), {})[name] = value
+    state["state"] = per_param
+    optimizer.load_state_dict(state)
+
+
+def _check_identity(path: Path, metadata: dict[str, str], expected: dict[str, str]) -> None:
+    wrong = {k: (metadata.get(k), v) for k, v in expected.items() if metadata.get(k) != v}
+    if wrong:
+        detail = ", ".join(f"{k}: file has {have!r}, expected {want!r}" for k, (have, want) in wrong.items())
+        raise CheckpointError(f"{path} belongs to another model ({detail})")
+
+
+def load_model(folder: str | Path, device: torch.device | str = "cpu"):
+    """Rebuild the inference model of a checkpoint folder and load its weights (eval mode).
+
+    Returns `(model, meta)`. The architecture comes from meta.json; the method's `structure`
+    hook re-adds inference-time modules (Bottle-LR). A weights file from another
+    arch/dataset, a truncated file or a missing file is a `CheckpointError`.
+    """
+    from robustbench_lr import models
+    from robustbench_lr.methods import METHODS
+
+    folder = Path(folder)
+    meta = read_meta(folder)
+    cfg = TrainConfig.from_dict(meta["config"])
+    spec_raw = meta["dataset_spec"]
+    spec = DatasetSpec(**{**spec_raw, "mean": tuple(spec_raw["mean"]), "std": tuple(spec_raw["std"])})
+    model = models.build(cfg.arch, spec, cfg.width)
+    method = METHODS.get(cfg.method)
+    method.structure(model, cfg.arch, method.resolve(cfg.method_options))
+    tensors, metadata = _load_tensors(folder / MODEL_FILE)
+    _check_identity(folder / MODEL_FILE, metadata, _identity(cfg))
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{folder / MODEL_FILE} does not fit {cfg.arch} on {cfg.dataset}: {str(err).splitlines()[0]}") from None
+    return model.to(device).eval(), meta

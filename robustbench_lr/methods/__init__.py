@@ -1,0 +1,23 @@
+"""Method registry: nlr, 1lr, 2lr, bottle-lr, snip, srn, sn (each a `Method` value)."""
+
+from __future__ import annotations
+
+from robustbench_lr.methods.base import Method, Option, PenaltyTerms, Progress, TrainContext
+from robustbench_lr.methods.nlr import NLR
+from robustbench_lr.registry import Registry
+
+METHODS: Registry[Method] = Registry("method")
+for _method in (NLR,):
+    METHODS.add(_method.name, _method)
+
+
+def all_options() -> list[Option]:
+    """Every option of every method, once per name (methods may share options)."""
+    seen: dict[str, Option] = {}
+    for name in METHODS:
+        for option in METHODS[name].options:
+            seen.setdefault(option.name, option)
+    return list(seen.values())
+
+
+__all__ = ["METHODS", "Method", "Option", "PenaltyTerms", "Progress", "TrainContext", "all_options"]

@@ -1,0 +1,126 @@
+"""The method plug-in: a small value with hooks, so training never asks which method it runs.
+
+A method may (1) change the *inference* architecture (`structure`, e.g. Bottle-LR's bottleneck),
+(2) create training-only state (`prepare`: an auxiliary module whose parameters and buffers are
+saved with the training state, e.g. an LR branch or a SNIP mask), (3) add loss terms computed from
+tap activations (`penalty`), and (4) act after each optimizer step (`after_step`, e.g. the rank
+projection or re-masking). Every hook has a do-nothing default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from robustbench_lr.data import DatasetSpec
+from robustbench_lr.models import StagedNet
+
+
+@dataclass(frozen=True)
+class Option:
+    """A method hyper-parameter; the CLI exposes it as `--<name with dashes>`."""
+
+    name: str
+    type: Callable[[str], Any]
+    default: Any
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class TrainContext:
+    """What `prepare` may look at: the fresh model, its data and the run's shape."""
+
+    model: StagedNet
+    arch: str
+    spec: DatasetSpec
+    first_batch: tuple[torch.Tensor, torch.Tensor]  # one seeded training batch (SNIP)
+    epochs: int
+    steps_per_epoch: int
+    seed: int
+    device: torch.device
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where training is: the hooks use it for warm-ups and every-k-steps schedules."""
+
+    epoch: int  # 0-based epoch being run
+    step: int  # global optimizer steps done, counting this one
+    epochs: int
+
+
+@dataclass
+class PenaltyTerms:
+    """Loss terms to add (`losses`) and detached numbers to log per epoch (`logs`)."""
+
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    logs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def _no_structure(model: StagedNet, arch: str, opts: dict[str, Any]) -> None:
+    return None
+
+
+def _no_aux(ctx: TrainContext, opts: dict[str, Any]) -> nn.Module:
+    return nn.Module()
+
+
+def _no_taps(arch: str, opts: dict[str, Any]) -> list[str]:
+    return []
+
+
+def _no_penalty(aux: nn.Module, acts: dict[str, torch.Tensor], progress: Progress, opts: dict[str, Any]) -> PenaltyTerms:
+    return PenaltyTerms()
+
+
+def _no_after_step(model: StagedNet, aux: nn.Module, progress: Progress, opts: dict[str, Any]) -> None:
+    return None
+
+
+def _all_trainable(aux: nn.Module, opts: dict[str, Any]) -> list[dict[str, Any]]:
+    params = [p for p in aux.parameters() if p.requires_grad]
+    return [{"params": params}] if params else []
+
+
+def _nothing_to_describe(model: StagedNet, aux: nn.Module, opts: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Method:
+    """A training method: its options and its hooks (see the module docstring)."""
+
+    name: str
+    summary: str
+    options: tuple[Option, ...] = ()
+    structure: Callable[[StagedNet, str, dict[str, Any]], None] = _no_structure
+    prepare: Callable[[TrainContext, dict[str, Any]], nn.Module] = _no_aux
+    taps: Callable[[str, dict[str, Any]], list[str]] = _no_taps
+    penalty: Callable[[nn.Module, dict[str, torch.Tensor], Progress, dict[str, Any]], PenaltyTerms] = _no_penalty
+    after_step: Callable[[StagedNet, nn.Module, Progress, dict[str, Any]], None] = _no_after_step
+    # Parameter groups of the auxiliary module for the shared SGD optimizer; a method that
+    # updates its own parameters in `after_step` returns [].
+    aux_param_groups: Callable[[nn.Module, dict[str, Any]], list[dict[str, Any]]] = _all_trainable
+    describe: Callable[[StagedNet, nn.Module, dict[str, Any]], dict[str, Any]] = _nothing_to_describe
+
+    def resolve(self, given: dict[str, Any]) -> dict[str, Any]:
+        """Defaults overridden by `given`; an option this method does not have is an error."""
+        known = {o.name: o for o in self.options}
+        stray = sorted(k for k, v in given.items() if v is not None and k not in known)
+        if stray:
+            flags = ", ".join("--" + k.replace("_", "-") for k in stray)
+            valid = ", ".join(o.flag for o in self.options) or "none"
+            raise ValueError(f"{flags} does not apply to method {self.name!r} (its options: {valid})")
+        resolved = {}
+        for name, option in known.items():
+            value = given.get(name)
+            resolved[name] = option.default if value is None else option.type(value)
+        return resolved
