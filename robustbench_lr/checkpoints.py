@@ -55,8 +55,14 @@ def _identity(cfg: TrainConfig) -> dict[str, str]:
     return {"format": FORMAT, "dataset": cfg.dataset, "arch": cfg.arch, "width": f"{cfg.width:g}", "method": cfg.method}
 
 
+_META_KEY = "robustbench_lr"
+
+
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    # safetensors keeps its metadata in a hash map whose order varies between runs; a single
+    # key holding sorted JSON keeps the file bytes identical for identical contents.
+    packed = {_META_KEY: json.dumps(metadata, sort_keys=True)}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=packed))
 
 
 def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -67,7 +73,7 @@ def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
+            metadata = json.loads((handle.metadata() or {}).get(_META_KEY, "{}"))
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{path} is corrupt or truncated ({err}); delete it to retrain") from None
     return tensors, metadata

@@ -1,0 +1,35 @@
+"""Shared fixtures: small digits models trained once per test session (CPU, seconds each)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from robustbench_lr.config import TrainConfig
+from robustbench_lr.train import train
+
+torch.set_num_threads(2)
+
+# The foundation recipe: digits, ResNet18 at width 0.25, 8 epochs (~5 s on 2 cores).
+SMALL = {"dataset": "digits", "arch": "resnet18", "width": 0.25, "epochs": 8}
+
+
+@pytest.fixture(scope="session")
+def ckpt_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One checkpoint root shared by the session's trained models."""
+    return tmp_path_factory.mktemp("checkpoints")
+
+
+def train_small(root: Path, method: str = "nlr", seed: int = 0, **overrides) -> Path:
+    """Train (or reuse) a small digits model and return its checkpoint folder."""
+    options = overrides.pop("method_options", {})
+    cfg = TrainConfig(**{**SMALL, **overrides}, method=method, seed=seed, method_options=options)
+    return train(cfg, root, device="cpu", progress=False).folder
+
+
+@pytest.fixture(scope="session")
+def nlr_digits(ckpt_root: Path) -> Path:
+    """Checkpoint folder of an N-LR digits ResNet18 (width 0.25, 8 epochs, seed 0; ~97% clean)."""
+    return train_small(ckpt_root, "nlr", 0)
