@@ -1,0 +1,179 @@
+"""`make bench`: train what is missing, run every experiment not yet done, render everything.
+
+The bench is a list of `Job`s grouped into stages (train, attacks, analyses, audit). Each job
+returns result rows; the rows are appended to `<out>/results.csv` and the job's key is added to
+a ledger (`<out>/bench_state.json`) right after, both atomically. Re-running after an
+interruption skips every job in the ledger, so a finished bench re-run only re-renders.
+Training resumes inside a model from its last epoch (see `train.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from robustbench_lr import checkpoints, results
+from robustbench_lr.config import TrainConfig, checkpoint_dir
+from robustbench_lr.data import Data, LoadOptions, load
+from robustbench_lr.io import atomic_write_json
+from robustbench_lr.profiles import Profile
+from robustbench_lr.registry import Registry
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "bench_state.json"
+RESULTS_FILE = "results.csv"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of bench work: a stable key for the ledger and a function returning rows."""
+
+    stage: str
+    key: str
+    run: Callable[[], list[dict[str, Any]]]
+
+
+@dataclass
+class BenchContext:
+    """What planners need: the profile, where things go, and shared loaded data."""
+
+    profile: Profile
+    out_dir: Path
+    ckpt_root: Path
+    device: str
+    load_options: LoadOptions
+    progress: bool
+    _data: dict[tuple, Data] = field(default_factory=dict)
+
+    @property
+    def results_path(self) -> Path:
+        return self.out_dir / RESULTS_FILE
+
+    def data_for(self, cfg: TrainConfig) -> Data:
+        """Load each dataset once per bench (many models share it)."""
+        key = (cfg.dataset, cfg.train_limit, cfg.test_limit, cfg.svhn_extra)
+        if key not in self._data:
+            self._data[key] = load(cfg.dataset, self.load_options, cfg.train_limit, cfg.test_limit)
+        return self._data[key]
+
+    def folder(self, cfg: TrainConfig) -> Path:
+        return checkpoint_dir(self.ckpt_root, cfg)
+
+    def nlr_source(self, cfg: TrainConfig) -> TrainConfig | None:
+        """The N-LR model of the same dataset/arch/width/seed (the paper's black-box source)."""
+        for other in self.profile.models:
+            if (other.method == "nlr" and other.dataset == cfg.dataset and other.arch == cfg.arch
+                    and other.width == cfg.width and other.seed == cfg.seed):
+                return other
+        return None
+
+
+Planner = Callable[[BenchContext], list[Job]]
+STAGES: Registry[Planner] = Registry("bench stage")
+
+
+@STAGES.register("train")
+def plan_training(ctx: BenchContext) -> list[Job]:
+    """One job per model: train (or resume) it, then record its clean accuracy (Tables 7-8)."""
+    from robustbench_lr.train import train
+
+    def job(cfg: TrainConfig) -> Callable[[], list[dict[str, Any]]]:
+        def run() -> list[dict[str, Any]]:
+            result = train(cfg, ctx.ckpt_root, ctx.device, ctx.load_options, progress=False, data=ctx.data_for(cfg))
+            meta = checkpoints.read_meta(result.folder)
+            data = ctx.data_for(cfg)
+            return [results.make_row(**results.model_fields(meta, result.folder), experiment="clean",
+                                     attack="clean", metric="clean_acc", value=meta["clean_acc"], n=len(data.y_test))]
+        return run
+
+    return [Job("train", f"train:{ctx.folder(cfg)}:{cfg.epochs}", job(cfg)) for cfg in ctx.profile.models]
+
+
+@STAGES.register("analyses")
+def plan_analyses(ctx: BenchContext) -> list[Job]:
+    """Every analysis of the profile on every model (rows and figures under <out>/)."""
+    from robustbench_lr.analysis import ANALYSES, AnalysisOptions
+
+    options = AnalysisOptions(device=ctx.device, load=ctx.load_options)
+    jobs = []
+    for cfg in ctx.profile.models:
+        folder = ctx.folder(cfg)
+        for kind in ctx.profile.analyses:
+            analysis = ANALYSES.get(kind)
+            run = (lambda a=analysis, f=folder: a.run(f, ctx.results_path, options).rows)
+            jobs.append(Job("analyses", f"analysis:{kind}:{folder}", run))
+    return jobs
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {"done": [], "seconds": {}}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        log.warning("%s is corrupt; starting the ledger afresh", path)
+        return {"done": [], "seconds": {}}
+
+
+@dataclass
+class BenchSummary:
+    """What a bench run did: jobs run/skipped per stage, models trained, files written."""
+
+    ran: dict[str, int]
+    skipped: dict[str, int]
+    trained: int
+    files: list[Path]
+    seconds: dict[str, float]
+
+
+def run_bench(profile: Profile, out_dir: Path, ckpt_root: Path = Path("checkpoints"), device: str = "auto",
+              load_options: LoadOptions | None = None, progress: bool = True,
+              stages: list[str] | None = None) -> BenchSummary:
+    """Run every stage of `profile` that is not done yet, then render tables, figures and README."""
+    from robustbench_lr.report import render_report
+
+    ctx = BenchContext(profile, Path(out_dir), Path(ckpt_root), device, load_options or LoadOptions(), progress)
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    state_path = ctx.out_dir / STATE_FILE
+    state = _read_state(state_path)
+    if not ctx.results_path.exists():
+        state = {"done": [], "seconds": {}}  # no results: nothing can be considered done
+    done = set(state["done"])
+    ran: dict[str, int] = {}
+    skipped: dict[str, int] = {}
+    trained_before = sum(1 for cfg in profile.models if _finished(ctx.folder(cfg)))
+    for stage in stages or STAGES.names():
+        jobs = STAGES.get(stage)(ctx)
+        todo = [j for j in jobs if j.key not in done]
+        skipped[stage] = len(jobs) - len(todo)
+        ran[stage] = 0
+        started = time.time()
+        for job in tqdm(todo, desc=f"bench {profile.name}: {stage}", unit="job", disable=not progress):
+            torch.manual_seed(0)
+            rows = job.run()
+            results.append(ctx.results_path, rows)
+            done.add(job.key)
+            state["done"] = sorted(done)
+            state["seconds"][stage] = state["seconds"].get(stage, 0.0) + (time.time() - started)
+            started = time.time()
+            atomic_write_json(state_path, state)
+            ran[stage] += 1
+    trained = sum(1 for cfg in profile.models if _finished(ctx.folder(cfg))) - trained_before
+    files = render_report(profile, ctx.out_dir, state)
+    return BenchSummary(ran, skipped, trained, files, dict(state["seconds"]))
+
+
+def _finished(folder: Path) -> bool:
+    try:
+        return bool(checkpoints.read_meta(folder).get("finished"))
+    except checkpoints.CheckpointError:
+        return False

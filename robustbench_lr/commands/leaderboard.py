@@ -1,0 +1,36 @@
+"""`robustbench-lr leaderboard`: rank models across any number of results files."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "leaderboard"
+HELP = "rank models by white-box robust accuracy (merging results files) and write model_info JSONs"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """RESULTS..., threat flags, --out."""
+    parser.add_argument("results", nargs="+", help="one or more results CSVs to merge")
+    parser.add_argument("--threat", default="linf", choices=["linf"], help="threat model (L∞ only)")
+    parser.add_argument("--attack", default="ifsgm", help="attack whose accuracy ranks the models (default ifsgm)")
+    parser.add_argument("--eps", default="8/255", help="L∞ budget, e.g. 8/255 (default)")
+    parser.add_argument("--steps", type=int, default=20, help="attack steps (default 20)")
+    parser.add_argument("--out", default="reports/leaderboard.md", help="Markdown output (default reports/leaderboard.md)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build, print and write the leaderboard."""
+    from pathlib import Path
+
+    from robustbench_lr import leaderboard, results
+    from robustbench_lr.config import parse_fraction
+
+    for path in args.results:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"{path} does not exist")
+    threat = leaderboard.Threat(args.attack, parse_fraction(args.eps), args.steps)
+    table = leaderboard.build(results.read_many(args.results), threat)
+    files = leaderboard.write(table, threat, Path(args.out))
+    print(files[0].read_text())
+    print(f"wrote {len(files)} file(s) under {Path(args.out).parent}")
+    return 0

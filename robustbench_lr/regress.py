@@ -1,0 +1,81 @@
+"""The regression gate: fail when robustness numbers drop against a committed baseline.
+
+Rows are matched on the results key without the machine-specific checkpoint path (a baseline
+made in one folder must gate a run made in another). A metric is judged by its kind:
+- accuracies (percent; `*acc*` metrics) may drop at most `tol_pp` points;
+- perturbation sizes (`rho`, `eps*` metrics: bigger = more robust) may fall at most `tol_rel`;
+- every other number is informational (shown in the diff when it changed, never fails).
+A baseline row missing from the new results fails the gate too: silence is not a pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from robustbench_lr import results
+
+MATCH_KEY = [c for c in results.KEY if c != "checkpoint"]
+
+
+def judged_kind(metric: str) -> str:
+    """'acc' (higher is better, in points), 'size' (higher is better, relative) or 'info'."""
+    name = metric.lower()
+    if "acc" in name:
+        return "acc"
+    if name.startswith(("rho", "eps", "min_eps", "min_rho")):
+        return "size"
+    return "info"
+
+
+def _normalized(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    # A black-box source is a checkpoint path; keep only its model identity (last 4 parts).
+    frame["source"] = frame["source"].map(lambda s: "/".join(Path(s).parts[-4:]) if s else s)
+    return frame.drop_duplicates(subset=MATCH_KEY, keep="last")
+
+
+@dataclass
+class GateReport:
+    """The joined comparison and whether the gate passed."""
+
+    table: pd.DataFrame  # one row per compared metric with baseline, new, delta, status
+    passed: bool
+
+
+def compare(new: pd.DataFrame, baseline: pd.DataFrame, tol_pp: float = 2.0, tol_rel: float = 0.1) -> GateReport:
+    """Match `new` against `baseline` and judge every row (see the module docstring)."""
+    merged = _normalized(baseline).merge(_normalized(new), on=MATCH_KEY, how="left",
+                                         suffixes=("_baseline", "_new"), indicator=True)
+    statuses = []
+    for _, row in merged.iterrows():
+        old, cur, kind = row["value_baseline"], row["value_new"], judged_kind(row["metric"])
+        if row["_merge"] == "left_only":
+            statuses.append("MISSING")
+        elif kind == "acc" and cur < old - tol_pp:
+            statuses.append("REGRESSED")
+        elif kind == "size" and cur < old * (1 - tol_rel):
+            statuses.append("REGRESSED")
+        else:
+            statuses.append("ok" if cur == old else "changed")
+    merged["status"] = statuses
+    merged["delta"] = merged["value_new"] - merged["value_baseline"]
+    table = merged[[*MATCH_KEY, "value_baseline", "value_new", "delta", "status"]]
+    failed = table["status"].isin(["MISSING", "REGRESSED"])
+    return GateReport(table, not bool(failed.any()))
+
+
+def render(report: GateReport, show_all: bool = False) -> str:
+    """A Markdown diff of the rows that moved (all rows with `show_all`), plus a verdict line."""
+    from tabulate import tabulate
+
+    shown = report.table if show_all else report.table[report.table["status"] != "ok"]
+    columns = ["dataset", "arch", "method", "seed", "experiment", "attack", "box", "eps", "steps",
+               "param", "metric", "value_baseline", "value_new", "delta", "status"]
+    counts = report.table["status"].value_counts().to_dict()
+    summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+    verdict = "PASS" if report.passed else "FAIL"
+    body = tabulate(shown[columns], headers="keys", tablefmt="github", showindex=False, floatfmt=".4g") if len(shown) else "(no changes)"
+    return f"{body}\n\nregression gate: {verdict} ({len(report.table)} baseline rows; {summary})"

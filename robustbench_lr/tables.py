@@ -1,0 +1,222 @@
+"""The paper's tables, each one declarative spec rendered from the results file.
+
+A `TableSpec` says which rows of the tidy results file it reads (`where`), which columns
+identify a table row (`index`) and which spread across (`across`). `render` averages over
+seeds (mean ± std when there are several), writes `<name>.csv` (numbers) and `<name>.md`
+(formatted), and puts the paper's number for the same setting in an adjacent column when the
+packaged reference data has one. Adding a table is adding a spec, not a script.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from robustbench_lr.io import atomic_write, atomic_write_text
+from robustbench_lr.registry import Registry
+
+MODEL_INDEX = ("dataset", "arch", "width", "method")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One paper table: a filter on the results file and the layout of its cells."""
+
+    name: str
+    title: str
+    where: Mapping[str, Any]  # column -> value or tuple of allowed values
+    across: tuple[str, ...]  # columns spread horizontally (e.g. box, eps, steps)
+    index: tuple[str, ...] = MODEL_INDEX
+    digits: int = 1
+    methods: tuple[str, ...] = ()  # restrict and order the methods shown (empty: all)
+    note: str = ""
+    # New columns read out of the `param` text (`k=v;k=v` or `<tap>:d=<d>`), e.g. noise `p`.
+    from_param: tuple[str, ...] = ()
+    extra_where: Mapping[str, Any] = field(default_factory=dict)
+
+
+TABLES: Registry[TableSpec] = Registry("table")
+
+
+def _eps_label(eps: float) -> str:
+    k = eps * 255
+    return f"{round(k)}/255" if abs(k - round(k)) < 1e-6 else f"{eps:g}"
+
+
+def _cell_label(column: str, value: Any) -> str:
+    if column == "eps":
+        return f"ε={_eps_label(float(value))}"
+    if column == "steps":
+        return f"{int(value)} steps"
+    if column in ("p", "d"):
+        return f"{column}={value}"
+    return str(value)
+
+
+def param_value(param: str, key: str) -> str:
+    """The value of `key` in a `param` text such as `draws=3;p=0.4` or `pre_fc:d=10` ('' if absent)."""
+    match = re.search(rf"(?:^|[;:]){re.escape(key)}=([^;:]+)", param)
+    return match.group(1) if match else ""
+
+
+def _select(frame: pd.DataFrame, where: Mapping[str, Any], from_param: tuple[str, ...] = ()) -> pd.DataFrame:
+    frame = frame.assign(**{k: frame["param"].map(lambda p, k=k: param_value(p, k)) for k in from_param})
+    mask = pd.Series(True, index=frame.index)
+    for column, wanted in where.items():
+        values = wanted if isinstance(wanted, tuple) else (wanted,)
+        mask &= frame[column].isin(values)
+    return frame[mask]
+
+
+@dataclass
+class RenderedTable:
+    """A rendered table: numbers (mean, std, count) and the Markdown text; None if skipped."""
+
+    spec: TableSpec
+    numbers: pd.DataFrame | None
+    markdown: str
+    skipped_reason: str = ""
+
+
+def _reference() -> pd.DataFrame:
+    text = resources.files("robustbench_lr").joinpath("reference/paper.csv").read_text()
+    from io import StringIO
+
+    ref = pd.read_csv(StringIO(text), keep_default_na=False)
+    ref["eps"] = ref["eps"].map(lambda e: float(e.split("/")[0]) / float(e.split("/")[1]) if "/" in str(e) else 0.0)
+    return ref
+
+
+def _format(mean: float, std: float, count: int, digits: int) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return ""
+    fmt = f"{{:.{digits}f}}" if abs(mean) >= 10 ** -digits or mean == 0 else "{:.2e}"
+    text = fmt.format(mean)
+    return f"{text} ± {fmt.format(std)}" if count > 1 and not math.isnan(std) else text
+
+
+def compute(frame: pd.DataFrame, spec: TableSpec) -> RenderedTable:
+    """Aggregate the rows a spec selects over seeds and lay them out as the paper does."""
+    selected = _select(frame, {**spec.where, **spec.extra_where}, spec.from_param)
+    if spec.methods:
+        selected = selected[selected["method"].isin(spec.methods)]
+    if selected.empty:
+        wanted = ", ".join(f"{k}={v}" for k, v in spec.where.items())
+        return RenderedTable(spec, None, "", f"no results with {wanted} in this run")
+    keys = [*spec.index, *spec.across]
+    stats = selected.groupby(keys, dropna=False)["value"].agg(["mean", "std", "count"]).reset_index()
+    stats["std"] = stats["std"].fillna(0.0)
+    if spec.methods:
+        stats["method"] = pd.Categorical(stats["method"], categories=spec.methods, ordered=True)
+    stats = stats.sort_values(keys).reset_index(drop=True)
+    stats["method"] = stats["method"].astype(str)
+    ref = _reference()
+    ref = _select(ref[ref["table"] == spec.name], {}, spec.from_param)
+    join = [c for c in ("dataset", "arch", "method", *spec.across) if c in ref.columns]
+    if not ref.empty:
+        paper = ref[join + ["value"]].rename(columns={"value": "paper"})
+        for column in join:
+            paper[column] = paper[column].astype(stats[column].dtype) if column in stats else paper[column]
+        stats = stats.merge(paper, on=join, how="left")
+    else:
+        stats["paper"] = float("nan")
+    return RenderedTable(spec, stats, _markdown(stats, spec))
+
+
+def _markdown(stats: pd.DataFrame, spec: TableSpec) -> str:
+    from tabulate import tabulate
+
+    has_paper = stats["paper"].notna().any()
+    cells: dict[tuple, dict[str, str]] = {}
+    order: list[str] = []
+    for _, row in stats.iterrows():
+        key = tuple(row[c] for c in spec.index)
+        label = " ".join(_cell_label(c, row[c]) for c in spec.across) or "value"
+        if label not in order:
+            order.append(label)
+        line = cells.setdefault(key, {})
+        line[label] = _format(row["mean"], row["std"], int(row["count"]), spec.digits)
+        if has_paper:
+            line[f"paper {label}"] = "" if pd.isna(row["paper"]) else f"{row['paper']:g}"
+    headers = [*spec.index]
+    for label in order:
+        headers.append(label)
+        if has_paper:
+            headers.append(f"paper {label}")
+    body = [[*key, *(line.get(h, "") for h in headers[len(spec.index):])] for key, line in cells.items()]
+    table = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+    seeds = int(stats["count"].max())
+    agg = f"mean ± std over {seeds} seeds" if seeds > 1 else "one seed"
+    note = f"\n\n{spec.note}" if spec.note else ""
+    return f"### {spec.name}: {spec.title}\n\n{table}\n\n({agg}; empty cell = not run){note}\n"
+
+
+def _reference_block(spec: TableSpec) -> str:
+    """The paper's own numbers for this table, shown when this run's setting differs."""
+    from tabulate import tabulate
+
+    ref = _reference()
+    ref = ref[ref["table"] == spec.name]
+    if ref.empty:
+        return ""
+    shown = ref.assign(eps=ref["eps"].map(lambda e: _eps_label(e) if e else ""))
+    columns = ["dataset", "arch", "method", "box", "attack", "eps", "steps", "param", "metric", "value"]
+    text = tabulate(shown[columns], headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
+    return f"\nPaper's numbers for reference ({ref['note'].iloc[0]}):\n\n{text}\n"
+
+
+def render(frame: pd.DataFrame, spec: TableSpec, out_dir: Path) -> RenderedTable:
+    """Write `<name>.csv` and `<name>.md` for one table (nothing when it has no data)."""
+    table = compute(frame, spec)
+    if table.numbers is None:
+        return table
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(out_dir / f"{spec.name}.csv", lambda tmp: table.numbers.to_csv(tmp, index=False))
+    if not table.numbers["paper"].notna().any():
+        table.markdown += _reference_block(spec)
+    atomic_write_text(out_dir / f"{spec.name}.md", table.markdown)
+    return table
+
+
+def render_all(frame: pd.DataFrame, out_dir: Path, names: list[str] | None = None) -> list[RenderedTable]:
+    """Render every table (or `names`); tables without data come back with a skip reason."""
+    return [render(frame, TABLES.get(name), out_dir) for name in (names or TABLES.names())]
+
+
+LR_METHODS = ("nlr", "1lr", "2lr", "bottle-lr")
+ALL_METHODS = ("nlr", "snip", "srn", "sn", "1lr", "2lr", "bottle-lr")
+_ADV = {"experiment": "attack", "attack": "ifsgm", "metric": "acc"}
+
+for _spec in (
+    TableSpec("table1", "IFSGM adversarial accuracy (%), white-box and black-box (from N-LR)",
+              _ADV, ("box", "eps", "steps"), methods=LR_METHODS),
+    TableSpec("table2", "Other regularizers vs LR: white-box IFSGM accuracy (%)",
+              {**_ADV, "box": "white"}, ("eps", "steps"), methods=ALL_METHODS),
+    TableSpec("table3", "Normalized L2 dissimilarity ρ needed to misclassify > 99% (min-perturbation search)",
+              {"experiment": "minrho", "metric": "rho"}, ("attack", "box"), methods=ALL_METHODS, digits=3),
+    TableSpec("table4", "Accuracy (%) under random pixel noise, N(0, σ) added with probability p",
+              {"experiment": "attack", "attack": "noise", "metric": "acc"}, ("p",), methods=ALL_METHODS,
+              from_param=("p",), note="σ = 128/255 read as a standard deviation (the paper's N(0, 128/255) is ambiguous)."),
+    TableSpec("table5a", "Hybrid max-margin accuracy (%) on features before the FC vs embedding dimension",
+              {"experiment": "hybrid", "metric": "hybrid_acc"}, ("d",), methods=ALL_METHODS,
+              from_param=("d",), extra_where={"param": ("pre_fc:d=full", "pre_fc:d=10", "pre_fc:d=5", "fc3_in:d=full", "fc3_in:d=10", "fc3_in:d=5")}),
+    TableSpec("table5b", "Hybrid max-margin accuracy (%) replacing the last block and FC (features before block 4)",
+              {"experiment": "hybrid", "metric": "hybrid_acc"}, ("d",), methods=ALL_METHODS,
+              from_param=("d",), extra_where={"param": ("pre_block4:d=full", "pre_block4:d=20", "pre_block4:d=10", "fc1_in:d=full", "fc1_in:d=20", "fc1_in:d=10")}),
+    TableSpec("table6", "Max-margin hybrid accuracy (fraction) on adversarial examples that fooled the network",
+              {"experiment": "maxmargin", "metric": "maxmargin_acc"}, ("attack", "box", "param"), methods=ALL_METHODS, digits=2),
+    TableSpec("table7", "Clean test accuracy (%)", {"experiment": "clean", "metric": "clean_acc"}, (), methods=ALL_METHODS),
+    TableSpec("table9", "CIFAR-100 fine: clean and IFSGM (ε = 8/255, 7 steps) accuracy (%)",
+              {"dataset": "cifar100", "metric": ("clean_acc", "acc"), "attack": ("clean", "ifsgm"), "box": ("", "white"),
+               "experiment": ("clean", "attack")}, ("attack", "eps", "steps"), methods=ALL_METHODS),
+    TableSpec("table10", "Smallest ε (L∞) at which > 99% is misclassified (min-perturbation search)",
+              {"experiment": "minrho", "metric": "eps"}, ("attack", "box"), methods=ALL_METHODS, digits=3),
+):
+    TABLES.add(_spec.name, _spec)

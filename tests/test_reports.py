@@ -1,0 +1,122 @@
+"""Results file, tables, leaderboard and the regression gate, on hand-made result rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from robustbench_lr import leaderboard, regress, results, tables
+from robustbench_lr.cli import main
+
+MODEL = {"dataset": "digits", "arch": "resnet18", "width": 0.25}
+
+
+def _rows() -> list[dict]:
+    rows = []
+    for method, seed, clean, adv in [("nlr", 0, 97.0, 40.0), ("nlr", 1, 96.0, 44.0), ("1lr", 0, 98.0, 60.0)]:
+        ck = f"/x/{method}/seed{seed}"
+        rows.append({**MODEL, "method": method, "seed": seed, "checkpoint": ck, "experiment": "clean",
+                     "attack": "clean", "metric": "clean_acc", "value": clean, "n": 450})
+        for eps, steps, drop in [(8 / 255, 7, 0.0), (8 / 255, 20, 5.0)]:
+            rows.append({**MODEL, "method": method, "seed": seed, "checkpoint": ck, "experiment": "attack",
+                         "attack": "ifsgm", "box": "white", "eps": eps, "steps": steps, "metric": "acc",
+                         "value": adv - drop, "n": 100})
+        rows.append({**MODEL, "method": method, "seed": seed, "checkpoint": ck, "experiment": "minrho",
+                     "attack": "deepfool", "box": "white", "metric": "rho", "value": 0.1 + seed / 100, "n": 100})
+        rows.append({**MODEL, "method": method, "seed": seed, "checkpoint": ck, "experiment": "attack",
+                     "attack": "noise", "param": "draws=2;p=0.4;seed=0", "metric": "acc", "value": clean - 10, "n": 100})
+    return rows
+
+
+@pytest.fixture()
+def results_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "results.csv"
+    results.append(path, _rows())
+    return path
+
+
+def test_append_replaces_rows_with_the_same_key(results_csv: Path):
+    before = results.read(results_csv)
+    changed = dict(_rows()[0], value=12.5)
+    results.append(results_csv, [changed])
+    after = results.read(results_csv)
+    assert len(after) == len(before)
+    assert after[(after["checkpoint"] == "/x/nlr/seed0") & (after["metric"] == "clean_acc")]["value"].tolist() == [12.5]
+    with pytest.raises(KeyError, match="unknown result columns"):
+        results.make_row(colour="red")
+
+
+def test_append_is_byte_stable(results_csv: Path):
+    first = results_csv.read_bytes()
+    results.append(results_csv, _rows())
+    assert results_csv.read_bytes() == first
+
+
+def test_table1_means_over_seeds(results_csv: Path, tmp_path: Path):
+    table = tables.render(results.read(results_csv), tables.TABLES.get("table1"), tmp_path / "out")
+    numbers = table.numbers
+    nlr7 = numbers[(numbers["method"] == "nlr") & (numbers["steps"] == 7)].iloc[0]
+    assert nlr7["mean"] == pytest.approx(42.0) and nlr7["count"] == 2
+    assert nlr7["std"] == pytest.approx(pd.Series([40.0, 44.0]).std())
+    text = (tmp_path / "out" / "table1.md").read_text()
+    assert "42.0 ± 2.8" in text and "60.0" in text
+    assert (tmp_path / "out" / "table1.csv").exists()
+    # digits is not the paper's setting: its numbers are listed apart, never in a cell
+    assert "Paper's numbers for reference" in text
+
+
+def test_noise_table_reads_p_out_of_param(results_csv: Path, tmp_path: Path):
+    table = tables.render(results.read(results_csv), tables.TABLES.get("table4"), tmp_path)
+    assert set(table.numbers["p"]) == {"0.4"}
+    assert "p=0.4" in table.markdown
+
+
+def test_table_without_data_is_skipped_with_reason(results_csv: Path, tmp_path: Path):
+    table = tables.render(results.read(results_csv), tables.TABLES.get("table5b"), tmp_path)
+    assert table.numbers is None and "no results" in table.skipped_reason
+    assert not (tmp_path / "table5b.md").exists()
+
+
+def test_paper_number_lands_beside_the_same_setting(tmp_path: Path):
+    row = {"dataset": "cifar10", "arch": "resnet50", "width": 1.0, "method": "nlr", "seed": 0, "checkpoint": "c",
+           "experiment": "attack", "attack": "ifsgm", "box": "white", "eps": 8 / 255, "steps": 7, "metric": "acc",
+           "value": 41.0, "n": 10000}
+    path = tmp_path / "r.csv"
+    results.append(path, [row])
+    table = tables.render(results.read(path), tables.TABLES.get("table2"), tmp_path)
+    assert table.numbers["paper"].tolist() == [43.1]
+    assert "paper ε=8/255 7 steps" in table.markdown
+
+
+def test_leaderboard_ranks_and_writes_model_info(results_csv: Path, tmp_path: Path):
+    threat = leaderboard.Threat(eps=8 / 255, steps=20)
+    board = leaderboard.build(results.read(results_csv), threat)
+    assert board["method"].tolist() == ["1lr", "nlr"]
+    assert board.loc[board["method"] == "nlr", "robust_acc"].item() == pytest.approx(37.0)
+    files = leaderboard.write(board, threat, tmp_path / "lb.md")
+    info = pd.read_json(files[1], typ="series")
+    assert info["threat_model"] == "Linf" and info["eps"] == "8/255" and info["reported"] == 55.0
+
+
+def test_gate_passes_on_itself_and_fails_on_a_planted_regression(results_csv: Path, tmp_path: Path, capsys):
+    assert main(["regress", "--results", str(results_csv), "--baseline", str(results_csv)]) == 0
+    frame = results.read(results_csv)
+    moved = frame.assign(checkpoint=frame["checkpoint"].str.replace("/x/", "/elsewhere/"))
+    regressed = moved.copy()
+    mask = (regressed["method"] == "1lr") & (regressed["metric"] == "acc") & (regressed["steps"] == 7)
+    regressed.loc[mask, "value"] -= 2.5
+    worse = tmp_path / "worse.csv"
+    regressed.to_csv(worse, index=False)
+    capsys.readouterr()
+    assert main(["regress", "--results", str(worse), "--baseline", str(results_csv)]) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSED" in out and "FAIL" in out
+    # a drop inside the tolerance passes; a rho drop beyond 10% fails; a missing row fails
+    assert regress.compare(moved.assign(value=moved["value"] - 1.5), frame).passed is False  # rho fell >10%
+    accs_only = moved.assign(value=moved["value"].where(moved["metric"] != "acc", moved["value"] - 1.5))
+    assert regress.compare(accs_only, frame).passed
+    assert not regress.compare(moved.iloc[1:], frame).passed
+    rho_rows = moved["metric"] == "rho"
+    assert not regress.compare(moved.assign(value=moved["value"].where(~rho_rows, moved["value"] * 0.8)), frame).passed
