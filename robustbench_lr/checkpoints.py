@@ -11,7 +11,6 @@ No pickles anywhere: safetensors and JSON only.
 
 from __future__ import annotations
 
-import copy
 import json
 import platform
 import subprocess
@@ -40,15 +39,26 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupt, or does not match what was asked for."""
 
 
+@torch.no_grad()
 def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Inference weights with every parametrization (SN, SRN) materialized into plain tensors."""
-    exported = copy.deepcopy(model)
-    for module in exported.modules():
+    """Inference weights with every parametrization (SN, SRN) materialized into plain tensors.
+
+    The parametrized tensors are read in eval mode (no power-iteration step, nothing in the
+    model changes), i.e. exactly the weights the reported test accuracy was measured with.
+    Not deepcopy + `remove_parametrizations`: a copy shares torch's generated Parametrized*
+    class with the original, and removing the copy's parametrization deletes the original's
+    `weight` property too.
+    """
+    was_training = model.training
+    model.eval()
+    state = {k: v for k, v in model.state_dict().items() if ".parametrizations." not in f".{k}"}
+    for prefix, module in model.named_modules():
         if parametrize.is_parametrized(module):
-            for name in list(module.parametrizations.keys()):
-                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+            for name in module.parametrizations.keys():
+                state[f"{prefix}.{name}" if prefix else name] = getattr(module, name)
+    model.train(was_training)
     return {k: v.detach().float().cpu().contiguous() if v.is_floating_point() else v.detach().cpu().contiguous()
-            for k, v in exported.state_dict().items()}
+            for k, v in state.items()}
 
 
 def _identity(cfg: TrainConfig) -> dict[str, str]:
@@ -190,24 +200,36 @@ def _check_identity(path: Path, metadata: dict[str, str], expected: dict[str, st
         raise CheckpointError(f"{path} belongs to another model ({detail})")
 
 
-def load_model(folder: str | Path, device: torch.device | str = "cpu"):
-    """Rebuild the inference model of a checkpoint folder and load its weights (eval mode).
+def build_from_meta(meta: dict[str, Any]):
+    """The inference architecture a checkpoint's meta.json describes, freshly initialized.
 
-    Returns `(model, meta)`. The architecture comes from meta.json; the method's `structure`
-    hook re-adds inference-time modules (Bottle-LR). A weights file from another
-    arch/dataset, a truncated file or a missing file is a `CheckpointError`.
+    The method's `structure` hook re-adds inference-time modules (Bottle-LR). Initialization
+    draws from torch's global generator, as training does (the layer-cushion analysis seeds
+    it to get the randomly initialized reference network of Appendix E).
     """
     from robustbench_lr import models
     from robustbench_lr.methods import METHODS
 
-    folder = Path(folder)
-    meta = read_meta(folder)
     cfg = TrainConfig.from_dict(meta["config"])
     spec_raw = meta["dataset_spec"]
     spec = DatasetSpec(**{**spec_raw, "mean": tuple(spec_raw["mean"]), "std": tuple(spec_raw["std"])})
     model = models.build(cfg.arch, spec, cfg.width)
     method = METHODS.get(cfg.method)
     method.structure(model, cfg.arch, method.resolve(cfg.method_options))
+    return model
+
+
+def load_model(folder: str | Path, device: torch.device | str = "cpu"):
+    """Rebuild the inference model of a checkpoint folder and load its weights (eval mode).
+
+    Returns `(model, meta)`. The architecture comes from meta.json (`build_from_meta`). A
+    weights file from another arch/dataset, a truncated file or a missing file is a
+    `CheckpointError`.
+    """
+    folder = Path(folder)
+    meta = read_meta(folder)
+    cfg = TrainConfig.from_dict(meta["config"])
+    model = build_from_meta(meta)
     tensors, metadata = _load_tensors(folder / MODEL_FILE)
     _check_identity(folder / MODEL_FILE, metadata, _identity(cfg))
     try:

@@ -77,7 +77,9 @@ def append(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         old = old[~_key_strings(old).isin(set(_key_strings(new)))]
     merged = pd.concat([old, new], ignore_index=True) if not old.empty else new
     merged = merged.drop_duplicates(subset=KEY, keep="last")
-    atomic_write(path, lambda tmp: merged.to_csv(tmp, index=False))
+    # NaN (e.g. an analysis with no examples to measure) is written as "nan", which `read`
+    # parses back; pandas' default empty field would not survive `keep_default_na=False`.
+    atomic_write(path, lambda tmp: merged.to_csv(tmp, index=False, na_rep="nan"))
     return merged
 
 

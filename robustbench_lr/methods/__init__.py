@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from robustbench_lr.methods.base import Method, Option, PenaltyTerms, Progress, TrainContext
+from robustbench_lr.methods.lowrank import BOTTLE_LR, ONE_LR, TWO_LR
 from robustbench_lr.methods.nlr import NLR
+from robustbench_lr.methods.sn import SN
+from robustbench_lr.methods.snip import SNIP
+from robustbench_lr.methods.srn import SRN
 from robustbench_lr.registry import Registry
 
 METHODS: Registry[Method] = Registry("method")
-for _method in (NLR,):
+for _method in (NLR, ONE_LR, TWO_LR, BOTTLE_LR, SNIP, SRN, SN):
     METHODS.add(_method.name, _method)
 
 

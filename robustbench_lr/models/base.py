@@ -31,7 +31,11 @@ class StagedNet(nn.Module):
     `taps` maps a tap name to the index of the stage whose *input* it is (e.g. ResNet `pre_fc`
     is the input of the final linear stage). `tap_transforms` holds modules applied to the
     activation at a tap in the prediction path; it is empty for every method but Bottle-LR.
+    `input_shape` (channels, height, width) is set by `models.build`, so a method's `structure`
+    hook can size a tap transform (Bottle-LR) without being handed the dataset.
     """
+
+    input_shape: tuple[int, int, int] | None = None
 
     def __init__(self, normalize: Normalize, stages: Sequence[tuple[str, nn.Module]], taps: dict[str, int]) -> None:
         super().__init__()

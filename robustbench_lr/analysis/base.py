@@ -1,0 +1,94 @@
+"""The analysis plug-in: a named function from a checkpoint to rows of the results file.
+
+Every representation analysis of the paper (Section 4 of SPEC: variance ratio, hybrid
+max-margin models, stability, cushion, ...) has the same shape: load a trained checkpoint,
+compute numbers on its test set, return tidy rows (and maybe a figure next to the results
+file). `robustbench-lr analyze KIND` looks KIND up in `ANALYSES` and appends the rows, so
+adding an analysis is adding one `Analysis` value to the tuple in `analysis/__init__.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from robustbench_lr.data import Data, LoadOptions, load
+from robustbench_lr.models import StagedNet
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """The flags every analysis shares, plus free-form `--option KEY=VALUE` pairs in `extra`.
+
+    `tap=None` means the analysis' own default tap; `n=None` the checkpoint's whole test set
+    (else a deterministic stratified subset of n images); `dims` is a list of target
+    dimensions for analyses that reduce (PCA), empty when not given.
+    """
+
+    tap: str | None = None
+    n: int | None = None
+    seed: int = 0
+    dims: tuple[int, ...] = ()
+    device: str = "auto"
+    load: LoadOptions = field(default_factory=LoadOptions)
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def get(self, key: str, kind: Callable[[str], Any], default: Any) -> Any:
+        """An `extra` value converted by `kind`, or `default` when it was not given."""
+        return kind(self.extra[key]) if key in self.extra else default
+
+
+@dataclass
+class AnalysisResult:
+    """What an analysis hands back: result rows, files it wrote, and a short human summary."""
+
+    rows: list[dict[str, Any]]
+    files: list[Path] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A registered analysis: `run(checkpoint_dir, results_path, options)`.
+
+    `run` must not write to the results file itself (the command appends its rows); it may
+    write figures next to `results_path` and list them in `AnalysisResult.files`.
+    """
+
+    name: str
+    summary: str
+    run: Callable[[Path, Path, AnalysisOptions], AnalysisResult]
+
+
+def load_checkpoint_data(
+    checkpoint: Path, options: AnalysisOptions, train: bool = False
+) -> tuple[StagedNet, dict[str, Any], Data]:
+    """The checkpoint's inference model, its meta.json and its dataset (test set limited to n).
+
+    The training split is only kept when `train=True` (hybrid models train on it); otherwise
+    it is cut to one image so that large datasets do not cost memory for nothing.
+    """
+    from robustbench_lr.checkpoints import load_model
+    from robustbench_lr.devices import resolve_device
+
+    model, meta = load_model(checkpoint, resolve_device(options.device))
+    cfg = meta["config"]
+    test_limit = options.n if options.n is not None else cfg.get("test_limit")
+    train_limit = cfg.get("train_limit") if train else 1
+    data = load(cfg["dataset"], options.load, train_limit=train_limit, test_limit=test_limit)
+    return model, meta, data
+
+
+def resolve_tap(model: StagedNet, tap: str | None, default: str) -> str:
+    """`tap` (or `default`) checked against the model's taps; an unknown one lists the valid taps."""
+    name = tap or default
+    if name not in model.tap_names:
+        raise ValueError(f"unknown tap {name!r}; this model has: {', '.join(model.tap_names)}")
+    return name
+
+
+def figure_path(results_path: Path, stem: str) -> Path:
+    """Where a figure for `results_path` goes: the same folder, `<stem>.png`."""
+    return Path(results_path).parent / f"{stem}.png"

@@ -1,0 +1,277 @@
+"""Hybrid max-margin models (Table 5, Appendix C.2) and their robustness (Table 6, Appendix D.5).
+
+A hybrid model keeps the trained network up to a tap, then replaces the rest by
+standardize -> optional PCA to d dimensions -> linear max-margin classifier, all fitted on the
+*training* set's features (C.2: "PCA, with standard pre-processing of scaling the input").
+The classifier is the paper's: SGD on the hinge loss with an L2 coefficient of 0.01 and the
+learning rate η₀/(1 + αt) — scikit-learn's `SGDClassifier(loss="hinge", alpha=0.01,
+learning_rate="optimal")`, which the paper's footnote 9 points to. Seeds fix SGD's shuffling and
+the randomized PCA, so the numbers repeat exactly on CPU.
+
+Rows (experiment `hybrid`, param `<tap>:d=<d>` with d = `full` for no PCA):
+`hybrid_acc` (test accuracy, %), `network_acc` (the network's own, param `<tap>`),
+`params_replaced` (parameters of every stage after the tap: for `pre_block4` the 4th block and
+the FC, Table 5b), `params_linear` (coefficients + intercepts of the linear model) and, with
+PCA, `params_pca` (the d × m projection). Rows of experiment `maxmargin` are described at
+`run_maxmargin`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from robustbench_lr import models, results
+from robustbench_lr.analysis.adversarial import attack_runs, attack_source
+from robustbench_lr.analysis.base import (
+    Analysis,
+    AnalysisOptions,
+    AnalysisResult,
+    load_checkpoint_data,
+    resolve_tap,
+)
+from robustbench_lr.data import Data
+from robustbench_lr.evaluation import predict
+from robustbench_lr.models import StagedNet
+
+if TYPE_CHECKING:  # scikit-learn is imported when an analysis runs, not when the CLI starts
+    from sklearn.pipeline import Pipeline
+
+FULL = 0  # a --dims entry meaning "no PCA: the whole representation"
+HINGE_ALPHA = 0.01  # the paper's L2 coefficient (Appendix C)
+
+
+def dim_label(dim: int) -> str:
+    """How a target dimension is written in the `param` column: `full` or the number."""
+    return "full" if dim == FULL else str(dim)
+
+
+def default_dims(arch: str, tap: str) -> tuple[int, ...]:
+    """The paper's dimensions: Table 5b (full, 20, 10) at the deep tap, else 5a (full, 10, 5)."""
+    return (FULL, 20, 10) if tap == models.DEEP_TAP.get(arch) else (FULL, 10, 5)
+
+
+def hybrid_pipeline(dim: int, seed: int) -> Pipeline:
+    """Standardize -> PCA(dim) unless `dim` is FULL -> the paper's linear max-margin classifier."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    steps: list[tuple[str, object]] = [("scale", StandardScaler())]
+    if dim != FULL:
+        steps.append(("pca", PCA(n_components=dim, random_state=seed)))
+    steps.append(
+        (
+            "svm",
+            SGDClassifier(
+                loss="hinge", alpha=HINGE_ALPHA, learning_rate="optimal", random_state=seed
+            ),
+        )
+    )
+    return Pipeline(steps)
+
+
+def fit_hybrid(features: np.ndarray, labels: np.ndarray, dim: int, seed: int) -> Pipeline:
+    """The hybrid head fitted on training features only (the test set never informs PCA).
+
+    A `dim` PCA cannot give (more than the features or the images) is a clear error.
+    """
+    n, m = features.shape
+    if dim != FULL and not 0 < dim <= min(n, m):
+        raise ValueError(
+            f"--dims {dim}: PCA can give 1..{min(n, m)} dimensions here "
+            f"({m} features, {n} training images); use 'full' for no PCA"
+        )
+    return hybrid_pipeline(dim, seed).fit(features, labels)
+
+
+def tap_features(model: StagedNet, x: torch.Tensor, tap: str) -> np.ndarray:
+    """Flattened activations at `tap` (eval mode, batched) as a float32 array for scikit-learn."""
+    return models.activations(model, x, [tap])[tap].numpy()
+
+
+def accuracy_percent(pipeline: Pipeline, features: np.ndarray, labels: np.ndarray) -> float:
+    """Test accuracy of a fitted hybrid head in percent (the unit of Table 5)."""
+    return 100.0 * float(np.mean(pipeline.predict(features) == labels))
+
+
+def params_after_tap(model: StagedNet, tap: str) -> int:
+    """Parameters of everything the hybrid head replaces: the stages after `tap` and any
+    prediction-path transform (Bottle-LR) at a later tap."""
+    start = model.tap_index[tap]
+    stages = list(model.stages.values())[start:]
+    later = [t for name, t in model.tap_transforms.items() if model.tap_index[name] > start]
+    return sum(p.numel() for module in [*stages, *later] for p in module.parameters())
+
+
+def head_param_rows(pipeline: Pipeline, dim: int) -> dict[str, int]:
+    """Parameter counts of a fitted hybrid head: the linear model, and the PCA projection."""
+    svm = pipeline.named_steps["svm"]
+    counts = {"params_linear": int(svm.coef_.size + svm.intercept_.size)}
+    if dim != FULL:
+        counts["params_pca"] = int(pipeline.named_steps["pca"].components_.size)
+    return counts
+
+
+def hybrid_rows(
+    model: StagedNet, data: Data, tap: str, dims: Sequence[int], seed: int, base: dict
+) -> tuple[list[dict], dict[int, Pipeline]]:
+    """Table 5 rows for one model and tap, and the fitted heads by dimension (for Table 6)."""
+    train, test = tap_features(model, data.x_train, tap), tap_features(model, data.x_test, tap)
+    y_train, y_test = data.y_train.numpy(), data.y_test.numpy()
+    network = 100.0 * float((predict(model, data.x_test) == data.y_test).float().mean())
+    rows = [
+        {**base, "param": tap, "metric": "network_acc", "value": network, "n": len(y_test)},
+        {**base, "param": tap, "metric": "params_replaced", "value": params_after_tap(model, tap)},
+    ]
+    heads = {}
+    for dim in dims:
+        head = fit_hybrid(train, y_train, dim, seed)
+        heads[dim] = head
+        param = f"{tap}:d={dim_label(dim)}"
+        rows.append(
+            {
+                **base,
+                "param": param,
+                "metric": "hybrid_acc",
+                "value": accuracy_percent(head, test, y_test),
+                "n": len(y_test),
+            }
+        )
+        rows += [
+            {**base, "param": param, "metric": metric, "value": count}
+            for metric, count in head_param_rows(head, dim).items()
+        ]
+    return rows, heads
+
+
+def run_hybrid(
+    checkpoint: Path, out: Path, options: AnalysisOptions, taps: Mapping[str, str] = models.LAST_TAP
+) -> AnalysisResult:
+    """Table 5a: hybrid accuracy per PCA dimension at a tap (default: `taps[arch]`, the layer
+    before the last FC)."""
+    model, meta, data = load_checkpoint_data(checkpoint, options, train=True)
+    arch = meta["config"]["arch"]
+    tap = resolve_tap(model, options.tap, taps[arch])
+    dims = tuple(options.dims) or default_dims(arch, tap)
+    base = {**results.model_fields(meta, checkpoint), "experiment": "hybrid"}
+    rows, _ = hybrid_rows(model, data, tap, dims, options.seed, base)
+    by_metric = {(r["metric"], r["param"]): r["value"] for r in rows}
+    lines = [
+        f"{checkpoint} @ {tap}: network {by_metric[('network_acc', tap)]:.2f}%, hybrid "
+        + ", ".join(
+            f"d={dim_label(d)} {by_metric[('hybrid_acc', f'{tap}:d={dim_label(d)}')]:.2f}%"
+            for d in dims
+        )
+        + f"; the head replaces {by_metric[('params_replaced', tap)]:.0f} parameters"
+    ]
+    return AnalysisResult(rows, [], lines)
+
+
+def run_hybrid_deep(checkpoint: Path, out: Path, options: AnalysisOptions) -> AnalysisResult:
+    """Table 5b: the hybrid at the deeper tap (ResNet: before block 4), which replaces the 4th
+    block and the FC by one linear model; dims default to the paper's full, 20, 10."""
+    return run_hybrid(checkpoint, out, options, models.DEEP_TAP)
+
+
+def fooled_mask(
+    model: StagedNet, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
+    """Examples the attack fooled: classified correctly when clean, wrongly when attacked."""
+    return (predict(model, x) == y) & (predict(model, x_adv) != y)
+
+
+def maxmargin_accuracy(
+    head: Pipeline,
+    model: StagedNet,
+    tap: str,
+    x_adv: torch.Tensor,
+    y: torch.Tensor,
+    fooled: torch.Tensor,
+) -> tuple[float, int]:
+    """Fraction of the fooled examples the hybrid classifies correctly, and their count.
+
+    Only examples that fooled the network count (Table 6): NaN with n = 0 when none did.
+    """
+    n = int(fooled.sum())
+    if n == 0:
+        return float("nan"), 0
+    features = tap_features(model, x_adv[fooled], tap)
+    return float(np.mean(head.predict(features) == y[fooled].numpy())), n
+
+
+def run_maxmargin(checkpoint: Path, out: Path, options: AnalysisOptions) -> AnalysisResult:
+    """Table 6: accuracy of the hybrid max-margin model on adversarial examples that fooled
+    the network (white-box by default, black-box with `--option source=CHECKPOINT`).
+
+    The examples are crafted on the (test subset `--n` of the) test set with each of
+    `--option attacks=deepfool,ill,ifsgm` (budget `--option eps=`, `--option steps=`); those
+    that the analysed network classified correctly when clean and wrongly when attacked are
+    pushed through the same tap -> PCA -> linear model as the hybrid of Table 5 (fitted on the
+    training set, `--dims`, default full), and the fraction it classifies correctly is the
+    row's value (metric `maxmargin_acc`, in [0, 1] like the paper's table, `n` = the number of
+    fooled examples). A fraction, not a percent, to match Table 6.
+
+    The paper's N-LR row follows another protocol (D.5). So that the N-LR hybrid faces as much
+    noise as the 1-LR hybrid, its examples are crafted with the N-LR network's gradients, but
+    the iteration stops only once an example fools the *1-LR* network (i.e. they are the
+    black-box examples against 1-LR), and those examples are then fed to the N-LR hybrid.
+    This analysis does not couple two models that way: white-box rows of an N-LR checkpoint
+    use examples that stop at the N-LR network's own boundary (smaller perturbations than the
+    paper's N-LR row), and black-box rows (`source=`) score the analysed model's hybrid on
+    source-crafted examples that fooled the analysed network — for a 1-LR checkpoint with
+    `source=<N-LR>`, the paper's black-box 1-LR row.
+    """
+    model, meta, data = load_checkpoint_data(checkpoint, options, train=True)
+    arch = meta["config"]["arch"]
+    tap = resolve_tap(model, options.tap, models.LAST_TAP[arch])
+    dims = tuple(options.dims) or (FULL,)
+    source = attack_source(model, meta, options)
+    runs = attack_runs(options, "deepfool,ill,ifsgm", "8/255")
+    train = tap_features(model, data.x_train, tap)
+    heads = {dim: fit_hybrid(train, data.y_train.numpy(), dim, options.seed) for dim in dims}
+    base = {**results.model_fields(meta, checkpoint), "experiment": "maxmargin", **source.fields()}
+    rows, lines = [], []
+    x, y = data.x_test, data.y_test
+    for run in runs:
+        x_adv = run.craft(source.model, x, y)
+        fooled = fooled_mask(model, x, x_adv, y)
+        for dim, head in heads.items():
+            value, n = maxmargin_accuracy(head, model, tap, x_adv, y, fooled)
+            rows.append(
+                {
+                    **base,
+                    **run.fields(),
+                    "param": f"{tap}:d={dim_label(dim)}",
+                    "metric": "maxmargin_acc",
+                    "value": value,
+                    "n": n,
+                }
+            )
+            lines.append(
+                f"{run.name} ({source.box}-box, eps={run.fields()['eps']:.4g}) @ {tap} "
+                f"d={dim_label(dim)}: hybrid correct on {value:.3f} of {n} fooled examples"
+            )
+    return AnalysisResult(rows, [], lines)
+
+
+HYBRID = Analysis(
+    name="hybrid",
+    summary="hybrid max-margin model (tap -> PCA -> linear SVM) accuracy per --dims, Table 5a",
+    run=run_hybrid,
+)
+HYBRID_DEEP = Analysis(
+    name="hybrid-deep",
+    summary="the hybrid at the deeper tap (before ResNet block 4), with parameter counts, Table 5b",
+    run=run_hybrid_deep,
+)
+MAXMARGIN = Analysis(
+    name="maxmargin",
+    summary="hybrid max-margin accuracy on adversarial examples that fooled the network, Table 6",
+    run=run_maxmargin,
+)

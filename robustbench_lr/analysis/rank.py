@@ -1,0 +1,154 @@
+"""Variance ratio of a representation (paper Section 2.1, Fig. 2, 5, 6).
+
+The curve `v(k) = Σ_{i≤k} σ_i² / Σ_i σ_i²` over the singular values σ of the (uncentred)
+activation matrix A (test images × units at one tap) says how many directions carry the
+representation; `rank99` / `rank95` are the smallest k with v(k) ≥ 0.99 / 0.95.
+
+Rows (experiment=rank, param=<tap>): `metric=variance_ratio` with the number of singular values
+k in the `steps` column (one row per k), and `metric=rank99` / `metric=rank95`. The `backend`
+column says how σ was obtained: `exact` (torch.linalg.svdvals) or `randomized`
+(torch.svd_lowrank, Halko et al.) when min(n, m) exceeds `--option exact_max=4096`; then the
+curve has `--option k=1024` points, its denominator ‖A‖_F² stays exact, and a rank beyond k is
+reported as NaN (the summary line says "> k").
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from robustbench_lr import models, results
+from robustbench_lr.analysis.base import (
+    Analysis,
+    AnalysisOptions,
+    AnalysisResult,
+    figure_path,
+    load_checkpoint_data,
+    resolve_tap,
+)
+from robustbench_lr.io import atomic_write
+
+EXACT_MAX = 4096  # min(n, m) above which svdvals is too slow for 2 CPU cores
+RANDOMIZED_K = 1024  # singular values estimated by the randomized SVD
+LEVELS = {"rank99": 0.99, "rank95": 0.95}
+
+
+def variance_ratio(
+    acts: torch.Tensor, exact_max: int = EXACT_MAX, k: int = RANDOMIZED_K, seed: int = 0
+) -> tuple[torch.Tensor, str]:
+    """The curve v(1..K) of `acts` (n × m) and the backend used (`exact` or `randomized`).
+
+    The exact SVD costs O(n·m·min(n, m)); beyond `exact_max` the top-k singular values come from
+    a seeded randomized SVD (the total energy Σσ² = ‖A‖_F² needs no SVD, so the ratios keep an
+    exact denominator and are lower bounds of the true curve).
+    """
+    a = acts.double()
+    total = a.square().sum()
+    if total == 0:
+        raise ValueError("the activations are all zero; the variance ratio is undefined")
+    if min(a.shape) <= exact_max:
+        sigma, backend = torch.linalg.svdvals(a), "exact"
+    else:
+        q = min(k, min(a.shape))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            _, sigma, _ = torch.svd_lowrank(a, q=q, niter=4)
+        backend = "randomized"
+    return (sigma.square().cumsum(0) / total).float(), backend
+
+
+def rank_at(curve: torch.Tensor, level: float) -> float:
+    """Smallest k with v(k) ≥ level (1-based); NaN when the (truncated) curve never gets there."""
+    hits = torch.nonzero(curve >= level)
+    return float(hits[0, 0] + 1) if len(hits) else math.nan
+
+
+def run_rank(checkpoint: Path, out: Path, options: AnalysisOptions) -> AnalysisResult:
+    """Variance-ratio rows of one checkpoint at one tap (default: the layer before the last FC)."""
+    model, meta, data = load_checkpoint_data(checkpoint, options)
+    tap = resolve_tap(model, options.tap, models.LAST_TAP[meta["config"]["arch"]])
+    acts = models.activations(model, data.x_test, [tap])[tap]
+    curve, backend = variance_ratio(
+        acts,
+        options.get("exact_max", int, EXACT_MAX),
+        options.get("k", int, RANDOMIZED_K),
+        options.seed,
+    )
+    base = {
+        **results.model_fields(meta, checkpoint),
+        "experiment": "rank",
+        "param": tap,
+        "backend": backend,
+        "n": len(acts),
+    }
+    rows = [
+        {**base, "metric": "variance_ratio", "steps": k, "value": float(v)}
+        for k, v in enumerate(curve.tolist(), start=1)
+    ]
+    ranks = {name: rank_at(curve, level) for name, level in LEVELS.items()}
+    rows += [{**base, "metric": name, "value": value} for name, value in ranks.items()]
+    shown = {name: (f"> {len(curve)}" if math.isnan(v) else f"{v:g}") for name, v in ranks.items()}
+    lines = [
+        f"{checkpoint} @ {tap} (m={acts.shape[1]}, n={len(acts)}, {backend} SVD): "
+        f"rank99 = {shown['rank99']}, rank95 = {shown['rank95']}"
+    ]
+    png = plot_curves(out, rows, meta["config"], tap)
+    return AnalysisResult(rows, [png], lines)
+
+
+def plot_curves(out: Path, new_rows: list[dict], cfg: dict, tap: str) -> Path:
+    """Fig. 2: the variance-ratio curves of every model of this dataset/arch/tap in `out`.
+
+    Curves already in the results file (other methods and seeds) are drawn beside the new one,
+    so analysing the N-LR and the LR checkpoint in turn yields the paper's comparison.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    frame = results.read(out)
+    new = pd.DataFrame([results.make_row(**r) for r in new_rows])
+    mine = new["checkpoint"].iloc[0]
+    same = (
+        (frame["experiment"] == "rank")
+        & (frame["metric"] == "variance_ratio")
+        & (frame["param"] == tap)
+        & (frame["dataset"] == cfg["dataset"])
+        & (frame["arch"] == cfg["arch"])
+        & (frame["width"] == float(cfg["width"]))
+        & (frame["checkpoint"] != mine)
+    )
+    curves = pd.concat([frame[same], new[new["metric"] == "variance_ratio"]], ignore_index=True)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for (method, seed, _), group in curves.groupby(["method", "seed", "checkpoint"], sort=True):
+        group = group.sort_values("steps")
+        ax.plot(group["steps"], group["value"], label=f"{method} (seed {seed})")
+    ax.set_xscale("log")
+    ax.set_xlabel("number of singular values k")
+    ax.set_ylabel("variance ratio")
+    ax.set_ylim(0, 1.01)
+    ax.set_title(f"{cfg['dataset']} {cfg['arch']} w{float(cfg['width']):g} @ {tap}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = figure_path(
+        out,
+        f"rank_{cfg['dataset']}_{cfg['arch']}_w{float(cfg['width']):g}_{tap}".replace(
+            ":", "-"
+        ).replace("/", "-"),
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+    return path
+
+
+RANK = Analysis(
+    name="rank",
+    summary="variance ratio of a tap's activations: curve, rank99, rank95, Fig. 2 PNG",
+    run=run_rank,
+)

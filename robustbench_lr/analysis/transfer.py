@@ -1,0 +1,103 @@
+"""Transfer to another labelling of the same images (Table 7c, Appendix C.1).
+
+The paper takes the 2048-d features of a ResNet50 trained on CIFAR-100's 20 coarse labels and
+trains the hybrid's linear max-margin model on the 100 fine labels of the same images; the
+surprise is how much a low-rank representation keeps of what its own task did not need.
+Any pair of datasets holding the same images in the same order works: the model's own
+dataset gives the images, `--option labels=DATASET` (a registry name or `npz:PATH`) the
+labels to learn (cifar100-coarse -> cifar100, the default for a cifar100-coarse model;
+digits relabelled by parity -> digits). A model whose dataset has no known second labelling
+and no `labels=` gets no rows and a line saying so (the bench runs every analysis on every
+model). The
+images are compared element by element first, since different images would make the number
+meaningless. Training and test subsets (the checkpoint's limits, `--n`) are drawn once, from
+the model's own labels, and applied to both labellings.
+
+Rows (experiment `transfer`): `hybrid_acc` (test accuracy, %, n = test images) for the model's
+own labels and for the new ones, param `<tap>:labels=<dataset>:d=<d>` (`--dims`, default full).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from robustbench_lr import models, results
+from robustbench_lr.analysis.base import Analysis, AnalysisOptions, AnalysisResult, resolve_tap
+from robustbench_lr.analysis.compression import (
+    FULL,
+    accuracy_percent,
+    dim_label,
+    fit_hybrid,
+    tap_features,
+)
+from robustbench_lr.data import Data, load, stratified_subset
+
+# The other labelling of the same images used when `--option labels=` is not given (the bench).
+OTHER_LABELLING = {"cifar100-coarse": "cifar100", "cifar100": "cifar100-coarse"}
+
+
+def same_images(own: Data, other: Data, own_name: str, other_name: str) -> None:
+    """Raise unless both datasets hold identical train and test images in the same order."""
+    for split in ("x_train", "x_test"):
+        a, b = getattr(own, split), getattr(other, split)
+        if a.shape != b.shape or not bool((a == b).all()):
+            raise ValueError(
+                f"{own_name} and {other_name} do not hold the same {split[2:]} images "
+                f"({tuple(a.shape)} vs {tuple(b.shape)}); transfer needs one image set "
+                "with two labellings"
+            )
+
+
+def run_transfer(checkpoint: Path, out: Path, options: AnalysisOptions) -> AnalysisResult:
+    """Table 7c: hybrid accuracy on the model's own labels and on `--option labels=DATASET`."""
+    from robustbench_lr.checkpoints import load_model
+    from robustbench_lr.devices import resolve_device
+
+    model, meta = load_model(checkpoint, resolve_device(options.device))
+    cfg = meta["config"]
+    target = options.extra.get("labels", OTHER_LABELLING.get(cfg["dataset"]))
+    if target is None:
+        known = ", ".join(f"{a} -> {b}" for a, b in OTHER_LABELLING.items())
+        return AnalysisResult(
+            [],
+            [],
+            [
+                f"{checkpoint}: transfer skipped, no other labelling of "
+                f"{cfg['dataset']} is known ({known}); pass --option "
+                "labels=DATASET"
+            ],
+        )
+    tap = resolve_tap(model, options.tap, models.LAST_TAP[cfg["arch"]])
+    dims = tuple(options.dims) or (FULL,)
+    own, other = load(cfg["dataset"], options.load), load(target, options.load)
+    same_images(own, other, cfg["dataset"], target)
+    train_limit = cfg.get("train_limit")
+    test_limit = options.n if options.n is not None else cfg.get("test_limit")
+    train_idx = stratified_subset(own.y_train, train_limit) if train_limit else slice(None)
+    test_idx = stratified_subset(own.y_test, test_limit) if test_limit else slice(None)
+    train = tap_features(model, own.x_train[train_idx], tap)
+    test = tap_features(model, own.x_test[test_idx], tap)
+    base = {
+        **results.model_fields(meta, checkpoint),
+        "experiment": "transfer",
+        "metric": "hybrid_acc",
+        "n": len(test),
+    }
+    rows, lines = [], []
+    for name, data in ((cfg["dataset"], own), (target, other)):
+        y_train, y_test = data.y_train[train_idx].numpy(), data.y_test[test_idx].numpy()
+        for dim in dims:
+            acc = accuracy_percent(fit_hybrid(train, y_train, dim, options.seed), test, y_test)
+            rows.append({**base, "param": f"{tap}:labels={name}:d={dim_label(dim)}", "value": acc})
+            lines.append(
+                f"{checkpoint} @ {tap} -> linear model on {name} labels "
+                f"(d={dim_label(dim)}): {acc:.2f}%"
+            )
+    return AnalysisResult(rows, [], lines)
+
+
+TRANSFER = Analysis(
+    name="transfer",
+    summary="hybrid linear model on another labelling of the same images (--option labels=), Table 7c",
+    run=run_transfer,
+)

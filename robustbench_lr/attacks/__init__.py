@@ -1,0 +1,109 @@
+"""The attack registry and its one entry point, `run_attack` (Section 3, Appendix D).
+
+    >>> x_adv = run_attack("ifsgm", model, x, y, eps=8 / 255, steps=7)
+
+Registered attacks: `ifsgm`, `ill`, `ill-fixed`, `deepfool`, `noise` (see each module). A module
+adds attacks by calling `register(AttackSpec(...))` at import and joining `ATTACK_MODULES`.
+Per-sample measures for analyses and audits: `robust_flags(model, x_adv, y)`, `rho(x_adv, x)`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import torch
+from torch import nn
+
+from robustbench_lr.attacks.base import (
+    ATTACKS,
+    AttackSpec,
+    derive_seed,
+    frozen,
+    model_device,
+    register,
+    rho,
+    robust_flags,
+)
+
+# Modules whose import registers attacks, in the order `--help` and the registry list them.
+ATTACK_MODULES = ("iterative", "deepfool", "noise")
+for _module in ATTACK_MODULES:
+    importlib.import_module(f"robustbench_lr.attacks.{_module}")
+
+DEFAULT_BATCH = 256
+
+
+def run_attack(
+    name: str,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    backend: str | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    **params: Any,
+) -> torch.Tensor:
+    """Adversarial examples for `x` (in [0, 1]) against `model`, returned where `x` lives.
+
+    Why one entry point: every caller (CLI, bench, analyses, audit) gets the same parameter
+    resolution (`AttackSpec.resolve`), frozen weights in eval mode, and chunking by `batch_size`.
+    Randomized attacks get a seed per chunk derived from `seed`, so results do not depend on
+    how the caller batches beyond `batch_size` itself.
+    """
+    spec = ATTACKS.get(name)
+    backend, resolved = spec.resolve(backend, **params)
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+    device = model_device(model)
+    out = []
+    with frozen(model):
+        for start in range(0, len(x), batch_size):
+            chunk = dict(resolved)
+            if spec.randomized:
+                chunk["seed"] = derive_seed(resolved["seed"], start)
+            xb = x[start : start + batch_size].to(device)
+            yb = y[start : start + batch_size].to(device)
+            out.append(spec.fn(model, xb, yb, backend=backend, **chunk).detach().to(x.device))
+    x_adv = torch.cat(out) if out else x.clone()
+    check_bounds(spec, x_adv, x, resolved)
+    return x_adv
+
+
+BOUND_SLACK = 1e-6
+
+
+def check_bounds(
+    spec: AttackSpec, x_adv: torch.Tensor, x: torch.Tensor, params: dict[str, Any]
+) -> None:
+    """Fail loudly if an attack left [0, 1] or its L-inf ball (a wrapped library's bug or ours).
+
+    A result outside the threat model would make every robustness number built on it wrong.
+    """
+    low, high = x_adv.min().item() if len(x) else 0.0, x_adv.max().item() if len(x) else 0.0
+    if low < -BOUND_SLACK or high > 1 + BOUND_SLACK:
+        raise RuntimeError(f"attack {spec.name!r} left [0, 1]: values span [{low}, {high}]")
+    if spec.norm == "linf" and len(x):
+        size = (x_adv - x).abs().max().item()
+        if size > params["eps"] + BOUND_SLACK:
+            raise RuntimeError(
+                f"attack {spec.name!r} left its L-inf ball: {size} > eps {params['eps']}"
+            )
+
+
+def resolve(name: str, backend: str | None = None, **params: Any) -> tuple[str, dict[str, Any]]:
+    """The backend and full hyper-parameters `run_attack(name, ...)` would use (to record them)."""
+    return ATTACKS.get(name).resolve(backend, **params)
+
+
+__all__ = [
+    "ATTACKS",
+    "AttackSpec",
+    "derive_seed",
+    "frozen",
+    "register",
+    "resolve",
+    "rho",
+    "robust_flags",
+    "run_attack",
+]

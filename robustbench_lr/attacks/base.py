@@ -1,0 +1,171 @@
+"""What every attack shares: the registry entry, frozen-model context, per-sample measures.
+
+An attack is a plain function `(model, x, y, *, backend, **params) -> x_adv` on one batch of
+inputs in [0, 1] (STYLE.md): the library object (torchattacks / foolbox) is built inside the call,
+the model is passed at call time, and the attack holds no state between calls. `AttackSpec`
+records what the harness needs to know about it (its norm, hyper-parameters with defaults,
+backends) so the CLI, the bench and the audit enumerate attacks instead of branching on names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from robustbench_lr.registry import Registry
+
+AttackFn = Callable[..., torch.Tensor]
+
+# Madry et al.'s rule for the step size of an L-inf iterative attack when none is given:
+# 2.5 * eps / steps lets the iterate reach the boundary of the ball and move along it.
+ALPHA_RULE = 2.5
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """One registered attack: its function and everything the harness records about it.
+
+    - `norm`: the threat model ("linf", "l2", or "none" for random noise); the harness checks
+      L-inf outputs against their eps-ball.
+    - `defaults`: every hyper-parameter the function takes, with its default. `alpha=None`
+      means `ALPHA_RULE * eps / steps`.
+    - `backends`: libraries that can run it, the default first.
+    - `verify`: the attack whose first two backends `--verify` compares (the attack itself, or
+      the fixed-target twin whose loop it shares); None when no second implementation exists.
+    - `randomized`: the function takes a `seed`, and `run_attack` derives one per chunk.
+    - `sweep`: values the CLI sweeps when the user names none (Table 4's noise levels).
+    - `record`: fixed facts written into every result row's `param` (e.g. how σ is read).
+    """
+
+    name: str
+    fn: AttackFn
+    norm: str
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    backends: tuple[str, ...] = ("ours",)
+    verify: str | None = None
+    randomized: bool = False
+    sweep: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    record: Mapping[str, str] = field(default_factory=dict)
+    summary: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("defaults", "sweep", "record"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+
+    def resolve(self, backend: str | None = None, **given: Any) -> tuple[str, dict[str, Any]]:
+        """The backend and the complete hyper-parameters a call uses (what the results record).
+
+        Unknown names and unknown backends are errors that list the valid choices.
+        """
+        backend = backend or self.backends[0]
+        if backend not in self.backends:
+            raise ValueError(
+                f"attack {self.name!r} has no backend {backend!r}; valid choices: {', '.join(self.backends)}"
+            )
+        stray = sorted(set(given) - set(self.defaults))
+        if stray:
+            raise ValueError(
+                f"attack {self.name!r} takes no parameter(s) {stray}; valid: {', '.join(self.defaults) or 'none'}"
+            )
+        params = {**self.defaults, **{k: v for k, v in given.items() if v is not None}}
+        if "alpha" in params and params["alpha"] is None:
+            params["alpha"] = ALPHA_RULE * float(params["eps"]) / int(params["steps"])
+        return backend, params
+
+
+ATTACKS: Registry[AttackSpec] = Registry("attack")
+
+
+def register(spec: AttackSpec) -> AttackSpec:
+    """Add an attack to the registry under its own name."""
+    return ATTACKS.add(spec.name, spec)
+
+
+@contextmanager
+def frozen(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and `requires_grad_(False)` on every parameter for the duration of an attack.
+
+    Attacks need gradients w.r.t. the input only; without this, every backward pass also
+    computes weight gradients (foolbox runs up to 40% slower, issue 5). Both are restored after.
+    """
+    params = list(model.parameters())
+    flags = [p.requires_grad for p in params]
+    was_training = model.training
+    model.eval()
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in zip(params, flags, strict=True):
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's parameters live (attacks move each batch there)."""
+    return next(model.parameters()).device
+
+
+def least_likely(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The least-likely class other than the true one (Eq. 6's `argmin_y P(y|x)`).
+
+    The true class is excluded as torchattacks' least-likely mode does, so `ill` and
+    `ill-fixed` pick the same target on a clean input.
+    """
+    masked = logits.detach().scatter(1, y[:, None], float("inf"))
+    return masked.argmin(1)
+
+
+def linf_project(x_adv: torch.Tensor, x: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
+    """`clip_{x,eps}` of Eq. 5-6 followed by the [0, 1] box, as torchattacks' PGD writes it.
+
+    `eps` may be a float or a per-sample tensor of shape (N,) (the minimum-ε searches).
+    """
+    if torch.is_tensor(eps):
+        bound = eps.view(-1, *([1] * (x.dim() - 1)))
+        delta = torch.maximum(torch.minimum(x_adv - x, bound), -bound)
+    else:
+        delta = torch.clamp(x_adv - x, min=-eps, max=eps)
+    return torch.clamp(x + delta, min=0, max=1)
+
+
+@torch.no_grad()
+def predictions(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Predicted labels on the model's device, in eval mode, batched."""
+    device = model_device(model)
+    was_training = model.training
+    model.eval()
+    out = [model(x[i : i + batch_size].to(device)).argmax(1) for i in range(0, len(x), batch_size)]
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=device)
+
+
+def robust_flags(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-sample bool: the model still classifies `x_adv` correctly (AutoAttack's `robust`).
+
+    Robust accuracy is its mean; per-example worst cases (the audit) AND these flags.
+    """
+    return predictions(model, x_adv).cpu() == y.cpu()
+
+
+def rho(x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per-sample normalized L2 dissimilarity `‖x_a − x‖₂ / ‖x‖₂` (Section 3, Table 3).
+
+    An all-zero input has ρ = 0 when unperturbed and ∞ otherwise.
+    """
+    diff = (x_adv - x).flatten(1).norm(dim=1)
+    base = x.flatten(1).norm(dim=1)
+    return torch.where(diff == 0, torch.zeros_like(diff), diff / base)
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed from several integers (base seed, draw, chunk), independent streams each."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> 1)

@@ -1,0 +1,102 @@
+"""`robustbench-lr analyze KIND`: run a registered representation analysis on a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from robustbench_lr.analysis import ANALYSES
+from robustbench_lr.commands.common import add_data_flags, add_device_flag, load_options
+
+NAME = "analyze"
+HELP = "representation analyses of a checkpoint (rows go to the results file)"
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def _dims(text: str) -> tuple[int, ...]:
+    # `full` (no reduction, Table 5's first column) is stored as 0 (analysis.compression.FULL).
+    try:
+        return tuple(0 if d.strip() == "full" else int(d) for d in text.split(",") if d.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--dims takes comma-separated integers or 'full', got {text!r}"
+        ) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """KIND plus the flags every analysis shares; analysis-specific knobs go through --option."""
+    kinds = "; ".join(f"{name}: {ANALYSES[name].summary}" for name in ANALYSES)
+    parser.add_argument(
+        "kind", choices=ANALYSES.names(), metavar="KIND", help=f"which analysis ({kinds})"
+    )
+    parser.add_argument("--checkpoint", required=True, help="checkpoint folder (holds meta.json)")
+    parser.add_argument(
+        "--out",
+        default="reports/results.csv",
+        help="results file to append to; figures go beside it (default: reports/results.csv)",
+    )
+    parser.add_argument(
+        "--tap",
+        default=None,
+        help="representation tap (default: the analysis' own, usually the layer before the last FC)",
+    )
+    parser.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help="use a stratified subset of n test images (default: the whole test set)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of any randomized step (default: 0)"
+    )
+    parser.add_argument(
+        "--dims",
+        type=_dims,
+        default=(),
+        help="comma-separated target dimensions for analyses that reduce (e.g. full,10,5)",
+    )
+    parser.add_argument(
+        "--option",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="analysis-specific setting (repeatable), e.g. --option k=512 (rank); attacks=deepfool,ifsgm, "
+        "eps=8/255, steps=20, source=CHECKPOINT for black-box (maxmargin, stability); "
+        "bins_per_decade=2 (stability); labels=DATASET (transfer)",
+    )
+    add_device_flag(parser)
+    add_data_flags(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the analysis, append its rows, and print its summary and the files it wrote."""
+    from robustbench_lr import results
+    from robustbench_lr.analysis import AnalysisOptions
+
+    if args.n is not None and args.n <= 0:
+        raise ValueError(f"--n must be positive, got {args.n}")
+    options = AnalysisOptions(
+        tap=args.tap,
+        n=args.n,
+        seed=args.seed,
+        dims=args.dims,
+        device=args.device,
+        load=load_options(args),
+        extra=dict(args.option),
+    )
+    out = Path(args.out)
+    outcome = ANALYSES[args.kind].run(Path(args.checkpoint), out, options)
+    results.append(out, outcome.rows)
+    for line in outcome.lines:
+        print(line)
+    print(f"{len(outcome.rows)} rows -> {out}")
+    for path in outcome.files:
+        print(f"wrote {path}")
+    return 0

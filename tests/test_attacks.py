@@ -1,0 +1,449 @@
+"""The attack harness (issue 5): registry, backends, ε-balls, monotonicity, cross-checks,
+black-box transfer, minimum-perturbation searches, noise and repeatable result rows.
+
+Digits models shrug off CIFAR budgets (8/255), so the budgets here are large (0.05-0.5).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from robustbench_lr import cli, results
+from robustbench_lr.attacks import ATTACKS, frozen, resolve, rho, robust_flags, run_attack
+from robustbench_lr.attacks.harness import evaluate_attack, param_text
+from robustbench_lr.attacks.iterative import least_likely_loop
+from robustbench_lr.attacks.search import (
+    accuracy_curve,
+    attack_until_fooled,
+    per_sample_min_eps,
+    step_accuracies,
+    threshold_search,
+)
+from robustbench_lr.attacks.verify import Agreement, VerificationError, verify
+from robustbench_lr.checkpoints import load_model
+from robustbench_lr.evalset import load_eval_set, uniform_subset
+from tests.conftest import train_small
+
+N = 120
+
+
+@pytest.fixture(scope="module")
+def digits(nlr_digits: Path):
+    """The session's N-LR digits model and a seeded uniform test subset of N images."""
+    return load_eval_set(nlr_digits, N, seed=0)
+
+
+@pytest.fixture(scope="module")
+def other_digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second, independently seeded N-LR digits model: the black-box target."""
+    return train_small(tmp_path_factory.mktemp("attack_ckpts"), "nlr", seed=1, epochs=4)
+
+
+def acc(model, x_adv, y) -> float:
+    return 100.0 * robust_flags(model, x_adv, y).float().mean().item()
+
+
+# ---- a table of cases: every attack x backend stays in [0, 1] and in its ε-ball -------------
+
+
+@dataclass(frozen=True)
+class Case:
+    attack: str
+    backend: str | None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        shown = ",".join(f"{k}={v:g}" for k, v in self.params.items())
+        return f"{self.attack}[{self.backend or 'default'}]({shown})"
+
+
+CASES = [
+    Case("ifsgm", "torchattacks", {"eps": 0.1, "steps": 5}),
+    Case("ifsgm", "foolbox", {"eps": 0.1, "steps": 5}),
+    Case("ifsgm", "torchattacks", {"eps": 0.3, "steps": 3, "alpha": 0.5}),
+    Case("ill", "ours", {"eps": 0.2, "steps": 5}),
+    Case("ill-fixed", "torchattacks", {"eps": 0.2, "steps": 5}),
+    Case("ill-fixed", "ours", {"eps": 0.2, "steps": 5}),
+    Case("deepfool", "ours", {}),
+    Case("deepfool", "foolbox", {}),
+    Case("noise", None, {"p": 1.0, "sigma": 2.0}),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_outputs_stay_in_box_and_ball(digits, case: Case):
+    x_adv = run_attack(
+        case.attack, digits.model, digits.x, digits.y, backend=case.backend, **case.params
+    )
+    assert x_adv.shape == digits.x.shape
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    _, params = resolve(case.attack, case.backend, **case.params)
+    if ATTACKS[case.attack].norm == "linf":
+        assert (x_adv - digits.x).abs().max() <= params["eps"] + 1e-6
+    assert not torch.equal(x_adv, digits.x)  # every case perturbs something
+
+
+def test_params_are_frozen_during_attack_and_restored_after(digits):
+    model = digits.model
+    model.train()
+    seen = []
+    handle = model.register_forward_hook(
+        lambda mod, inp, out: seen.append(
+            (mod.training, any(p.requires_grad for p in mod.parameters()))
+        )
+    )
+    try:
+        run_attack("ifsgm", model, digits.x[:8], digits.y[:8], eps=0.1, steps=2)
+    finally:
+        handle.remove()
+    assert seen and all(state == (False, False) for state in seen)
+    assert model.training and all(p.requires_grad for p in model.parameters())
+    model.eval()
+
+
+def test_bad_names_list_the_valid_choices(digits):
+    with pytest.raises(KeyError, match="valid choices: ifsgm, ill, ill-fixed, deepfool, noise"):
+        run_attack("pgd", digits.model, digits.x, digits.y)
+    with pytest.raises(ValueError, match="valid choices: torchattacks, foolbox"):
+        run_attack("ifsgm", digits.model, digits.x, digits.y, backend="art")
+    with pytest.raises(ValueError, match="takes no parameter"):
+        run_attack("ifsgm", digits.model, digits.x, digits.y, overshoot=0.1)
+    assert resolve("ifsgm", eps=0.1, steps=4)[1]["alpha"] == pytest.approx(2.5 * 0.1 / 4)
+
+
+# ---- attack strength --------------------------------------------------------------------------
+
+
+def test_deepfool_fools_nearly_all_correct_inputs(digits):
+    correct = robust_flags(digits.model, digits.x, digits.y)
+    x, y = digits.x[correct], digits.y[correct]
+    x_adv = run_attack("deepfool", digits.model, x, y)
+    fooled = ~robust_flags(digits.model, x_adv, y)
+    assert fooled.float().mean() >= 0.99
+    per = rho(x_adv, x)
+    assert (per > 0).all() and per.mean() < 0.5  # minimal: far smaller than the image itself
+
+
+def test_accuracy_falls_with_eps_and_steps_and_vanishes_at_half(digits):
+    model, x, y = digits.model, digits.x, digits.y
+    budgets = [0.05, 0.1, 0.2, 0.5]
+    by_steps = {
+        steps: [
+            acc(model, run_attack("ifsgm", model, x, y, eps=e, steps=steps), y) for e in budgets
+        ]
+        for steps in (7, 20)
+    }
+    for curve in by_steps.values():
+        assert all(b <= a for a, b in zip(curve, curve[1:], strict=False)), curve
+    for seven, twenty in zip(by_steps[7], by_steps[20], strict=True):
+        assert twenty <= seven + 1.0
+    assert by_steps[7][-1] <= 5.0 and by_steps[20][-1] <= 5.0
+    assert by_steps[7][0] > by_steps[7][-1] + 50  # the sweep spans real robustness
+
+
+# ---- cross-checks between backends --------------------------------------------------------------
+
+
+def test_torchattacks_and_foolbox_ifsgm_agree(digits):
+    kw = {"eps": 0.1, "steps": 7}
+    a = run_attack("ifsgm", digits.model, digits.x, digits.y, backend="torchattacks", **kw)
+    b = run_attack("ifsgm", digits.model, digits.x, digits.y, backend="foolbox", **kw)
+    assert abs(acc(digits.model, a, digits.y) - acc(digits.model, b, digits.y)) <= 1.0
+    assert (a - b).abs().max() <= 1e-6
+
+
+def test_ill_fixed_matches_torchattacks_least_likely(digits):
+    kw = {"eps": 0.2, "steps": 7}
+    lib = run_attack("ill-fixed", digits.model, digits.x, digits.y, backend="torchattacks", **kw)
+    ours = run_attack("ill-fixed", digits.model, digits.x, digits.y, backend="ours", **kw)
+    assert abs(acc(digits.model, lib, digits.y) - acc(digits.model, ours, digits.y)) <= 1.0
+    assert (lib - ours).abs().max() <= 1e-6
+
+
+class _Recorder(torch.nn.Module):
+    """Pass-through model that keeps every forward's logits (to read ill's per-step targets)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.logits: list[torch.Tensor] = []
+
+    def forward(self, x):
+        out = self.model(x)
+        self.logits.append(out.detach())
+        return out
+
+
+def test_ill_differs_from_ill_fixed_exactly_where_the_target_changes(digits):
+    x, y = digits.x, digits.y
+    recorder = _Recorder(digits.model)
+    kw = {"eps": 0.3, "steps": 10, "alpha": 0.05}
+    with frozen(recorder):
+        per_step = least_likely_loop(recorder, x, y, per_step=True, **kw)
+        fixed = least_likely_loop(digits.model, x, y, per_step=False, **kw)
+    masked = [lg.scatter(1, y[:, None], math.inf) for lg in recorder.logits]
+    targets = torch.stack([m.argmin(1) for m in masked])  # (steps, N): target used at each step
+    changed = (targets != targets[0]).any(0)
+    differs = (per_step - fixed).flatten(1).abs().amax(1) > 0
+    assert changed.sum() >= 3, "the case must exercise a changing least-likely class"
+    assert torch.equal(differs, changed)
+    registered = run_attack("ill", digits.model, x, y, **kw)
+    assert torch.equal(registered, per_step)
+
+
+def test_verify_passes_on_agreement_and_fails_loudly_otherwise(digits, monkeypatch):
+    good = verify("ifsgm", digits.model, digits.x[:32], digits.y[:32], eps=0.1, steps=3)
+    assert good.ok and good.backends == ("torchattacks", "foolbox")
+    agreed = verify("deepfool", digits.model, digits.x[:32], digits.y[:32])
+    assert agreed.backends == ("ours", "foolbox") and agreed.acc[0] == agreed.acc[1]
+    bad = Agreement("ifsgm", ("torchattacks", "foolbox"), (50.0, 52.0), (0.1, 0.1), 32)
+    assert not bad.ok
+    monkeypatch.setattr("robustbench_lr.attacks.verify.cross_check", lambda *a, **k: bad)
+    with pytest.raises(VerificationError, match="50.00% .* 52.00%"):
+        verify("ifsgm", digits.model, digits.x[:32], digits.y[:32], eps=0.1, steps=3)
+
+
+# ---- black-box transfer -----------------------------------------------------------------------
+
+
+def test_black_box_is_weaker_than_white_box_and_equal_for_the_same_model(
+    digits, nlr_digits, other_digits
+):
+    target, _ = load_model(other_digits)
+    x, y = digits.x, digits.y
+    kw = {"eps": 0.15, "steps": 7}
+    white = evaluate_attack("ifsgm", target, x, y, **kw)
+    black = evaluate_attack("ifsgm", target, x, y, source=digits.model, **kw)
+    assert black.box == "black" and white.box == "white"
+    assert black.acc >= white.acc + 5  # transfer loses strength on an independent model
+    same_source, _ = load_model(nlr_digits)
+    self_transfer = evaluate_attack("ifsgm", digits.model, x, y, source=same_source, **kw)
+    self_white = evaluate_attack("ifsgm", digits.model, x, y, **kw)
+    assert self_transfer.acc == self_white.acc
+    assert torch.equal(self_transfer.robust, self_white.robust)
+
+
+# ---- minimum-perturbation searches ------------------------------------------------------------
+
+SEARCH = {"attack": "ifsgm", "alpha": 0.02, "max_steps": 20, "tol": 0.02, "eps_max": 0.5}
+
+
+def test_early_stopped_search_stays_in_ball_and_matches_pgd_when_not_stopped(digits):
+    model, x, y = digits.model, digits.x, digits.y
+    eps = torch.linspace(0.0, 0.2, len(x))
+    x_adv, steps = attack_until_fooled(
+        model, x, y, attack="ifsgm", eps=eps, alpha=0.02, max_steps=6
+    )
+    assert ((x_adv - x).abs().flatten(1).amax(1) <= eps + 1e-6).all()
+    standing = robust_flags(model, x_adv, y)
+    assert (steps[standing] == 6).all() and (steps[~standing] < 6).any()
+    fooled_at = ~robust_flags(model, x_adv, y)
+    assert fooled_at[steps < 6].all()  # a sample stops only when it is misclassified
+    flat, _ = attack_until_fooled(model, x, y, attack="ifsgm", eps=0.1, alpha=0.02, max_steps=6)
+    pgd = run_attack("ifsgm", model, x, y, eps=0.1, steps=6, alpha=0.02)
+    never = robust_flags(model, flat, y)
+    assert never.any() and (flat[never] - pgd[never]).abs().max() <= 1e-6
+
+
+def test_threshold_search_reports_the_smallest_grid_eps_over_99_percent(digits):
+    model, x, y = digits.model, digits.x, digits.y
+    found = threshold_search(model, x, y, rate=0.99, **SEARCH)
+    assert not math.isnan(found.eps) and found.misclassified > 0.99
+    tol = SEARCH["tol"]
+    evaluated = {round(e / tol): share for e, share in found.evaluations}
+    k = round(found.eps / tol)
+    assert evaluated[k] > 0.99 and evaluated[k - 1] <= 0.99  # ε − tol was run and falls short
+    kw = {key: v for key, v in SEARCH.items() if key not in ("tol", "eps_max")}
+    for eps, over in ((found.eps, True), (found.eps - tol, False)):
+        x_adv, _ = attack_until_fooled(model, x, y, eps=eps, **kw)
+        assert (1 - robust_flags(model, x_adv, y).float().mean().item() > 0.99) is over
+    assert 0 < found.rho < 1 and found.rho_fooled >= found.rho * 0.9
+
+
+def test_per_sample_min_eps_is_tight_and_gives_a_falling_curve(digits):
+    model, x, y = digits.model, digits.x[:40], digits.y[:40]
+    min_eps = per_sample_min_eps(model, x, y, **SEARCH)
+    assert min_eps.shape == (40,)
+    clean_wrong = ~robust_flags(model, x, y)
+    assert (min_eps[clean_wrong] == 0).all()
+    finite = torch.isfinite(min_eps) & (min_eps > 0)
+    assert finite.sum() >= 30
+    kw = {k: v for k, v in SEARCH.items() if k not in ("tol", "eps_max")}
+    at, _ = attack_until_fooled(model, x[finite], y[finite], eps=min_eps[finite].float(), **kw)
+    before, _ = attack_until_fooled(
+        model, x[finite], y[finite], eps=(min_eps[finite] - SEARCH["tol"]).float(), **kw
+    )
+    assert not robust_flags(model, at, y[finite]).any()
+    assert robust_flags(model, before, y[finite]).all()
+    grid = torch.arange(0, 26, dtype=torch.float64) * SEARCH["tol"]
+    curve = accuracy_curve(min_eps, grid)
+    assert curve[0] == pytest.approx(100 * (1 - clean_wrong.float().mean().item()))
+    assert (curve[1:] <= curve[:-1]).all() and curve[-1] < curve[0]
+
+
+def test_step_curves_cumulative_never_rises_and_starts_at_100(digits):
+    instant, cumulative = step_accuracies(
+        digits.model, digits.x, digits.y, attack="ill", eps=0.3, alpha=0.03, steps=12
+    )
+    assert instant.shape == cumulative.shape == (13,)
+    assert instant[0] == cumulative[0] == 100.0
+    assert (cumulative[1:] <= cumulative[:-1]).all()
+    assert (instant >= cumulative).all() and cumulative[-1] < 50
+
+
+# ---- noise --------------------------------------------------------------------------------------
+
+
+def test_noise_p0_is_identity_and_seeds_repeat(digits):
+    model, x, y = digits.model, digits.x, digits.y
+    clean = evaluate_attack("noise", model, x, y, p=0.0, draws=2)
+    assert clean.acc == clean.clean_acc and clean.mean_rho == 0.0
+    first = evaluate_attack("noise", model, x, y, p=0.8, seed=3, draws=3)
+    again = evaluate_attack("noise", model, x, y, p=0.8, seed=3, draws=3)
+    other = evaluate_attack("noise", model, x, y, p=0.8, seed=4, draws=3)
+    assert torch.equal(first.robust, again.robust) and torch.equal(first.rho, again.rho)
+    assert not torch.equal(first.rho, other.rho)
+    assert first.acc < clean.acc
+    assert (
+        param_text(first.params, first.record)
+        == "draws=3;mask=pixel;p=0.8;seed=3;sigma=0.501961;sigma_is=std"
+    )
+
+
+def test_uniform_subset_is_seeded_sorted_and_capped():
+    a, b = uniform_subset(450, 100, seed=2), uniform_subset(450, 100, seed=2)
+    assert torch.equal(a, b) and len(set(a.tolist())) == 100 and torch.equal(a, a.sort().values)
+    assert not torch.equal(a, uniform_subset(450, 100, seed=3))
+    assert torch.equal(uniform_subset(50, 500), torch.arange(50))
+
+
+# ---- the commands ------------------------------------------------------------------------------
+
+
+def test_attack_command_rows_are_byte_identical_on_rerun(nlr_digits, tmp_path):
+    argv = [
+        "attack",
+        "--checkpoint",
+        str(nlr_digits),
+        "--attack",
+        "ifsgm,noise",
+        "--eps",
+        "0.1,0.2",
+        "--steps",
+        "3",
+        "--p",
+        "0,0.5",
+        "--noise-draws",
+        "2",
+        "--n",
+        "40",
+        "--device",
+        "cpu",
+        "--per-step",
+    ]
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert cli.main([*argv, "--out", str(first)]) == 0
+    assert cli.main([*argv, "--out", str(second)]) == 0
+    assert first.read_bytes() == second.read_bytes()
+    assert cli.main([*argv, "--out", str(first)]) == 0  # re-run into the same file replaces
+    frame = results.read(first)
+    assert len(frame) == len(results.read(second)) == 2 * 5 + 2 * 5 + 2 * 4 * 2
+    ifsgm = frame[
+        (frame.experiment == "attack") & (frame.attack == "ifsgm") & (frame.metric == "acc")
+    ]
+    assert sorted(ifsgm.eps.round(6)) == [0.1, 0.2] and set(ifsgm.box) == {"white"}
+    assert set(ifsgm.alpha.round(6)) == {round(2.5 * 0.1 / 3, 6), round(2.5 * 0.2 / 3, 6)}
+    noise = frame[(frame.attack == "noise") & (frame.metric == "acc")]
+    assert set(noise.param) == {
+        f"draws=2;mask=pixel;p={p};seed=0;sigma=0.501961;sigma_is=std" for p in ("0", "0.5")
+    }
+
+
+def test_attack_command_black_box_and_errors(nlr_digits, other_digits, tmp_path, capsys):
+    out = tmp_path / "r.csv"
+    argv = [
+        "attack",
+        "--checkpoint",
+        str(other_digits),
+        "--source",
+        str(nlr_digits),
+        "--attack",
+        "ifsgm",
+        "--eps",
+        "0.15",
+        "--steps",
+        "3",
+        "--n",
+        "30",
+        "--device",
+        "cpu",
+        "--verify",
+        "--out",
+        str(out),
+    ]
+    assert cli.main(argv) == 0
+    assert "verified: ifsgm" in capsys.readouterr().out
+    frame = results.read(out)
+    assert set(frame.box) == {"black"} and set(frame.source) == {str(nlr_digits)}
+    assert (
+        cli.main(["attack", "--checkpoint", str(nlr_digits), "--attack", "pgd", "--out", str(out)])
+        == 2
+    )
+    assert "valid choices: ifsgm, ill" in capsys.readouterr().err
+    assert (
+        cli.main(
+            [
+                "attack",
+                "--checkpoint",
+                str(nlr_digits),
+                "--attack",
+                "noise",
+                "--verify",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
+    assert "it works for: ifsgm" in capsys.readouterr().err
+
+
+def test_minrho_command_writes_threshold_bisection_and_curve_rows(nlr_digits, tmp_path):
+    out = tmp_path / "m.csv"
+    argv = [
+        "minrho",
+        "--checkpoint",
+        str(nlr_digits),
+        "--attack",
+        "ifsgm,deepfool",
+        "--n",
+        "30",
+        "--alpha",
+        "0.02",
+        "--max-steps",
+        "20",
+        "--tol",
+        "0.02",
+        "--eps-max",
+        "0.5",
+        "--per-sample",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
+    assert cli.main(argv) == 0
+    frame = results.read(out)
+    minrho = frame[frame.experiment == "minrho"].set_index(["attack", "metric"]).value
+    assert minrho[("ifsgm", "misclassified")] > 99 and 0 < minrho[("ifsgm", "eps")] <= 0.5
+    assert minrho[("deepfool", "misclassified")] > 90 and minrho[("deepfool", "rho")] > 0
+    curve = frame[frame.experiment == "minrho-curve"].sort_values("eps").value.to_numpy()
+    assert len(curve) == 26 and (curve[1:] <= curve[:-1]).all()
+    assert len(frame[frame.experiment == "minrho-bisection"]) >= 3
