@@ -98,20 +98,106 @@ def plan_training(ctx: BenchContext) -> list[Job]:
     return [Job("train", f"train:{ctx.folder(cfg)}:{cfg.epochs}", job(cfg)) for cfg in ctx.profile.models]
 
 
+def _command(argv: list[str], log_path: Path) -> list[dict[str, Any]]:
+    """Run a CLI command in-process (so the bench computes exactly what a user's command does).
+
+    The command appends its own rows to the results file; its printed lines go to the bench log.
+    """
+    import contextlib
+
+    from robustbench_lr.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    with log_path.open("a") as handle, contextlib.redirect_stdout(handle):
+        print("$ robustbench-lr " + " ".join(argv))
+        status = args.handler(args)
+    if status:
+        raise RuntimeError(f"`robustbench-lr {' '.join(argv)}` exited with {status}; see {log_path}")
+    return []
+
+
+def _common_flags(ctx: BenchContext) -> list[str]:
+    opts = ctx.load_options
+    flags = ["--out", str(ctx.results_path), "--device", ctx.device, "--data-root", opts.data_root]
+    return flags + (["--download"] if opts.download else [])
+
+
+def _eps_list(values: tuple[float, ...]) -> str:
+    return ",".join(repr(v) for v in values)
+
+
+@STAGES.register("attacks")
+def plan_attacks(ctx: BenchContext) -> list[Job]:
+    """IFSGM white-box and black-box grids (Tables 1-2), random noise (Table 4), step curves (Fig. 11).
+
+    Black-box examples are crafted on the N-LR model of the same dataset, arch, width and seed
+    (the paper's protocol); a profile without that N-LR model gets no black-box rows.
+    """
+    grid, n = ctx.profile.attacks, str(ctx.profile.n)
+    log_path = ctx.out_dir / "bench.log"
+    jobs = []
+    for cfg in ctx.profile.models:
+        folder = str(ctx.folder(cfg))
+        base = ["attack", "--checkpoint", folder, "--n", n, *_common_flags(ctx)]
+        ifsgm = ["--attack", "ifsgm", "--eps", _eps_list(grid.ifsgm_eps), "--steps", ",".join(map(str, grid.ifsgm_steps))]
+        runs = {"ifsgm-white": base + ifsgm}
+        source = ctx.nlr_source(cfg)
+        if grid.blackbox and source is not None:
+            runs["ifsgm-black"] = base + ifsgm + ["--source", str(ctx.folder(source))]
+        if grid.noise_p:
+            runs["noise"] = base + ["--attack", "noise", "--p", _eps_list(grid.noise_p), "--noise-draws", str(grid.noise_draws)]
+        if grid.curves:
+            runs["step-curve"] = base + ["--attack", "ifsgm", "--eps", repr(grid.curve_eps), "--steps", str(max(grid.ifsgm_steps)), "--per-step"]
+        for name, argv in runs.items():
+            jobs.append(Job("attacks", f"attack:{name}:{folder}", lambda a=argv: _command(a, log_path)))
+    return jobs
+
+
+@STAGES.register("minrho")
+def plan_minrho(ctx: BenchContext) -> list[Job]:
+    """Minimum-perturbation searches, white-box and black-box (Tables 3 and 10, Fig. 4a/9)."""
+    grid = ctx.profile.attacks
+    if not grid.minrho:
+        return []
+    log_path = ctx.out_dir / "bench.log"
+    jobs = []
+    for cfg in ctx.profile.models:
+        folder = str(ctx.folder(cfg))
+        argv = ["minrho", "--checkpoint", folder, "--attack", ",".join(grid.minrho), "--n", str(grid.minrho_n),
+                *grid.minrho_flags, *_common_flags(ctx), *(["--per-sample"] if grid.curves else [])]
+        jobs.append(Job("minrho", f"minrho:white:{folder}", lambda a=argv: _command(a, log_path)))
+        source = ctx.nlr_source(cfg)
+        if grid.blackbox and source is not None and source != cfg:
+            black = argv + ["--source", str(ctx.folder(source))]
+            jobs.append(Job("minrho", f"minrho:black:{folder}", lambda a=black: _command(a, log_path)))
+    return jobs
+
+
 @STAGES.register("analyses")
 def plan_analyses(ctx: BenchContext) -> list[Job]:
     """Every analysis of the profile on every model (rows and figures under <out>/)."""
     from robustbench_lr.analysis import ANALYSES, AnalysisOptions
 
-    options = AnalysisOptions(device=ctx.device, load=ctx.load_options)
     jobs = []
     for cfg in ctx.profile.models:
         folder = ctx.folder(cfg)
+        runs = {"white": AnalysisOptions(device=ctx.device, load=ctx.load_options, extra=ctx.profile.analysis_options)}
+        source = ctx.nlr_source(cfg)
+        if ctx.profile.attacks.blackbox and source is not None and source != cfg:
+            extra = {**ctx.profile.analysis_options, "source": str(ctx.folder(source))}
+            runs["black"] = AnalysisOptions(device=ctx.device, load=ctx.load_options, extra=extra)
         for kind in ctx.profile.analyses:
             analysis = ANALYSES.get(kind)
-            run = (lambda a=analysis, f=folder: a.run(f, ctx.results_path, options).rows)
-            jobs.append(Job("analyses", f"analysis:{kind}:{folder}", run))
+            for box, options in runs.items():
+                if box == "black" and kind not in ADVERSARIAL_ANALYSES:
+                    continue
+                run = (lambda a=analysis, f=folder, o=options: a.run(f, ctx.results_path, o).rows)
+                jobs.append(Job("analyses", f"analysis:{kind}:{box}:{folder}", run))
     return jobs
+
+
+# Analyses that craft adversarial examples and so have a black-box (transfer) variant.
+ADVERSARIAL_ANALYSES = ("maxmargin", "stability")
 
 
 def _read_state(path: Path) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import sys
 from robustbench_lr import __version__
 
 # Subcommand modules, in the order `--help` lists them.
-COMMAND_MODULES = ("train", "evaluate", "attack", "minrho", "analyze", "regress", "bench", "report", "leaderboard")
+COMMAND_MODULES = ("train", "evaluate", "attack", "minrho", "audit", "analyze", "regress", "bench", "report", "leaderboard")
 
 
 def build_parser() -> argparse.ArgumentParser:

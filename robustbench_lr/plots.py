@@ -60,6 +60,73 @@ def variance_ratio(frame: pd.DataFrame, out_dir: Path) -> Path | None:
     return _save(fig, out_dir / "fig2_variance_ratio.png")
 
 
+def _line_panels(rows: pd.DataFrame, x: str, y_metric: str, x_metric: str | None, title: str,
+                 xlabel: str, ylabel: str, path: Path) -> Path | None:
+    """One panel per (dataset, arch, box): a line per method, averaged over seeds."""
+    if rows.empty:
+        return None
+    panels = _panels(rows, ["dataset", "arch", "box"])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for ax, (key, group) in zip(axes[0], panels, strict=True):
+        for method, per_method in group.groupby("method", sort=True):
+            ys = per_method[per_method["metric"] == y_metric].groupby(x)["value"].mean()
+            if x_metric is None:
+                xs = ys.index.to_series()
+            else:
+                xs = per_method[per_method["metric"] == x_metric].groupby(x)["value"].mean().reindex(ys.index)
+            ax.plot(xs.values, ys.values, marker="o", ms=3, label=method)
+        ax.set_title(f"{key[0]} {key[1]} {key[2]}-box {title}".strip())
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+@FIGURES.register("fig4a_accuracy_vs_rho")
+def accuracy_vs_rho(frame: pd.DataFrame, out_dir: Path) -> Path | None:
+    """Fig. 4a / 9: IFSGM accuracy against the ρ its examples needed, over the ε sweep (20 steps)."""
+    rows = frame[(frame["experiment"] == "attack") & (frame["attack"] == "ifsgm")]
+    rows = rows[rows["steps"] == rows["steps"].max()] if not rows.empty else rows
+    return _line_panels(rows, "eps", "acc", "rho", "IFSGM", "ρ = ‖x_a − x‖₂ / ‖x‖₂", "accuracy (%)",
+                        out_dir / "fig4a_accuracy_vs_rho.png")
+
+
+@FIGURES.register("fig_accuracy_vs_eps")
+def accuracy_vs_eps(frame: pd.DataFrame, out_dir: Path) -> Path | None:
+    """Tables 1-2 as curves: IFSGM accuracy against ε (most steps), one line per method."""
+    rows = frame[(frame["experiment"] == "attack") & (frame["attack"] == "ifsgm")]
+    rows = rows[rows["steps"] == rows["steps"].max()] if not rows.empty else rows
+    rows = rows.assign(eps=rows["eps"] * 255)
+    return _line_panels(rows, "eps", "acc", None, "IFSGM", "ε (×1/255)", "accuracy (%)",
+                        out_dir / "fig_accuracy_vs_eps.png")
+
+
+@FIGURES.register("fig11_step_curves")
+def step_curves(frame: pd.DataFrame, out_dir: Path) -> Path | None:
+    """Fig. 11 (D.4): instantaneous vs cumulative accuracy after each attack step (seed 0)."""
+    rows = frame[frame["experiment"] == "step-curve"]
+    if rows.empty:
+        return None
+    rows = rows[rows["seed"] == rows["seed"].min()]
+    panels = _panels(rows, ["dataset", "arch", "box"])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for ax, (key, group) in zip(axes[0], panels, strict=True):
+        for index, (method, per_method) in enumerate(group.groupby("method", sort=True)):
+            color = f"C{index}"
+            for metric, style in (("acc_instant", "-"), ("acc_cumulative", "--")):
+                curve = per_method[per_method["metric"] == metric].groupby("steps")["value"].mean()
+                ax.plot(curve.index, curve.values, style, color=color,
+                        label=f"{method} {metric.removeprefix('acc_')}")
+        eps = group["eps"].iloc[0] * 255
+        ax.set_title(f"{key[0]} {key[1]} {key[2]}-box, ε={eps:g}/255")
+        ax.set_xlabel("attack step")
+        ax.set_ylabel("accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, out_dir / "fig11_step_curves.png")
+
+
 def render_all(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Every figure the results can fill, written under `out_dir/figures/`."""
     written = []

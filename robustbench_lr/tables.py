@@ -96,7 +96,7 @@ def _reference() -> pd.DataFrame:
 
 def _format(mean: float, std: float, count: int, digits: int) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return ""
+        return "—"  # computed but undefined, e.g. a search that never reached its target
     fmt = f"{{:.{digits}f}}" if abs(mean) >= 10 ** -digits or mean == 0 else "{:.2e}"
     text = fmt.format(mean)
     return f"{text} ± {fmt.format(std)}" if count > 1 and not math.isnan(std) else text
@@ -113,10 +113,14 @@ def compute(frame: pd.DataFrame, spec: TableSpec) -> RenderedTable:
     keys = [*spec.index, *spec.across]
     stats = selected.groupby(keys, dropna=False)["value"].agg(["mean", "std", "count"]).reset_index()
     stats["std"] = stats["std"].fillna(0.0)
-    if spec.methods:
-        stats["method"] = pd.Categorical(stats["method"], categories=spec.methods, ordered=True)
+    ordered = {"method": spec.methods, "box": ("white", "black", "")}
+    for column, order in ordered.items():
+        if order and column in keys:
+            stats[column] = pd.Categorical(stats[column], categories=[*order, *sorted(set(stats[column]) - set(order))], ordered=True)
     stats = stats.sort_values(keys).reset_index(drop=True)
-    stats["method"] = stats["method"].astype(str)
+    for column in ordered:
+        if column in keys:
+            stats[column] = stats[column].astype(str)
     ref = _reference()
     ref = _select(ref[ref["table"] == spec.name], {}, spec.from_param)
     join = [c for c in ("dataset", "arch", "method", *spec.across) if c in ref.columns]
@@ -155,7 +159,7 @@ def _markdown(stats: pd.DataFrame, spec: TableSpec) -> str:
     seeds = int(stats["count"].max())
     agg = f"mean ± std over {seeds} seeds" if seeds > 1 else "one seed"
     note = f"\n\n{spec.note}" if spec.note else ""
-    return f"### {spec.name}: {spec.title}\n\n{table}\n\n({agg}; empty cell = not run){note}\n"
+    return f"### {spec.name}: {spec.title}\n\n{table}\n\n({agg}; empty cell = not run; — = run, but undefined: e.g. the search never reached its target){note}\n"
 
 
 def _reference_block(spec: TableSpec) -> str:

@@ -54,7 +54,8 @@ class Analysis:
     """A registered analysis: `run(checkpoint_dir, results_path, options)`.
 
     `run` must not write to the results file itself (the command appends its rows); it may
-    write figures next to `results_path` and list them in `AnalysisResult.files`.
+    write figures beside `results_path` (analysis/plotting.py) and list them in
+    `AnalysisResult.files`.
     """
 
     name: str
@@ -87,8 +88,3 @@ def resolve_tap(model: StagedNet, tap: str | None, default: str) -> str:
     if name not in model.tap_names:
         raise ValueError(f"unknown tap {name!r}; this model has: {', '.join(model.tap_names)}")
     return name
-
-
-def figure_path(results_path: Path, stem: str) -> Path:
-    """Where a figure for `results_path` goes: the same folder, `<stem>.png`."""
-    return Path(results_path).parent / f"{stem}.png"

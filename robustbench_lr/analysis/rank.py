@@ -15,20 +15,22 @@ reported as NaN (the summary line says "> k").
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
+import pandas as pd
 import torch
+from matplotlib.figure import Figure
 
 from robustbench_lr import models, results
 from robustbench_lr.analysis.base import (
     Analysis,
     AnalysisOptions,
     AnalysisResult,
-    figure_path,
     load_checkpoint_data,
     resolve_tap,
 )
-from robustbench_lr.io import atomic_write
+from robustbench_lr.analysis.plotting import save_figure
 
 EXACT_MAX = 4096  # min(n, m) above which svdvals is too slow for 2 CPU cores
 RANDOMIZED_K = 1024  # singular values estimated by the randomized SVD
@@ -99,20 +101,13 @@ def run_rank(checkpoint: Path, out: Path, options: AnalysisOptions) -> AnalysisR
 
 
 def plot_curves(out: Path, new_rows: list[dict], cfg: dict, tap: str) -> Path:
-    """Fig. 2: the variance-ratio curves of every model of this dataset/arch/tap in `out`.
+    """Fig. 2: the variance-ratio curves of every model of this dataset/arch/width/tap in `out`.
 
     Curves already in the results file (other methods and seeds) are drawn beside the new one,
     so analysing the N-LR and the LR checkpoint in turn yields the paper's comparison.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
     frame = results.read(out)
     new = pd.DataFrame([results.make_row(**r) for r in new_rows])
-    mine = new["checkpoint"].iloc[0]
     same = (
         (frame["experiment"] == "rank")
         & (frame["metric"] == "variance_ratio")
@@ -120,10 +115,11 @@ def plot_curves(out: Path, new_rows: list[dict], cfg: dict, tap: str) -> Path:
         & (frame["dataset"] == cfg["dataset"])
         & (frame["arch"] == cfg["arch"])
         & (frame["width"] == float(cfg["width"]))
-        & (frame["checkpoint"] != mine)
+        & (frame["checkpoint"] != new["checkpoint"].iloc[0])
     )
     curves = pd.concat([frame[same], new[new["metric"] == "variance_ratio"]], ignore_index=True)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.add_subplot()
     for (method, seed, _), group in curves.groupby(["method", "seed", "checkpoint"], sort=True):
         group = group.sort_values("steps")
         ax.plot(group["steps"], group["value"], label=f"{method} (seed {seed})")
@@ -134,17 +130,12 @@ def plot_curves(out: Path, new_rows: list[dict], cfg: dict, tap: str) -> Path:
     ax.set_title(f"{cfg['dataset']} {cfg['arch']} w{float(cfg['width']):g} @ {tap}")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = figure_path(
-        out,
-        f"rank_{cfg['dataset']}_{cfg['arch']}_w{float(cfg['width']):g}_{tap}".replace(
-            ":", "-"
-        ).replace("/", "-"),
+    stem = re.sub(
+        r"[^A-Za-z0-9_.=-]+",
+        "-",
+        f"rank_{cfg['dataset']}_{cfg['arch']}_w{float(cfg['width']):g}_{tap}",
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    plt.close(fig)
-    return path
+    return save_figure(fig, out, stem)
 
 
 RANK = Analysis(

@@ -27,7 +27,7 @@ from robustbench_lr.attacks.base import (
 )
 
 # Modules whose import registers attacks, in the order `--help` and the registry list them.
-ATTACK_MODULES = ("iterative", "deepfool", "noise")
+ATTACK_MODULES = ("iterative", "deepfool", "noise", "strong")
 for _module in ATTACK_MODULES:
     importlib.import_module(f"robustbench_lr.attacks.{_module}")
 

@@ -85,7 +85,9 @@ def _deepfool_ours(
             break
         if (len(active) - n_standing) * (k - 1) > n_standing:
             # Back-propagating K-1 times through the rows that just left would cost more than
-            # one fresh forward pass on the rows that stay: rebuild the graph without them.
+            # one fresh forward pass on the rows that stay: rebuild the graph without them
+            # (dropping the old graph first, so the two never coexist in memory).
+            del logits, xa
             active = active[standing]
             xa = x_adv[active].requires_grad_(True)
             step = _closest_boundary_step(model(xa), xa, classes[active])

@@ -42,6 +42,7 @@ class Evaluation:
 
     @property
     def n(self) -> int:
+        """Number of evaluated samples (the results' `n` column)."""
         return int(self.clean.numel())
 
     @property
@@ -51,6 +52,7 @@ class Evaluation:
 
     @property
     def clean_acc(self) -> float:
+        """The target's accuracy (%) on the unperturbed subset: the baseline of every attack row."""
         return 100.0 * self.clean.float().mean().item()
 
     @property

@@ -94,27 +94,37 @@ def _until_fooled(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     device = model_device(model)
     x, y = x.to(device), y.to(device)
-    eps_t = _per_sample(eps, len(x), device)
     x_adv = x.clone()
     steps = torch.zeros(len(x), dtype=torch.long, device=device)
-    active = torch.arange(len(x), device=device)
+    # The samples still standing, kept compact: their original index, iterate, clean input,
+    # label and ε. A sample that falls is written back to x_adv and dropped.
+    idx = torch.arange(len(x), device=device)
+    cur, x0, yy, ee = x.clone(), x, y, _per_sample(eps, len(x), device)
     for t in range(max_steps + 1):
-        xa = x_adv[active].requires_grad_(True)
-        logits = model(xa)
+        final = t == max_steps
+        xa = cur.detach().requires_grad_(not final)
+        if judge is None or not final:
+            with torch.set_grad_enabled(not final):
+                logits = model(xa)
         if judge is None:
-            standing = logits.detach().argmax(1) == y[active]
+            judged = logits.detach()
         else:
             with torch.no_grad():
-                standing = judge(xa.detach()).argmax(1) == y[active]
-        if t == max_steps or not standing.any():
+                judged = judge(xa.detach())
+        standing = judged.argmax(1) == yy
+        rows = None
+        if not standing.all():
+            x_adv[idx[~standing]] = xa.detach()[~standing]
+            rows = standing.nonzero().flatten()
+            idx, cur, x0, yy, ee = idx[rows], cur[rows], x0[rows], yy[rows], ee[rows]
+        if final or len(idx) == 0:
             break
-        rows = standing.nonzero().flatten()
-        active = active[standing]
-        (grad,) = torch.autograd.grad(rule(logits[rows], y[active]), xa)
-        x_adv[active] = linf_project(
-            xa.detach()[rows] + alpha * grad[rows].sign(), x[active], eps_t[active]
-        )
-        steps[active] += 1
+        kept = logits if rows is None else logits[rows]
+        (grad,) = torch.autograd.grad(rule(kept, yy), xa)
+        base, grad = (xa.detach(), grad) if rows is None else (xa.detach()[rows], grad[rows])
+        cur = linf_project(base + alpha * grad.sign(), x0, ee)
+        steps[idx] += 1
+    x_adv[idx] = cur.detach()
     return x_adv, steps
 
 

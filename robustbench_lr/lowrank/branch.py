@@ -29,6 +29,8 @@ class LowRankBranch(nn.Module):
         self.rank = rank
         self.ws = nn.Parameter(torch.zeros(m, m))
         self.b = nn.Parameter(torch.zeros(m))
+        # mean ‖a + b‖² of the current batch: set by the penalty, read by W's step (not saved)
+        self.register_buffer("scale", torch.ones(()), persistent=False)
 
     def weight(self) -> torch.Tensor:
         """The effective symmetric matrix W = (Ws + Wsᵀ)/2 (Appendix B.1)."""

@@ -27,7 +27,10 @@ class AttackGrid:
     noise_draws: int = 1
     minrho: tuple[str, ...] = ()
     minrho_n: int = 200
+    # The search's own knobs (`robustbench-lr minrho` flags); the paper's D.3 uses α = 1/255.
+    minrho_flags: tuple[str, ...] = ()
     curves: bool = False
+    curve_eps: float = 8 / 255  # budget of the instantaneous/cumulative curves (Fig. 11)
     square_queries: int = 1000
 
 
@@ -43,6 +46,9 @@ class Profile:
     analyses: tuple[str, ...]
     audit: bool
     audit_n: int
+    audit_eps: float = 8 / 255
+    # `--option KEY=VALUE` pairs handed to every analysis (e.g. the attacks' eps for Table 6).
+    analysis_options: dict[str, str] = field(default_factory=dict)
     tables: tuple[str, ...] = ()
     source_path: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -93,7 +99,9 @@ def load_profile(name_or_path: str) -> Profile:
             noise_draws=int(grid.get("noise_draws", 1)),
             minrho=tuple(grid.get("minrho", [])),
             minrho_n=int(grid.get("minrho_n", 200)),
+            minrho_flags=tuple(f"--{k.replace('_', '-')}={v}" for k, v in grid.get("minrho_options", {}).items()),
             curves=bool(grid.get("curves", False)),
+            curve_eps=parse_fraction(grid.get("curve_eps", "8/255")),
             square_queries=int(grid.get("square_queries", 1000)),
         )
         analyses = tuple(raw.get("analyses", {}).get("kinds", []))
@@ -103,6 +111,8 @@ def load_profile(name_or_path: str) -> Profile:
         return Profile(name=raw["name"], description=raw.get("description", ""), models=tuple(configs),
                        n=int(raw.get("n", 500)), attacks=attacks, analyses=analyses,
                        audit=bool(audit.get("enabled", False)), audit_n=int(audit.get("n", 200)),
+                       audit_eps=parse_fraction(audit.get("eps", "8/255")),
+                       analysis_options={k: str(v) for k, v in raw.get("analyses", {}).get("options", {}).items()},
                        tables=tuple(raw.get("tables", [])), source_path=source, raw=raw)
     except KeyError as err:
         raise ValueError(f"profile {source}: missing or unknown entry {err}") from None
