@@ -8,6 +8,7 @@ rename, so benchmarks run one after another or side by side never clobber each o
 from __future__ import annotations
 
 import fcntl
+import os
 import platform
 from pathlib import Path
 
@@ -22,7 +23,11 @@ TITLE = "# Performance\n\nWritten by `make perf` (benchmarks/*.py); each script 
 def machine() -> str:
     """One line saying where the numbers were measured (they only compare within a machine)."""
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA"
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, {gpu}, torch {torch.__version__}"
+    cpu = f"{platform.processor() or platform.machine()} x{os.cpu_count()}"
+    load = f"load average {os.getloadavg()[0]:.1f}"  # timings on a shared machine are only as good as this
+    return (
+        f"{cpu}, {torch.get_num_threads()} torch threads, {load}, {gpu}, torch {torch.__version__}"
+    )
 
 
 def write_section(name: str, markdown: str, path: Path = PERF) -> Path:

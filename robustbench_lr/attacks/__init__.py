@@ -80,10 +80,12 @@ def check_bounds(
 
     A result outside the threat model would make every robustness number built on it wrong.
     """
-    low, high = x_adv.min().item() if len(x) else 0.0, x_adv.max().item() if len(x) else 0.0
+    if len(x) == 0:
+        return
+    low, high = x_adv.min().item(), x_adv.max().item()
     if low < -BOUND_SLACK or high > 1 + BOUND_SLACK:
         raise RuntimeError(f"attack {spec.name!r} left [0, 1]: values span [{low}, {high}]")
-    if spec.norm == "linf" and len(x):
+    if spec.norm == "linf":
         size = (x_adv - x).abs().max().item()
         if size > params["eps"] + BOUND_SLACK:
             raise RuntimeError(
