@@ -173,6 +173,24 @@ def plan_minrho(ctx: BenchContext) -> list[Job]:
     return jobs
 
 
+@STAGES.register("audit")
+def plan_audit(ctx: BenchContext) -> list[Job]:
+    """The robustness audit on every model (issue 8): gradient-masking checks and the worst case per example."""
+    if not ctx.profile.audit:
+        return []
+    log_path = ctx.out_dir / "bench.log"
+    jobs = []
+    for cfg in ctx.profile.models:
+        folder = str(ctx.folder(cfg))
+        argv = ["audit", "--checkpoint", folder, "--eps", repr(ctx.profile.audit_eps), "--n", str(ctx.profile.audit_n),
+                "--queries", str(ctx.profile.attacks.square_queries), *_common_flags(ctx)]
+        source = ctx.nlr_source(cfg)
+        if source is not None and source != cfg:
+            argv += ["--source", str(ctx.folder(source))]
+        jobs.append(Job("audit", f"audit:{folder}", lambda a=argv: _command(a, log_path)))
+    return jobs
+
+
 @STAGES.register("analyses")
 def plan_analyses(ctx: BenchContext) -> list[Job]:
     """Every analysis of the profile on every model (rows and figures under <out>/)."""

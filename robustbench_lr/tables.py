@@ -26,6 +26,21 @@ MODEL_INDEX = ("dataset", "arch", "width", "method")
 
 
 @dataclass(frozen=True)
+class ModelColumn:
+    """A per-model column appended to a table (e.g. the audit's AutoAttack accuracy and verdict)."""
+
+    label: str
+    where: Mapping[str, Any]
+    verdict: bool = False  # render a failed-check count as pass / fail (k)
+
+
+AUDIT_COLUMNS = (
+    ModelColumn("AutoAttack (worst case/example)", {"experiment": "audit", "attack": "audit", "metric": "worst_case_acc"}),
+    ModelColumn("audit verdict", {"experiment": "audit", "attack": "audit", "metric": "failed_checks"}, verdict=True),
+)
+
+
+@dataclass(frozen=True)
 class TableSpec:
     """One paper table: a filter on the results file and the layout of its cells."""
 
@@ -39,6 +54,7 @@ class TableSpec:
     note: str = ""
     # New columns read out of the `param` text (`k=v;k=v` or `<tap>:d=<d>`), e.g. noise `p`.
     from_param: tuple[str, ...] = ()
+    model_columns: tuple[ModelColumn, ...] = ()
     extra_where: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -131,10 +147,28 @@ def compute(frame: pd.DataFrame, spec: TableSpec) -> RenderedTable:
         stats = stats.merge(paper, on=join, how="left")
     else:
         stats["paper"] = float("nan")
-    return RenderedTable(spec, stats, _markdown(stats, spec))
+    extras = _model_columns(frame, spec)
+    return RenderedTable(spec, stats, _markdown(stats, spec, extras))
 
 
-def _markdown(stats: pd.DataFrame, spec: TableSpec) -> str:
+def _model_columns(frame: pd.DataFrame, spec: TableSpec) -> dict[tuple, dict[str, str]]:
+    """Cells of the spec's per-model columns, keyed like the table's rows."""
+    cells: dict[tuple, dict[str, str]] = {}
+    for column in spec.model_columns:
+        rows = _select(frame, column.where)
+        for key, group in rows.groupby(list(spec.index)):
+            if column.verdict:
+                failed = int(group["value"].max())
+                eps = _eps_label(float(group["eps"].iloc[0]))
+                text = f"pass (ε={eps})" if failed == 0 else f"fail: {failed} check(s) (ε={eps})"
+            else:
+                text = _format(group["value"].mean(), group["value"].std(), len(group), spec.digits)
+                text += f" (ε={_eps_label(float(group['eps'].iloc[0]))})"
+            cells.setdefault(tuple(str(k) if not isinstance(k, float) else k for k in key), {})[column.label] = text
+    return cells
+
+
+def _markdown(stats: pd.DataFrame, spec: TableSpec, extras: dict[tuple, dict[str, str]] | None = None) -> str:
     from tabulate import tabulate
 
     has_paper = stats["paper"].notna().any()
@@ -154,6 +188,11 @@ def _markdown(stats: pd.DataFrame, spec: TableSpec) -> str:
         headers.append(label)
         if has_paper:
             headers.append(f"paper {label}")
+    extras = extras or {}
+    extra_labels = [c.label for c in spec.model_columns if any(c.label in e for e in extras.values())]
+    for key, line in cells.items():
+        line.update(extras.get(key, {}))
+    headers += extra_labels
     body = [[*key, *(line.get(h, "") for h in headers[len(spec.index):])] for key, line in cells.items()]
     table = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
     seeds = int(stats["count"].max())
@@ -200,9 +239,9 @@ _ADV = {"experiment": "attack", "attack": "ifsgm", "metric": "acc"}
 
 for _spec in (
     TableSpec("table1", "IFSGM adversarial accuracy (%), white-box and black-box (from N-LR)",
-              _ADV, ("box", "eps", "steps"), methods=LR_METHODS),
+              _ADV, ("box", "eps", "steps"), methods=LR_METHODS, model_columns=AUDIT_COLUMNS),
     TableSpec("table2", "Other regularizers vs LR: white-box IFSGM accuracy (%)",
-              {**_ADV, "box": "white"}, ("eps", "steps"), methods=ALL_METHODS),
+              {**_ADV, "box": "white"}, ("eps", "steps"), methods=ALL_METHODS, model_columns=AUDIT_COLUMNS),
     TableSpec("table3", "Normalized L2 dissimilarity ρ needed to misclassify > 99% (min-perturbation search)",
               {"experiment": "minrho", "metric": "rho"}, ("attack", "box"), methods=ALL_METHODS, digits=3),
     TableSpec("table4", "Accuracy (%) under random pixel noise, N(0, σ) added with probability p",

@@ -9,6 +9,7 @@ Budgets are cut (n, queries, steps) to keep the file near a minute on 2 cores.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -22,10 +23,10 @@ from robustbench_lr.audit import (
     AUDIT_EPS,
     CHECKS,
     AuditOptions,
+    audit_checkpoint,
     audit_model,
     probe_determinism,
     probe_gradients,
-    report_rows,
     sweep_eps,
 )
 from robustbench_lr.evalset import load_eval_set
@@ -108,9 +109,14 @@ def digits(nlr_digits: Path):
 
 
 @pytest.fixture(scope="module")
-def honest(digits):
-    """The N-LR model's audit, transfer crafted on the N-LR model itself."""
-    return audit_model(digits.model, digits.x, digits.y, HONEST, source=digits.model)
+def audited(nlr_digits: Path):
+    """The N-LR checkpoint's audit (the bench's entry point), transfer crafted on itself."""
+    return audit_checkpoint(nlr_digits, HONEST, source=nlr_digits, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def honest(audited):
+    return audited.report
 
 
 @pytest.fixture(
@@ -214,54 +220,67 @@ def test_sweep_reaches_the_top_budget():
     assert sweep_eps(0.5, 0.5) == [0.5]
 
 
-def test_rows_feed_the_leaderboard(honest, nlr_digits, tmp_path):
-    meta = load_eval_set(nlr_digits, 1).meta
-    rows = report_rows(honest, results.model_fields(meta, nlr_digits), str(nlr_digits))
-    frame = results.append(tmp_path / "results.csv", rows)
+def test_rows_feed_the_leaderboard(audited, nlr_digits, tmp_path):
+    frame = results.append(tmp_path / "results.csv", audited.rows)
     summary = frame[(frame["experiment"] == "audit") & (frame["attack"] == "audit")]
     value = dict(zip(summary["metric"], summary["value"], strict=True))
-    assert value["worst_case_acc"] == pytest.approx(honest.worst_case_acc)
+    assert value["worst_case_acc"] == pytest.approx(audited.report.worst_case_acc)
     assert value["failed_checks"] == 0 and (summary["eps"] == EPS).all()
     statuses = frame[frame["attack"].str.startswith("check:") & (frame["metric"] == "status")]
     assert len(statuses) == len(CHECKS.names()) and (statuses["value"] == 0).all()
+    at_eps = frame[(frame["metric"] == "acc") & ((frame["eps"] - EPS).abs() < 1e-9)]
+    assert len(at_eps) == 12 and value["worst_case_acc"] <= at_eps["value"].min()
+    meta = load_eval_set(nlr_digits, 1).meta
     clean = results.make_row(
         **results.model_fields(meta, nlr_digits), experiment="clean", metric="clean_acc", value=97.0
     )
     table = leaderboard.build(
         pd.concat([frame, pd.DataFrame([clean])]), leaderboard.Threat(eps=EPS)
     )
-    assert table.loc[0, "worst_case_acc"] == pytest.approx(honest.worst_case_acc)
+    assert table.loc[0, "worst_case_acc"] == pytest.approx(audited.report.worst_case_acc)
     assert table.loc[0, "audit"] == "pass"
+    assert audited.filename == "audit_digits_resnet18-w0.25_nlr_seed0_eps32.md"
 
 
-def test_cli_writes_rows_and_markdown(nlr_digits, tmp_path, capsys):
+def test_transfer_check_is_skipped_without_a_source(honest):
+    b = honest.battery
+    alone = replace(
+        b,
+        runs={k: r for k, r in b.runs.items() if not r.transfer},
+        evaluations={k: e for k, e in b.evaluations.items() if k != "transfer"},
+    )
+    check = CHECKS["whitebox-beats-transfer"]
+    result = check.fn(alone, check)
+    assert result.status == "skip" and "--source" in result.detail
+    full = check.fn(b, check)
+    assert full.status == "pass" and full.count == 0
+
+
+def test_cli_writes_rows_and_markdown(honest, nlr_digits, tmp_path, capsys, monkeypatch):
+    """The command's own job: flags -> options, rows appended, audit_*.md beside the results.
+    The battery itself is the fixture's (re-running it here would only repeat it)."""
+    import robustbench_lr.audit as audit
+
+    seen = {}
+
+    def recorded(model, x, y, options, source=None):
+        seen.update(options=options, n=len(y), source=source)
+        return honest
+
+    monkeypatch.setattr(audit, "audit_model", recorded)
     out = tmp_path / "reports" / "results.csv"
     argv = ["audit", "--checkpoint", str(nlr_digits), "--n", "10", "--queries", "10"]
-    argv += [
-        "--steps",
-        "2",
-        "--targets",
-        "1",
-        "--restarts",
-        "1",
-        "--device",
-        "cpu",
-        "--out",
-        str(out),
-    ]
+    argv += ["--steps", "2", "--targets", "1", "--device", "cpu", "--out", str(out)]
     assert cli.main(argv) == 0
-    frame = results.read(out)
-    summary = frame[frame["attack"] == "audit"].set_index("metric")["value"]
-    at_eps = frame[(frame["metric"] == "acc") & ((frame["eps"] - EPS).abs() < 1e-9)]
-    assert len(at_eps) >= 10 and summary["worst_case_acc"] <= at_eps["value"].min() + 1e-9
-    checks = frame[frame["attack"].str.startswith("check:") & (frame["metric"] == "status")]
-    assert summary["failed_checks"] == (checks["value"] == 2).sum()
-    skipped = frame[frame["attack"] == "check:whitebox-beats-transfer"]  # no --source given
-    assert skipped["value"].isna().all()
-    md = out.parent / "audit_digits_resnet18-w0.25_nlr_seed0_eps32.md"
-    text = md.read_text()
+    options = seen["options"]
+    assert options.eps == pytest.approx(EPS)  # digits default
+    assert (options.n, options.queries, options.steps, options.targets) == (10, 10, 2, 1)
+    assert seen["n"] == 10 and seen["source"] is None
+    summary = results.read(out).query("attack == 'audit'").set_index("metric")["value"]
+    assert summary["worst_case_acc"] == pytest.approx(honest.worst_case_acc)
+    text = (out.parent / "audit_digits_resnet18-w0.25_nlr_seed0_eps32.md").read_text()
     assert all(f"| {name} " in text for name in CHECKS.names())
-    assert "SKIP" in text and "worst case per example" in text
+    assert "**Verdict: PASS**" in text and "worst case per example" in text
     assert "robust accuracy" in capsys.readouterr().out
     assert cli.main([*argv, "--eps", "0.9"]) == 2
     assert "audit eps must be in (0, 0.5]" in capsys.readouterr().err
