@@ -6,7 +6,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from robustbench_lr import plots, results, tables
+from robustbench_lr import leaderboard, plots, results, tables
 from robustbench_lr.checkpoints import environment
 from robustbench_lr.io import atomic_write_text
 from robustbench_lr.profiles import Profile
@@ -19,11 +19,15 @@ def render_report(profile: Profile | None, out_dir: Path, state: dict[str, Any] 
     frame = results.read(results_path or out_dir / "results.csv")
     rendered = tables.render_all(frame, out_dir, list(profile.tables) if profile and profile.tables else None)
     figures = plots.render_all(frame, out_dir)
+    board_files: list[Path] = []
+    if profile is not None:
+        threat = leaderboard.Threat(eps=profile.audit_eps, steps=max(profile.attacks.ifsgm_steps))
+        board_files = leaderboard.write(leaderboard.build(frame, threat), threat, out_dir / "leaderboard.md")
     figures += sorted(p for p in out_dir.rglob("*.png") if p not in figures)
     files = [out_dir / f"{t.spec.name}.{ext}" for t in rendered if t.numbers is not None for ext in ("csv", "md")]
     index = _index(profile, out_dir, rendered, figures, frame, state or {})
     files.append(atomic_write_text(out_dir / "README.md", index))
-    return files + figures
+    return files + board_files + figures
 
 
 def _index(profile: Profile | None, out_dir: Path, rendered: list[tables.RenderedTable], figures: list[Path],
@@ -46,6 +50,8 @@ def _index(profile: Profile | None, out_dir: Path, rendered: list[tables.Rendere
         lines.append("Skipped tables (this run has no data for them):\n")
         lines += [f"- {t.spec.name} ({t.spec.title}): {t.skipped_reason}" for t in skipped]
         lines.append("")
+    if profile is not None:
+        lines += ["## Leaderboard\n", "[leaderboard.md](leaderboard.md) (one JSON per model in `leaderboard_models/`)", ""]
     lines.append("## Figures\n")
     lines += [f"- [{p.relative_to(out_dir)}]({p.relative_to(out_dir)})" for p in figures] or ["(none)"]
     lines += ["", "## Environment\n"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -65,6 +65,9 @@ def train(cfg: TrainConfig, out_root: str | Path = "checkpoints", device: str = 
     set_deterministic(dev)
     method = METHODS.get(cfg.method)
     opts = method.resolve(cfg.method_options)
+    # Store fully resolved options, so a run started with defaults left implicit (in code) and
+    # one started from the CLI (which resolves them) are recognised as the same run.
+    cfg = replace(cfg, method_options=opts)
     folder = checkpoint_dir(out_root, cfg)
     saved = checkpoints.load_train_state(folder, cfg)
     if saved is not None and saved.epoch >= cfg.epochs:
