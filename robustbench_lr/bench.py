@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -209,9 +210,13 @@ def plan_analyses(ctx: BenchContext) -> list[Job]:
             for box, options in runs.items():
                 if box == "black" and kind not in ADVERSARIAL_ANALYSES:
                     continue
-                run = (lambda a=analysis, f=folder, o=options: a.run(f, ctx.results_path, o).rows)
+                run = partial(_analysis_rows, analysis, folder, ctx.results_path, options)
                 jobs.append(Job("analyses", f"analysis:{kind}:{box}:{folder}", run))
     return jobs
+
+
+def _analysis_rows(analysis, folder: Path, results_path: Path, options) -> list[dict[str, Any]]:
+    return analysis.run(folder, results_path, options).rows
 
 
 # Analyses that craft adversarial examples and so have a black-box (transfer) variant.

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from robustbench_lr.commands.common import add_data_flags, add_device_flag, dataset_help, load_options
+from robustbench_lr.commands.common import (
+    add_data_flags,
+    add_device_flag,
+    dataset_help,
+    load_options,
+)
 from robustbench_lr.config import TrainConfig
 from robustbench_lr.methods import METHODS, all_options
 from robustbench_lr.models import ARCHS

@@ -7,11 +7,12 @@ fails before hours of training rather than after.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from robustbench_lr.config import TrainConfig, parse_fraction
 
