@@ -11,7 +11,9 @@ HERE = Path(__file__).parent
 
 def main() -> int:
     """Run each `benchmarks/*.py` (but this one and private helpers) in turn; fail if one fails."""
-    scripts = sorted(p for p in HERE.glob("*.py") if p.name != Path(__file__).name and not p.name.startswith("_"))
+    scripts = sorted(
+        p for p in HERE.glob("*.py") if p.name != Path(__file__).name and not p.name.startswith("_")
+    )
     for script in scripts:
         print(f"== {script.name}", flush=True)
         subprocess.run([sys.executable, str(script)], check=True, cwd=HERE.parent)

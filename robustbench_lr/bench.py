@@ -72,8 +72,13 @@ class BenchContext:
     def nlr_source(self, cfg: TrainConfig) -> TrainConfig | None:
         """The N-LR model of the same dataset/arch/width/seed (the paper's black-box source)."""
         for other in self.profile.models:
-            if (other.method == "nlr" and other.dataset == cfg.dataset and other.arch == cfg.arch
-                    and other.width == cfg.width and other.seed == cfg.seed):
+            if (
+                other.method == "nlr"
+                and other.dataset == cfg.dataset
+                and other.arch == cfg.arch
+                and other.width == cfg.width
+                and other.seed == cfg.seed
+            ):
                 return other
         return None
 
@@ -89,14 +94,33 @@ def plan_training(ctx: BenchContext) -> list[Job]:
 
     def job(cfg: TrainConfig) -> Callable[[], list[dict[str, Any]]]:
         def run() -> list[dict[str, Any]]:
-            result = train(cfg, ctx.ckpt_root, ctx.device, ctx.load_options, progress=False, data=ctx.data_for(cfg))
+            result = train(
+                cfg,
+                ctx.ckpt_root,
+                ctx.device,
+                ctx.load_options,
+                progress=False,
+                data=ctx.data_for(cfg),
+            )
             meta = checkpoints.read_meta(result.folder)
             data = ctx.data_for(cfg)
-            return [results.make_row(**results.model_fields(meta, result.folder), experiment="clean",
-                                     attack="clean", metric="clean_acc", value=meta["clean_acc"], n=len(data.y_test))]
+            return [
+                results.make_row(
+                    **results.model_fields(meta, result.folder),
+                    experiment="clean",
+                    attack="clean",
+                    metric="clean_acc",
+                    value=meta["clean_acc"],
+                    n=len(data.y_test),
+                )
+            ]
+
         return run
 
-    return [Job("train", f"train:{ctx.folder(cfg)}:{cfg.epochs}", job(cfg)) for cfg in ctx.profile.models]
+    return [
+        Job("train", f"train:{ctx.folder(cfg)}:{cfg.epochs}", job(cfg))
+        for cfg in ctx.profile.models
+    ]
 
 
 def _command(argv: list[str], log_path: Path) -> list[dict[str, Any]]:
@@ -113,7 +137,9 @@ def _command(argv: list[str], log_path: Path) -> list[dict[str, Any]]:
         print("$ robustbench-lr " + " ".join(argv))
         status = args.handler(args)
     if status:
-        raise RuntimeError(f"`robustbench-lr {' '.join(argv)}` exited with {status}; see {log_path}")
+        raise RuntimeError(
+            f"`robustbench-lr {' '.join(argv)}` exited with {status}; see {log_path}"
+        )
     return []
 
 
@@ -140,17 +166,41 @@ def plan_attacks(ctx: BenchContext) -> list[Job]:
     for cfg in ctx.profile.models:
         folder = str(ctx.folder(cfg))
         base = ["attack", "--checkpoint", folder, "--n", n, *_common_flags(ctx)]
-        ifsgm = ["--attack", "ifsgm", "--eps", _eps_list(grid.ifsgm_eps), "--steps", ",".join(map(str, grid.ifsgm_steps))]
+        ifsgm = [
+            "--attack",
+            "ifsgm",
+            "--eps",
+            _eps_list(grid.ifsgm_eps),
+            "--steps",
+            ",".join(map(str, grid.ifsgm_steps)),
+        ]
         runs = {"ifsgm-white": base + ifsgm}
         source = ctx.nlr_source(cfg)
         if grid.blackbox and source is not None:
             runs["ifsgm-black"] = base + ifsgm + ["--source", str(ctx.folder(source))]
         if grid.noise_p:
-            runs["noise"] = base + ["--attack", "noise", "--p", _eps_list(grid.noise_p), "--noise-draws", str(grid.noise_draws)]
+            runs["noise"] = base + [
+                "--attack",
+                "noise",
+                "--p",
+                _eps_list(grid.noise_p),
+                "--noise-draws",
+                str(grid.noise_draws),
+            ]
         if grid.curves:
-            runs["step-curve"] = base + ["--attack", "ifsgm", "--eps", repr(grid.curve_eps), "--steps", str(max(grid.ifsgm_steps)), "--per-step"]
+            runs["step-curve"] = base + [
+                "--attack",
+                "ifsgm",
+                "--eps",
+                repr(grid.curve_eps),
+                "--steps",
+                str(max(grid.ifsgm_steps)),
+                "--per-step",
+            ]
         for name, argv in runs.items():
-            jobs.append(Job("attacks", f"attack:{name}:{folder}", lambda a=argv: _command(a, log_path)))
+            jobs.append(
+                Job("attacks", f"attack:{name}:{folder}", lambda a=argv: _command(a, log_path))
+            )
     return jobs
 
 
@@ -164,13 +214,25 @@ def plan_minrho(ctx: BenchContext) -> list[Job]:
     jobs = []
     for cfg in ctx.profile.models:
         folder = str(ctx.folder(cfg))
-        argv = ["minrho", "--checkpoint", folder, "--attack", ",".join(grid.minrho), "--n", str(grid.minrho_n),
-                *grid.minrho_flags, *_common_flags(ctx), *(["--per-sample"] if grid.curves else [])]
+        argv = [
+            "minrho",
+            "--checkpoint",
+            folder,
+            "--attack",
+            ",".join(grid.minrho),
+            "--n",
+            str(grid.minrho_n),
+            *grid.minrho_flags,
+            *_common_flags(ctx),
+            *(["--per-sample"] if grid.curves else []),
+        ]
         jobs.append(Job("minrho", f"minrho:white:{folder}", lambda a=argv: _command(a, log_path)))
         source = ctx.nlr_source(cfg)
         if grid.blackbox and source is not None and source != cfg:
             black = argv + ["--source", str(ctx.folder(source))]
-            jobs.append(Job("minrho", f"minrho:black:{folder}", lambda a=black: _command(a, log_path)))
+            jobs.append(
+                Job("minrho", f"minrho:black:{folder}", lambda a=black: _command(a, log_path))
+            )
     return jobs
 
 
@@ -183,8 +245,18 @@ def plan_audit(ctx: BenchContext) -> list[Job]:
     jobs = []
     for cfg in ctx.profile.models:
         folder = str(ctx.folder(cfg))
-        argv = ["audit", "--checkpoint", folder, "--eps", repr(ctx.profile.audit_eps), "--n", str(ctx.profile.audit_n),
-                "--queries", str(ctx.profile.attacks.square_queries), *_common_flags(ctx)]
+        argv = [
+            "audit",
+            "--checkpoint",
+            folder,
+            "--eps",
+            repr(ctx.profile.audit_eps),
+            "--n",
+            str(ctx.profile.audit_n),
+            "--queries",
+            str(ctx.profile.attacks.square_queries),
+            *_common_flags(ctx),
+        ]
         source = ctx.nlr_source(cfg)
         if source is not None and source != cfg:
             argv += ["--source", str(ctx.folder(source))]
@@ -200,7 +272,11 @@ def plan_analyses(ctx: BenchContext) -> list[Job]:
     jobs = []
     for cfg in ctx.profile.models:
         folder = ctx.folder(cfg)
-        runs = {"white": AnalysisOptions(device=ctx.device, load=ctx.load_options, extra=ctx.profile.analysis_options)}
+        runs = {
+            "white": AnalysisOptions(
+                device=ctx.device, load=ctx.load_options, extra=ctx.profile.analysis_options
+            )
+        }
         source = ctx.nlr_source(cfg)
         if ctx.profile.attacks.blackbox and source is not None and source != cfg:
             extra = {**ctx.profile.analysis_options, "source": str(ctx.folder(source))}
@@ -244,13 +320,21 @@ class BenchSummary:
     seconds: dict[str, float]
 
 
-def run_bench(profile: Profile, out_dir: Path, ckpt_root: Path = Path("checkpoints"), device: str = "auto",
-              load_options: LoadOptions | None = None, progress: bool = True,
-              stages: list[str] | None = None) -> BenchSummary:
+def run_bench(
+    profile: Profile,
+    out_dir: Path,
+    ckpt_root: Path = Path("checkpoints"),
+    device: str = "auto",
+    load_options: LoadOptions | None = None,
+    progress: bool = True,
+    stages: list[str] | None = None,
+) -> BenchSummary:
     """Run every stage of `profile` that is not done yet, then render tables, figures and README."""
     from robustbench_lr.report import render_report
 
-    ctx = BenchContext(profile, Path(out_dir), Path(ckpt_root), device, load_options or LoadOptions(), progress)
+    ctx = BenchContext(
+        profile, Path(out_dir), Path(ckpt_root), device, load_options or LoadOptions(), progress
+    )
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     state_path = ctx.out_dir / STATE_FILE
     state = _read_state(state_path)
@@ -266,7 +350,9 @@ def run_bench(profile: Profile, out_dir: Path, ckpt_root: Path = Path("checkpoin
         skipped[stage] = len(jobs) - len(todo)
         ran[stage] = 0
         started = time.time()
-        for job in tqdm(todo, desc=f"bench {profile.name}: {stage}", unit="job", disable=not progress):
+        for job in tqdm(
+            todo, desc=f"bench {profile.name}: {stage}", unit="job", disable=not progress
+        ):
             torch.manual_seed(0)
             rows = job.run()
             results.append(ctx.results_path, rows)

@@ -57,12 +57,22 @@ def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
             for name in module.parametrizations.keys():
                 state[f"{prefix}.{name}" if prefix else name] = getattr(module, name)
     model.train(was_training)
-    return {k: v.detach().float().cpu().contiguous() if v.is_floating_point() else v.detach().cpu().contiguous()
-            for k, v in state.items()}
+    return {
+        k: v.detach().float().cpu().contiguous()
+        if v.is_floating_point()
+        else v.detach().cpu().contiguous()
+        for k, v in state.items()
+    }
 
 
 def _identity(cfg: TrainConfig) -> dict[str, str]:
-    return {"format": FORMAT, "dataset": cfg.dataset, "arch": cfg.arch, "width": f"{cfg.width:g}", "method": cfg.method}
+    return {
+        "format": FORMAT,
+        "dataset": cfg.dataset,
+        "arch": cfg.arch,
+        "width": f"{cfg.width:g}",
+        "method": cfg.method,
+    }
 
 
 _META_KEY = "robustbench_lr"
@@ -85,7 +95,9 @@ def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         with safe_open(str(path), framework="pt") as handle:
             metadata = json.loads((handle.metadata() or {}).get(_META_KEY, "{}"))
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path} is corrupt or truncated ({err}); delete it to retrain") from None
+        raise CheckpointError(
+            f"{path} is corrupt or truncated ({err}); delete it to retrain"
+        ) from None
     return tensors, metadata
 
 
@@ -93,7 +105,9 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
     """The checkpoint's meta.json; a clear error when it is not a checkpoint folder."""
     path = Path(folder) / META_FILE
     if not path.exists():
-        raise CheckpointError(f"{folder} is not a robustbench-lr checkpoint: {META_FILE} is missing")
+        raise CheckpointError(
+            f"{folder} is not a robustbench-lr checkpoint: {META_FILE} is missing"
+        )
     try:
         meta = json.loads(path.read_text())
     except json.JSONDecodeError as err:
@@ -109,12 +123,27 @@ def environment() -> dict[str, str]:
     import sklearn
 
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).parent, check=False).stdout.strip() or "unknown"
+        rev = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                cwd=Path(__file__).parent,
+                check=False,
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         rev = "unknown"
-    return {"robustbench_lr": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
-            "sklearn": sklearn.__version__, "python": platform.python_version(), "git_revision": rev}
+    return {
+        "robustbench_lr": __version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "sklearn": sklearn.__version__,
+        "python": platform.python_version(),
+        "git_revision": rev,
+    }
 
 
 @dataclass
@@ -128,9 +157,17 @@ class TrainState:
     optimizer: dict[str, torch.Tensor]
 
 
-def save(folder: Path, cfg: TrainConfig, spec: DatasetSpec, model: nn.Module, aux: nn.Module,
-         optimizer: torch.optim.Optimizer, epoch: int, history: list[dict[str, float]],
-         extra_meta: dict[str, Any]) -> None:
+def save(
+    folder: Path,
+    cfg: TrainConfig,
+    spec: DatasetSpec,
+    model: nn.Module,
+    aux: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    epoch: int,
+    history: list[dict[str, float]],
+    extra_meta: dict[str, Any],
+) -> None:
     """Write one epoch's checkpoint: weights and train state first, meta.json last.
 
     The train state carries its own epoch and history, so a kill between two renames still
@@ -144,7 +181,9 @@ def save(folder: Path, cfg: TrainConfig, spec: DatasetSpec, model: nn.Module, au
             if torch.is_tensor(value):
                 state[f"optim/{index}/{key}"] = value
     state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    _save_tensors(folder / STATE_FILE, state, {**ident, "epoch": str(epoch), "history": json.dumps(history)})
+    _save_tensors(
+        folder / STATE_FILE, state, {**ident, "epoch": str(epoch), "history": json.dumps(history)}
+    )
     _save_tensors(folder / MODEL_FILE, plain_state_dict(model), {**ident, "epoch": str(epoch)})
     meta = {
         "format": FORMAT,
@@ -179,7 +218,13 @@ def load_train_state(folder: Path, cfg: TrainConfig) -> TrainState | None:
     for key, value in tensors.items():
         group, rest = key.split("/", 1)
         split[group][rest] = value
-    return TrainState(int(metadata["epoch"]), json.loads(metadata["history"]), split["model"], split["aux"], split["optim"])
+    return TrainState(
+        int(metadata["epoch"]),
+        json.loads(metadata["history"]),
+        split["model"],
+        split["aux"],
+        split["optim"],
+    )
 
 
 def restore_optimizer(optimizer: torch.optim.Optimizer, saved: dict[str, torch.Tensor]) -> None:
@@ -196,7 +241,9 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, saved: dict[str, torch.T
 def _check_identity(path: Path, metadata: dict[str, str], expected: dict[str, str]) -> None:
     wrong = {k: (metadata.get(k), v) for k, v in expected.items() if metadata.get(k) != v}
     if wrong:
-        detail = ", ".join(f"{k}: file has {have!r}, expected {want!r}" for k, (have, want) in wrong.items())
+        detail = ", ".join(
+            f"{k}: file has {have!r}, expected {want!r}" for k, (have, want) in wrong.items()
+        )
         raise CheckpointError(f"{path} belongs to another model ({detail})")
 
 
@@ -212,7 +259,9 @@ def build_from_meta(meta: dict[str, Any]):
 
     cfg = TrainConfig.from_dict(meta["config"])
     spec_raw = meta["dataset_spec"]
-    spec = DatasetSpec(**{**spec_raw, "mean": tuple(spec_raw["mean"]), "std": tuple(spec_raw["std"])})
+    spec = DatasetSpec(
+        **{**spec_raw, "mean": tuple(spec_raw["mean"]), "std": tuple(spec_raw["std"])}
+    )
     model = models.build(cfg.arch, spec, cfg.width)
     method = METHODS.get(cfg.method)
     method.structure(model, cfg.arch, method.resolve(cfg.method_options))
@@ -235,5 +284,7 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu"):
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as err:
-        raise CheckpointError(f"{folder / MODEL_FILE} does not fit {cfg.arch} on {cfg.dataset}: {str(err).splitlines()[0]}") from None
+        raise CheckpointError(
+            f"{folder / MODEL_FILE} does not fit {cfg.arch} on {cfg.dataset}: {str(err).splitlines()[0]}"
+        ) from None
     return model.to(device).eval(), meta

@@ -14,14 +14,27 @@ import sys
 from robustbench_lr import __version__
 
 # Subcommand modules, in the order `--help` lists them.
-COMMAND_MODULES = ("train", "evaluate", "attack", "minrho", "audit", "analyze", "regress", "bench", "report", "leaderboard")
+COMMAND_MODULES = (
+    "train",
+    "evaluate",
+    "attack",
+    "minrho",
+    "audit",
+    "analyze",
+    "regress",
+    "bench",
+    "report",
+    "leaderboard",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser; each command module adds its own flags."""
     parser = argparse.ArgumentParser(prog="robustbench-lr", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"robustbench-lr {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log progress details to stderr"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         module = importlib.import_module(f"robustbench_lr.commands.{module_name}")
@@ -38,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     from robustbench_lr.registry import UnknownNameError
 
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return int(args.handler(args) or 0)
     except (CheckpointError, DatasetError, UnknownNameError, ValueError, FileNotFoundError) as err:

@@ -138,7 +138,9 @@ def load_digits(options: LoadOptions) -> Data:
     x_train = torch.from_numpy(x_tr)
     mean, std = _channel_stats(x_train)
     spec = DatasetSpec("digits", 1, 8, 10, mean, std, augment=False)
-    return Data(spec, x_train, torch.from_numpy(y_tr), torch.from_numpy(x_te), torch.from_numpy(y_te))
+    return Data(
+        spec, x_train, torch.from_numpy(y_tr), torch.from_numpy(x_te), torch.from_numpy(y_te)
+    )
 
 
 # ---- CIFAR (python pickles) -------------------------------------------------------------------
@@ -184,7 +186,10 @@ def _read_cifar(
     folder = root / tv_class.base_folder
     if options.download and not folder.exists():
         tv_class(root=str(root), train=True, download=True)  # torchvision verifies checksums
-    files = {"train": [f for f, _ in tv_class.train_list], "test": [f for f, _ in tv_class.test_list]}
+    files = {
+        "train": [f for f, _ in tv_class.train_list],
+        "test": [f for f, _ in tv_class.test_list],
+    }
     if not all((folder / f).exists() for split in files.values() for f in split):
         raise _missing(name, folder)
     arrays = {}
@@ -282,23 +287,35 @@ _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 def _npz_images(path: Path, key: str, x: np.ndarray) -> torch.Tensor:
     if x.ndim != 4:
-        raise DatasetError(f"{path}: {key} must be 4-D (N,H,W,C uint8 or N,C,H,W float), got shape {x.shape}")
+        raise DatasetError(
+            f"{path}: {key} must be 4-D (N,H,W,C uint8 or N,C,H,W float), got shape {x.shape}"
+        )
     if x.dtype == np.uint8:
         if x.shape[3] not in (1, 3):
-            raise DatasetError(f"{path}: uint8 {key} must be NHWC with 1 or 3 channels, got shape {x.shape}")
+            raise DatasetError(
+                f"{path}: uint8 {key} must be NHWC with 1 or 3 channels, got shape {x.shape}"
+            )
         return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).float().div_(255)
     if x.dtype in (np.float32, np.float64):
         if x.shape[1] not in (1, 3):
-            raise DatasetError(f"{path}: float {key} must be NCHW with 1 or 3 channels, got shape {x.shape}")
+            raise DatasetError(
+                f"{path}: float {key} must be NCHW with 1 or 3 channels, got shape {x.shape}"
+            )
         if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-            raise DatasetError(f"{path}: float {key} must lie in [0, 1], got range [{x.min()}, {x.max()}]")
+            raise DatasetError(
+                f"{path}: float {key} must lie in [0, 1], got range [{x.min()}, {x.max()}]"
+            )
         return torch.from_numpy(x.astype(np.float32))
-    raise DatasetError(f"{path}: {key} has dtype {x.dtype}; expected uint8 (NHWC) or float32/float64 (NCHW)")
+    raise DatasetError(
+        f"{path}: {key} has dtype {x.dtype}; expected uint8 (NHWC) or float32/float64 (NCHW)"
+    )
 
 
 def _npz_labels(path: Path, key: str, y: np.ndarray, n: int) -> torch.Tensor:
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise DatasetError(f"{path}: {key} must be a 1-D integer array, got shape {y.shape} dtype {y.dtype}")
+        raise DatasetError(
+            f"{path}: {key} must be a 1-D integer array, got shape {y.shape} dtype {y.dtype}"
+        )
     if len(y) != n:
         raise DatasetError(f"{path}: {key} has {len(y)} labels but its images have {n}")
     if len(y) and y.min() < 0:
@@ -322,14 +339,18 @@ def load_npz(path: Path) -> Data:
     x_train = _npz_images(path, "x_train", arrays["x_train"])
     x_test = _npz_images(path, "x_test", arrays["x_test"])
     if x_train.shape[1:] != x_test.shape[1:]:
-        raise DatasetError(f"{path}: x_train images {tuple(x_train.shape[1:])} and x_test images {tuple(x_test.shape[1:])} differ in shape")
+        raise DatasetError(
+            f"{path}: x_train images {tuple(x_train.shape[1:])} and x_test images {tuple(x_test.shape[1:])} differ in shape"
+        )
     if x_train.shape[2] != x_train.shape[3]:
         raise DatasetError(f"{path}: images must be square, got {tuple(x_train.shape[2:])}")
     y_train = _npz_labels(path, "y_train", arrays["y_train"], len(x_train))
     y_test = _npz_labels(path, "y_test", arrays["y_test"], len(x_test))
     num_classes = int(y_train.max()) + 1
     if len(y_test) and int(y_test.max()) >= num_classes:
-        raise DatasetError(f"{path}: y_test has label {int(y_test.max())} but y_train only has labels 0..{num_classes - 1}")
+        raise DatasetError(
+            f"{path}: y_test has label {int(y_test.max())} but y_train only has labels 0..{num_classes - 1}"
+        )
     mean, std = _channel_stats(x_train)
     spec = DatasetSpec(f"npz:{path}", x_train.shape[1], x_train.shape[2], num_classes, mean, std)
     return Data(spec, x_train, y_train, x_test, y_test)

@@ -12,7 +12,10 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.T
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    out = [model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
+    out = [
+        model(x[i : i + batch_size].to(device)).argmax(1).cpu()
+        for i in range(0, len(x), batch_size)
+    ]
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
 

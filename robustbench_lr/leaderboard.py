@@ -46,18 +46,28 @@ def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
     adv = frame[close & (frame["steps"] == threat.steps)]
     columns = {
         "clean_acc": _mean(frame, experiment="clean", metric="clean_acc"),
-        "robust_acc": _mean(adv, experiment="attack", attack=threat.attack, box="white", metric="acc"),
-        "blackbox_acc": _mean(adv, experiment="attack", attack=threat.attack, box="black", metric="acc"),
+        "robust_acc": _mean(
+            adv, experiment="attack", attack=threat.attack, box="white", metric="acc"
+        ),
+        "blackbox_acc": _mean(
+            adv, experiment="attack", attack=threat.attack, box="black", metric="acc"
+        ),
         "worst_case_acc": _mean(frame[close], experiment="audit", metric="worst_case_acc"),
         "noise_acc": _mean(frame, experiment="attack", attack="noise", metric="acc"),
-        "deepfool_rho": _mean(frame, experiment="minrho", attack="deepfool", box="white", metric="rho"),
+        "deepfool_rho": _mean(
+            frame, experiment="minrho", attack="deepfool", box="white", metric="rho"
+        ),
     }
     seeds = frame[frame["experiment"] == "clean"].groupby(MODEL)["seed"].nunique().rename("seeds")
     table = pd.concat({**columns, "seeds": seeds}, axis=1)
     table.index.names = MODEL
     if table.empty:
         return table
-    verdicts = frame[(frame["experiment"] == "audit") & (frame["metric"] == "failed_checks")].groupby(MODEL)["value"].max()
+    verdicts = (
+        frame[(frame["experiment"] == "audit") & (frame["metric"] == "failed_checks")]
+        .groupby(MODEL)["value"]
+        .max()
+    )
     table["audit"] = verdicts.map(lambda v: "fail" if v > 0 else "pass").reindex(table.index)
     rank_by = "worst_case_acc" if table["worst_case_acc"].notna().any() else "robust_acc"
     table = table.sort_values([rank_by, "clean_acc"], ascending=False, na_position="last")
@@ -69,22 +79,30 @@ def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
 
 def model_info(row: pd.Series, threat: Threat) -> dict[str, Any]:
     """One model's record in the shape of RobustBench's model_info JSON."""
+
     def number(key: str) -> float | None:
         value = row.get(key)
         return None if value is None or pd.isna(value) else round(float(value), 2)
 
     return {
         "name": f"{row['dataset']}/{row['arch']}-w{row['width']:g}/{row['method']}",
-        "dataset": row["dataset"], "architecture": row["arch"], "width": float(row["width"]),
-        "method": row["method"], "seeds": None if pd.isna(row.get("seeds")) else int(row["seeds"]),
+        "dataset": row["dataset"],
+        "architecture": row["arch"],
+        "width": float(row["width"]),
+        "method": row["method"],
+        "seeds": None if pd.isna(row.get("seeds")) else int(row["seeds"]),
         "clean_acc": number("clean_acc"),
         "reported": number("robust_acc"),
         "autoattack_acc": number("worst_case_acc"),
-        "threat_model": "Linf", "eps": f"{threat.eps * 255:g}/255",
-        "attack": threat.attack, "attack_params": {"steps": threat.steps, "random_start": False},
-        "blackbox_acc": number("blackbox_acc"), "noise_acc": number("noise_acc"),
+        "threat_model": "Linf",
+        "eps": f"{threat.eps * 255:g}/255",
+        "attack": threat.attack,
+        "attack_params": {"steps": threat.steps, "random_start": False},
+        "blackbox_acc": number("blackbox_acc"),
+        "noise_acc": number("noise_acc"),
         "deepfool_rho": number("deepfool_rho"),
-        "additional_data": False, "adversarial_training": False,
+        "additional_data": False,
+        "adversarial_training": False,
         "audit": None if pd.isna(row.get("audit")) else row.get("audit"),
         "suite": f"robustbench-lr {__version__}",
     }
@@ -100,11 +118,15 @@ def write(table: pd.DataFrame, threat: Threat, out: Path) -> list[Path]:
         text = f"# Leaderboard\n\nNo models with results for {threat.attack} at ε = {eps}.\n"
         return [atomic_write_text(out, text)]
     shown = table.astype(object).where(table.notna(), None)
-    body = tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".2f", missingval="")
+    body = tabulate(
+        shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".2f", missingval=""
+    )
     rank_by = table.attrs.get("rank_by", "robust_acc")
-    text = (f"# Leaderboard\n\nThreat: L∞ {threat.attack}, ε = {eps}, {threat.steps} steps, white-box. "
-            f"Ranked by `{rank_by}` (worst case per example over the audit's attacks when audited), then clean accuracy. "
-            f"`audit` = fail flags models whose gradient-masking checks failed.\n\n{body}\n")
+    text = (
+        f"# Leaderboard\n\nThreat: L∞ {threat.attack}, ε = {eps}, {threat.steps} steps, white-box. "
+        f"Ranked by `{rank_by}` (worst case per example over the audit's attacks when audited), then clean accuracy. "
+        f"`audit` = fail flags models whose gradient-masking checks failed.\n\n{body}\n"
+    )
     files = [atomic_write_text(out, text)]
     folder = out.parent / f"{out.stem}_models"
     for _, row in table.iterrows():

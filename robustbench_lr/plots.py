@@ -60,8 +60,16 @@ def variance_ratio(frame: pd.DataFrame, out_dir: Path) -> Path | None:
     return _save(fig, out_dir / "fig2_variance_ratio.png")
 
 
-def _line_panels(rows: pd.DataFrame, x: str, y_metric: str, x_metric: str | None, title: str,
-                 xlabel: str, ylabel: str, path: Path) -> Path | None:
+def _line_panels(
+    rows: pd.DataFrame,
+    x: str,
+    y_metric: str,
+    x_metric: str | None,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    path: Path,
+) -> Path | None:
     """One panel per (dataset, arch, box): a line per method, averaged over seeds."""
     if rows.empty:
         return None
@@ -73,7 +81,12 @@ def _line_panels(rows: pd.DataFrame, x: str, y_metric: str, x_metric: str | None
             if x_metric is None:
                 xs = ys.index.to_series()
             else:
-                xs = per_method[per_method["metric"] == x_metric].groupby(x)["value"].mean().reindex(ys.index)
+                xs = (
+                    per_method[per_method["metric"] == x_metric]
+                    .groupby(x)["value"]
+                    .mean()
+                    .reindex(ys.index)
+                )
             ax.plot(xs.values, ys.values, marker="o", ms=3, label=method)
         ax.set_title(f"{key[0]} {key[1]} {key[2]}-box {title}".strip())
         ax.set_xlabel(xlabel)
@@ -88,8 +101,16 @@ def accuracy_vs_rho(frame: pd.DataFrame, out_dir: Path) -> Path | None:
     """Fig. 4a / 9: IFSGM accuracy against the ρ its examples needed, over the ε sweep (20 steps)."""
     rows = frame[(frame["experiment"] == "attack") & (frame["attack"] == "ifsgm")]
     rows = rows[rows["steps"] == rows["steps"].max()] if not rows.empty else rows
-    return _line_panels(rows, "eps", "acc", "rho", "IFSGM", "ρ = ‖x_a − x‖₂ / ‖x‖₂", "accuracy (%)",
-                        out_dir / "fig4a_accuracy_vs_rho.png")
+    return _line_panels(
+        rows,
+        "eps",
+        "acc",
+        "rho",
+        "IFSGM",
+        "ρ = ‖x_a − x‖₂ / ‖x‖₂",
+        "accuracy (%)",
+        out_dir / "fig4a_accuracy_vs_rho.png",
+    )
 
 
 @FIGURES.register("fig_accuracy_vs_eps")
@@ -98,8 +119,16 @@ def accuracy_vs_eps(frame: pd.DataFrame, out_dir: Path) -> Path | None:
     rows = frame[(frame["experiment"] == "attack") & (frame["attack"] == "ifsgm")]
     rows = rows[rows["steps"] == rows["steps"].max()] if not rows.empty else rows
     rows = rows.assign(eps=rows["eps"] * 255)
-    return _line_panels(rows, "eps", "acc", None, "IFSGM", "ε (×1/255)", "accuracy (%)",
-                        out_dir / "fig_accuracy_vs_eps.png")
+    return _line_panels(
+        rows,
+        "eps",
+        "acc",
+        None,
+        "IFSGM",
+        "ε (×1/255)",
+        "accuracy (%)",
+        out_dir / "fig_accuracy_vs_eps.png",
+    )
 
 
 @FIGURES.register("fig11_step_curves")
@@ -116,8 +145,13 @@ def step_curves(frame: pd.DataFrame, out_dir: Path) -> Path | None:
             color = f"C{index}"
             for metric, style in (("acc_instant", "-"), ("acc_cumulative", "--")):
                 curve = per_method[per_method["metric"] == metric].groupby("steps")["value"].mean()
-                ax.plot(curve.index, curve.values, style, color=color,
-                        label=f"{method} {metric.removeprefix('acc_')}")
+                ax.plot(
+                    curve.index,
+                    curve.values,
+                    style,
+                    color=color,
+                    label=f"{method} {metric.removeprefix('acc_')}",
+                )
         eps = group["eps"].iloc[0] * 255
         ax.set_title(f"{key[0]} {key[1]} {key[2]}-box, ε={eps:g}/255")
         ax.set_xlabel("attack step")

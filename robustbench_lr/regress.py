@@ -45,10 +45,13 @@ class GateReport:
     passed: bool
 
 
-def compare(new: pd.DataFrame, baseline: pd.DataFrame, tol_pp: float = 2.0, tol_rel: float = 0.1) -> GateReport:
+def compare(
+    new: pd.DataFrame, baseline: pd.DataFrame, tol_pp: float = 2.0, tol_rel: float = 0.1
+) -> GateReport:
     """Match `new` against `baseline` and judge every row (see the module docstring)."""
-    merged = _normalized(baseline).merge(_normalized(new), on=MATCH_KEY, how="left",
-                                         suffixes=("_baseline", "_new"), indicator=True)
+    merged = _normalized(baseline).merge(
+        _normalized(new), on=MATCH_KEY, how="left", suffixes=("_baseline", "_new"), indicator=True
+    )
     statuses = []
     for _, row in merged.iterrows():
         old, cur, kind = row["value_baseline"], row["value_new"], judged_kind(row["metric"])
@@ -72,10 +75,29 @@ def render(report: GateReport, show_all: bool = False) -> str:
     from tabulate import tabulate
 
     shown = report.table if show_all else report.table[report.table["status"] != "ok"]
-    columns = ["dataset", "arch", "method", "seed", "experiment", "attack", "box", "eps", "steps",
-               "param", "metric", "value_baseline", "value_new", "delta", "status"]
+    columns = [
+        "dataset",
+        "arch",
+        "method",
+        "seed",
+        "experiment",
+        "attack",
+        "box",
+        "eps",
+        "steps",
+        "param",
+        "metric",
+        "value_baseline",
+        "value_new",
+        "delta",
+        "status",
+    ]
     counts = report.table["status"].value_counts().to_dict()
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
     verdict = "PASS" if report.passed else "FAIL"
-    body = tabulate(shown[columns], headers="keys", tablefmt="github", showindex=False, floatfmt=".4g") if len(shown) else "(no changes)"
+    body = (
+        tabulate(shown[columns], headers="keys", tablefmt="github", showindex=False, floatfmt=".4g")
+        if len(shown)
+        else "(no changes)"
+    )
     return f"{body}\n\nregression gate: {verdict} ({len(report.table)} baseline rows; {summary})"

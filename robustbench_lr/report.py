@@ -12,51 +12,92 @@ from robustbench_lr.io import atomic_write_text
 from robustbench_lr.profiles import Profile
 
 
-def render_report(profile: Profile | None, out_dir: Path, state: dict[str, Any] | None = None,
-                  results_path: Path | None = None) -> list[Path]:
+def render_report(
+    profile: Profile | None,
+    out_dir: Path,
+    state: dict[str, Any] | None = None,
+    results_path: Path | None = None,
+) -> list[Path]:
     """Render tables, figures and the index for one results file; returns the files written."""
     out_dir = Path(out_dir)
     frame = results.read(results_path or out_dir / "results.csv")
-    rendered = tables.render_all(frame, out_dir, list(profile.tables) if profile and profile.tables else None)
+    rendered = tables.render_all(
+        frame, out_dir, list(profile.tables) if profile and profile.tables else None
+    )
     figures = plots.render_all(frame, out_dir)
     board_files: list[Path] = []
     if profile is not None:
         threat = leaderboard.Threat(eps=profile.audit_eps, steps=max(profile.attacks.ifsgm_steps))
-        board_files = leaderboard.write(leaderboard.build(frame, threat), threat, out_dir / "leaderboard.md")
+        board_files = leaderboard.write(
+            leaderboard.build(frame, threat), threat, out_dir / "leaderboard.md"
+        )
     figures += sorted(p for p in out_dir.rglob("*.png") if p not in figures)
-    files = [out_dir / f"{t.spec.name}.{ext}" for t in rendered if t.numbers is not None for ext in ("csv", "md")]
+    files = [
+        out_dir / f"{t.spec.name}.{ext}"
+        for t in rendered
+        if t.numbers is not None
+        for ext in ("csv", "md")
+    ]
     index = _index(profile, out_dir, rendered, figures, frame, state or {})
     files.append(atomic_write_text(out_dir / "README.md", index))
     return files + board_files + figures
 
 
-def _index(profile: Profile | None, out_dir: Path, rendered: list[tables.RenderedTable], figures: list[Path],
-           frame, state: dict[str, Any]) -> str:
+def _index(
+    profile: Profile | None,
+    out_dir: Path,
+    rendered: list[tables.RenderedTable],
+    figures: list[Path],
+    frame,
+    state: dict[str, Any],
+) -> str:
     import torch
 
     title = f"# Bench report: {profile.name}" if profile else "# Report"
     lines = [title, ""]
     if profile:
-        lines += [profile.description, "", f"Profile: `{profile.source_path}`; models: {len(profile.models)}; "
-                  f"seeds: {sorted({c.seed for c in profile.models})}; attack subset n = {profile.n}.", ""]
-    lines += ["All numbers below are computed from `results.csv` in this folder (one tidy row per number).", ""]
+        lines += [
+            profile.description,
+            "",
+            f"Profile: `{profile.source_path}`; models: {len(profile.models)}; "
+            f"seeds: {sorted({c.seed for c in profile.models})}; attack subset n = {profile.n}.",
+            "",
+        ]
+    lines += [
+        "All numbers below are computed from `results.csv` in this folder (one tidy row per number).",
+        "",
+    ]
     lines.append("## Tables\n")
     for table in rendered:
         if table.numbers is None:
             continue
-        lines += [table.markdown, f"Files: [{table.spec.name}.csv]({table.spec.name}.csv), [{table.spec.name}.md]({table.spec.name}.md)", ""]
+        lines += [
+            table.markdown,
+            f"Files: [{table.spec.name}.csv]({table.spec.name}.csv), [{table.spec.name}.md]({table.spec.name}.md)",
+            "",
+        ]
     skipped = [t for t in rendered if t.numbers is None]
     if skipped:
         lines.append("Skipped tables (this run has no data for them):\n")
         lines += [f"- {t.spec.name} ({t.spec.title}): {t.skipped_reason}" for t in skipped]
         lines.append("")
     if profile is not None:
-        lines += ["## Leaderboard\n", "[leaderboard.md](leaderboard.md) (one JSON per model in `leaderboard_models/`)", ""]
+        lines += [
+            "## Leaderboard\n",
+            "[leaderboard.md](leaderboard.md) (one JSON per model in `leaderboard_models/`)",
+            "",
+        ]
     lines.append("## Figures\n")
-    lines += [f"- [{p.relative_to(out_dir)}]({p.relative_to(out_dir)})" for p in figures] or ["(none)"]
+    lines += [f"- [{p.relative_to(out_dir)}]({p.relative_to(out_dir)})" for p in figures] or [
+        "(none)"
+    ]
     lines += ["", "## Environment\n"]
     env = environment()
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    device = (
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    )
     lines += [f"- {k}: {v}" for k, v in env.items()]
     lines.append(f"- device: {device}")
     lines.append(f"- result rows: {len(frame)}")

@@ -17,19 +17,49 @@ import pandas as pd
 from robustbench_lr.io import atomic_write
 
 COLUMNS = [
-    "dataset", "arch", "width", "method", "seed", "checkpoint", "experiment", "attack", "box",
-    "source", "backend", "eps", "steps", "alpha", "param", "metric", "value", "n",
+    "dataset",
+    "arch",
+    "width",
+    "method",
+    "seed",
+    "checkpoint",
+    "experiment",
+    "attack",
+    "box",
+    "source",
+    "backend",
+    "eps",
+    "steps",
+    "alpha",
+    "param",
+    "metric",
+    "value",
+    "n",
 ]
 KEY = [c for c in COLUMNS if c not in ("value", "n")]
-_NUMERIC = {"width": float, "seed": int, "eps": float, "steps": int, "alpha": float, "value": float, "n": int}
+_NUMERIC = {
+    "width": float,
+    "seed": int,
+    "eps": float,
+    "steps": int,
+    "alpha": float,
+    "value": float,
+    "n": int,
+}
 _DEFAULTS: dict[str, Any] = {"width": 1.0, "seed": 0, "eps": 0.0, "steps": 0, "alpha": 0.0, "n": 0}
 
 
 def model_fields(meta: Mapping[str, Any], checkpoint: str | Path) -> dict[str, Any]:
     """The columns that identify a model, taken from its checkpoint's meta.json."""
     cfg = meta["config"]
-    return {"dataset": cfg["dataset"], "arch": cfg["arch"], "width": float(cfg["width"]),
-            "method": cfg["method"], "seed": int(cfg["seed"]), "checkpoint": str(checkpoint)}
+    return {
+        "dataset": cfg["dataset"],
+        "arch": cfg["arch"],
+        "width": float(cfg["width"]),
+        "method": cfg["method"],
+        "seed": int(cfg["seed"]),
+        "checkpoint": str(checkpoint),
+    }
 
 
 def make_row(**fields: Any) -> dict[str, Any]:
@@ -48,7 +78,9 @@ def read(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         return pd.DataFrame({c: pd.Series(dtype=_NUMERIC.get(c, object)) for c in COLUMNS})
-    frame = pd.read_csv(path, keep_default_na=False, dtype={c: str for c in COLUMNS if c not in _NUMERIC})
+    frame = pd.read_csv(
+        path, keep_default_na=False, dtype={c: str for c in COLUMNS if c not in _NUMERIC}
+    )
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path} is not a robustbench-lr results file: missing columns {missing}")

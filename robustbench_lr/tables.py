@@ -35,8 +35,15 @@ class ModelColumn:
 
 
 AUDIT_COLUMNS = (
-    ModelColumn("AutoAttack (worst case/example)", {"experiment": "audit", "attack": "audit", "metric": "worst_case_acc"}),
-    ModelColumn("audit verdict", {"experiment": "audit", "attack": "audit", "metric": "failed_checks"}, verdict=True),
+    ModelColumn(
+        "AutoAttack (worst case/example)",
+        {"experiment": "audit", "attack": "audit", "metric": "worst_case_acc"},
+    ),
+    ModelColumn(
+        "audit verdict",
+        {"experiment": "audit", "attack": "audit", "metric": "failed_checks"},
+        verdict=True,
+    ),
 )
 
 
@@ -82,8 +89,12 @@ def param_value(param: str, key: str) -> str:
     return match.group(1) if match else ""
 
 
-def _select(frame: pd.DataFrame, where: Mapping[str, Any], from_param: tuple[str, ...] = ()) -> pd.DataFrame:
-    frame = frame.assign(**{k: frame["param"].map(lambda p, k=k: param_value(p, k)) for k in from_param})
+def _select(
+    frame: pd.DataFrame, where: Mapping[str, Any], from_param: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    frame = frame.assign(
+        **{k: frame["param"].map(lambda p, k=k: param_value(p, k)) for k in from_param}
+    )
     mask = pd.Series(True, index=frame.index)
     for column, wanted in where.items():
         values = wanted if isinstance(wanted, tuple) else (wanted,)
@@ -106,14 +117,16 @@ def _reference() -> pd.DataFrame:
     from io import StringIO
 
     ref = pd.read_csv(StringIO(text), keep_default_na=False)
-    ref["eps"] = ref["eps"].map(lambda e: float(e.split("/")[0]) / float(e.split("/")[1]) if "/" in str(e) else 0.0)
+    ref["eps"] = ref["eps"].map(
+        lambda e: float(e.split("/")[0]) / float(e.split("/")[1]) if "/" in str(e) else 0.0
+    )
     return ref
 
 
 def _format(mean: float, std: float, count: int, digits: int) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "—"  # computed but undefined, e.g. a search that never reached its target
-    fmt = f"{{:.{digits}f}}" if abs(mean) >= 10 ** -digits or mean == 0 else "{:.2e}"
+    fmt = f"{{:.{digits}f}}" if abs(mean) >= 10**-digits or mean == 0 else "{:.2e}"
     text = fmt.format(mean)
     return f"{text} ± {fmt.format(std)}" if count > 1 and not math.isnan(std) else text
 
@@ -127,12 +140,18 @@ def compute(frame: pd.DataFrame, spec: TableSpec) -> RenderedTable:
         wanted = ", ".join(f"{k}={v}" for k, v in spec.where.items())
         return RenderedTable(spec, None, "", f"no results with {wanted} in this run")
     keys = [*spec.index, *spec.across]
-    stats = selected.groupby(keys, dropna=False)["value"].agg(["mean", "std", "count"]).reset_index()
+    stats = (
+        selected.groupby(keys, dropna=False)["value"].agg(["mean", "std", "count"]).reset_index()
+    )
     stats["std"] = stats["std"].fillna(0.0)
     ordered = {"method": spec.methods, "box": ("white", "black", "")}
     for column, order in ordered.items():
         if order and column in keys:
-            stats[column] = pd.Categorical(stats[column], categories=[*order, *sorted(set(stats[column]) - set(order))], ordered=True)
+            stats[column] = pd.Categorical(
+                stats[column],
+                categories=[*order, *sorted(set(stats[column]) - set(order))],
+                ordered=True,
+            )
     stats = stats.sort_values(keys).reset_index(drop=True)
     for column in ordered:
         if column in keys:
@@ -143,7 +162,9 @@ def compute(frame: pd.DataFrame, spec: TableSpec) -> RenderedTable:
     if not ref.empty:
         paper = ref[join + ["value"]].rename(columns={"value": "paper"})
         for column in join:
-            paper[column] = paper[column].astype(stats[column].dtype) if column in stats else paper[column]
+            paper[column] = (
+                paper[column].astype(stats[column].dtype) if column in stats else paper[column]
+            )
         stats = stats.merge(paper, on=join, how="left")
     else:
         stats["paper"] = float("nan")
@@ -164,11 +185,15 @@ def _model_columns(frame: pd.DataFrame, spec: TableSpec) -> dict[tuple, dict[str
             else:
                 text = _format(group["value"].mean(), group["value"].std(), len(group), spec.digits)
                 text += f" (ε={_eps_label(float(group['eps'].iloc[0]))})"
-            cells.setdefault(tuple(str(k) if not isinstance(k, float) else k for k in key), {})[column.label] = text
+            cells.setdefault(tuple(str(k) if not isinstance(k, float) else k for k in key), {})[
+                column.label
+            ] = text
     return cells
 
 
-def _markdown(stats: pd.DataFrame, spec: TableSpec, extras: dict[tuple, dict[str, str]] | None = None) -> str:
+def _markdown(
+    stats: pd.DataFrame, spec: TableSpec, extras: dict[tuple, dict[str, str]] | None = None
+) -> str:
     from tabulate import tabulate
 
     has_paper = stats["paper"].notna().any()
@@ -189,11 +214,16 @@ def _markdown(stats: pd.DataFrame, spec: TableSpec, extras: dict[tuple, dict[str
         if has_paper:
             headers.append(f"paper {label}")
     extras = extras or {}
-    extra_labels = [c.label for c in spec.model_columns if any(c.label in e for e in extras.values())]
+    extra_labels = [
+        c.label for c in spec.model_columns if any(c.label in e for e in extras.values())
+    ]
     for key, line in cells.items():
         line.update(extras.get(key, {}))
     headers += extra_labels
-    body = [[*key, *(line.get(h, "") for h in headers[len(spec.index):])] for key, line in cells.items()]
+    body = [
+        [*key, *(line.get(h, "") for h in headers[len(spec.index) :])]
+        for key, line in cells.items()
+    ]
     table = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
     seeds = int(stats["count"].max())
     agg = f"mean ± std over {seeds} seeds" if seeds > 1 else "one seed"
@@ -210,8 +240,21 @@ def _reference_block(spec: TableSpec) -> str:
     if ref.empty:
         return ""
     shown = ref.assign(eps=ref["eps"].map(lambda e: _eps_label(e) if e else ""))
-    columns = ["dataset", "arch", "method", "box", "attack", "eps", "steps", "param", "metric", "value"]
-    text = tabulate(shown[columns], headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
+    columns = [
+        "dataset",
+        "arch",
+        "method",
+        "box",
+        "attack",
+        "eps",
+        "steps",
+        "param",
+        "metric",
+        "value",
+    ]
+    text = tabulate(
+        shown[columns], headers="keys", tablefmt="github", showindex=False, disable_numparse=True
+    )
     return f"\nPaper's numbers for reference ({ref['note'].iloc[0]}):\n\n{text}\n"
 
 
@@ -228,7 +271,9 @@ def render(frame: pd.DataFrame, spec: TableSpec, out_dir: Path) -> RenderedTable
     return table
 
 
-def render_all(frame: pd.DataFrame, out_dir: Path, names: list[str] | None = None) -> list[RenderedTable]:
+def render_all(
+    frame: pd.DataFrame, out_dir: Path, names: list[str] | None = None
+) -> list[RenderedTable]:
     """Render every table (or `names`); tables without data come back with a skip reason."""
     return [render(frame, TABLES.get(name), out_dir) for name in (names or TABLES.names())]
 
@@ -238,28 +283,110 @@ ALL_METHODS = ("nlr", "snip", "srn", "sn", "1lr", "2lr", "bottle-lr")
 _ADV = {"experiment": "attack", "attack": "ifsgm", "metric": "acc"}
 
 for _spec in (
-    TableSpec("table1", "IFSGM adversarial accuracy (%), white-box and black-box (from N-LR)",
-              _ADV, ("box", "eps", "steps"), methods=LR_METHODS, model_columns=AUDIT_COLUMNS),
-    TableSpec("table2", "Other regularizers vs LR: white-box IFSGM accuracy (%)",
-              {**_ADV, "box": "white"}, ("eps", "steps"), methods=ALL_METHODS, model_columns=AUDIT_COLUMNS),
-    TableSpec("table3", "Normalized L2 dissimilarity ρ needed to misclassify > 99% (min-perturbation search)",
-              {"experiment": "minrho", "metric": "rho"}, ("attack", "box"), methods=ALL_METHODS, digits=3),
-    TableSpec("table4", "Accuracy (%) under random pixel noise, N(0, σ) added with probability p",
-              {"experiment": "attack", "attack": "noise", "metric": "acc"}, ("p",), methods=ALL_METHODS,
-              from_param=("p",), note="σ = 128/255 read as a standard deviation (the paper's N(0, 128/255) is ambiguous)."),
-    TableSpec("table5a", "Hybrid max-margin accuracy (%) on features before the FC vs embedding dimension",
-              {"experiment": "hybrid", "metric": "hybrid_acc"}, ("d",), methods=ALL_METHODS,
-              from_param=("d",), extra_where={"param": ("pre_fc:d=full", "pre_fc:d=10", "pre_fc:d=5", "fc3_in:d=full", "fc3_in:d=10", "fc3_in:d=5")}),
-    TableSpec("table5b", "Hybrid max-margin accuracy (%) replacing the last block and FC (features before block 4)",
-              {"experiment": "hybrid", "metric": "hybrid_acc"}, ("d",), methods=ALL_METHODS,
-              from_param=("d",), extra_where={"param": ("pre_block4:d=full", "pre_block4:d=20", "pre_block4:d=10", "fc1_in:d=full", "fc1_in:d=20", "fc1_in:d=10")}),
-    TableSpec("table6", "Max-margin hybrid accuracy (fraction) on adversarial examples that fooled the network",
-              {"experiment": "maxmargin", "metric": "maxmargin_acc"}, ("attack", "box", "param"), methods=ALL_METHODS, digits=2),
-    TableSpec("table7", "Clean test accuracy (%)", {"experiment": "clean", "metric": "clean_acc"}, (), methods=ALL_METHODS),
-    TableSpec("table9", "CIFAR-100 fine: clean and IFSGM (ε = 8/255, 7 steps) accuracy (%)",
-              {"dataset": "cifar100", "metric": ("clean_acc", "acc"), "attack": ("clean", "ifsgm"), "box": ("", "white"),
-               "experiment": ("clean", "attack")}, ("attack", "eps", "steps"), methods=ALL_METHODS),
-    TableSpec("table10", "Smallest ε (L∞) at which > 99% is misclassified (min-perturbation search)",
-              {"experiment": "minrho", "metric": "eps"}, ("attack", "box"), methods=ALL_METHODS, digits=3),
+    TableSpec(
+        "table1",
+        "IFSGM adversarial accuracy (%), white-box and black-box (from N-LR)",
+        _ADV,
+        ("box", "eps", "steps"),
+        methods=LR_METHODS,
+        model_columns=AUDIT_COLUMNS,
+    ),
+    TableSpec(
+        "table2",
+        "Other regularizers vs LR: white-box IFSGM accuracy (%)",
+        {**_ADV, "box": "white"},
+        ("eps", "steps"),
+        methods=ALL_METHODS,
+        model_columns=AUDIT_COLUMNS,
+    ),
+    TableSpec(
+        "table3",
+        "Normalized L2 dissimilarity ρ needed to misclassify > 99% (min-perturbation search)",
+        {"experiment": "minrho", "metric": "rho"},
+        ("attack", "box"),
+        methods=ALL_METHODS,
+        digits=3,
+    ),
+    TableSpec(
+        "table4",
+        "Accuracy (%) under random pixel noise, N(0, σ) added with probability p",
+        {"experiment": "attack", "attack": "noise", "metric": "acc"},
+        ("p",),
+        methods=ALL_METHODS,
+        from_param=("p",),
+        note="σ = 128/255 read as a standard deviation (the paper's N(0, 128/255) is ambiguous).",
+    ),
+    TableSpec(
+        "table5a",
+        "Hybrid max-margin accuracy (%) on features before the FC vs embedding dimension",
+        {"experiment": "hybrid", "metric": "hybrid_acc"},
+        ("d",),
+        methods=ALL_METHODS,
+        from_param=("d",),
+        extra_where={
+            "param": (
+                "pre_fc:d=full",
+                "pre_fc:d=10",
+                "pre_fc:d=5",
+                "fc3_in:d=full",
+                "fc3_in:d=10",
+                "fc3_in:d=5",
+            )
+        },
+    ),
+    TableSpec(
+        "table5b",
+        "Hybrid max-margin accuracy (%) replacing the last block and FC (features before block 4)",
+        {"experiment": "hybrid", "metric": "hybrid_acc"},
+        ("d",),
+        methods=ALL_METHODS,
+        from_param=("d",),
+        extra_where={
+            "param": (
+                "pre_block4:d=full",
+                "pre_block4:d=20",
+                "pre_block4:d=10",
+                "fc1_in:d=full",
+                "fc1_in:d=20",
+                "fc1_in:d=10",
+            )
+        },
+    ),
+    TableSpec(
+        "table6",
+        "Max-margin hybrid accuracy (fraction) on adversarial examples that fooled the network",
+        {"experiment": "maxmargin", "metric": "maxmargin_acc"},
+        ("attack", "box", "param"),
+        methods=ALL_METHODS,
+        digits=2,
+    ),
+    TableSpec(
+        "table7",
+        "Clean test accuracy (%)",
+        {"experiment": "clean", "metric": "clean_acc"},
+        (),
+        methods=ALL_METHODS,
+    ),
+    TableSpec(
+        "table9",
+        "CIFAR-100 fine: clean and IFSGM (ε = 8/255, 7 steps) accuracy (%)",
+        {
+            "dataset": "cifar100",
+            "metric": ("clean_acc", "acc"),
+            "attack": ("clean", "ifsgm"),
+            "box": ("", "white"),
+            "experiment": ("clean", "attack"),
+        },
+        ("attack", "eps", "steps"),
+        methods=ALL_METHODS,
+    ),
+    TableSpec(
+        "table10",
+        "Smallest ε (L∞) at which > 99% is misclassified (min-perturbation search)",
+        {"experiment": "minrho", "metric": "eps"},
+        ("attack", "box"),
+        methods=ALL_METHODS,
+        digits=3,
+    ),
 ):
     TABLES.add(_spec.name, _spec)

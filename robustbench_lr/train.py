@@ -53,9 +53,14 @@ class TrainResult:
     epochs_run: int  # epochs trained by this call (0 when the checkpoint was already complete)
 
 
-def train(cfg: TrainConfig, out_root: str | Path = "checkpoints", device: str = "auto",
-          load_options: LoadOptions | None = None, progress: bool = True,
-          data: Data | None = None) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    out_root: str | Path = "checkpoints",
+    device: str = "auto",
+    load_options: LoadOptions | None = None,
+    progress: bool = True,
+    data: Data | None = None,
+) -> TrainResult:
     """Train (or resume, or skip if finished) the model described by `cfg`.
 
     `data` may be passed to reuse already-loaded tensors (the bench trains many models on one
@@ -74,7 +79,12 @@ def train(cfg: TrainConfig, out_root: str | Path = "checkpoints", device: str = 
         return TrainResult(folder, saved.history[-1]["test_acc"], 0)
 
     if data is None:
-        data = load(cfg.dataset, load_options or LoadOptions(svhn_extra=cfg.svhn_extra), cfg.train_limit, cfg.test_limit)
+        data = load(
+            cfg.dataset,
+            load_options or LoadOptions(svhn_extra=cfg.svhn_extra),
+            cfg.train_limit,
+            cfg.test_limit,
+        )
     torch.manual_seed(cfg.seed)
     model = models.build(cfg.arch, data.spec, cfg.width)
     method.structure(model, cfg.arch, opts)
@@ -83,12 +93,22 @@ def train(cfg: TrainConfig, out_root: str | Path = "checkpoints", device: str = 
         model.to(memory_format=torch.channels_last)
     x_train, y_train = data.x_train.to(dev), data.y_train.to(dev)
     batches0 = epoch_batches(len(y_train), cfg.batch_size, cfg.seed, -1)
-    ctx = TrainContext(model, cfg.arch, data.spec, (x_train[batches0[0]], y_train[batches0[0]]),
-                       cfg.epochs, len(epoch_batches(len(y_train), cfg.batch_size, cfg.seed, 0)), cfg.seed, dev)
+    ctx = TrainContext(
+        model,
+        cfg.arch,
+        data.spec,
+        (x_train[batches0[0]], y_train[batches0[0]]),
+        cfg.epochs,
+        len(epoch_batches(len(y_train), cfg.batch_size, cfg.seed, 0)),
+        cfg.seed,
+        dev,
+    )
     aux = method.prepare(ctx, opts).to(dev)
     optimizer = torch.optim.SGD(
         [{"params": list(model.parameters())}, *method.aux_param_groups(aux, opts)],
-        lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
     )
     history: list[dict[str, float]] = []
     start = 0
@@ -108,8 +128,12 @@ def train(cfg: TrainConfig, out_root: str | Path = "checkpoints", device: str = 
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch + 7)
         sums: dict[str, float] = {}
         seen = correct = 0
-        bar = tqdm(epoch_batches(len(y_train), cfg.batch_size, cfg.seed, epoch),
-                   desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        bar = tqdm(
+            epoch_batches(len(y_train), cfg.batch_size, cfg.seed, epoch),
+            desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}",
+            disable=not progress,
+            leave=False,
+        )
         for idx in bar:
             step += 1
             x, y = x_train[idx], y_train[idx]
@@ -122,10 +146,17 @@ def train(cfg: TrainConfig, out_root: str | Path = "checkpoints", device: str = 
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
                 logits, acts = model.run(x, taps)
                 ce = F.cross_entropy(logits.float(), y)
-            terms = method.penalty(aux, {k: v.float() for k, v in acts.items()}, Progress(epoch, step, cfg.epochs), opts)
+            terms = method.penalty(
+                aux,
+                {k: v.float() for k, v in acts.items()},
+                Progress(epoch, step, cfg.epochs),
+                opts,
+            )
             loss = ce + sum(terms.losses.values(), torch.zeros((), device=dev))
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}")
+                raise FloatingPointError(
+                    f"loss became {loss.item()} at epoch {epoch + 1}, step {step}"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -137,14 +168,30 @@ def train(cfg: TrainConfig, out_root: str | Path = "checkpoints", device: str = 
                 for key, value in {"loss": ce, **terms.losses, **terms.logs}.items():
                     sums[key] = sums.get(key, 0.0) + float(value) * n
             bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}", acc=f"{100 * correct / seen:.1f}")
-        record = {"epoch": epoch + 1, "lr": lr_at(cfg, epoch), "train_acc": 100.0 * correct / seen,
-                  **{k: v / seen for k, v in sums.items()},
-                  "test_acc": accuracy(model, data.x_test, data.y_test)}
+        record = {
+            "epoch": epoch + 1,
+            "lr": lr_at(cfg, epoch),
+            "train_acc": 100.0 * correct / seen,
+            **{k: v / seen for k, v in sums.items()},
+            "test_acc": accuracy(model, data.x_test, data.y_test),
+        }
         history.append(record)
         log.info("epoch %d: %s", epoch + 1, record)
-        checkpoints.save(folder, cfg, data.spec, model, aux, optimizer, epoch + 1, history,
-                         {"method_options": opts, "method_info": method.describe(model, aux, opts),
-                          "tap_sizes": models.tap_sizes(model, data.spec.channels, data.spec.size),
-                          "device": dev.type})
+        checkpoints.save(
+            folder,
+            cfg,
+            data.spec,
+            model,
+            aux,
+            optimizer,
+            epoch + 1,
+            history,
+            {
+                "method_options": opts,
+                "method_info": method.describe(model, aux, opts),
+                "tap_sizes": models.tap_sizes(model, data.spec.channels, data.spec.size),
+                "device": dev.type,
+            },
+        )
     final = history[-1]["test_acc"] if history else math.nan
     return TrainResult(folder, final, cfg.epochs - start)

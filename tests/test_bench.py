@@ -22,7 +22,11 @@ def test_smoke_bench_resumes_and_passes_the_gate(tmp_path: Path):
     first = run_bench(profile, out, ckpts, device="cpu", progress=False, stages=["train"])
     assert first.trained == len(profile.models)
     second = run_bench(profile, out, ckpts, device="cpu", progress=False)
-    assert second.trained == 0 and second.ran["train"] == 0 and second.skipped["train"] == len(profile.models)
+    assert (
+        second.trained == 0
+        and second.ran["train"] == 0
+        and second.skipped["train"] == len(profile.models)
+    )
     assert second.ran["attacks"] > 0
     for name in ("table1", "table2", "table3", "table4", "table5a", "table7"):
         assert (out / f"{name}.md").exists() and (out / f"{name}.csv").exists(), name

@@ -29,7 +29,9 @@ def cifar10_root(tmp_path: Path) -> Path:
     rng = np.random.default_rng(0)
     folder = tmp_path / "cifar-10-batches-py"
     for i in range(1, 6):
-        _write_pickle(folder / f"data_batch_{i}", {"data": _cifar_images(rng, 4), "labels": [i % 10, 1, 2, 3]})
+        _write_pickle(
+            folder / f"data_batch_{i}", {"data": _cifar_images(rng, 4), "labels": [i % 10, 1, 2, 3]}
+        )
     _write_pickle(folder / "test_batch", {"data": _cifar_images(rng, 3), "labels": [9, 8, 7]})
     return tmp_path
 
@@ -38,8 +40,18 @@ def cifar10_root(tmp_path: Path) -> Path:
 def cifar100_root(tmp_path: Path) -> Path:
     rng = np.random.default_rng(1)
     folder = tmp_path / "cifar-100-python"
-    _write_pickle(folder / "train", {"data": _cifar_images(rng, 6), "fine_labels": [0, 99, 5, 6, 7, 8], "coarse_labels": [0, 19, 1, 2, 3, 4]})
-    _write_pickle(folder / "test", {"data": _cifar_images(rng, 2), "fine_labels": [42, 43], "coarse_labels": [11, 12]})
+    _write_pickle(
+        folder / "train",
+        {
+            "data": _cifar_images(rng, 6),
+            "fine_labels": [0, 99, 5, 6, 7, 8],
+            "coarse_labels": [0, 19, 1, 2, 3, 4],
+        },
+    )
+    _write_pickle(
+        folder / "test",
+        {"data": _cifar_images(rng, 2), "fine_labels": [42, 43], "coarse_labels": [11, 12]},
+    )
     return tmp_path
 
 
@@ -81,8 +93,13 @@ def test_cifar_pickle_with_code_is_refused(tmp_path: Path):
 
 def _svhn_mat(path: Path, n: int, labels: list[int]) -> None:
     rng = np.random.default_rng(n)
-    savemat(str(path), {"X": rng.integers(0, 256, size=(32, 32, 3, n), dtype=np.uint8),
-                        "y": np.array(labels, dtype=np.uint8).reshape(-1, 1)})
+    savemat(
+        str(path),
+        {
+            "X": rng.integers(0, 256, size=(32, 32, 3, n), dtype=np.uint8),
+            "y": np.array(labels, dtype=np.uint8).reshape(-1, 1),
+        },
+    )
 
 
 def test_svhn_reads_mat_files_and_extra(tmp_path: Path):
@@ -94,7 +111,10 @@ def test_svhn_reads_mat_files_and_extra(tmp_path: Path):
     assert d.y_train.tolist() == [0, 1, 2] and d.y_test.tolist() == [3, 0]
     extra = data.load("svhn", LoadOptions(data_root=str(tmp_path), svhn_extra=True))
     assert len(extra.y_train) == 7
-    raw = np.transpose(np.asarray(__import__("scipy.io").io.loadmat(str(tmp_path / "train_32x32.mat"))["X"]), (3, 2, 0, 1))
+    raw = np.transpose(
+        np.asarray(__import__("scipy.io").io.loadmat(str(tmp_path / "train_32x32.mat"))["X"]),
+        (3, 2, 0, 1),
+    )
     assert torch.allclose(d.x_train, torch.from_numpy(raw.astype(np.float32) / 255))
 
 
@@ -123,7 +143,9 @@ def test_npz_uint8_nhwc_and_float_nchw(tmp_path: Path):
     d = data.load(f"npz:{_npz(tmp_path / 'ok.npz')}")
     assert d.x_train.shape == (12, 3, 8, 8) and d.spec.num_classes == 3 and d.spec.channels == 3
     floats = np.random.default_rng(1).random((5, 1, 8, 8)).astype(np.float32)
-    d2 = data.load(f"npz:{_npz(tmp_path / 'f.npz', x_train=floats, y_train=np.array([0, 1, 0, 1, 0]), x_test=floats[:2], y_test=np.array([1, 0]))}")
+    d2 = data.load(
+        f"npz:{_npz(tmp_path / 'f.npz', x_train=floats, y_train=np.array([0, 1, 0, 1, 0]), x_test=floats[:2], y_test=np.array([1, 0]))}"
+    )
     assert torch.equal(d2.x_train, torch.from_numpy(floats))
 
 
@@ -131,7 +153,10 @@ BAD_NPZ = {
     "missing-array": ({"y_test": None}, "missing arrays ['y_test']"),
     "3d-images": ({"x_train": np.zeros((12, 8, 8), np.uint8)}, "x_train must be 4-D"),
     "wrong-dtype": ({"x_train": np.zeros((12, 8, 8, 3), np.int32)}, "has dtype int32"),
-    "float-out-of-range": ({"x_train": np.full((12, 3, 8, 8), 2.0, np.float32)}, "must lie in [0, 1]"),
+    "float-out-of-range": (
+        {"x_train": np.full((12, 3, 8, 8), 2.0, np.float32)},
+        "must lie in [0, 1]",
+    ),
     "label-count": ({"y_train": np.arange(11) % 3}, "has 11 labels but its images have 12"),
     "negative-label": ({"y_train": np.arange(12) % 3 - 1}, "negative label"),
     "test-label-unknown": ({"y_test": np.array([0, 1, 2, 3, 0, 1])}, "y_test has label 3"),

@@ -15,18 +15,70 @@ MODEL = {"dataset": "digits", "arch": "resnet18", "width": 0.25}
 
 def _rows() -> list[dict]:
     rows = []
-    for method, seed, clean, adv in [("nlr", 0, 97.0, 40.0), ("nlr", 1, 96.0, 44.0), ("1lr", 0, 98.0, 60.0)]:
+    for method, seed, clean, adv in [
+        ("nlr", 0, 97.0, 40.0),
+        ("nlr", 1, 96.0, 44.0),
+        ("1lr", 0, 98.0, 60.0),
+    ]:
         ck = f"/x/{method}/seed{seed}"
-        rows.append({**MODEL, "method": method, "seed": seed, "checkpoint": ck, "experiment": "clean",
-                     "attack": "clean", "metric": "clean_acc", "value": clean, "n": 450})
+        rows.append(
+            {
+                **MODEL,
+                "method": method,
+                "seed": seed,
+                "checkpoint": ck,
+                "experiment": "clean",
+                "attack": "clean",
+                "metric": "clean_acc",
+                "value": clean,
+                "n": 450,
+            }
+        )
         for eps, steps, drop in [(8 / 255, 7, 0.0), (8 / 255, 20, 5.0)]:
-            rows.append({**MODEL, "method": method, "seed": seed, "checkpoint": ck, "experiment": "attack",
-                         "attack": "ifsgm", "box": "white", "eps": eps, "steps": steps, "metric": "acc",
-                         "value": adv - drop, "n": 100})
-        rows.append({**MODEL, "method": method, "seed": seed, "checkpoint": ck, "experiment": "minrho",
-                     "attack": "deepfool", "box": "white", "metric": "rho", "value": 0.1 + seed / 100, "n": 100})
-        rows.append({**MODEL, "method": method, "seed": seed, "checkpoint": ck, "experiment": "attack",
-                     "attack": "noise", "param": "draws=2;p=0.4;seed=0", "metric": "acc", "value": clean - 10, "n": 100})
+            rows.append(
+                {
+                    **MODEL,
+                    "method": method,
+                    "seed": seed,
+                    "checkpoint": ck,
+                    "experiment": "attack",
+                    "attack": "ifsgm",
+                    "box": "white",
+                    "eps": eps,
+                    "steps": steps,
+                    "metric": "acc",
+                    "value": adv - drop,
+                    "n": 100,
+                }
+            )
+        rows.append(
+            {
+                **MODEL,
+                "method": method,
+                "seed": seed,
+                "checkpoint": ck,
+                "experiment": "minrho",
+                "attack": "deepfool",
+                "box": "white",
+                "metric": "rho",
+                "value": 0.1 + seed / 100,
+                "n": 100,
+            }
+        )
+        rows.append(
+            {
+                **MODEL,
+                "method": method,
+                "seed": seed,
+                "checkpoint": ck,
+                "experiment": "attack",
+                "attack": "noise",
+                "param": "draws=2;p=0.4;seed=0",
+                "metric": "acc",
+                "value": clean - 10,
+                "n": 100,
+            }
+        )
     return rows
 
 
@@ -43,7 +95,9 @@ def test_append_replaces_rows_with_the_same_key(results_csv: Path):
     results.append(results_csv, [changed])
     after = results.read(results_csv)
     assert len(after) == len(before)
-    assert after[(after["checkpoint"] == "/x/nlr/seed0") & (after["metric"] == "clean_acc")]["value"].tolist() == [12.5]
+    assert after[(after["checkpoint"] == "/x/nlr/seed0") & (after["metric"] == "clean_acc")][
+        "value"
+    ].tolist() == [12.5]
     with pytest.raises(KeyError, match="unknown result columns"):
         results.make_row(colour="red")
 
@@ -80,9 +134,22 @@ def test_table_without_data_is_skipped_with_reason(results_csv: Path, tmp_path: 
 
 
 def test_paper_number_lands_beside_the_same_setting(tmp_path: Path):
-    row = {"dataset": "cifar10", "arch": "resnet50", "width": 1.0, "method": "nlr", "seed": 0, "checkpoint": "c",
-           "experiment": "attack", "attack": "ifsgm", "box": "white", "eps": 8 / 255, "steps": 7, "metric": "acc",
-           "value": 41.0, "n": 10000}
+    row = {
+        "dataset": "cifar10",
+        "arch": "resnet50",
+        "width": 1.0,
+        "method": "nlr",
+        "seed": 0,
+        "checkpoint": "c",
+        "experiment": "attack",
+        "attack": "ifsgm",
+        "box": "white",
+        "eps": 8 / 255,
+        "steps": 7,
+        "metric": "acc",
+        "value": 41.0,
+        "n": 10000,
+    }
     path = tmp_path / "r.csv"
     results.append(path, [row])
     table = tables.render(results.read(path), tables.TABLES.get("table2"), tmp_path)
@@ -100,12 +167,16 @@ def test_leaderboard_ranks_and_writes_model_info(results_csv: Path, tmp_path: Pa
     assert info["threat_model"] == "Linf" and info["eps"] == "8/255" and info["reported"] == 55.0
 
 
-def test_gate_passes_on_itself_and_fails_on_a_planted_regression(results_csv: Path, tmp_path: Path, capsys):
+def test_gate_passes_on_itself_and_fails_on_a_planted_regression(
+    results_csv: Path, tmp_path: Path, capsys
+):
     assert main(["regress", "--results", str(results_csv), "--baseline", str(results_csv)]) == 0
     frame = results.read(results_csv)
     moved = frame.assign(checkpoint=frame["checkpoint"].str.replace("/x/", "/elsewhere/"))
     regressed = moved.copy()
-    mask = (regressed["method"] == "1lr") & (regressed["metric"] == "acc") & (regressed["steps"] == 7)
+    mask = (
+        (regressed["method"] == "1lr") & (regressed["metric"] == "acc") & (regressed["steps"] == 7)
+    )
     regressed.loc[mask, "value"] -= 2.5
     worse = tmp_path / "worse.csv"
     regressed.to_csv(worse, index=False)
@@ -114,9 +185,15 @@ def test_gate_passes_on_itself_and_fails_on_a_planted_regression(results_csv: Pa
     out = capsys.readouterr().out
     assert "REGRESSED" in out and "FAIL" in out
     # a drop inside the tolerance passes; a rho drop beyond 10% fails; a missing row fails
-    assert regress.compare(moved.assign(value=moved["value"] - 1.5), frame).passed is False  # rho fell >10%
-    accs_only = moved.assign(value=moved["value"].where(moved["metric"] != "acc", moved["value"] - 1.5))
+    assert (
+        regress.compare(moved.assign(value=moved["value"] - 1.5), frame).passed is False
+    )  # rho fell >10%
+    accs_only = moved.assign(
+        value=moved["value"].where(moved["metric"] != "acc", moved["value"] - 1.5)
+    )
     assert regress.compare(accs_only, frame).passed
     assert not regress.compare(moved.iloc[1:], frame).passed
     rho_rows = moved["metric"] == "rho"
-    assert not regress.compare(moved.assign(value=moved["value"].where(~rho_rows, moved["value"] * 0.8)), frame).passed
+    assert not regress.compare(
+        moved.assign(value=moved["value"].where(~rho_rows, moved["value"] * 0.8)), frame
+    ).passed

@@ -20,7 +20,18 @@ from robustbench_lr.config import TrainConfig, checkpoint_dir
 from robustbench_lr.train import lr_at, train
 from tests.conftest import SMALL, train_small
 
-TRAIN_ARGS = ["--dataset", "digits", "--arch", "resnet18", "--width", "0.25", "--method", "nlr", "--seed", "0"]
+TRAIN_ARGS = [
+    "--dataset",
+    "digits",
+    "--arch",
+    "resnet18",
+    "--width",
+    "0.25",
+    "--method",
+    "nlr",
+    "--seed",
+    "0",
+]
 
 
 def test_recipe_reaches_95_percent(nlr_digits: Path):
@@ -33,13 +44,19 @@ def test_recipe_reaches_95_percent(nlr_digits: Path):
 
 def test_schedule_is_the_papers_scaled():
     cfg = TrainConfig(epochs=350)
-    assert [lr_at(cfg, e) for e in (0, 149, 150, 249, 250, 349)] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+    assert [lr_at(cfg, e) for e in (0, 149, 150, 249, 250, 349)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    )
 
 
 def test_same_seed_same_bytes_and_finished_run_is_skipped(tmp_path: Path, nlr_digits: Path):
     again = train_small(tmp_path, "nlr", 0)
-    assert (again / "model.safetensors").read_bytes() == (nlr_digits / "model.safetensors").read_bytes()
-    result = train(TrainConfig(**SMALL, method="nlr", seed=0), tmp_path, device="cpu", progress=False)
+    assert (again / "model.safetensors").read_bytes() == (
+        nlr_digits / "model.safetensors"
+    ).read_bytes()
+    result = train(
+        TrainConfig(**SMALL, method="nlr", seed=0), tmp_path, device="cpu", progress=False
+    )
     assert result.epochs_run == 0
 
 
@@ -61,7 +78,18 @@ def _wait_for_epoch(folder: Path, epoch: int, proc: subprocess.Popen, timeout: f
 
 def kill_and_resume(root: Path, args: list[str], folder: Path, kill_after_epoch: int = 2) -> None:
     """Start `train` in a subprocess, SIGKILL it after an epoch is saved, then finish it."""
-    cmd = [sys.executable, "-m", "robustbench_lr", "train", *args, "--out", str(root), "--no-progress", "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "robustbench_lr",
+        "train",
+        *args,
+        "--out",
+        str(root),
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for_epoch(folder, kill_after_epoch, proc)
@@ -75,14 +103,21 @@ def kill_and_resume(root: Path, args: list[str], folder: Path, kill_after_epoch:
 def test_sigkill_then_rerun_gives_identical_weights(tmp_path: Path, nlr_digits: Path):
     folder = checkpoint_dir(tmp_path, TrainConfig(**SMALL, method="nlr", seed=0))
     kill_and_resume(tmp_path, [*TRAIN_ARGS, "--epochs", "8"], folder)
-    assert (folder / "model.safetensors").read_bytes() == (nlr_digits / "model.safetensors").read_bytes()
-    assert json.loads((folder / "meta.json").read_text())["history"] == checkpoints.read_meta(nlr_digits)["history"]
+    assert (folder / "model.safetensors").read_bytes() == (
+        nlr_digits / "model.safetensors"
+    ).read_bytes()
+    assert (
+        json.loads((folder / "meta.json").read_text())["history"]
+        == checkpoints.read_meta(nlr_digits)["history"]
+    )
 
 
 def test_cli_train_and_evaluate_json(tmp_path: Path, nlr_digits: Path, capsys):
     assert main(["evaluate", "--checkpoint", str(nlr_digits), "--json"]) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert last["n"] == 450 and last["clean_acc"] == pytest.approx(checkpoints.read_meta(nlr_digits)["clean_acc"])
+    assert last["n"] == 450 and last["clean_acc"] == pytest.approx(
+        checkpoints.read_meta(nlr_digits)["clean_acc"]
+    )
 
 
 def test_loaded_model_predicts_like_training_model(nlr_digits: Path):
@@ -130,7 +165,12 @@ def test_weights_of_another_model_are_refused(tmp_path: Path, nlr_digits: Path):
 def test_resume_into_a_different_run_is_refused(tmp_path: Path):
     train_small(tmp_path, "nlr", 0, epochs=1, train_limit=100)
     with pytest.raises(CheckpointError, match="holds a different run"):
-        train(TrainConfig(**{**SMALL, "epochs": 1}, train_limit=100, lr=0.05), tmp_path, device="cpu", progress=False)
+        train(
+            TrainConfig(**{**SMALL, "epochs": 1}, train_limit=100, lr=0.05),
+            tmp_path,
+            device="cpu",
+            progress=False,
+        )
 
 
 def test_cli_errors_are_one_line_with_choices(capsys):

@@ -67,18 +67,17 @@ def _deepfool_ours(
     overshoot: float,
     candidates: int,
 ) -> torch.Tensor:
-    with torch.no_grad():
-        logits0 = model(x)
-    k = min(candidates, logits0.shape[1])
-    if k < 2:
-        raise ValueError(f"DeepFool needs at least 2 candidate classes, got {k}")
-    classes = logits0.argsort(dim=1, descending=True)[:, :k]
     x_adv = x.clone()
     p_total = torch.zeros_like(x)
     active = torch.arange(len(x), device=x.device)
-    for _ in range(steps):
+    for step_index in range(steps):
         xa = x_adv[active].requires_grad_(True)
         logits = model(xa)
+        if step_index == 0:  # the clean input's most likely classes (foolbox's candidates)
+            k = min(candidates, logits.shape[1])
+            if k < 2:
+                raise ValueError(f"DeepFool needs at least 2 candidate classes, got {k}")
+            classes = logits.detach().argsort(dim=1, descending=True)[:, :k]
         standing = logits.argmax(1) == y[active]
         n_standing = int(standing.sum())
         if n_standing == 0:

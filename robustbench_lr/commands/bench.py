@@ -15,10 +15,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--profile, --out, --checkpoints, device and data flags."""
     from robustbench_lr.profiles import shipped_profiles
 
-    parser.add_argument("--profile", default="cpu", help=f"shipped profile ({', '.join(shipped_profiles())}) or a path to a .toml file")
-    parser.add_argument("--out", default=None, help="report folder (default: reports/<profile name>)")
-    parser.add_argument("--checkpoints", default="checkpoints", help="checkpoint root (default: checkpoints/)")
-    parser.add_argument("--stages", default=None, help="comma-separated subset of stages to run (default: all)")
+    parser.add_argument(
+        "--profile",
+        default="cpu",
+        help=f"shipped profile ({', '.join(shipped_profiles())}) or a path to a .toml file",
+    )
+    parser.add_argument(
+        "--out", default=None, help="report folder (default: reports/<profile name>)"
+    )
+    parser.add_argument(
+        "--checkpoints", default="checkpoints", help="checkpoint root (default: checkpoints/)"
+    )
+    parser.add_argument(
+        "--stages", default=None, help="comma-separated subset of stages to run (default: all)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     add_device_flag(parser)
     add_data_flags(parser)
@@ -35,9 +45,18 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"reports/{profile.name}")
     stages = args.stages.split(",") if args.stages else None
     started = time.time()
-    summary = run_bench(profile, out, Path(args.checkpoints), args.device, load_options(args),
-                        progress=not args.no_progress, stages=stages)
-    print(f"bench {profile.name}: done in {time.time() - started:.1f} s; models trained now: {summary.trained}")
+    summary = run_bench(
+        profile,
+        out,
+        Path(args.checkpoints),
+        args.device,
+        load_options(args),
+        progress=not args.no_progress,
+        stages=stages,
+    )
+    print(
+        f"bench {profile.name}: done in {time.time() - started:.1f} s; models trained now: {summary.trained}"
+    )
     for stage in summary.ran:
         print(f"  {stage}: ran {summary.ran[stage]} job(s), {summary.skipped[stage]} already done")
     print("files written:")

@@ -11,12 +11,31 @@ from robustbench_lr.devices import DEVICE_CHOICES
 def add_data_flags(parser: argparse.ArgumentParser) -> None:
     """--data-root, --download, --svhn-extra, --train-limit, --test-limit."""
     group = parser.add_argument_group("data")
-    group.add_argument("--data-root", default=DEFAULT_DATA_ROOT,
-                       help=f"folder with CIFAR/SVHN files in torchvision's layout (default: {DEFAULT_DATA_ROOT})")
-    group.add_argument("--download", action="store_true", help="download CIFAR/SVHN through torchvision (needs network)")
-    group.add_argument("--svhn-extra", action="store_true", help="add SVHN's 'extra' split to its training set")
-    group.add_argument("--train-limit", type=int, default=None, help="deterministic stratified training subset of this size")
-    group.add_argument("--test-limit", type=int, default=None, help="deterministic stratified test subset of this size")
+    group.add_argument(
+        "--data-root",
+        default=DEFAULT_DATA_ROOT,
+        help=f"folder with CIFAR/SVHN files in torchvision's layout (default: {DEFAULT_DATA_ROOT})",
+    )
+    group.add_argument(
+        "--download",
+        action="store_true",
+        help="download CIFAR/SVHN through torchvision (needs network)",
+    )
+    group.add_argument(
+        "--svhn-extra", action="store_true", help="add SVHN's 'extra' split to its training set"
+    )
+    group.add_argument(
+        "--train-limit",
+        type=int,
+        default=None,
+        help="deterministic stratified training subset of this size",
+    )
+    group.add_argument(
+        "--test-limit",
+        type=int,
+        default=None,
+        help="deterministic stratified test subset of this size",
+    )
 
 
 def load_options(args: argparse.Namespace) -> LoadOptions:
@@ -26,7 +45,12 @@ def load_options(args: argparse.Namespace) -> LoadOptions:
 
 def add_device_flag(parser: argparse.ArgumentParser) -> None:
     """--device auto|cpu|cuda."""
-    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="where to run (default: auto = cuda if present)")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=DEVICE_CHOICES,
+        help="where to run (default: auto = cuda if present)",
+    )
 
 
 def dataset_help() -> str:

@@ -14,7 +14,9 @@ HELP = "print a checkpoint's clean test accuracy"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--checkpoint, --json, device and data flags."""
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder (holds meta.json)")
-    parser.add_argument("--json", action="store_true", help="end with one JSON line: clean_acc (percent), n, ...")
+    parser.add_argument(
+        "--json", action="store_true", help="end with one JSON line: clean_acc (percent), n, ..."
+    )
     add_device_flag(parser)
     add_data_flags(parser)
 
@@ -33,6 +35,16 @@ def run(args: argparse.Namespace) -> int:
     acc = accuracy(model, data.x_test, data.y_test)
     print(f"{args.checkpoint}: clean test accuracy {acc:.2f}% on {len(data.y_test)} images")
     if args.json:
-        print(json.dumps({"checkpoint": str(args.checkpoint), "clean_acc": acc, "n": len(data.y_test),
-                          "dataset": cfg["dataset"], "arch": cfg["arch"], "method": cfg["method"]}))
+        print(
+            json.dumps(
+                {
+                    "checkpoint": str(args.checkpoint),
+                    "clean_acc": acc,
+                    "n": len(data.y_test),
+                    "dataset": cfg["dataset"],
+                    "arch": cfg["arch"],
+                    "method": cfg["method"],
+                }
+            )
+        )
     return 0

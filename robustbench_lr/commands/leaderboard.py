@@ -12,10 +12,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """RESULTS..., threat flags, --out."""
     parser.add_argument("results", nargs="+", help="one or more results CSVs to merge")
     parser.add_argument("--threat", default="linf", choices=["linf"], help="threat model (L∞ only)")
-    parser.add_argument("--attack", default="ifsgm", help="attack whose accuracy ranks the models (default ifsgm)")
+    parser.add_argument(
+        "--attack", default="ifsgm", help="attack whose accuracy ranks the models (default ifsgm)"
+    )
     parser.add_argument("--eps", default="8/255", help="L∞ budget, e.g. 8/255 (default)")
     parser.add_argument("--steps", type=int, default=20, help="attack steps (default 20)")
-    parser.add_argument("--out", default="reports/leaderboard.md", help="Markdown output (default reports/leaderboard.md)")
+    parser.add_argument(
+        "--out",
+        default="reports/leaderboard.md",
+        help="Markdown output (default reports/leaderboard.md)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,9 +11,21 @@ HELP = "compare a results file with a baseline; exit 1 if robustness dropped or 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--results, --baseline, tolerances."""
     parser.add_argument("--results", required=True, help="new results CSV")
-    parser.add_argument("--baseline", required=True, help="baseline results CSV (e.g. reports/baseline/smoke.csv)")
-    parser.add_argument("--tol-pp", type=float, default=2.0, help="allowed accuracy drop in percentage points (default 2.0)")
-    parser.add_argument("--tol-rel", type=float, default=0.1, help="allowed relative drop of rho/eps sizes (default 0.1)")
+    parser.add_argument(
+        "--baseline", required=True, help="baseline results CSV (e.g. reports/baseline/smoke.csv)"
+    )
+    parser.add_argument(
+        "--tol-pp",
+        type=float,
+        default=2.0,
+        help="allowed accuracy drop in percentage points (default 2.0)",
+    )
+    parser.add_argument(
+        "--tol-rel",
+        type=float,
+        default=0.1,
+        help="allowed relative drop of rho/eps sizes (default 0.1)",
+    )
     parser.add_argument("--all", action="store_true", help="show unchanged rows too")
 
 
@@ -26,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
     for path in (args.results, args.baseline):
         if not Path(path).exists():
             raise FileNotFoundError(f"{path} does not exist")
-    report = regress.compare(results.read(args.results), results.read(args.baseline), args.tol_pp, args.tol_rel)
+    report = regress.compare(
+        results.read(args.results), results.read(args.baseline), args.tol_pp, args.tol_rel
+    )
     print(regress.render(report, args.all))
     return 0 if report.passed else 1

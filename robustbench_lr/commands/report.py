@@ -11,7 +11,9 @@ HELP = "render the paper's tables (CSV + Markdown) and figures from a results fi
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """RESULTS and --out."""
     parser.add_argument("results", help="results CSV (the tidy long-format file)")
-    parser.add_argument("--out", required=True, help="folder for tableN.csv/.md, figures/ and README.md")
+    parser.add_argument(
+        "--out", required=True, help="folder for tableN.csv/.md, figures/ and README.md"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

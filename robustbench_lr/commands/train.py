@@ -22,34 +22,82 @@ HELP = "train a model with one method; re-running the same command resumes or sk
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Training flags plus every method's own options (each applies only to its methods)."""
     defaults = TrainConfig()
-    parser.add_argument("--dataset", default=defaults.dataset, help=dataset_help() + f" (default: {defaults.dataset})")
-    parser.add_argument("--arch", default=defaults.arch, help=f"architecture: {', '.join(ARCHS.names())}")
-    parser.add_argument("--method", default=defaults.method, help=f"training method: {', '.join(METHODS.names())}")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs (the lr schedule scales to it)")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed for init, data order and augmentation")
-    parser.add_argument("--width", type=float, default=defaults.width, help="channel width multiplier (1.0 = the paper's)")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="mini-batch size (paper: 128)")
-    parser.add_argument("--lr", type=float, default=defaults.lr, help="initial SGD learning rate (paper: 0.1)")
-    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="SGD weight decay (paper: 5e-4)")
-    parser.add_argument("--out", default="checkpoints", help="checkpoint root (default: checkpoints/)")
+    parser.add_argument(
+        "--dataset",
+        default=defaults.dataset,
+        help=dataset_help() + f" (default: {defaults.dataset})",
+    )
+    parser.add_argument(
+        "--arch", default=defaults.arch, help=f"architecture: {', '.join(ARCHS.names())}"
+    )
+    parser.add_argument(
+        "--method", default=defaults.method, help=f"training method: {', '.join(METHODS.names())}"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=defaults.epochs, help="epochs (the lr schedule scales to it)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=defaults.seed, help="seed for init, data order and augmentation"
+    )
+    parser.add_argument(
+        "--width",
+        type=float,
+        default=defaults.width,
+        help="channel width multiplier (1.0 = the paper's)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=defaults.batch_size, help="mini-batch size (paper: 128)"
+    )
+    parser.add_argument(
+        "--lr", type=float, default=defaults.lr, help="initial SGD learning rate (paper: 0.1)"
+    )
+    parser.add_argument(
+        "--weight-decay",
+        type=float,
+        default=defaults.weight_decay,
+        help="SGD weight decay (paper: 5e-4)",
+    )
+    parser.add_argument(
+        "--out", default="checkpoints", help="checkpoint root (default: checkpoints/)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     add_device_flag(parser)
     add_data_flags(parser)
-    group = parser.add_argument_group("method options (each applies only to the methods that name it)")
+    group = parser.add_argument_group(
+        "method options (each applies only to the methods that name it)"
+    )
     for option in all_options():
-        group.add_argument(option.flag, dest=option.name, type=str, default=None,
-                           help=f"{option.help} (default: {option.default})")
+        group.add_argument(
+            option.flag,
+            dest=option.name,
+            type=str,
+            default=None,
+            help=f"{option.help} (default: {option.default})",
+        )
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig the flags describe; validates names and method options early."""
     ARCHS.get(args.arch)
     method = METHODS.get(args.method)
-    given = {o.name: getattr(args, o.name) for o in all_options() if getattr(args, o.name, None) is not None}
+    given = {
+        o.name: getattr(args, o.name)
+        for o in all_options()
+        if getattr(args, o.name, None) is not None
+    }
     return TrainConfig(
-        dataset=args.dataset, arch=args.arch, method=args.method, epochs=args.epochs, seed=args.seed,
-        width=args.width, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-        train_limit=args.train_limit, test_limit=args.test_limit, svhn_extra=args.svhn_extra,
+        dataset=args.dataset,
+        arch=args.arch,
+        method=args.method,
+        epochs=args.epochs,
+        seed=args.seed,
+        width=args.width,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        train_limit=args.train_limit,
+        test_limit=args.test_limit,
+        svhn_extra=args.svhn_extra,
         method_options=method.resolve(given),
     )
 
@@ -60,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     result = train(cfg, args.out, args.device, load_options(args), progress=not args.no_progress)
-    status = "already complete" if result.epochs_run == 0 else f"trained {result.epochs_run} epoch(s)"
+    status = (
+        "already complete" if result.epochs_run == 0 else f"trained {result.epochs_run} epoch(s)"
+    )
     print(f"{result.folder}: {status}, clean test accuracy {result.clean_acc:.2f}%")
     print(json.dumps({"checkpoint": str(result.folder), "clean_acc": result.clean_acc}))
     return 0

@@ -77,11 +77,15 @@ def _no_taps(arch: str, opts: dict[str, Any]) -> list[str]:
     return []
 
 
-def _no_penalty(aux: nn.Module, acts: dict[str, torch.Tensor], progress: Progress, opts: dict[str, Any]) -> PenaltyTerms:
+def _no_penalty(
+    aux: nn.Module, acts: dict[str, torch.Tensor], progress: Progress, opts: dict[str, Any]
+) -> PenaltyTerms:
     return PenaltyTerms()
 
 
-def _no_after_step(model: StagedNet, aux: nn.Module, progress: Progress, opts: dict[str, Any]) -> None:
+def _no_after_step(
+    model: StagedNet, aux: nn.Module, progress: Progress, opts: dict[str, Any]
+) -> None:
     return None
 
 
@@ -104,12 +108,16 @@ class Method:
     structure: Callable[[StagedNet, str, dict[str, Any]], None] = _no_structure
     prepare: Callable[[TrainContext, dict[str, Any]], nn.Module] = _no_aux
     taps: Callable[[str, dict[str, Any]], list[str]] = _no_taps
-    penalty: Callable[[nn.Module, dict[str, torch.Tensor], Progress, dict[str, Any]], PenaltyTerms] = _no_penalty
+    penalty: Callable[
+        [nn.Module, dict[str, torch.Tensor], Progress, dict[str, Any]], PenaltyTerms
+    ] = _no_penalty
     after_step: Callable[[StagedNet, nn.Module, Progress, dict[str, Any]], None] = _no_after_step
     # Parameter groups of the auxiliary module for the shared SGD optimizer; a method that
     # updates its own parameters in `after_step` returns [].
     aux_param_groups: Callable[[nn.Module, dict[str, Any]], list[dict[str, Any]]] = _all_trainable
-    describe: Callable[[StagedNet, nn.Module, dict[str, Any]], dict[str, Any]] = _nothing_to_describe
+    describe: Callable[[StagedNet, nn.Module, dict[str, Any]], dict[str, Any]] = (
+        _nothing_to_describe
+    )
 
     def resolve(self, given: dict[str, Any]) -> dict[str, Any]:
         """Defaults overridden by `given`; an option this method does not have is an error."""
@@ -118,7 +126,9 @@ class Method:
         if stray:
             flags = ", ".join("--" + k.replace("_", "-") for k in stray)
             valid = ", ".join(o.flag for o in self.options) or "none"
-            raise ValueError(f"{flags} does not apply to method {self.name!r} (its options: {valid})")
+            raise ValueError(
+                f"{flags} does not apply to method {self.name!r} (its options: {valid})"
+            )
         resolved = {}
         for name, option in known.items():
             value = given.get(name)

@@ -2,4 +2,6 @@
 
 from robustbench_lr.methods.base import Method
 
-NLR = Method(name="nlr", summary="plain training without any low-rank regularizer (the paper's N-LR)")
+NLR = Method(
+    name="nlr", summary="plain training without any low-rank regularizer (the paper's N-LR)"
+)

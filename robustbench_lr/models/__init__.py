@@ -26,7 +26,9 @@ def build(arch: str, spec: DatasetSpec, width: float = 1.0) -> StagedNet:
     if width <= 0:
         raise ValueError(f"--width must be positive, got {width}")
     builder = ARCHS.get(arch)
-    model = builder(Normalize(spec.mean, spec.std), spec.channels, spec.size, spec.num_classes, width)
+    model = builder(
+        Normalize(spec.mean, spec.std), spec.channels, spec.size, spec.num_classes, width
+    )
     model.input_shape = (spec.channels, spec.size, spec.size)
     return model
 

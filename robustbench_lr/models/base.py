@@ -37,7 +37,9 @@ class StagedNet(nn.Module):
 
     input_shape: tuple[int, int, int] | None = None
 
-    def __init__(self, normalize: Normalize, stages: Sequence[tuple[str, nn.Module]], taps: dict[str, int]) -> None:
+    def __init__(
+        self, normalize: Normalize, stages: Sequence[tuple[str, nn.Module]], taps: dict[str, int]
+    ) -> None:
         super().__init__()
         self.normalize = normalize
         self.stages = nn.ModuleDict(dict(stages))
@@ -52,7 +54,9 @@ class StagedNet(nn.Module):
         """Names of the representation taps this architecture exposes."""
         return list(self.tap_index)
 
-    def run(self, x: torch.Tensor, taps: Sequence[str] = ()) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def run(
+        self, x: torch.Tensor, taps: Sequence[str] = ()
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Logits plus the activations at `taps`, each flattened to (batch, m).
 
         The returned activations are the tensors of the prediction path (after any tap
@@ -60,7 +64,9 @@ class StagedNet(nn.Module):
         """
         unknown = set(taps) - set(self.tap_index)
         if unknown:
-            raise KeyError(f"unknown taps {sorted(unknown)}; this model has: {', '.join(self.tap_index)}")
+            raise KeyError(
+                f"unknown taps {sorted(unknown)}; this model has: {', '.join(self.tap_index)}"
+            )
         wanted = set(taps)
         found: dict[str, torch.Tensor] = {}
         h = self.normalize(x)
@@ -89,7 +95,9 @@ def tap_sizes(model: StagedNet, channels: int, size: int) -> dict[str, int]:
     return {name: act.shape[1] for name, act in acts.items()}
 
 
-def activations(model: StagedNet, x: torch.Tensor, taps: Sequence[str], batch_size: int = 256) -> dict[str, torch.Tensor]:
+def activations(
+    model: StagedNet, x: torch.Tensor, taps: Sequence[str], batch_size: int = 256
+) -> dict[str, torch.Tensor]:
     """Activations at `taps` for a whole tensor of inputs, batched, in eval mode, on CPU."""
     was_training = model.training
     model.eval()

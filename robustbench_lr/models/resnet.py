@@ -52,17 +52,28 @@ class Bottleneck(nn.Module):
 def _shortcut(in_planes: int, out_planes: int, stride: int) -> nn.Module:
     if stride == 1 and in_planes == out_planes:
         return nn.Identity()
-    return nn.Sequential(nn.Conv2d(in_planes, out_planes, 1, stride, bias=False), nn.BatchNorm2d(out_planes))
+    return nn.Sequential(
+        nn.Conv2d(in_planes, out_planes, 1, stride, bias=False), nn.BatchNorm2d(out_planes)
+    )
 
 
 def _scaled(channels: int, width: float) -> int:
     return max(1, int(round(channels * width)))
 
 
-def build_resnet(block: type, num_blocks: list[int], normalize: Normalize, channels: int, num_classes: int, width: float) -> StagedNet:
+def build_resnet(
+    block: type,
+    num_blocks: list[int],
+    normalize: Normalize,
+    channels: int,
+    num_classes: int,
+    width: float,
+) -> StagedNet:
     """Assemble a CIFAR ResNet as stages: stem, layer1..4, pool, fc."""
     planes = [_scaled(c, width) for c in (64, 128, 256, 512)]
-    stem = nn.Sequential(nn.Conv2d(channels, planes[0], 3, 1, 1, bias=False), nn.BatchNorm2d(planes[0]), nn.ReLU())
+    stem = nn.Sequential(
+        nn.Conv2d(channels, planes[0], 3, 1, 1, bias=False), nn.BatchNorm2d(planes[0]), nn.ReLU()
+    )
     in_planes = planes[0]
     stages: list[tuple[str, nn.Module]] = [("stem", stem)]
     for i, (p, n, stride) in enumerate(zip(planes, num_blocks, (1, 2, 2, 2), strict=True), start=1):
@@ -76,11 +87,15 @@ def build_resnet(block: type, num_blocks: list[int], normalize: Normalize, chann
     return StagedNet(normalize, stages, taps={"pre_block4": 4, "pre_fc": 6})
 
 
-def resnet18(normalize: Normalize, channels: int, size: int, num_classes: int, width: float) -> StagedNet:
+def resnet18(
+    normalize: Normalize, channels: int, size: int, num_classes: int, width: float
+) -> StagedNet:
     """ResNet18, CIFAR form."""
     return build_resnet(BasicBlock, [2, 2, 2, 2], normalize, channels, num_classes, width)
 
 
-def resnet50(normalize: Normalize, channels: int, size: int, num_classes: int, width: float) -> StagedNet:
+def resnet50(
+    normalize: Normalize, channels: int, size: int, num_classes: int, width: float
+) -> StagedNet:
     """ResNet50, CIFAR form (bottleneck blocks, 2048·w features before the FC)."""
     return build_resnet(Bottleneck, [3, 4, 6, 3], normalize, channels, num_classes, width)

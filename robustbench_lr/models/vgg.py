@@ -11,10 +11,34 @@ from torch import nn
 
 from robustbench_lr.models.base import Normalize, StagedNet
 
-_CFG19 = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
+_CFG19 = [
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+]
 
 
-def vgg19(normalize: Normalize, channels: int, size: int, num_classes: int, width: float) -> StagedNet:
+def vgg19(
+    normalize: Normalize, channels: int, size: int, num_classes: int, width: float
+) -> StagedNet:
     """VGG19-BN: 16 conv layers, then FC(512w, 512w) -> FC(512w, 512w) -> FC(512w, classes)."""
     layers: list[nn.Module] = []
     in_ch, spatial = channels, size
@@ -25,7 +49,11 @@ def vgg19(normalize: Normalize, channels: int, size: int, num_classes: int, widt
                 spatial //= 2
             continue
         out_ch = max(1, int(round(item * width)))
-        layers += [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU()]
+        layers += [
+            nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(),
+        ]
         in_ch = out_ch
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     hidden = max(1, int(round(512 * width)))

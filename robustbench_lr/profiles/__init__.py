@@ -57,7 +57,9 @@ class Profile:
 
 def shipped_profiles() -> list[str]:
     """Names of the profiles that ship with the package."""
-    return sorted(p.name[:-5] for p in resources.files(__name__).iterdir() if p.name.endswith(".toml"))
+    return sorted(
+        p.name[:-5] for p in resources.files(__name__).iterdir() if p.name.endswith(".toml")
+    )
 
 
 def _read(name_or_path: str) -> tuple[dict[str, Any], str]:
@@ -67,7 +69,9 @@ def _read(name_or_path: str) -> tuple[dict[str, Any], str]:
             raise FileNotFoundError(f"profile file {path} does not exist")
         return tomllib.loads(path.read_text()), str(path)
     if name_or_path not in shipped_profiles():
-        raise ValueError(f"unknown profile {name_or_path!r}; valid choices: {', '.join(shipped_profiles())} or a path to a .toml file")
+        raise ValueError(
+            f"unknown profile {name_or_path!r}; valid choices: {', '.join(shipped_profiles())} or a path to a .toml file"
+        )
     text = resources.files(__name__).joinpath(f"{name_or_path}.toml").read_text()
     return tomllib.loads(text), f"robustbench_lr/profiles/{name_or_path}.toml"
 
@@ -86,11 +90,19 @@ def load_profile(name_or_path: str) -> Profile:
             for method in group["methods"]:
                 options = METHODS.get(method).resolve(method_options.get(method, {}))
                 for seed in group.get("seeds", [0]):
-                    configs.append(TrainConfig(
-                        dataset=group.get("dataset", raw.get("dataset", "digits")), arch=ARCHS.get(group["arch"]) and group["arch"],
-                        method=method, epochs=int(group.get("epochs", raw.get("epochs", 8))), seed=int(seed),
-                        width=float(group.get("width", 1.0)), train_limit=group.get("train_limit", raw.get("train_limit")),
-                        test_limit=group.get("test_limit", raw.get("test_limit")), method_options=options))
+                    configs.append(
+                        TrainConfig(
+                            dataset=group.get("dataset", raw.get("dataset", "digits")),
+                            arch=ARCHS.get(group["arch"]) and group["arch"],
+                            method=method,
+                            epochs=int(group.get("epochs", raw.get("epochs", 8))),
+                            seed=int(seed),
+                            width=float(group.get("width", 1.0)),
+                            train_limit=group.get("train_limit", raw.get("train_limit")),
+                            test_limit=group.get("test_limit", raw.get("test_limit")),
+                            method_options=options,
+                        )
+                    )
         grid = raw.get("attacks", {})
         attacks = AttackGrid(
             ifsgm_eps=tuple(parse_fraction(e) for e in grid.get("ifsgm_eps", ["8/255"])),
@@ -100,7 +112,9 @@ def load_profile(name_or_path: str) -> Profile:
             noise_draws=int(grid.get("noise_draws", 1)),
             minrho=tuple(grid.get("minrho", [])),
             minrho_n=int(grid.get("minrho_n", 200)),
-            minrho_flags=tuple(f"--{k.replace('_', '-')}={v}" for k, v in grid.get("minrho_options", {}).items()),
+            minrho_flags=tuple(
+                f"--{k.replace('_', '-')}={v}" for k, v in grid.get("minrho_options", {}).items()
+            ),
             curves=bool(grid.get("curves", False)),
             curve_eps=parse_fraction(grid.get("curve_eps", "8/255")),
             square_queries=int(grid.get("square_queries", 1000)),
@@ -109,11 +123,22 @@ def load_profile(name_or_path: str) -> Profile:
         for kind in analyses:
             ANALYSES.get(kind)
         audit = raw.get("audit", {})
-        return Profile(name=raw["name"], description=raw.get("description", ""), models=tuple(configs),
-                       n=int(raw.get("n", 500)), attacks=attacks, analyses=analyses,
-                       audit=bool(audit.get("enabled", False)), audit_n=int(audit.get("n", 200)),
-                       audit_eps=parse_fraction(audit.get("eps", "8/255")),
-                       analysis_options={k: str(v) for k, v in raw.get("analyses", {}).get("options", {}).items()},
-                       tables=tuple(raw.get("tables", [])), source_path=source, raw=raw)
+        return Profile(
+            name=raw["name"],
+            description=raw.get("description", ""),
+            models=tuple(configs),
+            n=int(raw.get("n", 500)),
+            attacks=attacks,
+            analyses=analyses,
+            audit=bool(audit.get("enabled", False)),
+            audit_n=int(audit.get("n", 200)),
+            audit_eps=parse_fraction(audit.get("eps", "8/255")),
+            analysis_options={
+                k: str(v) for k, v in raw.get("analyses", {}).get("options", {}).items()
+            },
+            tables=tuple(raw.get("tables", [])),
+            source_path=source,
+            raw=raw,
+        )
     except KeyError as err:
         raise ValueError(f"profile {source}: missing or unknown entry {err}") from None
