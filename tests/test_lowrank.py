@@ -195,11 +195,16 @@ LR5 = {"lr_rank": "5"}
 
 
 @pytest.fixture(scope="module")
-def lr_pair(ckpt_root: Path) -> dict[str, Path]:
-    """N-LR and 1-LR (rank 5) digits ResNet18 w0.25, 20 epochs, seed 0."""
+def lr_pair(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """N-LR and 1-LR (rank 5) digits ResNet18 w0.25, 20 epochs, seed 0.
+
+    Their own checkpoint root: the session root already holds the 8-epoch N-LR of `nlr_digits`,
+    and the same folder with another epoch count is (rightly) refused as a different run.
+    """
+    root = tmp_path_factory.mktemp("lr_pair")
     return {
-        "nlr": train_small(ckpt_root, "nlr", epochs=EPOCHS),
-        "1lr": train_small(ckpt_root, "1lr", epochs=EPOCHS, method_options=LR5),
+        "nlr": train_small(root, "nlr", epochs=EPOCHS),
+        "1lr": train_small(root, "1lr", epochs=EPOCHS, method_options=LR5),
     }
 
 
