@@ -66,6 +66,11 @@ class BenchContext:
             self._data[key] = load(cfg.dataset, self.load_options, cfg.train_limit, cfg.test_limit)
         return self._data[key]
 
+    def other_nlr_folder(self, cfg: TrainConfig) -> str | None:
+        """The black-box source folder for `cfg`, unless `cfg` is that N-LR model itself."""
+        source = self.nlr_source(cfg)
+        return str(self.folder(source)) if source is not None and source != cfg else None
+
     def folder(self, cfg: TrainConfig) -> Path:
         return checkpoint_dir(self.ckpt_root, cfg)
 
@@ -227,9 +232,9 @@ def plan_minrho(ctx: BenchContext) -> list[Job]:
             *(["--per-sample"] if grid.curves else []),
         ]
         jobs.append(Job("minrho", f"minrho:white:{folder}", lambda a=argv: _command(a, log_path)))
-        source = ctx.nlr_source(cfg)
-        if grid.blackbox and source is not None and source != cfg:
-            black = argv + ["--source", str(ctx.folder(source))]
+        source = ctx.other_nlr_folder(cfg)
+        if grid.blackbox and source is not None:
+            black = argv + ["--source", source]
             jobs.append(
                 Job("minrho", f"minrho:black:{folder}", lambda a=black: _command(a, log_path))
             )
@@ -257,9 +262,9 @@ def plan_audit(ctx: BenchContext) -> list[Job]:
             str(ctx.profile.attacks.square_queries),
             *_common_flags(ctx),
         ]
-        source = ctx.nlr_source(cfg)
-        if source is not None and source != cfg:
-            argv += ["--source", str(ctx.folder(source))]
+        source = ctx.other_nlr_folder(cfg)
+        if source is not None:
+            argv += ["--source", source]
         jobs.append(Job("audit", f"audit:{folder}", lambda a=argv: _command(a, log_path)))
     return jobs
 
@@ -277,9 +282,9 @@ def plan_analyses(ctx: BenchContext) -> list[Job]:
                 device=ctx.device, load=ctx.load_options, extra=ctx.profile.analysis_options
             )
         }
-        source = ctx.nlr_source(cfg)
-        if ctx.profile.attacks.blackbox and source is not None and source != cfg:
-            extra = {**ctx.profile.analysis_options, "source": str(ctx.folder(source))}
+        source = ctx.other_nlr_folder(cfg)
+        if ctx.profile.attacks.blackbox and source is not None:
+            extra = {**ctx.profile.analysis_options, "source": source}
             runs["black"] = AnalysisOptions(device=ctx.device, load=ctx.load_options, extra=extra)
         for kind in ctx.profile.analyses:
             analysis = ANALYSES.get(kind)
