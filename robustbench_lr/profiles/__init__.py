@@ -98,6 +98,7 @@ def load_profile(name_or_path: str) -> Profile:
                             epochs=int(group.get("epochs", raw.get("epochs", 8))),
                             seed=int(seed),
                             width=float(group.get("width", 1.0)),
+                            lr=float(group.get("lr", raw.get("lr", 0.1))),
                             train_limit=group.get("train_limit", raw.get("train_limit")),
                             test_limit=group.get("test_limit", raw.get("test_limit")),
                             method_options=options,
