@@ -25,7 +25,7 @@ from robustbench_lr import checkpoints, results
 from robustbench_lr.config import TrainConfig, checkpoint_dir
 from robustbench_lr.data import Data, LoadOptions, load
 from robustbench_lr.io import atomic_write_json
-from robustbench_lr.profiles import Profile
+from robustbench_lr.profiles import Profile, selects
 from robustbench_lr.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -218,6 +218,8 @@ def plan_minrho(ctx: BenchContext) -> list[Job]:
     log_path = ctx.out_dir / "bench.log"
     jobs = []
     for cfg in ctx.profile.models:
+        if not selects(grid.minrho_only, cfg):
+            continue
         folder = str(ctx.folder(cfg))
         argv = [
             "minrho",

@@ -30,6 +30,9 @@ class AttackGrid:
     minrho_n: int = 200
     # The search's own knobs (`robustbench-lr minrho` flags); the paper's D.3 uses α = 1/255.
     minrho_flags: tuple[str, ...] = ()
+    # Which models get the searches, as TrainConfig field -> allowed values (empty: every model).
+    # The paper's Tables 3 and 10 are ResNet18 only; the searches are the bench's costliest stage.
+    minrho_only: dict[str, tuple[str, ...]] = field(default_factory=dict)
     curves: bool = False
     curve_eps: float = 8 / 255  # budget of the instantaneous/cumulative curves (Fig. 11)
     square_queries: int = 1000
@@ -76,6 +79,22 @@ def _read(name_or_path: str) -> tuple[dict[str, Any], str]:
     return tomllib.loads(text), f"robustbench_lr/profiles/{name_or_path}.toml"
 
 
+def selects(only: dict[str, tuple[str, ...]], cfg: TrainConfig) -> bool:
+    """Whether `cfg` passes a selector such as `{"arch": ("resnet18",)}` (empty: everything)."""
+    return all(str(getattr(cfg, key)) in values for key, values in only.items())
+
+
+def _selector(raw: dict[str, Any], source: str) -> dict[str, tuple[str, ...]]:
+    fields = TrainConfig.__dataclass_fields__
+    for key in raw:
+        if key not in fields:
+            raise ValueError(
+                f"profile {source}: unknown model field {key!r} in a selector; valid choices: "
+                + ", ".join(sorted(fields))
+            )
+    return {key: tuple(str(v) for v in values) for key, values in raw.items()}
+
+
 def load_profile(name_or_path: str) -> Profile:
     """Parse and validate a profile by shipped name or path."""
     from robustbench_lr.analysis import ANALYSES
@@ -116,6 +135,7 @@ def load_profile(name_or_path: str) -> Profile:
             minrho_flags=tuple(
                 f"--{k.replace('_', '-')}={v}" for k, v in grid.get("minrho_options", {}).items()
             ),
+            minrho_only=_selector(grid.get("minrho_only", {}), source),
             curves=bool(grid.get("curves", False)),
             curve_eps=parse_fraction(grid.get("curve_eps", "8/255")),
             square_queries=int(grid.get("square_queries", 1000)),
