@@ -76,9 +76,13 @@ class BenchContext:
 
     def nlr_source(self, cfg: TrainConfig) -> TrainConfig | None:
         """The N-LR model of the same dataset/arch/width/seed (the paper's black-box source)."""
+        return self.partner(cfg, "nlr")
+
+    def partner(self, cfg: TrainConfig, method: str) -> TrainConfig | None:
+        """The profile's `method` model of the same dataset, arch, width and seed as `cfg`."""
         for other in self.profile.models:
             if (
-                other.method == "nlr"
+                other.method == method
                 and other.dataset == cfg.dataset
                 and other.arch == cfg.arch
                 and other.width == cfg.width
@@ -288,10 +292,14 @@ def plan_analyses(ctx: BenchContext) -> list[Job]:
         if ctx.profile.attacks.blackbox and source is not None:
             extra = {**ctx.profile.analysis_options, "source": source}
             runs["black"] = AnalysisOptions(device=ctx.device, load=ctx.load_options, extra=extra)
+        lr_partner = ctx.partner(cfg, "1lr") if cfg.method == "nlr" else None
+        if lr_partner is not None:  # Table 6's N-LR protocol (D.5): stop once 1-LR is fooled
+            extra = {**ctx.profile.analysis_options, "stop_on": str(ctx.folder(lr_partner))}
+            runs["matched"] = AnalysisOptions(device=ctx.device, load=ctx.load_options, extra=extra)
         for kind in ctx.profile.analyses:
             analysis = ANALYSES.get(kind)
             for box, options in runs.items():
-                if box == "black" and kind not in ADVERSARIAL_ANALYSES:
+                if box != "white" and kind not in RUNS_PER_BOX[box]:
                     continue
                 run = partial(_analysis_rows, analysis, folder, ctx.results_path, options)
                 jobs.append(Job("analyses", f"analysis:{kind}:{box}:{folder}", run))
@@ -302,8 +310,9 @@ def _analysis_rows(analysis, folder: Path, results_path: Path, options) -> list[
     return analysis.run(folder, results_path, options).rows
 
 
-# Analyses that craft adversarial examples and so have a black-box (transfer) variant.
-ADVERSARIAL_ANALYSES = ("maxmargin", "stability")
+# Analyses with more than a white-box run: those that craft adversarial examples have a
+# black-box (transfer) variant; Table 6 also has the N-LR row's matched protocol.
+RUNS_PER_BOX = {"black": ("maxmargin", "stability"), "matched": ("maxmargin",)}
 
 
 def _read_state(path: Path) -> dict[str, Any]:

@@ -267,3 +267,62 @@ def test_analyze_command_accepts_full_in_dims(nlr_digits: Path, tmp_path: Path, 
         "pre_fc:d=3",
     }
     assert "d=full" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def lr_digits(ckpt_root: Path) -> Path:
+    """A 1-LR digits model of the same recipe: the stop_on model of Table 6's N-LR protocol."""
+    return train_small(ckpt_root, "1lr", 0, method_options={"lr_rank": "5"})
+
+
+def test_matched_protocol_counts_examples_that_fool_both_networks(
+    nlr_digits: Path, lr_digits: Path, tmp_path: Path
+):
+    from robustbench_lr.analysis.adversarial import AttackRun, matched_examples
+    from robustbench_lr.attacks import resolve
+    from robustbench_lr.checkpoints import load_model
+
+    extra = {"attacks": "ifsgm,deepfool", "eps": "0.3", "steps": "10", "stop_on": str(lr_digits)}
+    options = AnalysisOptions(device="cpu", n=60, extra=extra)
+    rows = ANALYSES["maxmargin"].run(nlr_digits, tmp_path / "results.csv", options).rows
+    assert {r["box"] for r in rows} == {"matched"}
+    assert {r["source"] for r in rows} == {str(lr_digits)}
+    assert all(0 <= r["value"] <= 1 and r["n"] > 0 for r in rows)
+
+    # The counted examples: crafted on N-LR, fooled both N-LR and the 1-LR judge.
+    nlr, _, data = load_checkpoint_data(nlr_digits, options)
+    judge, _ = load_model(lr_digits, "cpu")
+    run = AttackRun("ifsgm", *resolve("ifsgm", eps=0.3, steps=10))
+    x_adv = matched_examples(run, nlr, judge, data.x_test, data.y_test)
+    both = fooled_mask(nlr, data.x_test, x_adv, data.y_test) & fooled_mask(
+        judge, data.x_test, x_adv, data.y_test
+    )
+    ifsgm = next(r for r in rows if r["attack"] == "ifsgm")
+    assert ifsgm["n"] == int(both.sum())
+    assert (x_adv - data.x_test).abs().max() <= 0.3 + 1e-6
+
+
+def test_deepfool_extension_stops_at_the_first_scale_that_fools_the_judge():
+    from robustbench_lr.analysis.adversarial import EXTEND_SCALES, extend_until_fooled
+
+    judge = nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        judge.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))  # class = larger coordinate
+    x = torch.tensor([[0.6, 0.1], [0.6, 0.1]])
+    y = torch.tensor([0, 0])
+    # Perturbations of 0.05 and 0.2 toward class 1: the judge flips once 0.1 + s·d > 0.6 - s·d.
+    x_adv = x + torch.tensor([[-0.05, 0.05], [-0.2, 0.2]])
+    out = extend_until_fooled(judge, x, x_adv, y)
+    scales = (out - x)[:, 1] / (x_adv - x)[:, 1]
+    assert (judge(out).argmax(1) == 1).all()
+    for scale, needed in zip(scales.tolist(), [5.0, 1.25], strict=True):
+        first = min(s for s in EXTEND_SCALES if s > needed)
+        assert scale == pytest.approx(first)
+
+
+def test_stop_on_and_source_cannot_be_combined(nlr_digits: Path, tmp_path: Path):
+    extra = {**ATTACK, "stop_on": str(nlr_digits), "source": str(nlr_digits)}
+    with pytest.raises(ValueError, match="cannot be combined"):
+        ANALYSES["maxmargin"].run(
+            nlr_digits, tmp_path / "r.csv", AnalysisOptions(device="cpu", n=20, extra=extra)
+        )

@@ -447,3 +447,16 @@ def test_minrho_command_writes_threshold_bisection_and_curve_rows(nlr_digits, tm
     curve = frame[frame.experiment == "minrho-curve"].sort_values("eps").value.to_numpy()
     assert len(curve) == 26 and (curve[1:] <= curve[:-1]).all()
     assert len(frame[frame.experiment == "minrho-bisection"]) >= 3
+
+
+def test_attack_command_passes_strong_attack_flags_and_runs_them_once(
+    nlr_digits: Path, tmp_path: Path
+):
+    # --queries/--targets/--restarts reach the attacks; only noise is averaged over draws.
+    out = tmp_path / "r.csv"
+    base = ["attack", "--checkpoint", str(nlr_digits), "--eps", "32/255", "--n", "20"]
+    flags = ["--queries", "20", "--restarts", "2", "--device", "cpu", "--out", str(out)]
+    assert cli.main([*base, "--attack", "square,ifsgm-restarts", *flags]) == 0
+    params = dict(zip(*[results.read(out)[c] for c in ("attack", "param")], strict=False))
+    assert params["square"] == "draws=1;queries=20;seed=0"
+    assert "restarts=2" in params["ifsgm-restarts"] and "draws=1" in params["ifsgm-restarts"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from robustbench_lr import regress, results
 from robustbench_lr.bench import run_bench
 from robustbench_lr.profiles import load_profile
@@ -37,3 +39,55 @@ def test_smoke_bench_resumes_and_passes_the_gate(tmp_path: Path):
 
     report = regress.compare(results.read(out / "results.csv"), results.read(BASELINE))
     assert report.passed, regress.render(report)
+
+
+PLANNED = """
+name = "planned"
+dataset = "digits"
+[[models]]
+arch = "resnet18"
+width = 0.25
+methods = ["nlr", "1lr", "sn"]
+[[models]]
+arch = "vgg19"
+width = 0.25
+methods = ["nlr", "1lr"]
+[attacks]
+minrho = ["deepfool"]
+[attacks.minrho_only]
+arch = ["resnet18"]
+[analyses]
+kinds = ["maxmargin", "rank"]
+"""
+
+
+def _planned_keys(tmp_path: Path, stage: str, text: str = PLANNED) -> list[str]:
+    from robustbench_lr.bench import STAGES, BenchContext
+    from robustbench_lr.data import LoadOptions
+
+    path = tmp_path / "planned.toml"
+    path.write_text(text)
+    ctx = BenchContext(
+        load_profile(str(path)), tmp_path, tmp_path / "ck", "cpu", LoadOptions(), False
+    )
+    return [job.key for job in STAGES.get(stage)(ctx)]
+
+
+def test_minrho_runs_only_on_the_selected_models(tmp_path: Path):
+    keys = _planned_keys(tmp_path, "minrho")
+    # 3 ResNet18 models white-box, and the two that are not the N-LR source black-box.
+    assert len(keys) == 5 and all("resnet18" in k for k in keys)
+
+
+def test_an_unknown_selector_field_lists_the_valid_ones(tmp_path: Path):
+    bad = PLANNED.replace('arch = ["resnet18"]\n[analyses]', 'archs = ["resnet18"]\n[analyses]')
+    with pytest.raises(ValueError, match="unknown model field 'archs'.*valid choices: .*arch"):
+        _planned_keys(tmp_path, "minrho", bad)
+
+
+def test_nlr_models_get_table6_matched_runs_against_their_1lr_partner(tmp_path: Path):
+    matched = [k for k in _planned_keys(tmp_path, "analyses") if ":matched:" in k]
+    assert sorted(matched) == sorted(
+        f"analysis:maxmargin:matched:{tmp_path / 'ck' / 'digits' / arch / 'nlr' / 'seed0'}"
+        for arch in ("resnet18-w0.25", "vgg19-w0.25")
+    )

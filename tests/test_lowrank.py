@@ -287,6 +287,19 @@ def test_bottle_lr_representation_has_rank_at_most_r(ckpt_root: Path) -> None:
     assert meta["clean_acc"] > 50
 
 
+def test_normalized_bottleneck_trains_at_the_recipe_lr(tmp_path: Path) -> None:
+    # The paper's literal W̄l ("free") diverged to NaN at epoch 4-5 in this exact setting.
+    folder = train_small(tmp_path, "bottle-lr", epochs=20, method_options={"lr_rank": "5"})
+    meta = load_model(folder)[1]
+    assert meta["method_options"]["bottle_param"] == "normalized"
+    assert meta["clean_acc"] > 95
+
+
+def test_unknown_bottleneck_parametrization_lists_the_choices() -> None:
+    with pytest.raises(UnknownNameError, match="valid choices: normalized, free"):
+        METHODS.get("bottle-lr").resolve({"bottle_param": "orthogonal"})
+
+
 def test_2lr_trains_two_branches(ckpt_root: Path) -> None:
     folder = train_small(
         ckpt_root,

@@ -5,6 +5,8 @@ The analyses take their attacks from `--option` pairs, so one vocabulary serves 
 every ε gives one run), `steps=20` (iterations, where the attack has them), and
 `source=CHECKPOINT` for black-box runs: the examples are crafted on that model (the paper's
 N-LR of the same dataset and architecture) and evaluated on the analysed one.
+`stop_on=CHECKPOINT` is Table 6's N-LR protocol (D.5, see `matched_examples`): crafted with the
+analysed model's gradients, each example iterated until it fools that other model.
 """
 
 from __future__ import annotations
@@ -88,6 +90,19 @@ class AttackSource:
         return {"box": self.box, "source": self.source}
 
 
+def _same_data_model(path: Path, model: nn.Module, meta: dict[str, Any], role: str) -> nn.Module:
+    """The checkpoint at `path`, which must be trained on the analysed model's dataset."""
+    from robustbench_lr.checkpoints import load_model
+
+    other, other_meta = load_model(path, next(model.parameters()).device)
+    if other_meta["config"]["dataset"] != meta["config"]["dataset"]:
+        raise ValueError(
+            f"{role} {path} was trained on {other_meta['config']['dataset']!r}, but the "
+            f"analysed model on {meta['config']['dataset']!r}; both must see the same data"
+        )
+    return other
+
+
 def attack_source(model: nn.Module, meta: dict[str, Any], options: AnalysisOptions) -> AttackSource:
     """White-box on `model`, or black-box from the checkpoint named by `--option source=DIR`.
 
@@ -95,14 +110,84 @@ def attack_source(model: nn.Module, meta: dict[str, Any], options: AnalysisOptio
     """
     if "source" not in options.extra:
         return AttackSource(model, "white", "")
-    from robustbench_lr.checkpoints import load_model
-
     path = Path(options.extra["source"])
-    device = next(model.parameters()).device
-    source_model, source_meta = load_model(path, device)
-    if source_meta["config"]["dataset"] != meta["config"]["dataset"]:
+    return AttackSource(_same_data_model(path, model, meta, "source"), "black", str(path))
+
+
+# Box label of Table 6's N-LR protocol rows (D.5): the analysed model's gradients, another
+# model's success criterion.
+MATCHED_BOX = "matched"
+
+
+def stop_model(
+    model: nn.Module, meta: dict[str, Any], options: AnalysisOptions
+) -> tuple[nn.Module, str] | None:
+    """The model named by `--option stop_on=DIR` (Table 6's N-LR protocol), or None."""
+    if "stop_on" not in options.extra:
+        return None
+    if "source" in options.extra:
+        raise ValueError("--option stop_on= and --option source= cannot be combined")
+    path = Path(options.extra["stop_on"])
+    return _same_data_model(path, model, meta, "stop_on model"), str(path)
+
+
+def matched_examples(
+    run: AttackRun, model: nn.Module, judge: nn.Module, x: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
+    """Table 6's N-LR examples (D.5): "obtaining the gradient using ResNet18-N-LR but stopping
+    the iteration only when the adversarial example could fool ResNet18-1-LR", so the N-LR
+    hybrid faces as much noise as the 1-LR one.
+
+    IFSGM and ILL take the update of Eq. 5/6 on `model` with per-sample early stopping judged
+    by `judge` (the min-ρ search's loop, within the run's ε, α and steps). DeepFool has no
+    iteration past `model`'s own boundary (its next step would walk back), so its perturbation
+    r is extended along its direction, x + s·r with s = 1.05^k up to 20, until `judge` is
+    fooled: the smallest such s per sample. Samples the judge never gets wrong end at the last
+    iterate (callers count only the fooled ones).
+    """
+    from robustbench_lr.attacks.search import STEP_RULES, attack_until_fooled
+
+    if run.name == "deepfool":
+        return extend_until_fooled(judge, x, run.craft(model, x, y), y)
+    if run.name not in STEP_RULES:
         raise ValueError(
-            f"source {path} was trained on {source_meta['config']['dataset']!r}, "
-            f"but the analysed model on {meta['config']['dataset']!r}; black-box needs the same data"
+            f"the stop_on protocol supports deepfool, {', '.join(STEP_RULES.names())}; "
+            f"not {run.name!r}"
         )
-    return AttackSource(source_model, "black", str(path))
+    x_adv, _ = attack_until_fooled(
+        model,
+        x,
+        y,
+        attack=run.name,
+        eps=float(run.params["eps"]),
+        alpha=float(run.params["alpha"]),
+        max_steps=int(run.params["steps"]),
+        judge=judge,
+    )
+    return x_adv
+
+
+# Scales DeepFool's perturbation is tried at under the matched protocol: 1, 1.05, ..., ~20.
+EXTEND_SCALES = tuple(1.05**k for k in range(62))
+
+
+def extend_until_fooled(
+    judge: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
+    """Per sample, `clip(x + s·(x_adv − x), 0, 1)` at the smallest s in EXTEND_SCALES that
+    `judge` misclassifies (the largest s where none does). Batched over samples; one forward
+    pass of the batch per scale."""
+    from robustbench_lr.attacks.base import model_device, predictions
+
+    x, y = x.to(x_adv.device), y.to(x_adv.device)
+    r = x_adv - x
+    out = (x + EXTEND_SCALES[-1] * r).clamp(0, 1)
+    standing = torch.arange(len(x), device=x.device)  # samples the judge still gets right
+    for scale in EXTEND_SCALES:
+        candidate = (x[standing] + scale * r[standing]).clamp(0, 1)
+        fooled = (predictions(judge, candidate) != y[standing].to(model_device(judge))).to(x.device)
+        out[standing[fooled]] = candidate[fooled]
+        standing = standing[~fooled]
+        if len(standing) == 0:
+            break
+    return out

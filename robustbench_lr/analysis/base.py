@@ -10,11 +10,12 @@ adding an analysis is adding one `Analysis` value to the tuple in `analysis/__in
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from robustbench_lr.data import Data, LoadOptions, load
+from robustbench_lr.evalset import uniform_subset
 from robustbench_lr.models import StagedNet
 
 
@@ -23,7 +24,7 @@ class AnalysisOptions:
     """The flags every analysis shares, plus free-form `--option KEY=VALUE` pairs in `extra`.
 
     `tap=None` means the analysis' own default tap; `n=None` the checkpoint's whole test set
-    (else a deterministic stratified subset of n images); `dims` is a list of target
+    (else the seeded uniform subset of n images that `attack --n` draws); `dims` lists target
     dimensions for analyses that reduce (PCA), empty when not given.
     """
 
@@ -66,7 +67,8 @@ class Analysis:
 def load_checkpoint_data(
     checkpoint: Path, options: AnalysisOptions, train: bool = False
 ) -> tuple[StagedNet, dict[str, Any], Data]:
-    """The checkpoint's inference model, its meta.json and its dataset (test set limited to n).
+    """The checkpoint's inference model, its meta.json and its dataset; with `n`, the test set
+    is the seeded uniform subset the attack commands draw for the same `--n/--seed`.
 
     The training split is only kept when `train=True` (hybrid models train on it); otherwise
     it is cut to one image so that large datasets do not cost memory for nothing.
@@ -76,9 +78,11 @@ def load_checkpoint_data(
 
     model, meta = load_model(checkpoint, resolve_device(options.device))
     cfg = meta["config"]
-    test_limit = options.n if options.n is not None else cfg.get("test_limit")
     train_limit = cfg.get("train_limit") if train else 1
-    data = load(cfg["dataset"], options.load, train_limit=train_limit, test_limit=test_limit)
+    data = load(cfg["dataset"], options.load, train_limit, cfg.get("test_limit"))
+    if options.n is not None:  # the same images as `attack --n N --seed S` (evalset.py)
+        idx = uniform_subset(len(data.y_test), options.n, options.seed)
+        data = replace(data, x_test=data.x_test[idx], y_test=data.y_test[idx])
     return model, meta, data
 
 

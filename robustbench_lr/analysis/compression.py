@@ -26,7 +26,14 @@ import numpy as np
 import torch
 
 from robustbench_lr import models, results
-from robustbench_lr.analysis.adversarial import attack_runs, attack_source
+from robustbench_lr.analysis.adversarial import (
+    MATCHED_BOX,
+    AttackSource,
+    attack_runs,
+    attack_source,
+    matched_examples,
+    stop_model,
+)
 from robustbench_lr.analysis.base import (
     Analysis,
     AnalysisOptions,
@@ -217,21 +224,25 @@ def run_maxmargin(checkpoint: Path, out: Path, options: AnalysisOptions) -> Anal
     row's value (metric `maxmargin_acc`, in [0, 1] like the paper's table, `n` = the number of
     fooled examples). A fraction, not a percent, to match Table 6.
 
-    The paper's N-LR row follows another protocol (D.5). So that the N-LR hybrid faces as much
-    noise as the 1-LR hybrid, its examples are crafted with the N-LR network's gradients, but
-    the iteration stops only once an example fools the *1-LR* network (i.e. they are the
-    black-box examples against 1-LR), and those examples are then fed to the N-LR hybrid.
-    This analysis does not couple two models that way: white-box rows of an N-LR checkpoint
-    use examples that stop at the N-LR network's own boundary (smaller perturbations than the
-    paper's N-LR row), and black-box rows (`source=`) score the analysed model's hybrid on
-    source-crafted examples that fooled the analysed network — for a 1-LR checkpoint with
-    `source=<N-LR>`, the paper's black-box 1-LR row.
+    The paper's N-LR row follows another protocol (D.5): so that the N-LR hybrid faces as much
+    noise as the 1-LR hybrid, its examples are crafted with the N-LR network's gradients but
+    iterated until they fool the *1-LR* network. `--option stop_on=<1-LR checkpoint>` on an
+    N-LR checkpoint runs exactly that (`adversarial.matched_examples`; box `matched`, source =
+    the stop_on model): an example counts when it fooled both the 1-LR network and the
+    analysed one. Plain white-box rows of an N-LR checkpoint use examples that stop at the
+    N-LR network's own boundary (smaller perturbations than the paper's N-LR row); black-box
+    rows (`source=`) score the analysed model's hybrid on source-crafted examples that fooled
+    the analysed network — for a 1-LR checkpoint with `source=<N-LR>`, the paper's black-box
+    1-LR row.
     """
     model, meta, data = load_checkpoint_data(checkpoint, options, train=True)
     arch = meta["config"]["arch"]
     tap = resolve_tap(model, options.tap, models.LAST_TAP[arch])
     dims = tuple(options.dims) or (FULL,)
+    stop = stop_model(model, meta, options)
     source = attack_source(model, meta, options)
+    if stop is not None:
+        source = AttackSource(model, MATCHED_BOX, stop[1])
     runs = attack_runs(options, "deepfool,ill,ifsgm", "8/255")
     train = tap_features(model, data.x_train, tap)
     heads = {dim: fit_hybrid(train, data.y_train.numpy(), dim, options.seed) for dim in dims}
@@ -239,8 +250,12 @@ def run_maxmargin(checkpoint: Path, out: Path, options: AnalysisOptions) -> Anal
     rows, lines = [], []
     x, y = data.x_test, data.y_test
     for run in runs:
-        x_adv = run.craft(source.model, x, y)
-        fooled = fooled_mask(model, x, x_adv, y)
+        if stop is None:
+            x_adv = run.craft(source.model, x, y)
+            fooled = fooled_mask(model, x, x_adv, y)
+        else:
+            x_adv = matched_examples(run, model, stop[0], x, y)
+            fooled = fooled_mask(model, x, x_adv, y) & fooled_mask(stop[0], x, x_adv, y)
         for dim, head in heads.items():
             value, n = maxmargin_accuracy(head, model, tap, x_adv, y, fooled)
             rows.append(

@@ -50,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--n",
         type=int,
         default=None,
-        help="use a stratified subset of n test images (default: the whole test set)",
+        help="the seeded uniform subset of n test images that `attack --n N --seed S` uses "
+        "(cushion: a stratified subset of n training images; default: the whole set)",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of any randomized step (default: 0)"

@@ -11,8 +11,12 @@ against: h ↦ h W̄l W̄lᵀ inside the prediction path, rank ≤ r by construc
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
+
+from robustbench_lr.registry import Registry
 
 
 class LowRankBranch(nn.Module):
@@ -57,19 +61,38 @@ def norm_loss(acts: torch.Tensor) -> torch.Tensor:
     return (1 - acts.norm(dim=1)).abs().mean()
 
 
+# How Bottle-LR's W̄l enters W̄ = W̄l W̄lᵀ (see `Bottleneck`).
+BOTTLENECK_MAPS: Registry[Callable[[torch.Tensor], torch.Tensor]] = Registry(
+    "bottle-lr parametrization"
+)
+BOTTLENECK_MAPS.add("normalized", lambda left: left / left.norm(dim=0, keepdim=True))
+BOTTLENECK_MAPS.add("free", lambda left: left)
+
+
 class Bottleneck(nn.Module):
     """Bottle-LR's explicit low-rank linear map W̄ = W̄l W̄lᵀ, W̄l ∈ R^{m×r} (paper Section 3.1).
 
     Applied to the flattened activation and reshaped back, so it fits any tap. W̄l starts with
     orthonormal columns: W̄ is then the projection onto a random r-dimensional subspace, which
     passes the signal at unit gain instead of shrinking or blowing it up at initialization.
+
+    `parametrization="normalized"` (default) uses W̄l's columns scaled to unit norm, as weight
+    normalization does: the paper's literal ("free") W̄l diverged to NaN at the recipe's lr 0.1
+    on digits ResNet18, because W̄l W̄lᵀ's gradient grows with ‖W̄l‖², which the step itself
+    grows. With unit columns the gradient shrinks as ‖W̄l‖ grows instead, so the step
+    stabilizes itself; rank ≤ r is unchanged, and before the last FC nothing is lost (any
+    W̄l W̄lᵀ = U S² Uᵀ, and the FC absorbs S²). Keeping the columns exactly orthonormal (torch's
+    `parametrizations.orthogonal`) was tried too: at lr 0.1 the subspace rotated every step and
+    the network stayed at chance.
     """
 
-    def __init__(self, m: int, rank: int) -> None:
+    def __init__(self, m: int, rank: int, parametrization: str = "normalized") -> None:
         super().__init__()
         self.rank = rank
+        self.effective = BOTTLENECK_MAPS.get(parametrization)
         self.left = nn.Parameter(nn.init.orthogonal_(torch.empty(m, rank)))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         flat = h.flatten(1)
-        return ((flat @ self.left) @ self.left.T).view_as(h)
+        left = self.effective(self.left)
+        return ((flat @ left) @ left.T).view_as(h)

@@ -41,7 +41,13 @@ import torch
 from torch import nn
 
 from robustbench_lr import models
-from robustbench_lr.lowrank.branch import Bottleneck, LowRankBranch, norm_loss, reconstruction_loss
+from robustbench_lr.lowrank.branch import (
+    BOTTLENECK_MAPS,
+    Bottleneck,
+    LowRankBranch,
+    norm_loss,
+    reconstruction_loss,
+)
 from robustbench_lr.lowrank.projection import PROJECTIONS, project
 from robustbench_lr.methods.base import Method, Option, PenaltyTerms, Progress, TrainContext
 from robustbench_lr.models import StagedNet
@@ -313,6 +319,11 @@ def bottle_taps(arch: str, opts: dict[str, Any]) -> list[str]:
     return [models.LAST_TAP[arch]] if given is None else given.split(",")
 
 
+def _bottle_param(text: str) -> str:
+    BOTTLENECK_MAPS.get(text)  # an unknown name lists the valid choices
+    return text
+
+
 def _bottle_structure(model: StagedNet, arch: str, opts: dict[str, Any]) -> None:
     """Insert W̄l W̄lᵀ at each tap; run by training and by `load_model`, so both build it."""
     if model.input_shape is None:
@@ -329,7 +340,7 @@ def _bottle_structure(model: StagedNet, arch: str, opts: dict[str, Any]) -> None
     sizes = models.tap_sizes(model, channels, size)
     ranks = target_ranks(arch, taps, sizes, opts["lr_rank"])
     for tap in taps:
-        model.tap_transforms[tap] = Bottleneck(sizes[tap], ranks[tap])
+        model.tap_transforms[tap] = Bottleneck(sizes[tap], ranks[tap], opts["bottle_param"])
 
 
 def _describe_bottleneck(model: StagedNet, aux: nn.Module, opts: dict[str, Any]) -> dict[str, Any]:
@@ -347,6 +358,13 @@ BOTTLE_LR = Method(
         RANK,
         Option(
             "bottle_taps", _tap_list, None, "taps that get a bottleneck (default: the 1-LR tap)"
+        ),
+        Option(
+            "bottle_param",
+            _bottle_param,
+            "normalized",
+            "how W̄l enters W̄l W̄lᵀ: normalized (unit columns; trains at lr 0.1) or free (the "
+            "paper's literal W̄l; diverged at lr 0.1 on digits)",
         ),
     ),
     structure=_bottle_structure,

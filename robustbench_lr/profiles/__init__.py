@@ -107,7 +107,12 @@ def load_profile(name_or_path: str) -> Profile:
         configs = []
         for group in raw["models"]:
             for method in group["methods"]:
-                options = METHODS.get(method).resolve(method_options.get(method, {}))
+                # A group's own [models.method_options.<method>] overrides the profile's.
+                given = {
+                    **method_options.get(method, {}),
+                    **group.get("method_options", {}).get(method, {}),
+                }
+                options = METHODS.get(method).resolve(given)
                 for seed in group.get("seeds", [0]):
                     configs.append(
                         TrainConfig(
