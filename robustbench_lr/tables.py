@@ -356,7 +356,8 @@ for _spec in (
         "table6",
         "Max-margin hybrid accuracy (fraction) on adversarial examples that fooled the network",
         {"experiment": "maxmargin", "metric": "maxmargin_acc"},
-        ("attack", "box", "param"),
+        ("attack", "box"),
+        index=(*MODEL_INDEX, "param"),  # the tap and d: one per architecture, so a row label
         methods=ALL_METHODS,
         digits=2,
         note=(
