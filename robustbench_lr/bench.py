@@ -283,24 +283,27 @@ def plan_analyses(ctx: BenchContext) -> list[Job]:
     jobs = []
     for cfg in ctx.profile.models:
         folder = ctx.folder(cfg)
-        runs = {
-            "white": AnalysisOptions(
-                device=ctx.device, load=ctx.load_options, extra=ctx.profile.analysis_options
-            )
-        }
+        extras = {"white": dict(ctx.profile.analysis_options)}
         source = ctx.other_nlr_folder(cfg)
         if ctx.profile.attacks.blackbox and source is not None:
-            extra = {**ctx.profile.analysis_options, "source": source}
-            runs["black"] = AnalysisOptions(device=ctx.device, load=ctx.load_options, extra=extra)
+            extras["black"] = {**ctx.profile.analysis_options, "source": source}
         lr_partner = ctx.partner(cfg, "1lr") if cfg.method == "nlr" else None
         if lr_partner is not None:  # Table 6's N-LR protocol (D.5): stop once 1-LR is fooled
-            extra = {**ctx.profile.analysis_options, "stop_on": str(ctx.folder(lr_partner))}
-            runs["matched"] = AnalysisOptions(device=ctx.device, load=ctx.load_options, extra=extra)
+            extras["matched"] = {
+                **ctx.profile.analysis_options,
+                "stop_on": str(ctx.folder(lr_partner)),
+            }
         for kind in ctx.profile.analyses:
             analysis = ANALYSES.get(kind)
-            for box, options in runs.items():
+            # Analyses that attack use the attacks' test subset (profile `n`, the same images);
+            # the others describe the representation on the whole test set.
+            n = ctx.profile.n if kind in RUNS_PER_BOX["black"] else None
+            for box, extra in extras.items():
                 if box != "white" and kind not in RUNS_PER_BOX[box]:
                     continue
+                options = AnalysisOptions(
+                    n=n, device=ctx.device, load=ctx.load_options, extra=extra
+                )
                 run = partial(_analysis_rows, analysis, folder, ctx.results_path, options)
                 jobs.append(Job("analyses", f"analysis:{kind}:{box}:{folder}", run))
     return jobs
@@ -310,8 +313,9 @@ def _analysis_rows(analysis, folder: Path, results_path: Path, options) -> list[
     return analysis.run(folder, results_path, options).rows
 
 
-# Analyses with more than a white-box run: those that craft adversarial examples have a
-# black-box (transfer) variant; Table 6 also has the N-LR row's matched protocol.
+# Analyses with more than a white-box run: those that craft adversarial examples (they also
+# use the attacks' test subset) have a black-box (transfer) variant; Table 6 also has the N-LR
+# row's matched protocol.
 RUNS_PER_BOX = {"black": ("maxmargin", "stability"), "matched": ("maxmargin",)}
 
 
