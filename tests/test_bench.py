@@ -91,3 +91,29 @@ def test_nlr_models_get_table6_matched_runs_against_their_1lr_partner(tmp_path: 
         f"analysis:maxmargin:matched:{tmp_path / 'ck' / 'digits' / arch / 'nlr' / 'seed0'}"
         for arch in ("resnet18-w0.25", "vgg19-w0.25")
     )
+
+
+def test_a_group_can_override_a_methods_options(tmp_path: Path):
+    text = PLANNED.replace(
+        'methods = ["nlr", "1lr"]\n[attacks]',
+        'methods = ["nlr", "1lr"]\n[models.method_options.1lr]\nlr_rank = "3"\n'
+        '[method_options.1lr]\nlr_rank = "5"\n[attacks]',
+    )
+    path = tmp_path / "groups.toml"
+    path.write_text(text)
+    models = load_profile(str(path)).models
+    ranks = {c.arch: c.method_options["lr_rank"] for c in models if c.method == "1lr"}
+    assert ranks == {"resnet18": "5", "vgg19": "3"}
+
+
+def test_attacking_analyses_use_the_attacks_subset(tmp_path: Path):
+    from robustbench_lr.bench import STAGES, BenchContext
+    from robustbench_lr.data import LoadOptions
+
+    path = tmp_path / "planned.toml"
+    path.write_text(PLANNED.replace('dataset = "digits"', 'dataset = "digits"\nn = 123', 1))
+    ctx = BenchContext(
+        load_profile(str(path)), tmp_path, tmp_path / "ck", "cpu", LoadOptions(), False
+    )
+    subsets = {job.key.split(":")[1]: job.run.args[3].n for job in STAGES.get("analyses")(ctx)}
+    assert subsets == {"maxmargin": 123, "rank": None}
