@@ -460,3 +460,24 @@ def test_attack_command_passes_strong_attack_flags_and_runs_them_once(
     params = dict(zip(*[results.read(out)[c] for c in ("attack", "param")], strict=False))
     assert params["square"] == "draws=1;queries=20;seed=0"
     assert "restarts=2" in params["ifsgm-restarts"] and "draws=1" in params["ifsgm-restarts"]
+
+
+def test_exactly_99_percent_is_not_more_than_99_percent():
+    # 99 of 100 samples can be fooled, one cannot: the > 99 % threshold is never reached
+    # (a float32 mean would call 99/100 "0.99000001" and report an ε).
+    class Margin(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            s = self.w * x.flatten(1).sum(1)
+            return torch.stack([1 - s, s], 1)  # class 1 once the pixel passes 0.5
+
+    x = torch.full((100, 1, 1, 1), 0.45)
+    x[0] = 0.0  # needs ε > 0.5: out of reach at eps_max 0.3
+    y = torch.zeros(100, dtype=torch.long)
+    search = {"attack": "ifsgm", "alpha": 0.05, "max_steps": 10, "tol": 0.05, "eps_max": 0.3}
+    found = threshold_search(Margin(), x, y, rate=0.99, **search)
+    assert math.isnan(found.eps) and found.misclassified == 0.99
+    assert threshold_search(Margin(), x[1:], y[1:], rate=0.99, **search).eps == pytest.approx(0.1)
