@@ -297,7 +297,7 @@ def plan_analyses(ctx: BenchContext) -> list[Job]:
             analysis = ANALYSES.get(kind)
             # Analyses that attack use the attacks' test subset (profile `n`, the same images);
             # the others describe the representation on the whole test set.
-            n = ctx.profile.n if kind in RUNS_PER_BOX["black"] else None
+            n = ctx.profile.n if kind in ADVERSARIAL_ANALYSES else None
             for box, extra in extras.items():
                 if box != "white" and kind not in RUNS_PER_BOX[box]:
                     continue
@@ -313,10 +313,10 @@ def _analysis_rows(analysis, folder: Path, results_path: Path, options) -> list[
     return analysis.run(folder, results_path, options).rows
 
 
-# Analyses with more than a white-box run: those that craft adversarial examples (they also
-# use the attacks' test subset) have a black-box (transfer) variant; Table 6 also has the N-LR
-# row's matched protocol.
-RUNS_PER_BOX = {"black": ("maxmargin", "stability"), "matched": ("maxmargin",)}
+# Analyses that craft adversarial examples: they use the attacks' test subset and have a
+# black-box (transfer) run; Table 6's also has the N-LR row's matched protocol.
+ADVERSARIAL_ANALYSES = ("maxmargin", "stability")
+RUNS_PER_BOX = {"black": ADVERSARIAL_ANALYSES, "matched": ("maxmargin",)}
 
 
 def _read_state(path: Path) -> dict[str, Any]:

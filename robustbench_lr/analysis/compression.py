@@ -240,8 +240,9 @@ def run_maxmargin(checkpoint: Path, out: Path, options: AnalysisOptions) -> Anal
     tap = resolve_tap(model, options.tap, models.LAST_TAP[arch])
     dims = tuple(options.dims) or (FULL,)
     stop = stop_model(model, meta, options)
-    source = attack_source(model, meta, options)
-    if stop is not None:
+    if stop is None:
+        source = attack_source(model, meta, options)
+    else:  # the analysed model's gradients, the stop_on model's success criterion
         source = AttackSource(model, MATCHED_BOX, stop[1])
     runs = attack_runs(options, "deepfool,ill,ifsgm", "8/255")
     train = tap_features(model, data.x_train, tap)
