@@ -1,15 +1,17 @@
 """Attack throughput: our harness vs torchattacks and foolbox called directly vs the physical limit.
 
-Writes the `attacks` section of reports/perf.md (issue 5's targets): images/s of `ifsgm` (7 and
-20 steps), `ill`, `deepfool` and the ρ search, each as a ratio to the physical limit — k forward +
-backward passes w.r.t. the input, timed raw — all measured in one run on the same model and batch.
-Models: CIFAR-shaped random-init ResNet18 at width 0.25 with 10 and 100 classes, and a digits
-ResNet18 (width 0.25) trained for 3 epochs here. Timings interleave the implementations and keep
-the fastest of a few rounds, so a busy machine slows every column alike.
+Writes the `attacks` section of reports/perf.md (issue 5's targets), and `attacks-cuda` where
+torch sees a GPU: images/s of `ifsgm` (7 and 20 steps), `ill`, `deepfool` and the ρ search,
+each as a ratio to the physical limit — k forward + backward passes w.r.t. the input, timed
+raw — all measured in one run on the same model and batch. Models: CIFAR-shaped random-init
+ResNet18s with 10 and 100 classes (width 0.25 on the CPU, 1.0 on a GPU) and a digits ResNet18
+(width 0.25) trained for 3 epochs here. Timings interleave the implementations and keep the
+fastest of a few rounds, so a busy machine slows every column alike.
 """
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,14 +26,18 @@ from robustbench_lr import models
 from robustbench_lr.attacks import frozen, run_attack
 from robustbench_lr.attacks.search import attack_until_fooled, threshold_search
 from robustbench_lr.data import DatasetSpec, load
+from robustbench_lr.devices import use_device
 
 ROUNDS = 3
+CPU = torch.device("cpu")
 THREADS = 1  # see `fastest`
 CIFAR_BATCH = 32
 # At the harness's own chunk size (256) the digits ratios were worse, not better (ifsgm 1.27× /
 # 1.26×, torchattacks 1.19× / 1.29×, one run on 2026-11-27), so the digits row stays at 128.
 DIGITS_BATCH = 128
 DEEPFOOL_BATCH = 16
+CUDA_BATCH = 256
+CUDA_DEEPFOOL_BATCH = 128
 TORCHATTACKS_DEEPFOOL_IMAGES = (
     1  # it loops over samples: its time per image does not depend on the batch
 )
@@ -49,55 +55,112 @@ class Bench:
     x: torch.Tensor
     y: torch.Tensor
 
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
 
-def _cifar(classes: int) -> Bench:
+
+def cifar_bench(
+    classes: int, width: float = 0.25, batch: int = CIFAR_BATCH, device: str = "cpu"
+) -> Bench:
+    """A random-init CIFAR-shaped ResNet18 and a batch labelled with its own predictions."""
     torch.manual_seed(0)
     spec = DatasetSpec(f"cifar{classes}", 3, 32, classes, (0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
-    model = models.build("resnet18", spec, 0.25).eval()
-    x = torch.rand(CIFAR_BATCH, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    model = models.build("resnet18", spec, width).eval().to(device)
+    x = torch.rand(batch, 3, 32, 32, generator=torch.Generator().manual_seed(1)).to(device)
     with torch.no_grad():
         y = model(x).argmax(1)  # every sample starts correct: DeepFool must work on all of them
-    return Bench(f"CIFAR-{classes} R18 w0.25 (random init)", model, x, y)
+    return Bench(f"CIFAR-{classes} R18 w{width:g} (random init)", model, x, y)
 
 
-def _digits() -> Bench:
+def _digits(device: str = "cpu") -> Bench:
+    """A digits ResNet18 (width 0.25) trained for 3 epochs on the CPU here, moved to `device`."""
     from robustbench_lr.checkpoints import load_model
     from robustbench_lr.config import TrainConfig
     from robustbench_lr.train import train
 
     cfg = TrainConfig(dataset="digits", arch="resnet18", width=0.25, epochs=3, seed=0)
     with tempfile.TemporaryDirectory() as root:
-        model, _ = load_model(train(cfg, root, device="cpu", progress=False).folder)
+        model, _ = load_model(train(cfg, root, device="cpu", progress=False).folder, device)
+    use_device(device)  # train() applied the CPU's policy process-wide: re-apply the measured one's
     data = load("digits")
-    x, y = data.x_test[:DIGITS_BATCH], data.y_test[:DIGITS_BATCH]
+    x, y = data.x_test[:DIGITS_BATCH].to(device), data.y_test[:DIGITS_BATCH].to(device)
     return Bench("digits R18 w0.25 (3 epochs)", model, x, y)
 
 
-def fastest(fns: dict[str, Callable[[], object]], rounds: int = ROUNDS) -> dict[str, float]:
-    """CPU seconds per call of each function: interleaved rounds, minimum kept.
+def clock(device: torch.device) -> Callable[[], float]:
+    """The timer for `device`: this process's CPU time on CPU, synchronized wall time on CUDA.
 
     CPU time of this process with one torch thread: other processes on a shared machine then
-    slow nothing down, so the ratios hold wherever the benchmark runs.
+    slow nothing down, so the ratios hold wherever the benchmark runs. On CUDA the work is the
+    GPU's, so wall time after `synchronize` is the honest clock.
     """
+    if device.type != "cuda":
+        return time.process_time
+
+    def synchronized() -> float:
+        torch.cuda.synchronize(device)
+        return time.perf_counter()
+
+    return synchronized
+
+
+def fastest(
+    fns: dict[str, Callable[[], object]],
+    rounds: int = ROUNDS,
+    device: torch.device = CPU,
+) -> dict[str, float]:
+    """Seconds per call of each function on `device`'s clock: interleaved rounds, minimum kept."""
+    now = clock(device)
     best = dict.fromkeys(fns, float("inf"))
     for _ in range(rounds):
         for name, fn in fns.items():
-            start = time.process_time()
+            start = now()
             fn()
-            best[name] = min(best[name], time.process_time() - start)
+            best[name] = min(best[name], now() - start)
     return best
 
 
 def limit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: int) -> None:
     """The physical limit of a k-step gradient attack: k raw forward+backward passes w.r.t. x."""
+    limit_on(model, [x] * k, y)
+
+
+def limit_on(model: nn.Module, inputs: list[torch.Tensor], y: torch.Tensor) -> None:
+    """One raw forward+backward pass w.r.t. the input for each of `inputs`, weights frozen."""
     with frozen(model):
-        for _ in range(k):
+        for x in inputs:
             xa = x.detach().requires_grad_(True)
             torch.autograd.grad(F.cross_entropy(model(xa), y), xa)
 
 
-def peak_mib(fn: Callable[[], object]) -> float:
-    """Peak bytes allocated by torch on CPU during `fn` (profiler memory events, in order)."""
+def model_inputs(model: nn.Module, fn: Callable[[], object]) -> list[torch.Tensor]:
+    """Every batch `fn` feeds `model`, in order (a forward pre-hook records them).
+
+    A pass does not cost the same on every input: on the digits model a forward+backward on
+    an attack's own iterates measured 1.08-1.18x one on the clean batch. The limit that bounds
+    an attack from below is the one timed on the inputs the attack actually visits.
+    """
+    seen: list[torch.Tensor] = []
+    handle = model.register_forward_pre_hook(lambda mod, args: seen.append(args[0].detach()))
+    try:
+        fn()
+    finally:
+        handle.remove()
+    return seen
+
+
+def peak_mib(fn: Callable[[], object], device: torch.device) -> float:
+    """Peak MiB allocated by torch during `fn` beyond what was allocated before it.
+
+    CUDA: the caching allocator's own peak counter. CPU: profiler memory events, in order.
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
     activity = [torch.profiler.ProfilerActivity.CPU]
     with torch.profiler.profile(activities=activity, profile_memory=True) as prof:
         fn()
@@ -109,6 +172,7 @@ def peak_mib(fn: Callable[[], object]) -> float:
 
 
 def linf_rows(b: Bench) -> list[str]:
+    """ifsgm and ill at 7 and 20 steps: harness, torchattacks and foolbox vs the two limits."""
     import foolbox as fb
     import torchattacks
 
@@ -123,37 +187,52 @@ def linf_rows(b: Bench) -> list[str]:
             attack.set_mode_targeted_least_likely(quiet=True)
             return attack(x, y)
 
+        ours = {
+            name: lambda name=name, steps=steps: run_attack(name, m, x, y, eps=EPS, steps=steps)
+            for name in ("ifsgm", "ill")
+        }
+        visited = {name: model_inputs(m, fn) for name, fn in ours.items()}
+        assert all(len(v) == steps for v in visited.values()), {
+            k: len(v) for k, v in visited.items()
+        }
         t = fastest(
             {
                 "limit": lambda steps=steps: limit(m, x, y, steps),
-                "ifsgm": lambda steps=steps: run_attack("ifsgm", m, x, y, eps=EPS, steps=steps),
+                **{
+                    f"{name}-limit": lambda inputs=inputs: limit_on(m, inputs, y)
+                    for name, inputs in visited.items()
+                },
+                **ours,
                 "ifsgm-ta": lambda steps=steps, alpha=alpha: torchattacks.PGD(
                     m, eps=EPS, alpha=alpha, steps=steps, random_start=False
                 )(x, y),
                 "ifsgm-fb": lambda steps=steps, alpha=alpha: fb.attacks.LinfBasicIterativeAttack(
                     abs_stepsize=alpha, steps=steps, random_start=False
                 )(fmodel, x, y, epsilons=EPS),
-                "ill": lambda steps=steps: run_attack("ill", m, x, y, eps=EPS, steps=steps),
                 "ill-ta": ta_ll,
-            }
+            },
+            device=b.device,
         )
         n = len(x)
-        for attack in ("ifsgm", "ill"):
-            ours, ta = t[attack], t[f"{attack}-ta"]
+        for attack in ours:
+            harness, ta = t[attack], t[f"{attack}-ta"]
             fbx = t.get(f"{attack}-fb")
             fb_cells = f"{n / fbx:.0f} | {fbx / t['limit']:.2f}×" if fbx else "n/a | n/a"
             rows.append(
-                f"| {b.name} | {attack} {steps} steps | {n / t['limit']:.0f} | {n / ours:.0f} | "
-                f"**{ours / t['limit']:.2f}×** | {n / ta:.0f} | {ta / t['limit']:.2f}× | {fb_cells} |"
+                f"| {b.name} | {attack} {steps} steps | {n / t['limit']:.0f} | {n / harness:.0f} | "
+                f"**{harness / t['limit']:.2f}×** | {t[f'{attack}-limit'] / t['limit']:.2f}× | "
+                f"**{harness / t[f'{attack}-limit']:.2f}×** | "
+                f"{n / ta:.0f} | {ta / t['limit']:.2f}× | {fb_cells} |"
             )
     return rows
 
 
-def deepfool_row(b: Bench) -> str:
+def deepfool_row(b: Bench, batch: int = DEEPFOOL_BATCH) -> str:
+    """DeepFool: ours vs foolbox vs torchattacks, ms/image and peak memory."""
     import foolbox as fb
     import torchattacks
 
-    m, x, y = b.model, b.x[:DEEPFOOL_BATCH], b.y[:DEEPFOOL_BATCH]
+    m, x, y = b.model, b.x[:batch], b.y[:batch]
     fmodel = fb.PyTorchModel(m, bounds=(0, 1))
     fns = {
         "ours": lambda: run_attack("deepfool", m, x, y),
@@ -161,7 +240,7 @@ def deepfool_row(b: Bench) -> str:
             fmodel, x, y, epsilons=None
         ),
     }
-    t = fastest({"limit": lambda: limit(m, x, y, 1), **fns}, rounds=2)
+    t = fastest({"limit": lambda: limit(m, x, y, 1), **fns}, rounds=2, device=b.device)
     few = slice(0, TORCHATTACKS_DEEPFOOL_IMAGES)
     slow = fastest(
         {
@@ -170,9 +249,10 @@ def deepfool_row(b: Bench) -> str:
             )
         },
         1,
+        b.device,
     )
     t["torchattacks"] = slow["torchattacks"] * len(x) / TORCHATTACKS_DEEPFOOL_IMAGES
-    mem = {name: peak_mib(fn) for name, fn in fns.items()}
+    mem = {name: peak_mib(fn, b.device) for name, fn in fns.items()}
     ms = {k: 1000 * v / len(x) for k, v in t.items()}
     equiv = {k: v / t["limit"] for k, v in t.items()}
     return (
@@ -196,7 +276,8 @@ def search_row(b: Bench) -> str:
             "attack": lambda: run_attack(
                 "ifsgm", m, x, y, eps=final, steps=cfg["max_steps"], alpha=cfg["alpha"]
             ),
-        }
+        },
+        device=b.device,
     )
     return (
         f"| {b.name} | {final:.3g} | {cfg['alpha']:.3g} | {len(found.evaluations)} | {1000 * t['search-step']:.0f} | "
@@ -204,35 +285,76 @@ def search_row(b: Bench) -> str:
     )
 
 
-def main() -> None:
-    torch.set_num_threads(THREADS)
+@dataclass(frozen=True)
+class Setting:
+    """One device's run of this benchmark: its models, batches, clock and perf.md section."""
+
+    section: str
+    clock_text: str
+    batch_text: str
+    deepfool_batch: int
+    benches: Callable[[], list[Bench]]
+
+
+SETTINGS = {
+    "cpu": Setting(
+        "attacks",
+        f"CPU time of one thread, fastest of {ROUNDS} interleaved rounds",
+        f"batch {CIFAR_BATCH} (digits {DIGITS_BATCH})",
+        DEEPFOOL_BATCH,
+        lambda: [cifar_bench(10), cifar_bench(100), _digits("cpu")],
+    ),
+    # On a GPU the paper's full-width ResNet18 at a real batch: small models only measure
+    # kernel-launch latency there.
+    "cuda": Setting(
+        "attacks-cuda",
+        f"wall time after torch.cuda.synchronize, fastest of {ROUNDS} interleaved rounds",
+        f"batch {CUDA_BATCH} (digits {DIGITS_BATCH})",
+        CUDA_DEEPFOOL_BATCH,
+        lambda: [
+            cifar_bench(10, 1.0, CUDA_BATCH, "cuda"),
+            cifar_bench(100, 1.0, CUDA_BATCH, "cuda"),
+            _digits("cuda"),
+        ],
+    ),
+}
+
+
+def measure(device: str) -> str:
+    """Run every table on `device` and return its perf.md section."""
+    setting = SETTINGS[device]
+    use_device(device)  # the policy every command runs under (deterministic kernels, no TF32)
     started = time.perf_counter()
-    benches = [_cifar(10), _cifar(100), _digits()]
+    benches = setting.benches()
     linf = [row for b in benches for row in linf_rows(b)]
-    deepfool = [deepfool_row(b) for b in benches]
-    search = [search_row(benches[2])]
+    deepfool = [deepfool_row(b, setting.deepfool_batch) for b in benches]
+    search = [search_row(benches[-1])]
     elapsed = time.perf_counter() - started
-    markdown = "\n".join(
+    return "\n".join(
         [
-            "## Attacks (benchmarks/attacks.py)",
+            f"## Attacks on {device.upper()} (benchmarks/attacks.py)",
             "",
-            f"Measured on {machine()}; {elapsed:.0f} s in all. CPU time of one thread, fastest of {ROUNDS} interleaved rounds. "
-            f"L-inf attacks at ε = 8/255, α = 2.5·ε/steps, batch {CIFAR_BATCH} (digits {DIGITS_BATCH}); "
-            "the physical limit is k "
-            "raw forward+backward passes w.r.t. the input (weights frozen). torchattacks and foolbox are "
-            "called directly, as a user would (weights not frozen). `ill` has no library twin: its "
-            "torchattacks column is the fixed-target least-likely PGD (`ill-fixed`).",
+            f"Measured on {machine()}; {elapsed:.0f} s in all. {setting.clock_text}. "
+            f"L-inf attacks at ε = 8/255, α = 2.5·ε/steps, {setting.batch_text}. "
+            "The physical limit is k raw forward+backward passes w.r.t. the input (weights frozen), "
+            "timed twice: on the clean batch k times, and on the k inputs the attack itself "
+            "visits (recorded by a forward hook, then replayed raw). A pass costs more on some "
+            "inputs than on others, so the second is the attack's true floor and `harness / own "
+            "limit` is the harness's overhead. torchattacks and foolbox are called directly, as a "
+            "user would (weights not frozen). `ill` has no library twin: its torchattacks column "
+            "is the fixed-target least-likely PGD (`ill-fixed`).",
             "Targets (issue 5): harness `ifsgm` ≤ 1.10× the limit at 7 steps, ≤ 1.05× at 20.",
             "",
-            "| model | attack | limit img/s | harness img/s | harness / limit | torchattacks img/s | "
-            "torchattacks / limit | foolbox img/s | foolbox / limit |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| model | attack | limit img/s | harness img/s | harness / limit | own limit / limit | "
+            "harness / own limit | torchattacks img/s | torchattacks / limit | foolbox img/s | "
+            "foolbox / limit |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
             *linf,
             "",
-            f"DeepFool (L2, overshoot 0.02, ≤ 50 steps, 10 candidates), batch {DEEPFOOL_BATCH}: ms/image "
-            "(forward+backward equivalents per batch in parentheses); peak CPU memory allocated by "
-            "torch during the attack. torchattacks loops over samples, so it is timed on "
-            f"{TORCHATTACKS_DEEPFOOL_IMAGES} of the images and scaled. "
+            f"DeepFool (L2, overshoot 0.02, ≤ 50 steps, 10 candidates), batch {setting.deepfool_batch}: "
+            "ms/image (forward+backward equivalents per batch in parentheses); peak memory "
+            "allocated by torch during the attack. torchattacks loops over samples, so it is timed "
+            f"on {TORCHATTACKS_DEEPFOOL_IMAGES} of the images and scaled. "
             "Target: ours faster than both, peak memory ≤ foolbox's.",
             "",
             "| model | ours | foolbox | torchattacks | speed-up vs foolbox | vs torchattacks | "
@@ -249,8 +371,21 @@ def main() -> None:
             *search,
         ]
     )
-    write_section("attacks", markdown)
-    print(markdown)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measure on the CPU, and on CUDA when there is one (`--device` picks one of them)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=["all", *SETTINGS], default="all")
+    args = parser.parse_args(argv)
+    devices = [args.device] if args.device != "all" else ["cpu"]
+    if args.device == "all" and torch.cuda.is_available():
+        devices.append("cuda")
+    torch.set_num_threads(THREADS)
+    for device in devices:
+        markdown = measure(device)
+        write_section(SETTINGS[device].section, markdown)
+        print(markdown, flush=True)
 
 
 if __name__ == "__main__":

@@ -789,12 +789,11 @@ def audit_checkpoint(
     bit-for-bit repeatable.
     """
     from robustbench_lr.checkpoints import CheckpointError, load_model
-    from robustbench_lr.devices import resolve_device, set_deterministic
+    from robustbench_lr.devices import use_device
     from robustbench_lr.evalset import load_eval_set
     from robustbench_lr.results import model_fields
 
-    dev = resolve_device(device)
-    set_deterministic(dev)
+    dev = use_device(device)
     options = options or AuditOptions()
     es = load_eval_set(checkpoint, options.n, options.seed, dev, load_options)
     if options.eps is None:

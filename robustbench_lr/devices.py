@@ -24,8 +24,25 @@ def set_deterministic(device: torch.device) -> None:
     """Make runs bit-for-bit repeatable on CPU and as repeatable as cuDNN allows on CUDA.
 
     The regression gate compares numbers across runs, so nondeterministic kernels are off.
+    TF32 is off too: float32 work (every attack, every evaluation) must be float32, because
+    DeepFool's examples sit 2 % past the boundary and TF32 convolutions (10-bit mantissas, on
+    by default for cuDNN) moved 7 % of them back across it when re-evaluated in another batch
+    (H100, digits ResNet18). Training is unaffected: it runs in bf16 autocast.
     """
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
+
+
+def use_device(name: str = "auto") -> torch.device:
+    """Resolve `name` and apply the determinism policy: what every entry point does first.
+
+    One call, so no command can compute on a device without the policy (an analysis once ran
+    on CUDA with TF32 convolutions because only attacks and training set it).
+    """
+    device = resolve_device(name)
+    set_deterministic(device)
+    return device

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from robustbench_lr import checkpoints, models
 from robustbench_lr.config import TrainConfig, checkpoint_dir
 from robustbench_lr.data import Data, LoadOptions, augment_batch, load
-from robustbench_lr.devices import resolve_device, set_deterministic
+from robustbench_lr.devices import use_device
 from robustbench_lr.evaluation import accuracy
 from robustbench_lr.methods import METHODS, Progress, TrainContext
 
@@ -66,8 +66,7 @@ def train(
     `data` may be passed to reuse already-loaded tensors (the bench trains many models on one
     dataset); otherwise it is loaded from `cfg`.
     """
-    dev = resolve_device(device)
-    set_deterministic(dev)
+    dev = use_device(device)
     method = METHODS.get(cfg.method)
     opts = method.resolve(cfg.method_options)
     # Store fully resolved options, so a run started with defaults left implicit (in code) and

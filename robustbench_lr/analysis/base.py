@@ -74,9 +74,9 @@ def load_checkpoint_data(
     it is cut to one image so that large datasets do not cost memory for nothing.
     """
     from robustbench_lr.checkpoints import load_model
-    from robustbench_lr.devices import resolve_device
+    from robustbench_lr.devices import use_device
 
-    model, meta = load_model(checkpoint, resolve_device(options.device))
+    model, meta = load_model(checkpoint, use_device(options.device))
     cfg = meta["config"]
     train_limit = cfg.get("train_limit") if train else 1
     data = load(cfg["dataset"], options.load, train_limit, cfg.get("test_limit"))

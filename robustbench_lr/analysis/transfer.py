@@ -51,9 +51,9 @@ def same_images(own: Data, other: Data, own_name: str, other_name: str) -> None:
 def run_transfer(checkpoint: Path, out: Path, options: AnalysisOptions) -> AnalysisResult:
     """Table 7c: hybrid accuracy on the model's own labels and on `--option labels=DATASET`."""
     from robustbench_lr.checkpoints import load_model
-    from robustbench_lr.devices import resolve_device
+    from robustbench_lr.devices import use_device
 
-    model, meta = load_model(checkpoint, resolve_device(options.device))
+    model, meta = load_model(checkpoint, use_device(options.device))
     cfg = meta["config"]
     target = options.extra.get("labels", OTHER_LABELLING.get(cfg["dataset"]))
     if target is None:

@@ -65,12 +65,11 @@ class Setup:
 def load_setup(args: argparse.Namespace) -> Setup:
     """Load target, subset and (for black-box) source; make CPU runs bit-for-bit repeatable."""
     from robustbench_lr.checkpoints import CheckpointError, load_model
-    from robustbench_lr.devices import resolve_device, set_deterministic
+    from robustbench_lr.devices import use_device
     from robustbench_lr.evalset import load_eval_set
     from robustbench_lr.results import model_fields
 
-    device = resolve_device(args.device)
-    set_deterministic(device)
+    device = use_device(args.device)
     eval_set = load_eval_set(args.checkpoint, args.n, args.seed, device, load_options(args))
     source = None
     if args.source:

@@ -25,10 +25,10 @@ def run(args: argparse.Namespace) -> int:
     """Load the checkpoint, rebuild its test set, and report clean accuracy."""
     from robustbench_lr.checkpoints import load_model
     from robustbench_lr.data import load
-    from robustbench_lr.devices import resolve_device
+    from robustbench_lr.devices import use_device
     from robustbench_lr.evaluation import accuracy
 
-    model, meta = load_model(args.checkpoint, resolve_device(args.device))
+    model, meta = load_model(args.checkpoint, use_device(args.device))
     cfg = meta["config"]
     test_limit = args.test_limit if args.test_limit is not None else cfg.get("test_limit")
     data = load(cfg["dataset"], load_options(args), train_limit=1, test_limit=test_limit)

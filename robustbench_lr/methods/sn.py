@@ -12,23 +12,41 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import _SpectralNorm
 
 from robustbench_lr.methods.base import Method, TrainContext
-from robustbench_lr.methods.weights import spectra, weight_layers
+from robustbench_lr.methods.weights import like, spectra, weight_layers
 from robustbench_lr.models import StagedNet
 
 POWER_ITERATIONS = 1
 
 
+class Float32SpectralNorm(_SpectralNorm):
+    """torch's spectral-norm parametrization, evaluated in float32 even under bf16 autocast.
+
+    `torch.nn.utils.parametrizations.spectral_norm` runs its power iteration and σ₁ = uᵀWv with
+    `mv`, which CUDA autocast lowers to bf16: σ₁, and with it every layer's scale, would carry
+    bf16 rounding. Only the precision changes; the state (u, v) and its keys are torch's.
+    """
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        """W / σ₁(W) in float32, returned in the weight's own dtype and memory format."""
+        with torch.autocast(weight.device.type, enabled=False):
+            return like(super().forward(weight.float()), weight)
+
+
 def _prepare(ctx: TrainContext, opts: dict[str, Any]) -> nn.Module:
-    """Register torch's spectral-norm parametrization on every conv and linear layer.
+    """Register the spectral-norm parametrization on every conv and linear layer.
 
     Runs before the optimizer is built, so the optimizer trains the unnormalized originals.
     """
     for _, module in weight_layers(ctx.model):
-        spectral_norm(module, n_power_iterations=POWER_ITERATIONS)
+        parametrize.register_parametrization(
+            module, "weight", Float32SpectralNorm(module.weight, POWER_ITERATIONS)
+        )
     return nn.Module()
 
 

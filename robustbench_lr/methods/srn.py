@@ -26,7 +26,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _SpectralNorm
 
 from robustbench_lr.methods.base import Method, Option, TrainContext
-from robustbench_lr.methods.weights import spectra, weight_layers, weight_matrix
+from robustbench_lr.methods.weights import like, spectra, weight_layers, weight_matrix
 from robustbench_lr.models import StagedNet
 
 POWER_ITERATIONS = 1
@@ -62,7 +62,7 @@ class StableRankNorm(_SpectralNorm):
             residual = matrix / sigma - rank_one
             # γ as a tensor op (no data-dependent branch, so no device sync on CUDA).
             gamma = torch.clamp(self._residual_limit / residual.norm().clamp_min(self.eps), max=1.0)
-            return (rank_one + gamma * residual).reshape(weight.shape).to(weight.dtype)
+            return like((rank_one + gamma * residual).reshape(weight.shape), weight)
 
 
 def _rank_ratio(text: str) -> float:

@@ -23,6 +23,23 @@ def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     ]
 
 
+def like(value: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """`value` in `weight`'s dtype and memory format: a parametrization's output for the layer.
+
+    On CUDA `train()` keeps conv weights channels_last; a normalized weight handed back in the
+    default layout would make cuDNN convert it (or pick slower kernels) in every forward and
+    backward pass.
+    """
+    fmt = (
+        torch.channels_last
+        if weight.dim() == 4
+        and weight.is_contiguous(memory_format=torch.channels_last)
+        and not weight.is_contiguous()
+        else torch.contiguous_format
+    )
+    return value.to(dtype=weight.dtype).contiguous(memory_format=fmt)
+
+
 def weight_matrix(weight: torch.Tensor) -> torch.Tensor:
     """A weight as the matrix SN and SRN normalize: conv (out, in, k, k) -> (out, in·k·k).
 

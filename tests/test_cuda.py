@@ -1,0 +1,124 @@
+"""The CUDA paths: bf16 autocast + channels_last training, CUDA determinism, attacks on the GPU.
+
+CI has no GPU, so these are skipped there; they run where torch sees a CUDA device
+(`pytest tests/test_cuda.py` on a GPU machine; README says when they last ran and what they
+found). Each one mirrors a CPU test's claim on the device the paper's runs actually use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from robustbench_lr import checkpoints
+from robustbench_lr.attacks import robust_flags, run_attack
+from robustbench_lr.attacks.harness import evaluate_attack
+from robustbench_lr.attacks.search import threshold_search
+from robustbench_lr.config import TrainConfig
+from robustbench_lr.data import load
+from robustbench_lr.devices import use_device
+from robustbench_lr.evalset import load_eval_set
+from robustbench_lr.evaluation import accuracy
+from robustbench_lr.methods.weights import weight_layers, weight_matrix
+from robustbench_lr.train import train
+from tests.conftest import SMALL
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.fixture(autouse=True)
+def cuda_policy():
+    """What every CLI command sets first: deterministic kernels and no TF32."""
+    use_device("cuda")
+
+
+METHODS = ("nlr", "1lr", "2lr", "bottle-lr", "snip", "srn", "sn")
+
+
+def train_cuda(root: Path, method: str, seed: int = 0, **overrides) -> Path:
+    """Train a small digits model on CUDA (bf16 autocast, channels_last) and return its folder."""
+    cfg = TrainConfig(**{**SMALL, **overrides}, method=method, seed=seed)
+    return train(cfg, root, device="cuda", progress=False).folder
+
+
+@pytest.fixture(scope="module")
+def cuda_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cuda_checkpoints")
+
+
+@pytest.fixture(scope="module")
+def trained(cuda_root: Path) -> dict[str, Path]:
+    """Every method's digits ResNet18, trained on CUDA with the foundation recipe."""
+    return {method: train_cuda(cuda_root, method) for method in METHODS}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_trains_under_autocast_and_evaluates_the_same_on_cpu(trained, method):
+    folder = trained[method]
+    meta = checkpoints.read_meta(folder)
+    assert meta["device"] == "cuda"
+    history = meta["history"]
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in history)
+    on_gpu, _ = checkpoints.load_model(folder, "cuda")
+    on_cpu, _ = checkpoints.load_model(folder, "cpu")
+    data = load("digits")
+    gpu_acc = accuracy(on_gpu, data.x_test, data.y_test)
+    cpu_acc = accuracy(on_cpu, data.x_test, data.y_test)
+    assert gpu_acc >= 90.0, (method, gpu_acc)
+    # The same weights in fp32 on two devices: TF32 convolutions may flip a borderline image.
+    assert abs(gpu_acc - cpu_acc) <= 0.5, (method, gpu_acc, cpu_acc)
+
+
+@pytest.mark.parametrize("method", ("sn", "srn"))
+def test_unit_spectral_norm_holds_after_bf16_training(trained, method):
+    """SN/SRN normalize in float32 even under bf16 autocast: sigma_1 stays 1, as on CPU."""
+    model, _ = checkpoints.load_model(trained[method], "cpu")
+    sigmas = {
+        name: torch.linalg.matrix_norm(weight_matrix(m.weight.detach()), ord=2).item()
+        for name, m in weight_layers(model)
+    }
+    assert all(abs(s - 1.0) <= 0.05 for s in sigmas.values()), sigmas
+
+
+def test_cuda_training_repeats_bit_for_bit(tmp_path: Path):
+    """With cuDNN deterministic and deterministic algorithms, the same seed gives the same bytes."""
+    first = train_cuda(tmp_path / "a", "1lr", epochs=3)
+    second = train_cuda(tmp_path / "b", "1lr", epochs=3)
+    a, b = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
+    differing = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not differing, differing[:5]
+
+
+def test_attacks_on_cuda_stay_in_ball_and_agree_across_backends(trained):
+    ev = load_eval_set(trained["nlr"], 200, seed=0, device="cuda")
+    model, x, y = ev.model, ev.x, ev.y
+    kw = {"eps": 0.1, "steps": 7}
+    ta = run_attack("ifsgm", model, x, y, backend="torchattacks", **kw)
+    fb = run_attack("ifsgm", model, x, y, backend="foolbox", **kw)
+    for x_adv in (ta, fb):
+        assert x_adv.min() >= 0 and x_adv.max() <= 1
+        assert (x_adv - x).abs().max() <= kw["eps"] + 1e-6
+    acc_ta = robust_flags(model, ta, y).float().mean().item()
+    acc_fb = robust_flags(model, fb, y).float().mean().item()
+    assert abs(acc_ta - acc_fb) <= 0.01
+    huge = run_attack("ifsgm", model, x, y, eps=0.5, steps=20)
+    assert robust_flags(model, huge, y).float().mean().item() <= 0.05
+
+    correct = robust_flags(model, x, y)
+    fooled = ~robust_flags(model, run_attack("deepfool", model, x[correct], y[correct]), y[correct])
+    assert fooled.float().mean().item() >= 0.99
+
+
+def test_noise_and_search_on_cuda_repeat(trained):
+    ev = load_eval_set(trained["nlr"], 100, seed=0, device="cuda")
+    model, x, y = ev.model, ev.x, ev.y
+    first = evaluate_attack("noise", model, x, y, p=0.8, seed=3, draws=2)
+    again = evaluate_attack("noise", model, x, y, p=0.8, seed=3, draws=2)
+    assert torch.equal(first.robust, again.robust)
+    search = {"attack": "ifsgm", "alpha": 0.02, "max_steps": 20, "tol": 0.02, "eps_max": 0.5}
+    found = threshold_search(model, x, y, rate=0.99, **search)
+    assert found.misclassified > 0.99 and found.eps == found.eps
+    assert threshold_search(model, x, y, rate=0.99, **search).eps == found.eps
