@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= cpu
 
-.PHONY: install test bench perf lint smoke
+.PHONY: install test bench perf gpu-check lint smoke
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,17 @@ test: install
 bench: install
 	$(VENV)/bin/robustbench-lr bench --profile $(PROFILE)
 
+smoke: install
+	$(VENV)/bin/robustbench-lr bench --profile smoke
+
 perf: install
 	$(PY) benchmarks/run_all.py
+
+# On a machine with a GPU: the CUDA tests (skipped elsewhere) and the CUDA benchmark sections.
+gpu-check: install
+	$(PY) -m pytest -q tests/test_cuda.py
+	$(PY) benchmarks/attacks.py --device cuda
+	$(PY) benchmarks/training.py --device cuda
 
 lint: install
 	$(VENV)/bin/ruff check robustbench_lr tests benchmarks

@@ -24,7 +24,8 @@ from robustbench_lr.data import Data, DatasetSpec, load
 from robustbench_lr.profiles import load_profile
 from robustbench_lr.train import train
 
-EPOCHS = {"cpu": 4, "cuda": 1}  # digits epochs on the CPU are short: more of them
+EPOCHS = {"cpu": 10, "cuda": 1}  # digits epochs on the CPU are short (~0.15 s): more of them
+REPEATS = {"cpu": 3, "cuda": 1}  # fastest of these per size: a two-size fit amplifies noise
 CUDA_TRAIN_IMAGES = 10_240
 CUDA_TEST_IMAGES = 2_000
 # Real training-set sizes of the datasets the GPU profiles name (CIFAR: 50k; SVHN: 73,257).
@@ -105,8 +106,8 @@ def cost(run: Run, data: Data, device: str, width: float) -> Cost:
     n = len(data.y_train)
     half = Data(data.spec, data.x_train[: n // 2], data.y_train[: n // 2], data.x_test, data.y_test)
     whole, part = (
-        seconds_per_epoch(run, data, device, width),
-        seconds_per_epoch(run, half, device, width),
+        min(seconds_per_epoch(run, d, device, width) for _ in range(REPEATS[device]))
+        for d in (data, half)
     )
     per_image = max(whole - part, 0.0) / (n - n // 2)
     return Cost(max(whole - per_image * n, 0.0), per_image)
@@ -159,7 +160,7 @@ def measure(device: str, methods: list[str] | None = None) -> str:
         "",
         f"Measured on {machine()}; {time.perf_counter() - started:.0f} s in all. Width {width:g}, "
         f"batch 128, {EPOCHS[device]} epochs of `train()` on the whole training set and on its "
-        "first half; the difference gives the training steps' throughput, the rest is per-epoch "
+        f"first half (fastest of {REPEATS[device]}); the difference gives the training steps' throughput, the rest is per-epoch "
         "overhead (set-up, test evaluation, checkpoint, the method's spectra for meta.json)"
         + (
             f". CIFAR-shaped random tensors ({CUDA_TRAIN_IMAGES} train / {CUDA_TEST_IMAGES} test "
