@@ -35,8 +35,13 @@ COLUMNS = [
     "metric",
     "value",
     "n",
+    "device",
 ]
-KEY = [c for c in COLUMNS if c not in ("value", "n")]
+# `device` (where the model was trained: bf16 on CUDA, float32 on CPU) describes a row rather
+# than identifying it, so a re-run elsewhere still replaces its row instead of doubling it.
+KEY = [c for c in COLUMNS if c not in ("value", "n", "device")]
+# Columns added after results files were first written, with what an older file implies.
+LATER_COLUMNS = {"device": ""}
 _NUMERIC = {
     "width": float,
     "seed": int,
@@ -59,6 +64,7 @@ def model_fields(meta: Mapping[str, Any], checkpoint: str | Path) -> dict[str, A
         "method": cfg["method"],
         "seed": int(cfg["seed"]),
         "checkpoint": str(checkpoint),
+        "device": meta.get("device", ""),
     }
 
 
@@ -81,6 +87,9 @@ def read(path: str | Path) -> pd.DataFrame:
     frame = pd.read_csv(
         path, keep_default_na=False, dtype={c: str for c in COLUMNS if c not in _NUMERIC}
     )
+    for column, implied in LATER_COLUMNS.items():
+        if column not in frame.columns:
+            frame[column] = implied
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path} is not a robustbench-lr results file: missing columns {missing}")

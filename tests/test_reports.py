@@ -197,3 +197,39 @@ def test_gate_passes_on_itself_and_fails_on_a_planted_regression(
     assert not regress.compare(
         moved.assign(value=moved["value"].where(~rho_rows, moved["value"] * 0.8)), frame
     ).passed
+
+
+def test_gate_refuses_to_compare_models_trained_on_different_devices(
+    results_csv: Path, tmp_path: Path, capsys
+):
+    frame = results.read(results_csv)
+    on_cpu, on_cuda = frame.assign(device="cpu"), frame.assign(device="cuda")
+    assert regress.compare(on_cpu, on_cpu).passed
+    with pytest.raises(regress.DeviceMismatch, match="baseline cpu vs new cuda"):
+        regress.compare(on_cuda, on_cpu)
+    cuda_csv = tmp_path / "cuda.csv"
+    on_cuda.to_csv(cuda_csv, index=False)
+    on_cpu.to_csv(results_csv, index=False)
+    assert main(["regress", "--results", str(cuda_csv), "--baseline", str(results_csv)]) == 2
+    assert "different devices" in capsys.readouterr().err
+    # A file written before the column existed reads as "device unknown" and is still compared.
+    old = tmp_path / "old.csv"
+    on_cpu.drop(columns="device").to_csv(old, index=False)
+    assert (results.read(old)["device"] == "").all()
+    assert regress.compare(on_cuda, results.read(old)).passed
+
+
+def test_rows_record_the_device_the_model_was_trained_on():
+    meta = {
+        "config": {
+            "dataset": "digits",
+            "arch": "resnet18",
+            "width": 0.25,
+            "method": "nlr",
+            "seed": 0,
+        },
+        "device": "cuda",
+    }
+    assert results.model_fields(meta, "/ck")["device"] == "cuda"
+    row = results.make_row(**results.model_fields(meta, "/ck"), metric="clean_acc", value=97.0)
+    assert row["device"] == "cuda"
