@@ -177,7 +177,8 @@ def extend_until_fooled(
     """Per sample, `clip(x + s·(x_adv − x), 0, 1)` at the smallest s in EXTEND_SCALES that
     `judge` misclassifies (the largest s where none does). Batched over samples; one forward
     pass of the batch per scale."""
-    from robustbench_lr.attacks.base import model_device, predictions
+    from robustbench_lr.attacks.base import model_device
+    from robustbench_lr.evaluation import predict
 
     x, y = x.to(x_adv.device), y.to(x_adv.device)
     r = x_adv - x
@@ -185,7 +186,7 @@ def extend_until_fooled(
     standing = torch.arange(len(x), device=x.device)  # samples the judge still gets right
     for scale in EXTEND_SCALES:
         candidate = (x[standing] + scale * r[standing]).clamp(0, 1)
-        fooled = (predictions(judge, candidate) != y[standing].to(model_device(judge))).to(x.device)
+        fooled = (predict(judge, candidate) != y[standing].to(model_device(judge))).to(x.device)
         out[standing[fooled]] = candidate[fooled]
         standing = standing[~fooled]
         if len(standing) == 0:

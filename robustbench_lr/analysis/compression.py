@@ -131,7 +131,7 @@ def hybrid_rows(
     """Table 5 rows for one model and tap, and the fitted heads by dimension (for Table 6)."""
     train, test = tap_features(model, data.x_train, tap), tap_features(model, data.x_test, tap)
     y_train, y_test = data.y_train.numpy(), data.y_test.numpy()
-    network = 100.0 * float((predict(model, data.x_test) == data.y_test).float().mean())
+    network = 100.0 * float((predict(model, data.x_test).cpu() == data.y_test).float().mean())
     rows = [
         {**base, "param": tap, "metric": "network_acc", "value": network, "n": len(y_test)},
         {**base, "param": tap, "metric": "params_replaced", "value": params_after_tap(model, tap)},
@@ -190,7 +190,7 @@ def fooled_mask(
     model: StagedNet, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor
 ) -> torch.Tensor:
     """Examples the attack fooled: classified correctly when clean, wrongly when attacked."""
-    return (predict(model, x) == y) & (predict(model, x_adv) != y)
+    return (predict(model, x).cpu() == y) & (predict(model, x_adv).cpu() != y)
 
 
 def maxmargin_accuracy(

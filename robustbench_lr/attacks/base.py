@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from robustbench_lr.evaluation import predict
 from robustbench_lr.registry import Registry
 
 AttackFn = Callable[..., torch.Tensor]
@@ -137,23 +138,12 @@ def linf_project(x_adv: torch.Tensor, x: torch.Tensor, eps: float | torch.Tensor
     return torch.clamp(x + delta, min=0, max=1)
 
 
-@torch.no_grad()
-def predictions(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Predicted labels on the model's device, in eval mode, batched."""
-    device = model_device(model)
-    was_training = model.training
-    model.eval()
-    out = [model(x[i : i + batch_size].to(device)).argmax(1) for i in range(0, len(x), batch_size)]
-    model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=device)
-
-
 def robust_flags(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-sample bool: the model still classifies `x_adv` correctly (AutoAttack's `robust`).
 
     Robust accuracy is its mean; per-example worst cases (the audit) AND these flags.
     """
-    return predictions(model, x_adv).cpu() == y.cpu()
+    return predict(model, x_adv).cpu() == y.cpu()
 
 
 def rho(x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

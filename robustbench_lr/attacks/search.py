@@ -26,9 +26,9 @@ from robustbench_lr.attacks.base import (
     least_likely,
     linf_project,
     model_device,
-    predictions,
     rho,
 )
+from robustbench_lr.evaluation import predict
 from robustbench_lr.registry import Registry
 
 # A step rule turns logits and labels into the loss whose gradient sign the update ascends.
@@ -129,7 +129,7 @@ def _until_fooled(
 
 
 def _fooled(judge: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return predictions(judge, x_adv) != y.to(model_device(judge))
+    return predict(judge, x_adv) != y.to(model_device(judge))
 
 
 @dataclass(frozen=True)
