@@ -10,6 +10,8 @@ from __future__ import annotations
 import fcntl
 import os
 import platform
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -28,6 +30,18 @@ def machine() -> str:
     return (
         f"{cpu}, {torch.get_num_threads()} torch threads, {load}, {gpu}, torch {torch.__version__}"
     )
+
+
+def wall_clock(device: str | torch.device) -> Callable[[], float]:
+    """Wall time in seconds, synchronized with the GPU first on CUDA (its work is asynchronous)."""
+    on_cuda = torch.device(device).type == "cuda"
+
+    def now() -> float:
+        if on_cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    return now
 
 
 def write_section(name: str, markdown: str, path: Path = PERF) -> Path:

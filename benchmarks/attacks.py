@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from _report import machine, write_section
+from _report import machine, wall_clock, write_section
 from torch import nn
 from torch.nn import functional as F
 
@@ -95,14 +95,7 @@ def clock(device: torch.device) -> Callable[[], float]:
     slow nothing down, so the ratios hold wherever the benchmark runs. On CUDA the work is the
     GPU's, so wall time after `synchronize` is the honest clock.
     """
-    if device.type != "cuda":
-        return time.process_time
-
-    def synchronized() -> float:
-        torch.cuda.synchronize(device)
-        return time.perf_counter()
-
-    return synchronized
+    return time.process_time if device.type != "cuda" else wall_clock(device)
 
 
 def fastest(

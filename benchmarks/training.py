@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, replace
 
 import torch
-from _report import machine, write_section
+from _report import machine, wall_clock, write_section
 
 from robustbench_lr.config import TrainConfig
 from robustbench_lr.data import Data, DatasetSpec, load
@@ -90,7 +90,7 @@ def seconds_per_epoch(run: Run, data: Data, device: str, width: float) -> float:
         epochs=EPOCHS[device],
         seed=0,
     )
-    now = clock(device)
+    now = wall_clock(device)
     with tempfile.TemporaryDirectory() as root:
         start = now()
         train(cfg, root, device=device, progress=False, data=data)
@@ -111,17 +111,6 @@ def cost(run: Run, data: Data, device: str, width: float) -> Cost:
     )
     per_image = max(whole - part, 0.0) / (n - n // 2)
     return Cost(max(whole - per_image * n, 0.0), per_image)
-
-
-def clock(device: str):
-    """Wall time, synchronized with the GPU on CUDA."""
-
-    def now() -> float:
-        if device == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter()
-
-    return now
 
 
 def paper_fast_hours(costs: dict[Run, Cost]) -> tuple[float, list[str]]:
