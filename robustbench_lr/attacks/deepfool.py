@@ -8,12 +8,11 @@ clipping, and no further change once a sample is misclassified.
 `ours` (the default) is written here for speed, because both libraries waste most of their
 work: foolbox runs one forward *and* backward pass per candidate class on the whole batch at
 every step, already-fooled samples included; torchattacks loops over samples one at a time.
-Here each step runs one forward pass on the samples still standing (in two halves, for memory),
-then one backward pass per candidate through that retained graph, keeping only the best
-direction so far (memory of one gradient, not `candidates` of them). Fooled samples leave the
-batch. `foolbox` is the
-cross-check (`--verify`); `torchattacks` (its own variant: all classes, overshoot per step)
-stays selectable.
+Here each step runs one forward pass on the samples still standing (from 64 of them, in two
+halves, for memory), then one backward pass per candidate through that retained graph, keeping
+only the best direction so far (memory of one gradient, not `candidates` of them). Fooled
+samples leave the batch. `foolbox` is the cross-check (`--verify`); `torchattacks` (its own
+variant: all classes, overshoot per step) stays selectable.
 """
 
 from __future__ import annotations
