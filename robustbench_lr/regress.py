@@ -88,7 +88,8 @@ def compare(
         elif kind == "size" and cur < old * (1 - tol_rel):
             statuses.append("REGRESSED")
         else:
-            statuses.append("ok" if cur == old else "changed")
+            same = cur == old or (pd.isna(cur) and pd.isna(old))  # "not reached" both times
+            statuses.append("ok" if same else "changed")
     merged["status"] = statuses
     merged["delta"] = merged["value_new"] - merged["value_baseline"]
     table = merged[[*MATCH_KEY, "value_baseline", "value_new", "delta", "status"]]

@@ -104,18 +104,28 @@ def read_many(paths: Iterable[str | Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else read("/nonexistent")
 
 
-def _key_strings(frame: pd.DataFrame) -> pd.Series:
-    return frame[KEY].astype(str).agg("\x1f".join, axis=1)
+def _key_strings(frame: pd.DataFrame, columns: list[str] = KEY) -> pd.Series:
+    return frame[columns].astype(str).agg("\x1f".join, axis=1)
 
 
-def append(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Add rows, replacing any existing row with the same key; written atomically."""
+def append(
+    path: str | Path, rows: Iterable[Mapping[str, Any]], trace: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Add rows, replacing any existing row with the same key; written atomically.
+
+    `trace` names key columns along which the new rows are one whole trace (a bisection's
+    evaluated ε): old rows that match a new row on every other key column are dropped too, so
+    a re-run whose search visits other points leaves none of the old run's points behind.
+    """
     new = pd.DataFrame([make_row(**r) for r in rows], columns=COLUMNS)
     if new.empty:
         return read(path)
     old = read(path)
     if not old.empty:
         old = old[~_key_strings(old).isin(set(_key_strings(new)))]
+    if trace and not old.empty:
+        scope = [c for c in KEY if c not in trace]
+        old = old[~_key_strings(old, scope).isin(set(_key_strings(new, scope)))]
     merged = pd.concat([old, new], ignore_index=True) if not old.empty else new
     merged = merged.drop_duplicates(subset=KEY, keep="last")
     # NaN (e.g. an analysis with no examples to measure) is written as "nan", which `read`

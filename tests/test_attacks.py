@@ -131,6 +131,18 @@ def test_deepfool_fools_nearly_all_correct_inputs(digits):
     assert (per > 0).all() and per.mean() < 0.5  # minimal: far smaller than the image itself
 
 
+def test_deepfool_in_memory_halves_gives_each_sample_its_own_result(digits):
+    """From 64 standing rows DeepFool splits its graph in two; a sample's path must not care."""
+    model, x, y = digits.model, digits.x, digits.y
+    assert len(x) >= 64
+    whole = run_attack("deepfool", model, x, y)  # split into halves
+    alone = torch.cat(
+        [run_attack("deepfool", model, x[i : i + 16], y[i : i + 16]) for i in range(0, len(x), 16)]
+    )
+    assert (whole - alone).abs().max() <= 1e-4
+    assert torch.equal(robust_flags(model, whole, y), robust_flags(model, alone, y))
+
+
 def test_accuracy_falls_with_eps_and_steps_and_vanishes_at_half(digits):
     model, x, y = digits.model, digits.x, digits.y
     budgets = [0.05, 0.1, 0.2, 0.5]

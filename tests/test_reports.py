@@ -102,6 +102,23 @@ def test_append_replaces_rows_with_the_same_key(results_csv: Path):
         results.make_row(colour="red")
 
 
+def test_a_rerun_trace_replaces_the_whole_old_trace(results_csv: Path):
+    search = {**MODEL, "checkpoint": "/x/nlr/seed0", "experiment": "minrho-bisection"}
+    search.update(attack="ifsgm", box="white", metric="misclassified", n=100)
+    first = [dict(search, eps=e, value=v) for e, v in ((0.25, 90.0), (0.375, 99.5), (0.3125, 98.0))]
+    results.append(results_csv, first, trace=("eps",))
+    other = dict(first[0], attack="ill")  # another search: not part of the trace
+    results.append(results_csv, [other], trace=("eps",))
+    rerun = [
+        dict(search, eps=e, value=v) for e, v in ((0.25, 91.0), (0.375, 99.6), (0.4375, 100.0))
+    ]
+    frame = results.append(results_csv, rerun, trace=("eps",))
+    traced = frame[frame["experiment"] == "minrho-bisection"]
+    assert sorted(traced[traced["attack"] == "ifsgm"]["eps"]) == [0.25, 0.375, 0.4375]
+    assert (traced["attack"] == "ill").sum() == 1
+    assert len(frame) == len(_rows()) + 4
+
+
 def test_append_is_byte_stable(results_csv: Path):
     first = results_csv.read_bytes()
     results.append(results_csv, _rows())
@@ -197,6 +214,14 @@ def test_gate_passes_on_itself_and_fails_on_a_planted_regression(
     assert not regress.compare(
         moved.assign(value=moved["value"].where(~rho_rows, moved["value"] * 0.8)), frame
     ).passed
+
+
+def test_gate_counts_not_reached_twice_as_unchanged(results_csv: Path):
+    frame = results.read(results_csv)
+    rho = frame["metric"] == "rho"
+    unreached = frame.assign(value=frame["value"].where(~rho, float("nan")))
+    report = regress.compare(unreached, unreached)
+    assert report.passed and (report.table["status"] == "ok").all()
 
 
 def test_gate_refuses_to_compare_models_trained_on_different_devices(

@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         rows += (
             _deepfool_rows(setup, args) if name == "deepfool" else _search_rows(name, setup, args)
         )
-    results.append(args.out, rows)
+    # A re-run's bisection may visit other ε than the last one did: replace the whole trace.
+    results.append(args.out, rows, trace=("eps",))
     print(f"{len(rows)} rows -> {args.out}")
     return 0
 
