@@ -57,6 +57,7 @@ class Bench:
 
     @property
     def device(self) -> torch.device:
+        """Where the batch (and the model) live: it picks the clock and the memory counter."""
         return self.x.device
 
 

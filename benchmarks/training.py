@@ -80,6 +80,7 @@ class Cost:
     per_image: float  # the training steps themselves
 
     def epoch(self, n: int) -> float:
+        """Predicted seconds of one epoch on `n` training images."""
         return self.fixed + self.per_image * n
 
 
