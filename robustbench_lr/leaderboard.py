@@ -1,7 +1,9 @@
 """Leaderboard: one row per model, ranked by white-box robust accuracy under one threat model.
 
 Merges any number of results files (runs on other machines, other profiles). A model is
-(dataset, arch, width, method); its seeds are averaged. Beside the ranking metric it shows the
+(dataset, arch, width, method, device); its seeds are averaged. The training device is part of
+a model's identity: bf16 training on CUDA and float32 on the CPU give different networks, which
+must not be averaged as if they were seeds. Beside the ranking metric it shows the
 clean accuracy, black-box (transfer from N-LR) accuracy, random-noise accuracy and DeepFool ρ.
 Each model also gets a JSON record shaped like RobustBench's `model_info` entries.
 """
@@ -18,7 +20,7 @@ import pandas as pd
 from robustbench_lr import __version__
 from robustbench_lr.io import atomic_write_json, atomic_write_text
 
-MODEL = ["dataset", "arch", "width", "method"]
+MODEL = ["dataset", "arch", "width", "method", "device"]
 
 
 @dataclass(frozen=True)
@@ -84,12 +86,15 @@ def model_info(row: pd.Series, threat: Threat) -> dict[str, Any]:
         value = row.get(key)
         return None if value is None or pd.isna(value) else round(float(value), 2)
 
+    device = row.get("device") or ""
+    on_other_device = f"@{device}" if device not in ("", "cpu") else ""
     return {
-        "name": f"{row['dataset']}/{row['arch']}-w{row['width']:g}/{row['method']}",
+        "name": f"{row['dataset']}/{row['arch']}-w{row['width']:g}/{row['method']}{on_other_device}",
         "dataset": row["dataset"],
         "architecture": row["arch"],
         "width": float(row["width"]),
         "method": row["method"],
+        "device": device or None,
         "seeds": None if pd.isna(row.get("seeds")) else int(row["seeds"]),
         "clean_acc": number("clean_acc"),
         "reported": number("robust_acc"),

@@ -184,6 +184,20 @@ def test_leaderboard_ranks_and_writes_model_info(results_csv: Path, tmp_path: Pa
     assert info["threat_model"] == "Linf" and info["eps"] == "8/255" and info["reported"] == 55.0
 
 
+def test_leaderboard_keeps_models_trained_on_different_devices_apart(
+    results_csv: Path, tmp_path: Path
+):
+    frame = results.read(results_csv)
+    nlr = frame[frame["method"] == "nlr"]
+    both = pd.concat([nlr.assign(device="cpu"), nlr.assign(device="cuda", value=nlr["value"] - 1)])
+    threat = leaderboard.Threat(eps=8 / 255, steps=20)
+    board = leaderboard.build(both, threat)
+    assert board["device"].tolist() == ["cpu", "cuda"] and board["seeds"].tolist() == [2, 2]
+    files = leaderboard.write(board, threat, tmp_path / "lb.md")
+    names = sorted(p.name for p in files[1:])
+    assert names == ["digits__resnet18-w0.25__nlr.json", "digits__resnet18-w0.25__nlr@cuda.json"]
+
+
 def test_gate_passes_on_itself_and_fails_on_a_planted_regression(
     results_csv: Path, tmp_path: Path, capsys
 ):
