@@ -21,6 +21,7 @@ from _report import machine, wall_clock, write_section
 
 from robustbench_lr.config import TrainConfig
 from robustbench_lr.data import Data, DatasetSpec, load
+from robustbench_lr.devices import use_device
 from robustbench_lr.profiles import load_profile
 from robustbench_lr.train import train
 
@@ -132,6 +133,7 @@ def paper_fast_hours(costs: dict[Run, Cost]) -> tuple[float, list[str]]:
 
 def measure(device: str, methods: list[str] | None = None) -> str:
     """Time every run of `device` (or only `methods`) and return its perf.md section."""
+    use_device(device)  # a clear error where the device is missing, and the commands' policy
     started = time.perf_counter()
     if device == "cuda":
         runs, width, sets = CUDA_RUNS, 1.0, {d: synthetic(d) for d in CLASSES}
