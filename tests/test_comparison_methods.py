@@ -17,7 +17,7 @@ from robustbench_lr.methods.srn import StableRankNorm
 from robustbench_lr.methods.weights import stable_rank, weight_layers, weight_matrix
 from robustbench_lr.train import epoch_batches
 from tests.conftest import SMALL, train_small
-from tests.test_train import kill_and_resume
+from tests.test_train import kill_and_resume, train_args
 
 COMPARISONS = ("snip", "srn", "sn")
 RESNET18_WEIGHT_LAYERS = 21  # stem, 16 block convs, 3 shortcuts, fc
@@ -153,20 +153,7 @@ def test_srn_map_is_the_papers_optimum():
 
 
 def test_srn_resumes_after_sigkill_with_identical_weights(tmp_path: Path, trained):
-    args = [
-        "--dataset",
-        "digits",
-        "--arch",
-        "resnet18",
-        "--width",
-        "0.25",
-        "--method",
-        "srn",
-        "--seed",
-        "0",
-        "--epochs",
-        "8",
-    ]
+    args = train_args("srn")
     folder = checkpoint_dir(
         tmp_path,
         TrainConfig(**SMALL, method="srn", seed=0, method_options=METHODS["srn"].resolve({})),

@@ -20,18 +20,14 @@ from robustbench_lr.config import TrainConfig, checkpoint_dir
 from robustbench_lr.train import lr_at, train
 from tests.conftest import SMALL, train_small
 
-TRAIN_ARGS = [
-    "--dataset",
-    "digits",
-    "--arch",
-    "resnet18",
-    "--width",
-    "0.25",
-    "--method",
-    "nlr",
-    "--seed",
-    "0",
-]
+
+def train_args(method: str = "nlr", epochs: int = SMALL["epochs"]) -> list[str]:
+    """`robustbench-lr train` flags for the foundation recipe (SMALL) with `method`, seed 0."""
+    return [
+        *("--dataset", SMALL["dataset"], "--arch", SMALL["arch"]),
+        *("--width", str(SMALL["width"]), "--method", method),
+        *("--seed", "0", "--epochs", str(epochs)),
+    ]
 
 
 def test_recipe_reaches_95_percent(nlr_digits: Path):
@@ -102,7 +98,7 @@ def kill_and_resume(root: Path, args: list[str], folder: Path, kill_after_epoch:
 
 def test_sigkill_then_rerun_gives_identical_weights(tmp_path: Path, nlr_digits: Path):
     folder = checkpoint_dir(tmp_path, TrainConfig(**SMALL, method="nlr", seed=0))
-    kill_and_resume(tmp_path, [*TRAIN_ARGS, "--epochs", "8"], folder)
+    kill_and_resume(tmp_path, train_args(), folder)
     assert (folder / "model.safetensors").read_bytes() == (
         nlr_digits / "model.safetensors"
     ).read_bytes()
