@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from robustbench_lr.io import atomic_write_text
+from robustbench_lr.files import atomic_write_text
 
 PERF = Path(__file__).resolve().parent.parent / "reports" / "perf.md"
 TITLE = "# Performance\n\nWritten by `make perf` (benchmarks/*.py); each script owns one section.\n"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -676,9 +677,14 @@ def report_rows(
 
 
 def audit_filename(model_columns: Mapping[str, Any], eps: float) -> str:
-    """`audit_<dataset>_<arch>-w<width>_<method>_seed<S>_eps<E>.md`: one file per model and ε."""
+    """`audit_<dataset>_<arch>-w<width>_<method>_seed<S>_eps<E>.md`: one file per model and ε.
+
+    Anything outside [A-Za-z0-9_.-] becomes `-`: a dataset name from an old checkpoint may be
+    `npz:/some/path`, which must not turn the report's name into a path.
+    """
     m = model_columns
-    return f"audit_{m['dataset']}_{m['arch']}-w{float(m['width']):g}_{m['method']}_seed{int(m['seed'])}_eps{eps * 255:g}.md"
+    model = f"{m['dataset']}_{m['arch']}-w{float(m['width']):g}_{m['method']}_seed{int(m['seed'])}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"audit_{model}_eps{eps * 255:g}") + ".md"
 
 
 def _fmt(value: float) -> str:

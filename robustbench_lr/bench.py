@@ -1,30 +1,43 @@
 """`make bench`: train what is missing, run every experiment not yet done, render everything.
 
-The bench is a list of `Job`s grouped into stages (train, attacks, analyses, audit). Each job
-returns result rows; the rows are appended to `<out>/results.csv` and the job's key is added to
-a ledger (`<out>/bench_state.json`) right after, both atomically. Re-running after an
-interruption skips every job in the ledger, so a finished bench re-run only re-renders.
-Training resumes inside a model from its last epoch (see `train.py`).
+The bench is a list of `Job`s grouped into stages (train, attacks, minrho, audit, analyses).
+Each job's rows go to its own shard `<out>/jobs/<key digest>.csv`, and the ledger
+(`<out>/bench_state.json`) records, per job, what it read and wrote: the settings that planned
+it, the code that ran it, the commit point (meta.json digest) of every checkpoint it read, and
+its shard's digest. A job counts as done only while all of that still holds; anything else is
+re-run and the summary says why. `results.csv` is then merged from the shards of the profile's
+done jobs, in plan order, by this one writer. A kill at any moment loses at most the job that
+was running: shards and the ledger are written to temporary names and renamed. Training
+resumes inside a model from its last epoch (see `train.py`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from tqdm import tqdm
 
-from robustbench_lr import checkpoints, results
+from robustbench_lr import __version__, checkpoints, locks, results
 from robustbench_lr.config import TrainConfig, checkpoint_dir
 from robustbench_lr.data import Data, LoadOptions, load
-from robustbench_lr.io import atomic_write_json
+from robustbench_lr.devices import resolve_device
+from robustbench_lr.files import (
+    atomic_write,
+    atomic_write_json,
+    file_digest,
+    remove_stale_temporaries,
+)
 from robustbench_lr.profiles import Profile, selects
 from robustbench_lr.registry import Registry
 
@@ -32,15 +45,33 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "bench_state.json"
 RESULTS_FILE = "results.csv"
+SHARDS_DIR = "jobs"
+LEDGER_FORMAT = "robustbench-lr-ledger/2"
+BENCH_LOCK = ".bench.lock"
+
+Rows = list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
 class Job:
-    """One unit of bench work: a stable key for the ledger and a function returning rows."""
+    """One unit of bench work.
+
+    `key` names it in the ledger; `spec` is the canonical text of its settings (a changed
+    setting re-runs it); `inputs` are the checkpoint folders it reads (for a training job, the
+    one it writes), whose commit points must be unchanged for its rows to stay valid. `run`
+    gets a scratch CSV path (commands write their rows there; figures and reports go beside
+    it, in the report folder) and returns the job's rows.
+    """
 
     stage: str
     key: str
-    run: Callable[[], list[dict[str, Any]]]
+    spec: str
+    inputs: tuple[Path, ...]
+    run: Callable[[Path], Rows]
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.key.encode()).hexdigest()[:20]
 
 
 @dataclass
@@ -52,7 +83,6 @@ class BenchContext:
     ckpt_root: Path
     device: str
     load_options: LoadOptions
-    progress: bool
     _data: dict[tuple, Data] = field(default_factory=dict)
 
     @property
@@ -101,18 +131,11 @@ def plan_training(ctx: BenchContext) -> list[Job]:
     """One job per model: train (or resume) it, then record its clean accuracy (Tables 7-8)."""
     from robustbench_lr.train import train
 
-    def job(cfg: TrainConfig) -> Callable[[], list[dict[str, Any]]]:
-        def run() -> list[dict[str, Any]]:
-            result = train(
-                cfg,
-                ctx.ckpt_root,
-                ctx.device,
-                ctx.load_options,
-                progress=False,
-                data=ctx.data_for(cfg),
-            )
-            meta = checkpoints.read_meta(result.folder)
+    def job(cfg: TrainConfig) -> Callable[[Path], Rows]:
+        def run(_scratch: Path) -> Rows:
             data = ctx.data_for(cfg)
+            result = train(cfg, ctx.ckpt_root, ctx.device, ctx.load_options, False, data)
+            meta = checkpoints.verify(result.folder)
             return [
                 results.make_row(
                     **results.model_fields(meta, result.folder),
@@ -127,15 +150,40 @@ def plan_training(ctx: BenchContext) -> list[Job]:
         return run
 
     return [
-        Job("train", f"train:{ctx.folder(cfg)}:{cfg.epochs}", job(cfg))
+        Job(
+            "train",
+            f"train:{ctx.folder(cfg)}:{cfg.epochs}",
+            _spec(cfg.to_dict(), ctx),
+            (ctx.folder(cfg),),
+            job(cfg),
+        )
         for cfg in ctx.profile.models
     ]
 
 
-def _command(argv: list[str], log_path: Path) -> list[dict[str, Any]]:
+def _spec(settings: Any, ctx: BenchContext) -> str:
+    """Canonical text of a job's settings, with the device it runs on (bf16 CUDA != CPU)."""
+    return json.dumps(
+        {"settings": settings, "device": resolve_device(ctx.device).type}, sort_keys=True
+    )
+
+
+def _command_job(stage: str, key: str, argv: list[str], inputs: list[str], ctx) -> Job:
+    """A job that runs a CLI command in-process, its rows going to the job's scratch CSV."""
+    return Job(
+        stage,
+        key,
+        _spec(argv, ctx),
+        tuple(Path(p) for p in inputs),
+        lambda scratch: _command([*argv, "--out", str(scratch)], ctx.out_dir / "bench.log"),
+    )
+
+
+def _command(argv: list[str], log_path: Path) -> Rows:
     """Run a CLI command in-process (so the bench computes exactly what a user's command does).
 
-    The command appends its own rows to the results file; its printed lines go to the bench log.
+    The command writes its rows to the file its `--out` names (the job's scratch CSV, read
+    back here); its printed lines go to the bench log.
     """
     import contextlib
 
@@ -149,12 +197,12 @@ def _command(argv: list[str], log_path: Path) -> list[dict[str, Any]]:
         raise RuntimeError(
             f"`robustbench-lr {' '.join(argv)}` exited with {status}; see {log_path}"
         )
-    return []
+    return results.read(args.out).to_dict("records")
 
 
 def _common_flags(ctx: BenchContext) -> list[str]:
     opts = ctx.load_options
-    flags = ["--out", str(ctx.results_path), "--device", ctx.device, "--data-root", opts.data_root]
+    flags = ["--device", ctx.device, "--data-root", opts.data_root]
     return flags + (["--download"] if opts.download else [])
 
 
@@ -170,7 +218,6 @@ def plan_attacks(ctx: BenchContext) -> list[Job]:
     (the paper's protocol); a profile without that N-LR model gets no black-box rows.
     """
     grid, n = ctx.profile.attacks, str(ctx.profile.n)
-    log_path = ctx.out_dir / "bench.log"
     jobs = []
     for cfg in ctx.profile.models:
         folder = str(ctx.folder(cfg))
@@ -207,9 +254,8 @@ def plan_attacks(ctx: BenchContext) -> list[Job]:
                 "--per-step",
             ]
         for name, argv in runs.items():
-            jobs.append(
-                Job("attacks", f"attack:{name}:{folder}", lambda a=argv: _command(a, log_path))
-            )
+            inputs = [folder, *([str(ctx.folder(source))] if name == "ifsgm-black" else [])]
+            jobs.append(_command_job("attacks", f"attack:{name}:{folder}", argv, inputs, ctx))
     return jobs
 
 
@@ -219,7 +265,6 @@ def plan_minrho(ctx: BenchContext) -> list[Job]:
     grid = ctx.profile.attacks
     if not grid.minrho:
         return []
-    log_path = ctx.out_dir / "bench.log"
     jobs = []
     for cfg in ctx.profile.models:
         if not selects(grid.minrho_only, cfg):
@@ -237,12 +282,12 @@ def plan_minrho(ctx: BenchContext) -> list[Job]:
             *_common_flags(ctx),
             *(["--per-sample"] if grid.curves else []),
         ]
-        jobs.append(Job("minrho", f"minrho:white:{folder}", lambda a=argv: _command(a, log_path)))
+        jobs.append(_command_job("minrho", f"minrho:white:{folder}", argv, [folder], ctx))
         source = ctx.other_nlr_folder(cfg)
         if grid.blackbox and source is not None:
             black = argv + ["--source", source]
             jobs.append(
-                Job("minrho", f"minrho:black:{folder}", lambda a=black: _command(a, log_path))
+                _command_job("minrho", f"minrho:black:{folder}", black, [folder, source], ctx)
             )
     return jobs
 
@@ -252,7 +297,6 @@ def plan_audit(ctx: BenchContext) -> list[Job]:
     """The robustness audit on every model (issue 8): gradient-masking checks and the worst case per example."""
     if not ctx.profile.audit:
         return []
-    log_path = ctx.out_dir / "bench.log"
     jobs = []
     for cfg in ctx.profile.models:
         folder = str(ctx.folder(cfg))
@@ -271,7 +315,8 @@ def plan_audit(ctx: BenchContext) -> list[Job]:
         source = ctx.other_nlr_folder(cfg)
         if source is not None:
             argv += ["--source", source]
-        jobs.append(Job("audit", f"audit:{folder}", lambda a=argv: _command(a, log_path)))
+        inputs = [folder, *([source] if source else [])]
+        jobs.append(_command_job("audit", f"audit:{folder}", argv, inputs, ctx))
     return jobs
 
 
@@ -304,13 +349,23 @@ def plan_analyses(ctx: BenchContext) -> list[Job]:
                 options = AnalysisOptions(
                     n=n, device=ctx.device, load=ctx.load_options, extra=extra
                 )
-                run = partial(_analysis_rows, analysis, folder, ctx.results_path, options)
-                jobs.append(Job("analyses", f"analysis:{kind}:{box}:{folder}", run))
+                run = partial(_analysis_rows, analysis, folder, options)
+                others = [Path(extra[k]) for k in ("source", "stop_on") if k in extra]
+                jobs.append(
+                    Job(
+                        "analyses",
+                        f"analysis:{kind}:{box}:{folder}",
+                        _spec({"kind": kind, "n": n, "extra": extra}, ctx),
+                        (folder, *others),
+                        run,
+                    )
+                )
     return jobs
 
 
-def _analysis_rows(analysis, folder: Path, results_path: Path, options) -> list[dict[str, Any]]:
-    return analysis.run(folder, results_path, options).rows
+def _analysis_rows(analysis, folder: Path, options, scratch: Path) -> Rows:
+    # Figures go beside the scratch file, i.e. into the report folder.
+    return analysis.run(folder, scratch, options).rows
 
 
 # Analyses that craft adversarial examples: they use the attacks' test subset and have a
@@ -319,25 +374,97 @@ ADVERSARIAL_ANALYSES = ("maxmargin", "stability")
 RUNS_PER_BOX = {"black": ADVERSARIAL_ANALYSES, "matched": ("maxmargin",)}
 
 
-def _read_state(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {"done": [], "seconds": {}}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        log.warning("%s is corrupt; starting the ledger afresh", path)
-        return {"done": [], "seconds": {}}
+@cache
+def code_identity() -> str:
+    """What "the code that ran it" means in the ledger: package version, torch, and a digest of
+    every source and data file of the package (a changed attack re-runs the attacks)."""
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".toml", ".csv") and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return f"{__version__}+torch{torch.__version__}+{digest.hexdigest()[:16]}"
+
+
+class Ledger:
+    """`bench_state.json`: per job, what it read and wrote, so "done" can be re-checked."""
+
+    def __init__(self, path: Path, out_dir: Path) -> None:
+        self.path, self.out_dir = path, out_dir
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.note = ""
+        if path.exists():
+            try:
+                raw = json.loads(path.read_text())
+            except json.JSONDecodeError:
+                raw = {}
+            if isinstance(raw, dict) and raw.get("format") == LEDGER_FORMAT:
+                self.jobs = raw.get("jobs", {})
+            else:
+                self.note = "its ledger was written by an older version or is unreadable"
+
+    def shard(self, job: Job) -> Path:
+        return self.out_dir / SHARDS_DIR / f"{job.digest}.csv"
+
+    def why_not_done(self, job: Job, digests: CheckpointDigests, reuse: bool) -> str | None:
+        """None when `job`'s recorded rows are still valid; else the reason to re-run it."""
+        entry = self.jobs.get(job.key)
+        if entry is None:
+            return self.note or "not run yet"
+        if entry["spec"] != job.spec:
+            return "settings changed"
+        if entry["code"] != code_identity() and not reuse:
+            return "code changed"
+        for folder, recorded in entry["inputs"].items():
+            if digests.get(Path(folder)) != recorded:
+                return "checkpoint missing or changed"
+        shard = self.shard(job)
+        if not shard.exists() or file_digest(shard) != entry["shard"]:
+            return "rows missing or changed"
+        return None
+
+    def commit(self, job: Job, inputs: dict[str, str], seconds: float) -> None:
+        self.jobs[job.key] = {
+            "stage": job.stage,
+            "spec": job.spec,
+            "code": code_identity(),
+            "inputs": inputs,
+            "shard": file_digest(self.shard(job)),
+            "seconds": round(seconds, 3),
+        }
+        atomic_write_json(self.path, {"format": LEDGER_FORMAT, "jobs": self.jobs})
+
+
+class CheckpointDigests:
+    """Digest of each checkpoint's verified commit point (None: missing or inconsistent)."""
+
+    def __init__(self) -> None:
+        self._known: dict[Path, str | None] = {}
+
+    def get(self, folder: Path) -> str | None:
+        if folder not in self._known:
+            try:
+                checkpoints.verify(folder)
+                self._known[folder] = file_digest(folder / checkpoints.META_FILE)
+            except checkpoints.CheckpointError:
+                self._known[folder] = None
+        return self._known[folder]
+
+    def forget(self, folder: Path) -> None:
+        self._known.pop(folder, None)
 
 
 @dataclass
 class BenchSummary:
-    """What a bench run did: jobs run/skipped per stage, models trained, files written."""
+    """What a bench run did: jobs run/skipped per stage (and why run), models trained, files."""
 
     ran: dict[str, int]
     skipped: dict[str, int]
+    reasons: dict[str, Counter]
     trained: int
     files: list[Path]
     seconds: dict[str, float]
+    reused: list[str]
 
 
 def run_bench(
@@ -348,47 +475,104 @@ def run_bench(
     load_options: LoadOptions | None = None,
     progress: bool = True,
     stages: list[str] | None = None,
+    reuse_results: bool = False,
 ) -> BenchSummary:
-    """Run every stage of `profile` that is not done yet, then render tables, figures and README."""
+    """Run every job of `profile` that is not validly done, merge the results, render them.
+
+    The report folder is locked for the whole run (a second bench on it fails at once).
+    `reuse_results` accepts rows that other code made (the report then says so); checkpoints
+    and settings must still match.
+    """
+    ctx = BenchContext(
+        profile, Path(out_dir), Path(ckpt_root), device, load_options or LoadOptions()
+    )
+    selected = stages or STAGES.names()
+    for stage in selected:
+        STAGES.get(stage)
+    with locks.exclusive(ctx.out_dir, BENCH_LOCK):
+        for folder in (ctx.out_dir, ctx.out_dir / SHARDS_DIR):
+            remove_stale_temporaries(folder)
+        for scratch in ctx.out_dir.glob(".pending-*.csv"):  # a killed job's partial rows
+            scratch.unlink()
+        return _run_locked(ctx, selected, progress, reuse_results)
+
+
+def _run_locked(
+    ctx: BenchContext, selected: list[str], progress: bool, reuse: bool
+) -> BenchSummary:
     from robustbench_lr.report import render_report
 
-    ctx = BenchContext(
-        profile, Path(out_dir), Path(ckpt_root), device, load_options or LoadOptions(), progress
-    )
-    ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    state_path = ctx.out_dir / STATE_FILE
-    state = _read_state(state_path)
-    if not ctx.results_path.exists():
-        state = {"done": [], "seconds": {}}  # no results: nothing can be considered done
-    done = set(state["done"])
+    ledger = Ledger(ctx.out_dir / STATE_FILE, ctx.out_dir)
+    digests = CheckpointDigests()
+    plan = {stage: STAGES.get(stage)(ctx) for stage in STAGES.names()}
     ran: dict[str, int] = {}
     skipped: dict[str, int] = {}
-    trained_before = sum(1 for cfg in profile.models if _finished(ctx.folder(cfg)))
-    for stage in stages or STAGES.names():
-        jobs = STAGES.get(stage)(ctx)
-        todo = [j for j in jobs if j.key not in done]
-        skipped[stage] = len(jobs) - len(todo)
-        ran[stage] = 0
-        started = time.time()
+    reasons: dict[str, Counter] = {}
+    trained = 0
+    for stage in selected:
+        jobs = plan[stage]
+        why = {job.key: ledger.why_not_done(job, digests, reuse) for job in jobs}
+        todo = [job for job in jobs if why[job.key] is not None]
+        reasons[stage] = Counter(why[job.key] for job in todo)
+        skipped[stage], ran[stage] = len(jobs) - len(todo), 0
         for job in tqdm(
-            todo, desc=f"bench {profile.name}: {stage}", unit="job", disable=not progress
+            todo, desc=f"bench {ctx.profile.name}: {stage}", unit="job", disable=not progress
         ):
-            torch.manual_seed(0)
-            rows = job.run()
-            results.append(ctx.results_path, rows)
-            done.add(job.key)
-            state["done"] = sorted(done)
-            state["seconds"][stage] = state["seconds"].get(stage, 0.0) + (time.time() - started)
-            started = time.time()
-            atomic_write_json(state_path, state)
+            seconds = _run_job(job, ledger, digests, ctx)
+            log.info("%s done in %.1f s", job.key, seconds)
             ran[stage] += 1
-    trained = sum(1 for cfg in profile.models if _finished(ctx.folder(cfg))) - trained_before
-    files = render_report(profile, ctx.out_dir, state)
-    return BenchSummary(ran, skipped, trained, files, dict(state["seconds"]))
+            trained += stage == "train"
+    done = [
+        job
+        for jobs in plan.values()
+        for job in jobs
+        if ledger.why_not_done(job, digests, reuse) is None
+    ]
+    _merge(ctx.results_path, [ledger.shard(job) for job in done])
+    reused = [job.key for job in done if ledger.jobs[job.key]["code"] != code_identity()]
+    seconds: dict[str, float] = {}
+    for job in done:
+        seconds[job.stage] = seconds.get(job.stage, 0.0) + ledger.jobs[job.key]["seconds"]
+    state = {"seconds": seconds, "reused": reused}
+    files = render_report(ctx.profile, ctx.out_dir, state)
+    return BenchSummary(ran, skipped, reasons, trained, files, seconds, reused)
 
 
-def _finished(folder: Path) -> bool:
-    try:
-        return bool(checkpoints.read_meta(folder).get("finished"))
-    except checkpoints.CheckpointError:
-        return False
+def _run_job(job: Job, ledger: Ledger, digests: CheckpointDigests, ctx: BenchContext) -> float:
+    """Run one job, write its shard, then commit it to the ledger (the job's commit point)."""
+    scratch = ctx.out_dir / f".pending-{job.digest}.csv"
+    scratch.unlink(missing_ok=True)
+    started = time.time()
+    torch.manual_seed(0)
+    rows = job.run(scratch)
+    _write_rows(ledger.shard(job), rows)
+    scratch.unlink(missing_ok=True)
+    if job.stage == "train":
+        for folder in job.inputs:
+            digests.forget(folder)
+    inputs = {str(folder): digests.get(folder) for folder in job.inputs}
+    missing = [folder for folder, digest in inputs.items() if digest is None]
+    if missing:
+        raise checkpoints.CheckpointError(
+            f"{job.key}: checkpoint {missing[0]} is not a consistent checkpoint after the job ran"
+        )
+    seconds = time.time() - started
+    ledger.commit(job, inputs, seconds)
+    return seconds
+
+
+def _write_rows(path: Path, rows: Rows) -> None:
+    frame = pd.DataFrame([results.make_row(**r) for r in rows], columns=results.COLUMNS)
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, na_rep="nan"))
+
+
+def _merge(results_path: Path, shards: list[Path]) -> None:
+    """`results.csv` = the done jobs' rows in plan order; a later job's row replaces an
+    earlier one with the same key (what appending them one by one would leave)."""
+    frames = [results.read(shard) for shard in shards]
+    frames = [f for f in frames if not f.empty]
+    merged = (
+        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=results.COLUMNS)
+    )
+    merged = merged.drop_duplicates(subset=results.KEY, keep="last")
+    atomic_write(results_path, lambda tmp: merged.to_csv(tmp, index=False, na_rep="nan"))

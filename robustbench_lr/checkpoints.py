@@ -5,8 +5,16 @@ A checkpoint folder holds
   into the architecture rebuilt from `meta.json` with no training-time hooks;
 - `train_state.safetensors`: everything needed to resume exactly (training-module state,
   the method's auxiliary state, optimizer momentum, the run's history in its metadata);
-- `meta.json`: config, method options, epoch, history, clean accuracy, versions, git revision.
+- `meta.json`: config, method options, epoch, history, clean accuracy, versions, git revision,
+  the data's fingerprint, and the sha256 of the two files above.
 No pickles anywhere: safetensors and JSON only.
+
+`meta.json` is the one commit point. It is written last and vouches, by digest, for the exact
+files of its epoch; a folder whose files disagree with it (a kill between two renames, a
+truncated or replaced file) is not a checkpoint anyone may read (`verify`), and `train` rebuilds
+it from the train state instead of calling it complete. The train state carries its own epoch,
+history, identity and data fingerprint, so it is the resume point even when the commit point
+lags one epoch behind it.
 """
 
 from __future__ import annotations
@@ -27,16 +35,20 @@ from torch.nn.utils import parametrize
 from robustbench_lr import __version__
 from robustbench_lr.config import TrainConfig
 from robustbench_lr.data import DatasetSpec
-from robustbench_lr.io import atomic_write, atomic_write_json
+from robustbench_lr.files import atomic_write, atomic_write_json, file_digest
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "train_state.safetensors"
 META_FILE = "meta.json"
-FORMAT = "robustbench-lr/1"
+FORMAT = "robustbench-lr/2"  # /2: meta.json vouches for its files by digest
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupt, or does not match what was asked for."""
+
+
+class CorruptFileError(CheckpointError):
+    """A checkpoint file cannot be read at all (truncated, not safetensors, torn)."""
 
 
 @torch.no_grad()
@@ -95,8 +107,8 @@ def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         with safe_open(str(path), framework="pt") as handle:
             metadata = json.loads((handle.metadata() or {}).get(_META_KEY, "{}"))
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(
-            f"{path} is corrupt or truncated ({err}); delete it to retrain"
+        raise CorruptFileError(
+            f"{path} is corrupt or truncated ({err}); re-run `robustbench-lr train` with the same flags to rebuild it"
         ) from None
     return tensors, metadata
 
@@ -114,6 +126,31 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is corrupt ({err})") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} has format {meta.get('format')!r}, expected {FORMAT!r}")
+    return meta
+
+
+def verify(folder: str | Path) -> dict[str, Any]:
+    """The commit point of `folder` after checking every file it vouches for; else one line.
+
+    Anything that reads a checkpoint goes through here, so weights that lag behind or run
+    ahead of their meta.json (an interrupted write), or were truncated or swapped, are never
+    evaluated as if they were the model meta.json describes.
+    """
+    folder = Path(folder)
+    meta = read_meta(folder)
+    vouched = meta.get("files")
+    if not isinstance(vouched, dict) or not vouched:
+        raise CheckpointError(f"{folder / META_FILE} names no files to vouch for; retrain it")
+    for name, digest in sorted(vouched.items()):
+        path = folder / name
+        if not path.exists():
+            raise CheckpointError(
+                f"{path} is missing although {META_FILE} vouches for it; re-run `robustbench-lr train` with the same flags to rebuild it"
+            )
+        if file_digest(path) != digest:
+            raise CheckpointError(
+                f"{path} does not match its commit point {META_FILE} (interrupted write, truncated or replaced file); re-run `robustbench-lr train` with the same flags to rebuild it"
+            )
     return meta
 
 
@@ -155,6 +192,7 @@ class TrainState:
     model: dict[str, torch.Tensor]
     aux: dict[str, torch.Tensor]
     optimizer: dict[str, torch.Tensor]
+    data_fingerprint: str
 
 
 def save(
@@ -166,12 +204,13 @@ def save(
     optimizer: torch.optim.Optimizer,
     epoch: int,
     history: list[dict[str, float]],
+    fingerprint: str,
     extra_meta: dict[str, Any],
 ) -> None:
-    """Write one epoch's checkpoint: weights and train state first, meta.json last.
+    """Write one epoch's checkpoint: train state, then weights, then the commit point.
 
-    The train state carries its own epoch and history, so a kill between two renames still
-    resumes from a consistent state (the state file is the source of truth for resuming).
+    A kill between two renames leaves a train state ahead of meta.json; `train` resumes from
+    it and rewrites the rest, byte for byte what an uninterrupted run writes.
     """
     ident = _identity(cfg)
     state: dict[str, torch.Tensor] = {f"model/{k}": v for k, v in model.state_dict().items()}
@@ -181,12 +220,13 @@ def save(
             if torch.is_tensor(value):
                 state[f"optim/{index}/{key}"] = value
     state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    _save_tensors(
-        folder / STATE_FILE, state, {**ident, "epoch": str(epoch), "history": json.dumps(history)}
-    )
-    _save_tensors(folder / MODEL_FILE, plain_state_dict(model), {**ident, "epoch": str(epoch)})
+    stamp = {**ident, "epoch": str(epoch), "data_fingerprint": fingerprint}
+    _save_tensors(folder / STATE_FILE, state, {**stamp, "history": json.dumps(history)})
+    _save_tensors(folder / MODEL_FILE, plain_state_dict(model), stamp)
     meta = {
         "format": FORMAT,
+        "files": {name: file_digest(folder / name) for name in (MODEL_FILE, STATE_FILE)},
+        "data_fingerprint": fingerprint,
         "config": cfg.to_dict(),
         "dataset_spec": {**spec.__dict__},
         "epoch": epoch,
@@ -206,7 +246,10 @@ def load_train_state(folder: Path, cfg: TrainConfig) -> TrainState | None:
         return None
     meta_path = folder / META_FILE
     if meta_path.exists():
-        stored = read_meta(folder)["config"]
+        try:
+            stored = read_meta(folder)["config"]
+        except CheckpointError:  # a commit point from an older format or a torn one: ignore it
+            stored = json.loads(json.dumps(cfg.to_dict()))
         if stored != json.loads(json.dumps(cfg.to_dict())):
             diff = {k: (stored.get(k), v) for k, v in cfg.to_dict().items() if stored.get(k) != v}
             raise CheckpointError(
@@ -224,6 +267,7 @@ def load_train_state(folder: Path, cfg: TrainConfig) -> TrainState | None:
         split["model"],
         split["aux"],
         split["optim"],
+        metadata.get("data_fingerprint", ""),
     )
 
 
@@ -276,7 +320,7 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu"):
     `CheckpointError`.
     """
     folder = Path(folder)
-    meta = read_meta(folder)
+    meta = verify(folder)
     cfg = TrainConfig.from_dict(meta["config"])
     model = build_from_meta(meta)
     tensors, metadata = _load_tensors(folder / MODEL_FILE)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import re
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from robustbench_lr.data import dataset_label
 
 
 @dataclass(frozen=True)
@@ -43,22 +45,34 @@ class TrainConfig:
 
 
 def checkpoint_dir(root: str | Path, cfg: TrainConfig) -> Path:
-    """`<root>/<dataset>/<arch>[-w<width>]/<method>/seed<S>`: one folder per trained model.
+    """`<root>/<dataset label>/<arch>[-w<width>]/<method>/seed<S>`: one folder per trained model.
 
     The width joins the arch folder when it is not the paper's 1.0, so runs at different
-    widths never overwrite each other.
+    widths never overwrite each other. The dataset folder is `data.dataset_label`: an npz's
+    folder names its content, not its path.
     """
-    dataset = re.sub(r"[^A-Za-z0-9_.-]+", "-", cfg.dataset.replace("npz:", "npz-")).strip("-")
     arch = cfg.arch if cfg.width == 1.0 else f"{cfg.arch}-w{cfg.width:g}"
-    return Path(root) / dataset / arch / cfg.method / f"seed{cfg.seed}"
+    return Path(root) / dataset_label(cfg.dataset) / arch / cfg.method / f"seed{cfg.seed}"
 
 
 def parse_fraction(text: str | float) -> float:
-    """Parse `8/255`, `0.03` or `3e-2` (how budgets are written on the command line)."""
-    if isinstance(text, (int, float)):
-        return float(text)
-    text = text.strip()
-    if "/" in text:
-        num, den = text.split("/", 1)
-        return float(num) / float(den)
-    return float(text)
+    """Parse `8/255`, `0.03` or `3e-2` (how budgets are written on command lines and in profiles).
+
+    Junk, a zero denominator and non-finite values raise ValueError naming the text: a budget of
+    `nan` or `inf` would otherwise run and report numbers that belong to no attack.
+    """
+    value = float(text) if isinstance(text, (int, float)) else _fraction_value(text.strip())
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def _fraction_value(text: str) -> float:
+    num, slash, den = text.partition("/")
+    try:
+        numerator, denominator = float(num), float(den) if slash else 1.0
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number or a fraction like 8/255") from None
+    if denominator == 0:
+        raise ValueError(f"{text} has a zero denominator")
+    return numerator / denominator

@@ -7,18 +7,34 @@ attack sees the same [0, 1] input space.
 CIFAR and SVHN use torchvision for the download (with its checksums) and read the files in their
 real on-disk formats here: CIFAR-100's 20 coarse labels are not exposed by torchvision, and the
 CIFAR python pickles are read with a restricted unpickler instead of plain `pickle.load`.
+
+Every `Data` carries a `fingerprint`, a sha256 of the content it was read from, so a checkpoint
+can tell later whether "its" dataset still holds the images it was trained on
+(`load_for_checkpoint`), and an npz is named by its content rather than its path
+(`dataset_label`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import math
 import pickle
-from collections.abc import Callable
-from dataclasses import dataclass
+import re
+import time
+import tokenize
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from robustbench_lr.files import file_digest as _read_digest
 from robustbench_lr.registry import Registry
 
 DEFAULT_DATA_ROOT = "data"
@@ -50,6 +66,8 @@ class Data:
     y_train: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    # sha256 of what the loader read, before any limit; "" for tensors assembled by hand.
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +88,10 @@ def dataset_names() -> list[str]:
     return [*DATASETS.names(), "npz:PATH"]
 
 
+def _npz_path(name: str) -> Path:
+    return Path(name[len("npz:") :])
+
+
 def load(
     name: str,
     options: LoadOptions | None = None,
@@ -79,7 +101,7 @@ def load(
     """Load a dataset by registry name (or `npz:PATH`) and apply the stratified limits."""
     options = options or LoadOptions()
     if name.startswith("npz:"):
-        data = load_npz(Path(name[4:]))
+        data = load_npz(_npz_path(name))
     else:
         data = DATASETS.get(name)(options)
     if train_limit is not None:
@@ -89,6 +111,114 @@ def load(
         idx = stratified_subset(data.y_test, test_limit)
         data.x_test, data.y_test = data.x_test[idx], data.y_test[idx]
     return data
+
+
+def dataset_label(name: str) -> str:
+    """The name the suite shows and puts in folder and file names: no paths, only [A-Za-z0-9_.-].
+
+    Registered names are already such names. An npz is known by its content, not by where it
+    lies: `npz:/any/dir/my data.npz` is `npz-my_data-<first 8 hex of its sha256>`, so moving
+    the file keeps its checkpoints and overwriting it with other images makes a new dataset.
+    """
+    if not name.startswith("npz:"):
+        DATASETS.get(name)  # an unknown name lists the valid ones
+        return name
+    path = _npz_path(name)
+    if not path.is_file():
+        raise DatasetError(f"npz file {path} does not exist")
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem).strip("_.")[:64] or "data"
+    return f"npz-{stem}-{file_digest(path)[:8]}"
+
+
+def load_for_checkpoint(
+    meta: Mapping[str, Any],
+    checkpoint: str | Path,
+    options: LoadOptions | None = None,
+    train_limit: int | None = None,
+    test_limit: int | None = None,
+) -> Data:
+    """The dataset a checkpoint was trained on, refused if its content changed since training.
+
+    An attack or analysis of a model on images it was not trained on would report numbers
+    about another dataset without a word; meta.json's `data_fingerprint` makes that an error.
+    Checkpoints from before fingerprints (or trained on hand-built tensors) load unchecked.
+    The SVHN extra split follows the checkpoint's config: it is part of what was trained on.
+    """
+    cfg = meta["config"]
+    options = replace(options or LoadOptions(), svhn_extra=bool(cfg.get("svhn_extra", False)))
+    data = load(cfg["dataset"], options, train_limit, test_limit)
+    check_same_content(meta.get("data_fingerprint"), data, cfg["dataset"], checkpoint)
+    return data
+
+
+def check_same_content(recorded: str | None, data: Data, name: str, checkpoint: str | Path) -> None:
+    """One-line DatasetError when `data` is not the content `checkpoint` was trained on."""
+    if recorded and recorded != data.fingerprint:
+        raise DatasetError(
+            f"{_source(name)} changed since {checkpoint} was trained "
+            f"(fingerprint {recorded[:8]} → {data.fingerprint[:8]}); retrain it or restore the "
+            f"{'file' if name.startswith('npz:') else 'original files'}"
+        )
+
+
+def _source(name: str) -> str:
+    return f"npz file {_npz_path(name)}" if name.startswith("npz:") else f"dataset {name}"
+
+
+# ---- content digests --------------------------------------------------------------------------
+
+# A cached digest is only trusted for a file last modified this long before it was hashed:
+# a rewrite within the filesystem's timestamp granularity would otherwise keep size and mtime
+# (git's "racily clean" rule).
+_RACY_NS = 2_000_000_000
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _stat_key(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+
+
+def _remember(key: tuple[str, int, int], digest: str, started_ns: int) -> str:
+    if started_ns - key[2] > _RACY_NS:
+        _DIGESTS[key] = digest
+    return digest
+
+
+def file_digest(path: Path) -> str:
+    """sha256 (hex) of a file's bytes, cached by (resolved path, size, mtime_ns).
+
+    `dataset_label` runs wherever a checkpoint folder is named, so a large file is hashed once
+    per process rather than on every call.
+    """
+    key = _stat_key(path)
+    if key in _DIGESTS:
+        return _DIGESTS[key]
+    started = time.time_ns()
+    return _remember(key, _read_digest(path), started)
+
+
+def _read_hashed(path: Path) -> tuple[bytes, str]:
+    """A file's bytes and their sha256: the digest is of exactly the bytes that get parsed."""
+    key, started = _stat_key(path), time.time_ns()
+    raw = path.read_bytes()
+    return raw, _remember(key, hashlib.sha256(raw).hexdigest(), started)
+
+
+def _files_digest(digests: list[tuple[str, str]]) -> str:
+    """One digest of several files, from their names and digests in reading order."""
+    combined = hashlib.sha256()
+    for name, digest in digests:
+        combined.update(f"{name}\0{digest}\n".encode())
+    return combined.hexdigest()
+
+
+def _array_digest(*arrays: np.ndarray) -> str:
+    combined = hashlib.sha256()
+    for array in arrays:
+        combined.update(f"{array.dtype.str}{array.shape}".encode())
+        combined.update(np.ascontiguousarray(array).tobytes())
+    return combined.hexdigest()
 
 
 def stratified_subset(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
@@ -116,9 +246,15 @@ def stratified_subset(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tens
 
 
 def _channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of training images (the model's normalization layer)."""
+    """Per-channel mean and std of training images (the model's normalization layer).
+
+    A channel of one single pixel has no sample std; it gets 1, i.e. no scaling.
+    """
     mean = x.mean(dim=(0, 2, 3))
-    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    if x.numel() == x.shape[1]:
+        std = torch.ones_like(mean)
+    else:
+        std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
     return tuple(round(v, 6) for v in mean.tolist()), tuple(round(v, 6) for v in std.tolist())
 
 
@@ -139,7 +275,12 @@ def load_digits(options: LoadOptions) -> Data:
     mean, std = _channel_stats(x_train)
     spec = DatasetSpec("digits", 1, 8, 10, mean, std, augment=False)
     return Data(
-        spec, x_train, torch.from_numpy(y_tr), torch.from_numpy(x_te), torch.from_numpy(y_te)
+        spec,
+        x_train,
+        torch.from_numpy(y_tr),
+        torch.from_numpy(x_te),
+        torch.from_numpy(y_te),
+        _array_digest(bunch.images, bunch.target),
     )
 
 
@@ -167,9 +308,10 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
 
 
-def _read_cifar_batch(path: Path) -> dict:
-    with path.open("rb") as handle:
-        return _NumpyOnlyUnpickler(handle, encoding="latin1").load()
+def _read_cifar_batch(path: Path) -> tuple[dict, str]:
+    """A batch file's contents and the sha256 of its bytes (read once for both)."""
+    raw, digest = _read_hashed(path)
+    return _NumpyOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load(), digest
 
 
 def _missing(name: str, where: Path) -> DatasetError:
@@ -192,11 +334,12 @@ def _read_cifar(
     }
     if not all((folder / f).exists() for split in files.values() for f in split):
         raise _missing(name, folder)
-    arrays = {}
+    arrays, digests = {}, []
     for split, names in files.items():
         xs, ys = [], []
         for fname in names:
-            entry = _read_cifar_batch(folder / fname)
+            entry, digest = _read_cifar_batch(folder / fname)
+            digests.append((fname, digest))
             if label_key not in entry:
                 raise DatasetError(f"{folder / fname} has no {label_key!r} field")
             xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
@@ -209,6 +352,7 @@ def _read_cifar(
         torch.from_numpy(arrays["train"][1]),
         torch.from_numpy(arrays["test"][0]).float().div_(255),
         torch.from_numpy(arrays["test"][1]),
+        _files_digest(digests),
     )
 
 
@@ -244,7 +388,10 @@ def load_cifar100_coarse(options: LoadOptions) -> Data:
 # ---- SVHN (.mat) ------------------------------------------------------------------------------
 
 
-def _read_svhn_split(root: Path, split: str, options: LoadOptions) -> tuple[np.ndarray, np.ndarray]:
+def _read_svhn_split(
+    root: Path, split: str, options: LoadOptions
+) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
+    """Images NCHW, labels 0..9, and (file name, sha256) of one split's .mat file."""
     from scipy.io import loadmat
     from torchvision.datasets import SVHN
 
@@ -258,7 +405,7 @@ def _read_svhn_split(root: Path, split: str, options: LoadOptions) -> tuple[np.n
     x = np.transpose(mat["X"], (3, 2, 0, 1))  # HWCN -> NCHW, as torchvision does
     y = mat["y"].astype(np.int64).squeeze(1)
     y[y == 10] = 0  # SVHN stores the digit 0 as label 10
-    return x, y
+    return x, y, (filename, file_digest(path))
 
 
 @DATASETS.register("svhn")
@@ -269,7 +416,7 @@ def load_svhn(options: LoadOptions) -> Data:
     parts = [_read_svhn_split(root, s, options) for s in splits]
     x_tr = np.concatenate([p[0] for p in parts])
     y_tr = np.concatenate([p[1] for p in parts])
-    x_te, y_te = _read_svhn_split(root, "test", options)
+    x_te, y_te, test_digest = _read_svhn_split(root, "test", options)
     spec = DatasetSpec("svhn", 3, 32, 10, *_SVHN_STATS, augment=False)
     return Data(
         spec,
@@ -277,83 +424,176 @@ def load_svhn(options: LoadOptions) -> Data:
         torch.from_numpy(y_tr),
         torch.from_numpy(np.ascontiguousarray(x_te)).float().div_(255),
         torch.from_numpy(y_te),
+        _files_digest([*(p[2] for p in parts), test_digest]),
     )
 
 
 # ---- a user's own npz -------------------------------------------------------------------------
 
 _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+_MAX_CLASSES = 100_000  # a larger label is a broken file, not a 100k-way classifier head
+_NPY_HEADERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+# What zipfile, zlib and numpy's .npy header parser (ast.literal_eval, then a tokenize-based
+# repair of old headers) raise on damaged bytes.
+_UNREADABLE = (
+    ValueError,
+    TypeError,
+    SyntaxError,
+    tokenize.TokenError,
+    EOFError,
+    OSError,
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,
+)
 
 
-def _npz_images(path: Path, key: str, x: np.ndarray) -> torch.Tensor:
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+@contextmanager
+def _reading(path: Path, what: str) -> Iterator[None]:
+    """Turn a library's error about damaged bytes into a one-line DatasetError."""
+    try:
+        yield
+    except _UNREADABLE as err:
+        raise DatasetError(f"{path}: cannot read {what}: {_one_line(err)}") from None
+
+
+def _npz_member(path: Path, archive: zipfile.ZipFile, member: str, key: str) -> np.ndarray:
+    """One .npy member, header first: an object array is refused before its pickle is touched,
+    and a header declaring more data than the member holds allocates nothing."""
+    info = archive.getinfo(member)
+    if info.flag_bits & 0x1:
+        raise DatasetError(f"{path}: {key} is encrypted")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise DatasetError(
+            f"{path}: {key} uses zip compression method {info.compress_type}; numpy.savez "
+            "and savez_compressed write stored or deflated members"
+        )
+    with _reading(path, key), archive.open(info) as handle:
+        version = np.lib.format.read_magic(handle)
+        if version not in _NPY_HEADERS:
+            raise DatasetError(f"{path}: {key} has .npy format {version}; expected 1.0 or 2.0")
+        shape, fortran_order, dtype = _NPY_HEADERS[version](handle)
+        if dtype.hasobject:
+            raise DatasetError(
+                f"{path}: {key} holds Python objects (a pickled array); store numeric arrays"
+            )
+        if any(side < 0 for side in shape):
+            raise DatasetError(f"{path}: {key} has a negative dimension in shape {shape}")
+        count = math.prod(shape)
+        if count * dtype.itemsize > info.file_size:
+            raise DatasetError(f"{path}: {key} declares shape {shape} but holds less data")
+        # A bytearray, so the arrays (and the tensors made from them) are writable.
+        buffer = bytearray(handle.read(count * dtype.itemsize))
+        if len(buffer) < count * dtype.itemsize:
+            raise DatasetError(f"{path}: {key} is truncated")
+        flat = np.frombuffer(buffer, dtype, count=count)
+        return flat.reshape(shape, order="F" if fortran_order else "C")
+
+
+def _npz_arrays(path: Path, raw: bytes) -> dict[str, np.ndarray]:
+    """The four arrays of an npz's bytes, read with numpy's .npy parser and never unpickled."""
+    if not raw.startswith(b"PK"):
+        raise DatasetError(
+            f"{path} is not an npz archive (numpy.savez writes a zip of .npy arrays)"
+        )
+    with _reading(path, "the zip archive"):
+        archive = zipfile.ZipFile(io.BytesIO(raw))
+    with archive:
+        members = {name.removesuffix(".npy"): name for name in archive.namelist()}
+        missing = [k for k in _NPZ_KEYS if k not in members]
+        if missing:
+            raise DatasetError(f"{path}: missing arrays {missing}; expected {list(_NPZ_KEYS)}")
+        return {k: _npz_member(path, archive, members[k], k) for k in _NPZ_KEYS}
+
+
+def _npz_nchw(path: Path, key: str, x: np.ndarray) -> np.ndarray:
+    """`x` as N,C,H,W after the layout checks (uint8 arrays are NHWC, float ones NCHW)."""
     if x.ndim != 4:
         raise DatasetError(
             f"{path}: {key} must be 4-D (N,H,W,C uint8 or N,C,H,W float), got shape {x.shape}"
         )
     if x.dtype == np.uint8:
-        if x.shape[3] not in (1, 3):
-            raise DatasetError(
-                f"{path}: uint8 {key} must be NHWC with 1 or 3 channels, got shape {x.shape}"
-            )
-        return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).float().div_(255)
-    if x.dtype in (np.float32, np.float64):
-        if x.shape[1] not in (1, 3):
-            raise DatasetError(
-                f"{path}: float {key} must be NCHW with 1 or 3 channels, got shape {x.shape}"
-            )
-        if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-            raise DatasetError(
-                f"{path}: float {key} must lie in [0, 1], got range [{x.min()}, {x.max()}]"
-            )
-        return torch.from_numpy(x.astype(np.float32))
-    raise DatasetError(
-        f"{path}: {key} has dtype {x.dtype}; expected uint8 (NHWC) or float32/float64 (NCHW)"
-    )
+        nchw, layout = x.transpose(0, 3, 1, 2), f"uint8 {key} must be NHWC"
+    elif x.dtype.kind == "f":
+        nchw, layout = x, f"float {key} must be NCHW"
+    else:
+        raise DatasetError(
+            f"{path}: {key} has dtype {x.dtype}; expected uint8 (NHWC) or float32/float64 (NCHW)"
+        )
+    n, channels, height, width = nchw.shape
+    if channels not in (1, 3):
+        raise DatasetError(f"{path}: {layout} with 1 or 3 channels, got shape {x.shape}")
+    if n == 0:
+        raise DatasetError(f"{path}: {key} holds no images; both splits need at least one")
+    if height != width or height == 0:
+        raise DatasetError(f"{path}: {key} images must be square, got {height}x{width}")
+    return nchw
+
+
+def _npz_images(path: Path, key: str, x: np.ndarray) -> torch.Tensor:
+    nchw = _npz_nchw(path, key, x)
+    if x.dtype == np.uint8:
+        return torch.from_numpy(np.ascontiguousarray(nchw)).float().div_(255)
+    if not np.isfinite(nchw).all():
+        raise DatasetError(f"{path}: float {key} contains NaN or infinite values")
+    low, high = float(nchw.min()), float(nchw.max())
+    if low < 0 or high > 1:
+        raise DatasetError(f"{path}: float {key} must lie in [0, 1], got range [{low}, {high}]")
+    return torch.from_numpy(np.ascontiguousarray(nchw, dtype=np.float32))
 
 
 def _npz_labels(path: Path, key: str, y: np.ndarray, n: int) -> torch.Tensor:
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+    if y.ndim != 1 or y.dtype.kind not in "iu":
         raise DatasetError(
             f"{path}: {key} must be a 1-D integer array, got shape {y.shape} dtype {y.dtype}"
         )
     if len(y) != n:
         raise DatasetError(f"{path}: {key} has {len(y)} labels but its images have {n}")
-    if len(y) and y.min() < 0:
-        raise DatasetError(f"{path}: {key} has negative label {y.min()}; labels must be 0..K-1")
+    low, high = int(y.min()), int(y.max())  # n > 0: the images were checked first
+    if low < 0:
+        raise DatasetError(f"{path}: {key} has negative label {low}; labels must be 0..K-1")
+    if high >= _MAX_CLASSES:
+        raise DatasetError(
+            f"{path}: {key} has label {high}; labels must be 0..K-1 with K <= {_MAX_CLASSES}"
+        )
     return torch.from_numpy(y.astype(np.int64))
 
 
 def load_npz(path: Path) -> Data:
-    """A user's own data: arrays x_train, y_train, x_test, y_test (validated, no pickles)."""
-    if not path.exists():
+    """A user's own data: arrays x_train, y_train, x_test, y_test (validated, no pickles).
+
+    Every way a file can be wrong is a one-line DatasetError naming the file and the array;
+    the fingerprint is the sha256 of the file's bytes.
+    """
+    if not path.is_file():
         raise DatasetError(f"npz file {path} does not exist")
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise DatasetError(f"{path} is not a readable .npz archive: {err}") from None
-    with archive:
-        missing = [k for k in _NPZ_KEYS if k not in archive.files]
-        if missing:
-            raise DatasetError(f"{path}: missing arrays {missing}; expected {list(_NPZ_KEYS)}")
-        arrays = {k: archive[k] for k in _NPZ_KEYS}
+    raw, digest = _read_hashed(path)
+    arrays = _npz_arrays(path, raw)
     x_train = _npz_images(path, "x_train", arrays["x_train"])
     x_test = _npz_images(path, "x_test", arrays["x_test"])
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DatasetError(
-            f"{path}: x_train images {tuple(x_train.shape[1:])} and x_test images {tuple(x_test.shape[1:])} differ in shape"
+            f"{path}: x_train images {tuple(x_train.shape[1:])} and x_test images "
+            f"{tuple(x_test.shape[1:])} differ in shape"
         )
-    if x_train.shape[2] != x_train.shape[3]:
-        raise DatasetError(f"{path}: images must be square, got {tuple(x_train.shape[2:])}")
     y_train = _npz_labels(path, "y_train", arrays["y_train"], len(x_train))
     y_test = _npz_labels(path, "y_test", arrays["y_test"], len(x_test))
     num_classes = int(y_train.max()) + 1
-    if len(y_test) and int(y_test.max()) >= num_classes:
+    if int(y_test.max()) >= num_classes:
         raise DatasetError(
-            f"{path}: y_test has label {int(y_test.max())} but y_train only has labels 0..{num_classes - 1}"
+            f"{path}: y_test has label {int(y_test.max())} but y_train only has labels "
+            f"0..{num_classes - 1}"
         )
     mean, std = _channel_stats(x_train)
     spec = DatasetSpec(f"npz:{path}", x_train.shape[1], x_train.shape[2], num_classes, mean, std)
-    return Data(spec, x_train, y_train, x_test, y_test)
+    return Data(spec, x_train, y_train, x_test, y_test, digest)
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

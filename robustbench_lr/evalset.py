@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from robustbench_lr.data import LoadOptions, load
+from robustbench_lr.data import LoadOptions, load_for_checkpoint
 
 DEFAULT_N = 500
 
@@ -55,12 +55,13 @@ def load_eval_set(
     """Load a checkpoint and the seeded uniform subset of its dataset's test split (on CPU).
 
     The test split is the checkpoint's own (its `test_limit` applies), so the subset of a model
-    trained on a limited test set comes from the images it was evaluated on.
+    trained on a limited test set comes from the images it was evaluated on; a dataset whose
+    content changed since training is a DatasetError (`data.load_for_checkpoint`).
     """
     from robustbench_lr.checkpoints import load_model
 
     model, meta = load_model(checkpoint, device)
-    cfg = meta["config"]
-    data = load(cfg["dataset"], options, train_limit=1, test_limit=cfg.get("test_limit"))
+    test_limit = meta["config"].get("test_limit")
+    data = load_for_checkpoint(meta, checkpoint, options, train_limit=1, test_limit=test_limit)
     idx = uniform_subset(len(data.y_test), n, seed)
     return EvalSet(model, meta, str(checkpoint), data.x_test[idx], data.y_test[idx], idx)

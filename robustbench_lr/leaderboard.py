@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from robustbench_lr import __version__
-from robustbench_lr.io import atomic_write_json, atomic_write_text
+from robustbench_lr.files import atomic_write_json, atomic_write_text
 
 MODEL = ["dataset", "arch", "width", "method", "device"]
 

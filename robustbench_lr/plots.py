@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from robustbench_lr.io import atomic_write  # noqa: E402
+from robustbench_lr.files import atomic_write  # noqa: E402
 from robustbench_lr.registry import Registry  # noqa: E402
 
 FigureFn = Callable[[pd.DataFrame, Path], "Path | None"]

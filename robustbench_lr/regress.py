@@ -5,7 +5,9 @@ made in one folder must gate a run made in another). A metric is judged by its k
 - accuracies (percent; `*acc*` metrics) may drop at most `tol_pp` points;
 - perturbation sizes (`rho`, `eps*` metrics: bigger = more robust) may fall at most `tol_rel`;
 - every other number is informational (shown in the diff when it changed, never fails).
-A baseline row missing from the new results fails the gate too: silence is not a pass.
+A baseline row missing from the new results fails the gate too: silence is not a pass. For the
+same reason a comparison of nothing is refused outright (a ValueError, not a verdict): an empty
+baseline, empty new results, or two files that share no row at all.
 Rows of models trained on different devices are not compared at all: bf16 training on CUDA
 lands a few points away from float32 on the CPU (measured on the smoke profile: 1-LR clean
 93.6 vs 95.8 %), which is not a regression. Keep one baseline per device.
@@ -62,6 +64,37 @@ def _refuse_other_devices(merged: pd.DataFrame) -> None:
         )
 
 
+def _refuse_empty(new: pd.DataFrame, baseline: pd.DataFrame, names: tuple[str, str]) -> None:
+    """A gate over zero rows would print PASS having checked nothing (an empty baseline) or
+    report every row MISSING for a run that wrote nothing (empty results): both are input errors."""
+    new_name, baseline_name = names
+    if baseline.empty:
+        raise ValueError(f"{baseline_name} has no rows: a gate with nothing to compare cannot pass")
+    if new.empty:
+        raise ValueError(f"{new_name} has no rows to compare with {baseline_name}")
+
+
+def _refuse_disjoint(
+    merged: pd.DataFrame, new: pd.DataFrame, baseline: pd.DataFrame, names: tuple[str, str]
+) -> None:
+    """No matched row at all means the wrong pair of files, not a run that lost every number."""
+    if (merged["_merge"] == "left_only").all():
+        new_name, baseline_name = names
+        raise ValueError(
+            f"{new_name} shares no rows with {baseline_name} (rows match on every key column "
+            f"but checkpoint{_disjoint_hint(new, baseline)}): is it the baseline for this run?"
+        )
+
+
+def _disjoint_hint(new: pd.DataFrame, baseline: pd.DataFrame) -> str:
+    """Why nothing matched, when one key column alone explains it (values: new vs baseline)."""
+    for column in MATCH_KEY:
+        ours, theirs = set(new[column].astype(str)), set(baseline[column].astype(str))
+        if not ours & theirs:
+            return f"; {column}: {sorted(ours)[:3]} vs {sorted(theirs)[:3]}"
+    return ""
+
+
 @dataclass
 class GateReport:
     """The joined comparison and whether the gate passed."""
@@ -71,12 +104,22 @@ class GateReport:
 
 
 def compare(
-    new: pd.DataFrame, baseline: pd.DataFrame, tol_pp: float = 2.0, tol_rel: float = 0.1
+    new: pd.DataFrame,
+    baseline: pd.DataFrame,
+    tol_pp: float = 2.0,
+    tol_rel: float = 0.1,
+    names: tuple[str, str] = ("the new results", "the baseline"),
 ) -> GateReport:
-    """Match `new` against `baseline` and judge every row (see the module docstring)."""
-    merged = _normalized(baseline).merge(
-        _normalized(new), on=MATCH_KEY, how="left", suffixes=("_baseline", "_new"), indicator=True
+    """Match `new` against `baseline` and judge every row (see the module docstring).
+
+    `names` (new, baseline) say in error messages which inputs were refused, e.g. their files.
+    """
+    _refuse_empty(new, baseline, names)
+    old_rows, new_rows = _normalized(baseline), _normalized(new)
+    merged = old_rows.merge(
+        new_rows, on=MATCH_KEY, how="left", suffixes=("_baseline", "_new"), indicator=True
     )
+    _refuse_disjoint(merged, new_rows, old_rows, names)
     _refuse_other_devices(merged)
     statuses = []
     for _, row in merged.iterrows():

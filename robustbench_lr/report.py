@@ -8,7 +8,7 @@ from typing import Any
 
 from robustbench_lr import leaderboard, plots, results, tables
 from robustbench_lr.checkpoints import environment
-from robustbench_lr.io import atomic_write_text
+from robustbench_lr.files import atomic_write_text
 from robustbench_lr.profiles import Profile
 
 
@@ -103,4 +103,10 @@ def _index(
     lines.append(f"- result rows: {len(frame)}")
     for stage, seconds in sorted(state.get("seconds", {}).items()):
         lines.append(f"- wall time, {stage}: {seconds:.1f} s")
+    reused = state.get("reused", [])
+    if reused:
+        lines.append(
+            f"- **{len(reused)} job(s) reuse rows made by other code** (`bench --reuse-results`), "
+            "not re-run with the code above: " + ", ".join(f"`{key}`" for key in reused)
+        )
     return "\n".join(lines) + "\n"

@@ -8,13 +8,15 @@ replaces it, so re-running a command never duplicates and the bench can skip fin
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from robustbench_lr.io import atomic_write
+from robustbench_lr.files import atomic_write
 
 COLUMNS = [
     "dataset",
@@ -55,10 +57,14 @@ _DEFAULTS: dict[str, Any] = {"width": 1.0, "seed": 0, "eps": 0.0, "steps": 0, "a
 
 
 def model_fields(meta: Mapping[str, Any], checkpoint: str | Path) -> dict[str, Any]:
-    """The columns that identify a model, taken from its checkpoint's meta.json."""
+    """The columns that identify a model, taken from its checkpoint's meta.json.
+
+    `dataset` is the label training recorded (`data.dataset_label`: an npz by its content, no
+    path); checkpoints from before labels show their config's dataset name.
+    """
     cfg = meta["config"]
     return {
-        "dataset": cfg["dataset"],
+        "dataset": meta.get("dataset_label") or cfg["dataset"],
         "arch": cfg["arch"],
         "width": float(cfg["width"]),
         "method": cfg["method"],
@@ -80,28 +86,119 @@ def make_row(**fields: Any) -> dict[str, Any]:
 
 
 def read(path: str | Path) -> pd.DataFrame:
-    """The results file as a DataFrame with typed columns (empty frame if it does not exist)."""
+    """The results file as a DataFrame with typed columns (empty frame if it does not exist).
+
+    A malformed file (cut mid-row, a word in a numeric column, not a CSV at all) is a ValueError
+    naming the file and the line: the gate and the tables must not run on a half-read file. The
+    happy path is one plain `read_csv`; only a failure pays for `_diagnosis`' line-by-line scan.
+    """
     path = Path(path)
     if not path.exists():
-        return pd.DataFrame({c: pd.Series(dtype=_NUMERIC.get(c, object)) for c in COLUMNS})
-    frame = pd.read_csv(
-        path, keep_default_na=False, dtype={c: str for c in COLUMNS if c not in _NUMERIC}
-    )
+        return _empty_frame()
+    try:
+        frame = pd.read_csv(
+            path, keep_default_na=False, dtype={c: str for c in COLUMNS if c not in _NUMERIC}
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ValueError(_diagnosis(path) or f"{path}: {err}") from err
+    # A first row with one field too many makes pandas take column 1 as the index; a file that
+    # does not end in a newline was cut mid-row unless a person wrote it (then it still reads).
+    if not isinstance(frame.index, pd.RangeIndex) or not _ends_with_newline(path):
+        problem = _diagnosis(path)
+        if problem:
+            raise ValueError(problem)
+    problem = _header_problem(path, list(frame.columns))
+    if problem:
+        raise ValueError(problem)
     for column, implied in LATER_COLUMNS.items():
         if column not in frame.columns:
             frame[column] = implied
-    missing = [c for c in COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path} is not a robustbench-lr results file: missing columns {missing}")
     for column, kind in _NUMERIC.items():
-        frame[column] = frame[column].astype(kind)
+        try:
+            frame[column] = _converted(frame[column], kind)
+        except (ValueError, TypeError) as err:
+            raise ValueError(_diagnosis(path) or f"{path}: column {column!r}: {err}") from err
     return frame
+
+
+def _empty_frame() -> pd.DataFrame:
+    """A results file not written yet: no rows, but typed columns callers can filter as usual."""
+    return pd.DataFrame({c: pd.Series(dtype=_NUMERIC.get(c, object)) for c in COLUMNS})
+
+
+def _ends_with_newline(path: Path) -> bool:
+    """Whether the last byte is a newline (`to_csv` always writes one); empty files count."""
+    with path.open("rb") as handle:
+        if handle.seek(0, io.SEEK_END) == 0:
+            return True
+        handle.seek(-1, io.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
+def _converted(column: pd.Series, kind: type) -> pd.Series:
+    """`column` as `kind`; an int column pandas did not parse as integers is refused, since
+    `astype(int)` would silently turn a count of 4.5 into 4."""
+    if kind is int and len(column) and not pd.api.types.is_integer_dtype(column):
+        raise ValueError("not every entry is an integer")
+    return column.astype(kind)
+
+
+def _diagnosis(path: Path) -> str | None:
+    """What is wrong with `path`, as "<file> line <n>: <problem>" (None if nothing is found).
+
+    The slow path of `read`: a csv scan of the whole file, with the file's own line numbers
+    (header = line 1), so a person can open the file at the broken line.
+    """
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        return f"{path} line {line}: byte {raw[err.start]:#04x} is not UTF-8 text: not a CSV file"
+    rows = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(rows, None)
+        if header is None:
+            return f"{path} is empty: a results file has at least a header line"
+        problem = _header_problem(path, header)
+        if problem:
+            return problem
+        for fields in rows:
+            problem = _row_problem(header, fields) if fields else None
+            if problem:
+                return f"{path} line {rows.line_num}: {problem}"
+    except csv.Error as err:
+        return f"{path} line {rows.line_num}: {err}"
+    return None
+
+
+def _header_problem(path: Path, header: list[str]) -> str | None:
+    """Which columns the header lacks (an older file may lack the `LATER_COLUMNS`), or None."""
+    missing = [c for c in COLUMNS if c not in header and c not in LATER_COLUMNS]
+    if missing:
+        return f"{path} line 1: not a robustbench-lr results header: missing {missing}"
+    return None
+
+
+def _row_problem(header: list[str], fields: list[str]) -> str | None:
+    """Why one data row cannot be read (too few or too many fields, a non-number), or None."""
+    if len(fields) != len(header):
+        hint = " (truncated?)" if len(fields) < len(header) else ""
+        return f"expected {len(header)} fields, got {len(fields)}{hint}"
+    row = dict(zip(header, fields, strict=True))
+    for column, kind in _NUMERIC.items():
+        try:
+            kind(row[column])
+        except ValueError:
+            wanted = "an integer" if kind is int else "a number"
+            return f"column {column!r} holds {row[column]!r}, not {wanted}"
+    return None
 
 
 def read_many(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Several results files concatenated (leaderboards merge runs)."""
     frames = [read(p) for p in paths]
-    return pd.concat(frames, ignore_index=True) if frames else read("/nonexistent")
+    return pd.concat(frames, ignore_index=True) if frames else _empty_frame()
 
 
 def _key_strings(frame: pd.DataFrame, columns: list[str] = KEY) -> pd.Series:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from robustbench_lr.io import atomic_write, atomic_write_text
+from robustbench_lr.files import atomic_write, atomic_write_text
 from robustbench_lr.registry import Registry
 
 MODEL_INDEX = ("dataset", "arch", "width", "method")

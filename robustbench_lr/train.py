@@ -8,8 +8,8 @@ written after every epoch; re-running the same command resumes from the last one
 
 from __future__ import annotations
 
+import json
 import logging
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -17,11 +17,19 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from robustbench_lr import checkpoints, models
+from robustbench_lr import checkpoints, locks, models
 from robustbench_lr.config import TrainConfig, checkpoint_dir
-from robustbench_lr.data import Data, LoadOptions, augment_batch, load
+from robustbench_lr.data import (
+    Data,
+    LoadOptions,
+    augment_batch,
+    check_same_content,
+    dataset_label,
+    load,
+)
 from robustbench_lr.devices import use_device
 from robustbench_lr.evaluation import accuracy
+from robustbench_lr.files import remove_stale_temporaries
 from robustbench_lr.methods import METHODS, Progress, TrainContext
 
 log = logging.getLogger(__name__)
@@ -66,17 +74,14 @@ def train(
     `data` may be passed to reuse already-loaded tensors (the bench trains many models on one
     dataset); otherwise it is loaded from `cfg`.
     """
-    dev = use_device(device)
+    if cfg.epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {cfg.epochs}")
     method = METHODS.get(cfg.method)
     opts = method.resolve(cfg.method_options)
     # Store fully resolved options, so a run started with defaults left implicit (in code) and
     # one started from the CLI (which resolves them) are recognised as the same run.
     cfg = replace(cfg, method_options=opts)
     folder = checkpoint_dir(out_root, cfg)
-    saved = checkpoints.load_train_state(folder, cfg)
-    if saved is not None and saved.epoch >= cfg.epochs:
-        return TrainResult(folder, saved.history[-1]["test_acc"], 0)
-
     if data is None:
         data = load(
             cfg.dataset,
@@ -84,6 +89,65 @@ def train(
             cfg.train_limit,
             cfg.test_limit,
         )
+    if not epoch_batches(len(data.y_train), cfg.batch_size, cfg.seed, 0):
+        raise ValueError(
+            f"{len(data.y_train)} training image(s) at batch size {cfg.batch_size} leave no "
+            "batch of two or more images to train on"
+        )
+    with locks.exclusive(folder, TRAIN_LOCK):
+        removed = remove_stale_temporaries(folder)
+        if removed:
+            log.info("removed %d temporary file(s) a killed run left in %s", len(removed), folder)
+        complete = _committed_complete(folder, cfg, data)
+        if complete is not None:
+            return TrainResult(folder, complete, 0)
+        return _train_locked(cfg, folder, method, opts, data, use_device(device), progress)
+
+
+TRAIN_LOCK = ".train.lock"
+
+
+def _committed_complete(folder: Path, cfg: TrainConfig, data: Data) -> float | None:
+    """The clean accuracy of a finished run whose commit point checks out; else None.
+
+    "Already complete" trusts nothing but meta.json and the files it vouches for by digest,
+    for this very config and this very data: a model file that lags behind its train state,
+    a truncated or deleted file, or meta.json itself missing all mean "not complete" (the
+    caller rebuilds from the train state).
+    """
+    try:
+        meta = checkpoints.verify(folder)
+    except checkpoints.CheckpointError:
+        return None
+    if meta["config"] != json.loads(json.dumps(cfg.to_dict())):
+        return None  # load_train_state names the difference
+    check_same_content(meta.get("data_fingerprint"), data, cfg.dataset, folder)
+    return meta["clean_acc"] if meta.get("finished") else None
+
+
+def _resume_point(folder: Path, cfg: TrainConfig, data: Data) -> checkpoints.TrainState | None:
+    """The train state to resume from, or None to start afresh (a torn state file is dropped)."""
+    try:
+        saved = checkpoints.load_train_state(folder, cfg)
+    except checkpoints.CorruptFileError as err:
+        log.warning("%s; training %s from the start", err, folder)
+        return None
+    if saved is not None:
+        check_same_content(saved.data_fingerprint, data, cfg.dataset, folder)
+    return saved
+
+
+def _train_locked(
+    cfg: TrainConfig,
+    folder: Path,
+    method,
+    opts: dict,
+    data: Data,
+    dev: torch.device,
+    progress: bool,
+) -> TrainResult:
+    """Resume (or start) the run and commit every epoch; the caller holds the folder's lock."""
+    saved = _resume_point(folder, cfg, data)
     torch.manual_seed(cfg.seed)
     model = models.build(cfg.arch, data.spec, cfg.width)
     method.structure(model, cfg.arch, opts)
@@ -117,6 +181,26 @@ def train(
         checkpoints.restore_optimizer(optimizer, saved.optimizer)
         history, start = saved.history, saved.epoch
         log.info("resuming %s from epoch %d", folder, start)
+
+    def commit(epoch: int) -> None:
+        checkpoints.save(
+            folder,
+            cfg,
+            data.spec,
+            model,
+            aux,
+            optimizer,
+            epoch,
+            history,
+            data.fingerprint,
+            {
+                "method_options": opts,
+                "method_info": method.describe(model, aux, opts),
+                "tap_sizes": models.tap_sizes(model, data.spec.channels, data.spec.size),
+                "device": dev.type,
+                "dataset_label": dataset_label(cfg.dataset),
+            },
+        )
 
     taps = method.taps(cfg.arch, opts)
     step = start * ctx.steps_per_epoch
@@ -176,21 +260,9 @@ def train(
         }
         history.append(record)
         log.info("epoch %d: %s", epoch + 1, record)
-        checkpoints.save(
-            folder,
-            cfg,
-            data.spec,
-            model,
-            aux,
-            optimizer,
-            epoch + 1,
-            history,
-            {
-                "method_options": opts,
-                "method_info": method.describe(model, aux, opts),
-                "tap_sizes": models.tap_sizes(model, data.spec.channels, data.spec.size),
-                "device": dev.type,
-            },
-        )
-    final = history[-1]["test_acc"] if history else math.nan
-    return TrainResult(folder, final, cfg.epochs - start)
+        commit(epoch + 1)
+    if start >= cfg.epochs:
+        # The train state is final but its commit point lags behind (a kill between renames)
+        # or a vouched-for file went missing: rewrite the model and meta.json from it.
+        commit(start)
+    return TrainResult(folder, history[-1]["test_acc"], cfg.epochs - start)

@@ -33,3 +33,24 @@ def train_small(root: Path, method: str = "nlr", seed: int = 0, **overrides) -> 
 def nlr_digits(ckpt_root: Path) -> Path:
     """Checkpoint folder of an N-LR digits ResNet18 (width 0.25, 8 epochs, seed 0; ~97% clean)."""
     return train_small(ckpt_root, "nlr", 0)
+
+
+# A one-model bench (2 epochs, one IFSGM setting, one noise level) for ledger and fault tests.
+TINY_PROFILE = """
+name = "tiny"
+description = "one model, one attack: the ledger and fault-injection bench"
+dataset = "digits"
+epochs = 2
+n = 40
+[[models]]
+arch = "resnet18"
+width = 0.25
+methods = ["nlr"]
+[attacks]
+ifsgm_eps = ["16/255"]
+ifsgm_steps = [3]
+blackbox = false
+noise_p = [0.5]
+[analyses]
+kinds = []
+"""

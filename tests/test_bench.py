@@ -6,18 +6,30 @@ models beyond the gate's tolerance, or drops a row, this test fails.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from robustbench_lr import regress, results
 from robustbench_lr.bench import run_bench
 from robustbench_lr.profiles import load_profile
+from tests.conftest import TINY_PROFILE
 
 BASELINE = Path(__file__).resolve().parents[1] / "reports" / "baseline" / "smoke.csv"
 
 
-def test_smoke_bench_resumes_and_passes_the_gate(tmp_path: Path):
+def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Results without where they were made: checkpoint paths out, sources as model identity."""
+    frame = frame.drop(columns=["checkpoint"])
+    frame["source"] = frame["source"].map(lambda s: "/".join(Path(s).parts[-4:]) if s else s)
+    return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+
+def test_smoke_bench_on_a_fresh_folder_reproduces_the_baseline_exactly(tmp_path: Path):
     profile = load_profile("smoke")
     out, ckpts = tmp_path / "smoke", tmp_path / "checkpoints"
     # An "interrupted" bench: only the training stage ran.
@@ -29,7 +41,7 @@ def test_smoke_bench_resumes_and_passes_the_gate(tmp_path: Path):
         and second.ran["train"] == 0
         and second.skipped["train"] == len(profile.models)
     )
-    assert second.ran["attacks"] > 0
+    assert second.ran["attacks"] > 0 and set(second.reasons["attacks"]) == {"not run yet"}
     for name in ("table1", "table2", "table3", "table4", "table5a", "table7"):
         assert (out / f"{name}.md").exists() and (out / f"{name}.csv").exists(), name
     assert (out / "README.md").read_text().count("### table") >= 6
@@ -37,8 +49,132 @@ def test_smoke_bench_resumes_and_passes_the_gate(tmp_path: Path):
     third = run_bench(profile, out, ckpts, device="cpu", progress=False)
     assert sum(third.ran.values()) == 0 and third.trained == 0
 
+    # CPU runs are deterministic: every number equals the committed baseline's, bit for bit.
+    pd.testing.assert_frame_equal(
+        _comparable(results.read(out / "results.csv")),
+        _comparable(results.read(BASELINE)),
+        check_exact=True,
+    )
     report = regress.compare(results.read(out / "results.csv"), results.read(BASELINE))
     assert report.passed, regress.render(report)
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory) -> Path:
+    """A finished one-model bench, made with relative paths so that copies of it stay valid."""
+    base = tmp_path_factory.mktemp("tiny")
+    (base / "tiny.toml").write_text(TINY_PROFILE)
+    cwd = Path.cwd()
+    os.chdir(base)
+    try:
+        run_bench(load_profile("tiny.toml"), Path("out"), Path("ck"), "cpu", progress=False)
+    finally:
+        os.chdir(cwd)
+    return base
+
+
+@pytest.fixture
+def tiny(tiny_base: Path, tmp_path: Path, monkeypatch):
+    """A copy of the finished tiny bench as the cwd, and a function re-running it there."""
+    work = tmp_path / "work"
+    shutil.copytree(tiny_base, work)
+    monkeypatch.chdir(work)
+
+    def bench(text: str = TINY_PROFILE, **kwargs):
+        Path("tiny.toml").write_text(text)
+        return run_bench(
+            load_profile("tiny.toml"), Path("out"), Path("ck"), "cpu", progress=False, **kwargs
+        )
+
+    return bench
+
+
+def _reasons(summary) -> dict[str, dict[str, int]]:
+    return {stage: dict(counts) for stage, counts in summary.reasons.items() if counts}
+
+
+def test_deleted_checkpoints_are_retrained_and_identical_ones_keep_their_rows(tiny, tmp_path: Path):
+    before = (Path("out") / "results.csv").read_bytes()
+    shutil.rmtree(Path("ck"))
+    again = tiny()
+    # Retraining writes the same bytes (CPU determinism), so the attacks' inputs are unchanged.
+    assert _reasons(again) == {"train": {"checkpoint missing or changed": 1}}
+    assert (Path("out") / "results.csv").read_bytes() == before
+
+
+def test_a_changed_checkpoint_re_runs_the_jobs_that_read_it(tiny, tmp_path: Path):
+    meta_path = next((Path("ck")).rglob("meta.json"))
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "note": "edited by hand"}))
+    assert _reasons(tiny()) == {
+        "train": {"checkpoint missing or changed": 1},
+        "attacks": {"checkpoint missing or changed": 2},
+    }
+
+
+def test_a_changed_setting_re_runs_only_its_jobs(tiny):
+    summary = tiny(TINY_PROFILE.replace("noise_p = [0.5]", "noise_p = [0.7]"))
+    assert _reasons(summary) == {"attacks": {"settings changed": 1}}
+
+
+def test_other_codes_rows_are_re_run_unless_reuse_is_asked_for(tiny, tmp_path: Path, monkeypatch):
+    from robustbench_lr import bench
+
+    monkeypatch.setattr(bench, "code_identity", lambda: "another revision")
+    reused = tiny(reuse_results=True)
+    assert sum(reused.ran.values()) == 0 and len(reused.reused) == 3
+    assert "3 job(s) reuse rows made by other code" in (Path("out") / "README.md").read_text()
+    rerun = tiny()
+    assert _reasons(rerun) == {"train": {"code changed": 1}, "attacks": {"code changed": 2}}
+    assert rerun.reused == []
+
+
+def test_a_ledger_from_an_older_version_trusts_nothing(tiny, tmp_path: Path):
+    # What the committed reports/cpu held: every job "done", no checkpoints on a fresh clone.
+    (Path("out") / "bench_state.json").write_text('{"done": ["train:x"], "seconds": {}}')
+    summary = tiny()
+    assert sum(summary.ran.values()) == 3 and {
+        reason for counts in summary.reasons.values() for reason in counts
+    } == {"its ledger was written by an older version or is unreadable"}
+
+
+def test_a_lost_shard_re_runs_its_job(tiny, tmp_path: Path):
+    shards = sorted((Path("out") / "jobs").glob("*.csv"))
+    assert len(shards) == 3
+    shards[0].write_text(shards[0].read_text().replace("cpu", "cuda"))
+    assert sum(tiny().ran.values()) == 1
+
+
+def test_a_second_bench_on_a_busy_folder_exits_2_naming_the_holder(tiny, tmp_path: Path, capsys):
+    from robustbench_lr import locks
+    from robustbench_lr.bench import BENCH_LOCK
+    from robustbench_lr.cli import main
+
+    out = Path("out")
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    with locks.exclusive(out, BENCH_LOCK):
+        status = main(["bench", "--profile", "tiny.toml", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1
+    assert f"pid {os.getpid()}" in err and "since" in err
+    after = {p: p.stat().st_mtime_ns for p in out.rglob("*") if "lock" not in p.name}
+    assert after == {p: t for p, t in before.items() if "lock" not in p.name}
+
+
+def test_a_lock_left_by_a_killed_bench_is_taken_over(tiny, tmp_path: Path):
+    import subprocess
+    import sys
+
+    from robustbench_lr.bench import BENCH_LOCK
+
+    holder = (
+        "import os, signal; from robustbench_lr import locks\n"
+        f"with locks.exclusive('out', {BENCH_LOCK!r}):\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", holder]).returncode == -9
+    assert (Path("out") / f"{BENCH_LOCK}.holder.json").exists()  # the dead run's note
+    assert sum(tiny().ran.values()) == 0
 
 
 PLANNED = """
@@ -67,9 +203,7 @@ def _planned_keys(tmp_path: Path, stage: str, text: str = PLANNED) -> list[str]:
 
     path = tmp_path / "planned.toml"
     path.write_text(text)
-    ctx = BenchContext(
-        load_profile(str(path)), tmp_path, tmp_path / "ck", "cpu", LoadOptions(), False
-    )
+    ctx = BenchContext(load_profile(str(path)), tmp_path, tmp_path / "ck", "cpu", LoadOptions())
     return [job.key for job in STAGES.get(stage)(ctx)]
 
 
@@ -112,8 +246,6 @@ def test_attacking_analyses_use_the_attacks_subset(tmp_path: Path):
 
     path = tmp_path / "planned.toml"
     path.write_text(PLANNED.replace('dataset = "digits"', 'dataset = "digits"\nn = 123', 1))
-    ctx = BenchContext(
-        load_profile(str(path)), tmp_path, tmp_path / "ck", "cpu", LoadOptions(), False
-    )
-    subsets = {job.key.split(":")[1]: job.run.args[3].n for job in STAGES.get("analyses")(ctx)}
+    ctx = BenchContext(load_profile(str(path)), tmp_path, tmp_path / "ck", "cpu", LoadOptions())
+    subsets = {job.key.split(":")[1]: job.run.args[2].n for job in STAGES.get("analyses")(ctx)}
     assert subsets == {"maxmargin": 123, "rank": None}

@@ -162,6 +162,33 @@ BAD_NPZ = {
     "test-label-unknown": ({"y_test": np.array([0, 1, 2, 3, 0, 1])}, "y_test has label 3"),
     "float-labels": ({"y_train": np.zeros(12, np.float32)}, "1-D integer array"),
     "shape-mismatch": ({"x_test": np.zeros((6, 4, 4, 3), np.uint8)}, "differ in shape"),
+    "empty-train": (
+        {"x_train": np.zeros((0, 8, 8, 3), np.uint8), "y_train": np.zeros(0, np.int64)},
+        "x_train holds no images",
+    ),
+    "empty-test": (
+        {"x_test": np.zeros((0, 8, 8, 3), np.uint8), "y_test": np.zeros(0, np.int64)},
+        "x_test holds no images",
+    ),
+    "object-array": ({"y_train": np.array([0, 1] * 6, dtype=object)}, "holds Python objects"),
+    "0-d-images": ({"x_train": np.array(3, np.uint8)}, "x_train must be 4-D"),
+    "nan-images": ({"x_train": np.full((12, 3, 8, 8), np.nan, np.float32)}, "NaN or infinite"),
+    "inf-images": ({"x_test": np.full((6, 3, 8, 8), np.inf)}, "NaN or infinite"),
+    "int64-images": ({"x_train": np.zeros((12, 8, 8, 3), np.int64)}, "has dtype int64"),
+    "bool-images": ({"x_train": np.zeros((12, 8, 8, 3), bool)}, "has dtype bool"),
+    "complex-images": ({"x_train": np.zeros((12, 3, 8, 8), np.complex64)}, "has dtype complex64"),
+    "bool-labels": ({"y_train": np.arange(12) % 2 == 0}, "1-D integer array"),
+    "2-d-labels": ({"y_train": (np.arange(12) % 3)[:, None]}, "1-D integer array"),
+    "huge-label": ({"y_train": np.array([0, 1, 2] * 3 + [0, 1, 10**9])}, "label 1000000000"),
+    "uint64-label": (
+        {"y_train": np.array([0, 1, 2] * 3 + [0, 1, 2**64 - 1], np.uint64)},
+        "labels must be 0..K-1",
+    ),
+    "non-square": ({"x_train": np.zeros((12, 8, 6, 3), np.uint8)}, "must be square, got 8x6"),
+    "zero-size-images": ({"x_train": np.zeros((12, 0, 0, 3), np.uint8)}, "must be square"),
+    "two-channels": ({"x_train": np.zeros((12, 8, 8, 2), np.uint8)}, "with 1 or 3 channels"),
+    "huge-channels": ({"x_train": np.zeros((12, 1000, 2, 2), np.float32)}, "1 or 3 channels"),
+    "image-count": ({"x_test": np.zeros((5, 8, 8, 3), np.uint8)}, "has 6 labels but its images"),
 }
 
 
@@ -174,11 +201,105 @@ def test_bad_npz_is_rejected_with_its_reason(tmp_path: Path, case: str):
     assert message in str(err.value)
 
 
-def test_npz_not_an_archive(tmp_path: Path):
-    path = tmp_path / "junk.npz"
-    path.write_bytes(b"not a zip")
-    with pytest.raises(DatasetError, match="not a readable .npz"):
+def test_bad_npz_message_is_one_line_naming_the_file(tmp_path: Path):
+    path = _npz(tmp_path / "bad.npz", x_train=np.zeros((12, 8, 8, 3), np.int16))
+    with pytest.raises(DatasetError) as err:
         data.load(f"npz:{path}")
+    assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "content", [b"not a zip", b"x_train,y_train\n1,2\n", b""], ids=["junk", "csv", "empty"]
+)
+def test_npz_not_an_archive(tmp_path: Path, content: bytes):
+    path = tmp_path / "junk.npz"
+    path.write_bytes(content)
+    with pytest.raises(DatasetError, match="is not an npz archive"):
+        data.load(f"npz:{path}")
+
+
+def test_single_npy_array_is_not_an_archive(tmp_path: Path):
+    path = tmp_path / "one.npz"
+    with path.open("wb") as handle:
+        np.save(handle, np.zeros(3))
+    with pytest.raises(DatasetError, match="is not an npz archive"):
+        data.load(f"npz:{path}")
+
+
+def test_damaged_zip_is_a_dataset_error(tmp_path: Path):
+    raw = _npz(tmp_path / "ok.npz").read_bytes()
+    path = tmp_path / "cut.npz"
+    path.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DatasetError, match="cannot read the zip archive"):
+        data.load(f"npz:{path}")
+
+
+def test_header_declaring_huge_array_allocates_nothing(tmp_path: Path):
+    """A .npy header may claim any shape; the loader compares it with the bytes present.
+
+    The images are large enough that reading the header does not reach the member's end,
+    where zipfile would notice the edit by its CRC first.
+    """
+    images = np.zeros((12, 32, 32, 3), np.uint8)
+    path = _npz(tmp_path / "lying.npz", x_train=images, x_test=images[:6])
+    good = np.lib.format.header_data_from_array_1_0(images)
+    raw = path.read_bytes()
+    old = repr(good["shape"]).encode()
+    lie = repr((10**12, 32, 32, 3)).encode()
+    assert raw.count(old) == 1 and len(lie) > len(old)
+    # Same header length: the .npy header is padded with spaces before its newline.
+    start = raw.index(old)
+    end = raw.index(b"\n", start)
+    header = raw[start:end].replace(old, lie)[: end - start]
+    path.write_bytes(raw[:start] + header + raw[end:])
+    with pytest.raises(DatasetError, match="x_train declares shape"):
+        data.load(f"npz:{path}")
+
+
+UNPICKLED = []
+
+
+def _unpickled() -> int:
+    UNPICKLED.append(True)
+    return 0
+
+
+class _Tripwire:
+    def __reduce__(self):
+        return _unpickled, ()
+
+
+def test_object_arrays_are_never_unpickled(tmp_path: Path):
+    labels = np.array([_Tripwire()] * 12, dtype=object)
+    path = _npz(tmp_path / "pickled.npz", y_train=labels)
+    with pytest.raises(DatasetError, match="holds Python objects"):
+        data.load(f"npz:{path}")
+    assert UNPICKLED == []
+
+
+def test_npz_accepts_float16_big_endian_and_fortran_order(tmp_path: Path):
+    rng = np.random.default_rng(2)
+    x = rng.random((4, 1, 3, 3))
+    path = _npz(
+        tmp_path / "odd.npz",
+        x_train=np.asfortranarray(x.astype(">f8")),
+        y_train=np.array([0, 1, 1, 0], ">i4"),
+        x_test=x[:2].astype(np.float16),
+        y_test=np.array([1, 0], np.uint8),
+    )
+    d = data.load(f"npz:{path}")
+    assert torch.equal(d.x_train, torch.from_numpy(x.astype(np.float32)))
+    assert d.x_test.dtype == torch.float32 and d.y_train.tolist() == [0, 1, 1, 0]
+    assert d.x_train.is_contiguous() and d.y_test.dtype == torch.int64
+
+
+def test_single_pixel_dataset_gets_finite_normalization(tmp_path: Path):
+    one = np.full((1, 1, 1, 1), 0.5, np.float32)
+    path = _npz(
+        tmp_path / "px.npz", x_train=one, y_train=np.array([0]), x_test=one, y_test=np.array([0])
+    )
+    spec = data.load(f"npz:{path}").spec
+    assert spec.mean == (0.5,) and spec.std == (1.0,)
 
 
 def test_limits_are_stratified_and_deterministic():

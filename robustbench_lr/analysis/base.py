@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from robustbench_lr.data import Data, LoadOptions, load
+from robustbench_lr.data import Data, LoadOptions, load_for_checkpoint
 from robustbench_lr.evalset import uniform_subset
 from robustbench_lr.models import StagedNet
 
@@ -79,7 +79,7 @@ def load_checkpoint_data(
     model, meta = load_model(checkpoint, use_device(options.device))
     cfg = meta["config"]
     train_limit = cfg.get("train_limit") if train else 1
-    data = load(cfg["dataset"], options.load, train_limit, cfg.get("test_limit"))
+    data = load_for_checkpoint(meta, checkpoint, options.load, train_limit, cfg.get("test_limit"))
     if options.n is not None:  # the same images as `attack --n N --seed S` (evalset.py)
         idx = uniform_subset(len(data.y_test), options.n, options.seed)
         data = replace(data, x_test=data.x_test[idx], y_test=data.y_test[idx])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from robustbench_lr.io import atomic_write
+from robustbench_lr.files import atomic_write
 
 FIGURES_DIR = "figures"
 

@@ -14,7 +14,9 @@ meaningless. Training and test subsets (the checkpoint's limits, `--n`) are draw
 the model's own labels, and applied to both labellings.
 
 Rows (experiment `transfer`): `hybrid_acc` (test accuracy, %, n = test images) for the model's
-own labels and for the new ones, param `<tap>:labels=<dataset>:d=<d>` (`--dims`, default full).
+own labels and for the new ones, param `<tap>:labels=<dataset label>:d=<d>` (`--dims`, default
+full; an npz is named by `data.dataset_label`, never by its path). The model's own dataset must
+still hold the content it was trained on (`data.load_for_checkpoint`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from robustbench_lr.analysis.compression import (
     fit_hybrid,
     tap_features,
 )
-from robustbench_lr.data import Data, load, stratified_subset
+from robustbench_lr.data import Data, dataset_label, load, load_for_checkpoint, stratified_subset
 
 # The other labelling of the same images used when `--option labels=` is not given (the bench).
 OTHER_LABELLING = {"cifar100-coarse": "cifar100", "cifar100": "cifar100-coarse"}
@@ -69,7 +71,8 @@ def run_transfer(checkpoint: Path, out: Path, options: AnalysisOptions) -> Analy
         )
     tap = resolve_tap(model, options.tap, models.LAST_TAP[cfg["arch"]])
     dims = tuple(options.dims) or (FULL,)
-    own, other = load(cfg["dataset"], options.load), load(target, options.load)
+    own = load_for_checkpoint(meta, checkpoint, options.load)
+    other = load(target, options.load)  # another dataset: no fingerprint of it was recorded
     same_images(own, other, cfg["dataset"], target)
     train_limit = cfg.get("train_limit")
     test_limit = options.n if options.n is not None else cfg.get("test_limit")
@@ -84,7 +87,7 @@ def run_transfer(checkpoint: Path, out: Path, options: AnalysisOptions) -> Analy
         "n": len(test),
     }
     rows, lines = [], []
-    for name, data in ((cfg["dataset"], own), (target, other)):
+    for name, data in ((base["dataset"], own), (dataset_label(target), other)):
         y_train, y_test = data.y_train[train_idx].numpy(), data.y_test[test_idx].numpy()
         for dim in dims:
             acc = accuracy_percent(fit_hybrid(train, y_train, dim, options.seed), test, y_test)

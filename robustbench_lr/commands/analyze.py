@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from robustbench_lr.analysis import ANALYSES
+from robustbench_lr.commands.argtypes import comma_list, count, seed
 from robustbench_lr.commands.common import add_data_flags, add_device_flag, load_options
 
 NAME = "analyze"
@@ -19,14 +20,14 @@ def _key_value(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def _dims(text: str) -> tuple[int, ...]:
-    # `full` (no reduction, Table 5's first column) is stored as 0 (analysis.compression.FULL).
+def _dim(text: str) -> int:
+    """`full` (no reduction, Table 5's first column) is stored as 0 (analysis.compression.FULL)."""
+    if text == "full":
+        return 0
     try:
-        return tuple(0 if d.strip() == "full" else int(d) for d in text.split(",") if d.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--dims takes comma-separated integers or 'full', got {text!r}"
-        ) from None
+        return count(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text} is neither 'full' nor an integer >= 1") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,17 +49,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--n",
-        type=int,
+        type=count,
         default=None,
         help="the seeded uniform subset of n test images that `attack --n N --seed S` uses "
         "(cushion: a stratified subset of n training images; default: the whole set)",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of any randomized step (default: 0)"
+        "--seed", type=seed, default=0, help="seed of any randomized step (default: 0)"
     )
     parser.add_argument(
         "--dims",
-        type=_dims,
+        type=comma_list(_dim),
         default=(),
         help="comma-separated target dimensions for analyses that reduce (e.g. full,10,5)",
     )
@@ -81,13 +82,11 @@ def run(args: argparse.Namespace) -> int:
     from robustbench_lr import results
     from robustbench_lr.analysis import AnalysisOptions
 
-    if args.n is not None and args.n <= 0:
-        raise ValueError(f"--n must be positive, got {args.n}")
     options = AnalysisOptions(
         tap=args.tap,
         n=args.n,
         seed=args.seed,
-        dims=args.dims,
+        dims=tuple(args.dims),
         device=args.device,
         load=load_options(args),
         extra=dict(args.option),

@@ -17,23 +17,24 @@ from typing import Any
 from robustbench_lr.attacks import ATTACKS
 from robustbench_lr.attacks.search import STEP_RULES
 from robustbench_lr.attacks.strong import QUERIES, TARGETS
-from robustbench_lr.commands.evalflags import Setup, add_eval_flags, load_setup, parse_list
-from robustbench_lr.config import parse_fraction
+from robustbench_lr.commands.argtypes import (
+    at_least,
+    budget,
+    comma_list,
+    count,
+    nonnegative,
+    positive,
+    probability,
+    seed,
+)
+from robustbench_lr.commands.evalflags import Setup, add_eval_flags, load_setup
 
 NAME = "attack"
 HELP = "attack a checkpoint (white-box, or black-box with --source) and append result rows"
 
 # Command-line flags that name attack hyper-parameters: lists are swept, scalars fixed.
-LIST_FLAGS = {"eps": parse_fraction, "steps": int, "p": parse_fraction}
-SCALAR_FLAGS = {
-    "alpha": parse_fraction,
-    "sigma": parse_fraction,
-    "overshoot": float,
-    "candidates": int,
-    "queries": int,
-    "targets": int,
-    "restarts": int,
-}
+LIST_FLAGS = ("eps", "steps", "p")
+SCALAR_FLAGS = ("alpha", "sigma", "overshoot", "candidates", "queries", "targets", "restarts")
 VERIFY_N = 64
 # Random noise is a distribution, so Table 4 averages it over `--noise-draws`; the other
 # randomized attacks (Square, APGD, restarts) search for a worst case and run once per
@@ -49,41 +50,68 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"attack name(s), comma-separated: {', '.join(ATTACKS.names())}",
     )
     parser.add_argument(
-        "--eps", default=None, help="L-inf budget(s), e.g. 8/255,16/255 (default: 8/255)"
+        "--eps",
+        type=comma_list(budget),
+        default=None,
+        help="L-inf budget(s), e.g. 8/255,16/255 (default: 8/255)",
     )
     parser.add_argument(
-        "--steps", default=None, help="iteration count(s), e.g. 7,20 (default: 7; deepfool 50)"
+        "--steps",
+        type=comma_list(count),
+        default=None,
+        help="iteration count(s), e.g. 7,20 (default: 7; deepfool 50)",
     )
-    parser.add_argument("--alpha", default=None, help="step size (default: 2.5*eps/steps)")
+    parser.add_argument(
+        "--alpha", type=budget, default=None, help="step size (default: 2.5*eps/steps)"
+    )
     parser.add_argument(
         "--backend", default=None, help="library running the attack (default: the attack's first)"
     )
     parser.add_argument(
-        "--p", default=None, help="noise: pixel probabilities (default: 0.4,0.6,0.8,1.0)"
+        "--p",
+        type=comma_list(probability),
+        default=None,
+        help="noise: pixel probabilities (default: 0.4,0.6,0.8,1.0)",
     )
     parser.add_argument(
-        "--sigma", default=None, help="noise: Gaussian std (default: 128/255, read as std)"
+        "--sigma",
+        type=positive,
+        default=None,
+        help="noise: Gaussian std (default: 128/255, read as std)",
     )
     parser.add_argument(
-        "--noise-draws", type=int, default=5, help="noise, linf-noise: draws averaged (default: 5)"
+        "--noise-draws",
+        type=count,
+        default=5,
+        help="noise, linf-noise: draws averaged (default: 5)",
     )
     parser.add_argument(
-        "--attack-seed", type=int, default=None, help="seed of randomized attacks (default: 0)"
-    )
-    parser.add_argument("--overshoot", default=None, help="deepfool: overshoot (default: 0.02)")
-    parser.add_argument(
-        "--candidates", default=None, help="deepfool: classes considered (default: 10)"
+        "--attack-seed", type=seed, default=None, help="seed of randomized attacks (default: 0)"
     )
     parser.add_argument(
-        "--queries", default=None, help=f"square, autoattack: query budget (default: {QUERIES})"
+        "--overshoot", type=nonnegative, default=None, help="deepfool: overshoot (default: 0.02)"
+    )
+    parser.add_argument(
+        "--candidates",
+        type=at_least(2),
+        default=None,
+        help="deepfool: classes considered (default: 10)",
+    )
+    parser.add_argument(
+        "--queries",
+        type=count,
+        default=None,
+        help=f"square, autoattack: query budget (default: {QUERIES})",
     )
     parser.add_argument(
         "--targets",
+        type=count,
         default=None,
         help=f"apgd-t, fab-t, autoattack: target classes (default: {TARGETS})",
     )
     parser.add_argument(
         "--restarts",
+        type=count,
         default=None,
         help="ifsgm-restarts, apgd-ce, apgd-dlr: random restarts (default: 5; apgd: 1)",
     )
@@ -104,17 +132,16 @@ def settings(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Every hyper-parameter combination to run for one attack (flags it does not take are ignored)."""
     spec = ATTACKS.get(name)
     fixed = {
-        k: kind(getattr(args, k))
-        for k, kind in SCALAR_FLAGS.items()
+        k: getattr(args, k)
+        for k in SCALAR_FLAGS
         if k in spec.defaults and getattr(args, k) is not None
     }
     if "seed" in spec.defaults and args.attack_seed is not None:
         fixed["seed"] = args.attack_seed
     swept: dict[str, list[Any]] = {}
-    for key, kind in LIST_FLAGS.items():
+    for key in LIST_FLAGS:
         if key in spec.defaults:
-            given = parse_list(getattr(args, key), kind)
-            swept[key] = given or list(spec.sweep.get(key, [spec.defaults[key]]))
+            swept[key] = getattr(args, key) or list(spec.sweep.get(key, [spec.defaults[key]]))
     combos = itertools.product(*swept.values())
     return [{**fixed, **dict(zip(swept, combo, strict=True))} for combo in combos]
 

@@ -12,9 +12,9 @@ import argparse
 from pathlib import Path
 
 from robustbench_lr.audit import AUDIT_EPS, DEFAULT_EPS, AuditOptions
+from robustbench_lr.commands.argtypes import budget, count, seed
 from robustbench_lr.commands.common import add_data_flags, add_device_flag, load_options
 from robustbench_lr.commands.evalflags import DEFAULT_RESULTS
-from robustbench_lr.config import parse_fraction
 
 NAME = "audit"
 HELP = "audit a checkpoint for gradient masking: strong attacks, sanity checks, worst-case accuracy"
@@ -35,51 +35,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--eps",
+        type=budget,
         default=None,
         help=f"L-inf budget (default: {per_dataset}, otherwise {DEFAULT_EPS * 255:g}/255)",
     )
     parser.add_argument(
         "--n",
-        type=int,
+        type=count,
         default=DEFAULTS.n,
         help=f"uniformly sampled test subset size (default: {DEFAULTS.n})",
     )
     parser.add_argument(
-        "--seed", type=int, default=DEFAULTS.seed, help="seed of the test subset (default: 0)"
+        "--seed", type=seed, default=DEFAULTS.seed, help="seed of the test subset (default: 0)"
     )
     parser.add_argument(
         "--attack-seed",
-        type=int,
+        type=seed,
         default=DEFAULTS.attack_seed,
         help="seed of the randomized attacks (default: 0)",
     )
     parser.add_argument(
         "--queries",
-        type=int,
+        type=count,
         default=DEFAULTS.queries,
         help=f"Square queries (default: {DEFAULTS.queries}; AutoAttack uses 5000)",
     )
     parser.add_argument(
         "--steps",
-        type=int,
+        type=count,
         default=DEFAULTS.steps,
         help=f"APGD / FAB iterations (default: {DEFAULTS.steps}; AutoAttack uses 100)",
     )
     parser.add_argument(
         "--targets",
-        type=int,
+        type=count,
         default=DEFAULTS.targets,
         help=f"APGD-T / FAB-T target classes (default: {DEFAULTS.targets}; AutoAttack uses 9)",
     )
     parser.add_argument(
         "--restarts",
-        type=int,
+        type=count,
         default=DEFAULTS.restarts,
         help=f"IFSGM random restarts (default: {DEFAULTS.restarts})",
     )
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=count,
         default=DEFAULTS.batch_size,
         help=f"attack batch size (default: {DEFAULTS.batch_size})",
     )
@@ -99,10 +100,10 @@ def run(args: argparse.Namespace) -> int:
     """Audit, print one line per check, append the rows, write the Markdown report."""
     from robustbench_lr import results
     from robustbench_lr.audit import audit_checkpoint
-    from robustbench_lr.io import atomic_write_text
+    from robustbench_lr.files import atomic_write_text
 
     options = AuditOptions(
-        eps=None if args.eps is None else parse_fraction(args.eps),
+        eps=args.eps,
         n=args.n,
         seed=args.seed,
         attack_seed=args.attack_seed,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from robustbench_lr.commands.argtypes import bench_stages
 from robustbench_lr.commands.common import add_data_flags, add_device_flag, load_options
 
 NAME = "bench"
@@ -27,7 +28,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoints", default="checkpoints", help="checkpoint root (default: checkpoints/)"
     )
     parser.add_argument(
-        "--stages", default=None, help="comma-separated subset of stages to run (default: all)"
+        "--stages",
+        type=bench_stages,
+        default=None,
+        help="comma-separated subset of stages to run (default: all)",
+    )
+    parser.add_argument(
+        "--reuse-results",
+        action="store_true",
+        help="keep rows that other code (another version or revision) made instead of re-running "
+        "them; the report says which (checkpoints and settings must still match)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     add_device_flag(parser)
@@ -53,12 +63,19 @@ def run(args: argparse.Namespace) -> int:
         load_options(args),
         progress=not args.no_progress,
         stages=stages,
+        reuse_results=args.reuse_results,
     )
     print(
         f"bench {profile.name}: done in {time.time() - started:.1f} s; models trained now: {summary.trained}"
     )
     for stage in summary.ran:
-        print(f"  {stage}: ran {summary.ran[stage]} job(s), {summary.skipped[stage]} already done")
+        why = ", ".join(f"{n} {reason}" for reason, n in sorted(summary.reasons[stage].items()))
+        print(
+            f"  {stage}: ran {summary.ran[stage]} job(s){f' ({why})' if why else ''}, "
+            f"{summary.skipped[stage]} already done"
+        )
+    if summary.reused:
+        print(f"  {len(summary.reused)} job(s) reuse rows made by other code (--reuse-results)")
     print("files written:")
     for path in summary.files:
         print(f"  {path}")

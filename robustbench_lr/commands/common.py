@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
 
+from robustbench_lr.commands.argtypes import count, device
 from robustbench_lr.data import DEFAULT_DATA_ROOT, LoadOptions, dataset_names
 from robustbench_lr.devices import DEVICE_CHOICES
 
@@ -26,13 +31,13 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--train-limit",
-        type=int,
+        type=count,
         default=None,
         help="deterministic stratified training subset of this size",
     )
     group.add_argument(
         "--test-limit",
-        type=int,
+        type=count,
         default=None,
         help="deterministic stratified test subset of this size",
     )
@@ -48,6 +53,7 @@ def add_device_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",
         default="auto",
+        type=device,
         choices=DEVICE_CHOICES,
         help="where to run (default: auto = cuda if present)",
     )
@@ -56,3 +62,16 @@ def add_device_flag(parser: argparse.ArgumentParser) -> None:
 def dataset_help() -> str:
     """One line naming every dataset choice."""
     return "dataset: " + ", ".join(dataset_names())
+
+
+def json_line(record: Mapping[str, Any]) -> str:
+    """`record` as one line of valid JSON: NaN and infinities become null.
+
+    json.dumps writes them as bare `NaN` / `Infinity`, which strict parsers (jq, JavaScript)
+    reject; a lost accuracy is better read as null than not read at all.
+    """
+    finite = {
+        key: None if isinstance(value, float) and not math.isfinite(value) else value
+        for key, value in record.items()
+    }
+    return json.dumps(finite, allow_nan=False)

@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import nn
 
+from robustbench_lr.commands.argtypes import count, seed
 from robustbench_lr.commands.common import add_data_flags, add_device_flag, load_options
 from robustbench_lr.evalset import DEFAULT_N, EvalSet
 
@@ -30,13 +31,13 @@ def add_eval_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--n",
-        type=int,
+        type=count,
         default=DEFAULT_N,
         help=f"uniformly sampled test subset size; all if fewer (default: {DEFAULT_N})",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the test subset (default: 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the test subset (default: 0)")
     parser.add_argument(
-        "--batch-size", type=int, default=256, help="attack batch size (default: 256)"
+        "--batch-size", type=count, default=256, help="attack batch size (default: 256)"
     )
     parser.add_argument(
         "--out",
@@ -87,13 +88,3 @@ def load_setup(args: argparse.Namespace) -> Setup:
         model_fields(eval_set.meta, args.checkpoint),
         {"subset_seed": args.seed} if args.seed else {},
     )
-
-
-def parse_list(text: str | None, kind: Any) -> list[Any] | None:
-    """`8/255,16/255` -> [0.0313..., 0.0627...] with `kind` applied to each item; None stays None."""
-    if text is None:
-        return None
-    items = [kind(part) for part in text.split(",") if part.strip()]
-    if not items:
-        raise ValueError(f"empty list {text!r}")
-    return items

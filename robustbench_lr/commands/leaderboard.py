@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from robustbench_lr.commands.argtypes import budget, count
+
 NAME = "leaderboard"
 HELP = "rank models by white-box robust accuracy (merging results files) and write model_info JSONs"
 
@@ -15,8 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--attack", default="ifsgm", help="attack whose accuracy ranks the models (default ifsgm)"
     )
-    parser.add_argument("--eps", default="8/255", help="L∞ budget, e.g. 8/255 (default)")
-    parser.add_argument("--steps", type=int, default=20, help="attack steps (default 20)")
+    parser.add_argument(
+        "--eps", type=budget, default="8/255", help="L∞ budget, e.g. 8/255 (default)"
+    )
+    parser.add_argument("--steps", type=count, default=20, help="attack steps (default 20)")
     parser.add_argument(
         "--out",
         default="reports/leaderboard.md",
@@ -29,12 +33,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from robustbench_lr import leaderboard, results
-    from robustbench_lr.config import parse_fraction
 
     for path in args.results:
         if not Path(path).exists():
             raise FileNotFoundError(f"{path} does not exist")
-    threat = leaderboard.Threat(args.attack, parse_fraction(args.eps), args.steps)
+    threat = leaderboard.Threat(args.attack, args.eps, args.steps)
     table = leaderboard.build(results.read_many(args.results), threat)
     files = leaderboard.write(table, threat, Path(args.out))
     print(files[0].read_text())

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 
 from robustbench_lr.attacks.search import STEP_RULES
+from robustbench_lr.commands.argtypes import budget, count, open_unit
 from robustbench_lr.commands.evalflags import Setup, add_eval_flags, load_setup
-from robustbench_lr.config import parse_fraction
 
 NAME = "minrho"
 HELP = "minimum perturbation for >99% misclassification: eps and rho per attack (Tables 3, 10)"
@@ -34,22 +34,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"attack(s), comma-separated: {', '.join(ATTACK_CHOICES)} (default: all)",
     )
     parser.add_argument(
-        "--alpha", default="1/255", help="step size of ifsgm / ill (Appendix D: 1/255)"
+        "--alpha", type=budget, default="1/255", help="step size of ifsgm / ill (Appendix D: 1/255)"
     )
     parser.add_argument(
         "--max-steps",
-        type=int,
+        type=count,
         default=50,
         help="steps before a sample counts as not fooled (default: 50)",
     )
     parser.add_argument(
-        "--tol", default="0.5/255", help="bisection resolution in eps (default: 0.5/255)"
+        "--tol",
+        type=budget,
+        default="0.5/255",
+        help="bisection resolution in eps (default: 0.5/255)",
     )
     parser.add_argument(
-        "--eps-max", default="64/255", help="largest eps searched (default: 64/255)"
+        "--eps-max", type=budget, default="64/255", help="largest eps searched (default: 64/255)"
     )
     parser.add_argument(
-        "--rate", type=float, default=0.99, help="misclassified share to exceed (default: 0.99)"
+        "--rate", type=open_unit, default=0.99, help="misclassified share to exceed (default: 0.99)"
     )
     parser.add_argument(
         "--per-sample",
@@ -70,8 +73,6 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"minrho cannot search {unknown}; valid choices: {', '.join(ATTACK_CHOICES)}"
         )
-    if not 0 < args.rate < 1:
-        raise ValueError(f"--rate must be in (0, 1), got {args.rate}")
     setup = load_setup(args)
     rows: list[dict[str, Any]] = []
     for name in names:
@@ -103,11 +104,7 @@ def _search_rows(name: str, setup: Setup, args: argparse.Namespace) -> list[dict
     es = setup.eval_set
     crafter = setup.source or es.model
     judge = es.model if setup.source is not None else None
-    alpha, tol, eps_max = (
-        parse_fraction(args.alpha),
-        parse_fraction(args.tol),
-        parse_fraction(args.eps_max),
-    )
+    alpha, tol, eps_max = args.alpha, args.tol, args.eps_max
     search = {
         "attack": name,
         "alpha": alpha,

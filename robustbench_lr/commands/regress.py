@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from robustbench_lr.commands.argtypes import nonnegative
+
 NAME = "regress"
 HELP = "compare a results file with a baseline; exit 1 if robustness dropped or rows are missing"
 
@@ -16,13 +18,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tol-pp",
-        type=float,
+        type=nonnegative,
         default=2.0,
         help="allowed accuracy drop in percentage points (default 2.0)",
     )
     parser.add_argument(
         "--tol-rel",
-        type=float,
+        type=nonnegative,
         default=0.1,
         help="allowed relative drop of rho/eps sizes (default 0.1)",
     )
@@ -30,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the diff table and return 1 on regression."""
+    """Print the diff table and return 1 on regression (unreadable or empty inputs raise)."""
     from pathlib import Path
 
     from robustbench_lr import regress, results
@@ -39,7 +41,11 @@ def run(args: argparse.Namespace) -> int:
         if not Path(path).exists():
             raise FileNotFoundError(f"{path} does not exist")
     report = regress.compare(
-        results.read(args.results), results.read(args.baseline), args.tol_pp, args.tol_rel
+        results.read(args.results),
+        results.read(args.baseline),
+        args.tol_pp,
+        args.tol_rel,
+        names=(f"results file {args.results}", f"baseline {args.baseline}"),
     )
     print(regress.render(report, args.all))
     return 0 if report.passed else 1

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 
+from robustbench_lr.commands.argtypes import checked_by, count, nonnegative, positive, seed
 from robustbench_lr.commands.common import (
     add_data_flags,
     add_device_flag,
     dataset_help,
+    json_line,
     load_options,
 )
 from robustbench_lr.config import TrainConfig
@@ -34,26 +35,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--method", default=defaults.method, help=f"training method: {', '.join(METHODS.names())}"
     )
     parser.add_argument(
-        "--epochs", type=int, default=defaults.epochs, help="epochs (the lr schedule scales to it)"
+        "--epochs",
+        type=count,
+        default=defaults.epochs,
+        help="epochs (the lr schedule scales to it)",
     )
     parser.add_argument(
-        "--seed", type=int, default=defaults.seed, help="seed for init, data order and augmentation"
+        "--seed",
+        type=seed,
+        default=defaults.seed,
+        help="seed for init, data order and augmentation",
     )
     parser.add_argument(
         "--width",
-        type=float,
+        type=positive,
         default=defaults.width,
         help="channel width multiplier (1.0 = the paper's)",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=defaults.batch_size, help="mini-batch size (paper: 128)"
+        "--batch-size", type=count, default=defaults.batch_size, help="mini-batch size (paper: 128)"
     )
     parser.add_argument(
-        "--lr", type=float, default=defaults.lr, help="initial SGD learning rate (paper: 0.1)"
+        "--lr", type=positive, default=defaults.lr, help="initial SGD learning rate (paper: 0.1)"
     )
     parser.add_argument(
         "--weight-decay",
-        type=float,
+        type=nonnegative,
         default=defaults.weight_decay,
         help="SGD weight decay (paper: 5e-4)",
     )
@@ -70,9 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         group.add_argument(
             option.flag,
             dest=option.name,
-            type=str,
+            type=checked_by(option.type),  # Method.resolve parses the text again
             default=None,
-            help=f"{option.help} (default: {option.default})",
+            help=f"{option.help} (default: {option.default})".replace("%", "%%"),
         )
 
 
@@ -112,5 +119,5 @@ def run(args: argparse.Namespace) -> int:
         "already complete" if result.epochs_run == 0 else f"trained {result.epochs_run} epoch(s)"
     )
     print(f"{result.folder}: {status}, clean test accuracy {result.clean_acc:.2f}%")
-    print(json.dumps({"checkpoint": str(result.folder), "clean_acc": result.clean_acc}))
+    print(json_line({"checkpoint": str(result.folder), "clean_acc": result.clean_acc}))
     return 0

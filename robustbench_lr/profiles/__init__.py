@@ -1,20 +1,38 @@
 """Bench profiles: TOML files naming the models to train and the experiments to run on them.
 
 Shipped profiles live beside this file (`smoke`, `cpu`, `paper`, `paper-fast`); a user's own
-is passed by path. `load_profile` validates names against the registries up front, so a typo
-fails before hours of training rather than after.
+is passed by path. A profile is checked against a schema before any work starts, because a
+typo that parses (`ifsgm_epss = [...]`, `blackbox = "false"`) would otherwise run hours of the
+bench on defaults: every key at every level is known or rejected with the closest valid name,
+every value is type- and range-checked, and every name is looked up in its registry. Each error
+is one line, `profile <source>: <key path> ...`: a ValueError, or the registries'
+UnknownNameError for an unknown name.
+
+The schema is the `Table`s below (key -> rule). Defaults are not in it: a key left out keeps
+its dataclass default (`AttackGrid`, `Profile`, `TrainConfig`), so each default lives in one
+place.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomllib
 
 from robustbench_lr.config import TrainConfig, parse_fraction
+from robustbench_lr.registry import UnknownNameError
+
+if TYPE_CHECKING:  # the registries are imported when a profile is parsed, not with this module
+    from robustbench_lr.methods import Option
 
 
 @dataclass(frozen=True)
@@ -43,19 +61,18 @@ class Profile:
     """A parsed profile: the training configs and the experiment settings."""
 
     name: str
-    description: str
-    models: tuple[TrainConfig, ...]
-    n: int
-    attacks: AttackGrid
-    analyses: tuple[str, ...]
-    audit: bool
-    audit_n: int
+    description: str = ""
+    models: tuple[TrainConfig, ...] = ()
+    n: int = 500
+    attacks: AttackGrid = field(default_factory=AttackGrid)
+    analyses: tuple[str, ...] = ()
+    audit: bool = False
+    audit_n: int = 200
     audit_eps: float = 8 / 255
     # `--option KEY=VALUE` pairs handed to every analysis (e.g. the attacks' eps for Table 6).
     analysis_options: dict[str, str] = field(default_factory=dict)
     tables: tuple[str, ...] = ()
     source_path: str = ""
-    raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 def shipped_profiles() -> list[str]:
@@ -65,106 +82,573 @@ def shipped_profiles() -> list[str]:
     )
 
 
-def _read(name_or_path: str) -> tuple[dict[str, Any], str]:
-    path = Path(name_or_path)
-    if name_or_path.endswith(".toml") or path.exists():
-        if not path.exists():
-            raise FileNotFoundError(f"profile file {path} does not exist")
-        return tomllib.loads(path.read_text()), str(path)
-    if name_or_path not in shipped_profiles():
-        raise ValueError(
-            f"unknown profile {name_or_path!r}; valid choices: {', '.join(shipped_profiles())} or a path to a .toml file"
-        )
-    text = resources.files(__name__).joinpath(f"{name_or_path}.toml").read_text()
-    return tomllib.loads(text), f"robustbench_lr/profiles/{name_or_path}.toml"
-
-
 def selects(only: dict[str, tuple[str, ...]], cfg: TrainConfig) -> bool:
     """Whether `cfg` passes a selector such as `{"arch": ("resnet18",)}` (empty: everything)."""
     return all(str(getattr(cfg, key)) in values for key, values in only.items())
 
 
-def _selector(raw: dict[str, Any], source: str) -> dict[str, tuple[str, ...]]:
-    fields = TrainConfig.__dataclass_fields__
-    for key in raw:
-        if key not in fields:
-            raise ValueError(
-                f"profile {source}: unknown model field {key!r} in a selector; valid choices: "
-                + ", ".join(sorted(fields))
+# ---- the schema's machinery ------------------------------------------------------------------
+
+
+class _Bad(Exception):
+    """A leaf value broke its rule; `Rule.apply` adds the key path and the value.
+
+    `detail` is a foreign parser's own explanation (a method option's); `unknown_name` marks
+    an unknown registry name, which keeps the registries' error type.
+    """
+
+    def __init__(self, detail: str = "", unknown_name: bool = False) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.unknown_name = unknown_name
+
+
+class _Rejected(Exception):
+    """A profile error with its key path; `parse_profile` prefixes the source."""
+
+    def __init__(self, message: str, unknown_name: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.unknown_name = unknown_name
+
+
+def _show(value: Any) -> str:
+    """The offending value as it appears in an error (repr escapes newlines: one line)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _join(path: str, key: Any) -> str:
+    """`path.key`, quoting a key that TOML would have to quote (and escaping any newline)."""
+    text = str(key)
+    part = text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else json.dumps(text)
+    return f"{path}.{part}" if path else part
+
+
+def _where(path: str) -> str:
+    return f"in [{path}]" if path else "at the top level"
+
+
+def _unknown(noun: str, name: Any, valid: list[str], where: str = "") -> str:
+    """`unknown <noun> 'x' <where>; did you mean 'y'? valid choices: ...` (difflib's pick)."""
+    close = difflib.get_close_matches(str(name), valid, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ";"
+    place = f" {where}" if where else ""
+    return f"unknown {noun} {name!r}{place}{hint} valid choices: {', '.join(valid) or 'none'}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A leaf value's rule: `convert` returns the parsed value or raises `_Bad`."""
+
+    allowed: str  # what the rule accepts, completing "<path> = <value> is not ..."
+    convert: Callable[[Any], Any]
+
+    def apply(self, value: Any, path: str) -> Any:
+        try:
+            return self.convert(value)
+        except _Bad as bad:
+            if bad.unknown_name:
+                raise _Rejected(f"{path}: {bad.detail}", unknown_name=True) from None
+            if bad.detail:
+                message = f"{path} = {_show(value)} is invalid: {bad.detail}"
+            else:
+                message = f"{path} = {_show(value)} is not {self.allowed}"
+            raise _Rejected(message) from None
+
+
+@dataclass(frozen=True)
+class ListOf:
+    """A TOML array whose items each follow `item`; returned as a tuple."""
+
+    item: Rule | Table
+    nonempty: bool = True
+    unique: bool = False
+
+    @property
+    def allowed(self) -> str:
+        size = "non-empty " if self.nonempty else ""
+        distinct = "distinct " if self.unique else ""
+        return f"a {size}list of {distinct}items, each {self.item.allowed}"
+
+    def apply(self, value: Any, path: str) -> tuple[Any, ...]:
+        if not isinstance(value, list) or (self.nonempty and not value):
+            raise _Rejected(f"{path} = {_show(value)} is not {self.allowed}")
+        items = tuple(self.item.apply(v, f"{path}[{i}]") for i, v in enumerate(value))
+        if self.unique and len(set(items)) < len(items):
+            raise _Rejected(f"{path} = {_show(value)} is not {self.allowed}")
+        return items
+
+
+@dataclass(frozen=True)
+class Table:
+    """A TOML table: its known keys and their rules; any other key is an error.
+
+    `keys` may be a function, for tables whose keys come from a registry (imported on first
+    use). `any_key` makes a free-form table: keys not in `keys` follow that rule. `names`
+    marks keys that are registry names, whose errors keep the registries' UnknownNameError.
+    """
+
+    keys: Mapping[str, Rule | ListOf | Table] | Callable[[], Mapping[str, Rule | Table]]
+    required: tuple[str, ...] = ()
+    noun: str = "key"
+    any_key: Rule | None = None
+    names: bool = False
+    allowed: str = "a table"
+
+    def apply(self, value: Any, path: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise _Rejected(f"{path or 'the profile'} = {_show(value)} is not {self.allowed}")
+        keys = self.keys() if callable(self.keys) else self.keys
+        parsed = {}
+        for key, item in value.items():
+            rule = keys.get(key, self.any_key)
+            if rule is None:
+                message = _unknown(self.noun, key, list(keys), _where(path))
+                raise _Rejected(message, unknown_name=self.names)
+            parsed[key] = rule.apply(item, _join(path, key))
+        for key in self.required:
+            if key not in value:
+                raise _Rejected(f"missing required {self.noun} {key!r} {_where(path)}")
+        return parsed
+
+
+# ---- leaf rules ------------------------------------------------------------------------------
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_finite(value: Any) -> bool:
+    """A number that is not nan or ±inf (any int is: `math.isfinite` would overflow on some)."""
+    return _is_number(value) and (isinstance(value, int) or math.isfinite(value))
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Bad()
+    return value
+
+
+BOOLEAN = Rule("true or false (a TOML boolean, unquoted)", _boolean)
+
+
+def _integer(low: int) -> Rule:
+    """A TOML integer >= `low` (a float or a string is a mistake, not a count)."""
+
+    def convert(value: Any) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise _Bad()
+        return value
+
+    return Rule(f"an integer >= {low}", convert)
+
+
+def _number(allowed: str, ok: Callable[[float], bool]) -> Rule:
+    """A finite TOML number with `ok(value)`, as a float."""
+
+    def convert(value: Any) -> float:
+        if not _is_number(value):
+            raise _Bad()
+        try:
+            number = float(value)
+        except OverflowError:
+            raise _Bad() from None
+        if not (math.isfinite(number) and ok(number)):
+            raise _Bad()
+        return number
+
+    return Rule(allowed, convert)
+
+
+def _budget(value: Any) -> float:
+    """An L∞ budget: a fraction like "8/255" or a number (`config.parse_fraction`), in (0, 1]."""
+    if not (isinstance(value, str) or _is_number(value)):
+        raise _Bad()
+    try:
+        eps = parse_fraction(value)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        raise _Bad() from None
+    if not 0 < eps <= 1:
+        raise _Bad()
+    return eps
+
+
+BUDGET = Rule('a budget in (0, 1]: a fraction like "8/255" or a number', _budget)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Bad()
+    return value
+
+
+TEXT = Rule("a string", _text)
+
+
+def _file_name(value: Any) -> str:
+    """The profile's name names its report folder (`reports/<name>`)."""
+    if not (isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", value)):
+        raise _Bad()
+    return value
+
+
+FILE_NAME = Rule(
+    "a name of 1-100 letters, digits, '.', '_' or '-' starting with a letter or digit",
+    _file_name,
+)
+
+
+def _text_or_number(value: Any) -> str:
+    """A `--option KEY=VALUE` value, as the text the analysis parses."""
+    if not (isinstance(value, str) or _is_finite(value)):
+        raise _Bad()
+    return str(value)
+
+
+TEXT_OR_NUMBER = Rule("a string or a finite number", _text_or_number)
+
+
+def _selector_value(value: Any) -> str:
+    """A value `selects` compares with `str(getattr(cfg, field))`."""
+    if isinstance(value, bool):
+        return str(value)
+    return _text_or_number(value)
+
+
+SELECTOR_VALUE = Rule("a string, a number or a boolean", _selector_value)
+
+
+def _never(value: Any) -> Any:
+    raise _Bad()
+
+
+def _one_of(kind: str, names: Callable[[], Iterable[str]]) -> Rule:
+    """A name among `names()` (looked up on use: the registries import torch)."""
+
+    def convert(value: Any) -> str:
+        if not isinstance(value, str):
+            raise _Bad()
+        valid = list(names())
+        if value not in valid:
+            raise _Bad(_unknown(kind, value, valid), unknown_name=True)
+        return value
+
+    return Rule(f"a string (one of the {kind} names)", convert)
+
+
+def _registered(module: str, registry: str) -> Callable[[], list[str]]:
+    """The names in `module.registry`, imported on first use."""
+    return lambda: getattr(importlib.import_module(module), registry).names()
+
+
+def _minrho_attacks() -> list[str]:
+    """What `robustbench-lr minrho --attack` searches (commands/minrho.py, ATTACK_CHOICES)."""
+    from robustbench_lr.attacks.search import STEP_RULES
+
+    return [*STEP_RULES.names(), "deepfool"]
+
+
+def _deepfool_backends() -> list[str]:
+    from robustbench_lr.attacks import ATTACKS
+
+    return list(ATTACKS.get("deepfool").backends)
+
+
+ARCH = _one_of("architecture", _registered("robustbench_lr.models", "ARCHS"))
+METHOD = _one_of("method", _registered("robustbench_lr.methods", "METHODS"))
+ANALYSIS = _one_of("analysis", _registered("robustbench_lr.analysis", "ANALYSES"))
+TABLE = _one_of("table", _registered("robustbench_lr.tables", "TABLES"))
+MINRHO_ATTACK = _one_of("minrho attack", _minrho_attacks)
+
+
+def _dataset_names() -> list[str]:
+    from robustbench_lr.data import dataset_names
+
+    return dataset_names()
+
+
+DATASET_NAME = _one_of("dataset", _dataset_names)
+
+
+def _dataset(value: Any) -> str:
+    """A registered dataset or a user's own archive, `npz:PATH` (checked when loaded)."""
+    if isinstance(value, str) and value.startswith("npz:") and len(value) > 4:
+        return value
+    return DATASET_NAME.convert(value)
+
+
+DATASET = Rule('a dataset name or "npz:PATH"', _dataset)
+
+
+def _passed_through(rule: Rule) -> Rule:
+    """`rule`'s check, keeping the value as written (it is handed on as command-line text)."""
+
+    def convert(value: Any) -> Any:
+        rule.convert(value)
+        return value
+
+    return Rule(rule.allowed, convert)
+
+
+def _option(option: Option) -> Rule:
+    """A method option, checked by the method's own parser; kept as written for `resolve`."""
+
+    def convert(value: Any) -> Any:
+        if not (isinstance(value, str) or _is_number(value)):
+            raise _Bad()
+        try:
+            option.type(value)
+        except UnknownNameError as err:
+            raise _Bad(str(err), unknown_name=True) from None
+        except (ValueError, TypeError, OverflowError) as err:
+            raise _Bad(str(err) or f"not a value {option.flag} takes") from None
+        return value
+
+    return Rule(f"a string or a number that {option.flag} takes", convert)
+
+
+# ---- the schema ------------------------------------------------------------------------------
+
+COUNT = _integer(1)
+POSITIVE = _number("a number > 0", lambda v: v > 0)
+PROBABILITY = _number("a number in [0, 1]", lambda v: 0 <= v <= 1)
+
+# Training keys; a [[models]] group takes those it does not set from the top level.
+TRAINING = {
+    "dataset": DATASET,
+    "epochs": COUNT,
+    "lr": POSITIVE,
+    "train_limit": COUNT,
+    "test_limit": COUNT,
+}
+
+
+def _method_tables() -> dict[str, Table]:
+    """[method_options.<method>]: each method's keys are its own options (methods/base.py)."""
+    from robustbench_lr.methods import METHODS
+
+    return {
+        name: Table({o.name: _option(o) for o in METHODS[name].options}, noun="option")
+        for name in METHODS
+    }
+
+
+METHOD_OPTIONS_TABLE = Table(_method_tables, noun="method", names=True)
+
+GROUP_TABLE = Table(
+    {
+        **TRAINING,
+        "arch": ARCH,
+        "methods": ListOf(METHOD, unique=True),
+        "seeds": ListOf(_integer(0), unique=True),
+        "width": POSITIVE,
+        "method_options": METHOD_OPTIONS_TABLE,
+    },
+    required=("arch", "methods"),
+    allowed="a table ([[models]])",
+)
+
+# `minrho` flags a profile may set; the bench sets the others (--checkpoint, --attack, --n,
+# --source, --per-sample, --out, --device, --data-root). Values stay as written: they become
+# `--<key>=<value>`.
+MINRHO_OPTIONS_TABLE = Table(
+    {
+        "alpha": _passed_through(BUDGET),
+        "max_steps": _passed_through(COUNT),
+        "tol": _passed_through(BUDGET),
+        "eps_max": _passed_through(BUDGET),
+        "rate": _passed_through(_number("a number in (0, 1)", lambda v: 0 < v < 1)),
+        "backend": _one_of("deepfool backend", _deepfool_backends),
+        "batch_size": _passed_through(COUNT),
+    },
+    noun="minrho option",
+)
+
+# A selector compares `str(getattr(cfg, field))` with the listed values (see `selects`).
+SELECTOR_TABLE = Table(
+    {
+        **{
+            name: ListOf(SELECTOR_VALUE)
+            for name in TrainConfig.__dataclass_fields__
+            if name != "method_options"
+        },
+        "dataset": ListOf(DATASET),
+        "arch": ListOf(ARCH),
+        "method": ListOf(METHOD),
+    },
+    noun="model field",
+)
+
+ATTACKS_TABLE = Table(
+    {
+        "ifsgm_eps": ListOf(BUDGET),
+        "ifsgm_steps": ListOf(COUNT),
+        "blackbox": BOOLEAN,
+        "noise_p": ListOf(PROBABILITY),
+        "noise_draws": COUNT,
+        "minrho": ListOf(MINRHO_ATTACK, nonempty=False, unique=True),
+        "minrho_n": COUNT,
+        "minrho_options": MINRHO_OPTIONS_TABLE,
+        "minrho_only": SELECTOR_TABLE,
+        "curves": BOOLEAN,
+        "curve_eps": BUDGET,
+        "square_queries": COUNT,
+    }
+)
+
+# Analysis options are free-form: each analysis reads its own (`AnalysisOptions.get`) and no
+# one place declares them. `source` and `stop_on` are the bench's, set per model.
+BENCH_SETS = Rule("allowed here: the bench sets it per model", _never)
+ANALYSES_TABLE = Table(
+    {
+        "kinds": ListOf(ANALYSIS, nonempty=False, unique=True),
+        "options": Table(
+            {"source": BENCH_SETS, "stop_on": BENCH_SETS},
+            noun="analysis option",
+            any_key=TEXT_OR_NUMBER,
+        ),
+    }
+)
+
+AUDIT_TABLE = Table({"enabled": BOOLEAN, "n": COUNT, "eps": BUDGET})
+
+PROFILE_TABLE = Table(
+    {
+        "name": FILE_NAME,
+        "description": TEXT,
+        **TRAINING,
+        "n": COUNT,
+        "models": ListOf(GROUP_TABLE),
+        "method_options": METHOD_OPTIONS_TABLE,
+        "attacks": ATTACKS_TABLE,
+        "analyses": ANALYSES_TABLE,
+        "audit": AUDIT_TABLE,
+        "tables": ListOf(TABLE, nonempty=False, unique=True),
+    },
+    required=("name", "models"),
+)
+
+
+# ---- from checked tables to the dataclasses --------------------------------------------------
+
+
+def _renamed(table: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
+    """The keys given in `table`, under their dataclass field names (absent: the default)."""
+    return {name: table[key] for key, name in fields.items() if key in table}
+
+
+def _group_configs(group: dict[str, Any], index: int, top: dict[str, Any]) -> list[TrainConfig]:
+    """One TrainConfig per method and seed of a [[models]] group."""
+    from robustbench_lr.methods import METHODS
+
+    path = f"models[{index}]"
+    own_options = group.get("method_options", {})
+    stray = [m for m in own_options if m not in group["methods"]]
+    if stray:
+        raise _Rejected(
+            f"{_join(_join(path, 'method_options'), stray[0])}: the group does not train "
+            f"method {stray[0]!r} (its methods: {', '.join(group['methods'])})"
+        )
+    settings = {
+        **_renamed(top, {key: key for key in TRAINING}),
+        **_renamed(group, {key: key for key in (*TRAINING, "width")}),
+    }
+    configs = []
+    for method in group["methods"]:
+        # A group's own [models.method_options.<method>] overrides the profile's.
+        given = {**top.get("method_options", {}).get(method, {}), **own_options.get(method, {})}
+        options = METHODS.get(method).resolve(given)
+        for seed in group.get("seeds", (TrainConfig.seed,)):
+            configs.append(
+                TrainConfig(
+                    **settings,
+                    arch=group["arch"],
+                    method=method,
+                    seed=seed,
+                    method_options=options,
+                )
             )
-    return {key: tuple(str(v) for v in values) for key, values in raw.items()}
+    return configs
+
+
+def _models(top: dict[str, Any]) -> tuple[TrainConfig, ...]:
+    """Every group's configs; two groups training one checkpoint folder are an error.
+
+    The folder is told by the fields `config.checkpoint_dir` names it from (that function is
+    not called: for an npz it reads the file, which a profile check must not need).
+    """
+    owner: dict[tuple[Any, ...], int] = {}
+    configs = []
+    for index, group in enumerate(top["models"]):
+        for cfg in _group_configs(group, index, top):
+            first = owner.setdefault(
+                (cfg.dataset, cfg.arch, cfg.width, cfg.method, cfg.seed), index
+            )
+            if first != index:
+                raise _Rejected(
+                    f"models[{first}] and models[{index}] both train {cfg.method} {cfg.arch} "
+                    f"width {cfg.width:g} seed {cfg.seed} on {cfg.dataset!r} (one checkpoint "
+                    "folder; merge the groups or tell them apart)"
+                )
+            configs.append(cfg)
+    return tuple(configs)
+
+
+def _attack_grid(attacks: dict[str, Any]) -> AttackGrid:
+    given = dict(attacks)
+    flags = given.pop("minrho_options", {})
+    return AttackGrid(
+        **given, minrho_flags=tuple(f"--{k.replace('_', '-')}={v}" for k, v in flags.items())
+    )
+
+
+def parse_profile(raw: dict[str, Any], source: str) -> Profile:
+    """Check a profile's parsed TOML against the schema and build the `Profile`.
+
+    Raises a one-line ValueError (UnknownNameError for an unknown registry name) that starts
+    with `profile <source>:`; nothing else, whatever `raw` holds.
+    """
+    try:
+        top = PROFILE_TABLE.apply(raw, "")
+        analyses, audit = top.get("analyses", {}), top.get("audit", {})
+        return Profile(
+            name=top["name"],
+            models=_models(top),
+            attacks=_attack_grid(top.get("attacks", {})),
+            source_path=source,
+            **_renamed(top, {"description": "description", "n": "n", "tables": "tables"}),
+            **_renamed(analyses, {"kinds": "analyses", "options": "analysis_options"}),
+            **_renamed(audit, {"enabled": "audit", "n": "audit_n", "eps": "audit_eps"}),
+        )
+    except _Rejected as err:
+        kind = UnknownNameError if err.unknown_name else ValueError
+        raise kind(" ".join(f"profile {source}: {err.message}".splitlines())) from None
+
+
+def _read(name_or_path: str) -> tuple[str, str]:
+    """The TOML text of a shipped profile or a file, and the source to name in errors."""
+    path = Path(name_or_path)
+    if name_or_path.endswith(".toml") or path.exists():
+        if not path.exists():
+            raise FileNotFoundError(f"profile file {path} does not exist")
+        return path.read_text(), str(path)
+    if name_or_path not in shipped_profiles():
+        raise ValueError(
+            f"unknown profile {name_or_path!r}; valid choices: {', '.join(shipped_profiles())} or a path to a .toml file"
+        )
+    text = resources.files(__name__).joinpath(f"{name_or_path}.toml").read_text()
+    return text, f"robustbench_lr/profiles/{name_or_path}.toml"
 
 
 def load_profile(name_or_path: str) -> Profile:
-    """Parse and validate a profile by shipped name or path."""
-    from robustbench_lr.analysis import ANALYSES
-    from robustbench_lr.methods import METHODS
-    from robustbench_lr.models import ARCHS
-
-    raw, source = _read(name_or_path)
+    """Parse and validate a profile by shipped name or path (see the module docstring)."""
+    text, source = _read(name_or_path)
     try:
-        method_options = raw.get("method_options", {})
-        configs = []
-        for group in raw["models"]:
-            for method in group["methods"]:
-                # A group's own [models.method_options.<method>] overrides the profile's.
-                given = {
-                    **method_options.get(method, {}),
-                    **group.get("method_options", {}).get(method, {}),
-                }
-                options = METHODS.get(method).resolve(given)
-                for seed in group.get("seeds", [0]):
-                    configs.append(
-                        TrainConfig(
-                            dataset=group.get("dataset", raw.get("dataset", "digits")),
-                            arch=ARCHS.get(group["arch"]) and group["arch"],
-                            method=method,
-                            epochs=int(group.get("epochs", raw.get("epochs", 8))),
-                            seed=int(seed),
-                            width=float(group.get("width", 1.0)),
-                            lr=float(group.get("lr", raw.get("lr", 0.1))),
-                            train_limit=group.get("train_limit", raw.get("train_limit")),
-                            test_limit=group.get("test_limit", raw.get("test_limit")),
-                            method_options=options,
-                        )
-                    )
-        grid = raw.get("attacks", {})
-        attacks = AttackGrid(
-            ifsgm_eps=tuple(parse_fraction(e) for e in grid.get("ifsgm_eps", ["8/255"])),
-            ifsgm_steps=tuple(int(s) for s in grid.get("ifsgm_steps", [7, 20])),
-            blackbox=bool(grid.get("blackbox", True)),
-            noise_p=tuple(float(p) for p in grid.get("noise_p", [0.4, 0.6, 0.8, 1.0])),
-            noise_draws=int(grid.get("noise_draws", 1)),
-            minrho=tuple(grid.get("minrho", [])),
-            minrho_n=int(grid.get("minrho_n", 200)),
-            minrho_flags=tuple(
-                f"--{k.replace('_', '-')}={v}" for k, v in grid.get("minrho_options", {}).items()
-            ),
-            minrho_only=_selector(grid.get("minrho_only", {}), source),
-            curves=bool(grid.get("curves", False)),
-            curve_eps=parse_fraction(grid.get("curve_eps", "8/255")),
-            square_queries=int(grid.get("square_queries", 1000)),
-        )
-        analyses = tuple(raw.get("analyses", {}).get("kinds", []))
-        for kind in analyses:
-            ANALYSES.get(kind)
-        audit = raw.get("audit", {})
-        return Profile(
-            name=raw["name"],
-            description=raw.get("description", ""),
-            models=tuple(configs),
-            n=int(raw.get("n", 500)),
-            attacks=attacks,
-            analyses=analyses,
-            audit=bool(audit.get("enabled", False)),
-            audit_n=int(audit.get("n", 200)),
-            audit_eps=parse_fraction(audit.get("eps", "8/255")),
-            analysis_options={
-                k: str(v) for k, v in raw.get("analyses", {}).get("options", {}).items()
-            },
-            tables=tuple(raw.get("tables", [])),
-            source_path=source,
-            raw=raw,
-        )
-    except KeyError as err:
-        raise ValueError(f"profile {source}: missing or unknown entry {err}") from None
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(
+            " ".join(f"profile {source}: not valid TOML: {err}".splitlines())
+        ) from None
+    return parse_profile(raw, source)

@@ -1,6 +1,8 @@
-"""Atomic file writes: every file goes to a temporary name in its folder, then is renamed.
+"""Atomic file writes and file digests: every file goes to a temporary name in its folder,
+then is renamed.
 
-A kill at any moment leaves either the old file or the new one, never a torn one.
+A kill at any moment leaves either the old file or the new one, never a torn one; the digests
+are what commit points (meta.json, the bench's ledger) record to vouch for a file.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from robustbench_lr import faults
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -26,7 +30,30 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    faults.reached("rename")
     return path
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files a killed `atomic_write` left in `folder` (not recursive).
+
+    Only call this while holding the folder's lock: another writer's temporary is not stale.
+    """
+    stale = sorted(Path(folder).glob(".*.tmp")) if Path(folder).is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes, hex (what a commit point records to vouch for a file)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

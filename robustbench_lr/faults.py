@@ -1,0 +1,30 @@
+"""Test-only fault injection: SIGKILL this process at the N-th commit step of a run.
+
+Why in the library: a kill "between two renames" is the case the checkpoint protocol and the
+bench's ledger exist for, and only the process itself knows exactly when it stands between two
+renames. Tests set `ROBUSTBENCH_LR_KILL_AT=rename:N` in a child process; every atomic rename
+(`io.atomic_write`) calls `reached("rename")`, and the N-th one kills the process on the spot
+(SIGKILL: no cleanup handlers, no flushing, like a power cut or the OOM killer). Unset, this
+costs one dictionary lookup per file written.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV = "ROBUSTBENCH_LR_KILL_AT"
+_counts: dict[str, int] = {}
+
+
+def reached(step: str) -> None:
+    """Count one `step`; die by SIGKILL if the environment asks for this very occurrence."""
+    wanted = os.environ.get(ENV)
+    if not wanted:
+        return
+    name, _, nth = wanted.partition(":")
+    if name != step:
+        return
+    _counts[step] = _counts.get(step, 0) + 1
+    if _counts[step] == int(nth):
+        os.kill(os.getpid(), signal.SIGKILL)

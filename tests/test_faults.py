@@ -1,0 +1,139 @@
+"""Fault injection: SIGKILL `train` and `bench` at every commit step, resume, compare bytes.
+
+`ROBUSTBENCH_LR_KILL_AT=rename:K` makes the child process SIGKILL itself right after its K-th
+atomic rename (robustbench_lr/faults.py), i.e. deterministically between every pair of renames
+of a checkpoint write and of the bench's shard + ledger commit. The resumed result must equal,
+byte for byte, what an uninterrupted run writes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from robustbench_lr import checkpoints, faults
+from robustbench_lr.bench import run_bench
+from robustbench_lr.config import TrainConfig, checkpoint_dir
+from robustbench_lr.profiles import load_profile
+from robustbench_lr.train import train
+from tests.conftest import SMALL, TINY_PROFILE
+
+EPOCHS = 2
+CFG = TrainConfig(**{**SMALL, "epochs": EPOCHS}, method="nlr", seed=0)
+FILES = (checkpoints.MODEL_FILE, checkpoints.STATE_FILE, checkpoints.META_FILE)
+TRAIN_ARGV = [
+    *("train", "--dataset", "digits", "--arch", "resnet18", "--width", "0.25"),
+    *("--method", "nlr", "--seed", "0", "--epochs", str(EPOCHS), "--device", "cpu"),
+    "--no-progress",
+]
+# Renames of one `train` of EPOCHS epochs: the lock's holder file, then per epoch the train
+# state, the weights and meta.json (the commit point).
+TRAIN_RENAMES = 1 + 3 * EPOCHS
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != faults.ENV}
+    # CPU results are bit-identical for one thread count: the child uses the test process's.
+    env["OMP_NUM_THREADS"] = str(torch.get_num_threads())
+    return env
+
+
+def _child(argv: list[str], kill_at: int | None = None) -> subprocess.CompletedProcess:
+    env = _env()
+    if kill_at is not None:
+        env[faults.ENV] = f"rename:{kill_at}"
+    return subprocess.run(
+        [sys.executable, "-m", "robustbench_lr", *argv], env=env, capture_output=True, text=True
+    )
+
+
+def _bytes(folder: Path) -> dict[str, bytes]:
+    return {name: (folder / name).read_bytes() for name in FILES}
+
+
+@pytest.fixture(scope="module")
+def clean_train(tmp_path_factory) -> dict[str, bytes]:
+    root = tmp_path_factory.mktemp("clean")
+    return _bytes(train(CFG, root, device="cpu", progress=False).folder)
+
+
+@pytest.mark.parametrize("kill_at", range(1, TRAIN_RENAMES))
+def test_train_killed_between_any_two_renames_resumes_to_the_same_bytes(
+    tmp_path: Path, clean_train, kill_at: int
+):
+    killed = _child([*TRAIN_ARGV, "--out", str(tmp_path)], kill_at)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    folder = train(CFG, tmp_path, device="cpu", progress=False).folder
+    assert _bytes(folder) == clean_train
+    assert not list(folder.glob(".*.tmp"))
+
+
+def test_train_killed_after_its_last_rename_is_complete(tmp_path: Path, clean_train):
+    killed = _child([*TRAIN_ARGV, "--out", str(tmp_path)], TRAIN_RENAMES)
+    assert killed.returncode == -signal.SIGKILL
+    result = train(CFG, tmp_path, device="cpu", progress=False)
+    assert result.epochs_run == 0 and _bytes(result.folder) == clean_train
+
+
+def test_train_killed_at_random_moments_resumes_to_the_same_bytes(tmp_path: Path, clean_train):
+    rng = random.Random(13)
+    folder = checkpoint_dir(tmp_path, CFG)
+    cmd = [sys.executable, "-m", "robustbench_lr", *TRAIN_ARGV, "--out", str(tmp_path)]
+    for _ in range(3):
+        proc = subprocess.Popen(
+            cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(rng.uniform(1.0, 6.0))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert _child([*TRAIN_ARGV, "--out", str(tmp_path)]).returncode == 0
+    assert _bytes(folder) == clean_train
+
+
+@pytest.fixture(scope="module")
+def tiny_profile(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("profile") / "tiny.toml"
+    path.write_text(TINY_PROFILE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clean_bench(tmp_path_factory, tiny_profile: Path) -> tuple[bytes, dict[str, bytes]]:
+    root = tmp_path_factory.mktemp("clean-bench")
+    profile = load_profile(str(tiny_profile))
+    run_bench(profile, root / "out", root / "ck", device="cpu", progress=False)
+    return _results(root), _bytes(checkpoint_dir(root / "ck", profile.models[0]))
+
+
+def _results(root: Path) -> bytes:
+    """results.csv with this run's folder taken out of the checkpoint paths."""
+    return (root / "out" / "results.csv").read_bytes().replace(str(root).encode(), b"<root>")
+
+
+# Renames of the tiny bench: 1 the bench's lock holder, 2 the training job's holder, 3-8 the
+# train state, weights and meta.json of epochs 1-2, 9 the training job's shard, 10 its ledger
+# entry, then the attack jobs' scratch rows, shards and ledger entries. The kills below fall
+# inside the first epoch's write, between the last epoch's weights and its commit point (the
+# "stale model" case), between a shard and its ledger entry, right after a ledger commit, and
+# inside an attack job.
+@pytest.mark.parametrize("kill_at", [3, 7, 9, 10, 12])
+def test_bench_killed_at_a_commit_step_resumes_to_the_same_bytes(
+    tmp_path: Path, tiny_profile: Path, clean_bench, kill_at: int
+):
+    argv = ["bench", "--profile", str(tiny_profile), "--out", str(tmp_path / "out")]
+    argv += ["--checkpoints", str(tmp_path / "ck"), "--device", "cpu", "--no-progress"]
+    killed = _child(argv, kill_at)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    profile = load_profile(str(tiny_profile))
+    run_bench(profile, tmp_path / "out", tmp_path / "ck", device="cpu", progress=False)
+    results_bytes, ckpt_bytes = clean_bench
+    assert _results(tmp_path) == results_bytes
+    assert _bytes(checkpoint_dir(tmp_path / "ck", profile.models[0])) == ckpt_bytes
