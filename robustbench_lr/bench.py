@@ -16,30 +16,39 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from functools import cache, partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
 from tqdm import tqdm
 
 from robustbench_lr import __version__, checkpoints, locks, results
+from robustbench_lr.attacks.search import SearchSettings
 from robustbench_lr.config import TrainConfig, checkpoint_dir
 from robustbench_lr.data import Data, LoadOptions, load
-from robustbench_lr.devices import resolve_device
+from robustbench_lr.devices import resolve_device, use_device
+from robustbench_lr.executors import Executor, Finished, Resources, SerialExecutor, Task
+from robustbench_lr.experiments import Outcome, Rows
+from robustbench_lr.experiments.attack import Sweep, run_sweep
+from robustbench_lr.experiments.minrho import MinRho, run_search
 from robustbench_lr.files import (
     atomic_write,
     atomic_write_json,
+    atomic_write_text,
     file_digest,
     remove_stale_temporaries,
 )
 from robustbench_lr.profiles import Profile, selects
 from robustbench_lr.registry import Registry
+from robustbench_lr.target import Target, load_target
+
+if TYPE_CHECKING:
+    from robustbench_lr.analysis import AnalysisOptions
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +58,6 @@ SHARDS_DIR = "jobs"
 LEDGER_FORMAT = "robustbench-lr-ledger/2"
 BENCH_LOCK = ".bench.lock"
 
-Rows = list[dict[str, Any]]
-
 
 @dataclass(frozen=True)
 class Job:
@@ -59,15 +66,14 @@ class Job:
     `key` names it in the ledger; `spec` is the canonical text of its settings (a changed
     setting re-runs it); `inputs` are the checkpoint folders it reads (for a training job, the
     one it writes), whose commit points must be unchanged for its rows to stay valid. `run`
-    gets a scratch CSV path (commands write their rows there; figures and reports go beside
-    it, in the report folder) and returns the job's rows.
+    gets the report folder (for figures and audit reports) and returns the job's rows.
     """
 
     stage: str
     key: str
     spec: str
     inputs: tuple[Path, ...]
-    run: Callable[[Path], Rows]
+    run: Callable[[Path], Outcome]
 
     @property
     def digest(self) -> str:
@@ -83,18 +89,10 @@ class BenchContext:
     ckpt_root: Path
     device: str
     load_options: LoadOptions
-    _data: dict[tuple, Data] = field(default_factory=dict)
 
     @property
     def results_path(self) -> Path:
         return self.out_dir / RESULTS_FILE
-
-    def data_for(self, cfg: TrainConfig) -> Data:
-        """Load each dataset once per bench (many models share it)."""
-        key = (cfg.dataset, cfg.train_limit, cfg.test_limit, cfg.svhn_extra)
-        if key not in self._data:
-            self._data[key] = load(cfg.dataset, self.load_options, cfg.train_limit, cfg.test_limit)
-        return self._data[key]
 
     def other_nlr_folder(self, cfg: TrainConfig) -> str | None:
         """The black-box source folder for `cfg`, unless `cfg` is that N-LR model itself."""
@@ -129,85 +127,113 @@ STAGES: Registry[Planner] = Registry("bench stage")
 @STAGES.register("train")
 def plan_training(ctx: BenchContext) -> list[Job]:
     """One job per model: train (or resume) it, then record its clean accuracy (Tables 7-8)."""
-    from robustbench_lr.train import train
-
-    def job(cfg: TrainConfig) -> Callable[[Path], Rows]:
-        def run(_scratch: Path) -> Rows:
-            data = ctx.data_for(cfg)
-            result = train(cfg, ctx.ckpt_root, ctx.device, ctx.load_options, False, data)
-            meta = checkpoints.verify(result.folder)
-            return [
-                results.make_row(
-                    **results.model_fields(meta, result.folder),
-                    experiment="clean",
-                    attack="clean",
-                    metric="clean_acc",
-                    value=meta["clean_acc"],
-                    n=len(data.y_test),
-                )
-            ]
-
-        return run
-
     return [
         Job(
             "train",
             f"train:{ctx.folder(cfg)}:{cfg.epochs}",
             _spec(cfg.to_dict(), ctx),
             (ctx.folder(cfg),),
-            job(cfg),
+            partial(_train_job, cfg, str(ctx.ckpt_root), ctx.device, ctx.load_options),
         )
         for cfg in ctx.profile.models
     ]
 
 
+_DATA: dict[tuple, Data] = {}
+
+
+def _data_for(cfg: TrainConfig, options: LoadOptions) -> Data:
+    """Each dataset loaded once per process (many models of a bench share it)."""
+    options = replace(options, svhn_extra=cfg.svhn_extra)
+    key = (cfg.dataset, cfg.train_limit, cfg.test_limit, options)
+    if key not in _DATA:
+        _DATA[key] = load(cfg.dataset, options, cfg.train_limit, cfg.test_limit)
+    return _DATA[key]
+
+
+def _train_job(
+    cfg: TrainConfig, root: str, device: str, options: LoadOptions, _out: Path
+) -> Outcome:
+    from robustbench_lr.train import train
+
+    data = _data_for(cfg, options)
+    result = train(cfg, root, device, options, False, data)
+    meta = checkpoints.verify(result.folder)
+    row = results.make_row(
+        **results.model_fields(meta, result.folder),
+        experiment="clean",
+        attack="clean",
+        metric="clean_acc",
+        value=meta["clean_acc"],
+        n=len(data.y_test),
+    )
+    done = "already complete" if result.epochs_run == 0 else f"{result.epochs_run} epoch(s)"
+    return Outcome([row], [f"{result.folder}: {done}, clean {result.clean_acc:.2f}%"])
+
+
 def _spec(settings: Any, ctx: BenchContext) -> str:
     """Canonical text of a job's settings, with the device it runs on (bf16 CUDA != CPU)."""
     return json.dumps(
-        {"settings": settings, "device": resolve_device(ctx.device).type}, sort_keys=True
+        {"settings": settings, "device": resolve_device(ctx.device).type},
+        sort_keys=True,
+        default=_plain,
     )
 
 
-def _command_job(stage: str, key: str, argv: list[str], inputs: list[str], ctx) -> Job:
-    """A job that runs a CLI command in-process, its rows going to the job's scratch CSV."""
-    return Job(
-        stage,
-        key,
-        _spec(argv, ctx),
-        tuple(Path(p) for p in inputs),
-        lambda scratch: _command([*argv, "--out", str(scratch)], ctx.out_dir / "bench.log"),
-    )
+def _plain(value: Any) -> Any:
+    """JSON for the settings dataclasses a job carries (Sweep, Search, AnalysisOptions, ...)."""
+    if is_dataclass(value):
+        return asdict(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not a plain job setting")
 
 
-def _command(argv: list[str], log_path: Path) -> Rows:
-    """Run a CLI command in-process (so the bench computes exactly what a user's command does).
+@dataclass(frozen=True)
+class TargetSpec:
+    """A `target.Target` by name: plain data a job carries instead of loaded tensors."""
 
-    The command writes its rows to the file its `--out` names (the job's scratch CSV, read
-    back here); its printed lines go to the bench log.
-    """
-    import contextlib
+    checkpoint: str
+    source: str | None
+    n: int | None
+    device: str
+    data_root: str
+    download: bool
 
-    from robustbench_lr.cli import build_parser
-
-    args = build_parser().parse_args(argv)
-    with log_path.open("a") as handle, contextlib.redirect_stdout(handle):
-        print("$ robustbench-lr " + " ".join(argv))
-        status = args.handler(args)
-    if status:
-        raise RuntimeError(
-            f"`robustbench-lr {' '.join(argv)}` exited with {status}; see {log_path}"
+    def load(self, train: bool = False) -> Target:
+        return load_target(
+            self.checkpoint,
+            n=self.n,
+            source=self.source,
+            device=use_device(self.device),
+            options=LoadOptions(data_root=self.data_root, download=self.download),
+            train=train,
         )
-    return results.read(args.out).to_dict("records")
 
 
-def _common_flags(ctx: BenchContext) -> list[str]:
+def _target(ctx: BenchContext, folder: Path, source: str | None, n: int | None) -> TargetSpec:
     opts = ctx.load_options
-    flags = ["--device", ctx.device, "--data-root", opts.data_root]
-    return flags + (["--download"] if opts.download else [])
+    return TargetSpec(str(folder), source, n, ctx.device, opts.data_root, opts.download)
 
 
-def _eps_list(values: tuple[float, ...]) -> str:
-    return ",".join(repr(v) for v in values)
+def _job(stage: str, key: str, work: Callable[[Path], Outcome], ctx: BenchContext) -> Job:
+    """A job running `work` (a partial of plain data): its settings are its spec, and the
+    checkpoints its target names are its inputs."""
+    target = next(a for a in work.args if isinstance(a, TargetSpec))
+    inputs = [target.checkpoint, *([target.source] if target.source else [])]
+    spec = _spec([work.func.__name__, list(work.args)], ctx)
+    return Job(stage, key, spec, tuple(map(Path, inputs)), work)
+
+
+def _sweep_job(target: TargetSpec, sweeps: tuple[Sweep, ...], _out: Path) -> Outcome:
+    loaded, outcome = target.load(), Outcome()
+    for sweep in sweeps:
+        outcome.add(run_sweep(loaded, sweep))
+    return outcome
+
+
+def _search_job(target: TargetSpec, search: MinRho, _out: Path) -> Outcome:
+    return run_search(target.load(), search)
 
 
 @STAGES.register("attacks")
@@ -215,47 +241,30 @@ def plan_attacks(ctx: BenchContext) -> list[Job]:
     """IFSGM white-box and black-box grids (Tables 1-2), random noise (Table 4), step curves (Fig. 11).
 
     Black-box examples are crafted on the N-LR model of the same dataset, arch, width and seed
-    (the paper's protocol); a profile without that N-LR model gets no black-box rows.
+    (the paper's protocol); that N-LR model itself and a profile without it get no black-box
+    rows (examples crafted on the attacked model are white-box, whatever the column says).
     """
-    grid, n = ctx.profile.attacks, str(ctx.profile.n)
+    grid = ctx.profile.attacks
+    lists = {"eps": grid.ifsgm_eps, "steps": grid.ifsgm_steps}
+    runs = {"ifsgm-white": (Sweep("ifsgm", lists),)}
+    if grid.noise_p:
+        runs["noise"] = (Sweep("noise", {"p": grid.noise_p}, draws=grid.noise_draws),)
+    if grid.curves:
+        curve = {"eps": (grid.curve_eps,), "steps": (max(grid.ifsgm_steps),)}
+        runs["step-curve"] = (Sweep("ifsgm", curve, per_step=True),)
     jobs = []
     for cfg in ctx.profile.models:
-        folder = str(ctx.folder(cfg))
-        base = ["attack", "--checkpoint", folder, "--n", n, *_common_flags(ctx)]
-        ifsgm = [
-            "--attack",
-            "ifsgm",
-            "--eps",
-            _eps_list(grid.ifsgm_eps),
-            "--steps",
-            ",".join(map(str, grid.ifsgm_steps)),
-        ]
-        runs = {"ifsgm-white": base + ifsgm}
-        source = ctx.nlr_source(cfg)
+        folder = ctx.folder(cfg)
+        source = ctx.other_nlr_folder(cfg)
+        targets = {name: _target(ctx, folder, None, ctx.profile.n) for name in runs}
         if grid.blackbox and source is not None:
-            runs["ifsgm-black"] = base + ifsgm + ["--source", str(ctx.folder(source))]
-        if grid.noise_p:
-            runs["noise"] = base + [
-                "--attack",
-                "noise",
-                "--p",
-                _eps_list(grid.noise_p),
-                "--noise-draws",
-                str(grid.noise_draws),
-            ]
-        if grid.curves:
-            runs["step-curve"] = base + [
-                "--attack",
-                "ifsgm",
-                "--eps",
-                repr(grid.curve_eps),
-                "--steps",
-                str(max(grid.ifsgm_steps)),
-                "--per-step",
-            ]
-        for name, argv in runs.items():
-            inputs = [folder, *([str(ctx.folder(source))] if name == "ifsgm-black" else [])]
-            jobs.append(_command_job("attacks", f"attack:{name}:{folder}", argv, inputs, ctx))
+            runs_here = {**runs, "ifsgm-black": runs["ifsgm-white"]}
+            targets["ifsgm-black"] = _target(ctx, folder, source, ctx.profile.n)
+        else:
+            runs_here = runs
+        for name, sweeps in runs_here.items():
+            work = partial(_sweep_job, targets[name], sweeps)
+            jobs.append(_job("attacks", f"attack:{name}:{folder}", work, ctx))
     return jobs
 
 
@@ -265,59 +274,64 @@ def plan_minrho(ctx: BenchContext) -> list[Job]:
     grid = ctx.profile.attacks
     if not grid.minrho:
         return []
+    search = MinRho(grid.minrho, SearchSettings(per_sample=grid.curves, **grid.minrho_options))
     jobs = []
     for cfg in ctx.profile.models:
         if not selects(grid.minrho_only, cfg):
             continue
-        folder = str(ctx.folder(cfg))
-        argv = [
-            "minrho",
-            "--checkpoint",
-            folder,
-            "--attack",
-            ",".join(grid.minrho),
-            "--n",
-            str(grid.minrho_n),
-            *grid.minrho_flags,
-            *_common_flags(ctx),
-            *(["--per-sample"] if grid.curves else []),
-        ]
-        jobs.append(_command_job("minrho", f"minrho:white:{folder}", argv, [folder], ctx))
+        folder = ctx.folder(cfg)
+        white = partial(_search_job, _target(ctx, folder, None, grid.minrho_n), search)
+        jobs.append(_job("minrho", f"minrho:white:{folder}", white, ctx))
         source = ctx.other_nlr_folder(cfg)
         if grid.blackbox and source is not None:
-            black = argv + ["--source", source]
-            jobs.append(
-                _command_job("minrho", f"minrho:black:{folder}", black, [folder, source], ctx)
-            )
+            black = partial(_search_job, _target(ctx, folder, source, grid.minrho_n), search)
+            jobs.append(_job("minrho", f"minrho:black:{folder}", black, ctx))
     return jobs
+
+
+def _audit_job(target: TargetSpec, options: dict[str, Any], out: Path) -> Outcome:
+    """The audit of one model; its Markdown report goes into the report folder."""
+    from robustbench_lr.audit import AuditOptions, audit_checkpoint
+
+    done = audit_checkpoint(
+        target.checkpoint,
+        AuditOptions(**options),
+        source=target.source,
+        device=target.device,
+        load_options=LoadOptions(data_root=target.data_root, download=target.download),
+    )
+    atomic_write_text(out / done.filename, done.markdown)
+    report = done.report
+    lines = [f"{check.status.upper():4s}  {check.name}: {check.detail}" for check in report.checks]
+    return Outcome(done.rows, lines)
 
 
 @STAGES.register("audit")
 def plan_audit(ctx: BenchContext) -> list[Job]:
     """The robustness audit on every model (issue 8): gradient-masking checks and the worst case per example."""
-    if not ctx.profile.audit:
+    profile = ctx.profile
+    if not profile.audit:
         return []
+    options = {
+        "eps": profile.audit_eps,
+        "n": profile.audit_n,
+        "queries": profile.attacks.square_queries,
+        **profile.audit_options,
+    }
     jobs = []
-    for cfg in ctx.profile.models:
-        folder = str(ctx.folder(cfg))
-        argv = [
-            "audit",
-            "--checkpoint",
-            folder,
-            "--eps",
-            repr(ctx.profile.audit_eps),
-            "--n",
-            str(ctx.profile.audit_n),
-            "--queries",
-            str(ctx.profile.attacks.square_queries),
-            *_common_flags(ctx),
-        ]
-        source = ctx.other_nlr_folder(cfg)
-        if source is not None:
-            argv += ["--source", source]
-        inputs = [folder, *([source] if source else [])]
-        jobs.append(_command_job("audit", f"audit:{folder}", argv, inputs, ctx))
+    for cfg in profile.models:
+        folder = ctx.folder(cfg)
+        target = _target(ctx, folder, ctx.other_nlr_folder(cfg), profile.audit_n)
+        jobs.append(_job("audit", f"audit:{folder}", partial(_audit_job, target, options), ctx))
     return jobs
+
+
+def _analysis_job(kind: str, target: TargetSpec, options: AnalysisOptions, out: Path) -> Outcome:
+    # Figures go beside the results file, i.e. into the report folder.
+    from robustbench_lr.analysis import ANALYSES
+
+    result = ANALYSES.get(kind).run(Path(target.checkpoint), out / RESULTS_FILE, options)
+    return Outcome(result.rows, result.lines)
 
 
 @STAGES.register("analyses")
@@ -342,36 +356,18 @@ def plan_analyses(ctx: BenchContext) -> list[Job]:
             analysis = ANALYSES.get(kind)
             # Analyses that attack use the attacks' test subset (profile `n`, the same images);
             # the others describe the representation on the whole test set.
-            n = ctx.profile.n if kind in ADVERSARIAL_ANALYSES else None
+            n = ctx.profile.n if analysis.crafts_adversarial else None
             for box, extra in extras.items():
-                if box != "white" and kind not in RUNS_PER_BOX[box]:
+                if box not in analysis.boxes:
                     continue
                 options = AnalysisOptions(
                     n=n, device=ctx.device, load=ctx.load_options, extra=extra
                 )
-                run = partial(_analysis_rows, analysis, folder, options)
-                others = [Path(extra[k]) for k in ("source", "stop_on") if k in extra]
-                jobs.append(
-                    Job(
-                        "analyses",
-                        f"analysis:{kind}:{box}:{folder}",
-                        _spec({"kind": kind, "n": n, "extra": extra}, ctx),
-                        (folder, *others),
-                        run,
-                    )
-                )
+                companions = [extra[k] for k in ("source", "stop_on") if k in extra]
+                work = partial(_analysis_job, kind, _target(ctx, folder, None, n), options)
+                job = _job("analyses", f"analysis:{kind}:{box}:{folder}", work, ctx)
+                jobs.append(replace(job, inputs=(*job.inputs, *map(Path, companions))))
     return jobs
-
-
-def _analysis_rows(analysis, folder: Path, options, scratch: Path) -> Rows:
-    # Figures go beside the scratch file, i.e. into the report folder.
-    return analysis.run(folder, scratch, options).rows
-
-
-# Analyses that craft adversarial examples: they use the attacks' test subset and have a
-# black-box (transfer) run; Table 6's also has the N-LR row's matched protocol.
-ADVERSARIAL_ANALYSES = ("maxmargin", "stability")
-RUNS_PER_BOX = {"black": ADVERSARIAL_ANALYSES, "matched": ("maxmargin",)}
 
 
 @cache
@@ -406,8 +402,13 @@ class Ledger:
     def shard(self, job: Job) -> Path:
         return self.out_dir / SHARDS_DIR / f"{job.digest}.csv"
 
-    def why_not_done(self, job: Job, digests: CheckpointDigests, reuse: bool) -> str | None:
-        """None when `job`'s recorded rows are still valid; else the reason to re-run it."""
+    def why_not_done(
+        self, job: Job, digests: CheckpointDigests, reuse: bool, inputs: bool = True
+    ) -> str | None:
+        """None when `job`'s recorded rows are still valid; else the reason to re-run it.
+
+        `inputs=False` leaves the checkpoints it read out of the question.
+        """
         entry = self.jobs.get(job.key)
         if entry is None:
             return self.note or "not run yet"
@@ -415,7 +416,7 @@ class Ledger:
             return "settings changed"
         if entry["code"] != code_identity() and not reuse:
             return "code changed"
-        for folder, recorded in entry["inputs"].items():
+        for folder, recorded in entry["inputs"].items() if inputs else ():
             if digests.get(Path(folder)) != recorded:
                 return "checkpoint missing or changed"
         shard = self.shard(job)
@@ -450,8 +451,9 @@ class CheckpointDigests:
                 self._known[folder] = None
         return self._known[folder]
 
-    def forget(self, folder: Path) -> None:
-        self._known.pop(folder, None)
+    def forget_all(self) -> None:
+        """After a job ran: a training job may have rewritten any checkpoint it names."""
+        self._known.clear()
 
 
 @dataclass
@@ -465,6 +467,29 @@ class BenchSummary:
     files: list[Path]
     seconds: dict[str, float]
     reused: list[str]
+    failed: dict[str, str] = field(default_factory=dict)  # job key -> the worker's traceback
+
+
+class BenchJobsFailed(RuntimeError):
+    """Some jobs raised; every job not depending on them ran, and their rows are merged."""
+
+    def __init__(self, summary: BenchSummary) -> None:
+        self.summary = summary
+        keys = ", ".join(sorted(summary.failed))
+        super().__init__(
+            f"{len(summary.failed)} job(s) failed or were skipped for a failed dependency: {keys}; "
+            "tracebacks are in bench.log; re-run to retry only these"
+        )
+
+
+@dataclass(frozen=True)
+class JobDone:
+    """What a worker hands back (rows stay in the shard it wrote)."""
+
+    inputs: dict[str, str | None]
+    rows: int
+    lines: list[str]
+    unchanged: bool = False
 
 
 def run_bench(
@@ -476,12 +501,16 @@ def run_bench(
     progress: bool = True,
     stages: list[str] | None = None,
     reuse_results: bool = False,
+    executor: Executor | None = None,
+    job_gpus: float = 0.25,
 ) -> BenchSummary:
     """Run every job of `profile` that is not validly done, merge the results, render them.
 
     The report folder is locked for the whole run (a second bench on it fails at once).
     `reuse_results` accepts rows that other code made (the report then says so); checkpoints
-    and settings must still match.
+    and settings must still match. `executor` runs the job graph (default: serial, in this
+    process); a non-training job asks for `job_gpus` of a GPU where there is one. A job that
+    raises does not stop the others: `BenchJobsFailed` names it after the rest is merged.
     """
     ctx = BenchContext(
         profile, Path(out_dir), Path(ckpt_root), device, load_options or LoadOptions()
@@ -492,73 +521,132 @@ def run_bench(
     with locks.exclusive(ctx.out_dir, BENCH_LOCK):
         for folder in (ctx.out_dir, ctx.out_dir / SHARDS_DIR):
             remove_stale_temporaries(folder)
-        for scratch in ctx.out_dir.glob(".pending-*.csv"):  # a killed job's partial rows
-            scratch.unlink()
-        return _run_locked(ctx, selected, progress, reuse_results)
+        summary = _run_locked(
+            ctx, selected, progress, reuse_results, executor or SerialExecutor(), job_gpus
+        )
+    if summary.failed:
+        raise BenchJobsFailed(summary)
+    return summary
 
 
 def _run_locked(
-    ctx: BenchContext, selected: list[str], progress: bool, reuse: bool
+    ctx: BenchContext,
+    selected: list[str],
+    progress: bool,
+    reuse: bool,
+    executor: Executor,
+    job_gpus: float,
 ) -> BenchSummary:
     from robustbench_lr.report import render_report
 
     ledger = Ledger(ctx.out_dir / STATE_FILE, ctx.out_dir)
     digests = CheckpointDigests()
     plan = {stage: STAGES.get(stage)(ctx) for stage in STAGES.names()}
-    ran: dict[str, int] = {}
-    skipped: dict[str, int] = {}
-    reasons: dict[str, Counter] = {}
-    trained = 0
-    for stage in selected:
-        jobs = plan[stage]
-        why = {job.key: ledger.why_not_done(job, digests, reuse) for job in jobs}
-        todo = [job for job in jobs if why[job.key] is not None]
-        reasons[stage] = Counter(why[job.key] for job in todo)
-        skipped[stage], ran[stage] = len(jobs) - len(todo), 0
-        for job in tqdm(
-            todo, desc=f"bench {ctx.profile.name}: {stage}", unit="job", disable=not progress
-        ):
-            seconds = _run_job(job, ledger, digests, ctx)
-            log.info("%s done in %.1f s", job.key, seconds)
-            ran[stage] += 1
-            trained += stage == "train"
-    done = [
-        job
-        for jobs in plan.values()
-        for job in jobs
-        if ledger.why_not_done(job, digests, reuse) is None
-    ]
-    _merge(ctx.results_path, [ledger.shard(job) for job in done])
-    reused = [job.key for job in done if ledger.jobs[job.key]["code"] != code_identity()]
+    jobs = {job.key: job for stage in selected for job in plan[stage]}
+    trainer_of = {job.inputs[0]: job.key for job in plan["train"]}
+    on_gpu = resolve_device(ctx.device).type == "cuda"
+    tasks: list[Task] = []
+    reasons: dict[str, Counter] = {stage: Counter() for stage in selected}
+    why_of: dict[str, str] = {}
+    for job in jobs.values():  # plan order: every training job before what reads its model
+        why = ledger.why_not_done(job, digests, reuse)
+        deps = tuple(
+            trainer_of[f] for f in job.inputs if trainer_of.get(f) in {t.key for t in tasks}
+        )
+        if why is None and not deps:
+            continue
+        # Rows whose only doubt is a model being rebuilt stay valid if it comes back the same.
+        recheck = ledger.why_not_done(job, digests, reuse, inputs=False) is None
+        expected = ledger.jobs[job.key]["inputs"] if recheck else None
+        why_of[job.key] = why or "model being rebuilt"
+        reasons[job.stage][why_of[job.key]] += 1
+        gpus = (1.0 if job.stage == "train" else job_gpus) if on_gpu else 0.0
+        work = partial(_execute, job.run, job.inputs, ledger.shard(job), ctx.out_dir, expected)
+        tasks.append(Task(job.key, work, deps, Resources(1.0, gpus), job.stage))
+    ran = {stage: 0 for stage in selected}
+    failed: dict[str, str] = {}
+    bar = tqdm(total=len(tasks), desc=f"bench {ctx.profile.name}", unit="job", disable=not progress)
+
+    def finished(done: Finished) -> None:
+        job = jobs[done.key]
+        bar.update()
+        if done.error is not None:
+            failed[job.key] = done.error
+            _log(ctx, f"{job.key}: FAILED on {done.host or '-'}\n{done.error}")
+        elif done.value.unchanged:
+            reasons[job.stage][why_of[job.key]] -= 1  # its model came back the same
+        else:
+            digests.forget_all()
+            ledger.commit(job, done.value.inputs, done.seconds)
+            ran[job.stage] += 1
+            lines = "".join(f"  {line}\n" for line in done.value.lines)
+            _log(
+                ctx, f"{lines}{job.key}: {done.value.rows} rows, {done.host}, {done.seconds:.1f} s"
+            )
+        bar.set_postfix(
+            {stage: f"{ran[stage]} done" for stage in selected if ran[stage]}
+            | ({"failed": len(failed)} if failed else {})
+        )
+
+    try:
+        executor.run(tasks, finished)
+    finally:
+        bar.close()
+    every = [job for stage_jobs in plan.values() for job in stage_jobs]
+    done_jobs = [job for job in every if ledger.why_not_done(job, digests, reuse) is None]
+    _merge(ctx.results_path, [ledger.shard(job) for job in done_jobs])
+    reused = [job.key for job in done_jobs if ledger.jobs[job.key]["code"] != code_identity()]
     seconds: dict[str, float] = {}
-    for job in done:
+    for job in done_jobs:
         seconds[job.stage] = seconds.get(job.stage, 0.0) + ledger.jobs[job.key]["seconds"]
-    state = {"seconds": seconds, "reused": reused}
-    files = render_report(ctx.profile, ctx.out_dir, state)
-    return BenchSummary(ran, skipped, reasons, trained, files, seconds, reused)
+    files = render_report(ctx.profile, ctx.out_dir, {"seconds": seconds, "reused": reused})
+    skipped = {
+        stage: sum(1 for j in plan[stage])
+        - ran[stage]
+        - sum(1 for k in failed if jobs[k].stage == stage)
+        for stage in selected
+    }
+    return BenchSummary(
+        ran,
+        skipped,
+        {stage: +counts for stage, counts in reasons.items()},
+        ran.get("train", 0),
+        files,
+        seconds,
+        reused,
+        failed,
+    )
 
 
-def _run_job(job: Job, ledger: Ledger, digests: CheckpointDigests, ctx: BenchContext) -> float:
-    """Run one job, write its shard, then commit it to the ledger (the job's commit point)."""
-    scratch = ctx.out_dir / f".pending-{job.digest}.csv"
-    scratch.unlink(missing_ok=True)
-    started = time.time()
+def _log(ctx: BenchContext, text: str) -> None:
+    with (ctx.out_dir / "bench.log").open("a") as handle:
+        handle.write(text.rstrip("\n") + "\n")
+
+
+def _execute(
+    run: Callable[[Path], Outcome],
+    inputs: tuple[Path, ...],
+    shard: Path,
+    out_dir: Path,
+    expected: dict[str, str] | None,
+) -> JobDone:
+    """A job on a worker: skip it when its rows are still valid, else run it and write its
+    shard (write-then-rename); the driver then commits it to the ledger."""
+    digests = CheckpointDigests()
+    before = {str(folder): digests.get(folder) for folder in inputs}
+    if expected is not None and before == expected:
+        return JobDone(before, 0, [], unchanged=True)
     torch.manual_seed(0)
-    rows = job.run(scratch)
-    _write_rows(ledger.shard(job), rows)
-    scratch.unlink(missing_ok=True)
-    if job.stage == "train":
-        for folder in job.inputs:
-            digests.forget(folder)
-    inputs = {str(folder): digests.get(folder) for folder in job.inputs}
-    missing = [folder for folder, digest in inputs.items() if digest is None]
+    outcome = run(out_dir)
+    _write_rows(shard, outcome.rows)
+    digests.forget_all()
+    after = {str(folder): digests.get(folder) for folder in inputs}
+    missing = [folder for folder, digest in after.items() if digest is None]
     if missing:
         raise checkpoints.CheckpointError(
-            f"{job.key}: checkpoint {missing[0]} is not a consistent checkpoint after the job ran"
+            f"{missing[0]} is not a consistent checkpoint after the job ran"
         )
-    seconds = time.time() - started
-    ledger.commit(job, inputs, seconds)
-    return seconds
+    return JobDone(after, len(outcome.rows), outcome.lines)
 
 
 def _write_rows(path: Path, rows: Rows) -> None:

@@ -30,12 +30,21 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def _model_label(row: pd.Series) -> str:
-    return f"{row['arch']} {row['method']}"
+def _panels(
+    frame: pd.DataFrame, by: list[str]
+) -> tuple[plt.Figure, list[tuple[plt.Axes, tuple, pd.DataFrame]]]:
+    """One panel per group of `by`, side by side: the figure and (axes, key, rows) per panel."""
+    groups = [(k if isinstance(k, tuple) else (k,), g) for k, g in frame.groupby(by, sort=True)]
+    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.6), squeeze=False)
+    return fig, [(ax, key, group) for ax, (key, group) in zip(axes[0], groups, strict=True)]
 
 
-def _panels(frame: pd.DataFrame, by: list[str]) -> list[tuple[tuple, pd.DataFrame]]:
-    return [(k if isinstance(k, tuple) else (k,), g) for k, g in frame.groupby(by, sort=True)]
+def _label_axes(ax: plt.Axes, title: str, xlabel: str, ylabel: str, legend_size: int = 8) -> None:
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)
 
 
 @FIGURES.register("fig2_variance_ratio")
@@ -45,18 +54,15 @@ def variance_ratio(frame: pd.DataFrame, out_dir: Path) -> Path | None:
     if rows.empty:
         return None
     rows = rows[rows["seed"] == rows["seed"].min()]
-    panels = _panels(rows, ["dataset", "arch", "param"])
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
-    for ax, (key, group) in zip(axes[0], panels, strict=True):
+    fig, panels = _panels(rows, ["dataset", "arch", "param"])
+    for ax, key, group in panels:
         for method, curve in group.groupby("method", sort=True):
             curve = curve.sort_values("steps")
             limit = curve[curve["steps"] <= 60]
             ax.plot(limit["steps"], limit["value"], label=method)
-        ax.set_title(f"{key[0]} {key[1]} @ {key[2]}")
-        ax.set_xlabel("number of singular values k")
-        ax.set_ylabel("variance ratio")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _label_axes(
+            ax, f"{key[0]} {key[1]} @ {key[2]}", "number of singular values k", "variance ratio"
+        )
     return _save(fig, out_dir / "fig2_variance_ratio.png")
 
 
@@ -73,9 +79,8 @@ def _line_panels(
     """One panel per (dataset, arch, box): a line per method, averaged over seeds."""
     if rows.empty:
         return None
-    panels = _panels(rows, ["dataset", "arch", "box"])
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
-    for ax, (key, group) in zip(axes[0], panels, strict=True):
+    fig, panels = _panels(rows, ["dataset", "arch", "box"])
+    for ax, key, group in panels:
         for method, per_method in group.groupby("method", sort=True):
             ys = per_method[per_method["metric"] == y_metric].groupby(x)["value"].mean()
             if x_metric is None:
@@ -88,11 +93,7 @@ def _line_panels(
                     .reindex(ys.index)
                 )
             ax.plot(xs.values, ys.values, marker="o", ms=3, label=method)
-        ax.set_title(f"{key[0]} {key[1]} {key[2]}-box {title}".strip())
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _label_axes(ax, f"{key[0]} {key[1]} {key[2]}-box {title}".strip(), xlabel, ylabel)
     return _save(fig, path)
 
 
@@ -138,9 +139,8 @@ def step_curves(frame: pd.DataFrame, out_dir: Path) -> Path | None:
     if rows.empty:
         return None
     rows = rows[rows["seed"] == rows["seed"].min()]
-    panels = _panels(rows, ["dataset", "arch", "box"])
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
-    for ax, (key, group) in zip(axes[0], panels, strict=True):
+    fig, panels = _panels(rows, ["dataset", "arch", "box"])
+    for ax, key, group in panels:
         for index, (method, per_method) in enumerate(group.groupby("method", sort=True)):
             color = f"C{index}"
             for metric, style in (("acc_instant", "-"), ("acc_cumulative", "--")):
@@ -153,12 +153,24 @@ def step_curves(frame: pd.DataFrame, out_dir: Path) -> Path | None:
                     label=f"{method} {metric.removeprefix('acc_')}",
                 )
         eps = group["eps"].iloc[0] * 255
-        ax.set_title(f"{key[0]} {key[1]} {key[2]}-box, ε={eps:g}/255")
-        ax.set_xlabel("attack step")
-        ax.set_ylabel("accuracy (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        title = f"{key[0]} {key[1]} {key[2]}-box, ε={eps:g}/255"
+        _label_axes(ax, title, "attack step", "accuracy (%)", legend_size=7)
     return _save(fig, out_dir / "fig11_step_curves.png")
+
+
+@FIGURES.register("fig3_deepfool_examples")
+def deepfool_examples(frame: pd.DataFrame, out_dir: Path) -> Path | None:
+    """Fig. 3 / 10: per model, test images above the images DeepFool made of them.
+
+    The pixels come from the npz files the `deepfool-examples` analysis wrote into the figures
+    folder beside the results file (`out_dir` when the report renders beside it).
+    """
+    from robustbench_lr.analysis.examples import examples_figure, report_blocks
+
+    blocks = report_blocks(frame, out_dir)
+    if not blocks:
+        return None
+    return _save(examples_figure(blocks), out_dir / "fig3_deepfool_examples.png")
 
 
 def render_all(frame: pd.DataFrame, out_dir: Path) -> list[Path]:

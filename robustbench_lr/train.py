@@ -85,7 +85,8 @@ def train(
     if data is None:
         data = load(
             cfg.dataset,
-            load_options or LoadOptions(svhn_extra=cfg.svhn_extra),
+            # The config is the one place that says whether SVHN's extra split is in.
+            replace(load_options or LoadOptions(), svhn_extra=cfg.svhn_extra),
             cfg.train_limit,
             cfg.test_limit,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,23 @@ from robustbench_lr.config import TrainConfig
 from robustbench_lr.train import train
 
 torch.set_num_threads(2)
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@pytest.fixture(autouse=True)
+def _keep_thread_settings():
+    """CPU results are bit-identical only for one thread count, and child processes read it
+    from OMP_NUM_THREADS: a test that runs an executor with `threads=1` (which sets both) must
+    not leave the next test's subprocesses on another count than this process."""
+    env = {name: os.environ.get(name) for name in THREAD_ENV}
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 # The foundation recipe: digits, ResNet18 at width 0.25, 8 epochs (~5 s on 2 cores).
 SMALL = {"dataset": "digits", "arch": "resnet18", "width": 0.25, "epochs": 8}

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustbench_lr import cli, results
+from robustbench_lr import cli, plots, results
 from robustbench_lr.analysis import ANALYSES, AnalysisOptions
 from robustbench_lr.analysis.base import load_checkpoint_data
 from robustbench_lr.analysis.classwise import class_top1_shares
@@ -25,9 +25,10 @@ from robustbench_lr.analysis.compression import (
     tap_features,
 )
 from robustbench_lr.analysis.cushion import layer_cushions
+from robustbench_lr.analysis.examples import examples_path, load_examples
 from robustbench_lr.analysis.stability import binned_medians, stability_pairs
-from robustbench_lr.analysis.transfer import same_images
-from robustbench_lr.attacks import run_attack
+from robustbench_lr.analysis.transfer import other_labelling, same_images
+from robustbench_lr.attacks import rho, run_attack
 from robustbench_lr.data import Data, load
 from tests.conftest import train_small
 
@@ -195,6 +196,41 @@ def test_transfer_refuses_different_images():
         same_images(digits, other, "digits", "flipped")
 
 
+def test_the_other_labelling_is_a_fact_of_the_dataset_entry():
+    assert other_labelling("cifar100-coarse") == "cifar100"
+    assert other_labelling("cifar100") == "cifar100-coarse"
+    assert other_labelling("digits") is None and other_labelling("npz:/any/file.npz") is None
+
+
+def test_the_bench_runs_per_box_come_from_the_analysis_entries():
+    crafting = {name for name in ANALYSES if ANALYSES[name].crafts_adversarial}
+    assert crafting == {"maxmargin", "stability", "deepfool-examples"}
+    assert ANALYSES["maxmargin"].boxes == ("white", "black", "matched")
+    assert ANALYSES["stability"].boxes == ("white", "black")
+    assert all(ANALYSES[name].boxes == ("white",) for name in ANALYSES if name not in crafting)
+
+
+def test_deepfool_examples_keep_the_images_fig3_draws(nlr_digits: Path, tmp_path: Path):
+    out = tmp_path / "results.csv"
+    options = AnalysisOptions(device="cpu", extra={"images": "4"})
+    outcome = ANALYSES["deepfool-examples"].run(nlr_digits, out, options)
+    _, meta, data = load_checkpoint_data(nlr_digits, AnalysisOptions(device="cpu"))
+    fields = results.model_fields(meta, nlr_digits)
+    saved = load_examples(examples_path(tmp_path / "figures", fields), "nlr")
+    # The first four test images, every model the same ones; DeepFool fools the N-LR model.
+    assert torch.equal(torch.from_numpy(saved.x), data.x_test[:4])
+    assert (saved.y == data.y_test[:4].numpy()).all() and (saved.pred != saved.y).all()
+    expected = rho(torch.from_numpy(saved.x_adv), torch.from_numpy(saved.x)).double().numpy()
+    assert [r["value"] for r in outcome.rows] == pytest.approx(expected.tolist())
+    assert [r["param"] for r in outcome.rows] == [f"image={i}" for i in range(4)]
+    assert all(0 < r["value"] < 1 and r["attack"] == "deepfool" for r in outcome.rows)
+    # The report's Fig. 3 finds the images from the rows alone.
+    png = plots.FIGURES.get("fig3_deepfool_examples")(
+        results.append(out, outcome.rows), out.parent / "figures"
+    )
+    assert png is not None and png.stat().st_size > 1000
+
+
 def _frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([results.make_row(**r) for r in rows], columns=results.COLUMNS)
 
@@ -207,6 +243,7 @@ CASES = {
     "cushion": {"n": 100},
     "classwise": {},
     "clusters": {},
+    "deepfool-examples": {"n": 40, "extra": {"images": "3"}},
 }
 
 
@@ -303,7 +340,7 @@ def test_matched_protocol_counts_examples_that_fool_both_networks(
 
 
 def test_deepfool_extension_stops_at_the_first_scale_that_fools_the_judge():
-    from robustbench_lr.analysis.adversarial import EXTEND_SCALES, extend_until_fooled
+    from robustbench_lr.attacks.search import EXTEND_SCALES, extend_until_fooled
 
     judge = nn.Linear(2, 2, bias=False)
     with torch.no_grad():

@@ -1,5 +1,6 @@
 """The attack harness (issue 5): registry, backends, ε-balls, monotonicity, cross-checks,
-black-box transfer, minimum-perturbation searches, noise and repeatable result rows.
+the signed-gradient loop, black-box transfer, minimum-perturbation searches, noise and
+repeatable result rows.
 
 Digits models shrug off CIFAR budgets (8/255), so the budgets here are large (0.05-0.5).
 """
@@ -15,19 +16,29 @@ import pytest
 import torch
 
 from robustbench_lr import cli, results
-from robustbench_lr.attacks import ATTACKS, frozen, resolve, rho, robust_flags, run_attack
+from robustbench_lr.attacks import ATTACKS, resolve, rho, robust_flags, run_attack
+from robustbench_lr.attacks.base import least_likely
 from robustbench_lr.attacks.harness import evaluate_attack, param_text
-from robustbench_lr.attacks.iterative import least_likely_loop
+from robustbench_lr.attacks.loop import (
+    STEP_RULES,
+    Step,
+    signed_gradient_loop,
+    towards_label,
+    towards_least_likely,
+)
 from robustbench_lr.attacks.search import (
+    SEARCHES,
+    SearchSettings,
     accuracy_curve,
     attack_until_fooled,
     per_sample_min_eps,
     step_accuracies,
+    step_curves,
     threshold_search,
 )
 from robustbench_lr.attacks.verify import Agreement, VerificationError, verify
 from robustbench_lr.checkpoints import load_model
-from robustbench_lr.evalset import load_eval_set, uniform_subset
+from robustbench_lr.target import load_target, uniform_subset
 from tests.conftest import train_small
 
 N = 120
@@ -36,7 +47,7 @@ N = 120
 @pytest.fixture(scope="module")
 def digits(nlr_digits: Path):
     """The session's N-LR digits model and a seeded uniform test subset of N images."""
-    return load_eval_set(nlr_digits, N, seed=0)
+    return load_target(nlr_digits, n=N, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +60,11 @@ def acc(model, x_adv, y) -> float:
     return 100.0 * robust_flags(model, x_adv, y).float().mean().item()
 
 
-# ---- a table of cases: every attack x backend stays in [0, 1] and in its ε-ball -------------
+# ---- a table of cases: every attack x backend stays in [0, 1] and its ε-ball, and repeats -------
+
+# The strong attacks run with a few steps / queries on a slice: the table checks contracts
+# (bounds, repeatability), not strength.
+TABLE_N = 24
 
 
 @dataclass(frozen=True)
@@ -67,27 +82,63 @@ class Case:
 CASES = [
     Case("ifsgm", "torchattacks", {"eps": 0.1, "steps": 5}),
     Case("ifsgm", "foolbox", {"eps": 0.1, "steps": 5}),
+    Case("ifsgm", "ours", {"eps": 0.1, "steps": 5}),
     Case("ifsgm", "torchattacks", {"eps": 0.3, "steps": 3, "alpha": 0.5}),
     Case("ill", "ours", {"eps": 0.2, "steps": 5}),
     Case("ill-fixed", "torchattacks", {"eps": 0.2, "steps": 5}),
     Case("ill-fixed", "ours", {"eps": 0.2, "steps": 5}),
+    Case("fgsm", "torchattacks", {"eps": 0.1}),
     Case("deepfool", "ours", {}),
     Case("deepfool", "foolbox", {}),
+    Case("deepfool", "torchattacks", {"steps": 3}),  # it loops over samples: slow
     Case("noise", None, {"p": 1.0, "sigma": 2.0}),
+    Case("linf-noise", None, {"eps": 0.1}),
+    Case("ifsgm-restarts", None, {"eps": 0.1, "steps": 3, "restarts": 2}),
+    Case("apgd-ce", None, {"eps": 0.1, "steps": 5}),
+    Case("apgd-dlr", None, {"eps": 0.1, "steps": 5, "restarts": 2}),
+    Case("apgd-t", None, {"eps": 0.1, "steps": 5, "targets": 2}),
+    Case("fab-t", None, {"eps": 0.1, "steps": 5, "targets": 2}),
+    Case("square", None, {"eps": 0.1, "queries": 20}),
+    Case("autoattack", None, {"eps": 0.1, "steps": 5, "targets": 2, "queries": 20}),
 ]
 
 
+def test_the_case_table_covers_every_attack_and_backend():
+    covered = {(c.attack, c.backend or next(iter(ATTACKS[c.attack].backends))) for c in CASES}
+    registered = {(name, backend) for name in ATTACKS for backend in ATTACKS[name].backends}
+    assert registered == covered
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_outputs_stay_in_box_and_ball(digits, case: Case):
-    x_adv = run_attack(
-        case.attack, digits.model, digits.x, digits.y, backend=case.backend, **case.params
-    )
-    assert x_adv.shape == digits.x.shape
+def test_outputs_stay_in_box_and_ball_and_repeat(digits, case: Case):
+    x, y = digits.x[:TABLE_N], digits.y[:TABLE_N]
+    x_adv = run_attack(case.attack, digits.model, x, y, backend=case.backend, **case.params)
+    assert x_adv.shape == x.shape
     assert x_adv.min() >= 0 and x_adv.max() <= 1
     _, params = resolve(case.attack, case.backend, **case.params)
     if ATTACKS[case.attack].norm == "linf":
-        assert (x_adv - digits.x).abs().max() <= params["eps"] + 1e-6
-    assert not torch.equal(x_adv, digits.x)  # every case perturbs something
+        assert (x_adv - x).abs().max() <= params["eps"] + 1e-6
+    assert not torch.equal(x_adv, x)  # every case perturbs something
+    # Deterministic attacks repeat; randomized ones repeat from the same seed.
+    again = run_attack(case.attack, digits.model, x, y, backend=case.backend, **case.params)
+    assert torch.equal(again, x_adv)
+
+
+def test_an_unsupported_backend_lists_the_valid_ones(digits):
+    with pytest.raises(ValueError, match="no backend 'foolbox'; valid choices: ours$"):
+        run_attack("ill", digits.model, digits.x, digits.y, backend="foolbox")
+    with pytest.raises(ValueError, match="valid choices: torchattacks$"):
+        run_attack("square", digits.model, digits.x, digits.y, backend="ours")
+
+
+def test_only_random_noise_is_averaged_over_draws(digits):
+    averaged = {name for name in ATTACKS if ATTACKS[name].averaged_over_draws}
+    assert averaged == {"noise", "linf-noise"}
+    x, y = digits.x[:16], digits.y[:16]
+    square = evaluate_attack("square", digits.model, x, y, eps=0.1, queries=5, draws=3)
+    assert square.robust.shape == (1, 16) and square.record["draws"] == 1
+    corners = evaluate_attack("linf-noise", digits.model, x, y, eps=0.1, draws=3)
+    assert corners.robust.shape == (3, 16) and corners.record["draws"] == 3
 
 
 def test_params_are_frozen_during_attack_and_restored_after(digits):
@@ -109,7 +160,7 @@ def test_params_are_frozen_during_attack_and_restored_after(digits):
 
 
 def test_bad_names_list_the_valid_choices(digits):
-    with pytest.raises(KeyError, match="valid choices: ifsgm, ill, ill-fixed, deepfool, noise"):
+    with pytest.raises(KeyError, match="valid choices: ifsgm, ill, ill-fixed, fgsm, deepfool"):
         run_attack("pgd", digits.model, digits.x, digits.y)
     with pytest.raises(ValueError, match="valid choices: torchattacks, foolbox"):
         run_attack("ifsgm", digits.model, digits.x, digits.y, backend="art")
@@ -197,22 +248,85 @@ def test_ill_differs_from_ill_fixed_exactly_where_the_target_changes(digits):
     x, y = digits.x, digits.y
     recorder = _Recorder(digits.model)
     kw = {"eps": 0.3, "steps": 10, "alpha": 0.05}
-    with frozen(recorder):
-        per_step = least_likely_loop(recorder, x, y, per_step=True, **kw)
-        fixed = least_likely_loop(digits.model, x, y, per_step=False, **kw)
-    masked = [lg.scatter(1, y[:, None], math.inf) for lg in recorder.logits]
+    per_step = signed_gradient_loop(recorder, x, y, rule=towards_least_likely, **kw)
+    with torch.no_grad():
+        target = least_likely(digits.model(x), y)
+    fixed = signed_gradient_loop(digits.model, x, y, rule=towards_label, labels=target, **kw)
+    # One forward per update, then one that only judges the final iterate.
+    masked = [lg.scatter(1, y[:, None], math.inf) for lg in recorder.logits[: kw["steps"]]]
     targets = torch.stack([m.argmin(1) for m in masked])  # (steps, N): target used at each step
     changed = (targets != targets[0]).any(0)
-    differs = (per_step - fixed).flatten(1).abs().amax(1) > 0
+    differs = (per_step.final - fixed.final).flatten(1).abs().amax(1) > 0
     assert changed.sum() >= 3, "the case must exercise a changing least-likely class"
     assert torch.equal(differs, changed)
-    registered = run_attack("ill", digits.model, x, y, **kw)
-    assert torch.equal(registered, per_step)
+    assert torch.equal(run_attack("ill", digits.model, x, y, **kw), per_step.best)
+    assert torch.equal(
+        run_attack("ill-fixed", digits.model, x, y, backend="ours", **kw), fixed.final
+    )
+
+
+# ---- the signed-gradient loop: best iterates, per-step callback -------------------------------
+
+
+def test_the_loop_returns_each_samples_latest_fooling_iterate(digits):
+    model, x, y = digits.model, digits.x, digits.y
+    seen: list[Step] = []
+    run = signed_gradient_loop(
+        model, x, y, rule=STEP_RULES["ill"], eps=0.3, alpha=0.05, steps=10, on_step=seen.append
+    )
+    assert [s.step for s in seen] == list(range(11))
+    assert all(torch.equal(s.index, torch.arange(len(x))) for s in seen)  # nobody stops
+    assert (run.steps == 10).all() and torch.equal(seen[-1].x_adv, run.final)
+    fooled = torch.stack([s.logits.argmax(1) != y for s in seen])  # (steps + 1, N)
+    iterates = torch.stack([s.x_adv for s in seen])
+    assert torch.equal(run.fooled, fooled.any(0))
+    latest = (fooled * torch.arange(11)[:, None]).argmax(0)  # last step that fooled
+    expected = torch.where(
+        run.fooled.view(-1, 1, 1, 1), iterates[latest, torch.arange(len(x))], run.final
+    )
+    assert torch.equal(run.best, expected)
+    recovered = run.fooled & ~fooled[-1]
+    assert recovered.sum() >= 3, "the case must exercise a sample that is fooled, then not"
+    assert not robust_flags(model, run.best, y)[run.fooled].any()
+    assert torch.equal(run.best[fooled[-1]], run.final[fooled[-1]])
+
+
+def test_ifsgm_ours_is_torchattacks_where_its_final_iterate_fools_and_never_weaker(digits):
+    model, x, y = digits.model, digits.x, digits.y
+    kw = {"eps": 0.1, "steps": 7}
+    lib = run_attack("ifsgm", model, x, y, backend="torchattacks", **kw)
+    ours = run_attack("ifsgm", model, x, y, backend="ours", **kw)
+    lib_fooled = ~robust_flags(model, lib, y)
+    assert lib_fooled.any() and (ours[lib_fooled] - lib[lib_fooled]).abs().max() <= 1e-6
+    assert not robust_flags(model, ours, y)[lib_fooled].any()
+    assert acc(model, ours, y) <= acc(model, lib, y)
+    _, params = resolve("ifsgm", **kw)
+    run = signed_gradient_loop(model, x, y, rule=STEP_RULES["ifsgm"], **params)
+    assert (run.final - lib).abs().max() <= 1e-6  # the update itself is torchattacks' PGD
+
+
+def test_the_step_curve_comes_from_the_same_run_as_the_examples(digits):
+    model, x, y = digits.model, digits.x, digits.y
+    kw = {"eps": 0.3, "alpha": 0.03, "steps": 12}
+    predictions: list[torch.Tensor] = []
+    run = signed_gradient_loop(
+        model,
+        x,
+        y,
+        rule=STEP_RULES["ifsgm"],
+        on_step=lambda step: predictions.append(step.logits.argmax(1)),
+        **kw,
+    )
+    instant, cumulative = step_curves(torch.stack(predictions))
+    again = step_accuracies(model, x, y, attack="ifsgm", **kw)
+    assert torch.equal(instant, again[0]) and torch.equal(cumulative, again[1])
+    assert torch.equal(run.best, run_attack("ifsgm", model, x, y, backend="ours", **kw))
 
 
 def test_verify_passes_on_agreement_and_fails_loudly_otherwise(digits, monkeypatch):
     good = verify("ifsgm", digits.model, digits.x[:32], digits.y[:32], eps=0.1, steps=3)
     assert good.ok and good.backends == ("torchattacks", "foolbox")
+    assert verify("ill", digits.model, digits.x[:32], digits.y[:32], eps=0.2).ok
     agreed = verify("deepfool", digits.model, digits.x[:32], digits.y[:32])
     assert agreed.backends == ("ours", "foolbox") and agreed.acc[0] == agreed.acc[1]
     bad = Agreement("ifsgm", ("torchattacks", "foolbox"), (50.0, 52.0), (0.1, 0.1), 32)
@@ -298,6 +412,37 @@ def test_per_sample_min_eps_is_tight_and_gives_a_falling_curve(digits):
     curve = accuracy_curve(min_eps, grid)
     assert curve[0] == pytest.approx(100 * (1 - clean_wrong.float().mean().item()))
     assert (curve[1:] <= curve[:-1]).all() and curve[-1] < curve[0]
+
+
+def test_every_search_is_a_registry_entry_deepfool_included(digits):
+    model, x, y = digits.model, digits.x[:30], digits.y[:30]
+    assert SEARCHES.names() == ["ifsgm", "ill", "deepfool"]
+    settings = SearchSettings(alpha=0.02, max_steps=20, tol=0.02, eps_max=0.5, per_sample=True)
+    found = {name: SEARCHES[name].find(model, x, y, settings, None) for name in SEARCHES}
+    for name, result in found.items():
+        assert result.attack == name
+        assert {"rho", "rho_fooled", "misclassified"} <= set(result.metrics)
+    direct = threshold_search(model, x, y, rate=0.99, **SEARCH)
+    ifsgm = found["ifsgm"]
+    assert ifsgm.backend == "ours" and ifsgm.metrics["eps"] == direct.eps
+    assert ifsgm.bisection == tuple((e, 100.0 * share) for e, share in direct.evaluations)
+    assert len(ifsgm.curve) == 26 and "median_eps" in ifsgm.metrics
+    assert param_text(ifsgm.params) == "eps_max=0.5;rate=0.99;tol=0.02"
+    deepfool, ev = found["deepfool"], evaluate_attack("deepfool", model, x, y)
+    assert deepfool.backend == "ours" and deepfool.metrics["rho"] == ev.mean_rho
+    assert deepfool.bisection == deepfool.curve == () and "eps" not in deepfool.metrics
+
+
+def test_matched_examples_push_on_until_the_other_model_is_fooled(digits, other_digits):
+    judge, _ = load_model(other_digits)
+    model, x, y = digits.model, digits.x[:30], digits.y[:30]
+    for name in SEARCHES:
+        backend, params = resolve(name, **({} if name == "deepfool" else {"eps": 0.5, "steps": 20}))
+        x_adv = SEARCHES[name].matched(model, judge, x, y, backend, params)
+        assert x_adv.shape == x.shape and 0 <= x_adv.min() and x_adv.max() <= 1
+        assert acc(judge, x_adv, y) <= 20.0, name
+        if name != "deepfool":
+            assert (x_adv - x).abs().max() <= params["eps"] + 1e-6
 
 
 def test_step_curves_cumulative_never_rises_and_starts_at_100(digits):

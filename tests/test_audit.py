@@ -3,7 +3,9 @@
 An honest N-LR digits model must pass every check at the digits audit ε (32/255); two models
 that mask gradients on purpose (a zero backward pass, and a softmax saturated ×1000 that
 exposes only probabilities) must fail the checks that detect masking, while attacks that need
-no gradients of the target (Square, transfer from N-LR) still bring their accuracy down.
+no gradients of the target (Square, transfer from N-LR) still bring their accuracy down. The
+transfer source is a second N-LR model (seed 1): crafted on the target itself, transfer would
+be a white-box attack and `whitebox-beats-transfer` would pass by construction.
 Budgets are cut (n, queries, steps) to keep the file near a minute on 2 cores.
 """
 
@@ -20,18 +22,22 @@ from torch import nn
 from robustbench_lr import cli, leaderboard, results
 from robustbench_lr.attacks import frozen, robust_flags, run_attack
 from robustbench_lr.audit import (
-    AUDIT_EPS,
     CHECKS,
     AuditOptions,
     audit_checkpoint,
     audit_model,
+    default_eps,
     probe_determinism,
     probe_gradients,
     sweep_eps,
 )
-from robustbench_lr.evalset import load_eval_set
+from robustbench_lr.checkpoints import load_model
+from robustbench_lr.commands import audit as audit_command
+from robustbench_lr.profiles import AUDIT_OPTIONS, load_profile, parse_profile
+from robustbench_lr.target import load_target
+from tests.conftest import train_small
 
-EPS = AUDIT_EPS["digits"]
+EPS = default_eps("digits")
 # The CPU defaults with a smaller subset and budget (the bench runs n=200, 1000 queries).
 HONEST = AuditOptions(
     eps=EPS, n=100, queries=200, steps=10, targets=1, restarts=2, dlr_restarts=1, noise_draws=3
@@ -105,13 +111,19 @@ class NoisyOutput(nn.Module):
 
 @pytest.fixture(scope="module")
 def digits(nlr_digits: Path):
-    return load_eval_set(nlr_digits, HONEST.n, seed=0)
+    return load_target(nlr_digits, n=HONEST.n, seed=0)
 
 
 @pytest.fixture(scope="module")
-def audited(nlr_digits: Path):
-    """The N-LR checkpoint's audit (the bench's entry point), transfer crafted on itself."""
-    return audit_checkpoint(nlr_digits, HONEST, source=nlr_digits, device="cpu")
+def other_nlr(ckpt_root: Path) -> Path:
+    """A second N-LR digits model (seed 1): the transfer source, as the bench's other N-LR."""
+    return train_small(ckpt_root, "nlr", 1)
+
+
+@pytest.fixture(scope="module")
+def audited(nlr_digits: Path, other_nlr: Path):
+    """The N-LR checkpoint's audit (the bench's entry point), transfer crafted on seed 1."""
+    return audit_checkpoint(nlr_digits, HONEST, source=other_nlr, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -122,11 +134,12 @@ def honest(audited):
 @pytest.fixture(
     scope="module", params=[ZeroGradient, SaturatedSoftmax], ids=["zero-grad", "saturated"]
 )
-def masked(request, digits):
-    """Audit of a masked wrapper of the N-LR model; transfer is crafted on the unmasked one."""
+def masked(request, digits, other_nlr):
+    """Audit of a masked wrapper of the N-LR model; transfer is crafted on the seed-1 model."""
     model = request.param(digits.model).eval()
+    source, _ = load_model(other_nlr, "cpu")
     x, y = digits.x[: MASKED.n], digits.y[: MASKED.n]
-    return request.param, audit_model(model, x, y, MASKED, source=digits.model)
+    return request.param, audit_model(model, x, y, MASKED, source=source)
 
 
 def test_nlr_digits_passes_every_check(honest):
@@ -181,8 +194,9 @@ def test_masked_models_fail_the_masking_checks(masked):
     b = report.battery
     # gradient attacks see nothing (at most the random starts' luck) ...
     assert report.whitebox_acc >= report.clean_acc - 10.0
-    # ... while attacks without the target's gradients still break it
-    assert b.acc("transfer") <= report.clean_acc - 50.0
+    # ... while attacks without the target's gradients still break it (transfer from another
+    # seed costs the unmasked model ~40 pp at this ε)
+    assert b.acc("transfer") <= report.clean_acc - 25.0
     if wrapper is ZeroGradient:
         assert statuses["whitebox-beats-square"] == "fail"
         assert b.acc("square") <= report.clean_acc - 40.0
@@ -230,7 +244,7 @@ def test_rows_feed_the_leaderboard(audited, nlr_digits, tmp_path):
     assert len(statuses) == len(CHECKS.names()) and (statuses["value"] == 0).all()
     at_eps = frame[(frame["metric"] == "acc") & ((frame["eps"] - EPS).abs() < 1e-9)]
     assert len(at_eps) == 12 and value["worst_case_acc"] <= at_eps["value"].min()
-    meta = load_eval_set(nlr_digits, 1).meta
+    meta = load_target(nlr_digits, n=1).meta
     clean = results.make_row(
         **results.model_fields(meta, nlr_digits), experiment="clean", metric="clean_acc", value=97.0
     )
@@ -250,16 +264,16 @@ def test_transfer_check_is_skipped_without_a_source(honest):
         evaluations={k: e for k, e in b.evaluations.items() if k != "transfer"},
     )
     check = CHECKS["whitebox-beats-transfer"]
-    result = check.fn(alone, check)
+    result = check.run(alone)
     assert result.status == "skip" and "--source" in result.detail
-    full = check.fn(b, check)
-    assert full.status == "pass" and full.count == 0
+    full = check.run(b)
+    assert full.status == "pass" and full.count <= 1  # of 100 examples: the 1% tolerance
 
 
 def test_cli_writes_rows_and_markdown(honest, nlr_digits, tmp_path, capsys, monkeypatch):
     """The command's own job: flags -> options, rows appended, audit_*.md beside the results.
     The battery itself is the fixture's (re-running it here would only repeat it)."""
-    import robustbench_lr.audit as audit
+    import robustbench_lr.audit.checkpoint as checkpoint
 
     seen = {}
 
@@ -267,14 +281,17 @@ def test_cli_writes_rows_and_markdown(honest, nlr_digits, tmp_path, capsys, monk
         seen.update(options=options, n=len(y), source=source)
         return honest
 
-    monkeypatch.setattr(audit, "audit_model", recorded)
+    monkeypatch.setattr(checkpoint, "audit_model", recorded)
     out = tmp_path / "reports" / "results.csv"
     argv = ["audit", "--checkpoint", str(nlr_digits), "--n", "10", "--queries", "10"]
     argv += ["--steps", "2", "--targets", "1", "--device", "cpu", "--out", str(out)]
+    argv += ["--dlr-restarts", "3", "--noise-draws", "4", "--deepfool-steps", "5"]
     assert cli.main(argv) == 0
     options = seen["options"]
     assert options.eps == pytest.approx(EPS)  # digits default
     assert (options.n, options.queries, options.steps, options.targets) == (10, 10, 2, 1)
+    assert (options.dlr_restarts, options.noise_draws, options.deepfool_steps) == (3, 4, 5)
+    assert (options.restarts, options.batch_size) == (AuditOptions.restarts, 256)
     assert seen["n"] == 10 and seen["source"] is None
     summary = results.read(out).query("attack == 'audit'").set_index("metric")["value"]
     assert summary["worst_case_acc"] == pytest.approx(honest.worst_case_acc)
@@ -284,3 +301,50 @@ def test_cli_writes_rows_and_markdown(honest, nlr_digits, tmp_path, capsys, monk
     assert "robust accuracy" in capsys.readouterr().out
     assert cli.main([*argv, "--eps", "0.9"]) == 2
     assert "audit eps must be in (0, 0.5]" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        cli.main([*argv, "--deepfool-steps", "0"])
+    assert stop.value.code == 2
+    assert "--deepfool-steps: 0 is not an integer >= 1" in capsys.readouterr().err
+
+
+def test_command_defaults_are_the_audit_options():
+    args = cli.parse(["audit", "--checkpoint", "x"])
+    assert audit_command.options_from(args) == AuditOptions()
+
+
+PROFILE = {"name": "p", "models": [{"arch": "resnet18", "methods": ["nlr"]}]}
+
+
+def test_profile_audit_keys_reach_the_command_flags():
+    """Every [audit] budget key is an AuditOptions field and the audit flag of the same name,
+    so `--<key>=<value>` for each of `Profile.audit_options` gives the profile's audit."""
+    given = {key: 7 for key in AUDIT_OPTIONS}
+    profile = parse_profile({**PROFILE, "audit": {"enabled": True, **given}}, "test")
+    assert profile.audit_options == given
+    flags = [f"--{key.replace('_', '-')}={value}" for key, value in profile.audit_options.items()]
+    args = cli.parse(["audit", "--checkpoint", "x", *flags])
+    assert audit_command.options_from(args) == AuditOptions(**given)
+    assert parse_profile(PROFILE, "test").audit_options == {}
+
+
+@pytest.mark.parametrize(
+    ("audit", "message"),
+    [
+        ({"step": 100}, r"unknown key 'step' in \[audit\]; did you mean 'steps'\?"),
+        ({"targets": 0}, r"audit\.targets = 0 is not an integer >= 1"),
+        ({"attack_seed": -1}, r"audit\.attack_seed = -1 is not an integer >= 0"),
+        ({"noise_draws": 2.5}, r"audit\.noise_draws = 2.5 is not an integer >= 1"),
+    ],
+    ids=["typo", "zero-targets", "negative-seed", "float-draws"],
+)
+def test_profile_audit_keys_are_checked(audit, message):
+    with pytest.raises(ValueError, match=message):
+        parse_profile({**PROFILE, "audit": audit}, "test")
+
+
+@pytest.mark.parametrize("name", ["paper", "paper-fast"])
+def test_paper_profiles_use_autoattack_budget(name):
+    """What the AuditOptions docstring promises: AutoAttack's standard steps, targets, queries."""
+    profile = load_profile(name)
+    assert profile.audit_options == {"steps": 100, "targets": 9}
+    assert profile.attacks.square_queries == 5000

@@ -240,6 +240,13 @@ def test_a_group_can_override_a_methods_options(tmp_path: Path):
     assert ranks == {"resnet18": "5", "vgg19": "3"}
 
 
+def _target_n(job) -> int | None:
+    """The test-subset size in a job's spec (the canonical text of its settings)."""
+    _function, arguments = json.loads(job.spec)["settings"]
+    (target,) = [a for a in arguments if isinstance(a, dict) and "checkpoint" in a]
+    return target["n"]
+
+
 def test_attacking_analyses_use_the_attacks_subset(tmp_path: Path):
     from robustbench_lr.bench import STAGES, BenchContext
     from robustbench_lr.data import LoadOptions
@@ -247,5 +254,5 @@ def test_attacking_analyses_use_the_attacks_subset(tmp_path: Path):
     path = tmp_path / "planned.toml"
     path.write_text(PLANNED.replace('dataset = "digits"', 'dataset = "digits"\nn = 123', 1))
     ctx = BenchContext(load_profile(str(path)), tmp_path, tmp_path / "ck", "cpu", LoadOptions())
-    subsets = {job.key.split(":")[1]: job.run.args[2].n for job in STAGES.get("analyses")(ctx)}
+    subsets = {job.key.split(":")[1]: _target_n(job) for job in STAGES.get("analyses")(ctx)}
     assert subsets == {"maxmargin": 123, "rank": None}

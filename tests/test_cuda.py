@@ -20,9 +20,9 @@ from robustbench_lr.attacks.search import threshold_search
 from robustbench_lr.config import TrainConfig
 from robustbench_lr.data import load
 from robustbench_lr.devices import use_device
-from robustbench_lr.evalset import load_eval_set
 from robustbench_lr.evaluation import accuracy
 from robustbench_lr.methods.weights import weight_layers, weight_matrix
+from robustbench_lr.target import load_target
 from robustbench_lr.train import train
 from tests.conftest import SMALL
 
@@ -93,7 +93,7 @@ def test_cuda_training_repeats_bit_for_bit(tmp_path: Path):
 
 
 def test_attacks_on_cuda_stay_in_ball_and_agree_across_backends(trained):
-    ev = load_eval_set(trained["nlr"], 200, seed=0, device="cuda")
+    ev = load_target(trained["nlr"], n=200, seed=0, device="cuda")
     model, x, y = ev.model, ev.x, ev.y
     kw = {"eps": 0.1, "steps": 7}
     ta = run_attack("ifsgm", model, x, y, backend="torchattacks", **kw)
@@ -113,7 +113,7 @@ def test_attacks_on_cuda_stay_in_ball_and_agree_across_backends(trained):
 
 
 def test_noise_and_search_on_cuda_repeat(trained):
-    ev = load_eval_set(trained["nlr"], 100, seed=0, device="cuda")
+    ev = load_target(trained["nlr"], n=100, seed=0, device="cuda")
     model, x, y = ev.model, ev.x, ev.y
     first = evaluate_attack("noise", model, x, y, p=0.8, seed=3, draws=2)
     again = evaluate_attack("noise", model, x, y, p=0.8, seed=3, draws=2)

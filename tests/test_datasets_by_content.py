@@ -22,7 +22,7 @@ from robustbench_lr.audit import audit_filename
 from robustbench_lr.commands import evaluate
 from robustbench_lr.config import TrainConfig, checkpoint_dir
 from robustbench_lr.data import DatasetError, LoadOptions, dataset_label, load_for_checkpoint
-from robustbench_lr.evalset import load_eval_set
+from robustbench_lr.target import load_target
 from robustbench_lr.train import train
 from tests.test_data import _cifar_images, _svhn_mat, _write_pickle
 
@@ -213,7 +213,7 @@ def _evaluate_command(folder: Path) -> None:
 # Every place that loads the data of an already trained checkpoint.
 CHECKPOINT_LOADERS: dict[str, Callable[[Path], object]] = {
     "load_for_checkpoint": lambda folder: load_for_checkpoint(_meta(folder), folder),
-    "evalset": lambda folder: load_eval_set(folder, n=10),
+    "target": lambda folder: load_target(folder, n=10),
     "analysis": lambda folder: load_checkpoint_data(folder, AnalysisOptions(device="cpu")),
     "transfer": lambda folder: ANALYSES["transfer"].run(
         folder, folder / "unused.csv", AnalysisOptions(device="cpu", extra={"labels": "digits"})

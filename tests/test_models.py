@@ -32,6 +32,22 @@ def test_logits_and_tap_sizes(case: str):
     assert torch.equal(model(x), logits)
 
 
+# The stage each architecture's deep tap feeds: ResNet's 4th block, VGG19's first (third-last) FC.
+DEEP_STAGE = {"resnet18": "layer4", "resnet50": "layer4", "vgg19": "fc1"}
+
+
+@pytest.mark.parametrize("arch", models.ARCHS.names())
+def test_the_entry_taps_sit_where_the_paper_puts_them(arch: str):
+    model = models.build(arch, DatasetSpec("t", 1, 8, 10, (0.3,), (0.5,)), 0.25)
+    stages = list(model.stages.items())
+    entry = models.ARCHS.get(arch)
+    _, last_stage = stages[model.tap_index[entry.last_tap]]
+    assert model.tap_index[entry.last_tap] == len(stages) - 1  # the input of the last FC
+    assert isinstance(last_stage, torch.nn.Linear)
+    assert stages[model.tap_index[entry.deep_tap]][0] == DEEP_STAGE[arch]
+    assert (models.last_tap(arch), models.deep_tap(arch)) == (entry.last_tap, entry.deep_tap)
+
+
 def test_normalization_is_inside_the_model():
     spec = DatasetSpec("t", 1, 8, 10, (0.3,), (0.5,))
     model = models.build("resnet18", spec, 0.25)

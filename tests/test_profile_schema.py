@@ -125,7 +125,7 @@ BAD = [
     ("arch-type", _with("models.0.arch", ["resnet18"]), ValueError, r"models\[0\]\.arch = \['resnet18'\] is not a string"),
     ("dataset", _with("dataset", "cifar11"), NAME, r"dataset: unknown dataset 'cifar11'; did you mean 'cifar10'\?.*npz:PATH"),
     ("analysis", _with("analyses.kinds", ["rnk"]), NAME, r"analyses\.kinds\[0\]: unknown analysis 'rnk'; did you mean 'rank'\?"),
-    ("table", _with("tables", ["table8"]), NAME, r"tables\[0\]: unknown table 'table8'"),
+    ("table", _with("tables", ["table11"]), NAME, r"tables\[0\]: unknown table 'table11'"),
     ("minrho-attack", _with("attacks.minrho", ["pgd"]), NAME, r"attacks\.minrho\[0\]: unknown minrho attack 'pgd'; valid choices: ifsgm, ill, deepfool"),
     ("backend", _with("attacks.minrho_options.backend", "fb"), NAME, r"attacks\.minrho_options\.backend: unknown deepfool backend 'fb'"),
     ("selector-value", _with("attacks.minrho_only.arch", "resnet18"), ValueError, r"attacks\.minrho_only\.arch = 'resnet18' is not a non-empty list"),
@@ -195,7 +195,7 @@ def test_left_out_keys_keep_the_dataclass_defaults():
     )
 
 
-def test_groups_inherit_the_top_level_and_minrho_options_become_flags():
+def test_groups_inherit_the_top_level_and_minrho_options_are_parsed():
     raw = _with("attacks.minrho_options", {"alpha": "2/255", "max_steps": 100, "rate": 0.9})
     raw.update(dataset="svhn", epochs=3, lr=1, train_limit=10)
     raw["models"][0].update(epochs=2, width=0.5, seeds=[2, 1])
@@ -209,7 +209,7 @@ def test_groups_inherit_the_top_level_and_minrho_options_become_flags():
         0.5,
     )
     assert [c.seed for c in profile.models] == [2, 1, 2, 1]
-    assert profile.attacks.minrho_flags == ("--alpha=2/255", "--max-steps=100", "--rate=0.9")
+    assert profile.attacks.minrho_options == {"alpha": 2 / 255, "max_steps": 100, "rate": 0.9}
 
 
 def test_every_minrho_option_is_a_minrho_flag_and_every_searchable_attack_is_accepted():

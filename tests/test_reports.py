@@ -272,3 +272,95 @@ def test_rows_record_the_device_the_model_was_trained_on():
     assert results.model_fields(meta, "/ck")["device"] == "cuda"
     row = results.make_row(**results.model_fields(meta, "/ck"), metric="clean_acc", value=97.0)
     assert row["device"] == "cuda"
+
+
+def _hybrid_row(arch: str, method: str, seed: int, tap: str, d: str, value: float) -> dict:
+    return {
+        "dataset": "cifar10",
+        "arch": arch,
+        "width": 1.0,
+        "method": method,
+        "seed": seed,
+        "checkpoint": f"/x/{arch}/{method}/seed{seed}",
+        "experiment": "hybrid",
+        "param": f"{tap}:d={d}",
+        "metric": "hybrid_acc",
+        "value": value,
+        "n": 10000,
+    }
+
+
+def test_table8_is_the_vgg19_hybrid_before_the_third_last_fc(tmp_path: Path):
+    rows = [
+        _hybrid_row("vgg19", method, seed, "fc1_in", d, base + seed + i)
+        for method, base in (("nlr", 80.0), ("2lr", 85.0))
+        for seed in (0, 1)
+        for i, d in enumerate(("full", "20", "10"))
+    ]
+    rows += [_hybrid_row("vgg19", "nlr", 0, "fc3_in", "full", 50.0)]  # Table 5a's tap
+    rows += [_hybrid_row("resnet18", "nlr", 0, "pre_block4", "20", 70.0)]  # Table 5b's
+    path = tmp_path / "r.csv"
+    frame = results.append(path, rows)
+    numbers = tables.render(frame, tables.TABLES.get("table8"), tmp_path).numbers
+    cells = {(r.method, r.d): (r.mean, r.count, r.paper) for r in numbers.itertuples()}
+    assert cells == {
+        ("nlr", "full"): (80.5, 2, 89.7),
+        ("nlr", "20"): (81.5, 2, 89.78),
+        ("nlr", "10"): (82.5, 2, 89.65),
+        ("2lr", "full"): (85.5, 2, 89.8),
+        ("2lr", "20"): (86.5, 2, 89.85),
+        ("2lr", "10"): (87.5, 2, 89.79),
+    }
+    assert "89.85" in (tmp_path / "table8.md").read_text()
+    deep = tables.render(frame, tables.TABLES.get("table5b"), tmp_path).numbers
+    assert deep[["arch", "d", "mean"]].values.tolist() == [["resnet18", "20", 70.0]]
+
+
+def test_fig3_stacks_every_models_deepfool_images(tmp_path: Path, caplog):
+    import numpy as np
+
+    from robustbench_lr import plots
+    from robustbench_lr.analysis.examples import (
+        EXPERIMENT,
+        Examples,
+        examples_figure,
+        examples_path,
+        report_blocks,
+        save_examples,
+    )
+
+    figures, k = tmp_path / "figures", 5
+    rng = np.random.default_rng(0)
+    rows = []
+    for method, seed, with_images in [
+        ("nlr", 0, True),
+        ("1lr", 0, True),
+        ("2lr", 0, True),
+        ("nlr", 1, True),  # a second seed: Fig. 3 shows one per model
+        ("sn", 0, False),  # results copied without their figures folder
+    ]:
+        fields = {**MODEL, "method": method, "seed": seed}
+        x = rng.random((k, 1, 8, 8), dtype=np.float32)
+        if with_images:
+            labels = np.arange(k)
+            save_examples(
+                examples_path(figures, fields),
+                Examples(method, x, x * 0.5, labels, labels + 1, np.full(k, 0.1 * (seed + 1))),
+            )
+        row = {**fields, "checkpoint": f"/x/{method}/{seed}", "experiment": EXPERIMENT}
+        row.update(attack="deepfool", box="white", metric="rho", value=0.1, n=1)
+        rows += [{**row, "param": f"image={i}"} for i in range(k)]
+    frame = results.append(tmp_path / "results.csv", rows)
+    blocks = report_blocks(frame, figures)
+    assert [b.label for b in blocks] == [
+        "digits resnet18 nlr",
+        "digits resnet18 1lr",
+        "digits resnet18 2lr",
+    ]
+    assert all(np.allclose(b.rho, 0.1) for b in blocks)  # seed 0's images
+    assert "sn" in caplog.text  # the model without images is named, not silently dropped
+    fig = examples_figure(blocks)
+    assert len(fig.axes) == 2 * len(blocks) * k  # originals above adversarials, per model
+    png = plots.FIGURES.get("fig3_deepfool_examples")(frame, figures)
+    assert png == figures / "fig3_deepfool_examples.png" and png.stat().st_size > 1000
+    assert plots.FIGURES.get("fig3_deepfool_examples")(frame.iloc[:0], figures) is None

@@ -11,6 +11,7 @@ from robustbench_lr.analysis.classwise import CLASSWISE
 from robustbench_lr.analysis.clusters import CLUSTERS
 from robustbench_lr.analysis.compression import HYBRID, HYBRID_DEEP, MAXMARGIN
 from robustbench_lr.analysis.cushion import CUSHION
+from robustbench_lr.analysis.examples import DEEPFOOL_EXAMPLES
 from robustbench_lr.analysis.rank import RANK
 from robustbench_lr.analysis.stability import STABILITY
 from robustbench_lr.analysis.transfer import TRANSFER
@@ -27,6 +28,7 @@ for _analysis in (
     CLASSWISE,
     CLUSTERS,
     TRANSFER,
+    DEEPFOOL_EXAMPLES,
 ):
     ANALYSES.add(_analysis.name, _analysis)
 

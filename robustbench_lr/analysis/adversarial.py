@@ -91,15 +91,12 @@ class AttackSource:
 
 
 def _same_data_model(path: Path, model: nn.Module, meta: dict[str, Any], role: str) -> nn.Module:
-    """The checkpoint at `path`, which must be trained on the analysed model's dataset."""
+    """The checkpoint at `path`, which must be trained on the analysed model's data."""
     from robustbench_lr.checkpoints import load_model
+    from robustbench_lr.target import check_same_data
 
     other, other_meta = load_model(path, next(model.parameters()).device)
-    if other_meta["config"]["dataset"] != meta["config"]["dataset"]:
-        raise ValueError(
-            f"{role} {path} was trained on {other_meta['config']['dataset']!r}, but the "
-            f"analysed model on {meta['config']['dataset']!r}; both must see the same data"
-        )
+    check_same_data(meta, other_meta, f"{role} {path}", "analysed")
     return other
 
 
@@ -136,59 +133,15 @@ def matched_examples(
 ) -> torch.Tensor:
     """Table 6's N-LR examples (D.5): "obtaining the gradient using ResNet18-N-LR but stopping
     the iteration only when the adversarial example could fool ResNet18-1-LR", so the N-LR
-    hybrid faces as much noise as the 1-LR one.
-
-    IFSGM and ILL take the update of Eq. 5/6 on `model` with per-sample early stopping judged
-    by `judge` (the min-ρ search's loop, within the run's ε, α and steps). DeepFool has no
-    iteration past `model`'s own boundary (its next step would walk back), so its perturbation
-    r is extended along its direction, x + s·r with s = 1.05^k up to 20, until `judge` is
-    fooled: the smallest such s per sample. Samples the judge never gets wrong end at the last
-    iterate (callers count only the fooled ones).
+    hybrid faces as much noise as the 1-LR one. Each search of `attacks.search.SEARCHES`
+    knows its own version (IFSGM/ILL: the early-stopped update judged by `judge`; DeepFool:
+    its perturbation extended along its direction until `judge` is fooled). Samples the judge
+    never gets wrong end at the last iterate (callers count only the fooled ones).
     """
-    from robustbench_lr.attacks.search import STEP_RULES, attack_until_fooled
+    from robustbench_lr.attacks.search import SEARCHES
 
-    if run.name == "deepfool":
-        return extend_until_fooled(judge, x, run.craft(model, x, y), y)
-    if run.name not in STEP_RULES:
+    if run.name not in SEARCHES:
         raise ValueError(
-            f"the stop_on protocol supports deepfool, {', '.join(STEP_RULES.names())}; "
-            f"not {run.name!r}"
+            f"the stop_on protocol supports {', '.join(SEARCHES.names())}; not {run.name!r}"
         )
-    x_adv, _ = attack_until_fooled(
-        model,
-        x,
-        y,
-        attack=run.name,
-        eps=float(run.params["eps"]),
-        alpha=float(run.params["alpha"]),
-        max_steps=int(run.params["steps"]),
-        judge=judge,
-    )
-    return x_adv
-
-
-# Scales DeepFool's perturbation is tried at under the matched protocol: 1, 1.05, ..., ~20.
-EXTEND_SCALES = tuple(1.05**k for k in range(62))
-
-
-def extend_until_fooled(
-    judge: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor
-) -> torch.Tensor:
-    """Per sample, `clip(x + s·(x_adv − x), 0, 1)` at the smallest s in EXTEND_SCALES that
-    `judge` misclassifies (the largest s where none does). Batched over samples; one forward
-    pass of the batch per scale."""
-    from robustbench_lr.attacks.base import model_device
-    from robustbench_lr.evaluation import predict
-
-    x, y = x.to(x_adv.device), y.to(x_adv.device)
-    r = x_adv - x
-    out = (x + EXTEND_SCALES[-1] * r).clamp(0, 1)
-    standing = torch.arange(len(x), device=x.device)  # samples the judge still gets right
-    for scale in EXTEND_SCALES:
-        candidate = (x[standing] + scale * r[standing]).clamp(0, 1)
-        fooled = (predict(judge, candidate) != y[standing].to(model_device(judge))).to(x.device)
-        out[standing[fooled]] = candidate[fooled]
-        standing = standing[~fooled]
-        if len(standing) == 0:
-            break
-    return out
+    return SEARCHES.get(run.name).matched(model, judge, x, y, run.backend, run.params)

@@ -10,13 +10,12 @@ adding an analysis is adding one `Analysis` value to the tuple in `analysis/__in
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robustbench_lr.data import Data, LoadOptions, load_for_checkpoint
-from robustbench_lr.evalset import uniform_subset
-from robustbench_lr.models import StagedNet
+from robustbench_lr.data import Data, LoadOptions
+from robustbench_lr.models import StagedNet, TapRole, last_tap
 
 
 @dataclass(frozen=True)
@@ -57,38 +56,49 @@ class Analysis:
     `run` must not write to the results file itself (the command appends its rows); it may
     write figures beside `results_path` (analysis/plotting.py) and list them in
     `AnalysisResult.files`.
+
+    `crafts_adversarial`: the analysis attacks the model, so a bench runs it on the attacks'
+    test subset (the same images as the attack rows) rather than the whole test set. `boxes`:
+    the runs a bench gives it — `white` (the analysed model's own gradients), `black` (examples
+    crafted on the N-LR model, `--option source=`) and `matched` (Table 6's N-LR protocol,
+    `--option stop_on=`); only analyses that craft examples have more than `white`.
     """
 
     name: str
     summary: str
     run: Callable[[Path, Path, AnalysisOptions], AnalysisResult]
+    crafts_adversarial: bool = False
+    boxes: tuple[str, ...] = ("white",)
 
 
 def load_checkpoint_data(
     checkpoint: Path, options: AnalysisOptions, train: bool = False
 ) -> tuple[StagedNet, dict[str, Any], Data]:
-    """The checkpoint's inference model, its meta.json and its dataset; with `n`, the test set
-    is the seeded uniform subset the attack commands draw for the same `--n/--seed`.
-
-    The training split is only kept when `train=True` (hybrid models train on it); otherwise
-    it is cut to one image so that large datasets do not cost memory for nothing.
+    """The checkpoint's inference model, its meta.json and its dataset (`target.load_target`):
+    with `n`, the test set is the seeded uniform subset the attack commands draw for the same
+    `--n/--seed`. The training split is only kept when `train=True` (hybrid models train on
+    it); otherwise it is cut to one image so that large datasets do not cost memory for nothing.
     """
-    from robustbench_lr.checkpoints import load_model
     from robustbench_lr.devices import use_device
+    from robustbench_lr.target import load_target
 
-    model, meta = load_model(checkpoint, use_device(options.device))
-    cfg = meta["config"]
-    train_limit = cfg.get("train_limit") if train else 1
-    data = load_for_checkpoint(meta, checkpoint, options.load, train_limit, cfg.get("test_limit"))
-    if options.n is not None:  # the same images as `attack --n N --seed S` (evalset.py)
-        idx = uniform_subset(len(data.y_test), options.n, options.seed)
-        data = replace(data, x_test=data.x_test[idx], y_test=data.y_test[idx])
-    return model, meta, data
+    target = load_target(
+        checkpoint,
+        n=options.n,
+        seed=options.seed,
+        device=use_device(options.device),
+        options=options.load,
+        train=train,
+    )
+    return target.model, target.meta, target.data
 
 
-def resolve_tap(model: StagedNet, tap: str | None, default: str) -> str:
-    """`tap` (or `default`) checked against the model's taps; an unknown one lists the valid taps."""
-    name = tap or default
+def analysis_tap(
+    model: StagedNet, options: AnalysisOptions, arch: str, default: TapRole = last_tap
+) -> str:
+    """The tap `--tap` asked for, else the architecture's `default` (the representation before
+    the last FC, where the paper reads it); an unknown one lists the model's valid taps."""
+    name = options.tap or default(arch)
     if name not in model.tap_names:
         raise ValueError(f"unknown tap {name!r}; this model has: {', '.join(model.tap_names)}")
     return name

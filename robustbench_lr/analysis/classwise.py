@@ -24,8 +24,8 @@ from robustbench_lr.analysis.base import (
     Analysis,
     AnalysisOptions,
     AnalysisResult,
+    analysis_tap,
     load_checkpoint_data,
-    resolve_tap,
 )
 from robustbench_lr.analysis.plotting import figure_stem, save_figure
 from robustbench_lr.analysis.rank import variance_ratio
@@ -45,7 +45,7 @@ def run_classwise(checkpoint: Path, out: Path, options: AnalysisOptions) -> Anal
     """Fig. 7 numbers for one model at one tap (default: before the last FC)."""
     model, meta, data = load_checkpoint_data(checkpoint, options)
     cfg = meta["config"]
-    tap = resolve_tap(model, options.tap, models.LAST_TAP[cfg["arch"]])
+    tap = analysis_tap(model, options, cfg["arch"])
     acts = models.activations(model, data.x_test, [tap])[tap]
     shares = class_top1_shares(acts, data.y_test, options.seed)
     counts = {c: int((data.y_test == c).sum()) for c in shares}

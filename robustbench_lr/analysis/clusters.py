@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from robustbench_lr import models, results
+from robustbench_lr import results
 from robustbench_lr.analysis.base import (
     Analysis,
     AnalysisOptions,
     AnalysisResult,
+    analysis_tap,
     load_checkpoint_data,
-    resolve_tap,
 )
 from robustbench_lr.analysis.compression import hybrid_pipeline, tap_features
 from robustbench_lr.analysis.plotting import figure_stem, save_figure
@@ -45,7 +45,7 @@ def run_clusters(checkpoint: Path, out: Path, options: AnalysisOptions) -> Analy
 
     model, meta, data = load_checkpoint_data(checkpoint, options, train=True)
     cfg = meta["config"]
-    tap = resolve_tap(model, options.tap, models.LAST_TAP[cfg["arch"]])
+    tap = analysis_tap(model, options, cfg["arch"])
     projection = pca2_projection(tap_features(model, data.x_train, tap), options.seed)
     points = projection.transform(tap_features(model, data.x_test, tap))
     labels = data.y_test.numpy()

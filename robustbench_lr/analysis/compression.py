@@ -18,7 +18,7 @@ PCA, `params_pca` (the d × m projection). Rows of experiment `maxmargin` are de
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,8 +38,8 @@ from robustbench_lr.analysis.base import (
     Analysis,
     AnalysisOptions,
     AnalysisResult,
+    analysis_tap,
     load_checkpoint_data,
-    resolve_tap,
 )
 from robustbench_lr.data import Data
 from robustbench_lr.evaluation import predict
@@ -58,8 +58,9 @@ def dim_label(dim: int) -> str:
 
 
 def default_dims(arch: str, tap: str) -> tuple[int, ...]:
-    """The paper's dimensions: Table 5b (full, 20, 10) at the deep tap, else 5a (full, 10, 5)."""
-    return (FULL, 20, 10) if tap == models.DEEP_TAP.get(arch) else (FULL, 10, 5)
+    """The paper's dimensions: Tables 5b and 8 (full, 20, 10) at the deep tap, else 5a (full,
+    10, 5)."""
+    return (FULL, 20, 10) if tap == models.deep_tap(arch) else (FULL, 10, 5)
 
 
 def hybrid_pipeline(dim: int, seed: int) -> Pipeline:
@@ -95,6 +96,13 @@ def fit_hybrid(features: np.ndarray, labels: np.ndarray, dim: int, seed: int) ->
             f"({m} features, {n} training images); use 'full' for no PCA"
         )
     return hybrid_pipeline(dim, seed).fit(features, labels)
+
+
+def fit_heads(
+    features: np.ndarray, labels: np.ndarray, dims: Sequence[int], seed: int
+) -> dict[int, Pipeline]:
+    """One hybrid head per target dimension, all on the same training features."""
+    return {dim: fit_hybrid(features, labels, dim, seed) for dim in dims}
 
 
 def tap_features(model: StagedNet, x: torch.Tensor, tap: str) -> np.ndarray:
@@ -136,10 +144,8 @@ def hybrid_rows(
         {**base, "param": tap, "metric": "network_acc", "value": network, "n": len(y_test)},
         {**base, "param": tap, "metric": "params_replaced", "value": params_after_tap(model, tap)},
     ]
-    heads = {}
-    for dim in dims:
-        head = fit_hybrid(train, y_train, dim, seed)
-        heads[dim] = head
+    heads = fit_heads(train, y_train, dims, seed)
+    for dim, head in heads.items():
         param = f"{tap}:d={dim_label(dim)}"
         rows.append(
             {
@@ -158,13 +164,16 @@ def hybrid_rows(
 
 
 def run_hybrid(
-    checkpoint: Path, out: Path, options: AnalysisOptions, taps: Mapping[str, str] = models.LAST_TAP
+    checkpoint: Path,
+    out: Path,
+    options: AnalysisOptions,
+    default_tap: models.TapRole = models.last_tap,
 ) -> AnalysisResult:
-    """Table 5a: hybrid accuracy per PCA dimension at a tap (default: `taps[arch]`, the layer
-    before the last FC)."""
+    """Table 5a: hybrid accuracy per PCA dimension at a tap (default: `default_tap(arch)`, the
+    layer before the last FC)."""
     model, meta, data = load_checkpoint_data(checkpoint, options, train=True)
     arch = meta["config"]["arch"]
-    tap = resolve_tap(model, options.tap, taps[arch])
+    tap = analysis_tap(model, options, arch, default_tap)
     dims = tuple(options.dims) or default_dims(arch, tap)
     base = {**results.model_fields(meta, checkpoint), "experiment": "hybrid"}
     rows, _ = hybrid_rows(model, data, tap, dims, options.seed, base)
@@ -181,9 +190,10 @@ def run_hybrid(
 
 
 def run_hybrid_deep(checkpoint: Path, out: Path, options: AnalysisOptions) -> AnalysisResult:
-    """Table 5b: the hybrid at the deeper tap (ResNet: before block 4), which replaces the 4th
-    block and the FC by one linear model; dims default to the paper's full, 20, 10."""
-    return run_hybrid(checkpoint, out, options, models.DEEP_TAP)
+    """Tables 5b and 8: the hybrid at the deeper tap (ResNet: before block 4, which replaces the
+    4th block and the FC by one linear model; VGG19: before the third-last FC layer); dims
+    default to the paper's full, 20, 10."""
+    return run_hybrid(checkpoint, out, options, models.deep_tap)
 
 
 def fooled_mask(
@@ -237,7 +247,7 @@ def run_maxmargin(checkpoint: Path, out: Path, options: AnalysisOptions) -> Anal
     """
     model, meta, data = load_checkpoint_data(checkpoint, options, train=True)
     arch = meta["config"]["arch"]
-    tap = resolve_tap(model, options.tap, models.LAST_TAP[arch])
+    tap = analysis_tap(model, options, arch)
     dims = tuple(options.dims) or (FULL,)
     stop = stop_model(model, meta, options)
     if stop is None:
@@ -246,7 +256,7 @@ def run_maxmargin(checkpoint: Path, out: Path, options: AnalysisOptions) -> Anal
         source = AttackSource(model, MATCHED_BOX, stop[1])
     runs = attack_runs(options, "deepfool,ill,ifsgm", "8/255")
     train = tap_features(model, data.x_train, tap)
-    heads = {dim: fit_hybrid(train, data.y_train.numpy(), dim, options.seed) for dim in dims}
+    heads = fit_heads(train, data.y_train.numpy(), dims, options.seed)
     base = {**results.model_fields(meta, checkpoint), "experiment": "maxmargin", **source.fields()}
     rows, lines = [], []
     x, y = data.x_test, data.y_test
@@ -290,4 +300,6 @@ MAXMARGIN = Analysis(
     name="maxmargin",
     summary="hybrid max-margin accuracy on adversarial examples that fooled the network, Table 6",
     run=run_maxmargin,
+    crafts_adversarial=True,
+    boxes=("white", "black", MATCHED_BOX),
 )

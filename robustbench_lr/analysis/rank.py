@@ -27,8 +27,8 @@ from robustbench_lr.analysis.base import (
     Analysis,
     AnalysisOptions,
     AnalysisResult,
+    analysis_tap,
     load_checkpoint_data,
-    resolve_tap,
 )
 from robustbench_lr.analysis.plotting import save_figure
 
@@ -70,7 +70,7 @@ def rank_at(curve: torch.Tensor, level: float) -> float:
 def run_rank(checkpoint: Path, out: Path, options: AnalysisOptions) -> AnalysisResult:
     """Variance-ratio rows of one checkpoint at one tap (default: the layer before the last FC)."""
     model, meta, data = load_checkpoint_data(checkpoint, options)
-    tap = resolve_tap(model, options.tap, models.LAST_TAP[meta["config"]["arch"]])
+    tap = analysis_tap(model, options, meta["config"]["arch"])
     acts = models.activations(model, data.x_test, [tap])[tap]
     curve, backend = variance_ratio(
         acts,

@@ -30,8 +30,8 @@ from robustbench_lr.analysis.base import (
     Analysis,
     AnalysisOptions,
     AnalysisResult,
+    analysis_tap,
     load_checkpoint_data,
-    resolve_tap,
 )
 from robustbench_lr.analysis.plotting import figure_stem, save_figure
 from robustbench_lr.models import StagedNet
@@ -89,7 +89,7 @@ def run_stability(checkpoint: Path, out: Path, options: AnalysisOptions) -> Anal
     """Fig. 4b pairs, binned medians and scatter for one model (default tap: before the FC)."""
     model, meta, data = load_checkpoint_data(checkpoint, options)
     cfg = meta["config"]
-    tap = resolve_tap(model, options.tap, models.LAST_TAP[cfg["arch"]])
+    tap = analysis_tap(model, options, cfg["arch"])
     per_decade = options.get("bins_per_decade", int, 2)
     source = attack_source(model, meta, options)
     runs = attack_runs(options, "deepfool,ifsgm", "2/255,4/255,8/255,16/255")
@@ -168,4 +168,6 @@ STABILITY = Analysis(
     name="stability",
     summary="input vs representation perturbation size under attacks (binned medians), Fig. 4b",
     run=run_stability,
+    crafts_adversarial=True,
+    boxes=("white", "black"),
 )

@@ -5,12 +5,11 @@ trains the hybrid's linear max-margin model on the 100 fine labels of the same i
 surprise is how much a low-rank representation keeps of what its own task did not need.
 Any pair of datasets holding the same images in the same order works: the model's own
 dataset gives the images, `--option labels=DATASET` (a registry name or `npz:PATH`) the
-labels to learn (cifar100-coarse -> cifar100, the default for a cifar100-coarse model;
-digits relabelled by parity -> digits). A model whose dataset has no known second labelling
-and no `labels=` gets no rows and a line saying so (the bench runs every analysis on every
-model). The
-images are compared element by element first, since different images would make the number
-meaningless. Training and test subsets (the checkpoint's limits, `--n`) are drawn once, from
+labels to learn (without it, the dataset entry's `other_labelling`: cifar100-coarse <->
+cifar100; digits relabelled by parity -> digits needs `labels=`). A model whose dataset has no
+known second labelling and no `labels=` gets no rows and a line saying so (the bench runs
+every analysis on every model). The images are compared element by element first, since
+different images would make the number meaningless. Training and test subsets (the checkpoint's limits, `--n`) are drawn once, from
 the model's own labels, and applied to both labellings.
 
 Rows (experiment `transfer`): `hybrid_acc` (test accuracy, %, n = test images) for the model's
@@ -23,19 +22,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from robustbench_lr import models, results
-from robustbench_lr.analysis.base import Analysis, AnalysisOptions, AnalysisResult, resolve_tap
+from robustbench_lr import results
+from robustbench_lr.analysis.base import Analysis, AnalysisOptions, AnalysisResult, analysis_tap
 from robustbench_lr.analysis.compression import (
     FULL,
     accuracy_percent,
     dim_label,
-    fit_hybrid,
+    fit_heads,
     tap_features,
 )
-from robustbench_lr.data import Data, dataset_label, load, load_for_checkpoint, stratified_subset
+from robustbench_lr.data import (
+    DATASETS,
+    Data,
+    dataset_label,
+    load,
+    load_for_checkpoint,
+    stratified_subset,
+)
 
-# The other labelling of the same images used when `--option labels=` is not given (the bench).
-OTHER_LABELLING = {"cifar100-coarse": "cifar100", "cifar100": "cifar100-coarse"}
+
+def other_labelling(dataset: str) -> str | None:
+    """The registered other labelling of `dataset`'s images (`Dataset.other_labelling`), the
+    target when `--option labels=` is not given (the bench); None for an npz or for none."""
+    return DATASETS.get(dataset).other_labelling if dataset in DATASETS else None
 
 
 def same_images(own: Data, other: Data, own_name: str, other_name: str) -> None:
@@ -57,9 +66,9 @@ def run_transfer(checkpoint: Path, out: Path, options: AnalysisOptions) -> Analy
 
     model, meta = load_model(checkpoint, use_device(options.device))
     cfg = meta["config"]
-    target = options.extra.get("labels", OTHER_LABELLING.get(cfg["dataset"]))
+    target = options.extra.get("labels", other_labelling(cfg["dataset"]))
     if target is None:
-        known = ", ".join(f"{a} -> {b}" for a, b in OTHER_LABELLING.items())
+        known = ", ".join(f"{a} -> {other_labelling(a)}" for a in DATASETS if other_labelling(a))
         return AnalysisResult(
             [],
             [],
@@ -69,7 +78,7 @@ def run_transfer(checkpoint: Path, out: Path, options: AnalysisOptions) -> Analy
                 "labels=DATASET"
             ],
         )
-    tap = resolve_tap(model, options.tap, models.LAST_TAP[cfg["arch"]])
+    tap = analysis_tap(model, options, cfg["arch"])
     dims = tuple(options.dims) or (FULL,)
     own = load_for_checkpoint(meta, checkpoint, options.load)
     other = load(target, options.load)  # another dataset: no fingerprint of it was recorded
@@ -86,16 +95,19 @@ def run_transfer(checkpoint: Path, out: Path, options: AnalysisOptions) -> Analy
         "metric": "hybrid_acc",
         "n": len(test),
     }
-    rows, lines = [], []
+    accuracy = {}  # (labelling, d) -> test accuracy (%)
     for name, data in ((base["dataset"], own), (dataset_label(target), other)):
         y_train, y_test = data.y_train[train_idx].numpy(), data.y_test[test_idx].numpy()
-        for dim in dims:
-            acc = accuracy_percent(fit_hybrid(train, y_train, dim, options.seed), test, y_test)
-            rows.append({**base, "param": f"{tap}:labels={name}:d={dim_label(dim)}", "value": acc})
-            lines.append(
-                f"{checkpoint} @ {tap} -> linear model on {name} labels "
-                f"(d={dim_label(dim)}): {acc:.2f}%"
-            )
+        heads = fit_heads(train, y_train, dims, options.seed)
+        accuracy.update({(name, d): accuracy_percent(h, test, y_test) for d, h in heads.items()})
+    rows = [
+        {**base, "param": f"{tap}:labels={name}:d={dim_label(d)}", "value": acc}
+        for (name, d), acc in accuracy.items()
+    ]
+    lines = [
+        f"{checkpoint} @ {tap} -> linear model on {name} labels (d={dim_label(d)}): {acc:.2f}%"
+        for (name, d), acc in accuracy.items()
+    ]
     return AnalysisResult(rows, [], lines)
 
 

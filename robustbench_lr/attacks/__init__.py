@@ -2,8 +2,12 @@
 
     >>> x_adv = run_attack("ifsgm", model, x, y, eps=8 / 255, steps=7)
 
-Registered attacks: `ifsgm`, `ill`, `ill-fixed`, `deepfool`, `noise` (see each module). A module
-adds attacks by calling `register(AttackSpec(...))` at import and joining `ATTACK_MODULES`.
+Registered attacks (see each module): `ifsgm`, `ill`, `ill-fixed`, `fgsm` (iterative.py),
+`deepfool`, `noise`, `linf-noise` (noise.py) and the audit's stronger attacks (strong.py). A module
+adds attacks by calling `register(AttackSpec(...))` at import and joining `ATTACK_MODULES`; an
+attack's backends are a dict on its entry, so dispatch is a lookup. The minimum-perturbation
+searches (DeepFool among them) are `search.SEARCHES`; the signed-gradient loop they and the
+iterative attacks share is `loop.signed_gradient_loop`.
 Per-sample measures for analyses and audits: `robust_flags(model, x_adv, y)`, `rho(x_adv, x)`.
 """
 
@@ -55,6 +59,7 @@ def run_attack(
     backend, resolved = spec.resolve(backend, **params)
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+    attack = spec.backends[backend]
     device = model_device(model)
     out = []
     with frozen(model):
@@ -64,7 +69,7 @@ def run_attack(
                 chunk["seed"] = derive_seed(resolved["seed"], start)
             xb = x[start : start + batch_size].to(device)
             yb = y[start : start + batch_size].to(device)
-            out.append(spec.fn(model, xb, yb, backend=backend, **chunk).detach().to(x.device))
+            out.append(attack(model, xb, yb, **chunk).detach().to(x.device))
     x_adv = torch.cat(out) if out else x.clone()
     check_bounds(spec, x_adv, x, resolved)
     return x_adv

@@ -1,10 +1,10 @@
 """What every attack shares: the registry entry, frozen-model context, per-sample measures.
 
-An attack is a plain function `(model, x, y, *, backend, **params) -> x_adv` on one batch of
+An attack implementation is a plain function `(model, x, y, **params) -> x_adv` on one batch of
 inputs in [0, 1] (STYLE.md): the library object (torchattacks / foolbox) is built inside the call,
 the model is passed at call time, and the attack holds no state between calls. `AttackSpec`
-records what the harness needs to know about it (its norm, hyper-parameters with defaults,
-backends) so the CLI, the bench and the audit enumerate attacks instead of branching on names.
+records what the harness needs to know about it (its backends, norm, hyper-parameters with
+defaults) so the CLI, the bench and the audit enumerate attacks instead of branching on names.
 """
 
 from __future__ import annotations
@@ -31,49 +31,60 @@ ALPHA_RULE = 2.5
 
 @dataclass(frozen=True)
 class AttackSpec:
-    """One registered attack: its function and everything the harness records about it.
+    """One registered attack: its implementations and everything the harness records about it.
 
+    - `backends`: library name -> implementation `(model, x, y, **params) -> x_adv`, the default
+      first. Dispatch is a lookup, so a backend is offered exactly where it is written.
     - `norm`: the threat model ("linf", "l2", or "none" for random noise); the harness checks
       L-inf outputs against their eps-ball.
-    - `defaults`: every hyper-parameter the function takes, with its default. `alpha=None`
+    - `defaults`: every hyper-parameter the implementations take, with its default. `alpha=None`
       means `ALPHA_RULE * eps / steps`.
-    - `backends`: libraries that can run it, the default first.
     - `verify`: the attack whose first two backends `--verify` compares (the attack itself, or
       the fixed-target twin whose loop it shares); None when no second implementation exists.
-    - `randomized`: the function takes a `seed`, and `run_attack` derives one per chunk.
+    - `randomized`: the implementations take a `seed`, and `run_attack` derives one per chunk.
+    - `averaged_over_draws`: the attack is a distribution (random noise), so its accuracy is the
+      mean over `draws` seeds (Table 4). The other randomized attacks search for a worst case
+      and run once per seed: averaging their seeds would report a mean where a worst case is
+      meant.
     - `sweep`: values the CLI sweeps when the user names none (Table 4's noise levels).
     - `record`: fixed facts written into every result row's `param` (e.g. how σ is read).
     """
 
     name: str
-    fn: AttackFn
+    backends: Mapping[str, AttackFn]
     norm: str
     defaults: Mapping[str, Any] = field(default_factory=dict)
-    backends: tuple[str, ...] = ("ours",)
     verify: str | None = None
     randomized: bool = False
+    averaged_over_draws: bool = False
     sweep: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     record: Mapping[str, str] = field(default_factory=dict)
     summary: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("defaults", "sweep", "record"):
+        for name in ("backends", "defaults", "sweep", "record"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        if not self.backends:
+            raise ValueError(f"attack {self.name!r} has no backend")
+        if self.averaged_over_draws and not self.randomized:
+            raise ValueError(f"attack {self.name!r} is averaged over draws but takes no seed")
 
     def resolve(self, backend: str | None = None, **given: Any) -> tuple[str, dict[str, Any]]:
         """The backend and the complete hyper-parameters a call uses (what the results record).
 
         Unknown names and unknown backends are errors that list the valid choices.
         """
-        backend = backend or self.backends[0]
+        backend = backend or next(iter(self.backends))
         if backend not in self.backends:
             raise ValueError(
-                f"attack {self.name!r} has no backend {backend!r}; valid choices: {', '.join(self.backends)}"
+                f"attack {self.name!r} has no backend {backend!r}; "
+                f"valid choices: {', '.join(self.backends)}"
             )
         stray = sorted(set(given) - set(self.defaults))
         if stray:
             raise ValueError(
-                f"attack {self.name!r} takes no parameter(s) {stray}; valid: {', '.join(self.defaults) or 'none'}"
+                f"attack {self.name!r} takes no parameter(s) {stray}; "
+                f"valid: {', '.join(self.defaults) or 'none'}"
             )
         params = {**self.defaults, **{k: v for k, v in given.items() if v is not None}}
         if "alpha" in params and params["alpha"] is None:
@@ -94,11 +105,13 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
     """Eval mode and `requires_grad_(False)` on every parameter for the duration of an attack.
 
     Attacks need gradients w.r.t. the input only; without this, every backward pass also
-    computes weight gradients (foolbox runs up to 40% slower, issue 5). Both are restored after.
+    computes weight gradients (foolbox runs up to 40% slower, issue 5). Both are restored after,
+    each module's mode its own: `model.train(flag)` would hand the outer module's flag to every
+    submodule (a fresh wrapper around an eval model would leave it in training mode).
     """
     params = list(model.parameters())
     flags = [p.requires_grad for p in params]
-    was_training = model.training
+    modes = [(module, module.training) for module in model.modules()]
     model.eval()
     for p in params:
         p.requires_grad_(False)
@@ -107,7 +120,18 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for p, flag in zip(params, flags, strict=True):
             p.requires_grad_(flag)
-        model.train(was_training)
+        for module, mode in modes:
+            module.training = mode
+
+
+def run_foolbox(
+    attack: Any, model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilons: float | None
+) -> torch.Tensor:
+    """Run a foolbox 3 attack on `model` (inputs in [0, 1]) and return its clipped examples."""
+    import foolbox as fb
+
+    _, clipped, _ = attack(fb.PyTorchModel(model, bounds=(0, 1)), x, y, epsilons=epsilons)
+    return clipped
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -18,9 +18,9 @@ variant: all classes, overshoot per step) stays selectable.
 from __future__ import annotations
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from robustbench_lr.attacks.base import AttackSpec, register
+from robustbench_lr.attacks.base import AttackSpec, register, run_foolbox
 
 DEFAULTS = {"steps": 50, "overshoot": 0.02, "candidates": 10}
 
@@ -71,13 +71,14 @@ MIN_CHUNK_ROWS = 32
 
 
 def _deepfool_ours(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    steps: int,
-    overshoot: float,
-    candidates: int,
-) -> torch.Tensor:
+    model: nn.Module, x: Tensor, y: Tensor, *, steps: int, overshoot: float, candidates: int
+) -> Tensor:
+    """L2 DeepFool, batched: the smallest perturbation that crosses the nearest boundary.
+
+    Args: steps (max iterations, 50), overshoot (0.02), candidates (classes considered, the
+    clean input's top 10, as foolbox). Shapes: x (N, C, H, W) in [0, 1], y (N,) -> x_adv
+    (N, C, H, W); ρ = rho(x_adv, x) (Table 3).
+    """
     x_adv = x.clone()
     p_total = torch.zeros_like(x)
     classes = None  # per sample: the clean input's most likely classes (foolbox's candidates)
@@ -121,45 +122,34 @@ def _deepfool_ours(
     return x_adv
 
 
-def deepfool(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    steps: int,
-    overshoot: float,
-    candidates: int,
-    backend: str = "ours",
-) -> torch.Tensor:
-    """L2 DeepFool, batched: the smallest perturbation that crosses the nearest boundary.
+def _deepfool_foolbox(
+    model: nn.Module, x: Tensor, y: Tensor, *, steps: int, overshoot: float, candidates: int
+) -> Tensor:
+    import foolbox as fb
 
-    Args: steps (max iterations, 50), overshoot (0.02), candidates (classes considered, the
-    clean input's top 10, as foolbox), backend (ours | foolbox | torchattacks).
-    Shapes: x (N, C, H, W) in [0, 1], y (N,) -> x_adv (N, C, H, W); ρ = rho(x_adv, x) (Table 3).
-    """
-    if backend == "foolbox":
-        import foolbox as fb
+    attack = fb.attacks.L2DeepFoolAttack(steps=steps, candidates=candidates, overshoot=overshoot)
+    return run_foolbox(attack, model, x, y, None)
 
-        fmodel = fb.PyTorchModel(model, bounds=(0, 1))
-        attack = fb.attacks.L2DeepFoolAttack(
-            steps=steps, candidates=candidates, overshoot=overshoot
-        )
-        _, clipped, _ = attack(fmodel, x, y, epsilons=None)
-        return clipped
-    if backend == "torchattacks":
-        import torchattacks
 
-        return torchattacks.DeepFool(model, steps=steps, overshoot=overshoot)(x, y)
-    return _deepfool_ours(model, x, y, steps, overshoot, candidates)
+def _deepfool_torchattacks(
+    model: nn.Module, x: Tensor, y: Tensor, *, steps: int, overshoot: float, candidates: int
+) -> Tensor:
+    """torchattacks' own variant: every class is a candidate, the overshoot applied per step."""
+    import torchattacks
+
+    return torchattacks.DeepFool(model, steps=steps, overshoot=overshoot)(x, y)
 
 
 register(
     AttackSpec(
         "deepfool",
-        deepfool,
+        {
+            "ours": _deepfool_ours,
+            "foolbox": _deepfool_foolbox,
+            "torchattacks": _deepfool_torchattacks,
+        },
         "l2",
         DEFAULTS,
-        ("ours", "foolbox", "torchattacks"),
         verify="deepfool",
         summary="L2 DeepFool, overshoot 0.02, up to 50 steps; minimal perturbation and rho (Table 3)",
     )

@@ -2,7 +2,7 @@
 
 The function the `attack` command, the bench and the audit share: white-box (gradients of the
 target) or black-box (crafted on `source`, evaluated on the target, Section 3), averaged over
-draws for randomized attacks, with per-sample outcomes kept so callers can take worst cases
+draws for random noise, with per-sample outcomes kept so callers can take worst cases
 per example (AutoAttack-style) or compare attacks sample by sample.
 """
 
@@ -92,12 +92,12 @@ def evaluate_attack(
 ) -> Evaluation:
     """Attack `x` (crafted on `source` if given: black-box transfer) and score it on `target`.
 
-    Randomized attacks run `draws` times with seeds derived from their `seed`; deterministic
-    ones once, whatever `draws` says.
+    Attacks averaged over draws (`AttackSpec.averaged_over_draws`: random noise) run `draws`
+    times with seeds derived from their `seed`; every other attack once, whatever `draws` says.
     """
     spec = ATTACKS.get(name)
     backend, resolved = spec.resolve(backend, **params)
-    draws = draws if spec.randomized else 1
+    draws = draws if spec.averaged_over_draws else 1
     if draws < 1:
         raise ValueError(f"draws must be at least 1, got {draws}")
     crafter = source if source is not None else target

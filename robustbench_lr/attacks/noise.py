@@ -1,9 +1,16 @@
-"""Random pixel noise of Table 4: a Bernoulli(p) mask of pixels gets additive Gaussian noise.
+"""Blind perturbations: Table 4's random pixel noise and the audit's random corners of the ball.
+
+Table 4's noise: a Bernoulli(p) mask of pixels gets additive Gaussian noise.
 
 The paper writes the noise as N(0, 128/255), which may name a variance or a standard deviation.
 We read it as a standard deviation (σ = 128/255 ≈ 0.502) and record the reading in every result
 row (`sigma_is=std`); pass `sigma=(128/255) ** 0.5` for the variance reading. A "pixel" is a
 spatial location: the mask is shared by its channels, the Gaussian draws are not.
+
+Both are distributions, not searches, so their accuracy is averaged over draws
+(`averaged_over_draws`). Both draw from a CPU generator seeded by `seed`, so the same seed gives
+the same noise on any device, and neither uses the model: the perturbation is blind, which is
+the point.
 """
 
 from __future__ import annotations
@@ -25,13 +32,10 @@ def pixel_noise(
     p: float,
     sigma: float,
     seed: int,
-    backend: str = "ours",
 ) -> torch.Tensor:
     """x + mask·N(0, σ²), clipped to [0, 1]; mask ~ Bernoulli(p) per pixel (Table 4).
 
-    Hand-written (a few tensor ops; no library has this exact perturbation). The draws come from
-    a CPU generator seeded by `seed`, so the same seed gives the same noise on any device. The
-    model is not used: the perturbation is blind, which is the point of the table.
+    Hand-written: a few tensor ops, and no library has this exact perturbation.
     """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"noise probability p must be in [0, 1], got {p}")
@@ -42,15 +46,41 @@ def pixel_noise(
     return torch.clamp(x + (mask * gauss * sigma).to(x.device), 0, 1)
 
 
+def linf_noise(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, seed: int
+) -> torch.Tensor:
+    """A random corner of the L-inf ball: x + eps·s with s uniform in {−1, +1}, clipped to [0, 1].
+
+    The blind baseline of Carlini et al.'s checklist: if noise of the attack's own size fools a
+    sample that gradient attacks cannot, the gradients mislead. Hand-written because no library
+    draws corners (torchattacks' random start is uniform inside the ball, a weaker probe).
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    signs = torch.randint(0, 2, x.shape, generator=gen, dtype=torch.int64).to(x.dtype) * 2 - 1
+    return torch.clamp(x + eps * signs.to(x.device), 0, 1)
+
+
 register(
     AttackSpec(
         "noise",
-        pixel_noise,
+        {"ours": pixel_noise},
         "none",
         {"p": 0.4, "sigma": 128 / 255, "seed": 0},
         randomized=True,
+        averaged_over_draws=True,
         sweep={"p": TABLE4_P},
         record={"sigma_is": SIGMA_READING, "mask": "pixel"},
         summary=f"random pixel noise (Table 4): Bernoulli(p) mask, Gaussian sigma read as {SIGMA_READING}",
+    )
+)
+register(
+    AttackSpec(
+        "linf-noise",
+        {"ours": linf_noise},
+        "linf",
+        {"eps": 8 / 255, "seed": 0},
+        randomized=True,
+        averaged_over_draws=True,
+        summary="random corners of the L-inf ball (blind baseline of the audit)",
     )
 )

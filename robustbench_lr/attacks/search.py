@@ -3,74 +3,45 @@
 Written here because no library does them: torchattacks and foolbox run a fixed number of
 steps on a whole batch with one ε. The paper's searches need per-sample early stopping (the
 update stops at the first misclassification, D.3-D.4), per-sample ε (batched bisection) and the
-prediction after every step (D.4). The update is Eq. 5 / Eq. 6 exactly as in `iterative.py`
-(same projection, summed cross-entropy); `tests/test_attacks.py` checks that a sample the search
-never fools ends where torchattacks' PGD ends.
+prediction after every step (D.4). All of them run `loop.signed_gradient_loop`, the update of
+`iterative.py`; `tests/test_attacks.py` checks that a sample the search never fools ends where
+torchattacks' PGD ends.
 
-Black-box variants pass a `judge`: gradients come from `model` (the source), success is
-decided by the judge (the target).
+`SEARCHES` holds one entry per minimum-perturbation search, DeepFool's beside the step-rule
+ones, so callers (minrho, Table 6's matched protocol) look a search up instead of asking
+whether it is DeepFool. Black-box variants pass a `judge`: gradients come from `model` (the
+source), success is decided by the judge (the target).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-from torch import nn
-from torch.nn import functional as F
+from torch import Tensor, nn
 
-from robustbench_lr.attacks.base import (
-    frozen,
-    least_likely,
-    linf_project,
-    model_device,
-    rho,
-)
+from robustbench_lr.attacks import DEFAULT_BATCH, run_attack
+from robustbench_lr.attacks.base import model_device, rho
+from robustbench_lr.attacks.harness import evaluate_attack
+from robustbench_lr.attacks.loop import STEP_RULES, signed_gradient_loop, stop_when_fooled
 from robustbench_lr.evaluation import predict
 from robustbench_lr.registry import Registry
-
-# A step rule turns logits and labels into the loss whose gradient sign the update ascends.
-StepRule = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-STEP_RULES: Registry[StepRule] = Registry("searchable attack")
-STEP_RULES.add("ifsgm", lambda logits, y: F.cross_entropy(logits, y, reduction="sum"))
-STEP_RULES.add(
-    "ill", lambda logits, y: -F.cross_entropy(logits, least_likely(logits, y), reduction="sum")
-)
-
-
-def _ascend(
-    rule: StepRule,
-    logits: torch.Tensor,
-    xa: torch.Tensor,
-    x0: torch.Tensor,
-    y: torch.Tensor,
-    eps: torch.Tensor,
-    alpha: float,
-) -> torch.Tensor:
-    """One signed-gradient step from `xa` (whose graph produced `logits`), projected (Eq. 5-6)."""
-    (grad,) = torch.autograd.grad(rule(logits, y), xa)
-    return linf_project(xa.detach() + alpha * grad.sign(), x0, eps)
-
-
-def _per_sample(eps: float | torch.Tensor, n: int, device: torch.device) -> torch.Tensor:
-    if torch.is_tensor(eps):
-        return eps.to(device=device, dtype=torch.float32)
-    return torch.full((n,), float(eps), device=device)
 
 
 def attack_until_fooled(
     model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
+    x: Tensor,
+    y: Tensor,
     *,
     attack: str,
-    eps: float | torch.Tensor,
+    eps: float | Tensor,
     alpha: float,
     max_steps: int,
     judge: nn.Module | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[Tensor, Tensor]:
     """Iterate `attack`'s update, each sample stopping at its first misclassification (D.3).
 
     Returns `(x_adv, steps)`: the first misclassified iterate (or the last one) and how many
@@ -78,57 +49,21 @@ def attack_until_fooled(
     forward+backward pass more than the steps the samples actually needed. `eps` may be a
     per-sample tensor (N,).
     """
-    with frozen(model), frozen(judge or model):
-        return _until_fooled(STEP_RULES.get(attack), model, x, y, eps, alpha, max_steps, judge)
+    run = signed_gradient_loop(
+        model,
+        x,
+        y,
+        rule=STEP_RULES.get(attack),
+        eps=eps,
+        alpha=alpha,
+        steps=max_steps,
+        stop=stop_when_fooled,
+        judge=judge,
+    )
+    return run.best, run.steps
 
 
-def _until_fooled(
-    rule: StepRule,
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    eps: float | torch.Tensor,
-    alpha: float,
-    max_steps: int,
-    judge: nn.Module | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    device = model_device(model)
-    x, y = x.to(device), y.to(device)
-    x_adv = x.clone()
-    steps = torch.zeros(len(x), dtype=torch.long, device=device)
-    # The samples still standing, kept compact: their original index, iterate, clean input,
-    # label and ε. A sample that falls is written back to x_adv and dropped.
-    idx = torch.arange(len(x), device=device)
-    cur, x0, yy, ee = x.clone(), x, y, _per_sample(eps, len(x), device)
-    for t in range(max_steps + 1):
-        final = t == max_steps
-        xa = cur.detach().requires_grad_(not final)
-        if judge is None or not final:
-            with torch.set_grad_enabled(not final):
-                logits = model(xa)
-        if judge is None:
-            judged = logits.detach()
-        else:
-            with torch.no_grad():
-                judged = judge(xa.detach())
-        standing = judged.argmax(1) == yy
-        rows = None
-        if not standing.all():
-            x_adv[idx[~standing]] = xa.detach()[~standing]
-            rows = standing.nonzero().flatten()
-            idx, cur, x0, yy, ee = idx[rows], cur[rows], x0[rows], yy[rows], ee[rows]
-        if final or len(idx) == 0:
-            break
-        kept = logits if rows is None else logits[rows]
-        (grad,) = torch.autograd.grad(rule(kept, yy), xa)
-        base, grad = (xa.detach(), grad) if rows is None else (xa.detach()[rows], grad[rows])
-        cur = linf_project(base + alpha * grad.sign(), x0, ee)
-        steps[idx] += 1
-    x_adv[idx] = cur.detach()
-    return x_adv, steps
-
-
-def _fooled(judge: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _fooled(judge: nn.Module, x_adv: Tensor, y: Tensor) -> Tensor:
     return predict(judge, x_adv) != y.to(model_device(judge))
 
 
@@ -149,188 +84,354 @@ class ThresholdResult:
     evaluations: tuple[tuple[float, float], ...]
 
 
-def _grid_size(eps_max: float, tol: float) -> int:
-    if tol <= 0 or eps_max <= 0:
-        raise ValueError(f"tol and eps_max must be positive, got tol={tol}, eps_max={eps_max}")
-    return max(1, math.ceil(eps_max / tol - 1e-9))
-
-
-def threshold_search(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    attack: str,
-    alpha: float,
-    max_steps: int,
-    tol: float,
-    eps_max: float,
-    rate: float = 0.99,
-    judge: nn.Module | None = None,
-) -> ThresholdResult:
-    """Bisection over ε on the grid k·tol for the >`rate` misclassification threshold (D.3).
-
-    On a grid, the reported ε misclassifies more than `rate` and ε − tol was evaluated and
-    does not: the bisection ends when the bracket is one grid step wide.
-    """
-    judge_model = judge or model
-    k_max = _grid_size(eps_max, tol)
-    runs: dict[int, tuple[float, torch.Tensor]] = {}
-
-    def evaluate(k: int) -> float:
-        x_adv, _ = attack_until_fooled(
-            model, x, y, attack=attack, eps=k * tol, alpha=alpha, max_steps=max_steps, judge=judge
-        )
-        fooled = _fooled(judge_model, x_adv, y.to(x_adv.device))
-        # An exact fraction: a float32 mean makes 99/100 = 0.99000001, "more than 99 %".
-        runs[k] = (int(fooled.sum()) / len(fooled), x_adv)
-        return runs[k][0]
-
-    lo, hi = 0, k_max
-    if evaluate(0) > rate:
-        hi = 0
-    elif evaluate(k_max) <= rate:
-        return ThresholdResult(
-            math.nan, runs[k_max][0], math.nan, math.nan, tol, _history(runs, tol)
-        )
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if evaluate(mid) > rate:
-            hi = mid
-        else:
-            lo = mid
-    share, x_adv = runs[hi]
-    x_dev = x.to(x_adv.device)
-    per = rho(x_adv, x_dev)
-    turned = _fooled(judge_model, x_adv, y.to(x_adv.device)) & ~_fooled(
-        judge_model, x_dev, y.to(x_adv.device)
-    )
-    rho_fooled = per[turned].mean().item() if turned.any() else math.nan
-    return ThresholdResult(hi * tol, share, per.mean().item(), rho_fooled, tol, _history(runs, tol))
-
-
-def _history(
-    runs: dict[int, tuple[float, torch.Tensor]], tol: float
-) -> tuple[tuple[float, float], ...]:
+def _history(runs: dict[int, tuple[float, Tensor]], tol: float) -> tuple[tuple[float, float], ...]:
     return tuple((k * tol, share) for k, (share, _) in runs.items())
 
 
-def per_sample_min_eps(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    attack: str,
-    alpha: float,
-    max_steps: int,
-    tol: float,
-    eps_max: float,
-    judge: nn.Module | None = None,
-) -> torch.Tensor:
-    """Each sample's smallest grid ε (k·tol) at which the early-stopped attack fools it.
+@dataclass(frozen=True)
+class EpsSearch:
+    """One search over ε of an early-stopped step-rule attack (D.3).
 
-    Batched bisection: every round runs one early-stopped attack with a per-sample ε on the
-    samples whose bracket is still open, so all samples share each forward/backward pass.
-    0 for samples misclassified clean, +inf for samples not fooled at `eps_max`.
-    Returned on CPU, shape (N,).
+    The ε grid is k·tol for k = 0..size, the first point at or past `eps_max` its last;
+    `attack`, `alpha`, `max_steps` and `judge` are `attack_until_fooled`'s. `threshold` finds
+    the subset's threshold (Table 10), `min_eps` each sample's minimal ε (the minrho curve).
     """
-    judge_model = judge or model
-    device = model_device(model)
-    x, y = x.to(device), y.to(device)
-    k_max = _grid_size(eps_max, tol)
-    lo = torch.zeros(len(x), dtype=torch.long, device=device)
-    hi = torch.full_like(lo, k_max)
-    hi[_fooled(judge_model, x, y)] = 0
-    open_ = hi > 0
-    if open_.any():
-        idx = open_.nonzero().flatten()
+
+    attack: str
+    alpha: float
+    max_steps: int
+    tol: float
+    eps_max: float
+    judge: nn.Module | None = None
+
+    def __post_init__(self) -> None:
+        if self.tol <= 0 or self.eps_max <= 0:
+            raise ValueError(
+                f"tol and eps_max must be positive, got tol={self.tol}, eps_max={self.eps_max}"
+            )
+
+    @property
+    def size(self) -> int:
+        """The largest grid index k."""
+        return max(1, math.ceil(self.eps_max / self.tol - 1e-9))
+
+    def grid(self) -> Tensor:
+        """Every grid ε, k·tol for k = 0..size (float64, on CPU)."""
+        return torch.arange(0, self.size + 1, dtype=torch.float64) * self.tol
+
+    def attack_at(self, model: nn.Module, x: Tensor, y: Tensor, eps: float | Tensor) -> Tensor:
+        """The early-stopped attack's examples at `eps` (a float or per-sample (N,))."""
         x_adv, _ = attack_until_fooled(
             model,
-            x[idx],
-            y[idx],
-            attack=attack,
-            eps=k_max * tol,
-            alpha=alpha,
-            max_steps=max_steps,
-            judge=judge,
+            x,
+            y,
+            attack=self.attack,
+            eps=eps,
+            alpha=self.alpha,
+            max_steps=self.max_steps,
+            judge=self.judge,
         )
-        never = ~_fooled(judge_model, x_adv, y[idx])
-        hi[idx[never]] = k_max + 1  # marks "not fooled within eps_max"
-    while True:
-        idx = ((hi - lo > 1) & (hi <= k_max)).nonzero().flatten()
-        if len(idx) == 0:
-            break
-        mid = (lo[idx] + hi[idx]) // 2
-        x_adv, _ = attack_until_fooled(
-            model,
-            x[idx],
-            y[idx],
-            attack=attack,
-            eps=mid.float() * tol,
-            alpha=alpha,
-            max_steps=max_steps,
-            judge=judge,
+        return x_adv
+
+    def threshold(self, model: nn.Module, x: Tensor, y: Tensor, rate: float) -> ThresholdResult:
+        """Bisection over the grid for the >`rate` misclassification threshold (D.3).
+
+        On a grid, the reported ε misclassifies more than `rate` and ε − tol was evaluated and
+        does not: the bisection ends when the bracket is one grid step wide.
+        """
+        judge_model = self.judge or model
+        runs: dict[int, tuple[float, Tensor]] = {}
+
+        def evaluate(k: int) -> float:
+            x_adv = self.attack_at(model, x, y, k * self.tol)
+            fooled = _fooled(judge_model, x_adv, y.to(x_adv.device))
+            # An exact fraction: a float32 mean makes 99/100 = 0.99000001, "more than 99 %".
+            runs[k] = (int(fooled.sum()) / len(fooled), x_adv)
+            return runs[k][0]
+
+        lo, hi = 0, self.size
+        if evaluate(0) > rate:
+            hi = 0
+        elif evaluate(self.size) <= rate:
+            history = _history(runs, self.tol)
+            return ThresholdResult(
+                math.nan, runs[self.size][0], math.nan, math.nan, self.tol, history
+            )
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if evaluate(mid) > rate:
+                hi = mid
+            else:
+                lo = mid
+        share, x_adv = runs[hi]
+        x_dev, y_dev = x.to(x_adv.device), y.to(x_adv.device)
+        per = rho(x_adv, x_dev)
+        turned = _fooled(judge_model, x_adv, y_dev) & ~_fooled(judge_model, x_dev, y_dev)
+        rho_fooled = per[turned].mean().item() if turned.any() else math.nan
+        history = _history(runs, self.tol)
+        return ThresholdResult(
+            hi * self.tol, share, per.mean().item(), rho_fooled, self.tol, history
         )
-        fooled = _fooled(judge_model, x_adv, y[idx])
-        hi[idx[fooled]] = mid[fooled]
-        lo[idx[~fooled]] = mid[~fooled]
-    out = hi.double() * tol
-    out[hi > k_max] = math.inf
-    return out.cpu()
+
+    def min_eps(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        """Each sample's smallest grid ε at which the early-stopped attack fools it.
+
+        Batched bisection: every round runs one early-stopped attack with a per-sample ε on the
+        samples whose bracket is still open, so all samples share each forward/backward pass.
+        0 for samples misclassified clean, +inf for samples not fooled at `eps_max`. Returned
+        on CPU, shape (N,).
+        """
+        judge_model = self.judge or model
+        device = model_device(model)
+        x, y = x.to(device), y.to(device)
+        lo = torch.zeros(len(x), dtype=torch.long, device=device)
+        hi = torch.full_like(lo, self.size)
+        hi[_fooled(judge_model, x, y)] = 0
+        open_ = hi > 0
+        if open_.any():
+            idx = open_.nonzero().flatten()
+            x_adv = self.attack_at(model, x[idx], y[idx], self.size * self.tol)
+            hi[idx[~_fooled(judge_model, x_adv, y[idx])]] = self.size + 1  # "not within eps_max"
+        while True:
+            idx = ((hi - lo > 1) & (hi <= self.size)).nonzero().flatten()
+            if len(idx) == 0:
+                break
+            mid = (lo[idx] + hi[idx]) // 2
+            x_adv = self.attack_at(model, x[idx], y[idx], mid.float() * self.tol)
+            fooled = _fooled(judge_model, x_adv, y[idx])
+            hi[idx[fooled]] = mid[fooled]
+            lo[idx[~fooled]] = mid[~fooled]
+        out = hi.double() * self.tol
+        out[hi > self.size] = math.inf
+        return out.cpu()
 
 
-def accuracy_curve(min_eps: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+def threshold_search(
+    model: nn.Module, x: Tensor, y: Tensor, *, rate: float = 0.99, **search: Any
+) -> ThresholdResult:
+    """`EpsSearch(**search).threshold(model, x, y, rate)`: the keyword form callers use."""
+    return EpsSearch(**search).threshold(model, x, y, rate)
+
+
+def per_sample_min_eps(model: nn.Module, x: Tensor, y: Tensor, **search: Any) -> Tensor:
+    """`EpsSearch(**search).min_eps(model, x, y)`: the keyword form callers use."""
+    return EpsSearch(**search).min_eps(model, x, y)
+
+
+def accuracy_curve(min_eps: Tensor, grid: Tensor) -> Tensor:
     """Robust accuracy (%) at each ε of `grid` from per-sample minimal ε: mean(ε_min > ε)."""
     return 100.0 * (min_eps[None, :] > grid[:, None]).double().mean(1)
 
 
+def step_curves(predictions: Tensor) -> tuple[Tensor, Tensor]:
+    """a_I(k), a_C(k) (%) from the judge's predictions (steps + 1, N) after k = 0..steps steps.
+
+    a_I(k) is the share of samples whose prediction after k steps equals the clean prediction
+    y_a(x; 0) (row 0); a_C(k) the share whose prediction equalled it at every step j ≤ k, so
+    a_C is non-increasing while a_I need not be (Fig. 11, D.4).
+    """
+    same = predictions == predictions[0]
+    cumulative = same.int().cummin(0).values.bool()
+    return 100.0 * same.float().mean(1).cpu(), 100.0 * cumulative.float().mean(1).cpu()
+
+
 def step_accuracies(
     model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
+    x: Tensor,
+    y: Tensor,
     *,
     attack: str,
     eps: float,
     alpha: float,
     steps: int,
     judge: nn.Module | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[Tensor, Tensor]:
     """Instantaneous and cumulative accuracy a_I(k), a_C(k) for k = 0..steps (Appendix D.4).
 
-    a_I(k) is the share of samples whose prediction after k steps equals the clean prediction
-    y_a(x; 0); a_C(k) the share whose prediction equalled it at every step j ≤ k, so a_C is
-    non-increasing while a_I need not be (Fig. 11). Both in percent, on CPU.
+    The loop's per-step callback records the judge's predictions (`step_curves` turns them into
+    the two curves, in percent, on CPU); a caller that also wants the examples passes the same
+    callback to `signed_gradient_loop` and keeps its `best` iterates: one run, both results.
     """
-    rule = STEP_RULES.get(attack)
-    judge_model = judge or model
-    with frozen(model), frozen(judge_model):
-        return _step_accuracies(rule, model, judge_model, x, y, eps, alpha, steps)
+    predictions: list[Tensor] = []
+    signed_gradient_loop(
+        model,
+        x,
+        y,
+        rule=STEP_RULES.get(attack),
+        eps=eps,
+        alpha=alpha,
+        steps=steps,
+        on_step=lambda step: predictions.append(step.logits.argmax(1)),
+        judge=judge,
+    )
+    return step_curves(torch.stack(predictions))
 
 
-def _step_accuracies(
-    rule: StepRule,
-    model: nn.Module,
-    judge_model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    eps: float,
-    alpha: float,
-    steps: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    device = model_device(model)
-    x, y = x.to(device), y.to(device)
-    eps_t = _per_sample(eps, len(x), device)
-    with torch.no_grad():
-        clean_pred = judge_model(x).argmax(1)
-    same = torch.ones(len(x), dtype=torch.bool, device=device)
-    instant, cumulative = [100.0], [100.0]
-    x_adv = x.clone()
-    for _ in range(steps):
-        xa = x_adv.requires_grad_(True)
-        x_adv = _ascend(rule, model(xa), xa, x, y, eps_t, alpha)
-        with torch.no_grad():
-            now = judge_model(x_adv).argmax(1) == clean_pred
-        same &= now
-        instant.append(100.0 * now.float().mean().item())
-        cumulative.append(100.0 * same.float().mean().item())
-    return torch.tensor(instant), torch.tensor(cumulative)
+# ---- the registry of minimum-perturbation searches --------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The knobs of every search (`robustbench-lr minrho`'s flags; D.3: α = 1/255).
+
+    The step-rule searches read alpha, max_steps, the ε grid (tol, eps_max), rate and
+    per_sample; DeepFool finds its own minimum and reads backend and batch_size.
+    """
+
+    alpha: float = 1 / 255
+    max_steps: int = 50
+    tol: float = 0.5 / 255
+    eps_max: float = 64 / 255
+    rate: float = 0.99
+    per_sample: bool = False
+    backend: str | None = None
+    batch_size: int = DEFAULT_BATCH
+
+
+@dataclass(frozen=True)
+class MinimumPerturbation:
+    """What one search found on a subset, in the terms the `minrho` rows record (Tables 3, 10).
+
+    - `params`: the settings, ready for `harness.setting_fields(params, extra)` (the alpha and
+      steps columns, the rest in `param`).
+    - `metrics`: rho, rho_fooled, misclassified (%) for every search; eps (Table 10) and, with
+      `per_sample`, median_eps for the step-rule searches.
+    - `bisection`: (ε, misclassified %) at every ε the bisection ran, in order (the
+      `minrho-bisection` rows); `curve`: (ε, robust accuracy %) at every grid ε from each
+      sample's minimal ε (`per_sample`, the `minrho-curve` rows). Both empty for DeepFool.
+    """
+
+    attack: str
+    backend: str
+    params: Mapping[str, Any]
+    metrics: Mapping[str, float]
+    bisection: tuple[tuple[float, float], ...] = ()
+    curve: tuple[tuple[float, float], ...] = ()
+
+
+# find(target, x, y, settings, source): the search on `target`, crafted on `source` if given.
+Find = Callable[[nn.Module, Tensor, Tensor, SearchSettings, nn.Module | None], MinimumPerturbation]
+# matched(model, judge, x, y, backend, params): Table 6's N-LR protocol (D.5), examples from
+# `model`'s gradients, each pushed on until `judge` misclassifies it; `backend` and `params` are
+# the attack's resolved ones (`attacks.resolve`); the step-rule searches run the loop (ours).
+Matched = Callable[[nn.Module, nn.Module, Tensor, Tensor, str, Mapping[str, Any]], Tensor]
+
+
+@dataclass(frozen=True)
+class Search:
+    """One minimum-perturbation search: how it finds the minimum, and how it is matched."""
+
+    name: str
+    find: Find
+    matched: Matched
+    summary: str = ""
+
+
+SEARCHES: Registry[Search] = Registry("minrho attack")
+
+
+def _step_rule_search(name: str) -> Search:
+    """`name`'s ε bisection of its early-stopped update, and the matched protocol's version of
+    that early stop: `model`'s gradients, the other model's verdict, the run's own ε and steps."""
+
+    def find(
+        target: nn.Module, x: Tensor, y: Tensor, settings: SearchSettings, source: nn.Module | None
+    ) -> MinimumPerturbation:
+        crafter = source if source is not None else target
+        judge = target if source is not None else None
+        s = EpsSearch(
+            name, settings.alpha, settings.max_steps, settings.tol, settings.eps_max, judge
+        )
+        found = s.threshold(crafter, x, y, settings.rate)
+        metrics = {
+            "eps": found.eps,
+            "rho": found.rho,
+            "rho_fooled": found.rho_fooled,
+            "misclassified": 100.0 * found.misclassified,
+        }
+        curve: tuple[tuple[float, float], ...] = ()
+        if settings.per_sample:
+            min_eps = s.min_eps(crafter, x, y)
+            grid = s.grid()
+            curve = tuple(zip(grid.tolist(), accuracy_curve(min_eps, grid).tolist(), strict=True))
+            metrics["median_eps"] = min_eps.median().item()
+        params = {
+            "alpha": settings.alpha,
+            "steps": settings.max_steps,
+            "tol": settings.tol,
+            "eps_max": settings.eps_max,
+            "rate": settings.rate,
+        }
+        bisection = tuple((eps, 100.0 * share) for eps, share in found.evaluations)
+        return MinimumPerturbation(name, "ours", params, metrics, bisection, curve)
+
+    def matched(
+        model: nn.Module, judge: nn.Module, x: Tensor, y: Tensor, backend: str, params: Mapping
+    ) -> Tensor:
+        eps, alpha, steps = float(params["eps"]), float(params["alpha"]), int(params["steps"])
+        x_adv, _ = attack_until_fooled(
+            model, x, y, attack=name, eps=eps, alpha=alpha, max_steps=steps, judge=judge
+        )
+        return x_adv
+
+    return Search(name, find, matched, f"smallest grid eps at which early-stopped {name} fools")
+
+
+def _deepfool_find(
+    target: nn.Module, x: Tensor, y: Tensor, settings: SearchSettings, source: nn.Module | None
+) -> MinimumPerturbation:
+    ev = evaluate_attack(
+        "deepfool",
+        target,
+        x,
+        y,
+        source=source,
+        backend=settings.backend,
+        batch_size=settings.batch_size,
+    )
+    metrics = {"rho": ev.mean_rho, "rho_fooled": ev.rho_fooled, "misclassified": 100.0 - ev.acc}
+    return MinimumPerturbation("deepfool", ev.backend, ev.params, metrics)
+
+
+# Scales DeepFool's perturbation is tried at under the matched protocol: 1, 1.05, ..., ~20.
+EXTEND_SCALES = tuple(1.05**k for k in range(62))
+
+
+def extend_until_fooled(judge: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor) -> Tensor:
+    """Per sample, `clip(x + s·(x_adv − x), 0, 1)` at the smallest s in EXTEND_SCALES that
+    `judge` misclassifies (the largest s where none does). Batched over samples; one forward
+    pass of the batch per scale."""
+    x, y = x.to(x_adv.device), y.to(x_adv.device)
+    r = x_adv - x
+    out = (x + EXTEND_SCALES[-1] * r).clamp(0, 1)
+    standing = torch.arange(len(x), device=x.device)  # samples the judge still gets right
+    for scale in EXTEND_SCALES:
+        candidate = (x[standing] + scale * r[standing]).clamp(0, 1)
+        fooled = (predict(judge, candidate) != y[standing].to(model_device(judge))).to(x.device)
+        out[standing[fooled]] = candidate[fooled]
+        standing = standing[~fooled]
+        if len(standing) == 0:
+            break
+    return out
+
+
+def _deepfool_matched(
+    model: nn.Module, judge: nn.Module, x: Tensor, y: Tensor, backend: str, params: Mapping
+) -> Tensor:
+    """DeepFool has no iteration past `model`'s own boundary (its next step would walk back),
+    so its perturbation r is extended along its direction, x + s·r, until `judge` is fooled."""
+    x_adv = run_attack("deepfool", model, x, y, backend=backend, **params)
+    return extend_until_fooled(judge, x, x_adv, y)
+
+
+for _rule in STEP_RULES:
+    SEARCHES.add(_rule, _step_rule_search(_rule))
+SEARCHES.add(
+    "deepfool",
+    Search(
+        "deepfool",
+        _deepfool_find,
+        _deepfool_matched,
+        "L2 DeepFool's minimal perturbation: rho of the subset (Table 3)",
+    ),
+)

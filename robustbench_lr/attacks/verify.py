@@ -62,7 +62,7 @@ def cross_check(
             f"--verify works for: {', '.join(checkable)}"
         )
     target = ATTACKS.get(spec.verify)
-    first, second = target.backends[:2]
+    first, second = list(target.backends)[:2]
     accs, rhos = [], []
     for backend in (first, second):
         x_adv = run_attack(target.name, model, x, y, backend=backend, **params)

@@ -6,18 +6,11 @@ import argparse
 from pathlib import Path
 
 from robustbench_lr.analysis import ANALYSES
-from robustbench_lr.commands.argtypes import comma_list, count, seed
+from robustbench_lr.commands.argtypes import comma_list, count, key_value, seed
 from robustbench_lr.commands.common import add_data_flags, add_device_flag, load_options
 
 NAME = "analyze"
 HELP = "representation analyses of a checkpoint (rows go to the results file)"
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
-    return key.strip(), value.strip()
 
 
 def _dim(text: str) -> int:
@@ -65,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--option",
-        type=_key_value,
+        type=key_value,
         action="append",
         default=[],
         metavar="KEY=VALUE",

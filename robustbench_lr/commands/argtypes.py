@@ -127,6 +127,14 @@ def bench_stages(text: str) -> str:
     return text
 
 
+def key_value(text: str) -> tuple[str, str]:
+    """`KEY=VALUE` (analysis options, extra sbatch options)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
 count = at_least(1)  # steps, epochs, batch sizes, --n, draws, queries, restarts, targets, limits
 seed = at_least(0)  # seeds (numpy refuses negative ones)
 budget = real(Range(0, 1, low_open=True))  # L-inf eps and step sizes on [0, 1] images

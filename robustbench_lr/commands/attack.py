@@ -1,21 +1,14 @@
 """`robustbench-lr attack`: adversarial / noise accuracy of a checkpoint, one row per number.
 
-Experiments written to the results file:
-- `attack`: per setting (eps x steps, or noise p), metrics `acc`, `clean_acc`, `rho`,
-  `rho_fooled`, `success`. An eps sweep gives Fig. 4a / 9's accuracy-vs-ρ curve (`acc` against
-  `rho` of the same setting); Tables 1, 2 and 4 read `acc`.
-- `step-curve` (with `--per-step`, ifsgm / ill): `acc_instant` and `acc_cumulative` after each
-  step k (the `steps` column holds k), Fig. 11 / Appendix D.4.
+The rows are those of `experiments.attack` (which documents them); this module only maps
+flags to a `Sweep`, prints the summary lines and appends the rows.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
-from typing import Any
 
 from robustbench_lr.attacks import ATTACKS
-from robustbench_lr.attacks.search import STEP_RULES
 from robustbench_lr.attacks.strong import QUERIES, TARGETS
 from robustbench_lr.commands.argtypes import (
     at_least,
@@ -27,19 +20,18 @@ from robustbench_lr.commands.argtypes import (
     probability,
     seed,
 )
-from robustbench_lr.commands.evalflags import Setup, add_eval_flags, load_setup
+from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from
+from robustbench_lr.experiments.attack import (
+    LIST_PARAMS,
+    SCALAR_PARAMS,
+    VERIFY_N,
+    Sweep,
+    check_verifiable,
+    run_setting,
+)
 
 NAME = "attack"
 HELP = "attack a checkpoint (white-box, or black-box with --source) and append result rows"
-
-# Command-line flags that name attack hyper-parameters: lists are swept, scalars fixed.
-LIST_FLAGS = ("eps", "steps", "p")
-SCALAR_FLAGS = ("alpha", "sigma", "overshoot", "candidates", "queries", "targets", "restarts")
-VERIFY_N = 64
-# Random noise is a distribution, so Table 4 averages it over `--noise-draws`; the other
-# randomized attacks (Square, APGD, restarts) search for a worst case and run once per
-# `--attack-seed`: averaging their seeds would report a mean where a worst case is meant.
-AVERAGED_OVER_DRAWS = ("noise", "linf-noise")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -128,22 +120,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_eval_flags(parser)
 
 
-def settings(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Every hyper-parameter combination to run for one attack (flags it does not take are ignored)."""
-    spec = ATTACKS.get(name)
-    fixed = {
-        k: getattr(args, k)
-        for k in SCALAR_FLAGS
-        if k in spec.defaults and getattr(args, k) is not None
-    }
-    if "seed" in spec.defaults and args.attack_seed is not None:
-        fixed["seed"] = args.attack_seed
-    swept: dict[str, list[Any]] = {}
-    for key in LIST_FLAGS:
-        if key in spec.defaults:
-            swept[key] = getattr(args, key) or list(spec.sweep.get(key, [spec.defaults[key]]))
-    combos = itertools.product(*swept.values())
-    return [{**fixed, **dict(zip(swept, combo, strict=True))} for combo in combos]
+def sweep_from(name: str, args: argparse.Namespace) -> Sweep:
+    """The sweep the flags describe for attack `name`."""
+    lists = {k: getattr(args, k) for k in LIST_PARAMS if getattr(args, k) is not None}
+    fixed = {k: getattr(args, k) for k in SCALAR_PARAMS if k != "seed"}
+    fixed["seed"] = args.attack_seed
+    return Sweep(
+        name,
+        lists,
+        fixed,
+        backend=args.backend,
+        draws=args.noise_draws,
+        batch_size=args.batch_size,
+        per_step=args.per_step,
+        verify=args.verify,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -151,92 +142,16 @@ def run(args: argparse.Namespace) -> int:
     from robustbench_lr import results
 
     names = [n.strip() for n in args.attack.split(",") if n.strip()]
-    unverifiable = [n for n in names if ATTACKS.get(n).verify is None]
-    if args.verify and unverifiable:
-        checkable = [n for n in ATTACKS if ATTACKS[n].verify is not None]
-        raise ValueError(
-            f"--verify needs a second implementation, which {unverifiable} lack(s); "
-            f"it works for: {', '.join(checkable)}"
-        )
-    setup = load_setup(args)
+    sweeps = [sweep_from(name, args) for name in names]
+    if args.verify:
+        check_verifiable(names)
+    target = load_target_from(args)
     written = 0
-    for name in names:
-        for params in settings(name, args):
-            rows = _run_setting(name, params, setup, args)
-            results.append(args.out, rows)  # per setting: an interrupted sweep keeps what it did
-            written += len(rows)
+    for sweep in sweeps:
+        for params in sweep.settings():
+            outcome = run_setting(target, sweep, params)
+            print("\n".join(outcome.lines))
+            results.append(args.out, outcome.rows)  # per setting: a stopped sweep keeps what it did
+            written += len(outcome.rows)
     print(f"{written} rows -> {args.out}")
     return 0
-
-
-def _run_setting(
-    name: str, params: dict[str, Any], setup: Setup, args: argparse.Namespace
-) -> list[dict[str, Any]]:
-    from robustbench_lr.attacks.harness import evaluate_attack, evaluation_rows
-    from robustbench_lr.attacks.verify import verify
-
-    es = setup.eval_set
-    crafter = setup.source or es.model
-    if args.verify:
-        agreement = verify(name, crafter, es.x[:VERIFY_N], es.y[:VERIFY_N], **params)
-        print(f"verified: {agreement.describe()}")
-    ev = evaluate_attack(
-        name,
-        es.model,
-        es.x,
-        es.y,
-        source=setup.source,
-        backend=args.backend,
-        draws=args.noise_draws if name in AVERAGED_OVER_DRAWS else 1,
-        batch_size=args.batch_size,
-        **params,
-    )
-    shown = " ".join(
-        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in ev.params.items()
-    )
-    print(
-        f"{name} [{ev.backend}, {ev.box}-box] {shown}: acc {ev.acc:.2f}% (clean {ev.clean_acc:.2f}%), "
-        f"rho {ev.mean_rho:.4g}, n={ev.n}"
-    )
-    rows = evaluation_rows(
-        ev, setup.model_columns, source=setup.source_path, extra=setup.subset_extra
-    )
-    if args.per_step and name in STEP_RULES:
-        rows += _step_rows(name, ev.params, setup)
-    return rows
-
-
-def _step_rows(name: str, params: dict[str, Any], setup: Setup) -> list[dict[str, Any]]:
-    from robustbench_lr.attacks.harness import param_text
-    from robustbench_lr.attacks.search import step_accuracies
-
-    es = setup.eval_set
-    crafter = setup.source or es.model
-    judge = es.model if setup.source is not None else None
-    instant, cumulative = step_accuracies(
-        crafter,
-        es.x,
-        es.y,
-        attack=name,
-        eps=params["eps"],
-        alpha=params["alpha"],
-        steps=params["steps"],
-        judge=judge,
-    )
-    base = {
-        **setup.model_columns,
-        "experiment": "step-curve",
-        "attack": name,
-        "box": setup.box,
-        "source": setup.source_path,
-        "backend": "ours",
-        "eps": params["eps"],
-        "alpha": params["alpha"],
-        "param": param_text({}, setup.subset_extra),
-        "n": len(es.y),
-    }
-    rows = []
-    for k in range(len(instant)):
-        rows.append({**base, "steps": k, "metric": "acc_instant", "value": instant[k].item()})
-        rows.append({**base, "steps": k, "metric": "acc_cumulative", "value": cumulative[k].item()})
-    return rows

@@ -3,7 +3,8 @@
 Runs the battery of `robustbench_lr.audit` (gradient, gradient-free and unbounded attacks, then
 every registered check), appends rows with experiment="audit" to the results file (among them
 `worst_case_acc` and `failed_checks`, which the leaderboard reads) and writes
-`audit_<dataset>_<arch>-w<width>_<method>_seed<S>_eps<E>.md` beside it.
+`audit_<dataset>_<arch>-w<width>_<method>_seed<S>_eps<E>.md` beside it. `--source` is the model
+the transfer attack is crafted on (the N-LR one); without it the transfer check is skipped.
 """
 
 from __future__ import annotations
@@ -11,27 +12,38 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from robustbench_lr.audit import AUDIT_EPS, DEFAULT_EPS, AuditOptions
+from robustbench_lr.audit import DEFAULT_EPS, AuditOptions, audit_eps_by_dataset
 from robustbench_lr.commands.argtypes import budget, count, seed
-from robustbench_lr.commands.common import add_data_flags, add_device_flag, load_options
-from robustbench_lr.commands.evalflags import DEFAULT_RESULTS
+from robustbench_lr.commands.common import load_options
+from robustbench_lr.commands.evalflags import add_eval_flags
 
 NAME = "audit"
 HELP = "audit a checkpoint for gradient masking: strong attacks, sanity checks, worst-case accuracy"
 
 DEFAULTS = AuditOptions()
 
+# The battery's budget: `AuditOptions` field -> (flag value check, help). Each is the flag
+# `--<field with dashes>` and the profile's `[audit]` key of the same name.
+BUDGET_FLAGS = {
+    "attack_seed": (seed, "seed of the randomized attacks (default: %(default)s)"),
+    "queries": (count, "Square queries (default: %(default)s; AutoAttack uses 5000)"),
+    "steps": (count, "APGD / FAB iterations (default: %(default)s; AutoAttack uses 100)"),
+    "targets": (
+        count,
+        "APGD-T / FAB-T target classes (default: %(default)s; AutoAttack uses 9)",
+    ),
+    "restarts": (count, "IFSGM random restarts (default: %(default)s)"),
+    "dlr_restarts": (count, "APGD-DLR restarts (default: %(default)s)"),
+    "noise_draws": (count, "random corners of the eps-ball per example (default: %(default)s)"),
+    "deepfool_steps": (count, "DeepFool iterations (default: %(default)s)"),
+}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Target, transfer source, budget and subset flags, plus device and data flags."""
-    per_dataset = ", ".join(f"{name} {eps * 255:g}/255" for name, eps in AUDIT_EPS.items())
-    parser.add_argument(
-        "--checkpoint", required=True, help="checkpoint folder to audit (holds meta.json)"
-    )
-    parser.add_argument(
-        "--source",
-        default=None,
-        help="checkpoint transfer attacks are crafted on, e.g. the N-LR model (default: no transfer check)",
+    """The shared evaluation flags, --eps, the budget flags and --strict."""
+    add_eval_flags(parser, n_default=DEFAULTS.n)
+    per_dataset = ", ".join(
+        f"{name} {eps * 255:g}/255" for name, eps in audit_eps_by_dataset().items()
     )
     parser.add_argument(
         "--eps",
@@ -39,61 +51,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"L-inf budget (default: {per_dataset}, otherwise {DEFAULT_EPS * 255:g}/255)",
     )
-    parser.add_argument(
-        "--n",
-        type=count,
-        default=DEFAULTS.n,
-        help=f"uniformly sampled test subset size (default: {DEFAULTS.n})",
-    )
-    parser.add_argument(
-        "--seed", type=seed, default=DEFAULTS.seed, help="seed of the test subset (default: 0)"
-    )
-    parser.add_argument(
-        "--attack-seed",
-        type=seed,
-        default=DEFAULTS.attack_seed,
-        help="seed of the randomized attacks (default: 0)",
-    )
-    parser.add_argument(
-        "--queries",
-        type=count,
-        default=DEFAULTS.queries,
-        help=f"Square queries (default: {DEFAULTS.queries}; AutoAttack uses 5000)",
-    )
-    parser.add_argument(
-        "--steps",
-        type=count,
-        default=DEFAULTS.steps,
-        help=f"APGD / FAB iterations (default: {DEFAULTS.steps}; AutoAttack uses 100)",
-    )
-    parser.add_argument(
-        "--targets",
-        type=count,
-        default=DEFAULTS.targets,
-        help=f"APGD-T / FAB-T target classes (default: {DEFAULTS.targets}; AutoAttack uses 9)",
-    )
-    parser.add_argument(
-        "--restarts",
-        type=count,
-        default=DEFAULTS.restarts,
-        help=f"IFSGM random restarts (default: {DEFAULTS.restarts})",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=count,
-        default=DEFAULTS.batch_size,
-        help=f"attack batch size (default: {DEFAULTS.batch_size})",
-    )
-    parser.add_argument(
-        "--out",
-        default=DEFAULT_RESULTS,
-        help=f"results CSV to append to; audit_*.md goes beside it (default: {DEFAULT_RESULTS})",
-    )
+    for name, (check, text) in BUDGET_FLAGS.items():
+        flag = f"--{name.replace('_', '-')}"
+        parser.add_argument(flag, type=check, default=getattr(DEFAULTS, name), help=text)
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 1 when any check fails"
     )
-    add_device_flag(parser)
-    add_data_flags(parser)
+
+
+def options_from(args: argparse.Namespace) -> AuditOptions:
+    """The audit's options the flags name."""
+    budget_values = {name: getattr(args, name) for name in BUDGET_FLAGS}
+    return AuditOptions(
+        eps=args.eps, n=args.n, seed=args.seed, batch_size=args.batch_size, **budget_values
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,20 +73,9 @@ def run(args: argparse.Namespace) -> int:
     from robustbench_lr.audit import audit_checkpoint
     from robustbench_lr.files import atomic_write_text
 
-    options = AuditOptions(
-        eps=args.eps,
-        n=args.n,
-        seed=args.seed,
-        attack_seed=args.attack_seed,
-        queries=args.queries,
-        steps=args.steps,
-        targets=args.targets,
-        restarts=args.restarts,
-        batch_size=args.batch_size,
-    )
     done = audit_checkpoint(
         args.checkpoint,
-        options,
+        options_from(args),
         source=args.source,
         device=args.device,
         load_options=load_options(args),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
-from robustbench_lr.commands.argtypes import bench_stages
+from robustbench_lr.commands.argtypes import bench_stages, count, key_value, probability
 from robustbench_lr.commands.common import add_data_flags, add_device_flag, load_options
 
 NAME = "bench"
@@ -39,34 +41,111 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep rows that other code (another version or revision) made instead of re-running "
         "them; the report says which (checkpoints and settings must still match)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    group = parser.add_argument_group("where the jobs run")
+    group.add_argument(
+        "--executor",
+        default="serial",
+        choices=("serial", "ray", "slurm"),
+        help="serial (default: one job after another in this process), ray (this machine's "
+        "CPUs/GPUs, or a cluster with --ray-address) or slurm (submitit)",
+    )
+    group.add_argument(
+        "--threads",
+        type=count,
+        default=None,
+        help="torch threads per job (default: serial keeps torch's; ray/slurm give each job "
+        "the CPUs it reserves). CPU numbers are bit-identical for equal threads per job",
+    )
+    group.add_argument(
+        "--job-gpus",
+        type=probability,
+        default=0.25,
+        help="GPU share of each non-training job on a GPU machine (training takes 1; default 0.25)",
+    )
+    group.add_argument("--ray-address", default=None, help="join this Ray cluster (e.g. auto)")
+    group.add_argument("--slurm-partition", default=None, help="Slurm partition")
+    group.add_argument(
+        "--slurm-gpus-per-job",
+        type=count,
+        default=1,
+        help="GPUs of a job that wants any (default 1)",
+    )
+    group.add_argument(
+        "--slurm-time", type=count, default=240, help="time limit of a job in minutes (default 240)"
+    )
+    group.add_argument(
+        "--slurm-option",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra sbatch option, repeatable (e.g. mem=32G)",
+    )
+    group.add_argument(
+        "--slurm-cluster",
+        default="slurm",
+        choices=("slurm", "local"),
+        help="local: submitit's local executor (real subprocesses; how the tests run this path)",
+    )
     add_device_flag(parser)
     add_data_flags(parser)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the bench and print a summary with every file written."""
-    from pathlib import Path
+def executor_from(args: argparse.Namespace, out: Path):
+    """The executor the flags name (`serial` needs neither Ray nor submitit); submitit keeps
+    its logs under the report folder."""
+    from robustbench_lr.executors import EXECUTORS
 
-    from robustbench_lr.bench import run_bench
+    options = {
+        "serial": {"threads": args.threads},
+        "ray": {"address": args.ray_address, "threads": args.threads},
+        "slurm": {
+            "folder": str(out / "submitit"),
+            "cluster": args.slurm_cluster,
+            "partition": args.slurm_partition,
+            "gpus_per_job": args.slurm_gpus_per_job,
+            "time": args.slurm_time,
+            "extra": dict(args.slurm_option),
+            "threads": args.threads,
+        },
+    }[args.executor]
+    return EXECUTORS.get(args.executor)(**options)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the bench and print a summary with every file written (exit 1 if a job failed)."""
+    from robustbench_lr.bench import BenchJobsFailed, run_bench
     from robustbench_lr.profiles import load_profile
 
     profile = load_profile(args.profile)
     out = Path(args.out or f"reports/{profile.name}")
     stages = args.stages.split(",") if args.stages else None
     started = time.time()
-    summary = run_bench(
-        profile,
-        out,
-        Path(args.checkpoints),
-        args.device,
-        load_options(args),
-        progress=not args.no_progress,
-        stages=stages,
-        reuse_results=args.reuse_results,
-    )
+    try:
+        summary = run_bench(
+            profile,
+            out,
+            Path(args.checkpoints),
+            args.device,
+            load_options(args),
+            progress=not args.no_progress,
+            stages=stages,
+            reuse_results=args.reuse_results,
+            executor=executor_from(args, out),
+            job_gpus=args.job_gpus,
+        )
+    except BenchJobsFailed as failure:
+        _print_summary(profile.name, failure.summary, started)
+        print(f"robustbench-lr bench: error: {failure}", file=sys.stderr)
+        return 1
+    _print_summary(profile.name, summary, started)
+    return 0
+
+
+def _print_summary(name: str, summary, started: float) -> None:
     print(
-        f"bench {profile.name}: done in {time.time() - started:.1f} s; models trained now: {summary.trained}"
+        f"bench {name}: done in {time.time() - started:.1f} s; models trained now: {summary.trained}"
     )
     for stage in summary.ran:
         why = ", ".join(f"{n} {reason}" for reason, n in sorted(summary.reasons[stage].items()))
@@ -79,4 +158,3 @@ def run(args: argparse.Namespace) -> int:
     print("files written:")
     for path in summary.files:
         print(f"  {path}")
-    return 0

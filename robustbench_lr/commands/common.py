@@ -13,8 +13,12 @@ from robustbench_lr.data import DEFAULT_DATA_ROOT, LoadOptions, dataset_names
 from robustbench_lr.devices import DEVICE_CHOICES
 
 
-def add_data_flags(parser: argparse.ArgumentParser) -> None:
-    """--data-root, --download, --svhn-extra, --train-limit, --test-limit."""
+def add_data_flags(parser: argparse.ArgumentParser, training: bool = False) -> None:
+    """--data-root and --download; for training also --svhn-extra, --train-limit, --test-limit.
+
+    Commands that evaluate a checkpoint take the split and limits from its meta.json (the
+    data it was trained and tested on), so they do not offer flags they would have to ignore.
+    """
     group = parser.add_argument_group("data")
     group.add_argument(
         "--data-root",
@@ -26,6 +30,8 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="download CIFAR/SVHN through torchvision (needs network)",
     )
+    if not training:
+        return
     group.add_argument(
         "--svhn-extra", action="store_true", help="add SVHN's 'extra' split to its training set"
     )
@@ -45,7 +51,7 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
 
 def load_options(args: argparse.Namespace) -> LoadOptions:
     """The LoadOptions named by the data flags."""
-    return LoadOptions(data_root=args.data_root, download=args.download, svhn_extra=args.svhn_extra)
+    return LoadOptions(data_root=args.data_root, download=args.download)
 
 
 def add_device_flag(parser: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from robustbench_lr.commands.argtypes import count
 from robustbench_lr.commands.common import add_data_flags, add_device_flag, json_line, load_options
 
 NAME = "evaluate"
@@ -16,24 +17,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="end with one JSON line: clean_acc (percent), n, ..."
     )
+    parser.add_argument(
+        "--test-limit",
+        type=count,
+        default=None,
+        help="stratified test subset of this size (default: the checkpoint's own test split)",
+    )
     add_device_flag(parser)
     add_data_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the checkpoint, rebuild its test set, and report clean accuracy."""
-    from robustbench_lr.checkpoints import load_model
-    from robustbench_lr.data import load_for_checkpoint
     from robustbench_lr.devices import use_device
     from robustbench_lr.evaluation import accuracy
+    from robustbench_lr.target import load_target
 
-    model, meta = load_model(args.checkpoint, use_device(args.device))
-    cfg = meta["config"]
-    test_limit = args.test_limit if args.test_limit is not None else cfg.get("test_limit")
-    data = load_for_checkpoint(
-        meta, args.checkpoint, load_options(args), train_limit=1, test_limit=test_limit
+    target = load_target(
+        args.checkpoint,
+        n=None,
+        device=use_device(args.device),
+        options=load_options(args),
+        test_limit=args.test_limit,
     )
-    acc = accuracy(model, data.x_test, data.y_test)
+    cfg, data = target.meta["config"], target.data
+    acc = accuracy(target.model, data.x_test, data.y_test)
     print(f"{args.checkpoint}: clean test accuracy {acc:.2f}% on {len(data.y_test)} images")
     if args.json:
         print(
@@ -42,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
                     "checkpoint": str(args.checkpoint),
                     "clean_acc": acc,
                     "n": len(data.y_test),
-                    "dataset": cfg["dataset"],
+                    "dataset": target.columns["dataset"],
                     "arch": cfg["arch"],
                     "method": cfg["method"],
                 }

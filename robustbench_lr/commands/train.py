@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     add_device_flag(parser)
-    add_data_flags(parser)
+    add_data_flags(parser, training=True)
     group = parser.add_argument_group(
         "method options (each applies only to the methods that name it)"
     )

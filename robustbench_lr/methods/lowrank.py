@@ -119,7 +119,7 @@ def target_ranks(
         )
     ranks = {}
     for tap in taps:
-        default = LAST_RANK if tap == models.LAST_TAP[arch] else DEEP_RANK
+        default = LAST_RANK if tap == models.last_tap(arch) else DEEP_RANK
         ranks[tap] = min(given.get(tap, given.get("*", default)), sizes[tap])
     return ranks
 
@@ -199,9 +199,9 @@ class Branches(nn.Module):
         self.warmup = warmup
 
 
-def _branch_taps(*roles: dict[str, str]):
+def _branch_taps(*roles: models.TapRole):
     def taps(arch: str, opts: dict[str, Any]) -> list[str]:
-        return [role[arch] for role in roles]
+        return [role(arch) for role in roles]
 
     return taps
 
@@ -294,12 +294,12 @@ def _lr_method(name: str, summary: str, taps_of) -> Method:
 
 
 ONE_LR = _lr_method(
-    "1lr", "LR branch before the last FC layer (the paper's 1-LR)", _branch_taps(models.LAST_TAP)
+    "1lr", "LR branch before the last FC layer (the paper's 1-LR)", _branch_taps(models.last_tap)
 )
 TWO_LR = _lr_method(
     "2lr",
     "LR branches before the last FC and before ResNet block 4 / VGG FC1 (2-LR)",
-    _branch_taps(models.DEEP_TAP, models.LAST_TAP),
+    _branch_taps(models.deep_tap, models.last_tap),
 )
 
 
@@ -316,7 +316,7 @@ def _tap_list(text: str) -> str:
 def bottle_taps(arch: str, opts: dict[str, Any]) -> list[str]:
     """`--bottle-taps`, else the 1-LR tap (the paper's Bottle-1LR; `pre_block4,pre_fc` = Bottle-2LR)."""
     given = opts["bottle_taps"]
-    return [models.LAST_TAP[arch]] if given is None else given.split(",")
+    return [models.last_tap(arch)] if given is None else given.split(",")
 
 
 def _bottle_param(text: str) -> str:

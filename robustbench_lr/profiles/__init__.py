@@ -47,7 +47,7 @@ class AttackGrid:
     minrho: tuple[str, ...] = ()
     minrho_n: int = 200
     # The search's own knobs (`robustbench-lr minrho` flags); the paper's D.3 uses α = 1/255.
-    minrho_flags: tuple[str, ...] = ()
+    minrho_options: dict[str, Any] = field(default_factory=dict)
     # Which models get the searches, as TrainConfig field -> allowed values (empty: every model).
     # The paper's Tables 3 and 10 are ResNet18 only; the searches are the bench's costliest stage.
     minrho_only: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -69,6 +69,9 @@ class Profile:
     audit: bool = False
     audit_n: int = 200
     audit_eps: float = 8 / 255
+    # The `[audit]` budget keys the profile set, as `AuditOptions` field -> value (each is the
+    # `robustbench-lr audit --<field with dashes>` flag); the others keep AuditOptions' defaults.
+    audit_options: dict[str, int] = field(default_factory=dict)
     # `--option KEY=VALUE` pairs handed to every analysis (e.g. the attacks' eps for Table 6).
     analysis_options: dict[str, str] = field(default_factory=dict)
     tables: tuple[str, ...] = ()
@@ -343,13 +346,6 @@ def _registered(module: str, registry: str) -> Callable[[], list[str]]:
     return lambda: getattr(importlib.import_module(module), registry).names()
 
 
-def _minrho_attacks() -> list[str]:
-    """What `robustbench-lr minrho --attack` searches (commands/minrho.py, ATTACK_CHOICES)."""
-    from robustbench_lr.attacks.search import STEP_RULES
-
-    return [*STEP_RULES.names(), "deepfool"]
-
-
 def _deepfool_backends() -> list[str]:
     from robustbench_lr.attacks import ATTACKS
 
@@ -360,7 +356,7 @@ ARCH = _one_of("architecture", _registered("robustbench_lr.models", "ARCHS"))
 METHOD = _one_of("method", _registered("robustbench_lr.methods", "METHODS"))
 ANALYSIS = _one_of("analysis", _registered("robustbench_lr.analysis", "ANALYSES"))
 TABLE = _one_of("table", _registered("robustbench_lr.tables", "TABLES"))
-MINRHO_ATTACK = _one_of("minrho attack", _minrho_attacks)
+MINRHO_ATTACK = _one_of("minrho attack", _registered("robustbench_lr.attacks.search", "SEARCHES"))
 
 
 def _dataset_names() -> list[str]:
@@ -380,16 +376,6 @@ def _dataset(value: Any) -> str:
 
 
 DATASET = Rule('a dataset name or "npz:PATH"', _dataset)
-
-
-def _passed_through(rule: Rule) -> Rule:
-    """`rule`'s check, keeping the value as written (it is handed on as command-line text)."""
-
-    def convert(value: Any) -> Any:
-        rule.convert(value)
-        return value
-
-    return Rule(rule.allowed, convert)
 
 
 def _option(option: Option) -> Rule:
@@ -450,18 +436,17 @@ GROUP_TABLE = Table(
     allowed="a table ([[models]])",
 )
 
-# `minrho` flags a profile may set; the bench sets the others (--checkpoint, --attack, --n,
-# --source, --per-sample, --out, --device, --data-root). Values stay as written: they become
-# `--<key>=<value>`.
+# The knobs of `experiments.minrho.Search` (= `minrho` flags) a profile may set; the bench sets
+# the attacks, the subset and the per-sample curves itself.
 MINRHO_OPTIONS_TABLE = Table(
     {
-        "alpha": _passed_through(BUDGET),
-        "max_steps": _passed_through(COUNT),
-        "tol": _passed_through(BUDGET),
-        "eps_max": _passed_through(BUDGET),
-        "rate": _passed_through(_number("a number in (0, 1)", lambda v: 0 < v < 1)),
+        "alpha": BUDGET,
+        "max_steps": COUNT,
+        "tol": BUDGET,
+        "eps_max": BUDGET,
+        "rate": _number("a number in (0, 1)", lambda v: 0 < v < 1),
         "backend": _one_of("deepfool backend", _deepfool_backends),
-        "batch_size": _passed_through(COUNT),
+        "batch_size": COUNT,
     },
     noun="minrho option",
 )
@@ -512,7 +497,18 @@ ANALYSES_TABLE = Table(
     }
 )
 
-AUDIT_TABLE = Table({"enabled": BOOLEAN, "n": COUNT, "eps": BUDGET})
+# `AuditOptions` fields a profile may set besides n and eps: the battery's budget. The Square
+# queries are `[attacks] square_queries`; the subset seed and batch size are the bench's.
+AUDIT_OPTIONS = {
+    "steps": COUNT,
+    "targets": COUNT,
+    "restarts": COUNT,
+    "dlr_restarts": COUNT,
+    "noise_draws": COUNT,
+    "deepfool_steps": COUNT,
+    "attack_seed": _integer(0),
+}
+AUDIT_TABLE = Table({"enabled": BOOLEAN, "n": COUNT, "eps": BUDGET, **AUDIT_OPTIONS})
 
 PROFILE_TABLE = Table(
     {
@@ -597,11 +593,7 @@ def _models(top: dict[str, Any]) -> tuple[TrainConfig, ...]:
 
 
 def _attack_grid(attacks: dict[str, Any]) -> AttackGrid:
-    given = dict(attacks)
-    flags = given.pop("minrho_options", {})
-    return AttackGrid(
-        **given, minrho_flags=tuple(f"--{k.replace('_', '-')}={v}" for k, v in flags.items())
-    )
+    return AttackGrid(**attacks)
 
 
 def parse_profile(raw: dict[str, Any], source: str) -> Profile:
@@ -621,6 +613,7 @@ def parse_profile(raw: dict[str, Any], source: str) -> Profile:
             **_renamed(top, {"description": "description", "n": "n", "tables": "tables"}),
             **_renamed(analyses, {"kinds": "analyses", "options": "analysis_options"}),
             **_renamed(audit, {"enabled": "audit", "n": "audit_n", "eps": "audit_eps"}),
+            audit_options={key: audit[key] for key in AUDIT_OPTIONS if key in audit},
         )
     except _Rejected as err:
         kind = UnknownNameError if err.unknown_name else ValueError

@@ -1,0 +1,191 @@
+"""The one signed-gradient loop behind IFSGM, ILL (Eq. 5-6), the ρ searches and the step curves.
+
+    x_{n+1} = clip_{x,ε}(x_n + α·sign(∇ L(x_n)))
+
+Every hand-written L-inf attack of the suite is this update with a different loss (the step
+rule), a different stopping rule and a different record of the path: `ill` runs all its steps,
+the minimum-ε searches stop each sample at its first misclassification (D.3), the step curves
+read the prediction after every step (D.4). One loop serves them all, so a fix or a speed-up to
+the update reaches every number built on it.
+
+Whatever the stopping rule, the loop returns each sample's best iterate: the latest iterate that
+fooled the judge, once one did, and the final one otherwise. An attack whose last step walks
+back across the boundary has still found an adversarial example, and reporting the sample as
+robust would be a silent success of the attack counted for the defence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from robustbench_lr.attacks.base import frozen, least_likely, linf_project, model_device
+from robustbench_lr.registry import Registry
+
+# A step rule turns logits and the labels it is given into the summed loss whose signed
+# gradient the update ascends. Summed, not averaged: a sample's path must not depend on which
+# other samples share its batch.
+StepRule = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def away_from_label(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """IFSGM (Eq. 5): ascend the cross-entropy of the true class."""
+    return F.cross_entropy(logits, labels, reduction="sum")
+
+
+def towards_least_likely(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """ILL (Eq. 6): descend the cross-entropy of `argmin_y P(y|x_n)`, read from these logits.
+
+    The target comes from the same forward pass that gives the gradient, so recomputing it at
+    every step costs nothing.
+    """
+    return -F.cross_entropy(logits, least_likely(logits, labels), reduction="sum")
+
+
+def towards_label(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Descend the cross-entropy of a target fixed up front (passed as the loop's `labels`)."""
+    return -F.cross_entropy(logits, labels, reduction="sum")
+
+
+# The step rules an attack name selects for the searches and the step curves.
+STEP_RULES: Registry[StepRule] = Registry("searchable attack")
+STEP_RULES.add("ifsgm", away_from_label)
+STEP_RULES.add("ill", towards_least_likely)
+
+# A stopping rule maps "the current iterate fools the judge" (per sample still iterating) to
+# "this sample stops here".
+StopRule = Callable[[torch.Tensor], torch.Tensor]
+
+
+def run_all_steps(fooled: torch.Tensor) -> torch.Tensor:
+    """Fixed-step attacks (Tables 1-2) and step curves: nobody stops early."""
+    return torch.zeros_like(fooled)
+
+
+def stop_when_fooled(fooled: torch.Tensor) -> torch.Tensor:
+    """The searches' early stopping (D.3): the update stops at the first misclassification."""
+    return fooled
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the per-step callback sees: the iterates after `step` updates (0: the clean input).
+
+    `index` (M,) are the original positions of the M samples still iterating, `x_adv` their
+    iterates, `logits` the judge's logits on them (detached), as the loop itself judges them.
+    """
+
+    step: int
+    index: torch.Tensor
+    x_adv: torch.Tensor
+    logits: torch.Tensor
+
+
+StepHook = Callable[[Step], None]
+
+
+@dataclass(frozen=True)
+class Iterates:
+    """Per sample: `best` (the latest iterate that fooled the judge, else `final`), `final`
+    (where its iteration ended), `steps` (updates it received), `fooled` (some iterate fooled
+    the judge). Shapes (N, ...) and (N,), on the model's device."""
+
+    best: torch.Tensor
+    final: torch.Tensor
+    steps: torch.Tensor
+    fooled: torch.Tensor
+
+
+def _per_sample(eps: float | torch.Tensor, n: int, device: torch.device) -> torch.Tensor:
+    if torch.is_tensor(eps):
+        return eps.to(device=device, dtype=torch.float32)
+    return torch.full((n,), float(eps), device=device)
+
+
+def signed_gradient_loop(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    rule: StepRule,
+    eps: float | torch.Tensor,
+    alpha: float,
+    steps: int,
+    stop: StopRule = run_all_steps,
+    on_step: StepHook | None = None,
+    judge: nn.Module | None = None,
+    labels: torch.Tensor | None = None,
+) -> Iterates:
+    """Up to `steps` signed-gradient updates of `rule`'s loss on `model`, projected (Eq. 5-6).
+
+    Args: eps (L-inf radius, a float or per-sample (N,)), alpha (step size), stop (which
+    samples stop after being judged, `run_all_steps` or `stop_when_fooled`), on_step (called
+    once per judged iterate, steps 0..steps, with a `Step`), judge (the model whose
+    misclassification counts, for black-box success; default `model`), labels (what `rule`
+    reads, default `y`; the fixed target of `ill-fixed`). Success is always `argmax ≠ y`.
+
+    Every iterate is judged, the last one too (one forward pass more than the updates need),
+    so the best iterate is known. Stopped samples leave the batch from the next forward pass on.
+    """
+    device = model_device(model)
+    x, y = x.to(device), y.to(device)
+    labels = y if labels is None else labels.to(device)
+    with frozen(model), frozen(judge or model):
+        return _iterate(model, judge, x, y, labels, rule, eps, alpha, steps, stop, on_step)
+
+
+def _iterate(
+    model: nn.Module,
+    judge: nn.Module | None,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    labels: torch.Tensor,
+    rule: StepRule,
+    eps: float | torch.Tensor,
+    alpha: float,
+    steps: int,
+    stop: StopRule,
+    on_step: StepHook | None,
+) -> Iterates:
+    best, final = x.clone(), x.clone()
+    fooled_ever = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    taken = torch.zeros(len(x), dtype=torch.long, device=x.device)
+    # The samples still iterating, kept compact: original index, iterate, clean input, true
+    # label, the rule's label and ε. A sample that stops is written to `final` and dropped.
+    idx = torch.arange(len(x), device=x.device)
+    cur, x0, yy, ll, ee = x.clone(), x, y, labels, _per_sample(eps, len(x), x.device)
+    for t in range(steps + 1):
+        last = t == steps
+        xa = cur.detach().requires_grad_(not last)
+        if judge is None or not last:
+            with torch.set_grad_enabled(not last):
+                logits = model(xa)
+        if judge is None:
+            judged = logits.detach()
+        else:
+            with torch.no_grad():
+                judged = judge(xa.detach())
+        fooled = judged.argmax(1) != yy
+        best[idx[fooled]] = xa.detach()[fooled]
+        fooled_ever[idx[fooled]] = True
+        if on_step is not None:
+            on_step(Step(t, idx, xa.detach(), judged))
+        halt = torch.ones_like(fooled) if last else stop(fooled)
+        rows = None
+        if halt.any():
+            final[idx[halt]] = xa.detach()[halt]
+            rows = (~halt).nonzero().flatten()
+            idx, x0, yy, ll, ee = idx[rows], x0[rows], yy[rows], ll[rows], ee[rows]
+        if len(idx) == 0:
+            break
+        kept = logits if rows is None else logits[rows]
+        (grad,) = torch.autograd.grad(rule(kept, ll), xa)
+        base, grad = (xa.detach(), grad) if rows is None else (xa.detach()[rows], grad[rows])
+        cur = linf_project(base + alpha * grad.sign(), x0, ee)
+        taken[idx] += 1
+    best[~fooled_ever] = final[~fooled_ever]
+    return Iterates(best, final, taken, fooled_ever)

@@ -1,0 +1,50 @@
+"""The robustness audit (issue 8): a battery of attacks and gradient-masking checks per model.
+
+Robustness without adversarial training, the paper's claim, is also the pattern gradient
+masking produces (SPEC §5, last paragraph). So every robustness number gets a verdict: the
+audit runs gradient attacks (FGSM, IFSGM at 7/20/100 steps and with random restarts, APGD-CE,
+APGD-DLR, APGD-T, FAB-T), attacks that need no gradients of the target (Square, transfer from
+the N-LR model, random corners of the ε-ball) and unbounded ones (DeepFool, an IFSGM ε-sweep
+to 0.5), then applies the sanity checks of Carlini et al. 2019 ("On Evaluating Adversarial
+Robustness", §5), Athalye et al. 2018 ("Obfuscated Gradients") and AutoAttack's flags.
+
+The model's robust accuracy is the worst case per example over every L-inf attack at ε
+(AutoAttack's aggregation, Croce & Hein 2020), reported beside each attack's own accuracy.
+
+One module per idea:
+- `options`: `AuditOptions`, the ε per dataset;
+- `battery`: which attacks run (`Run`, `battery`, `sweep_eps`) and what they yielded (`Battery`);
+- `probes`: input gradients and determinism, measured without attacking;
+- `checks`: the `CHECKS` table, each a claim, its failure meaning and a measuring function;
+- `report`: `AuditReport`, the battery, the verdicts and the aggregate accuracies;
+- `runner`: `audit_model`, the battery then the checks on a model and examples;
+- `rows` / `markdown`: the results-file rows and audit.md;
+- `checkpoint`: `audit_checkpoint`, all of the above for a checkpoint folder.
+"""
+
+from robustbench_lr.audit.battery import sweep_eps
+from robustbench_lr.audit.checkpoint import audit_checkpoint
+from robustbench_lr.audit.checks import CHECKS
+from robustbench_lr.audit.markdown import audit_filename
+from robustbench_lr.audit.options import (
+    DEFAULT_EPS,
+    AuditOptions,
+    audit_eps_by_dataset,
+    default_eps,
+)
+from robustbench_lr.audit.probes import probe_determinism, probe_gradients
+from robustbench_lr.audit.runner import audit_model
+
+__all__ = [
+    "audit_eps_by_dataset",
+    "default_eps",
+    "CHECKS",
+    "DEFAULT_EPS",
+    "AuditOptions",
+    "audit_checkpoint",
+    "audit_filename",
+    "audit_model",
+    "probe_determinism",
+    "probe_gradients",
+    "sweep_eps",
+]

@@ -1,0 +1,112 @@
+"""audit.md: the verdict, the robust accuracy, one line per check and per attack, and its name."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from robustbench_lr.audit.checks import CHECKS
+from robustbench_lr.audit.report import AuditReport
+
+
+def audit_filename(model_columns: Mapping[str, Any], eps: float) -> str:
+    """`audit_<dataset>_<arch>-w<width>_<method>_seed<S>_eps<E>.md`: one file per model and ε.
+
+    Anything outside [A-Za-z0-9_.-] becomes `-`: a dataset name from an old checkpoint may be
+    `npz:/some/path`, which must not turn the report's name into a path.
+    """
+    m = model_columns
+    model = f"{m['dataset']}_{m['arch']}-w{float(m['width']):g}_{m['method']}_seed{int(m['seed'])}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"audit_{model}_eps{eps * 255:g}") + ".md"
+
+
+def model_title(model_columns: Mapping[str, Any]) -> str:
+    """The model as audit.md's heading names it: `digits resnet18 (width 0.25) nlr seed 0`."""
+    m = model_columns
+    return f"{m['dataset']} {m['arch']} (width {m['width']:g}) {m['method']} seed {m['seed']}"
+
+
+def _fmt(value: float) -> str:
+    return (
+        "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
+    )
+
+
+def render_markdown(report: AuditReport, title: str) -> str:
+    """audit.md: verdict, robust accuracy, one line per check, each attack's accuracy, the sweep."""
+    from tabulate import tabulate
+
+    b, o = report.battery, report.battery.options
+    verdict = "FAIL" if report.count("fail") else "WARN" if report.count("warn") else "PASS"
+    lines = [
+        f"# Robustness audit: {title}",
+        "",
+        f"L∞ ε = {o.eps * 255:g}/255 ({o.eps:.4g}), n = {len(b.clean)} test images "
+        f"(subset seed {o.seed}), Square {o.queries} queries, APGD/FAB {o.steps} steps, "
+        f"{o.targets} target classes, {o.restarts} IFSGM restarts, {o.noise_draws} noise draws; "
+        f"{report.seconds:.0f} s.",
+        "",
+        f"**Verdict: {verdict}** ({report.count('pass')} pass, {report.count('warn')} warn, "
+        f"{report.count('fail')} fail, {report.count('skip')} skipped).",
+        "",
+        "**Robust accuracy (worst case per example over all L∞ attacks at ε): "
+        f"{report.worst_case_acc:.1f}%** (clean {report.clean_acc:.1f}%; AutoAttack components "
+        f"{report.autoattack_acc:.1f}%; gradient attacks {report.whitebox_acc:.1f}%).",
+        "",
+        "## Checks",
+        "",
+    ]
+    rows = [
+        [
+            c.name,
+            c.status.upper(),
+            CHECKS[c.name].title,
+            f"{c.a_label} = {_fmt(c.a)}",
+            f"{c.b_label} = {_fmt(c.b)}",
+            c.detail,
+            c.meaning,
+        ]
+        for c in report.checks
+    ]
+    lines.append(
+        tabulate(
+            rows,
+            headers=["check", "verdict", "claim", "a", "b", "detail", "a failure usually means"],
+            tablefmt="github",
+        )
+    )
+    lines += ["", "## Attacks", ""]
+    attack_rows = []
+    for label, run in b.runs.items():
+        ev = b.evaluations[label]
+        params = ", ".join(
+            f"{k}={_fmt(v) if isinstance(v, float) else v}" for k, v in ev.params.items()
+        )
+        attack_rows.append(
+            [
+                label,
+                run.attack,
+                ev.box,
+                run.role,
+                params,
+                f"{b.acc(label):.1f}",
+                f"{report.timings.get(label, 0.0):.1f}",
+            ]
+        )
+    lines.append(
+        tabulate(
+            attack_rows,
+            headers=["run", "attack", "box", "role", "parameters", "acc %", "s"],
+            tablefmt="github",
+        )
+    )
+    lines += [
+        "",
+        "Accuracies are per-example worst cases over a run's draws. `role`: gradient and blind "
+        "runs at ε form the worst case; unbounded runs (DeepFool, the ε-sweep) test that "
+        "attacks can succeed.",
+        "",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,83 @@
+"""The settings of one audit: the ε it is run at and the budget of every attack in its battery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# The paper's budget; a dataset may set its own (its registry entry's `audit_eps`).
+DEFAULT_EPS = 8 / 255
+
+# Options that count something (iterations, queries, draws): each must be at least 1.
+COUNTS = (
+    "n",
+    "queries",
+    "steps",
+    "targets",
+    "restarts",
+    "dlr_restarts",
+    "noise_draws",
+    "deepfool_steps",
+)
+
+
+def default_eps(dataset: str) -> float:
+    """The ε a dataset is audited at: its registry entry's `audit_eps` (digits: 32/255, wide
+    margins), else the paper's 8/255 (also for an npz of one's own)."""
+    from robustbench_lr.data import DATASETS
+
+    entry = DATASETS[dataset] if dataset in DATASETS else None
+    return entry.audit_eps if entry is not None and entry.audit_eps is not None else DEFAULT_EPS
+
+
+def audit_eps_by_dataset() -> dict[str, float]:
+    """Every registered dataset with an audit ε of its own (for help texts)."""
+    from robustbench_lr.data import DATASETS
+
+    return {name: DATASETS[name].audit_eps for name in DATASETS.names() if DATASETS[name].audit_eps}
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    """Settings of one audit. Defaults fit a digits model at n = 200 in < 2 min on 2 CPU cores.
+
+    AutoAttack's standard settings are `steps=100, targets=9, queries=5000`: the `paper` and
+    `paper-fast` profiles set them (`[audit] steps, targets`, `[attacks] square_queries`). The
+    CPU defaults shorten APGD/FAB and try the 3 most likely wrong classes.
+    """
+
+    eps: float | None = None  # None: default_eps(dataset)
+    n: int = 200
+    seed: int = 0  # of the test subset
+    attack_seed: int = 0
+    queries: int = 1000  # Square
+    steps: int = 50  # APGD-CE / APGD-DLR / APGD-T / FAB-T iterations
+    targets: int = 3  # APGD-T / FAB-T target classes
+    restarts: int = 5  # IFSGM random restarts
+    dlr_restarts: int = 2  # APGD-DLR restarts
+    noise_draws: int = 10  # random corners of the ball per example
+    deepfool_steps: int = 50
+    sweep_max: float = 0.5
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.eps is not None and not 0 < self.eps <= self.sweep_max:
+            raise ValueError(f"audit eps must be in (0, {self.sweep_max}], got {self.eps}")
+        for name in COUNTS:
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"audit option {name} must be at least 1, got {getattr(self, name)}"
+                )
+
+    def settings(self) -> dict[str, Any]:
+        """What the result rows record about the audit's own budget (its `param` text)."""
+        return {
+            "queries": self.queries,
+            "apgd_steps": self.steps,
+            "targets": self.targets,
+            "restarts": self.restarts,
+            "dlr_restarts": self.dlr_restarts,
+            "noise_draws": self.noise_draws,
+            "deepfool_steps": self.deepfool_steps,
+            "attack_seed": self.attack_seed,
+        }

@@ -1,0 +1,63 @@
+"""Probes of the model that are not attacks: its input gradients and its determinism."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from robustbench_lr.attacks import frozen
+
+
+@dataclass(frozen=True)
+class GradientProbe:
+    """Input gradients of the cross-entropy on the correctly classified inputs."""
+
+    correct: int
+    zero: int
+    nonfinite: int
+
+    @property
+    def zero_share(self) -> float:
+        return 100.0 * self.zero / self.correct if self.correct else 0.0
+
+
+def probe_gradients(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256
+) -> GradientProbe:
+    """Count correct inputs whose loss gradient is exactly zero or not finite (Athalye et al.).
+
+    Summed loss, so a sample's gradient does not depend on its batch. Every gradient attack
+    ascends this gradient: zero means it cannot move, non-finite means it moves nowhere sane.
+    """
+    device = next(model.parameters()).device
+    correct = zero = nonfinite = 0
+    with frozen(model):
+        for start in range(0, len(x), batch_size):
+            xb = x[start : start + batch_size].to(device).requires_grad_(True)
+            yb = y[start : start + batch_size].to(device)
+            logits = model(xb)
+            (grad,) = torch.autograd.grad(F.cross_entropy(logits, yb, reduction="sum"), xb)
+            grad = grad.flatten(1)[logits.argmax(1) == yb]
+            finite = torch.isfinite(grad).all(1)
+            correct += len(grad)
+            nonfinite += int((~finite).sum())
+            zero += int(((grad == 0).all(1) & finite).sum())
+    return GradientProbe(correct, zero, nonfinite)
+
+
+def probe_determinism(model: nn.Module, x: torch.Tensor, repeats: int = 3) -> float:
+    """Largest |difference| between the outputs of repeated eval-mode forward passes on `x`.
+
+    Zero for a deterministic model; anything else is a randomized defence, which single-run
+    attacks under-estimate (Athalye et al. 2018, §4.2: use EOT).
+    """
+    device = next(model.parameters()).device
+    with frozen(model), torch.no_grad():
+        first = model(x.to(device))
+        return max(
+            ((model(x.to(device)) - first).abs().max().item() for _ in range(repeats - 1)),
+            default=0.0,
+        )

@@ -1,0 +1,70 @@
+"""The audit's rows for the results file, all with experiment="audit"."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from robustbench_lr.attacks.harness import evaluation_rows, param_text
+from robustbench_lr.audit.checks import CHECKS
+from robustbench_lr.audit.report import AuditReport
+
+# A check's verdict as a number, so the results file stays numeric (NaN: not run).
+STATUS_CODE = {"pass": 0.0, "warn": 1.0, "fail": 2.0, "skip": math.nan}
+
+
+def report_rows(
+    report: AuditReport,
+    model_columns: Mapping[str, Any],
+    source: str = "",
+    extra: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Rows for the results file, all with experiment="audit".
+
+    - every run: the harness rows (acc, clean_acc, rho, rho_fooled, success) of its attack;
+    - `attack="audit"`: `worst_case_acc`, `autoattack_acc`, `whitebox_acc`, `clean_acc`,
+      `failed_checks`, `warned_checks` (eps column = the audit ε; the leaderboard reads
+      `worst_case_acc` and `failed_checks`);
+    - `attack="check:<name>"`: `status` (0 pass, 1 warn, 2 fail, NaN skip), `a`, `b` (the two
+      numbers compared) and `count` for per-example checks.
+    """
+    b, o = report.battery, report.battery.options
+    rows: list[dict[str, Any]] = []
+    for label, run in b.runs.items():
+        rows += evaluation_rows(
+            b.evaluations[label],
+            model_columns,
+            source=source if run.transfer else "",
+            experiment="audit",
+            extra=extra,
+        )
+    base = {
+        **model_columns,
+        "experiment": "audit",
+        "eps": o.eps,
+        "n": len(b.clean),
+        "param": param_text(o.settings(), extra),
+    }
+    summary = {
+        "worst_case_acc": report.worst_case_acc,
+        "autoattack_acc": report.autoattack_acc,
+        "whitebox_acc": report.whitebox_acc,
+        "clean_acc": report.clean_acc,
+        "failed_checks": float(report.count("fail")),
+        "warned_checks": float(report.count("warn")),
+    }
+    rows += [
+        {**base, "attack": "audit", "source": source, "metric": m, "value": v}
+        for m, v in summary.items()
+    ]
+    for c in report.checks:
+        values = {"status": STATUS_CODE[c.status], "a": c.a, "b": c.b}
+        if c.count is not None:
+            values["count"] = float(c.count)
+        src = source if CHECKS[c.name].transfer else ""
+        rows += [
+            {**base, "attack": f"check:{c.name}", "source": src, "metric": m, "value": v}
+            for m, v in values.items()
+        ]
+    return rows

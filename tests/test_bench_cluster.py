@@ -1,0 +1,102 @@
+"""The bench on Ray and on submitit (local subprocesses): the same bytes as the serial bench,
+and a job that raises does not stop the others.
+
+CPU numbers are bit-identical for equal torch threads per job, so both sides run one thread
+per job here (two Ray workers on two cores).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from robustbench_lr import bench
+from robustbench_lr.bench import BenchJobsFailed, run_bench
+from robustbench_lr.config import checkpoint_dir
+from robustbench_lr.executors import EXECUTORS, connect_ray
+from robustbench_lr.profiles import load_profile
+from tests.conftest import TINY_PROFILE
+
+FILES = ("model.safetensors", "train_state.safetensors", "meta.json")
+
+
+def _bench(profile, root: Path, executor) -> tuple[bytes, dict[str, bytes]]:
+    run_bench(profile, root / "out", root / "ck", "cpu", progress=False, executor=executor)
+    csv = (root / "out" / "results.csv").read_bytes().replace(str(root).encode(), b"<root>")
+    ckpts = {
+        f"{cfg.method}/{cfg.seed}/{name}": (checkpoint_dir(root / "ck", cfg) / name).read_bytes()
+        for cfg in profile.models
+        for name in FILES
+    }
+    return csv, ckpts
+
+
+def test_the_smoke_bench_on_ray_equals_the_serial_one(tmp_path: Path):
+    ray = pytest.importorskip("ray")
+    profile = load_profile("smoke")
+    serial = _bench(profile, tmp_path / "serial", EXECUTORS.get("serial")(threads=1))
+    started = connect_ray(num_cpus=2)
+    try:
+        on_ray = _bench(profile, tmp_path / "ray", EXECUTORS.get("ray")(threads=1))
+    finally:
+        if started:
+            ray.shutdown()
+    assert on_ray[0] == serial[0]
+    assert on_ray[1] == serial[1]
+
+
+def _tiny(tmp_path: Path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_PROFILE)
+    return load_profile(str(path))
+
+
+def test_a_bench_through_submitit_equals_the_serial_one(tmp_path: Path):
+    pytest.importorskip("submitit")
+    profile = _tiny(tmp_path)
+    serial = _bench(profile, tmp_path / "serial", EXECUTORS.get("serial")(threads=1))
+    local = EXECUTORS.get("slurm")(
+        cluster="local", folder=tmp_path / "submitit", workers=2, threads=1, poll=0.2
+    )
+    assert _bench(profile, tmp_path / "submitit-run", local) == serial
+
+
+def test_a_job_that_raises_fails_alone_and_a_re_run_runs_only_it(tmp_path: Path, monkeypatch):
+    profile = _tiny(tmp_path)
+    real = bench.run_sweep
+
+    def broken(target, sweep):
+        if sweep.attack == "noise":
+            raise RuntimeError("noise attack broke")
+        return real(target, sweep)
+
+    monkeypatch.setattr(bench, "run_sweep", broken)
+    with pytest.raises(BenchJobsFailed, match=r"1 job\(s\) failed.*attack:noise:") as failure:
+        run_bench(profile, tmp_path / "out", tmp_path / "ck", "cpu", progress=False)
+    summary = failure.value.summary
+    assert summary.ran == {"train": 1, "attacks": 1, "minrho": 0, "audit": 0, "analyses": 0}
+    assert "noise attack broke" in (tmp_path / "out" / "bench.log").read_text()
+    rows = (tmp_path / "out" / "results.csv").read_text()
+    assert "ifsgm" in rows and ",noise," not in rows  # the independent job's rows are merged
+
+    monkeypatch.setattr(bench, "run_sweep", real)
+    again = run_bench(profile, tmp_path / "out", tmp_path / "ck", "cpu", progress=False)
+    assert again.ran == {"train": 0, "attacks": 1, "minrho": 0, "audit": 0, "analyses": 0}
+    assert ",noise," in (tmp_path / "out" / "results.csv").read_text()
+
+
+def test_the_cli_exits_1_naming_the_failed_job(tmp_path: Path, monkeypatch, capsys):
+    from robustbench_lr.cli import main
+
+    (tmp_path / "tiny.toml").write_text(TINY_PROFILE)
+
+    def broken(target, sweep):
+        raise RuntimeError("every attack broke")
+
+    monkeypatch.setattr(bench, "run_sweep", broken)
+    argv = ["bench", "--profile", str(tmp_path / "tiny.toml"), "--out", str(tmp_path / "out")]
+    status = main([*argv, "--checkpoints", str(tmp_path / "ck"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 1 and len(err) == 1
+    assert "2 job(s) failed" in err[0] and "attack:ifsgm-white:" in err[0]
