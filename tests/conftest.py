@@ -30,6 +30,7 @@ def _keep_thread_settings():
         else:
             os.environ[name] = value
 
+
 # The foundation recipe: digits, ResNet18 at width 0.25, 8 epochs (~5 s on 2 cores).
 SMALL = {"dataset": "digits", "arch": "resnet18", "width": 0.25, "epochs": 8}
 
