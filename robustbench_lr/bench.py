@@ -34,7 +34,7 @@ from robustbench_lr.data import Data, LoadOptions, load
 from robustbench_lr.devices import resolve_device, use_device
 from robustbench_lr.executors import Executor, Finished, Resources, SerialExecutor, Task
 from robustbench_lr.experiments import Outcome, Rows
-from robustbench_lr.experiments.attack import Sweep, run_sweep
+from robustbench_lr.experiments.attack import Sweep, run_step_curve, run_sweep
 from robustbench_lr.experiments.minrho import MinRho, run_search
 from robustbench_lr.files import (
     atomic_write,
@@ -94,17 +94,15 @@ class BenchContext:
     def results_path(self) -> Path:
         return self.out_dir / RESULTS_FILE
 
-    def other_nlr_folder(self, cfg: TrainConfig) -> str | None:
-        """The black-box source folder for `cfg`, unless `cfg` is that N-LR model itself."""
-        source = self.nlr_source(cfg)
+    def black_box_source(self, cfg: TrainConfig) -> str | None:
+        """The folder black-box examples for `cfg` are crafted on (the profile's
+        `blackbox_source` model of the same dataset, arch, width and seed), unless `cfg` is
+        that model itself: examples crafted on the attacked model are white-box."""
+        source = self.partner(cfg, self.profile.attacks.blackbox_source)
         return str(self.folder(source)) if source is not None and source != cfg else None
 
     def folder(self, cfg: TrainConfig) -> Path:
         return checkpoint_dir(self.ckpt_root, cfg)
-
-    def nlr_source(self, cfg: TrainConfig) -> TrainConfig | None:
-        """The N-LR model of the same dataset/arch/width/seed (the paper's black-box source)."""
-        return self.partner(cfg, "nlr")
 
     def partner(self, cfg: TrainConfig, method: str) -> TrainConfig | None:
         """The profile's `method` model of the same dataset, arch, width and seed as `cfg`."""
@@ -249,13 +247,10 @@ def plan_attacks(ctx: BenchContext) -> list[Job]:
     runs = {"ifsgm-white": (Sweep("ifsgm", lists),)}
     if grid.noise_p:
         runs["noise"] = (Sweep("noise", {"p": grid.noise_p}, draws=grid.noise_draws),)
-    if grid.curves:
-        curve = {"eps": (grid.curve_eps,), "steps": (max(grid.ifsgm_steps),)}
-        runs["step-curve"] = (Sweep("ifsgm", curve, per_step=True),)
     jobs = []
     for cfg in ctx.profile.models:
         folder = ctx.folder(cfg)
-        source = ctx.other_nlr_folder(cfg)
+        source = ctx.black_box_source(cfg)
         targets = {name: _target(ctx, folder, None, ctx.profile.n) for name in runs}
         if grid.blackbox and source is not None:
             runs_here = {**runs, "ifsgm-black": runs["ifsgm-white"]}
@@ -265,7 +260,15 @@ def plan_attacks(ctx: BenchContext) -> list[Job]:
         for name, sweeps in runs_here.items():
             work = partial(_sweep_job, targets[name], sweeps)
             jobs.append(_job("attacks", f"attack:{name}:{folder}", work, ctx))
+        if grid.curves:  # Fig. 11: the curves alone (the grid above scores the attack itself)
+            target = _target(ctx, folder, None, ctx.profile.n)
+            work = partial(_curve_job, target, grid.curve_eps, max(grid.ifsgm_steps))
+            jobs.append(_job("attacks", f"attack:step-curve:{folder}", work, ctx))
     return jobs
+
+
+def _curve_job(target: TargetSpec, eps: float, steps: int, _out: Path) -> Outcome:
+    return run_step_curve(target.load(), "ifsgm", eps, steps)
 
 
 @STAGES.register("minrho")
@@ -282,7 +285,7 @@ def plan_minrho(ctx: BenchContext) -> list[Job]:
         folder = ctx.folder(cfg)
         white = partial(_search_job, _target(ctx, folder, None, grid.minrho_n), search)
         jobs.append(_job("minrho", f"minrho:white:{folder}", white, ctx))
-        source = ctx.other_nlr_folder(cfg)
+        source = ctx.black_box_source(cfg)
         if grid.blackbox and source is not None:
             black = partial(_search_job, _target(ctx, folder, source, grid.minrho_n), search)
             jobs.append(_job("minrho", f"minrho:black:{folder}", black, ctx))
@@ -321,7 +324,7 @@ def plan_audit(ctx: BenchContext) -> list[Job]:
     jobs = []
     for cfg in profile.models:
         folder = ctx.folder(cfg)
-        target = _target(ctx, folder, ctx.other_nlr_folder(cfg), profile.audit_n)
+        target = _target(ctx, folder, ctx.black_box_source(cfg), profile.audit_n)
         jobs.append(_job("audit", f"audit:{folder}", partial(_audit_job, target, options), ctx))
     return jobs
 
@@ -343,10 +346,11 @@ def plan_analyses(ctx: BenchContext) -> list[Job]:
     for cfg in ctx.profile.models:
         folder = ctx.folder(cfg)
         extras = {"white": dict(ctx.profile.analysis_options)}
-        source = ctx.other_nlr_folder(cfg)
+        source = ctx.black_box_source(cfg)
         if ctx.profile.attacks.blackbox and source is not None:
             extras["black"] = {**ctx.profile.analysis_options, "source": source}
-        lr_partner = ctx.partner(cfg, "1lr") if cfg.method == "nlr" else None
+        is_source = cfg.method == ctx.profile.attacks.blackbox_source
+        lr_partner = ctx.partner(cfg, ctx.profile.matched_partner) if is_source else None
         if lr_partner is not None:  # Table 6's N-LR protocol (D.5): stop once 1-LR is fooled
             extras["matched"] = {
                 **ctx.profile.analysis_options,
@@ -541,18 +545,16 @@ def _run_locked(
 
     ledger = Ledger(ctx.out_dir / STATE_FILE, ctx.out_dir)
     digests = CheckpointDigests()
-    plan = {stage: STAGES.get(stage)(ctx) for stage in STAGES.names()}
-    jobs = {job.key: job for stage in selected for job in plan[stage]}
-    trainer_of = {job.inputs[0]: job.key for job in plan["train"]}
+    planned = plan(ctx)
+    jobs = {job.key: job for stage in selected for job in planned[stage]}
+    needs = dependencies(planned)
     on_gpu = resolve_device(ctx.device).type == "cuda"
     tasks: list[Task] = []
     reasons: dict[str, Counter] = {stage: Counter() for stage in selected}
     why_of: dict[str, str] = {}
     for job in jobs.values():  # plan order: every training job before what reads its model
         why = ledger.why_not_done(job, digests, reuse)
-        deps = tuple(
-            trainer_of[f] for f in job.inputs if trainer_of.get(f) in {t.key for t in tasks}
-        )
+        deps = tuple(key for key in needs[job.key] if key in {t.key for t in tasks})
         if why is None and not deps:
             continue
         # Rows whose only doubt is a model being rebuilt stay valid if it comes back the same.
@@ -592,7 +594,7 @@ def _run_locked(
         executor.run(tasks, finished)
     finally:
         bar.close()
-    every = [job for stage_jobs in plan.values() for job in stage_jobs]
+    every = [job for stage_jobs in planned.values() for job in stage_jobs]
     done_jobs = [job for job in every if ledger.why_not_done(job, digests, reuse) is None]
     _merge(ctx.results_path, [ledger.shard(job) for job in done_jobs])
     reused = [job.key for job in done_jobs if ledger.jobs[job.key]["code"] != code_identity()]
@@ -601,9 +603,7 @@ def _run_locked(
         seconds[job.stage] = seconds.get(job.stage, 0.0) + ledger.jobs[job.key]["seconds"]
     files = render_report(ctx.profile, ctx.out_dir, {"seconds": seconds, "reused": reused})
     skipped = {
-        stage: sum(1 for j in plan[stage])
-        - ran[stage]
-        - sum(1 for k in failed if jobs[k].stage == stage)
+        stage: len(planned[stage]) - ran[stage] - sum(1 for k in failed if jobs[k].stage == stage)
         for stage in selected
     }
     return BenchSummary(
@@ -616,6 +616,24 @@ def _run_locked(
         reused,
         failed,
     )
+
+
+def plan(ctx: BenchContext) -> dict[str, list[Job]]:
+    """Every stage's jobs, in plan order (training first)."""
+    return {stage: STAGES.get(stage)(ctx) for stage in STAGES.names()}
+
+
+def dependencies(planned: dict[str, list[Job]]) -> dict[str, tuple[str, ...]]:
+    """Each job's prerequisites: the training jobs of the checkpoints it reads (a training job
+    has none). The graph every executor runs, and `benchmarks/makespan.py` models."""
+    trainer_of = {job.inputs[0]: job.key for job in planned["train"]}
+    return {
+        job.key: tuple(
+            trainer_of[f] for f in job.inputs if f in trainer_of and job.stage != "train"
+        )
+        for jobs in planned.values()
+        for job in jobs
+    }
 
 
 def _log(ctx: BenchContext, text: str) -> None:

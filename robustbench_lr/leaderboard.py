@@ -10,7 +10,6 @@ Each model also gets a JSON record shaped like RobustBench's `model_info` entrie
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,8 +137,3 @@ def write(table: pd.DataFrame, threat: Threat, out: Path) -> list[Path]:
         info = model_info(row, threat)
         files.append(atomic_write_json(folder / (info["name"].replace("/", "__") + ".json"), info))
     return files
-
-
-def to_json(table: pd.DataFrame) -> str:
-    """The table as JSON records (for scripting)."""
-    return json.dumps(json.loads(table.to_json(orient="records")), indent=2)

@@ -256,3 +256,28 @@ def test_attacking_analyses_use_the_attacks_subset(tmp_path: Path):
     ctx = BenchContext(load_profile(str(path)), tmp_path, tmp_path / "ck", "cpu", LoadOptions())
     subsets = {job.key.split(":")[1]: _target_n(job) for job in STAGES.get("analyses")(ctx)}
     assert subsets == {"maxmargin": 123, "rank": None}
+
+
+def test_the_profile_names_the_black_box_source_and_the_matched_partner(tmp_path: Path):
+    text = PLANNED.replace("[attacks]\n", '[attacks]\nblackbox_source = "sn"\n', 1).replace(
+        "[analyses]\n", '[analyses]\nmatched_partner = "nlr"\n', 1
+    )
+    black = [k for k in _planned_keys(tmp_path, "minrho", text) if k.startswith("minrho:black")]
+    # ResNet18 nlr and 1lr are attacked with SN's examples; SN itself gets no black-box run.
+    assert sorted(k.split("/")[-2] for k in black) == ["1lr", "nlr"]
+    matched = [k for k in _planned_keys(tmp_path, "analyses", text) if ":matched:" in k]
+    assert [k.split("/")[-2] for k in matched] == ["sn"]  # the source, judged by its N-LR partner
+
+
+def test_the_step_curve_job_gives_the_sweeps_curves_without_re_scoring_the_attack(tiny_base):
+    from robustbench_lr.experiments.attack import Sweep, run_setting, run_step_curve
+    from robustbench_lr.target import load_target
+
+    folder = next((tiny_base / "ck").rglob("meta.json")).parent
+    target = load_target(folder, n=40, device="cpu")
+    sweep = Sweep("ifsgm", {"eps": [16 / 255], "steps": [3]}, per_step=True)
+    (params,) = sweep.settings()
+    with_attack = run_setting(target, sweep, params).rows
+    alone = run_step_curve(target, "ifsgm", 16 / 255, 3).rows
+    assert alone == [r for r in with_attack if r["experiment"] == "step-curve"]
+    assert {r["experiment"] for r in alone} == {"step-curve"} and len(alone) == 2 * 4

@@ -137,3 +137,24 @@ def test_bench_killed_at_a_commit_step_resumes_to_the_same_bytes(
     results_bytes, ckpt_bytes = clean_bench
     assert _results(tmp_path) == results_bytes
     assert _bytes(checkpoint_dir(tmp_path / "ck", profile.models[0])) == ckpt_bytes
+
+
+def test_bench_killed_at_random_moments_resumes_to_the_same_bytes(
+    tmp_path: Path, tiny_profile: Path, clean_bench
+):
+    rng = random.Random(29)
+    argv = ["bench", "--profile", str(tiny_profile), "--out", str(tmp_path / "out")]
+    argv += ["--checkpoints", str(tmp_path / "ck"), "--device", "cpu", "--no-progress"]
+    cmd = [sys.executable, "-m", "robustbench_lr", *argv]
+    for _ in range(2):
+        proc = subprocess.Popen(
+            cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(rng.uniform(2.0, 8.0))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert _child(argv).returncode == 0
+    profile = load_profile(str(tiny_profile))
+    results_bytes, ckpt_bytes = clean_bench
+    assert _results(tmp_path) == results_bytes
+    assert _bytes(checkpoint_dir(tmp_path / "ck", profile.models[0])) == ckpt_bytes

@@ -80,7 +80,6 @@ class ThresholdResult:
     misclassified: float
     rho: float
     rho_fooled: float
-    tol: float
     evaluations: tuple[tuple[float, float], ...]
 
 
@@ -154,9 +153,7 @@ class EpsSearch:
             hi = 0
         elif evaluate(self.size) <= rate:
             history = _history(runs, self.tol)
-            return ThresholdResult(
-                math.nan, runs[self.size][0], math.nan, math.nan, self.tol, history
-            )
+            return ThresholdResult(math.nan, runs[self.size][0], math.nan, math.nan, history)
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if evaluate(mid) > rate:
@@ -169,9 +166,7 @@ class EpsSearch:
         turned = _fooled(judge_model, x_adv, y_dev) & ~_fooled(judge_model, x_dev, y_dev)
         rho_fooled = per[turned].mean().item() if turned.any() else math.nan
         history = _history(runs, self.tol)
-        return ThresholdResult(
-            hi * self.tol, share, per.mean().item(), rho_fooled, self.tol, history
-        )
+        return ThresholdResult(hi * self.tol, share, per.mean().item(), rho_fooled, history)
 
     def min_eps(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         """Each sample's smallest grid ε at which the early-stopped attack fools it.

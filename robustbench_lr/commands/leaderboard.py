@@ -13,7 +13,6 @@ HELP = "rank models by white-box robust accuracy (merging results files) and wri
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """RESULTS..., threat flags, --out."""
     parser.add_argument("results", nargs="+", help="one or more results CSVs to merge")
-    parser.add_argument("--threat", default="linf", choices=["linf"], help="threat model (L∞ only)")
     parser.add_argument(
         "--attack", default="ifsgm", help="attack whose accuracy ranks the models (default ifsgm)"
     )

@@ -119,6 +119,17 @@ def run_sweep(target: Target, sweep: Sweep) -> Outcome:
     return outcome
 
 
+def run_step_curve(target: Target, name: str, eps: float, steps: int) -> Outcome:
+    """Only the step curves of `name` at (eps, steps), from one run of the signed-gradient
+    loop: the bench's Fig. 11 job, which must not re-run the attack its IFSGM grid already
+    scored at that setting."""
+    from robustbench_lr.attacks import resolve
+
+    _backend, params = resolve(name, eps=eps, steps=steps)
+    rows = step_rows(target, name, params)
+    return Outcome(rows, [f"step curves {name} eps={eps:.4g} steps={steps}: {len(rows)} rows"])
+
+
 def step_rows(target: Target, name: str, params: Mapping[str, Any]) -> Rows:
     """Instantaneous and cumulative accuracy after every step (Fig. 11)."""
     from robustbench_lr.attacks.harness import param_text

@@ -42,6 +42,9 @@ class AttackGrid:
     ifsgm_eps: tuple[float, ...] = (8 / 255,)
     ifsgm_steps: tuple[int, ...] = (7, 20)
     blackbox: bool = True
+    # The method whose model of the same dataset, arch, width and seed crafts the black-box
+    # examples (the paper: "the N-LR model of the same architecture").
+    blackbox_source: str = "nlr"
     noise_p: tuple[float, ...] = (0.4, 0.6, 0.8, 1.0)
     noise_draws: int = 1
     minrho: tuple[str, ...] = ()
@@ -74,6 +77,9 @@ class Profile:
     audit_options: dict[str, int] = field(default_factory=dict)
     # `--option KEY=VALUE` pairs handed to every analysis (e.g. the attacks' eps for Table 6).
     analysis_options: dict[str, str] = field(default_factory=dict)
+    # Table 6's N-LR protocol (D.5): the black-box source's model is attacked until this
+    # method's model of the same dataset, arch, width and seed is fooled.
+    matched_partner: str = "1lr"
     tables: tuple[str, ...] = ()
     source_path: str = ""
 
@@ -471,6 +477,7 @@ ATTACKS_TABLE = Table(
         "ifsgm_eps": ListOf(BUDGET),
         "ifsgm_steps": ListOf(COUNT),
         "blackbox": BOOLEAN,
+        "blackbox_source": METHOD,
         "noise_p": ListOf(PROBABILITY),
         "noise_draws": COUNT,
         "minrho": ListOf(MINRHO_ATTACK, nonempty=False, unique=True),
@@ -489,6 +496,7 @@ BENCH_SETS = Rule("allowed here: the bench sets it per model", _never)
 ANALYSES_TABLE = Table(
     {
         "kinds": ListOf(ANALYSIS, nonempty=False, unique=True),
+        "matched_partner": METHOD,
         "options": Table(
             {"source": BENCH_SETS, "stop_on": BENCH_SETS},
             noun="analysis option",
@@ -611,7 +619,14 @@ def parse_profile(raw: dict[str, Any], source: str) -> Profile:
             attacks=_attack_grid(top.get("attacks", {})),
             source_path=source,
             **_renamed(top, {"description": "description", "n": "n", "tables": "tables"}),
-            **_renamed(analyses, {"kinds": "analyses", "options": "analysis_options"}),
+            **_renamed(
+                analyses,
+                {
+                    "kinds": "analyses",
+                    "options": "analysis_options",
+                    "matched_partner": "matched_partner",
+                },
+            ),
             **_renamed(audit, {"enabled": "audit", "n": "audit_n", "eps": "audit_eps"}),
             audit_options={key: audit[key] for key in AUDIT_OPTIONS if key in audit},
         )
