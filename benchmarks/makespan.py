@@ -7,8 +7,11 @@ Costs are measured ones, never guesses:
   the img/s that `benchmarks/training.py` measured on CUDA for its arch and method, plus the
   measured per-epoch overhead), read from `reports/perf.md`. Attacks, audits and analyses have
   no measured GPU cost yet, so they are left out and the table says so.
-Each worker is one GPU (or one core-sized CPU slot); the schedule is `executors.simulate`, the
-same first-ready-first rule the executors follow, under the graph's dependencies.
+Each worker is one GPU, or for `cpu` one more machine like this one: its job costs were
+measured at 2 threads per job, so 2 workers sharing these 2 cores would each run slower (the
+Ray-vs-serial wall time on this machine is not measured yet). The schedule is
+`executors.simulate`, the first-ready-first rule the executors follow, under the graph's
+dependencies.
 """
 
 from __future__ import annotations
