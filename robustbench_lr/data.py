@@ -478,7 +478,7 @@ _UNREADABLE = (
     OSError,
     zipfile.BadZipFile,
     zlib.error,
-    NotImplementedError,
+    NotImplementedError,  # numpy's dtype parser, for descriptors it cannot build
 )
 
 

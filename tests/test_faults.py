@@ -55,6 +55,19 @@ def _child(argv: list[str], kill_at: int | None = None) -> subprocess.CompletedP
     )
 
 
+def _kill_at_random_moments(
+    cmd: list[str], rng: random.Random, times: int, seconds: tuple[float, float]
+) -> None:
+    """Start `cmd` `times` times, each SIGKILLed after a seeded random delay in `seconds`."""
+    for _ in range(times):
+        proc = subprocess.Popen(
+            cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(rng.uniform(*seconds))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def _bytes(folder: Path) -> dict[str, bytes]:
     return {name: (folder / name).read_bytes() for name in FILES}
 
@@ -87,13 +100,7 @@ def test_train_killed_at_random_moments_resumes_to_the_same_bytes(tmp_path: Path
     rng = random.Random(13)
     folder = checkpoint_dir(tmp_path, CFG)
     cmd = [sys.executable, "-m", "robustbench_lr", *TRAIN_ARGV, "--out", str(tmp_path)]
-    for _ in range(3):
-        proc = subprocess.Popen(
-            cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        time.sleep(rng.uniform(1.0, 6.0))
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    _kill_at_random_moments(cmd, rng, 3, (1.0, 6.0))
     assert _child([*TRAIN_ARGV, "--out", str(tmp_path)]).returncode == 0
     assert _bytes(folder) == clean_train
 
@@ -146,13 +153,7 @@ def test_bench_killed_at_random_moments_resumes_to_the_same_bytes(
     argv = ["bench", "--profile", str(tiny_profile), "--out", str(tmp_path / "out")]
     argv += ["--checkpoints", str(tmp_path / "ck"), "--device", "cpu", "--no-progress"]
     cmd = [sys.executable, "-m", "robustbench_lr", *argv]
-    for _ in range(2):
-        proc = subprocess.Popen(
-            cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        time.sleep(rng.uniform(2.0, 8.0))
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    _kill_at_random_moments(cmd, rng, 2, (2.0, 8.0))
     assert _child(argv).returncode == 0
     profile = load_profile(str(tiny_profile))
     results_bytes, ckpt_bytes = clean_bench
