@@ -37,7 +37,6 @@ from robustbench_lr.experiments import Outcome, Rows
 from robustbench_lr.experiments.attack import Sweep, run_step_curve, run_sweep
 from robustbench_lr.experiments.minrho import MinRho, run_search
 from robustbench_lr.files import (
-    atomic_write,
     atomic_write_json,
     atomic_write_text,
     file_digest,
@@ -198,14 +197,13 @@ class TargetSpec:
     data_root: str
     download: bool
 
-    def load(self, train: bool = False) -> Target:
+    def load(self) -> Target:
         return load_target(
             self.checkpoint,
             n=self.n,
             source=self.source,
             device=use_device(self.device),
             options=LoadOptions(data_root=self.data_root, download=self.download),
-            train=train,
         )
 
 
@@ -668,8 +666,9 @@ def _execute(
 
 
 def _write_rows(path: Path, rows: Rows) -> None:
-    frame = pd.DataFrame([results.make_row(**r) for r in rows], columns=results.COLUMNS)
-    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, na_rep="nan"))
+    results.write(
+        path, pd.DataFrame([results.make_row(**r) for r in rows], columns=results.COLUMNS)
+    )
 
 
 def _merge(results_path: Path, shards: list[Path]) -> None:
@@ -680,5 +679,4 @@ def _merge(results_path: Path, shards: list[Path]) -> None:
     merged = (
         pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=results.COLUMNS)
     )
-    merged = merged.drop_duplicates(subset=results.KEY, keep="last")
-    atomic_write(results_path, lambda tmp: merged.to_csv(tmp, index=False, na_rep="nan"))
+    results.write(results_path, merged.drop_duplicates(subset=results.KEY, keep="last"))

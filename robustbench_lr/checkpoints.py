@@ -249,8 +249,8 @@ def load_train_state(folder: Path, cfg: TrainConfig) -> TrainState | None:
         try:
             stored = read_meta(folder)["config"]
         except CheckpointError:  # a commit point from an older format or a torn one: ignore it
-            stored = json.loads(json.dumps(cfg.to_dict()))
-        if stored != json.loads(json.dumps(cfg.to_dict())):
+            stored = cfg.as_stored()
+        if stored != cfg.as_stored():
             diff = {k: (stored.get(k), v) for k, v in cfg.to_dict().items() if stored.get(k) != v}
             raise CheckpointError(
                 f"{folder} holds a different run (stored vs asked: {diff}); use another --out or delete it"

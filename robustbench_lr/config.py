@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +37,11 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, as stored in meta.json."""
         return asdict(self)
+
+    def as_stored(self) -> dict[str, Any]:
+        """`to_dict` after a JSON round trip (tuples become lists): what meta.json reads back,
+        so a stored config compares equal to the one that wrote it."""
+        return json.loads(json.dumps(self.to_dict()))
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:

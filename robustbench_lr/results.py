@@ -225,17 +225,14 @@ def append(
         old = old[~_key_strings(old, scope).isin(set(_key_strings(new, scope)))]
     merged = pd.concat([old, new], ignore_index=True) if not old.empty else new
     merged = merged.drop_duplicates(subset=KEY, keep="last")
-    # NaN (e.g. an analysis with no examples to measure) is written as "nan", which `read`
-    # parses back; pandas' default empty field would not survive `keep_default_na=False`.
-    atomic_write(path, lambda tmp: merged.to_csv(tmp, index=False, na_rep="nan"))
+    write(path, merged)
     return merged
 
 
-def has_rows(frame: pd.DataFrame, **match: Any) -> bool:
-    """Whether any row matches every given column value (the bench's "already done?" test)."""
-    if frame.empty:
-        return False
-    mask = pd.Series(True, index=frame.index)
-    for column, value in match.items():
-        mask &= frame[column] == (_NUMERIC[column](value) if column in _NUMERIC else str(value))
-    return bool(mask.any())
+def write(path: str | Path, frame: pd.DataFrame) -> None:
+    """Write a results frame atomically, in the one format `read` parses.
+
+    NaN (e.g. an analysis with no examples to measure) is written as "nan", which `read`
+    parses back; pandas' default empty field would not survive `keep_default_na=False`.
+    """
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, na_rep="nan"))

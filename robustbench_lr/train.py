@@ -8,7 +8,6 @@ written after every epoch; re-running the same command resumes from the last one
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -120,7 +119,7 @@ def _committed_complete(folder: Path, cfg: TrainConfig, data: Data) -> float | N
         meta = checkpoints.verify(folder)
     except checkpoints.CheckpointError:
         return None
-    if meta["config"] != json.loads(json.dumps(cfg.to_dict())):
+    if meta["config"] != cfg.as_stored():
         return None  # load_train_state names the difference
     check_same_content(meta.get("data_fingerprint"), data, cfg.dataset, folder)
     return meta["clean_acc"] if meta.get("finished") else None
