@@ -1,7 +1,7 @@
 """What more workers buy: the bench's job graph list-scheduled on 1-16 workers (issue 15).
 
 Costs are measured ones, never guesses:
-- `cpu` profile: every job's seconds from the committed ledger (`reports/cpu/bench_state.json`,
+- `cpu` profile: every job's seconds from the committed ledger (`reports/cpu/bench_ledger.jsonl`,
   one serial run on this machine's 2 cores), all stages;
 - `paper` / `paper-fast`: training only, each model's epochs x (its dataset's training images /
   the img/s that `benchmarks/training.py` measured on CUDA for its arch and method, plus the
@@ -16,7 +16,6 @@ dependencies.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from _report import write_section
 from robustbench_lr.bench import BenchContext, dependencies, plan
 from robustbench_lr.data import LoadOptions
 from robustbench_lr.executors import Task, simulate
+from robustbench_lr.ledger import Ledger
 from robustbench_lr.profiles import load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,17 +60,14 @@ def _table(
 
 
 def cpu_profile() -> list[str]:
-    ledger = json.loads((ROOT / "reports" / "cpu" / "bench_state.json").read_text())
-    if ledger.get("format") != "robustbench-lr-ledger/2":
-        return [
-            "`reports/cpu/bench_state.json` is from an older ledger: re-run `make bench` first.",
-            "",
-        ]
+    ledger = Ledger(ROOT / "reports" / "cpu")
+    if ledger.note or not ledger.jobs:
+        return ["`reports/cpu` has no current ledger: re-run `make bench` first.", ""]
     _, planned, needs = _graph("cpu", ROOT / "reports" / "cpu")
-    jobs = [job for stage in planned.values() for job in stage if job.key in ledger["jobs"]]
+    jobs = [job for stage in planned.values() for job in stage if job.key in ledger.jobs]
     keys = {job.key for job in jobs}
     tasks = [Task(j.key, print, tuple(d for d in needs[j.key] if d in keys)) for j in jobs]
-    seconds = {j.key: ledger["jobs"][j.key]["seconds"] for j in jobs}
+    seconds = {j.key: ledger.jobs[j.key]["seconds"] for j in jobs}
     title = f"`cpu` profile, all stages ({len(tasks)} jobs, {sum(seconds.values()) / 60:.1f} job-minutes measured serially)"
     return _table(title, tasks, seconds, 60.0, "min")
 

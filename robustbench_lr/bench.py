@@ -2,13 +2,12 @@
 
 The bench is a list of `Job`s grouped into stages (train, attacks, minrho, audit, analyses).
 Each job's rows go to its own shard `<out>/jobs/<key digest>.csv`, and the ledger
-(`<out>/bench_state.json`) records, per job, what it read and wrote: the settings that planned
-it, the code that ran it, the commit point (meta.json digest) of every checkpoint it read, and
-its shard's digest. A job counts as done only while all of that still holds; anything else is
-re-run and the summary says why. `results.csv` is then merged from the shards of the profile's
-done jobs, in plan order, by this one writer. A kill at any moment loses at most the job that
-was running: shards and the ledger are written to temporary names and renamed. Training
-resumes inside a model from its last epoch (see `train.py`).
+(`ledger.py`, `<out>/bench_ledger.jsonl`) records, per job, what it read and wrote. A job counts
+as done only while all of that still holds; anything else is re-run and the summary says why.
+`results.csv` is then merged from the shards of the profile's done jobs, in plan order, by this
+one writer. A kill at any moment loses at most the jobs that were running: shards are written to
+temporary names and renamed, ledger lines are appended and fsynced. Training resumes inside a
+model from its last epoch (see `train.py`).
 """
 
 from __future__ import annotations
@@ -16,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
-from functools import cache, partial
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from robustbench_lr import __version__, checkpoints, locks, results
+from robustbench_lr import checkpoints, locks, results
 from robustbench_lr.attacks.search import SearchSettings
 from robustbench_lr.config import TrainConfig, checkpoint_dir
 from robustbench_lr.data import Data, LoadOptions, load
@@ -36,25 +36,19 @@ from robustbench_lr.executors import Executor, Finished, Resources, SerialExecut
 from robustbench_lr.experiments import Outcome, Rows
 from robustbench_lr.experiments.attack import Sweep, run_step_curve, run_sweep
 from robustbench_lr.experiments.minrho import MinRho, run_search
-from robustbench_lr.files import (
-    atomic_write_json,
-    atomic_write_text,
-    file_digest,
-    remove_stale_temporaries,
-)
+from robustbench_lr.files import atomic_write_text, file_digest, remove_stale_temporaries
+from robustbench_lr.ledger import SHARDS_DIR, CheckpointDigests, Ledger, code_identity
 from robustbench_lr.profiles import Profile, selects
 from robustbench_lr.registry import Registry
-from robustbench_lr.target import Target, load_target
+from robustbench_lr.target import ModelOrigin, Target, load_target
 
 if TYPE_CHECKING:
     from robustbench_lr.analysis import AnalysisOptions
+    from robustbench_lr.external import ExternalModelSpec
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "bench_state.json"
 RESULTS_FILE = "results.csv"
-SHARDS_DIR = "jobs"
-LEDGER_FORMAT = "robustbench-lr-ledger/2"
 BENCH_LOCK = ".bench.lock"
 
 
@@ -94,27 +88,32 @@ class BenchContext:
         return self.out_dir / RESULTS_FILE
 
     def black_box_source(self, cfg: TrainConfig) -> str | None:
-        """The folder black-box examples for `cfg` are crafted on (the profile's
-        `blackbox_source` model of the same dataset, arch, width and seed), unless `cfg` is
-        that model itself: examples crafted on the attacked model are white-box."""
-        source = self.partner(cfg, self.profile.attacks.blackbox_source)
-        return str(self.folder(source)) if source is not None and source != cfg else None
+        """The folder black-box examples for `cfg` are crafted on (`Profile.black_box_source`:
+        by default the source method's model of another seed), or None."""
+        source = self.profile.black_box_source(cfg)
+        return str(self.folder(source)) if source is not None else None
 
     def folder(self, cfg: TrainConfig) -> Path:
         return checkpoint_dir(self.ckpt_root, cfg)
 
-    def partner(self, cfg: TrainConfig, method: str) -> TrainConfig | None:
-        """The profile's `method` model of the same dataset, arch, width and seed as `cfg`."""
-        for other in self.profile.models:
-            if (
-                other.method == method
-                and other.dataset == cfg.dataset
-                and other.arch == cfg.arch
-                and other.width == cfg.width
-                and other.seed == cfg.seed
-            ):
-                return other
-        return None
+    def subjects(self) -> list[Subject]:
+        """Every model the experiments run on: the trained ones, then the external ones."""
+        trained = [Subject(str(self.folder(cfg)), cfg=cfg) for cfg in self.profile.models]
+        external = [
+            Subject(f"{spec.kind}:{spec.label}", external=spec)
+            for spec in self.profile.external_models
+        ]
+        return trained + external
+
+    def source_of(self, subject: Subject) -> str | None:
+        """The black-box source folder of `subject`: `black_box_source` for a trained model;
+        for an external one, the profile's first source-method model of its dataset (no seed
+        of the suite is shared with a model trained elsewhere)."""
+        if subject.cfg is not None:
+            return self.black_box_source(subject.cfg)
+        method, dataset = self.profile.attacks.blackbox_source, subject.external.dataset
+        sources = [m for m in self.profile.models if (m.method, m.dataset) == (method, dataset)]
+        return str(self.folder(sources[0])) if sources else None
 
 
 Planner = Callable[[BenchContext], list[Job]]
@@ -188,7 +187,12 @@ def _plain(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class TargetSpec:
-    """A `target.Target` by name: plain data a job carries instead of loaded tensors."""
+    """A `target.Target` by name: plain data a job carries instead of loaded tensors.
+
+    `checkpoint` is a checkpoint folder, or for an external model (`external`) the label its
+    job keys carry; `weights` is then the digest of its weights file, so a changed file
+    changes the job's spec and re-runs it.
+    """
 
     checkpoint: str
     source: str | None
@@ -196,10 +200,20 @@ class TargetSpec:
     device: str
     data_root: str
     download: bool
+    external: ExternalModelSpec | None = None
+    weights: str = ""
+
+    def origin(self) -> str | ModelOrigin:
+        """What `load_target`, the audit and the analyses take: the folder, or the model."""
+        if self.external is None:
+            return self.checkpoint
+        from robustbench_lr.external import resolve
+
+        return resolve(self.external)
 
     def load(self) -> Target:
         return load_target(
-            self.checkpoint,
+            self.origin(),
             n=self.n,
             source=self.source,
             device=use_device(self.device),
@@ -207,16 +221,47 @@ class TargetSpec:
         )
 
 
-def _target(ctx: BenchContext, folder: Path, source: str | None, n: int | None) -> TargetSpec:
+@dataclass(frozen=True)
+class Subject:
+    """A model the bench evaluates: one of the profile's trained configs, or an external model
+    (a user's factory and weights, a RobustBench entry), which has no training job."""
+
+    label: str  # the checkpoint folder, or "external:<name>" / "robustbench:<name>"
+    cfg: TrainConfig | None = None
+    external: ExternalModelSpec | None = None
+
+
+def _target(ctx: BenchContext, subject: Subject, source: str | None, n: int | None) -> TargetSpec:
     opts = ctx.load_options
-    return TargetSpec(str(folder), source, n, ctx.device, opts.data_root, opts.download)
+    weights = _weights_digest(subject.external) if subject.external else ""
+    return TargetSpec(
+        subject.label,
+        source,
+        n,
+        ctx.device,
+        opts.data_root,
+        opts.download,
+        subject.external,
+        weights,
+    )
+
+
+def _weights_digest(spec: ExternalModelSpec) -> str:
+    """The digest of the file an external model's weights come from ("" if none is on disk:
+    the factory's own weights, or a zoo model RobustBench is yet to download)."""
+    if spec.factory:
+        path = Path(spec.weights)
+    else:  # RobustBench's layout (`zoo.model_files`; an ensemble's parts are not digested)
+        path = Path(spec.model_dir) / spec.dataset / spec.threat / f"{spec.robustbench}.pt"
+    return file_digest(path) if spec.weights or not spec.factory and path.is_file() else ""
 
 
 def _job(stage: str, key: str, work: Callable[[Path], Outcome], ctx: BenchContext) -> Job:
     """A job running `work` (a partial of plain data): its settings are its spec, and the
     checkpoints its target names are its inputs."""
     target = next(a for a in work.args if isinstance(a, TargetSpec))
-    inputs = [target.checkpoint, *([target.source] if target.source else [])]
+    inputs = [*([target.checkpoint] if target.external is None else []), target.source]
+    inputs = [folder for folder in inputs if folder]
     spec = _spec([work.func.__name__, list(work.args)], ctx)
     return Job(stage, key, spec, tuple(map(Path, inputs)), work)
 
@@ -236,9 +281,9 @@ def _search_job(target: TargetSpec, search: MinRho, _out: Path) -> Outcome:
 def plan_attacks(ctx: BenchContext) -> list[Job]:
     """IFSGM white-box and black-box grids (Tables 1-2), random noise (Table 4), step curves (Fig. 11).
 
-    Black-box examples are crafted on the N-LR model of the same dataset, arch, width and seed
-    (the paper's protocol); that N-LR model itself and a profile without it get no black-box
-    rows (examples crafted on the attacked model are white-box, whatever the column says).
+    Black-box examples are crafted on the profile's source model (`Profile.black_box_source`:
+    an independently seeded N-LR by default, so N-LR's own black-box rows are the N-LR -> N-LR
+    control; the paper's same-seed protocol is `blackbox_protocol = "same-seed"`).
     """
     grid = ctx.profile.attacks
     lists = {"eps": grid.ifsgm_eps, "steps": grid.ifsgm_steps}
@@ -246,23 +291,43 @@ def plan_attacks(ctx: BenchContext) -> list[Job]:
     if grid.noise_p:
         runs["noise"] = (Sweep("noise", {"p": grid.noise_p}, draws=grid.noise_draws),)
     jobs = []
-    for cfg in ctx.profile.models:
-        folder = ctx.folder(cfg)
-        source = ctx.black_box_source(cfg)
-        targets = {name: _target(ctx, folder, None, ctx.profile.n) for name in runs}
+    for subject in ctx.subjects():
+        folder, source = subject.label, ctx.source_of(subject)
+        targets = {name: _target(ctx, subject, None, ctx.profile.n) for name in runs}
         if grid.blackbox and source is not None:
             runs_here = {**runs, "ifsgm-black": runs["ifsgm-white"]}
-            targets["ifsgm-black"] = _target(ctx, folder, source, ctx.profile.n)
+            targets["ifsgm-black"] = _target(ctx, subject, source, ctx.profile.n)
         else:
             runs_here = runs
         for name, sweeps in runs_here.items():
             work = partial(_sweep_job, targets[name], sweeps)
             jobs.append(_job("attacks", f"attack:{name}:{folder}", work, ctx))
         if grid.curves:  # Fig. 11: the curves alone (the grid above scores the attack itself)
-            target = _target(ctx, folder, None, ctx.profile.n)
+            target = _target(ctx, subject, None, ctx.profile.n)
             work = partial(_curve_job, target, grid.curve_eps, max(grid.ifsgm_steps))
             jobs.append(_job("attacks", f"attack:step-curve:{folder}", work, ctx))
+        if subject.external is not None:  # a trained model's clean row comes from training
+            work = partial(_clean_job, _target(ctx, subject, None, None))
+            jobs.append(_job("attacks", f"clean:{folder}", work, ctx))
     return jobs
+
+
+def _clean_job(target: TargetSpec, _out: Path) -> Outcome:
+    """An external model's clean accuracy on the whole test split (a `clean` row, as training
+    writes for the suite's own models)."""
+    from robustbench_lr.evaluation import accuracy
+
+    loaded = target.load()
+    acc = accuracy(loaded.model, loaded.x, loaded.y)
+    row = results.make_row(
+        **loaded.columns,
+        experiment="clean",
+        attack="clean",
+        metric="clean_acc",
+        value=acc,
+        n=len(loaded.y),
+    )
+    return Outcome([row], [f"{loaded.checkpoint}: clean {acc:.2f}%"])
 
 
 def _curve_job(target: TargetSpec, eps: float, steps: int, _out: Path) -> Outcome:
@@ -277,15 +342,16 @@ def plan_minrho(ctx: BenchContext) -> list[Job]:
         return []
     search = MinRho(grid.minrho, SearchSettings(per_sample=grid.curves, **grid.minrho_options))
     jobs = []
-    for cfg in ctx.profile.models:
-        if not selects(grid.minrho_only, cfg):
+    for subject in ctx.subjects():
+        # The selector names training fields: an external model takes part only without one.
+        if not (selects(grid.minrho_only, subject.cfg) if subject.cfg else not grid.minrho_only):
             continue
-        folder = ctx.folder(cfg)
-        white = partial(_search_job, _target(ctx, folder, None, grid.minrho_n), search)
+        folder = subject.label
+        white = partial(_search_job, _target(ctx, subject, None, grid.minrho_n), search)
         jobs.append(_job("minrho", f"minrho:white:{folder}", white, ctx))
-        source = ctx.black_box_source(cfg)
+        source = ctx.source_of(subject)
         if grid.blackbox and source is not None:
-            black = partial(_search_job, _target(ctx, folder, source, grid.minrho_n), search)
+            black = partial(_search_job, _target(ctx, subject, source, grid.minrho_n), search)
             jobs.append(_job("minrho", f"minrho:black:{folder}", black, ctx))
     return jobs
 
@@ -295,7 +361,7 @@ def _audit_job(target: TargetSpec, options: dict[str, Any], out: Path) -> Outcom
     from robustbench_lr.audit import AuditOptions, audit_checkpoint
 
     done = audit_checkpoint(
-        target.checkpoint,
+        target.origin(),
         AuditOptions(**options),
         source=target.source,
         device=target.device,
@@ -320,10 +386,10 @@ def plan_audit(ctx: BenchContext) -> list[Job]:
         **profile.audit_options,
     }
     jobs = []
-    for cfg in profile.models:
-        folder = ctx.folder(cfg)
-        target = _target(ctx, folder, ctx.black_box_source(cfg), profile.audit_n)
-        jobs.append(_job("audit", f"audit:{folder}", partial(_audit_job, target, options), ctx))
+    for subject in ctx.subjects():
+        target = _target(ctx, subject, ctx.source_of(subject), profile.audit_n)
+        work = partial(_audit_job, target, options)
+        jobs.append(_job("audit", f"audit:{subject.label}", work, ctx))
     return jobs
 
 
@@ -331,7 +397,9 @@ def _analysis_job(kind: str, target: TargetSpec, options: AnalysisOptions, out: 
     # Figures go beside the results file, i.e. into the report folder.
     from robustbench_lr.analysis import ANALYSES
 
-    result = ANALYSES.get(kind).run(Path(target.checkpoint), out / RESULTS_FILE, options)
+    origin = target.origin()
+    checkpoint = Path(origin) if isinstance(origin, str) else origin
+    result = ANALYSES.get(kind).run(checkpoint, out / RESULTS_FILE, options)
     return Outcome(result.rows, result.lines)
 
 
@@ -341,21 +409,24 @@ def plan_analyses(ctx: BenchContext) -> list[Job]:
     from robustbench_lr.analysis import ANALYSES, AnalysisOptions
 
     jobs = []
-    for cfg in ctx.profile.models:
-        folder = ctx.folder(cfg)
+    for subject in ctx.subjects():
+        cfg, folder = subject.cfg, subject.label
         extras = {"white": dict(ctx.profile.analysis_options)}
-        source = ctx.black_box_source(cfg)
+        source = ctx.source_of(subject)
         if ctx.profile.attacks.blackbox and source is not None:
             extras["black"] = {**ctx.profile.analysis_options, "source": source}
-        is_source = cfg.method == ctx.profile.attacks.blackbox_source
-        lr_partner = ctx.partner(cfg, ctx.profile.matched_partner) if is_source else None
+        is_source = cfg is not None and cfg.method == ctx.profile.attacks.blackbox_source
+        lr_partner = ctx.profile.partner(cfg, ctx.profile.matched_partner) if is_source else None
         if lr_partner is not None:  # Table 6's N-LR protocol (D.5): stop once 1-LR is fooled
             extras["matched"] = {
                 **ctx.profile.analysis_options,
                 "stop_on": str(ctx.folder(lr_partner)),
             }
+        tap = subject.external.tap or None if subject.external else None
         for kind in ctx.profile.analyses:
             analysis = ANALYSES.get(kind)
+            if subject.external is not None and (analysis.suite_models_only or tap is None):
+                continue  # needs the suite's architecture, or a tap the entry did not name
             # Analyses that attack use the attacks' test subset (profile `n`, the same images);
             # the others describe the representation on the whole test set.
             n = ctx.profile.n if analysis.crafts_adversarial else None
@@ -363,99 +434,13 @@ def plan_analyses(ctx: BenchContext) -> list[Job]:
                 if box not in analysis.boxes:
                     continue
                 options = AnalysisOptions(
-                    n=n, device=ctx.device, load=ctx.load_options, extra=extra
+                    tap=tap, n=n, device=ctx.device, load=ctx.load_options, extra=extra
                 )
                 companions = [extra[k] for k in ("source", "stop_on") if k in extra]
-                work = partial(_analysis_job, kind, _target(ctx, folder, None, n), options)
+                work = partial(_analysis_job, kind, _target(ctx, subject, None, n), options)
                 job = _job("analyses", f"analysis:{kind}:{box}:{folder}", work, ctx)
                 jobs.append(replace(job, inputs=(*job.inputs, *map(Path, companions))))
     return jobs
-
-
-@cache
-def code_identity() -> str:
-    """What "the code that ran it" means in the ledger: package version, torch, and a digest of
-    every source and data file of the package (a changed attack re-runs the attacks)."""
-    root = Path(__file__).parent
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        if path.suffix in (".py", ".toml", ".csv") and "__pycache__" not in path.parts:
-            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
-    return f"{__version__}+torch{torch.__version__}+{digest.hexdigest()[:16]}"
-
-
-class Ledger:
-    """`bench_state.json`: per job, what it read and wrote, so "done" can be re-checked."""
-
-    def __init__(self, path: Path, out_dir: Path) -> None:
-        self.path, self.out_dir = path, out_dir
-        self.jobs: dict[str, dict[str, Any]] = {}
-        self.note = ""
-        if path.exists():
-            try:
-                raw = json.loads(path.read_text())
-            except json.JSONDecodeError:
-                raw = {}
-            if isinstance(raw, dict) and raw.get("format") == LEDGER_FORMAT:
-                self.jobs = raw.get("jobs", {})
-            else:
-                self.note = "its ledger was written by an older version or is unreadable"
-
-    def shard(self, job: Job) -> Path:
-        return self.out_dir / SHARDS_DIR / f"{job.digest}.csv"
-
-    def why_not_done(
-        self, job: Job, digests: CheckpointDigests, reuse: bool, inputs: bool = True
-    ) -> str | None:
-        """None when `job`'s recorded rows are still valid; else the reason to re-run it.
-
-        `inputs=False` leaves the checkpoints it read out of the question.
-        """
-        entry = self.jobs.get(job.key)
-        if entry is None:
-            return self.note or "not run yet"
-        if entry["spec"] != job.spec:
-            return "settings changed"
-        if entry["code"] != code_identity() and not reuse:
-            return "code changed"
-        for folder, recorded in entry["inputs"].items() if inputs else ():
-            if digests.get(Path(folder)) != recorded:
-                return "checkpoint missing or changed"
-        shard = self.shard(job)
-        if not shard.exists() or file_digest(shard) != entry["shard"]:
-            return "rows missing or changed"
-        return None
-
-    def commit(self, job: Job, inputs: dict[str, str], seconds: float) -> None:
-        self.jobs[job.key] = {
-            "stage": job.stage,
-            "spec": job.spec,
-            "code": code_identity(),
-            "inputs": inputs,
-            "shard": file_digest(self.shard(job)),
-            "seconds": round(seconds, 3),
-        }
-        atomic_write_json(self.path, {"format": LEDGER_FORMAT, "jobs": self.jobs})
-
-
-class CheckpointDigests:
-    """Digest of each checkpoint's verified commit point (None: missing or inconsistent)."""
-
-    def __init__(self) -> None:
-        self._known: dict[Path, str | None] = {}
-
-    def get(self, folder: Path) -> str | None:
-        if folder not in self._known:
-            try:
-                checkpoints.verify(folder)
-                self._known[folder] = file_digest(folder / checkpoints.META_FILE)
-            except checkpoints.CheckpointError:
-                self._known[folder] = None
-        return self._known[folder]
-
-    def forget_all(self) -> None:
-        """After a job ran: a training job may have rewritten any checkpoint it names."""
-        self._known.clear()
 
 
 @dataclass
@@ -485,6 +470,33 @@ class BenchJobsFailed(RuntimeError):
 
 
 @dataclass(frozen=True)
+class StageCounts:
+    """Per stage: jobs running, done and failed, for the driver's one progress bar."""
+
+    by_stage: dict[str, Counter]
+    running: set[str] = field(default_factory=set)
+
+    def start(self, stage: str, key: str) -> None:
+        self.running.add(key)
+        self.by_stage[stage]["running"] += 1
+
+    def finish(self, stage: str, key: str, ok: bool) -> None:
+        if key in self.running:  # a job skipped for a failed dependency never started
+            self.running.discard(key)
+            self.by_stage[stage]["running"] -= 1
+        self.by_stage[stage]["done" if ok else "failed"] += 1
+
+    def text(self) -> str:
+        """E.g. "train 2 running 5 done | attacks 1 running 0 done 1 failed"."""
+        parts = []
+        for stage, c in self.by_stage.items():
+            if c["running"] or c["done"] or c["failed"]:
+                failed = f" {c['failed']} failed" if c["failed"] else ""
+                parts.append(f"{stage} {c['running']} running {c['done']} done{failed}")
+        return " | ".join(parts)
+
+
+@dataclass(frozen=True)
 class JobDone:
     """What a worker hands back (rows stay in the shard it wrote)."""
 
@@ -492,6 +504,7 @@ class JobDone:
     rows: int
     lines: list[str]
     unchanged: bool = False
+    device: str = ""  # where it ran, as the worker saw it (Ray sets CUDA_VISIBLE_DEVICES)
 
 
 def run_bench(
@@ -541,7 +554,7 @@ def _run_locked(
 ) -> BenchSummary:
     from robustbench_lr.report import render_report
 
-    ledger = Ledger(ctx.out_dir / STATE_FILE, ctx.out_dir)
+    ledger = Ledger(ctx.out_dir)
     digests = CheckpointDigests()
     planned = plan(ctx)
     jobs = {job.key: job for stage in selected for job in planned[stage]}
@@ -561,15 +574,23 @@ def _run_locked(
         why_of[job.key] = why or "model being rebuilt"
         reasons[job.stage][why_of[job.key]] += 1
         gpus = (1.0 if job.stage == "train" else job_gpus) if on_gpu else 0.0
-        work = partial(_execute, job.run, job.inputs, ledger.shard(job), ctx.out_dir, expected)
+        work = partial(
+            _execute, job.run, job.inputs, ledger.shard(job), ctx.out_dir, expected, ctx.device
+        )
         tasks.append(Task(job.key, work, deps, Resources(1.0, gpus), job.stage))
     ran = {stage: 0 for stage in selected}
     failed: dict[str, str] = {}
     bar = tqdm(total=len(tasks), desc=f"bench {ctx.profile.name}", unit="job", disable=not progress)
+    counts = StageCounts({stage: Counter() for stage in selected})
+
+    def started(task: Task) -> None:
+        counts.start(task.stage, task.key)
+        bar.set_postfix_str(counts.text())
 
     def finished(done: Finished) -> None:
         job = jobs[done.key]
         bar.update()
+        counts.finish(job.stage, job.key, done.error is None)
         if done.error is not None:
             failed[job.key] = done.error
             _log(ctx, f"{job.key}: FAILED on {done.host or '-'}\n{done.error}")
@@ -581,17 +602,17 @@ def _run_locked(
             ran[job.stage] += 1
             lines = "".join(f"  {line}\n" for line in done.value.lines)
             _log(
-                ctx, f"{lines}{job.key}: {done.value.rows} rows, {done.host}, {done.seconds:.1f} s"
+                ctx,
+                f"{lines}{job.key}: {done.value.rows} rows, {done.host}, {done.value.device}, "
+                f"{done.seconds:.1f} s",
             )
-        bar.set_postfix(
-            {stage: f"{ran[stage]} done" for stage in selected if ran[stage]}
-            | ({"failed": len(failed)} if failed else {})
-        )
+        bar.set_postfix_str(counts.text())
 
     try:
-        executor.run(tasks, finished)
+        executor.run(tasks, finished, started)
     finally:
         bar.close()
+    ledger.compact()
     every = [job for stage_jobs in planned.values() for job in stage_jobs]
     done_jobs = [job for job in every if ledger.why_not_done(job, digests, reuse) is None]
     _merge(ctx.results_path, [ledger.shard(job) for job in done_jobs])
@@ -645,6 +666,7 @@ def _execute(
     shard: Path,
     out_dir: Path,
     expected: dict[str, str] | None,
+    device: str,
 ) -> JobDone:
     """A job on a worker: skip it when its rows are still valid, else run it and write its
     shard (write-then-rename); the driver then commits it to the ledger."""
@@ -662,7 +684,14 @@ def _execute(
         raise checkpoints.CheckpointError(
             f"{missing[0]} is not a consistent checkpoint after the job ran"
         )
-    return JobDone(after, len(outcome.rows), outcome.lines)
+    return JobDone(after, len(outcome.rows), outcome.lines, device=_device_label(device))
+
+
+def _device_label(device: str) -> str:
+    """ "cpu", or "cuda" with the GPUs this worker was given (Ray's CUDA_VISIBLE_DEVICES)."""
+    if resolve_device(device).type != "cuda":
+        return "cpu"
+    return f"cuda (GPU {os.environ.get('CUDA_VISIBLE_DEVICES', '0')})"
 
 
 def _write_rows(path: Path, rows: Rows) -> None:

@@ -68,11 +68,20 @@ class Finished:
     seconds: float
 
 
-class Executor(Protocol):
-    """Runs `tasks` under their dependencies, calling `on_finished` once per task, in the driver
-    process and one call at a time, so the driver stays the one writer of the results."""
+Started = Callable[[Task], None]
 
-    def run(self, tasks: Sequence[Task], on_finished: Callable[[Finished], None]) -> None: ...
+
+class Executor(Protocol):
+    """Runs `tasks` under their dependencies, calling `on_finished` once per task (and
+    `on_started` as each is handed to the engine), in the driver process and one call at a
+    time, so the driver stays the one writer of the results."""
+
+    def run(
+        self,
+        tasks: Sequence[Task],
+        on_finished: Callable[[Finished], None],
+        on_started: Started | None = None,
+    ) -> None: ...
 
 
 def topological_order(tasks: Sequence[Task]) -> list[Task]:
@@ -235,6 +244,7 @@ def _drive(
     on_finished: Callable[[Finished], None],
     engine: _Engine,
     slots: int | None = None,
+    on_started: Started | None = None,
 ) -> None:
     """Start every ready task (at most `slots` at once), report each finished one, skip the
     dependents of a failure. No stage barriers: readiness is per task."""
@@ -248,6 +258,8 @@ def _drive(
             ready = [task for task in waiting if not unmet[task.key]][: max(free, 0)]
             for task in ready:
                 engine.start(task)
+                if on_started is not None:
+                    on_started(task)
             started = {task.key for task in ready}
             waiting = [task for task in waiting if task.key not in started]
             running += len(ready)
@@ -307,8 +319,13 @@ class SerialExecutor:
 
     threads: int | None = None
 
-    def run(self, tasks: Sequence[Task], on_finished: Callable[[Finished], None]) -> None:
-        _drive(tasks, on_finished, _InProcess(self.threads), slots=1)
+    def run(
+        self,
+        tasks: Sequence[Task],
+        on_finished: Callable[[Finished], None],
+        on_started: Started | None = None,
+    ) -> None:
+        _drive(tasks, on_finished, _InProcess(self.threads), 1, on_started)
 
 
 def _whole_cpus(cpus: float) -> int:
@@ -374,12 +391,18 @@ class RayExecutor:
     threads: int | None = None
     max_retries: int = 3
 
-    def run(self, tasks: Sequence[Task], on_finished: Callable[[Finished], None]) -> None:
+    def run(
+        self,
+        tasks: Sequence[Task],
+        on_finished: Callable[[Finished], None],
+        on_started: Started | None = None,
+    ) -> None:
         topological_order(tasks)  # graph errors before a cluster is started
         started = connect_ray(self.address, self.num_cpus, self.num_gpus)
         try:
             _check_feasible(tasks)
-            _drive(tasks, on_finished, _RayEngine(self.threads, self.max_retries))
+            engine = _RayEngine(self.threads, self.max_retries)
+            _drive(tasks, on_finished, engine, None, on_started)
         finally:
             if started:
                 import ray
@@ -472,7 +495,12 @@ class SubmititExecutor:
     threads: int | None = None
     poll: float = 1.0
 
-    def run(self, tasks: Sequence[Task], on_finished: Callable[[Finished], None]) -> None:
+    def run(
+        self,
+        tasks: Sequence[Task],
+        on_finished: Callable[[Finished], None],
+        on_started: Started | None = None,
+    ) -> None:
         import submitit
 
         cores = os.cpu_count() or 1
@@ -496,7 +524,7 @@ class SubmititExecutor:
             )
             return executor.submit(WorkerCall(task.key, task.fn, threads))
 
-        _drive(tasks, on_finished, _SubmititEngine(submit, self.poll), slots)
+        _drive(tasks, on_finished, _SubmititEngine(submit, self.poll), slots, on_started)
 
 
 EXECUTORS: Registry[Callable[..., Executor]] = Registry("executor")

@@ -4,22 +4,49 @@ Merges any number of results files (runs on other machines, other profiles). A m
 (dataset, arch, width, method, device); its seeds are averaged. The training device is part of
 a model's identity: bf16 training on CUDA and float32 on the CPU give different networks, which
 must not be averaged as if they were seeds. Beside the ranking metric it shows the
-clean accuracy, black-box (transfer from N-LR) accuracy, random-noise accuracy and DeepFool ρ.
-Each model also gets a JSON record shaped like RobustBench's `model_info` entries.
+clean accuracy, black-box accuracy (transfer from an independently seeded N-LR, so the N-LR
+row is the N-LR→N-LR control), AutoAttack, random-noise accuracy and DeepFool ρ, and, when the
+audit measured it, each attack's optimality. Every accuracy carries its 95 % Wilson interval
+over all seeds' test examples and, over several seeds, their spread (`stats`). Each model also
+gets a JSON record shaped like RobustBench's `model_info` entries.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from robustbench_lr import __version__
+from robustbench_lr import __version__, stats
 from robustbench_lr.files import atomic_write_json, atomic_write_text
 
 MODEL = ["dataset", "arch", "width", "method", "device"]
+# The per-model summary of one column: see `_summary`.
+SUMMARY = ("mean", "lo", "hi", "std", "min", "max", "seeds")
+# Where the AutoAttack column reads from, preferred first: the authors' package (standard
+# version) when the audit ran it, else the torchattacks port inside the audit's battery.
+AUTOATTACK_SOURCES = (
+    ("standard", {"experiment": "audit", "attack": "autoattack-standard", "metric": "acc"}),
+    ("port", {"experiment": "audit", "attack": "audit", "metric": "autoattack_acc"}),
+)
+AUTOATTACK_NAMES = {
+    "standard": "AutoAttack, standard version (the authors' package)",
+    "port": "torchattacks' port of AutoAttack's components (the audit's autoattack_acc)",
+}
+# Accuracy columns of the table in the order shown, then the sizes (not proportions).
+ACCURACIES = (
+    "clean_acc",
+    "robust_acc",
+    "blackbox_acc",
+    "worst_case_acc",
+    "autoattack_acc",
+    "noise_acc",
+)
+SIZES = ("deepfool_rho",)
+OPTIMALITY = "optimality:"  # prefix of the per-attack optimality columns
 
 
 @dataclass(frozen=True)
@@ -31,36 +58,107 @@ class Threat:
     steps: int = 20
 
 
-def _mean(frame: pd.DataFrame, **match: Any) -> pd.Series:
+def _selected(frame: pd.DataFrame, match: dict[str, Any]) -> pd.DataFrame:
     mask = pd.Series(True, index=frame.index)
     for column, value in match.items():
         mask &= frame[column].isin(value) if isinstance(value, tuple) else frame[column] == value
-    selected = frame[mask]
+    return frame[mask]
+
+
+def _summary(selected: pd.DataFrame) -> pd.DataFrame:
+    """Per model: mean over seeds, the pooled examples' Wilson interval (`lo`-`hi`, accuracies
+    only) and the seed spread (std, min, max over the seeds' own means)."""
     if selected.empty:
-        return pd.Series(dtype=float, index=pd.MultiIndex.from_tuples([], names=MODEL))
-    return selected.groupby(MODEL)["value"].mean()
+        index = pd.MultiIndex.from_tuples([], names=MODEL)
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in SUMMARY}, index=index)
+    per_seed = (
+        selected.groupby([*MODEL, "seed"])
+        .agg(value=("value", "mean"), n=("n", "sum"), metric=("metric", "first"))
+        .reset_index()
+    )
+    rows = {}
+    for key, group in per_seed.groupby(MODEL):
+        scale = stats.accuracy_scale(str(group["metric"].iloc[0]))
+        pooled = stats.pooled_accuracy(
+            group["value"].tolist(), group["n"].tolist(), scale or stats.PERCENT
+        )
+        rows[key] = {
+            "mean": pooled.mean,
+            "lo": pooled.lo if scale else math.nan,
+            "hi": pooled.hi if scale else math.nan,
+            "std": pooled.std,
+            "min": pooled.min,
+            "max": pooled.max,
+            "seeds": pooled.seeds,
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index = pd.MultiIndex.from_tuples(table.index, names=MODEL)
+    return table
+
+
+def _autoattack(at_eps: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """The AutoAttack column per model, from the first source of `AUTOATTACK_SOURCES` that
+    model has, and which source that was."""
+    parts, sources = [], []
+    seen: set[tuple] = set()
+    for source, match in AUTOATTACK_SOURCES:
+        summary = _summary(_selected(at_eps, match))
+        summary = summary[~summary.index.isin(seen)]
+        seen |= set(summary.index)
+        parts.append(summary)
+        sources.append(pd.Series(source, index=summary.index, dtype=object))
+    return pd.concat(parts), pd.concat(sources)
+
+
+def _optimality(at_eps: pd.DataFrame) -> pd.DataFrame:
+    """Mean optimality per model (rows) and audit attack (`optimality:<attack>` columns)."""
+    rows = at_eps[(at_eps["experiment"] == "audit") & (at_eps["metric"] == "optimality")]
+    if rows.empty:
+        return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=MODEL))
+    table = rows.pivot_table(index=MODEL, columns="attack", values="value", aggfunc="mean")
+    return table.rename(columns=lambda attack: f"{OPTIMALITY}{attack}")
 
 
 def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
-    """The ranked leaderboard table (numbers; rendering is separate)."""
+    """The ranked leaderboard table (numbers; rendering is separate).
+
+    Each column `c` comes with `c_lo`, `c_hi` (95 % interval; accuracies only), `c_std`,
+    `c_min`, `c_max` and `c_seeds` (over seeds); `autoattack_source` says where `autoattack_acc` came from;
+    `optimality:<attack>` columns appear when the audit measured attack optimality.
+    """
     close = (frame["eps"] - threat.eps).abs() < 1e-9
     adv = frame[close & (frame["steps"] == threat.steps)]
+    attack = {"experiment": "attack", "attack": threat.attack, "metric": "acc"}
+    autoattack, autoattack_source = _autoattack(frame[close])
     columns = {
-        "clean_acc": _mean(frame, experiment="clean", metric="clean_acc"),
-        "robust_acc": _mean(
-            adv, experiment="attack", attack=threat.attack, box="white", metric="acc"
+        "clean_acc": _summary(_selected(frame, {"experiment": "clean", "metric": "clean_acc"})),
+        "robust_acc": _summary(_selected(adv, {**attack, "box": "white"})),
+        # Black-box examples are crafted on an independently seeded N-LR for every model, N-LR
+        # included: its row is the N-LR->N-LR transfer control, shown like any other.
+        "blackbox_acc": _summary(_selected(adv, {**attack, "box": "black"})),
+        "worst_case_acc": _summary(
+            _selected(frame[close], {"experiment": "audit", "metric": "worst_case_acc"})
         ),
-        "blackbox_acc": _mean(
-            adv, experiment="attack", attack=threat.attack, box="black", metric="acc"
+        "autoattack_acc": autoattack,
+        "noise_acc": _summary(
+            _selected(frame, {"experiment": "attack", "attack": "noise", "metric": "acc"})
         ),
-        "worst_case_acc": _mean(frame[close], experiment="audit", metric="worst_case_acc"),
-        "noise_acc": _mean(frame, experiment="attack", attack="noise", metric="acc"),
-        "deepfool_rho": _mean(
-            frame, experiment="minrho", attack="deepfool", box="white", metric="rho"
+        "deepfool_rho": _summary(
+            _selected(
+                frame,
+                {"experiment": "minrho", "attack": "deepfool", "box": "white", "metric": "rho"},
+            )
         ),
     }
+    parts = {}
+    for name, summary in columns.items():
+        parts[name] = summary["mean"]
+        for part in ("lo", "hi", "std", "min", "max", "seeds"):
+            parts[f"{name}_{part}"] = summary[part]
     seeds = frame[frame["experiment"] == "clean"].groupby(MODEL)["seed"].nunique().rename("seeds")
-    table = pd.concat({**columns, "seeds": seeds}, axis=1)
+    table = pd.concat(
+        {**parts, "autoattack_source": autoattack_source, "seeds": seeds}, axis=1
+    ).join(_optimality(frame[close]), how="left")
     table.index.names = MODEL
     if table.empty:
         return table
@@ -78,38 +176,152 @@ def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
     return table
 
 
-def model_info(row: pd.Series, threat: Threat) -> dict[str, Any]:
-    """One model's record in the shape of RobustBench's model_info JSON."""
+def _number(value: Any) -> float | None:
+    """A JSON number with the digits it needs: two decimals, or three significant digits for
+    small numbers (DeepFool's ρ ≈ 0.003 is not 0.0)."""
+    if value is None or pd.isna(value):
+        return None
+    return round(float(value), stats.decimals(float(value), digits=3))
 
-    def number(key: str) -> float | None:
-        value = row.get(key)
-        return None if value is None or pd.isna(value) else round(float(value), 2)
 
+def _name(row: pd.Series) -> str:
     device = row.get("device") or ""
     on_other_device = f"@{device}" if device not in ("", "cpu") else ""
+    return f"{row['dataset']}/{row['arch']}-w{row['width']:g}/{row['method']}{on_other_device}"
+
+
+def model_info(row: pd.Series, threat: Threat) -> dict[str, Any]:
+    """One model's record in the shape of RobustBench's model_info JSON, plus the intervals.
+
+    `ci95` holds each accuracy's 95 % Wilson interval over all seeds' examples, `seed_spread`
+    the std/min/max over seeds (models with several seeds), under RobustBench's key names.
+    """
+    keys = {
+        "clean_acc": "clean_acc",
+        "reported": "robust_acc",
+        "autoattack_acc": "autoattack_acc",
+        "worst_case_acc": "worst_case_acc",
+        "blackbox_acc": "blackbox_acc",
+        "noise_acc": "noise_acc",
+        "deepfool_rho": "deepfool_rho",
+    }
+    values = {key: _number(row.get(column)) for key, column in keys.items()}
+    ci95 = {
+        key: [_number(row[f"{column}_lo"]), _number(row[f"{column}_hi"])]
+        for key, column in keys.items()
+        if column in ACCURACIES and pd.notna(row.get(f"{column}_lo"))
+    }
+    spread = {
+        key: {part: _number(row[f"{column}_{part}"]) for part in ("std", "min", "max")}
+        for key, column in keys.items()
+        if row.get(f"{column}_seeds", 0) > 1
+    }
+    optimality = {
+        column.removeprefix(OPTIMALITY): _number(row[column])
+        for column in row.index
+        if column.startswith(OPTIMALITY) and pd.notna(row[column])
+    }
+    source = row.get("autoattack_source")
     return {
-        "name": f"{row['dataset']}/{row['arch']}-w{row['width']:g}/{row['method']}{on_other_device}",
+        "name": _name(row),
         "dataset": row["dataset"],
         "architecture": row["arch"],
         "width": float(row["width"]),
         "method": row["method"],
-        "device": device or None,
+        "device": row.get("device") or None,
         "seeds": None if pd.isna(row.get("seeds")) else int(row["seeds"]),
-        "clean_acc": number("clean_acc"),
-        "reported": number("robust_acc"),
-        "autoattack_acc": number("worst_case_acc"),
+        "clean_acc": values["clean_acc"],
+        "reported": values["reported"],
+        "autoattack_acc": values["autoattack_acc"],
+        "autoattack_source": AUTOATTACK_NAMES.get(source) if isinstance(source, str) else None,
+        "worst_case_acc": values["worst_case_acc"],
         "threat_model": "Linf",
         "eps": f"{threat.eps * 255:g}/255",
         "attack": threat.attack,
         "attack_params": {"steps": threat.steps, "random_start": False},
-        "blackbox_acc": number("blackbox_acc"),
-        "noise_acc": number("noise_acc"),
-        "deepfool_rho": number("deepfool_rho"),
+        "blackbox_acc": values["blackbox_acc"],
+        "blackbox_source": "transfer from an independently seeded N-LR model",
+        "noise_acc": values["noise_acc"],
+        "deepfool_rho": values["deepfool_rho"],
+        "ci95": ci95,
+        "seed_spread": spread,
+        "attack_optimality": optimality,
         "additional_data": False,
         "adversarial_training": False,
         "audit": None if pd.isna(row.get("audit")) else row.get("audit"),
         "suite": f"robustbench-lr {__version__}",
     }
+
+
+def _cell(row: pd.Series, column: str) -> str:
+    """`mean ± std [lo, hi]` as the tables show it ('' when the model has no such number)."""
+    mean = row[column]
+    if pd.isna(mean):
+        return ""
+    places = 1 if column in ACCURACIES else 3
+    text = stats.estimate_text(
+        mean,
+        row[f"{column}_std"],
+        int(row[f"{column}_seeds"]),
+        places,
+        row[f"{column}_lo"],
+        row[f"{column}_hi"],
+    )
+    if column == "autoattack_acc" and row.get("autoattack_source") == "port":
+        text += " †"
+    return text
+
+
+def _shown(table: pd.DataFrame) -> pd.DataFrame:
+    """The Markdown view of `build`'s numbers: one formatted cell per column."""
+    head = ["rank", *MODEL, "seeds"]
+    shown = table[head].astype(object).where(table[head].notna(), "")
+    shown["seeds"] = table["seeds"].map(lambda s: "" if pd.isna(s) else str(int(s)))
+    for column in (*ACCURACIES, *SIZES):
+        if table[column].notna().any():
+            shown[column] = [_cell(row, column) for _, row in table.iterrows()]
+    shown["audit"] = table["audit"].astype(object).where(table["audit"].notna(), "")
+    return shown
+
+
+def _optimality_block(table: pd.DataFrame) -> str:
+    """Attacks (rows) by models (columns): how close each audit attack came to the best one."""
+    from tabulate import tabulate
+
+    columns = [c for c in table.columns if c.startswith(OPTIMALITY)]
+    if not columns:
+        return ""
+    names = [_name(row) for _, row in table.iterrows()]
+    body = [
+        [column.removeprefix(OPTIMALITY), *(stats.number_text(v) for v in table[column])]
+        for column in columns
+    ]
+    text = tabulate(
+        body, headers=["attack", *names], tablefmt="github", disable_numparse=True, missingval=""
+    )
+    return (
+        "\n## Attack optimality\n\nPer audit attack and model, the attack's optimality "
+        "(in [0, 1], 1 = as strong as the best attack the audit ran; mean over seeds).\n\n"
+        f"{text}\n"
+    )
+
+
+def _notes(table: pd.DataFrame) -> str:
+    """What the columns mean, where this table alone cannot say it."""
+    lines = [
+        "Accuracies in %: `mean ± std [lo, hi]` = mean over seeds ± their std (models with "
+        "several seeds), and the 95 % Wilson interval of all seeds' test examples pooled.",
+        "`blackbox_acc` = transfer from an independently seeded N-LR model (the results' "
+        "`source`); the N-LR row is the N-LR→N-LR control.",
+    ]
+    sources = set(table["autoattack_source"].dropna())
+    if sources:
+        if "standard" in sources:
+            lines.append(f"`autoattack_acc` = {AUTOATTACK_NAMES['standard']}, at the audit's ε.")
+        if "port" in sources:
+            mark = "† = " if "standard" in sources else "all from "
+            lines.append(f"`autoattack_acc`: {mark}{AUTOATTACK_NAMES['port']}, at the audit's ε.")
+    return "\n".join(f"- {line}" for line in lines)
 
 
 def write(table: pd.DataFrame, threat: Threat, out: Path) -> list[Path]:
@@ -121,15 +333,15 @@ def write(table: pd.DataFrame, threat: Threat, out: Path) -> list[Path]:
     if table.empty:
         text = f"# Leaderboard\n\nNo models with results for {threat.attack} at ε = {eps}.\n"
         return [atomic_write_text(out, text)]
-    shown = table.astype(object).where(table.notna(), None)
     body = tabulate(
-        shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".2f", missingval=""
+        _shown(table), headers="keys", tablefmt="github", showindex=False, disable_numparse=True
     )
     rank_by = table.attrs.get("rank_by", "robust_acc")
     text = (
         f"# Leaderboard\n\nThreat: L∞ {threat.attack}, ε = {eps}, {threat.steps} steps, white-box. "
         f"Ranked by `{rank_by}` (worst case per example over the audit's attacks when audited), then clean accuracy. "
-        f"`audit` = fail flags models whose gradient-masking checks failed.\n\n{body}\n"
+        f"`audit` = fail flags models whose gradient-masking checks failed.\n\n{body}\n\n"
+        f"{_notes(table)}\n{_optimality_block(table)}"
     )
     files = [atomic_write_text(out, text)]
     folder = out.parent / f"{out.stem}_models"

@@ -11,6 +11,20 @@ baseline, empty new results, or two files that share no row at all.
 Rows of models trained on different devices are not compared at all: bf16 training on CUDA
 lands a few points away from float32 on the CPU (measured on the smoke profile: 1-LR clean
 93.6 vs 95.8 %), which is not a regression. Keep one baseline per device.
+
+How an accuracy drop is judged (`mode`, the CLI's `--compare`):
+- `exact`: the point values, with the `tol_pp` slack (0 = any drop fails). A CPU run is
+  deterministic, so a moved number there is a changed program, not noise.
+- `interval`: CUDA runs are not bit-reproducible (cuDNN/bf16 kernels pick reduction orders at
+  run time), so a drop counts only when the baseline's value lies above the new value's 95 %
+  Wilson interval (`stats.accuracy_interval` on the new row's `n`): the baseline accuracy is
+  then implausible for the new model's examples. Checking the baseline's value against the
+  new interval, rather than asking the two intervals to be disjoint, keeps the gate's power
+  at n = 100 (it fails from a drop of about 10 points, disjointness from about 20). Rows
+  without `n` (or not proportions) fall back to the exact rule.
+- `auto` (default): `exact` for rows trained on the CPU (device `cpu`, or unrecorded `''`),
+  `interval` for every other device.
+ρ/ε sizes keep their relative tolerance `tol_rel` in every mode.
 """
 
 from __future__ import annotations
@@ -20,9 +34,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from robustbench_lr import results
+from robustbench_lr import results, stats
 
 MATCH_KEY = [c for c in results.KEY if c != "checkpoint"]
+MODES = ("auto", "exact", "interval")
+# Devices whose runs are reproducible bit for bit: `auto` compares their rows exactly.
+DETERMINISTIC_DEVICES = ("cpu", "")
 
 
 def judged_kind(metric: str) -> str:
@@ -103,17 +120,28 @@ class GateReport:
     passed: bool
 
 
+def _gate(mode: str, device: str) -> str:
+    """The rule one row is judged by: `mode`, or for `auto` the one its device calls for."""
+    if mode == "auto":
+        return "exact" if device in DETERMINISTIC_DEVICES else "interval"
+    return mode
+
+
 def compare(
     new: pd.DataFrame,
     baseline: pd.DataFrame,
     tol_pp: float = 2.0,
     tol_rel: float = 0.1,
     names: tuple[str, str] = ("the new results", "the baseline"),
+    mode: str = "auto",
 ) -> GateReport:
     """Match `new` against `baseline` and judge every row (see the module docstring).
 
     `names` (new, baseline) say in error messages which inputs were refused, e.g. their files.
+    `mode` is `auto`, `exact` or `interval`: how accuracy drops are judged.
     """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     _refuse_empty(new, baseline, names)
     old_rows, new_rows = _normalized(baseline), _normalized(new)
     merged = old_rows.merge(
@@ -121,21 +149,36 @@ def compare(
     )
     _refuse_disjoint(merged, new_rows, old_rows, names)
     _refuse_other_devices(merged)
-    statuses = []
+    statuses, gates, lows, highs = [], [], [], []
     for _, row in merged.iterrows():
         old, cur, kind = row["value_baseline"], row["value_new"], judged_kind(row["metric"])
+        scale = stats.accuracy_scale(row["metric"]) if kind == "acc" else None
+        n = 0 if pd.isna(row["n_new"]) else int(row["n_new"])
+        device = row["device_new"] if isinstance(row["device_new"], str) else ""
+        gate = _gate(mode, device or row["device_baseline"])
+        lo, hi = (float("nan"), float("nan"))
+        if gate == "interval" and scale and n > 0 and not pd.isna(cur):
+            lo, hi = stats.accuracy_interval(cur, n, scale)
+        else:
+            gate = "exact"
         if row["_merge"] == "left_only":
             statuses.append("MISSING")
-        elif kind == "acc" and cur < old - tol_pp:
+        elif kind == "acc" and (old > hi if gate == "interval" else cur < old - tol_pp):
             statuses.append("REGRESSED")
         elif kind == "size" and cur < old * (1 - tol_rel):
             statuses.append("REGRESSED")
         else:
             same = cur == old or (pd.isna(cur) and pd.isna(old))  # "not reached" both times
             statuses.append("ok" if same else "changed")
+        gates.append(gate)
+        lows.append(lo)
+        highs.append(hi)
     merged["status"] = statuses
+    merged["gate"] = gates
+    merged["new_lo"], merged["new_hi"] = lows, highs
     merged["delta"] = merged["value_new"] - merged["value_baseline"]
-    table = merged[[*MATCH_KEY, "value_baseline", "value_new", "delta", "status"]]
+    columns = ["value_baseline", "value_new", "delta", "new_lo", "new_hi", "gate", "status"]
+    table = merged[[*MATCH_KEY, *columns]]
     failed = table["status"].isin(["MISSING", "REGRESSED"])
     return GateReport(table, not bool(failed.any()))
 
@@ -160,8 +203,18 @@ def render(report: GateReport, show_all: bool = False) -> str:
         "value_baseline",
         "value_new",
         "delta",
+        "new interval",
+        "gate",
         "status",
     ]
+    shown = shown.assign(
+        **{
+            "new interval": [
+                stats.interval_text(lo, hi, 1)
+                for lo, hi in zip(shown["new_lo"], shown["new_hi"], strict=True)
+            ]
+        }
+    )
     counts = report.table["status"].value_counts().to_dict()
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
     verdict = "PASS" if report.passed else "FAIL"

@@ -2,7 +2,9 @@
 
 A `TableSpec` says which rows of the tidy results file it reads (`where`), which columns
 identify a table row (`index`) and which spread across (`across`). `render` averages over
-seeds (mean ± std when there are several), writes `<name>.csv` (numbers) and `<name>.md`
+seeds (mean ± std when there are several), gives every accuracy its 95 % Wilson interval over
+the seeds' pooled test examples (`stats`: on a few hundred examples a point is within noise),
+writes `<name>.csv` (numbers: mean, std, count, n, lo, hi, min, max) and `<name>.md`
 (formatted), and puts the paper's number for the same setting in an adjacent column when the
 packaged reference data has one. Adding a table is adding a spec, not a script.
 """
@@ -19,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from robustbench_lr import stats
 from robustbench_lr.files import atomic_write, atomic_write_text
 from robustbench_lr.registry import Registry
 
@@ -123,12 +126,22 @@ def _reference() -> pd.DataFrame:
     return ref
 
 
-def _format(mean: float, std: float, count: int, digits: int) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "—"  # computed but undefined, e.g. a search that never reached its target
-    fmt = f"{{:.{digits}f}}" if abs(mean) >= 10**-digits or mean == 0 else "{:.2e}"
-    text = fmt.format(mean)
-    return f"{text} ± {fmt.format(std)}" if count > 1 and not math.isnan(std) else text
+def summarize(group: pd.DataFrame) -> dict[str, float]:
+    """One cell's numbers over its rows (one per seed): mean, std, count, and for accuracies
+    the pooled examples `n` with their Wilson interval `lo`-`hi`; `min`/`max` over seeds."""
+    values = group["value"]
+    scale = stats.accuracy_scale(str(group["metric"].iloc[0]))
+    pooled = stats.pooled_accuracy(values.tolist(), group["n"].tolist(), scale or stats.PERCENT)
+    return {
+        "mean": values.mean(),
+        "std": 0.0 if values.count() < 2 else values.std(),
+        "count": int(values.count()),
+        "n": pooled.n,
+        "lo": pooled.lo if scale else math.nan,
+        "hi": pooled.hi if scale else math.nan,
+        "min": values.min(),
+        "max": values.max(),
+    }
 
 
 def compute(frame: pd.DataFrame, spec: TableSpec) -> RenderedTable:
@@ -140,22 +153,24 @@ def compute(frame: pd.DataFrame, spec: TableSpec) -> RenderedTable:
         wanted = ", ".join(f"{k}={v}" for k, v in spec.where.items())
         return RenderedTable(spec, None, "", f"no results with {wanted} in this run")
     keys = [*spec.index, *spec.across]
-    stats = (
-        selected.groupby(keys, dropna=False)["value"].agg(["mean", "std", "count"]).reset_index()
+    numbers = pd.DataFrame(
+        [
+            {**dict(zip(keys, key, strict=True)), **summarize(group)}
+            for key, group in selected.groupby(keys, dropna=False)
+        ]
     )
-    stats["std"] = stats["std"].fillna(0.0)
     ordered = {"method": spec.methods, "box": ("white", "black", "matched", "")}
     for column, order in ordered.items():
         if order and column in keys:
-            stats[column] = pd.Categorical(
-                stats[column],
-                categories=[*order, *sorted(set(stats[column]) - set(order))],
+            numbers[column] = pd.Categorical(
+                numbers[column],
+                categories=[*order, *sorted(set(numbers[column]) - set(order))],
                 ordered=True,
             )
-    stats = stats.sort_values(keys).reset_index(drop=True)
+    numbers = numbers.sort_values(keys).reset_index(drop=True)
     for column in ordered:
         if column in keys:
-            stats[column] = stats[column].astype(str)
+            numbers[column] = numbers[column].astype(str)
     ref = _reference()
     ref = _select(ref[ref["table"] == spec.name], {}, spec.from_param)
     join = [c for c in ("dataset", "arch", "method", *spec.across) if c in ref.columns]
@@ -163,13 +178,13 @@ def compute(frame: pd.DataFrame, spec: TableSpec) -> RenderedTable:
         paper = ref[join + ["value"]].rename(columns={"value": "paper"})
         for column in join:
             paper[column] = (
-                paper[column].astype(stats[column].dtype) if column in stats else paper[column]
+                paper[column].astype(numbers[column].dtype) if column in numbers else paper[column]
             )
-        stats = stats.merge(paper, on=join, how="left")
+        numbers = numbers.merge(paper, on=join, how="left")
     else:
-        stats["paper"] = float("nan")
+        numbers["paper"] = float("nan")
     extras = _model_columns(frame, spec)
-    return RenderedTable(spec, stats, _markdown(stats, spec, extras))
+    return RenderedTable(spec, numbers, _markdown(numbers, spec, extras))
 
 
 def _model_columns(frame: pd.DataFrame, spec: TableSpec) -> dict[tuple, dict[str, str]]:
@@ -183,7 +198,10 @@ def _model_columns(frame: pd.DataFrame, spec: TableSpec) -> dict[tuple, dict[str
                 eps = _eps_label(float(group["eps"].iloc[0]))
                 text = f"pass (ε={eps})" if failed == 0 else f"fail: {failed} check(s) (ε={eps})"
             else:
-                text = _format(group["value"].mean(), group["value"].std(), len(group), spec.digits)
+                cell = summarize(group)
+                text = stats.estimate_text(
+                    cell["mean"], cell["std"], cell["count"], spec.digits, cell["lo"], cell["hi"]
+                )
                 text += f" (ε={_eps_label(float(group['eps'].iloc[0]))})"
             cells.setdefault(tuple(str(k) if not isinstance(k, float) else k for k in key), {})[
                 column.label
@@ -192,20 +210,22 @@ def _model_columns(frame: pd.DataFrame, spec: TableSpec) -> dict[tuple, dict[str
 
 
 def _markdown(
-    stats: pd.DataFrame, spec: TableSpec, extras: dict[tuple, dict[str, str]] | None = None
+    numbers: pd.DataFrame, spec: TableSpec, extras: dict[tuple, dict[str, str]] | None = None
 ) -> str:
     from tabulate import tabulate
 
-    has_paper = stats["paper"].notna().any()
+    has_paper = numbers["paper"].notna().any()
     cells: dict[tuple, dict[str, str]] = {}
     order: list[str] = []
-    for _, row in stats.iterrows():
+    for _, row in numbers.iterrows():
         key = tuple(row[c] for c in spec.index)
         label = " ".join(_cell_label(c, row[c]) for c in spec.across) or "value"
         if label not in order:
             order.append(label)
         line = cells.setdefault(key, {})
-        line[label] = _format(row["mean"], row["std"], int(row["count"]), spec.digits)
+        line[label] = stats.estimate_text(
+            row["mean"], row["std"], int(row["count"]), spec.digits, row["lo"], row["hi"]
+        )
         if has_paper:
             line[f"paper {label}"] = "" if pd.isna(row["paper"]) else f"{row['paper']:g}"
     headers = [*spec.index]
@@ -225,8 +245,10 @@ def _markdown(
         for key, line in cells.items()
     ]
     table = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
-    seeds = int(stats["count"].max())
+    seeds = int(numbers["count"].max())
     agg = f"mean ± std over {seeds} seeds" if seeds > 1 else "one seed"
+    if numbers["lo"].notna().any():
+        agg += "; [lo, hi] = 95 % Wilson interval of the accuracy on all seeds' test examples"
     note = f"\n\n{spec.note}" if spec.note else ""
     return f"### {spec.name}: {spec.title}\n\n{table}\n\n({agg}; empty cell = not run; — = run, but undefined: e.g. the search never reached its target){note}\n"
 

@@ -7,13 +7,17 @@ whose examples are transferred (the black-box source) or whose verdict stops an 
 6's matched partner). This is the one place that loads them, draws the subset, and checks that
 two checkpoints saw the same data, so every command that says `--n 500 --seed 0` looks at the
 same images and no transfer between two datasets goes through.
+
+A target's model may also come from outside the suite (`external`: a user's factory and
+weights, or a RobustBench zoo entry): such a `ModelOrigin` builds its own model and metadata,
+and the subset, the black-box source and the same-data check are the ones every checkpoint gets.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -86,8 +90,27 @@ class Target:
         return {"subset_seed": self.subset_seed} if self.subset_seed else {}
 
 
+@runtime_checkable
+class ModelOrigin(Protocol):
+    """A model that is not a trained checkpoint folder (`external.ExternalModel`).
+
+    `str()` is what the results' `checkpoint` column records; `load` returns the target on its
+    whole test split (`test_limit`: a stratified part of it), with a checkpoint-shaped `meta`
+    (config, dataset_spec, dataset_label, data_fingerprint), so that the code reading
+    `target.meta` and `check_same_data` need not know where the model came from.
+    """
+
+    def load(
+        self,
+        device: torch.device | str,
+        options: LoadOptions | None,
+        train: bool,
+        test_limit: int | None,
+    ) -> Target: ...
+
+
 def load_target(
-    checkpoint: str | Path,
+    checkpoint: str | Path | ModelOrigin,
     *,
     n: int | None = DEFAULT_N,
     seed: int = 0,
@@ -98,12 +121,34 @@ def load_target(
     test_limit: int | None = None,
 ) -> Target:
     """Load `checkpoint`, its seeded uniform test subset (`n=None`: the whole test split) and,
-    for black-box runs, `source`.
+    for black-box runs, `source` (a trained checkpoint of the same data).
 
     The test split is the checkpoint's own (its `test_limit`, unless one is given), and its
     content must be what the model was trained on (`data.load_for_checkpoint`). `train=True`
-    keeps the training split (hybrid models are fitted on it).
+    keeps the training split (hybrid models are fitted on it). A `ModelOrigin` loads its own
+    model and data; the subset it is cut to is the same one a checkpoint gets.
     """
+    if isinstance(checkpoint, ModelOrigin):
+        whole = checkpoint.load(device, options, train, test_limit)
+    else:
+        whole = _checkpoint_target(checkpoint, device, options, train, test_limit)
+    idx = uniform_subset(len(whole.data.y_test), n, seed)
+    data = replace(whole.data, x_test=whole.data.x_test[idx], y_test=whole.data.y_test[idx])
+    target = replace(whole, data=data, subset_seed=seed)
+    if source:
+        crafter = load_companion(source, target, "--source")
+        return replace(target, source=crafter, source_path=str(source))
+    return target
+
+
+def _checkpoint_target(
+    checkpoint: str | Path,
+    device: torch.device | str,
+    options: LoadOptions | None,
+    train: bool,
+    test_limit: int | None,
+) -> Target:
+    """A trained checkpoint's model and its whole (limited) test split."""
     from robustbench_lr.checkpoints import load_model
 
     model, meta = load_model(checkpoint, device)
@@ -115,18 +160,7 @@ def load_target(
         train_limit=cfg.get("train_limit") if train else 1,
         test_limit=test_limit if test_limit is not None else cfg.get("test_limit"),
     )
-    idx = uniform_subset(len(data.y_test), n, seed)
-    target = Target(
-        model,
-        meta,
-        str(checkpoint),
-        replace(data, x_test=data.x_test[idx], y_test=data.y_test[idx]),
-        seed,
-    )
-    if source:
-        crafter = load_companion(source, target, "--source")
-        return replace(target, source=crafter, source_path=str(source))
-    return target
+    return Target(model, meta, str(checkpoint), data)
 
 
 def load_companion(path: str | Path, target: Target, role: str) -> nn.Module:

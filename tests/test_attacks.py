@@ -100,6 +100,7 @@ CASES = [
     Case("fab-t", None, {"eps": 0.1, "steps": 5, "targets": 2}),
     Case("square", None, {"eps": 0.1, "queries": 20}),
     Case("autoattack", None, {"eps": 0.1, "steps": 5, "targets": 2, "queries": 20}),
+    Case("autoattack-standard", None, {"eps": 0.1, "steps": 5, "targets": 2, "queries": 20}),
 ]
 
 
@@ -393,6 +394,25 @@ def test_threshold_search_reports_the_smallest_grid_eps_over_99_percent(digits):
     assert 0 < found.rho < 1 and found.rho_fooled >= found.rho * 0.9
 
 
+@pytest.mark.parametrize("hint", ["implied", "too small", "too large", "unreachable"])
+def test_a_hinted_threshold_keeps_the_bisections_guarantee(digits, hint: str):
+    from robustbench_lr.attacks.search import EpsSearch
+
+    model, x, y = digits.model, digits.x[:40], digits.y[:40]
+    search = EpsSearch("ifsgm", SEARCH["alpha"], SEARCH["max_steps"], SEARCH["tol"], 0.5)
+    direct = search.threshold(model, x, y, 0.9)
+    min_eps = search.min_eps(model, x, y)
+    wrong = {"too small": min_eps * 0 + 0.02, "too large": min_eps * 0 + 0.4}
+    given = {**wrong, "implied": min_eps, "unreachable": min_eps * 0 + math.inf}[hint]
+    hinted = search.threshold(model, x, y, 0.9, given)
+    assert hinted.eps == direct.eps and hinted.rho == direct.rho
+    evaluated = {round(e / SEARCH["tol"]): share for e, share in hinted.evaluations}
+    k = round(hinted.eps / SEARCH["tol"])
+    assert evaluated[k] > 0.9 and evaluated[k - 1] <= 0.9
+    if hint == "implied":
+        assert len(hinted.evaluations) == 2 < len(direct.evaluations)
+
+
 def test_per_sample_min_eps_is_tight_and_gives_a_falling_curve(digits):
     model, x, y = digits.model, digits.x[:40], digits.y[:40]
     min_eps = per_sample_min_eps(model, x, y, **SEARCH)
@@ -425,7 +445,10 @@ def test_every_search_is_a_registry_entry_deepfool_included(digits):
     direct = threshold_search(model, x, y, rate=0.99, **SEARCH)
     ifsgm = found["ifsgm"]
     assert ifsgm.backend == "ours" and ifsgm.metrics["eps"] == direct.eps
-    assert ifsgm.bisection == tuple((e, 100.0 * share) for e, share in direct.evaluations)
+    # The per-sample minima hint the threshold: fewer runs, each one the bisection also ran.
+    direct_runs = {e: 100.0 * share for e, share in direct.evaluations}
+    assert set(ifsgm.bisection) <= set(direct_runs.items())
+    assert len(ifsgm.bisection) < len(direct.evaluations)
     assert len(ifsgm.curve) == 26 and "median_eps" in ifsgm.metrics
     assert param_text(ifsgm.params) == "eps_max=0.5;rate=0.99;tol=0.02"
     deepfool, ev = found["deepfool"], evaluate_attack("deepfool", model, x, y)

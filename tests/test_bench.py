@@ -118,9 +118,10 @@ def test_a_changed_setting_re_runs_only_its_jobs(tiny):
 
 
 def test_other_codes_rows_are_re_run_unless_reuse_is_asked_for(tiny, tmp_path: Path, monkeypatch):
-    from robustbench_lr import bench
+    from robustbench_lr import bench, ledger
 
-    monkeypatch.setattr(bench, "code_identity", lambda: "another revision")
+    for module in (bench, ledger):  # the ledger records it, the bench lists reused rows by it
+        monkeypatch.setattr(module, "code_identity", lambda: "another revision")
     reused = tiny(reuse_results=True)
     assert sum(reused.ran.values()) == 0 and len(reused.reused) == 3
     assert "3 job(s) reuse rows made by other code" in (Path("out") / "README.md").read_text()
@@ -131,8 +132,10 @@ def test_other_codes_rows_are_re_run_unless_reuse_is_asked_for(tiny, tmp_path: P
 
 def test_a_ledger_from_an_older_version_trusts_nothing(tiny, tmp_path: Path):
     # What the committed reports/cpu held: every job "done", no checkpoints on a fresh clone.
+    (Path("out") / "bench_ledger.jsonl").unlink()
     (Path("out") / "bench_state.json").write_text('{"done": ["train:x"], "seconds": {}}')
     summary = tiny()
+    assert not (Path("out") / "bench_state.json").exists()  # replaced by the current ledger
     assert sum(summary.ran.values()) == 3 and {
         reason for counts in summary.reasons.values() for reason in counts
     } == {"its ledger was written by an older version or is unreadable"}
@@ -177,7 +180,19 @@ def test_a_lock_left_by_a_killed_bench_is_taken_over(tiny, tmp_path: Path):
     assert sum(tiny().ran.values()) == 0
 
 
-PLANNED = """
+# The N-LR models of another seed that the black-box examples are crafted on by default.
+SECOND_NLR_SEEDS = """[[models]]
+arch = "resnet18"
+width = 0.25
+methods = ["nlr"]
+seeds = [1]
+[[models]]
+arch = "vgg19"
+width = 0.25
+methods = ["nlr"]
+seeds = [1]
+"""
+PLANNED = f"""
 name = "planned"
 dataset = "digits"
 [[models]]
@@ -188,7 +203,7 @@ methods = ["nlr", "1lr", "sn"]
 arch = "vgg19"
 width = 0.25
 methods = ["nlr", "1lr"]
-[attacks]
+{SECOND_NLR_SEEDS}[attacks]
 minrho = ["deepfool"]
 [attacks.minrho_only]
 arch = ["resnet18"]
@@ -209,8 +224,8 @@ def _planned_keys(tmp_path: Path, stage: str, text: str = PLANNED) -> list[str]:
 
 def test_minrho_runs_only_on_the_selected_models(tmp_path: Path):
     keys = _planned_keys(tmp_path, "minrho")
-    # 3 ResNet18 models white-box, and the two that are not the N-LR source black-box.
-    assert len(keys) == 5 and all("resnet18" in k for k in keys)
+    # 4 ResNet18 models white-box and black-box (crafted on the other N-LR seed).
+    assert len(keys) == 8 and all("resnet18" in k for k in keys)
 
 
 def test_an_unknown_selector_field_lists_the_valid_ones(tmp_path: Path):
@@ -228,10 +243,9 @@ def test_nlr_models_get_table6_matched_runs_against_their_1lr_partner(tmp_path: 
 
 
 def test_a_group_can_override_a_methods_options(tmp_path: Path):
-    text = PLANNED.replace(
-        'methods = ["nlr", "1lr"]\n[attacks]',
-        'methods = ["nlr", "1lr"]\n[models.method_options.1lr]\nlr_rank = "3"\n'
-        '[method_options.1lr]\nlr_rank = "5"\n[attacks]',
+    vgg = 'arch = "vgg19"\nwidth = 0.25\nmethods = ["nlr", "1lr"]\n'
+    text = PLANNED.replace(vgg, vgg + '[models.method_options.1lr]\nlr_rank = "3"\n').replace(
+        "[attacks]\n", '[method_options.1lr]\nlr_rank = "5"\n[attacks]\n', 1
     )
     path = tmp_path / "groups.toml"
     path.write_text(text)
@@ -259,14 +273,20 @@ def test_attacking_analyses_use_the_attacks_subset(tmp_path: Path):
 
 
 def test_the_profile_names_the_black_box_source_and_the_matched_partner(tmp_path: Path):
-    text = PLANNED.replace("[attacks]\n", '[attacks]\nblackbox_source = "sn"\n', 1).replace(
-        "[analyses]\n", '[analyses]\nmatched_partner = "nlr"\n', 1
+    # Every model needs a source: VGG19 gets its own SN model.
+    one_seed = PLANNED.replace(SECOND_NLR_SEEDS, "").replace(
+        'arch = "vgg19"\nwidth = 0.25\nmethods = ["nlr", "1lr"]',
+        'arch = "vgg19"\nwidth = 0.25\nmethods = ["nlr", "1lr", "sn"]',
     )
+    text = one_seed.replace(
+        "[attacks]\n", '[attacks]\nblackbox_source = "sn"\nblackbox_protocol = "same-seed"\n', 1
+    ).replace("[analyses]\n", '[analyses]\nmatched_partner = "nlr"\n', 1)
     black = [k for k in _planned_keys(tmp_path, "minrho", text) if k.startswith("minrho:black")]
     # ResNet18 nlr and 1lr are attacked with SN's examples; SN itself gets no black-box run.
     assert sorted(k.split("/")[-2] for k in black) == ["1lr", "nlr"]
     matched = [k for k in _planned_keys(tmp_path, "analyses", text) if ":matched:" in k]
-    assert [k.split("/")[-2] for k in matched] == ["sn"]  # the source, judged by its N-LR partner
+    # The source of each arch, judged by its N-LR partner.
+    assert [k.split("/")[-2] for k in matched] == ["sn", "sn"]
 
 
 def test_the_step_curve_job_gives_the_sweeps_curves_without_re_scoring_the_attack(tiny_base):

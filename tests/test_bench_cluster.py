@@ -7,14 +7,20 @@ per job here (two Ray workers on two cores).
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from robustbench_lr import bench
+from robustbench_lr import bench, faults
 from robustbench_lr.bench import BenchJobsFailed, run_bench
 from robustbench_lr.config import checkpoint_dir
 from robustbench_lr.executors import EXECUTORS, connect_ray
+from robustbench_lr.ledger import LEDGER_FILE
 from robustbench_lr.profiles import load_profile
 from tests.conftest import TINY_PROFILE
 
@@ -50,6 +56,66 @@ def _tiny(tmp_path: Path):
     path = tmp_path / "tiny.toml"
     path.write_text(TINY_PROFILE)
     return load_profile(str(path))
+
+
+@pytest.fixture(scope="module")
+def tiny_serial(tmp_path_factory) -> tuple[bytes, dict[str, bytes]]:
+    """The tiny bench's bytes from the serial executor at one thread per job."""
+    root = tmp_path_factory.mktemp("tiny-serial")
+    return _bench(_tiny(root), root, EXECUTORS.get("serial")(threads=1))
+
+
+def test_a_ray_worker_killed_inside_a_training_job_is_retried_to_the_same_bytes(
+    tmp_path: Path, monkeypatch, tiny_serial
+):
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        ray.shutdown()
+    marker = tmp_path / "killed-once"
+    # Workers inherit the environment of the Ray processes this test starts: the first worker
+    # to commit a training epoch is SIGKILLed there (the driver never trains).
+    monkeypatch.setenv(faults.ENV, "epoch:1")
+    monkeypatch.setenv(faults.ONCE_ENV, str(marker))
+    connect_ray(num_cpus=2)
+    try:
+        got = _bench(_tiny(tmp_path), tmp_path, EXECUTORS.get("ray")(threads=1, max_retries=2))
+    finally:
+        ray.shutdown()
+    assert marker.exists()  # a worker really died after its first epoch
+    assert got == tiny_serial
+
+
+def test_a_driver_killed_mid_bench_on_ray_loses_and_duplicates_nothing(tmp_path: Path, tiny_serial):
+    pytest.importorskip("ray")
+    (tmp_path / "tiny.toml").write_text(TINY_PROFILE)
+    argv = [
+        sys.executable,
+        "-m",
+        "robustbench_lr",
+        "bench",
+        "--profile",
+        str(tmp_path / "tiny.toml"),
+    ]
+    argv += ["--out", str(tmp_path / "out"), "--checkpoints", str(tmp_path / "ck")]
+    argv += ["--device", "cpu", "--no-progress", "--executor", "ray", "--threads", "1"]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    driver = subprocess.Popen(argv, env=env, start_new_session=True, stderr=subprocess.PIPE)
+    ledger = tmp_path / "out" / LEDGER_FILE
+    deadline = time.monotonic() + 240
+    while not (ledger.exists() and ledger.read_text().count("\n") >= 2):  # training committed
+        assert driver.poll() is None and time.monotonic() < deadline, driver.stderr.read()
+        time.sleep(0.05)
+    os.kill(driver.pid, signal.SIGKILL)  # the driver alone, mid-bench
+    driver.wait()
+    time.sleep(1)
+    os.killpg(driver.pid, signal.SIGKILL)  # then the local Ray it started (as a reboot would)
+    meta = checkpoint_dir(tmp_path / "ck", _tiny(tmp_path).models[0]) / "meta.json"
+    trained = meta.stat().st_mtime_ns
+    again = subprocess.run(argv, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert meta.stat().st_mtime_ns == trained  # the committed training job was not re-run
+    csv = (tmp_path / "out" / "results.csv").read_bytes().replace(str(tmp_path).encode(), b"<root>")
+    assert csv == tiny_serial[0]  # every row once, in order: nothing lost, nothing duplicated
 
 
 def test_a_bench_through_submitit_equals_the_serial_one(tmp_path: Path):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from robustbench_lr.data import Data, LoadOptions
-from robustbench_lr.models import StagedNet, TapRole, last_tap
+from robustbench_lr.models import ARCHS, StagedNet, TapRole, last_tap
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,8 @@ class Analysis:
     the runs a bench gives it — `white` (the analysed model's own gradients), `black` (examples
     crafted on the N-LR model, `--option source=`) and `matched` (Table 6's N-LR protocol,
     `--option stop_on=`); only analyses that craft examples have more than `white`.
+    `suite_models_only`: it needs one of the suite's architectures or a checkpoint folder, so
+    it cannot read an external (`--model` / `--robustbench`) network.
     """
 
     name: str
@@ -69,6 +71,7 @@ class Analysis:
     run: Callable[[Path, Path, AnalysisOptions], AnalysisResult]
     crafts_adversarial: bool = False
     boxes: tuple[str, ...] = ("white",)
+    suite_models_only: bool = False
 
 
 def load_checkpoint_data(
@@ -97,8 +100,23 @@ def analysis_tap(
     model: StagedNet, options: AnalysisOptions, arch: str, default: TapRole = last_tap
 ) -> str:
     """The tap `--tap` asked for, else the architecture's `default` (the representation before
-    the last FC, where the paper reads it); an unknown one lists the model's valid taps."""
+    the last FC, where the paper reads it); an unknown one lists the model's valid taps.
+
+    An external model (`external.TappedModel`) has no registered architecture, hence no
+    default: its taps are its submodules, named by their dotted paths.
+    """
+    if options.tap is None and arch not in ARCHS:
+        raise ValueError(
+            f"{arch} is not one of the suite's architectures and has no default tap: pass "
+            f"--tap MODULE.PATH, one of its submodules: {_listed(model.tap_names)}"
+        )
     name = options.tap or default(arch)
     if name not in model.tap_names:
-        raise ValueError(f"unknown tap {name!r}; this model has: {', '.join(model.tap_names)}")
+        raise ValueError(f"unknown tap {name!r}; this model has: {_listed(model.tap_names)}")
     return name
+
+
+def _listed(names: list[str], shown: int = 20) -> str:
+    """Tap names for an error line: a zoo network has hundreds of submodules."""
+    more = f", ... ({len(names)} in all)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more

@@ -290,11 +290,13 @@ HYBRID = Analysis(
     name="hybrid",
     summary="hybrid max-margin model (tap -> PCA -> linear SVM) accuracy per --dims, Table 5a",
     run=run_hybrid,
+    suite_models_only=True,
 )
 HYBRID_DEEP = Analysis(
     name="hybrid-deep",
     summary="the hybrid at the deeper tap (before ResNet block 4), with parameter counts, Table 5b",
     run=run_hybrid_deep,
+    suite_models_only=True,
 )
 MAXMARGIN = Analysis(
     name="maxmargin",

@@ -177,4 +177,5 @@ CUSHION = Analysis(
     name="cushion",
     summary="layer cushion per conv/linear layer on training images vs a random-init network, Fig. 4c",
     run=run_cushion,
+    suite_models_only=True,
 )

@@ -115,4 +115,5 @@ TRANSFER = Analysis(
     name="transfer",
     summary="hybrid linear model on another labelling of the same images (--option labels=), Table 7c",
     run=run_transfer,
+    suite_models_only=True,
 )

@@ -8,9 +8,10 @@ from pathlib import Path
 from robustbench_lr.analysis import ANALYSES
 from robustbench_lr.commands.argtypes import comma_list, count, key_value, seed
 from robustbench_lr.commands.common import add_data_flags, add_device_flag, load_options
+from robustbench_lr.commands.evalflags import add_model_flags, model_spec
 
 NAME = "analyze"
-HELP = "representation analyses of a checkpoint (rows go to the results file)"
+HELP = "representation analyses of a checkpoint or an external model (rows go to the results file)"
 
 
 def _dim(text: str) -> int:
@@ -29,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "kind", choices=ANALYSES.names(), metavar="KIND", help=f"which analysis ({kinds})"
     )
-    parser.add_argument("--checkpoint", required=True, help="checkpoint folder (holds meta.json)")
+    add_model_flags(parser)
     parser.add_argument(
         "--out",
         default="reports/results.csv",
@@ -38,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tap",
         default=None,
-        help="representation tap (default: the analysis' own, usually the layer before the last FC)",
+        help="representation tap (default: the analysis' own, usually the layer before the last "
+        "FC); for --model / --robustbench, any submodule's dotted path, e.g. layer4.1",
     )
     parser.add_argument(
         "--n",
@@ -74,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the analysis, append its rows, and print its summary and the files it wrote."""
     from robustbench_lr import results
     from robustbench_lr.analysis import AnalysisOptions
+    from robustbench_lr.external import resolve
 
     options = AnalysisOptions(
         tap=args.tap,
@@ -85,7 +88,17 @@ def run(args: argparse.Namespace) -> int:
         extra=dict(args.option),
     )
     out = Path(args.out)
-    outcome = ANALYSES[args.kind].run(Path(args.checkpoint), out, options)
+    spec = model_spec(args)
+    if ANALYSES[args.kind].suite_models_only and not isinstance(spec, str):
+        # The hybrids count the parameters of the stages after the tap, the cushion rebuilds
+        # the architecture freshly initialized, the transfer reloads the checkpoint.
+        takes = [k for k in ANALYSES.names() if not ANALYSES[k].suite_models_only]
+        raise ValueError(
+            f"analysis {args.kind} needs a trained --checkpoint of the suite's architectures; "
+            f"--model and --robustbench models take: {', '.join(takes)}"
+        )
+    origin = Path(spec) if isinstance(spec, str) else resolve(spec)
+    outcome = ANALYSES[args.kind].run(origin, out, options)
     results.append(out, outcome.rows)
     for line in outcome.lines:
         print(line)

@@ -127,6 +127,31 @@ def bench_stages(text: str) -> str:
     return text
 
 
+def factory(text: str) -> str:
+    """`--model MODULE:FACTORY`, checked as written; it is imported when the command runs."""
+    from robustbench_lr.external import check_factory
+
+    return checked_by(check_factory)(text)
+
+
+def model_name(text: str) -> str:
+    """`--name`: it becomes part of result rows and report file names."""
+    from robustbench_lr.external import check_name
+
+    return checked_by(check_name)(text)
+
+
+def dataset(text: str) -> str:
+    """A registered dataset or `npz:PATH` (the file is read when the command runs)."""
+    from robustbench_lr.data import DATASETS, dataset_names
+
+    if text in DATASETS or (text.startswith("npz:") and len(text) > len("npz:")):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"unknown dataset {_shown(text)}; valid choices: {', '.join(dataset_names())}"
+    )
+
+
 def key_value(text: str) -> tuple[str, str]:
     """`KEY=VALUE` (analysis options, extra sbatch options)."""
     if "=" not in text:

@@ -15,10 +15,10 @@ from pathlib import Path
 from robustbench_lr.audit import DEFAULT_EPS, AuditOptions, audit_eps_by_dataset
 from robustbench_lr.commands.argtypes import budget, count, seed
 from robustbench_lr.commands.common import load_options
-from robustbench_lr.commands.evalflags import add_eval_flags
+from robustbench_lr.commands.evalflags import add_eval_flags, model_origin
 
 NAME = "audit"
-HELP = "audit a checkpoint for gradient masking: strong attacks, sanity checks, worst-case accuracy"
+HELP = "audit a model for gradient masking: strong attacks, sanity checks, worst-case accuracy"
 
 DEFAULTS = AuditOptions()
 
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from robustbench_lr.files import atomic_write_text
 
     done = audit_checkpoint(
-        args.checkpoint,
+        model_origin(args),
         options_from(args),
         source=args.source,
         device=args.device,

@@ -1,30 +1,141 @@
-"""Flags shared by commands that evaluate a checkpoint on a test subset.
+"""Flags shared by commands that evaluate a model on a test subset.
 
-`attack`, `minrho`, `audit` and `analyze` use them: the target checkpoint, an optional
-black-box source, the seeded uniform subset (`--n`, `--seed`), the results file, the device.
-What they load is one `target.Target` (`load_target_from`).
+`attack`, `minrho`, `audit` and `analyze` use them: the model (a trained `--checkpoint`, your
+own `--model MODULE:FACTORY`, or a `--robustbench` zoo entry), an optional black-box source,
+the seeded uniform subset (`--n`, `--seed`), the results file, the device. What they load is
+one `target.Target` (`load_target_from`); `evaluate` takes the model flags too.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from robustbench_lr.commands.argtypes import count, seed
+from robustbench_lr.commands.argtypes import count, dataset, factory, model_name, seed
 from robustbench_lr.commands.common import add_data_flags, add_device_flag, load_options
 from robustbench_lr.target import DEFAULT_N, Target
 
+if TYPE_CHECKING:  # external imports torch; the parser is built without it
+    from robustbench_lr.external import ExternalModel, ExternalModelSpec
+
 DEFAULT_RESULTS = "reports/results.csv"
+# The flags that describe an external model, and the kind of model each belongs to.
+_EXTERNAL_ONLY = {"dataset": "--dataset", "name": "--name"}
+_FACTORY_ONLY = {"weights": "--weights"}
+_ZOO_ONLY = {"model_dir": "--model-dir", "threat": "--threat"}
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """The model evaluated: exactly one of --checkpoint, --model, --robustbench (`model_spec`)."""
+    group = parser.add_argument_group(
+        "model", "one of --checkpoint, --model MODULE:FACTORY or --robustbench NAME"
+    )
+    group.add_argument(
+        "--checkpoint", default=None, help="trained checkpoint folder (holds meta.json)"
+    )
+    group.add_argument(
+        "--model",
+        type=factory,
+        default=None,
+        metavar="MODULE:FACTORY",
+        help="your own model: an importable callable returning an nn.Module that takes images "
+        "in [0, 1] and returns logits (normalization is the model's); needs --dataset",
+    )
+    group.add_argument(
+        "--weights",
+        default=None,
+        metavar="FILE",
+        help="--model's weights: .safetensors, or a state dict saved by torch.save, read with "
+        "weights_only=True (default: the factory's own)",
+    )
+    group.add_argument(
+        "--robustbench",
+        default=None,
+        metavar="NAME",
+        help="a RobustBench zoo model (e.g. Wong2020Fast), read from --model-dir; needs --dataset",
+    )
+    group.add_argument(
+        "--model-dir",
+        default=None,
+        metavar="DIR",
+        help="RobustBench's model folder, DIR/<dataset>/<threat>/<NAME>.pt (default: models); "
+        "--download fetches missing files",
+    )
+    group.add_argument(
+        "--threat",
+        default=None,
+        choices=("Linf", "L2"),
+        help="RobustBench threat model (default: Linf)",
+    )
+    group.add_argument(
+        "--dataset",
+        type=dataset,
+        default=None,
+        metavar="NAME",
+        help="the dataset --model / --robustbench is evaluated on (its test split)",
+    )
+    group.add_argument(
+        "--name",
+        type=model_name,
+        default=None,
+        help="--model / --robustbench's name in result rows (default: the factory's or zoo name)",
+    )
+
+
+def model_spec(args: argparse.Namespace) -> str | ExternalModelSpec:
+    """The checkpoint folder, or the external model the model flags name; a ValueError naming
+    the flags when they do not describe exactly one model."""
+    from robustbench_lr.external import DEFAULT_MODEL_DIR, ExternalModelSpec
+
+    given = [flag for flag in ("checkpoint", "model", "robustbench") if getattr(args, flag)]
+    if not given:
+        raise ValueError(
+            "the following arguments are required: --checkpoint (or --model MODULE:FACTORY or "
+            "--robustbench NAME, with --dataset)"
+        )
+    if len(given) > 1:
+        raise ValueError(f"--{given[0]} and --{given[1]} name two models; give one")
+    kind = given[0]
+    foreign = {
+        "checkpoint": {**_EXTERNAL_ONLY, **_FACTORY_ONLY, **_ZOO_ONLY},
+        "model": _ZOO_ONLY,
+        "robustbench": _FACTORY_ONLY,
+    }[kind]
+    stray = [flag for dest, flag in foreign.items() if getattr(args, dest) is not None]
+    if stray:
+        raise ValueError(f"{stray[0]} does not apply to --{kind}")
+    if kind == "checkpoint":
+        return args.checkpoint
+    if args.dataset is None:
+        raise ValueError(f"--{kind} needs --dataset NAME: the data it is evaluated on")
+    return ExternalModelSpec(
+        dataset=args.dataset,
+        factory=args.model or "",
+        weights=args.weights or "",
+        robustbench=args.robustbench or "",
+        threat=args.threat or "Linf",
+        model_dir=args.model_dir or DEFAULT_MODEL_DIR,
+        download=args.download,
+        name=args.name or "",
+    )
+
+
+def model_origin(args: argparse.Namespace) -> str | ExternalModel:
+    """What `target.load_target` takes: the checkpoint folder, or the external model built."""
+    from robustbench_lr.external import resolve
+
+    spec = model_spec(args)
+    return spec if isinstance(spec, str) else resolve(spec)
 
 
 def add_eval_flags(parser: argparse.ArgumentParser, n_default: int | None = DEFAULT_N) -> None:
-    """--checkpoint, --source, --n, --seed, --batch-size, --out, --device and the data flags."""
-    parser.add_argument(
-        "--checkpoint", required=True, help="target checkpoint folder (holds meta.json)"
-    )
+    """The model flags, --source, --n, --seed, --batch-size, --out, --device and the data flags."""
+    add_model_flags(parser)
     parser.add_argument(
         "--source",
         default=None,
-        help="black-box: craft on this checkpoint, evaluate the target (default: white-box)",
+        help="black-box: craft on this checkpoint (of the target's dataset), evaluate the target "
+        "(default: white-box)",
     )
     parser.add_argument(
         "--n",
@@ -51,11 +162,12 @@ def load_target_from(args: argparse.Namespace) -> Target:
     from robustbench_lr.devices import use_device
     from robustbench_lr.target import load_target
 
+    device = use_device(args.device)
     return load_target(
-        args.checkpoint,
+        model_origin(args),
         n=args.n,
         seed=args.seed,
         source=args.source,
-        device=use_device(args.device),
+        device=device,
         options=load_options(args),
     )

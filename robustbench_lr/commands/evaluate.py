@@ -1,4 +1,4 @@
-"""`robustbench-lr evaluate`: clean test accuracy of a checkpoint."""
+"""`robustbench-lr evaluate`: clean test accuracy of a checkpoint or an external model."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ import argparse
 
 from robustbench_lr.commands.argtypes import count
 from robustbench_lr.commands.common import add_data_flags, add_device_flag, json_line, load_options
+from robustbench_lr.commands.evalflags import add_model_flags, model_origin
 
 NAME = "evaluate"
-HELP = "print a checkpoint's clean test accuracy"
+HELP = "print the clean test accuracy of a checkpoint, your own model or a RobustBench model"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """--checkpoint, --json, device and data flags."""
-    parser.add_argument("--checkpoint", required=True, help="checkpoint folder (holds meta.json)")
+    """The model flags, --json, --test-limit, device and data flags."""
+    add_model_flags(parser)
     parser.add_argument(
         "--json", action="store_true", help="end with one JSON line: clean_acc (percent), n, ..."
     )
@@ -21,33 +22,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--test-limit",
         type=count,
         default=None,
-        help="stratified test subset of this size (default: the checkpoint's own test split)",
+        help="stratified test subset of this size (default: the checkpoint's own test split; "
+        "an external model's: the dataset's whole test split)",
     )
     add_device_flag(parser)
     add_data_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the checkpoint, rebuild its test set, and report clean accuracy."""
+    """Load the model, rebuild its test set, and report clean accuracy."""
     from robustbench_lr.devices import use_device
     from robustbench_lr.evaluation import accuracy
     from robustbench_lr.target import load_target
 
+    device = use_device(args.device)
     target = load_target(
-        args.checkpoint,
+        model_origin(args),
         n=None,
-        device=use_device(args.device),
+        device=device,
         options=load_options(args),
         test_limit=args.test_limit,
     )
     cfg, data = target.meta["config"], target.data
     acc = accuracy(target.model, data.x_test, data.y_test)
-    print(f"{args.checkpoint}: clean test accuracy {acc:.2f}% on {len(data.y_test)} images")
+    print(f"{target.checkpoint}: clean test accuracy {acc:.2f}% on {len(data.y_test)} images")
     if args.json:
         print(
             json_line(
                 {
-                    "checkpoint": str(args.checkpoint),
+                    "checkpoint": target.checkpoint,
                     "clean_acc": acc,
                     "n": len(data.y_test),
                     "dataset": target.columns["dataset"],

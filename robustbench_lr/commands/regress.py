@@ -11,7 +11,7 @@ HELP = "compare a results file with a baseline; exit 1 if robustness dropped or 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """--results, --baseline, tolerances."""
+    """--results, --baseline, tolerances, --compare."""
     parser.add_argument("--results", required=True, help="new results CSV")
     parser.add_argument(
         "--baseline", required=True, help="baseline results CSV (e.g. reports/baseline/smoke.csv)"
@@ -20,13 +20,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tol-pp",
         type=nonnegative,
         default=2.0,
-        help="allowed accuracy drop in percentage points (default 2.0)",
+        help="allowed accuracy drop in percentage points, exact mode (default 2.0)",
     )
     parser.add_argument(
         "--tol-rel",
         type=nonnegative,
         default=0.1,
         help="allowed relative drop of rho/eps sizes (default 0.1)",
+    )
+    parser.add_argument(
+        "--compare",
+        choices=("auto", "exact", "interval"),
+        default="auto",
+        help=(
+            "how accuracy drops are judged: exact = point values within --tol-pp (deterministic "
+            "CPU runs); interval = only when the baseline lies above the new value's 95%% Wilson "
+            "interval (non-deterministic CUDA runs); auto (default) = exact for rows trained on "
+            "the CPU, interval for other devices"
+        ),
     )
     parser.add_argument("--all", action="store_true", help="show unchanged rows too")
 
@@ -46,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         args.tol_pp,
         args.tol_rel,
         names=(f"results file {args.results}", f"baseline {args.baseline}"),
+        mode=args.compare,
     )
     print(regress.render(report, args.all))
     return 0 if report.passed else 1

@@ -32,6 +32,7 @@ from robustbench_lr.config import TrainConfig, parse_fraction
 from robustbench_lr.registry import UnknownNameError
 
 if TYPE_CHECKING:  # the registries are imported when a profile is parsed, not with this module
+    from robustbench_lr.external import ExternalModelSpec
     from robustbench_lr.methods import Option
 
 
@@ -42,9 +43,11 @@ class AttackGrid:
     ifsgm_eps: tuple[float, ...] = (8 / 255,)
     ifsgm_steps: tuple[int, ...] = (7, 20)
     blackbox: bool = True
-    # The method whose model of the same dataset, arch, width and seed crafts the black-box
-    # examples (the paper: "the N-LR model of the same architecture").
+    # The method whose model of the same dataset, arch and width crafts the black-box examples
+    # (the paper: "the N-LR model of the same architecture"), and which seed of it
+    # (`BLACKBOX_PROTOCOLS`): by default another seed than the attacked model's.
     blackbox_source: str = "nlr"
+    blackbox_protocol: str = "independent"
     noise_p: tuple[float, ...] = (0.4, 0.6, 0.8, 1.0)
     noise_draws: int = 1
     minrho: tuple[str, ...] = ()
@@ -66,6 +69,10 @@ class Profile:
     name: str
     description: str = ""
     models: tuple[TrainConfig, ...] = ()
+    # `[[models]]` entries naming a model the bench does not train: `external = {...}` (your
+    # factory and weights) or `robustbench = {...}` (a zoo entry); `external.load_external_target`
+    # loads each.
+    external_models: tuple[ExternalModelSpec, ...] = ()
     n: int = 500
     attacks: AttackGrid = field(default_factory=AttackGrid)
     analyses: tuple[str, ...] = ()
@@ -82,6 +89,65 @@ class Profile:
     matched_partner: str = "1lr"
     tables: tuple[str, ...] = ()
     source_path: str = ""
+
+    def partner(self, cfg: TrainConfig, method: str) -> TrainConfig | None:
+        """This profile's `method` model of the same dataset, arch, width and seed as `cfg`."""
+        same_seed = [m for m in self._relatives(cfg, method) if m.seed == cfg.seed]
+        return same_seed[0] if same_seed else None
+
+    def black_box_source(self, cfg: TrainConfig) -> TrainConfig | None:
+        """The model black-box examples for `cfg` are crafted on (`attacks.blackbox_protocol`),
+        or None when that would be `cfg` itself (examples crafted on the attacked model are
+        white-box, whatever a column says)."""
+        relatives = self._relatives(cfg, self.attacks.blackbox_source)
+        source = BLACKBOX_PROTOCOLS[self.attacks.blackbox_protocol].pick(cfg, relatives)
+        return source if source is not None and source != cfg else None
+
+    def _relatives(self, cfg: TrainConfig, method: str) -> list[TrainConfig]:
+        """The `method` models of `cfg`'s dataset, arch and width, by seed."""
+        return sorted(
+            (
+                m
+                for m in self.models
+                if (m.method, m.dataset, m.arch, m.width)
+                == (method, cfg.dataset, cfg.arch, cfg.width)
+            ),
+            key=lambda m: m.seed,
+        )
+
+
+def _same_seed(cfg: TrainConfig, relatives: list[TrainConfig]) -> TrainConfig | None:
+    return next((m for m in relatives if m.seed == cfg.seed), None)
+
+
+def _next_seed(cfg: TrainConfig, relatives: list[TrainConfig]) -> TrainConfig | None:
+    """The source model with the next seed after `cfg`'s, cyclically (seeds 0, 1: 0 -> 1 and
+    1 -> 0), never `cfg`'s own seed."""
+    others = [m for m in relatives if m.seed != cfg.seed]
+    return next((m for m in others if m.seed > cfg.seed), others[0] if others else None)
+
+
+@dataclass(frozen=True)
+class BlackBoxProtocol:
+    """Which seed of the source method crafts a model's black-box examples, and why."""
+
+    pick: Callable[[TrainConfig, list[TrainConfig]], TrainConfig | None]
+    description: str
+
+
+# Measured on CIFAR-10 (issue 16): examples crafted on N-LR seed 0 leave 2.0 % accuracy on 1-LR
+# seed 0, which shares its initialization, data order and warm-up epochs, but 27.0 % when
+# crafted on N-LR seed 1; same-seed transfer makes LR look weaker than it is. So the default is
+# an independently seeded source, and every model (N-LR too) gets black-box rows: N-LR's are
+# the N-LR -> N-LR control that tells "robust to transfer" from "a different model".
+BLACKBOX_PROTOCOLS: dict[str, BlackBoxProtocol] = {
+    "independent": BlackBoxProtocol(
+        _next_seed, "crafted on an independently seeded model (the next seed of the source)"
+    ),
+    "same-seed": BlackBoxProtocol(
+        _same_seed, "crafted on the source model of the same seed (the paper's protocol)"
+    ),
+}
 
 
 def shipped_profiles() -> list[str]:
@@ -442,6 +508,86 @@ GROUP_TABLE = Table(
     allowed="a table ([[models]])",
 )
 
+
+def _factory(value: Any) -> str:
+    """`MODULE:FACTORY` as written; it is imported when the model is loaded, not here."""
+    from robustbench_lr.external import check_factory
+
+    if not isinstance(value, str):
+        raise _Bad()
+    try:
+        return check_factory(value)
+    except ValueError:
+        raise _Bad() from None
+
+
+def _model_name(value: Any) -> str:
+    from robustbench_lr.external import check_name
+
+    if not isinstance(value, str):
+        raise _Bad()
+    try:
+        return check_name(value)
+    except ValueError:
+        raise _Bad() from None
+
+
+def _zoo_threats() -> tuple[str, ...]:
+    from robustbench_lr.external import THREATS
+
+    return THREATS
+
+
+MODEL_NAME = Rule("a name of 1-64 letters, digits, '.', '_' or '-'", _model_name)
+# What an external entry shares: its name in result rows, its data, the tap analyses read.
+_EXTERNAL_COMMON = {"name": MODEL_NAME, "dataset": DATASET, "tap": TEXT}
+EXTERNAL_ENTRY = Table(
+    {
+        "external": Table(
+            {
+                "factory": Rule('"MODULE:FACTORY" (e.g. "mypkg.models:build")', _factory),
+                "weights": TEXT,
+            },
+            required=("factory",),
+            allowed='a table such as { factory = "mypkg.models:build", weights = "w.safetensors" }',
+        ),
+        **_EXTERNAL_COMMON,
+    },
+    allowed="a table ([[models]])",
+)
+ZOO_ENTRY = Table(
+    {
+        "robustbench": Table(
+            {
+                "name": TEXT,
+                "threat": _one_of("threat model", _zoo_threats),
+                "model_dir": TEXT,
+                "download": BOOLEAN,
+            },
+            required=("name",),
+            allowed='a table such as { name = "Wong2020Fast", model_dir = "models" }',
+        ),
+        **_EXTERNAL_COMMON,
+    },
+    allowed="a table ([[models]])",
+)
+# The key that makes a [[models]] entry an external model instead of a training group.
+EXTERNAL_KINDS = {"external": EXTERNAL_ENTRY, "robustbench": ZOO_ENTRY}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A `[[models]]` item: a training group, or one external model (`EXTERNAL_KINDS`)."""
+
+    allowed: str = GROUP_TABLE.allowed
+
+    def apply(self, value: Any, path: str) -> dict[str, Any]:
+        kinds = [k for k in EXTERNAL_KINDS if isinstance(value, dict) and k in value]
+        if len(kinds) > 1:
+            raise _Rejected(f"{path}: an entry is external or robustbench, not both")
+        return (EXTERNAL_KINDS[kinds[0]] if kinds else GROUP_TABLE).apply(value, path)
+
+
 # The knobs of `experiments.minrho.Search` (= `minrho` flags) a profile may set; the bench sets
 # the attacks, the subset and the per-sample curves itself.
 MINRHO_OPTIONS_TABLE = Table(
@@ -478,6 +624,7 @@ ATTACKS_TABLE = Table(
         "ifsgm_steps": ListOf(COUNT),
         "blackbox": BOOLEAN,
         "blackbox_source": METHOD,
+        "blackbox_protocol": _one_of("black-box protocol", lambda: BLACKBOX_PROTOCOLS),
         "noise_p": ListOf(PROBABILITY),
         "noise_draws": COUNT,
         "minrho": ListOf(MINRHO_ATTACK, nonempty=False, unique=True),
@@ -524,7 +671,7 @@ PROFILE_TABLE = Table(
         "description": TEXT,
         **TRAINING,
         "n": COUNT,
-        "models": ListOf(GROUP_TABLE),
+        "models": ListOf(ModelEntry()),
         "method_options": METHOD_OPTIONS_TABLE,
         "attacks": ATTACKS_TABLE,
         "analyses": ANALYSES_TABLE,
@@ -586,6 +733,8 @@ def _models(top: dict[str, Any]) -> tuple[TrainConfig, ...]:
     owner: dict[tuple[Any, ...], int] = {}
     configs = []
     for index, group in enumerate(top["models"]):
+        if any(kind in group for kind in EXTERNAL_KINDS):
+            continue
         for cfg in _group_configs(group, index, top):
             first = owner.setdefault(
                 (cfg.dataset, cfg.arch, cfg.width, cfg.method, cfg.seed), index
@@ -600,8 +749,73 @@ def _models(top: dict[str, Any]) -> tuple[TrainConfig, ...]:
     return tuple(configs)
 
 
+def _external_models(top: dict[str, Any]) -> tuple[ExternalModelSpec, ...]:
+    """One spec per external [[models]] entry; its dataset is its own, else the profile's.
+
+    Two entries of one name would share every row column the name fills; a zoo entry must be
+    of a dataset RobustBench has. Nothing is imported or read here: the factory, the weights
+    and the zoo files are the loader's (`external.resolve`).
+    """
+    from robustbench_lr.external import DEFAULT_MODEL_DIR, ExternalModelSpec
+    from robustbench_lr.zoo import DATASETS as ZOO_DATASETS
+
+    specs: dict[str, tuple[int, ExternalModelSpec]] = {}
+    for index, entry in enumerate(top["models"]):
+        own, zoo = entry.get("external"), entry.get("robustbench")
+        if own is None and zoo is None:
+            continue
+        dataset = entry.get("dataset", top.get("dataset", TrainConfig.dataset))
+        common = {"dataset": dataset, "name": entry.get("name", ""), "tap": entry.get("tap", "")}
+        if own is not None:
+            spec = ExternalModelSpec(
+                factory=own["factory"], weights=own.get("weights", ""), **common
+            )
+        else:
+            if dataset not in ZOO_DATASETS:
+                raise _Rejected(
+                    f"models[{index}]: dataset {dataset!r} has no RobustBench models; "
+                    f"set dataset to one of {', '.join(ZOO_DATASETS)}"
+                )
+            spec = ExternalModelSpec(
+                robustbench=zoo["name"],
+                threat=zoo.get("threat", "Linf"),
+                model_dir=zoo.get("model_dir", DEFAULT_MODEL_DIR),
+                download=zoo.get("download", False),
+                **common,
+            )
+        first, _ = specs.setdefault(spec.label, (index, spec))
+        if first != index:
+            raise _Rejected(
+                f"models[{first}] and models[{index}] are both named {spec.label!r}; "
+                'give one a name = "..."'
+            )
+    return tuple(spec for _, spec in specs.values())
+
+
 def _attack_grid(attacks: dict[str, Any]) -> AttackGrid:
     return AttackGrid(**attacks)
+
+
+def _check_black_box_sources(profile: Profile) -> None:
+    """Every model has a black-box source under the profile's protocol, so no black-box table
+    silently loses a row (the source model itself is exempt under the same-seed protocol)."""
+    grid = profile.attacks
+    if not grid.blackbox:
+        return
+    for cfg in profile.models:
+        exempt = grid.blackbox_protocol == "same-seed" and cfg.method == grid.blackbox_source
+        if not exempt and profile.black_box_source(cfg) is None:
+            fix = (
+                f"add another seed to the {grid.blackbox_source} model"
+                if grid.blackbox_protocol == "independent"
+                else f"add a {grid.blackbox_source} model of seed {cfg.seed}"
+            )
+            raise _Rejected(
+                f"[attacks] blackbox_protocol = {grid.blackbox_protocol!r}: the {cfg.method} "
+                f"model ({cfg.dataset}, {cfg.arch}, width {cfg.width}, seed {cfg.seed}) has no "
+                f"{grid.blackbox_source} model to craft its black-box examples on; {fix}, or "
+                "set blackbox = false"
+            )
 
 
 def parse_profile(raw: dict[str, Any], source: str) -> Profile:
@@ -613,9 +827,10 @@ def parse_profile(raw: dict[str, Any], source: str) -> Profile:
     try:
         top = PROFILE_TABLE.apply(raw, "")
         analyses, audit = top.get("analyses", {}), top.get("audit", {})
-        return Profile(
+        profile = Profile(
             name=top["name"],
             models=_models(top),
+            external_models=_external_models(top),
             attacks=_attack_grid(top.get("attacks", {})),
             source_path=source,
             **_renamed(top, {"description": "description", "n": "n", "tables": "tables"}),
@@ -630,6 +845,8 @@ def parse_profile(raw: dict[str, Any], source: str) -> Profile:
             **_renamed(audit, {"enabled": "audit", "n": "audit_n", "eps": "audit_eps"}),
             audit_options={key: audit[key] for key in AUDIT_OPTIONS if key in audit},
         )
+        _check_black_box_sources(profile)
+        return profile
     except _Rejected as err:
         kind = UnknownNameError if err.unknown_name else ValueError
         raise kind(" ".join(f"profile {source}: {err.message}".splitlines())) from None
