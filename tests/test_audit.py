@@ -243,7 +243,10 @@ def test_rows_feed_the_leaderboard(audited, nlr_digits, tmp_path):
     statuses = frame[frame["attack"].str.startswith("check:") & (frame["metric"] == "status")]
     assert len(statuses) == len(CHECKS.names()) and (statuses["value"] == 0).all()
     at_eps = frame[(frame["metric"] == "acc") & ((frame["eps"] - EPS).abs() < 1e-9)]
-    assert len(at_eps) == 12 and value["worst_case_acc"] <= at_eps["value"].min()
+    # 12 attacks at ε, and the authors' standard AutoAttack beside the port's components.
+    assert len(at_eps) == 13 and value["worst_case_acc"] <= at_eps["value"].min()
+    assert "autoattack-standard" in set(at_eps["attack"])
+    assert 0 <= value["autoattack_agreement"] <= 100
     meta = load_target(nlr_digits, n=1).meta
     clean = results.make_row(
         **results.model_fields(meta, nlr_digits), experiment="clean", metric="clean_acc", value=97.0

@@ -33,7 +33,8 @@ from robustbench_lr.profiles import (
 from robustbench_lr.registry import UnknownNameError
 
 SOURCE = "test.toml"
-BASE = {"name": "t", "models": [{"arch": "resnet18", "methods": ["nlr", "1lr"]}]}
+# Two seeds: every model's black-box examples come from the N-LR model of the other seed.
+BASE = {"name": "t", "models": [{"arch": "resnet18", "methods": ["nlr", "1lr"], "seeds": [0, 1]}]}
 
 
 def _with(path: str, value: Any, raw: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -183,8 +184,9 @@ def test_the_shipped_profiles_load_and_equal_their_parsed_text(name: str):
 def test_left_out_keys_keep_the_dataclass_defaults():
     profile = parse_profile(BASE, SOURCE)
     expected_models = tuple(
-        TrainConfig(arch="resnet18", method=m, method_options=METHODS[m].resolve({}))
+        TrainConfig(arch="resnet18", method=m, seed=seed, method_options=METHODS[m].resolve({}))
         for m in ("nlr", "1lr")
+        for seed in (0, 1)
     )
     assert profile == Profile(name="t", models=expected_models, source_path=SOURCE)
     assert (profile.n, profile.audit, profile.audit_n, profile.attacks) == (
@@ -242,6 +244,10 @@ OPTION_SAMPLES = {
     "snip_sparsity": 0.5,
     "snip_batch": 16,
     "srn_rank_ratio": 0.3,
+    "at_eps": "8/255",
+    "at_steps": 3,
+    "at_alpha": "2/255",
+    "trades_beta": 6,
 }
 NEAR_MISSES = ["8/255", "1/0", "nan", "0", "5", "false", "nrl", "resnet81", "npz:", "lr_rankk"]
 SCALARS = st.one_of(

@@ -16,7 +16,10 @@ robust would be a silent success of the attack counted for the defence.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
@@ -73,7 +76,8 @@ def stop_when_fooled(fooled: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Step:
-    """What the per-step callback sees: the iterates after `step` updates (0: the clean input).
+    """What the per-step callback sees: the iterates after `step` updates (0: the start, the
+    clean input unless the loop was given another).
 
     `index` (M,) are the original positions of the M samples still iterating, `x_adv` their
     iterates, `logits` the judge's logits on them (detached), as the loop itself judges them.
@@ -86,6 +90,76 @@ class Step:
 
 
 StepHook = Callable[[Step], None]
+
+# Hooks every loop run inside an `observing` block calls besides its own `on_step`.
+_OBSERVERS: ContextVar[tuple[StepHook, ...]] = ContextVar("loop_observers", default=())
+
+
+@contextmanager
+def observing(hook: StepHook) -> Iterator[StepHook]:
+    """Every `signed_gradient_loop` run inside the block also calls `hook` at each judged iterate.
+
+    Callers that reach the loop only through `run_attack` (the audit, via the harness) record
+    the path of the runs they start this way, without a second copy of the loop or an `on_step`
+    argument threaded through every layer between them and it.
+    """
+    token = _OBSERVERS.set((*_OBSERVERS.get(), hook))
+    try:
+        yield hook
+    finally:
+        _OBSERVERS.reset(token)
+
+
+@dataclass(frozen=True)
+class PathRecord:
+    """Per sample, at every judged iterate t = 0..T: `loss` (T + 1, N), the cross-entropy of the
+    true label on the judge's logits (NaN once the sample had stopped), and `fooled` (T + 1, N),
+    the judge's argmax is not the label. On CPU."""
+
+    loss: torch.Tensor
+    fooled: torch.Tensor
+
+
+class PathRecorder:
+    """A step hook that keeps the path of every sample: the loss and the verdict at each iterate.
+
+    What Pintor et al. 2022's indicators of attack failure read (silent success: a fooling
+    iterate the attack did not return; incomplete optimization: a loss still moving at the
+    end). The loss is the true label's cross-entropy, the one every untargeted attack raises.
+    `run_attack` calls the loop once per chunk, in order, each call starting at step 0 with all
+    of its samples, so a new step 0 starts the next chunk's positions.
+    """
+
+    def __init__(self, y: torch.Tensor) -> None:
+        self.y = y.cpu()
+        self.chunks: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
+        self.start, self.size = 0, 0
+
+    def __call__(self, step: Step) -> None:
+        if step.step == 0:
+            self.start, self.size = self.start + self.size, len(step.index)
+            self.chunks.append([])
+        index = step.index.cpu()
+        logits = step.logits.float().cpu()
+        loss = torch.full((self.size,), math.nan)
+        fooled = torch.zeros(self.size, dtype=torch.bool)
+        labels = self.y[self.start + index]
+        loss[index] = F.cross_entropy(logits, labels, reduction="none")
+        fooled[index] = logits.argmax(1) != labels
+        self.chunks[-1].append((loss, fooled))
+
+    def record(self) -> PathRecord:
+        """The recorded paths side by side, a shorter chunk padded at its end (NaN, False)."""
+        steps = max((len(chunk) for chunk in self.chunks), default=0)
+        loss = torch.full((steps, len(self.y)), math.nan)
+        fooled = torch.zeros(steps, len(self.y), dtype=torch.bool)
+        start = 0
+        for chunk in self.chunks:
+            rows = slice(start, start + len(chunk[0][0]))
+            loss[: len(chunk), rows] = torch.stack([pair[0] for pair in chunk])
+            fooled[: len(chunk), rows] = torch.stack([pair[1] for pair in chunk])
+            start = rows.stop
+        return PathRecord(loss, fooled)
 
 
 @dataclass(frozen=True)
@@ -119,14 +193,19 @@ def signed_gradient_loop(
     on_step: StepHook | None = None,
     judge: nn.Module | None = None,
     labels: torch.Tensor | None = None,
+    start: torch.Tensor | None = None,
 ) -> Iterates:
     """Up to `steps` signed-gradient updates of `rule`'s loss on `model`, projected (Eq. 5-6).
 
     Args: eps (L-inf radius, a float or per-sample (N,)), alpha (step size), stop (which
     samples stop after being judged, `run_all_steps` or `stop_when_fooled`), on_step (called
-    once per judged iterate, steps 0..steps, with a `Step`), judge (the model whose
+    once per judged iterate, steps 0..steps, with a `Step`, before the hooks of any enclosing
+    `observing` block), judge (the model whose
     misclassification counts, for black-box success; default `model`), labels (what `rule`
-    reads, default `y`; the fixed target of `ill-fixed`). Success is always `argmax ≠ y`.
+    reads, default `y`; the fixed target of `ill-fixed`, TRADES's clean probabilities (N, K)),
+    start (the first iterate, projected into the ball; default `x`: PGD's and TRADES's random
+    starts are drawn by their callers, from their own generators). Success is always
+    `argmax ≠ y`.
 
     Every iterate is judged, the last one too (one forward pass more than the updates need),
     so the best iterate is known. Stopped samples leave the batch from the next forward pass on.
@@ -135,7 +214,7 @@ def signed_gradient_loop(
     x, y = x.to(device), y.to(device)
     labels = y if labels is None else labels.to(device)
     with frozen(model), frozen(judge or model):
-        return _iterate(model, judge, x, y, labels, rule, eps, alpha, steps, stop, on_step)
+        return _iterate(model, judge, x, y, labels, rule, eps, alpha, steps, stop, on_step, start)
 
 
 def _iterate(
@@ -150,14 +229,18 @@ def _iterate(
     steps: int,
     stop: StopRule,
     on_step: StepHook | None,
+    start: torch.Tensor | None,
 ) -> Iterates:
+    hooks = (*((on_step,) if on_step is not None else ()), *_OBSERVERS.get())
     best, final = x.clone(), x.clone()
     fooled_ever = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     taken = torch.zeros(len(x), dtype=torch.long, device=x.device)
     # The samples still iterating, kept compact: original index, iterate, clean input, true
     # label, the rule's label and ε. A sample that stops is written to `final` and dropped.
     idx = torch.arange(len(x), device=x.device)
-    cur, x0, yy, ll, ee = x.clone(), x, y, labels, _per_sample(eps, len(x), x.device)
+    ee = _per_sample(eps, len(x), x.device)
+    cur = x.clone() if start is None else linf_project(start.to(x.device), x, ee)
+    x0, yy, ll = x, y, labels
     for t in range(steps + 1):
         last = t == steps
         xa = cur.detach().requires_grad_(not last)
@@ -172,8 +255,10 @@ def _iterate(
         fooled = judged.argmax(1) != yy
         best[idx[fooled]] = xa.detach()[fooled]
         fooled_ever[idx[fooled]] = True
-        if on_step is not None:
-            on_step(Step(t, idx, xa.detach(), judged))
+        if hooks:
+            step = Step(t, idx, xa.detach(), judged)
+            for hook in hooks:
+                hook(step)
         halt = torch.ones_like(fooled) if last else stop(fooled)
         rows = None
         if halt.any():

@@ -14,10 +14,15 @@ The model's robust accuracy is the worst case per example over every L-inf attac
 One module per idea:
 - `options`: `AuditOptions`, the ε per dataset;
 - `battery`: which attacks run (`Run`, `battery`, `sweep_eps`) and what they yielded (`Battery`);
-- `probes`: input gradients and determinism, measured without attacking;
-- `checks`: the `CHECKS` table, each a claim, its failure meaning and a measuring function;
+- `probes`: input gradients, determinism and loss stability, measured without attacking;
+- `verdict`: what a check measures (`Measured`, the examples it `Flagged`) and its grading;
+- `checks`: the `CHECKS` table, each a claim, its failure meaning, source and measuring function;
+- `indicators`: Pintor et al. 2022's per-example indicators of attack failure (silent success,
+  incomplete optimization, unstable predictions) and the cross-attack consistency check;
+- `optimality`: AttackBench's optimality of every attack setting (Cinà et al. 2024);
 - `report`: `AuditReport`, the battery, the verdicts and the aggregate accuracies;
-- `runner`: `audit_model`, the battery then the checks on a model and examples;
+- `runner`: `run_battery` (the runs, their recorded paths, the probes) and `audit_model`, the
+  battery then the checks on a model and examples;
 - `rows` / `markdown`: the results-file rows and audit.md;
 - `checkpoint`: `audit_checkpoint`, all of the above for a checkpoint folder.
 """

@@ -8,14 +8,16 @@ single run's accuracy on the same examples.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from robustbench_lr.attacks.harness import Evaluation
+from robustbench_lr.attacks.loop import PathRecord
 from robustbench_lr.audit.options import AuditOptions
 from robustbench_lr.audit.probes import GradientProbe
+from robustbench_lr.audit.standard import ATTACK as STANDARD
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,9 @@ class Run:
     `role`: "gradient" (white-box, uses the target's gradients), "blind" (no gradients of the
     target: Square, transfer, noise), "unbounded" (DeepFool, the ε-sweep). Gradient and blind
     runs at the audit ε form the worst case; `autoattack` marks AutoAttack's four components.
+    `backend`: the attack's backend (None: its default). A white-box run whose backend is the
+    signed-gradient loop has its path recorded (`Battery.paths`): what the indicators of attack
+    failure read, at no extra attack run.
     """
 
     label: str
@@ -34,6 +39,7 @@ class Run:
     transfer: bool = False
     draws: int = 1
     autoattack: bool = False
+    backend: str | None = None
 
     @property
     def at_eps(self) -> bool:
@@ -56,11 +62,15 @@ def battery(options: AuditOptions, with_source: bool) -> list[Run]:
         """ε, then `params`, then the attack seed: the randomized attacks' parameters."""
         return {**eps, **params, "seed": o.attack_seed}
 
+    def looped(label: str, value: float, steps: int, role: str = "gradient") -> Run:
+        """IFSGM on the signed-gradient loop: its best iterate, its path recorded."""
+        return Run(label, "ifsgm", {"eps": value, "steps": steps}, role, backend="ours")
+
     runs = [
         Run("fgsm", "fgsm", eps, "gradient"),
-        Run("ifsgm-7", "ifsgm", {**eps, "steps": 7}, "gradient"),
-        Run("ifsgm-20", "ifsgm", {**eps, "steps": 20}, "gradient"),
-        Run("ifsgm-100", "ifsgm", {**eps, "steps": 100}, "gradient"),
+        looped("ifsgm-7", o.eps, 7),
+        looped("ifsgm-20", o.eps, 20),
+        looped("ifsgm-100", o.eps, 100),
         Run("ifsgm-restarts", "ifsgm-restarts", seeded(steps=20, restarts=o.restarts), "gradient"),
         Run("apgd-ce", "apgd-ce", seeded(steps=o.steps, restarts=1), "gradient", autoattack=True),
         Run("apgd-dlr", "apgd-dlr", seeded(steps=o.steps, restarts=o.dlr_restarts), "gradient"),
@@ -75,13 +85,23 @@ def battery(options: AuditOptions, with_source: bool) -> list[Run]:
             "fab-t", "fab-t", seeded(steps=o.steps, targets=o.targets), "gradient", autoattack=True
         ),
         Run("square", "square", seeded(queries=o.queries), "blind", autoattack=True),
+        # The authors' own AutoAttack at the same budget, beside the port's four runs above
+        # (`standard.py`): the leaderboard's AutoAttack column, and their per-example agreement.
+        # It ends with Square, which needs no gradients, so it counts in the worst case but not
+        # as a gradient attack (the masking checks compare those with the blind ones).
+        Run(
+            STANDARD,
+            STANDARD,
+            seeded(steps=o.steps, targets=o.targets, queries=o.queries),
+            "blind",
+        ),
         Run("linf-noise", "linf-noise", seeded(), "blind", draws=o.noise_draws),
     ]
     if with_source:
         runs.append(Run("transfer", "ifsgm", {**eps, "steps": 20}, "blind", transfer=True))
     runs.append(Run("deepfool", "deepfool", {"steps": o.deepfool_steps}, "unbounded"))
     for value in sweep_eps(o.eps, o.sweep_max)[1:]:
-        runs.append(Run(f"sweep-{value:.4g}", "ifsgm", {"eps": value, "steps": 20}, "unbounded"))
+        runs.append(looped(f"sweep-{value:.4g}", value, 20, "unbounded"))
     return runs
 
 
@@ -92,7 +112,12 @@ def percent(flags: torch.Tensor) -> float:
 
 @dataclass(frozen=True)
 class Battery:
-    """What the checks read: every run's evaluation and the two probes."""
+    """What the checks read: every run's evaluation, the paths of the loop's runs, the probes.
+
+    `instability`: per example, the mean relative change of its loss under small uniform noise
+    (`probes.probe_stability`); `input_norms`: ‖x‖₂ per example, which turns a run's ρ back
+    into the L2 size of its perturbation.
+    """
 
     options: AuditOptions
     runs: Mapping[str, Run]
@@ -101,6 +126,9 @@ class Battery:
     nondeterminism: float
     num_classes: int
     clean: torch.Tensor
+    paths: Mapping[str, PathRecord] = field(default_factory=dict)
+    instability: torch.Tensor | None = None
+    input_norms: torch.Tensor | None = None
 
     def flags(self, label: str) -> torch.Tensor:
         """Per example: still correct under this run (worst case over its draws)."""

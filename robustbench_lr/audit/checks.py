@@ -1,9 +1,10 @@
 """The audit's sanity checks: one table of entries, each a claim, its meaning and a function.
 
 The checks of Carlini et al. 2019 ("On Evaluating Adversarial Robustness", §5), Athalye et al.
-2018 ("Obfuscated Gradients") and AutoAttack's flags. Each reads the `Battery` and returns the
-two numbers it compared and a verdict, pass / warn / fail / skip; the entry adds its name and
-what a failure usually means.
+2018 ("Obfuscated Gradients"), AutoAttack's flags and Pintor et al. 2022's indicators of attack
+failure (`indicators.py`). Each reads the `Battery` and returns the two numbers it compared and
+a verdict, pass / warn / fail / skip, and a per-example check the examples it flagged; the entry
+adds its name, what a failure usually means and its source.
 """
 
 from __future__ import annotations
@@ -13,27 +14,22 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from robustbench_lr.audit.battery import Battery, percent
+from robustbench_lr.audit.indicators import (
+    consistent_across_attacks,
+    incomplete_optimization,
+    silent_success,
+    unstable_predictions,
+)
+from robustbench_lr.audit.verdict import TOLERANCE_PP, Flagged, Measured, graded
 from robustbench_lr.registry import Registry
 
-TOLERANCE_PP = 1.0  # Carlini et al.'s "more steps never help", with 1 pp of noise (issue 8)
-WARN_PP = 3.0  # beyond the tolerance but within this: warn, not fail
 CHANCE_MARGIN_PP = 5.0  # accuracy at ε = 0.5 must reach chance + 5 pp
 DEEPFOOL_PASS, DEEPFOOL_WARN = 99.0, 95.0  # success (%) of the unbounded DeepFool
 ZERO_GRAD_WARN = 5.0  # share (%) of correct inputs with an exactly-zero gradient still a warn
 
-
-@dataclass(frozen=True)
-class Measured:
-    """What a check function found: its verdict, the two numbers compared (a vs b), and the
-    count behind a per-example comparison."""
-
-    status: str
-    a_label: str
-    a: float
-    b_label: str
-    b: float
-    detail: str
-    count: int | None = None
+CARLINI = "Carlini et al. 2019, On Evaluating Adversarial Robustness, §5"
+ATHALYE = "Athalye et al. 2018, Obfuscated Gradients"
+PINTOR = "Pintor et al. 2022, Indicators of Attack Failure (NeurIPS)"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,23 +42,18 @@ class CheckResult(Measured):
 
 @dataclass(frozen=True)
 class Check:
-    """A check: its title (the claim it tests), what a failure means, and what it measures."""
+    """A check: its title (the claim it tests), what a failure means, what it measures, and
+    the paper it comes from."""
 
     name: str
     title: str
     meaning: str
     measure: Callable[[Battery], Measured]
     transfer: bool = False  # reads the transfer run: its result rows name the source model
+    source: str = ""
 
     def run(self, battery: Battery) -> CheckResult:
         return CheckResult(name=self.name, meaning=self.meaning, **asdict(self.measure(battery)))
-
-
-def _graded(excess: float) -> str:
-    """pass within the tolerance, warn within the warn band, fail beyond (both in pp)."""
-    if excess <= TOLERANCE_PP + 1e-9:
-        return "pass"
-    return "warn" if excess <= WARN_PP + 1e-9 else "fail"
 
 
 def not_above(stronger: str, weaker: str) -> Callable[[Battery], Measured]:
@@ -71,7 +62,7 @@ def not_above(stronger: str, weaker: str) -> Callable[[Battery], Measured]:
     def measure(b: Battery) -> Measured:
         a, w = b.acc(stronger), b.acc(weaker)
         detail = f"{stronger} {a:.1f}% vs {weaker} {w:.1f}% (allowed +{TOLERANCE_PP:g} pp)"
-        return Measured(_graded(a - w), stronger, a, weaker, w, detail)
+        return Measured(graded(a - w), stronger, a, weaker, w, detail)
 
     return measure
 
@@ -84,21 +75,24 @@ def beaten_by_gradients(weaker: str) -> Callable[[Battery], Measured]:
             detail = "no source model given (--source)"
             return Measured("skip", "white-box", math.nan, weaker, math.nan, detail)
         white, other = b.whitebox, b.flags(weaker)
-        count = int((white & ~other).sum())
-        share = 100.0 * count / len(white) if len(white) else 0.0
+        found = Flagged.of(white & ~other)
         detail = (
-            f"{count} of {len(white)} examples fooled by {weaker} but by no gradient attack "
-            f"(allowed {TOLERANCE_PP:g}%)"
+            f"{found.count} of {len(white)} examples fooled by {weaker} but by no gradient "
+            f"attack (allowed {TOLERANCE_PP:g}%)"
         )
-        return Measured(
-            _graded(share), "white-box", percent(white), weaker, b.acc(weaker), detail, count
+        return found.measured(
+            graded(found.share), "white-box", percent(white), weaker, b.acc(weaker), detail
         )
 
     return measure
 
 
 def to_chance(b: Battery) -> Measured:
-    """IFSGM at the top of the ε-sweep must bring accuracy to chance (+ a margin)."""
+    """IFSGM at the top of the ε-sweep must bring accuracy to chance (+ a margin).
+
+    Flagged: the correct inputs the unbounded attack leaves standing (Pintor et al. 2022's
+    unconstrained-attack failure, per example); the verdict stays on accuracy vs chance.
+    """
     last = [label for label, run in b.runs.items() if run.label.startswith("sweep-")]
     label = last[-1] if last else "ifsgm-20"
     a, chance, eps = b.acc(label), 100.0 / b.num_classes, b.runs[label].params["eps"]
@@ -108,16 +102,19 @@ def to_chance(b: Battery) -> Measured:
         f"accuracy {a:.1f}% at eps {eps:.4g}; chance {chance:.1f}% "
         f"(+{CHANCE_MARGIN_PP:g} pp allowed)"
     )
-    return Measured(status, f"ifsgm-20 at eps={eps:.4g}", a, "chance", chance, detail)
+    found = Flagged.of(b.clean & b.flags(label))
+    return found.measured(status, f"ifsgm-20 at eps={eps:.4g}", a, "chance", chance, detail)
 
 
 def deepfool_success(b: Battery) -> Measured:
-    """The unbounded DeepFool must misclassify (nearly) every correct input."""
+    """The unbounded DeepFool must misclassify (nearly) every correct input; flagged: those it
+    does not (an unconstrained-attack failure per example)."""
     rate = b.evaluations["deepfool"].success
     rate = 0.0 if math.isnan(rate) else rate
     status = "pass" if rate >= DEEPFOOL_PASS else "warn" if rate >= DEEPFOOL_WARN else "fail"
     detail = f"DeepFool misclassifies {rate:.1f}% of correct inputs (needs {DEEPFOOL_PASS:g}%)"
-    return Measured(status, "deepfool success", rate, "required", DEEPFOOL_PASS, detail)
+    found = Flagged.of(b.clean & b.flags("deepfool"))
+    return found.measured(status, "deepfool success", rate, "required", DEEPFOOL_PASS, detail)
 
 
 def usable_gradients(b: Battery) -> Measured:
@@ -161,6 +158,7 @@ for _check in (
         "a single step beats many: the loss surface is locally misleading (gradient masking by "
         "a non-smooth or saturated model) or the iterative attack is misconfigured",
         not_above("ifsgm-20", "fgsm"),
+        source=CARLINI,
     ),
     Check(
         "more-steps-7-20",
@@ -168,6 +166,7 @@ for _check in (
         "more iterations help the defender: the attack follows gradients that do not lead to "
         "the boundary (masking), or the step size is wrong",
         not_above("ifsgm-20", "ifsgm-7"),
+        source=CARLINI,
     ),
     Check(
         "more-steps-20-100",
@@ -175,6 +174,7 @@ for _check in (
         "more iterations help the defender: the attack has not converged or oscillates on an "
         "obfuscated loss surface",
         not_above("ifsgm-100", "ifsgm-20"),
+        source=CARLINI,
     ),
     Check(
         "restarts",
@@ -182,6 +182,7 @@ for _check in (
         "random starts make the attack weaker: the gradient is only informative at the data "
         "points themselves (masking around the inputs) or the attack is broken",
         not_above("ifsgm-restarts", "ifsgm-20"),
+        source=CARLINI,
     ),
     Check(
         "unbounded-to-chance",
@@ -189,12 +190,14 @@ for _check in (
         "an attack with an unbounded budget must always succeed; if it does not, the gradients "
         "lead nowhere (masking) or the attack is buggy",
         to_chance,
+        source=f"{CARLINI}; {PINTOR} (unconstrained attack failure)",
     ),
     Check(
         "deepfool-succeeds",
         "DeepFool (unbounded L2) misclassifies ≥ 99% of correct inputs",
         "the linearized boundary search finds no boundary: zero, vanishing or misleading gradients",
         deepfool_success,
+        source=f"{CARLINI}; {PINTOR} (unconstrained attack failure)",
     ),
     Check(
         "whitebox-beats-transfer",
@@ -203,6 +206,7 @@ for _check in (
         "obfuscated gradients (Athalye et al. 2018)",
         beaten_by_gradients("transfer"),
         transfer=True,
+        source=f"{ATHALYE}; {PINTOR} (transfer failure)",
     ),
     Check(
         "whitebox-beats-square",
@@ -210,12 +214,14 @@ for _check in (
         "a gradient-free, score-based search beats every gradient attack: the gradients are "
         "masked, shattered or saturated",
         beaten_by_gradients("square"),
+        source=CARLINI,
     ),
     Check(
         "whitebox-beats-noise",
         "no example fooled by random noise of the same L-inf size but by no gradient attack",
         "blind noise beats the gradient attacks: the gradients point nowhere useful",
         beaten_by_gradients("linf-noise"),
+        source=CARLINI,
     ),
     Check(
         "gradients-nonzero-finite",
@@ -223,6 +229,7 @@ for _check in (
         "a saturated softmax, non-differentiable layers or numerical overflow hide the "
         "gradient (shattered or vanishing gradients)",
         usable_gradients,
+        source=ATHALYE,
     ),
     Check(
         "deterministic",
@@ -230,6 +237,39 @@ for _check in (
         "the model is randomized at test time: single-run attacks under-estimate it; attack "
         "the expectation (EOT)",
         deterministic,
+        source=f"{ATHALYE}, §4.2",
+    ),
+    Check(
+        "silent-success",
+        "no correct input fooled on an attack's path but not by the point it returns",
+        "the attack found an adversarial example and returned another point: it reports its "
+        "last iterate, not its best, and the robust accuracy counts its misses",
+        silent_success,
+        source=PINTOR,
+    ),
+    Check(
+        "incomplete-optimization",
+        "the longest IFSGM run's loss has stopped rising on the inputs it leaves standing",
+        "the attack ran out of steps while still making progress: the budget is too small "
+        "and more iterations would lower the robust accuracy",
+        incomplete_optimization,
+        source=PINTOR,
+    ),
+    Check(
+        "unstable-predictions",
+        "the loss of correct inputs barely moves under noise far inside the ball",
+        "a shattered or stochastic loss surface (quantized inputs, randomness at test time): "
+        "gradients are locally meaningless and attacks that follow them are misled",
+        unstable_predictions,
+        source=PINTOR,
+    ),
+    Check(
+        "consistent-across-attacks",
+        "no example DeepFool fools within eps is called robust by every attack at eps",
+        "the bounded attacks miss adversarial examples a minimum-norm attack finds inside "
+        "their own ball: the robust accuracy is over-estimated by exactly these examples",
+        consistent_across_attacks,
+        source=f"{CARLINI} (attacks must agree); {PINTOR}",
     ),
 ):
     CHECKS.add(_check.name, _check)

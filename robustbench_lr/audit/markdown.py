@@ -39,6 +39,7 @@ def render_markdown(report: AuditReport, title: str) -> str:
     from tabulate import tabulate
 
     b, o = report.battery, report.battery.options
+    agree = report.autoattack_agreement
     verdict = "FAIL" if report.count("fail") else "WARN" if report.count("warn") else "PASS"
     lines = [
         f"# Robustness audit: {title}",
@@ -55,6 +56,12 @@ def render_markdown(report: AuditReport, title: str) -> str:
         f"{report.worst_case_acc:.1f}%** (clean {report.clean_acc:.1f}%; AutoAttack components "
         f"{report.autoattack_acc:.1f}%; gradient attacks {report.whitebox_acc:.1f}%).",
         "",
+        f"Standard AutoAttack (its authors' `pyautoattack`, same budget): "
+        f"{report.standard_autoattack_acc:.1f}%, against {report.autoattack_acc:.1f}% from "
+        f"torchattacks' port; same verdict on {agree['agreement']:.1f}% of the examples "
+        f"({agree['only_standard_broke']:.0f} broken only by the authors' version, "
+        f"{agree['only_port_broke']:.0f} only by the port).",
+        "",
         "## Checks",
         "",
     ]
@@ -67,16 +74,16 @@ def render_markdown(report: AuditReport, title: str) -> str:
             f"{c.b_label} = {_fmt(c.b)}",
             c.detail,
             c.meaning,
+            CHECKS[c.name].source,
         ]
         for c in report.checks
     ]
-    lines.append(
-        tabulate(
-            rows,
-            headers=["check", "verdict", "claim", "a", "b", "detail", "a failure usually means"],
-            tablefmt="github",
-        )
-    )
+    headers = ["check", "verdict", "claim", "a", "b", "detail", "a failure usually means"]
+    lines.append(tabulate(rows, headers=[*headers, "source"], tablefmt="github"))
+    flagged = [c for c in report.checks if c.flagged]
+    if flagged:
+        lines += ["", "Examples flagged by the per-example checks (positions in the subset):", ""]
+        lines += [f"- {c.name}: {', '.join(map(str, c.flagged))}" for c in flagged]
     lines += ["", "## Attacks", ""]
     attack_rows = []
     for label, run in b.runs.items():
@@ -109,4 +116,35 @@ def render_markdown(report: AuditReport, title: str) -> str:
         "attacks can succeed.",
         "",
     ]
+    if report.optimality:
+        lines += ["## Attack optimality", "", _optimality_table(report), "", OPTIMALITY_NOTE, ""]
     return "\n".join(lines) + "\n"
+
+
+OPTIMALITY_NOTE = (
+    "Optimality (AttackBench, Cinà et al. 2024): 1 − (area between the attack's robust accuracy "
+    "and the reference, the per-example best over all attacks) / (area between clean accuracy "
+    "and the reference), over the ε values the attack was run at (every one for DeepFool, "
+    "whose ‖r‖₂ bounds its L∞ size); 1 = as good as the reference."
+)
+
+
+def _optimality_table(report: AuditReport) -> str:
+    """One row per attack setting: where it was scored, its accuracy and the reference's."""
+    from tabulate import tabulate
+
+    def series(values: tuple[float, ...], fmt: str) -> str:
+        return ", ".join(format(v, fmt) for v in values)
+
+    rows = [
+        [
+            label,
+            series(tuple(e * 255 for e in found.grid), ".4g"),
+            series(found.acc, ".1f"),
+            series(found.reference, ".1f"),
+            f"{found.value:.3f}",
+        ]
+        for label, found in report.optimality.items()
+    ]
+    headers = ["run", "ε × 255", "acc %", "reference acc %", "optimality"]
+    return tabulate(rows, headers=headers, tablefmt="github")

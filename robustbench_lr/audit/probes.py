@@ -1,4 +1,4 @@
-"""Probes of the model that are not attacks: its input gradients and its determinism."""
+"""Probes of the model that are not attacks: input gradients, determinism, loss stability."""
 
 from __future__ import annotations
 
@@ -61,3 +61,40 @@ def probe_determinism(model: nn.Module, x: torch.Tensor, repeats: int = 3) -> fl
             ((model(x.to(device)) - first).abs().max().item() for _ in range(repeats - 1)),
             default=0.0,
         )
+
+
+def probe_stability(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    radius: float,
+    draws: int,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """Per example, the mean relative change of its cross-entropy under uniform input noise.
+
+    |L(x + u) − L(x)| / |L(x)| over `draws` draws of u ~ U[−radius, radius]^d (clipped to
+    [0, 1]), Pintor et al. 2022's "unstable predictions" indicator: a smooth loss barely moves
+    under noise far smaller than ε, a shattered or stochastic one (quantized inputs, a
+    randomized defence) jumps, and attacks that follow it are misled. The noise comes from a
+    CPU generator seeded by `seed` (the same on every device); all draws of all examples go
+    through the model in batches. Returned on CPU, shape (N,).
+    """
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(int(seed))
+    noise = (torch.rand((draws, *x.shape), generator=gen) * 2 - 1) * radius
+    noisy = (x.cpu()[None] + noise).clamp(0, 1).flatten(0, 1)
+    labels = y.cpu().repeat(draws)
+    inputs = torch.cat([x.cpu(), noisy])
+    targets = torch.cat([y.cpu(), labels])
+    losses = []
+    with frozen(model), torch.no_grad():
+        for start in range(0, len(inputs), batch_size):
+            logits = model(inputs[start : start + batch_size].to(device))
+            target = targets[start : start + batch_size].to(device)
+            losses.append(F.cross_entropy(logits.float(), target, reduction="none").cpu())
+    loss = torch.cat(losses)
+    reference, perturbed = loss[: len(x)], loss[len(x) :].view(draws, len(x))
+    scale = reference.abs().clamp_min(torch.finfo(loss.dtype).eps)
+    return ((perturbed - reference).abs() / scale).mean(0)

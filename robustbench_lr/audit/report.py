@@ -7,16 +7,21 @@ from dataclasses import dataclass, field
 
 from robustbench_lr.audit.battery import Battery, percent
 from robustbench_lr.audit.checks import CheckResult
+from robustbench_lr.audit.optimality import Optimality
+from robustbench_lr.audit.standard import ATTACK as STANDARD
+from robustbench_lr.audit.standard import agreement
 
 
 @dataclass(frozen=True)
 class AuditReport:
-    """What rows and audit.md are made of; `timings` are each run's seconds, by label."""
+    """What rows and audit.md are made of; `timings` are each run's seconds, by label;
+    `optimality` each attack setting's AttackBench optimality, by the label of its first run."""
 
     battery: Battery
     checks: tuple[CheckResult, ...]
     seconds: float = 0.0
     timings: Mapping[str, float] = field(default_factory=dict)
+    optimality: Mapping[str, Optimality] = field(default_factory=dict)
 
     @property
     def worst_case_acc(self) -> float:
@@ -27,6 +32,16 @@ class AuditReport:
     def autoattack_acc(self) -> float:
         """Worst case per example over AutoAttack's components (APGD-CE, APGD-T, FAB-T, Square)."""
         return percent(self.battery.autoattack)
+
+    @property
+    def standard_autoattack_acc(self) -> float:
+        """Standard AutoAttack from its authors' package (`standard.py`)."""
+        return percent(self.battery.flags(STANDARD))
+
+    @property
+    def autoattack_agreement(self) -> dict[str, float]:
+        """Per example: the authors' AutoAttack vs the port's four components."""
+        return agreement(self.battery.flags(STANDARD), self.battery.autoattack)
 
     @property
     def whitebox_acc(self) -> float:

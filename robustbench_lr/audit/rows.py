@@ -27,7 +27,10 @@ def report_rows(
       `failed_checks`, `warned_checks` (eps column = the audit ε; the leaderboard reads
       `worst_case_acc` and `failed_checks`);
     - `attack="check:<name>"`: `status` (0 pass, 1 warn, 2 fail, NaN skip), `a`, `b` (the two
-      numbers compared) and `count` for per-example checks.
+      numbers compared), and for per-example checks `count` and `share` (% of the n examples
+      flagged);
+    - `attack=<run label>`, `metric="optimality"`: AttackBench's optimality of the attack
+      setting that run starts (`optimality.py`; the IFSGM-20 row covers its sweep too).
     """
     b, o = report.battery, report.battery.options
     rows: list[dict[str, Any]] = []
@@ -49,6 +52,8 @@ def report_rows(
     summary = {
         "worst_case_acc": report.worst_case_acc,
         "autoattack_acc": report.autoattack_acc,
+        "autoattack_standard_acc": report.standard_autoattack_acc,
+        "autoattack_agreement": report.autoattack_agreement["agreement"],
         "whitebox_acc": report.whitebox_acc,
         "clean_acc": report.clean_acc,
         "failed_checks": float(report.count("fail")),
@@ -62,9 +67,21 @@ def report_rows(
         values = {"status": STATUS_CODE[c.status], "a": c.a, "b": c.b}
         if c.count is not None:
             values["count"] = float(c.count)
+        if c.share is not None:
+            values["share"] = c.share
         src = source if CHECKS[c.name].transfer else ""
         rows += [
             {**base, "attack": f"check:{c.name}", "source": src, "metric": m, "value": v}
             for m, v in values.items()
         ]
+    rows += [
+        {
+            **base,
+            "attack": label,
+            "source": source if b.runs[label].transfer else "",
+            "metric": "optimality",
+            "value": found.value,
+        }
+        for label, found in report.optimality.items()
+    ]
     return rows

@@ -4,19 +4,82 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from robustbench_lr.attacks import frozen
 from robustbench_lr.attacks.harness import evaluate_attack
-from robustbench_lr.audit.battery import Battery, battery
+from robustbench_lr.attacks.loop import PathRecorder, observing
+from robustbench_lr.audit.battery import Battery, Run, battery
 from robustbench_lr.audit.checks import CHECKS
+from robustbench_lr.audit.indicators import UNSTABLE_DRAWS, UNSTABLE_RADIUS_OF_EPS
+from robustbench_lr.audit.optimality import optimality
 from robustbench_lr.audit.options import AuditOptions
-from robustbench_lr.audit.probes import probe_determinism, probe_gradients
+from robustbench_lr.audit.probes import probe_determinism, probe_gradients, probe_stability
 from robustbench_lr.audit.report import AuditReport
 
 log = logging.getLogger(__name__)
+
+
+def run_battery(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    options: AuditOptions,
+    runs: Sequence[Run],
+    source: nn.Module | None = None,
+) -> tuple[Battery, dict[str, float]]:
+    """Every run of `runs` on all examples, the probes, and each run's seconds, by label.
+
+    A white-box run on the signed-gradient loop records its path on the way (`PathRecorder`);
+    other runs record nothing and keep no path. `options.eps` must be set.
+    """
+    evaluations, paths, timings = {}, {}, {}
+    for run in runs:
+        t0 = time.time()
+        with observing(PathRecorder(y)) as recorder:
+            evaluations[run.label] = evaluate_attack(
+                run.attack,
+                model,
+                x,
+                y,
+                source=source if run.transfer else None,
+                backend=run.backend,
+                draws=run.draws,
+                batch_size=options.batch_size,
+                **run.params,
+            )
+        path = recorder.record()
+        if len(path.loss) and not run.transfer:
+            paths[run.label] = path
+        timings[run.label] = time.time() - t0
+        log.info(
+            "audit %s: acc %.1f%% (%.1fs)",
+            run.label,
+            evaluations[run.label].acc,
+            timings[run.label],
+        )
+    with torch.no_grad(), frozen(model):
+        num_classes = int(model(x[:1].to(next(model.parameters()).device)).shape[1])
+    radius = UNSTABLE_RADIUS_OF_EPS * options.eps
+    instability = probe_stability(
+        model, x, y, radius, UNSTABLE_DRAWS, options.attack_seed, options.batch_size
+    )
+    b = Battery(
+        options,
+        {run.label: run for run in runs},
+        evaluations,
+        probe_gradients(model, x, y, options.batch_size),
+        probe_determinism(model, x),
+        num_classes,
+        next(iter(evaluations.values())).clean,  # every run scores the same clean inputs
+        paths,
+        instability,
+        x.cpu().flatten(1).norm(dim=1),
+    )
+    return b, timings
 
 
 def audit_model(
@@ -33,32 +96,6 @@ def audit_model(
     (and AutoAttack's) is the AND of the runs' per-example flags.
     """
     started = time.time()
-    runs = {run.label: run for run in battery(options, source is not None)}
-    evaluations, timings = {}, {}
-    for label, run in runs.items():
-        t0 = time.time()
-        evaluations[label] = evaluate_attack(
-            run.attack,
-            model,
-            x,
-            y,
-            source=source if run.transfer else None,
-            draws=run.draws,
-            batch_size=options.batch_size,
-            **run.params,
-        )
-        timings[label] = time.time() - t0
-        log.info("audit %s: acc %.1f%% (%.1fs)", label, evaluations[label].acc, timings[label])
-    with torch.no_grad(), frozen(model):
-        num_classes = int(model(x[:1].to(next(model.parameters()).device)).shape[1])
-    b = Battery(
-        options,
-        runs,
-        evaluations,
-        probe_gradients(model, x, y, options.batch_size),
-        probe_determinism(model, x),
-        num_classes,
-        evaluations["fgsm"].clean,
-    )
+    b, timings = run_battery(model, x, y, options, battery(options, source is not None), source)
     checks = tuple(CHECKS[name].run(b) for name in CHECKS)
-    return AuditReport(b, checks, time.time() - started, timings)
+    return AuditReport(b, checks, time.time() - started, timings, optimality(b))
