@@ -13,10 +13,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
-from robustbench_lr import checkpoints, locks, models
+from robustbench_lr import checkpoints, faults, locks, models
 from robustbench_lr.config import TrainConfig, checkpoint_dir
 from robustbench_lr.data import (
     Data,
@@ -29,7 +28,7 @@ from robustbench_lr.data import (
 from robustbench_lr.devices import use_device
 from robustbench_lr.evaluation import accuracy
 from robustbench_lr.files import remove_stale_temporaries
-from robustbench_lr.methods import METHODS, Progress, TrainContext
+from robustbench_lr.methods import METHODS, Batch, Progress, TrainContext
 
 log = logging.getLogger(__name__)
 
@@ -226,16 +225,12 @@ def _train_locked(
                 x = x.contiguous(memory_format=torch.channels_last)
             for p in aux.parameters():
                 p.grad = None
+            where = Progress(epoch, step, cfg.epochs)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-                logits, acts = model.run(x, taps)
-                ce = F.cross_entropy(logits.float(), y)
-            terms = method.penalty(
-                aux,
-                {k: v.float() for k, v in acts.items()},
-                Progress(epoch, step, cfg.epochs),
-                opts,
-            )
-            loss = ce + sum(terms.losses.values(), torch.zeros((), device=dev))
+                out = method.objective(model, Batch(x, y, taps, where, gen), opts)
+            terms = method.penalty(aux, {k: v.float() for k, v in out.acts.items()}, where, opts)
+            losses = {**out.extra.losses, **terms.losses}
+            loss = out.loss + sum(losses.values(), torch.zeros((), device=dev))
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"loss became {loss.item()} at epoch {epoch + 1}, step {step}"
@@ -243,12 +238,13 @@ def _train_locked(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            method.after_step(model, aux, Progress(epoch, step, cfg.epochs), opts)
+            method.after_step(model, aux, where, opts)
             with torch.no_grad():
                 n = len(y)
                 seen += n
-                correct += (logits.argmax(1) == y).sum().item()
-                for key, value in {"loss": ce, **terms.losses, **terms.logs}.items():
+                correct += (out.logits.argmax(1) == y).sum().item()
+                logged = {"loss": out.loss, **losses, **out.extra.logs, **terms.logs}
+                for key, value in logged.items():
                     sums[key] = sums.get(key, 0.0) + float(value) * n
             bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}", acc=f"{100 * correct / seen:.1f}")
         record = {
@@ -261,6 +257,7 @@ def _train_locked(
         history.append(record)
         log.info("epoch %d: %s", epoch + 1, record)
         commit(epoch + 1)
+        faults.reached("epoch")  # tests kill a worker between two committed epochs
     if start >= cfg.epochs:
         # The train state is final but its commit point lags behind (a kill between renames)
         # or a vouched-for file went missing: rewrite the model and meta.json from it.

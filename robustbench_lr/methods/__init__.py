@@ -1,8 +1,17 @@
-"""Method registry: nlr, 1lr, 2lr, bottle-lr, snip, srn, sn (each a `Method` value)."""
+"""Method registry: nlr, 1lr, 2lr, bottle-lr, snip, srn, sn, pgd-at, trades (each a `Method`)."""
 
 from __future__ import annotations
 
-from robustbench_lr.methods.base import Method, Option, PenaltyTerms, Progress, TrainContext
+from robustbench_lr.methods.adversarial import PGD_AT, TRADES
+from robustbench_lr.methods.base import (
+    Batch,
+    Method,
+    Objective,
+    Option,
+    PenaltyTerms,
+    Progress,
+    TrainContext,
+)
 from robustbench_lr.methods.lowrank import BOTTLE_LR, ONE_LR, TWO_LR
 from robustbench_lr.methods.nlr import NLR
 from robustbench_lr.methods.sn import SN
@@ -11,7 +20,7 @@ from robustbench_lr.methods.srn import SRN
 from robustbench_lr.registry import Registry
 
 METHODS: Registry[Method] = Registry("method")
-for _method in (NLR, ONE_LR, TWO_LR, BOTTLE_LR, SNIP, SRN, SN):
+for _method in (NLR, ONE_LR, TWO_LR, BOTTLE_LR, SNIP, SRN, SN, PGD_AT, TRADES):
     METHODS.add(_method.name, _method)
 
 
@@ -24,4 +33,14 @@ def all_options() -> list[Option]:
     return list(seen.values())
 
 
-__all__ = ["METHODS", "Method", "Option", "PenaltyTerms", "Progress", "TrainContext", "all_options"]
+__all__ = [
+    "METHODS",
+    "Batch",
+    "Method",
+    "Objective",
+    "Option",
+    "PenaltyTerms",
+    "Progress",
+    "TrainContext",
+    "all_options",
+]

@@ -3,8 +3,10 @@
 A method may (1) change the *inference* architecture (`structure`, e.g. Bottle-LR's bottleneck),
 (2) create training-only state (`prepare`: an auxiliary module whose parameters and buffers are
 saved with the training state, e.g. an LR branch or a SNIP mask), (3) add loss terms computed from
-tap activations (`penalty`), and (4) act after each optimizer step (`after_step`, e.g. the rank
-projection or re-masking). Every hook has a do-nothing default.
+tap activations (`penalty`), (4) act after each optimizer step (`after_step`, e.g. the rank
+projection or re-masking), and (5) replace the data term of the loss (`objective`: adversarial
+training computes it on crafted inputs, PGD-AT and TRADES). Every hook has a do-nothing default;
+`objective`'s is plain cross-entropy on the batch.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from robustbench_lr.data import DatasetSpec
@@ -32,6 +35,24 @@ class Option:
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
+
+
+def checked_option(
+    flag: str, parse: Callable[[str], Any], valid: Callable[[Any], bool], rule: str
+) -> Callable[[str], Any]:
+    """An option's parser for `flag`: convert with `parse`, then require `valid(value)`; both
+    kinds of error say `rule` in one line (what the CLI and the profile schema show)."""
+
+    def check(text: str) -> Any:
+        try:
+            value = parse(text)
+        except (TypeError, ValueError):
+            raise ValueError(f"{flag} takes {rule}, got {text!r}") from None
+        if not valid(value):
+            raise ValueError(f"{flag} takes {rule}, got {text!r}")
+        return value
+
+    return check
 
 
 @dataclass(frozen=True)
@@ -63,6 +84,37 @@ class PenaltyTerms:
 
     losses: dict[str, torch.Tensor] = field(default_factory=dict)
     logs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What `objective` sees of one training step: the (augmented) images and labels, the taps
+    `penalty` will read, where training is, and the epoch's seeded generator (the one that
+    augments; random starts draw from it, so CPU runs stay bit-for-bit repeatable)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    taps: list[str]
+    progress: Progress
+    gen: torch.Generator
+
+
+@dataclass
+class Objective:
+    """The data term of one step: `loss` (logged as "loss"), the `logits` training accuracy is
+    read from, the tap activations `penalty` sees (`acts`), and further terms (`extra`)."""
+
+    loss: torch.Tensor
+    logits: torch.Tensor
+    acts: dict[str, torch.Tensor]
+    extra: PenaltyTerms = field(default_factory=PenaltyTerms)
+
+
+def cross_entropy_objective(model: StagedNet, batch: Batch, opts: dict[str, Any]) -> Objective:
+    """Plain training's data term: cross-entropy on the batch itself (every non-adversarial
+    method; the model is in training mode)."""
+    logits, acts = model.run(batch.x, batch.taps)
+    return Objective(F.cross_entropy(logits.float(), batch.y), logits, acts)
 
 
 def _no_structure(model: StagedNet, arch: str, opts: dict[str, Any]) -> None:
@@ -118,6 +170,8 @@ class Method:
     describe: Callable[[StagedNet, nn.Module, dict[str, Any]], dict[str, Any]] = (
         _nothing_to_describe
     )
+    # Called in training mode under the loop's autocast; it may run attacks on the model.
+    objective: Callable[[StagedNet, Batch, dict[str, Any]], Objective] = cross_entropy_objective
 
     def resolve(self, given: dict[str, Any]) -> dict[str, Any]:
         """Defaults overridden by `given`; an option this method does not have is an error."""

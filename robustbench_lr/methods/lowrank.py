@@ -49,7 +49,14 @@ from robustbench_lr.lowrank.branch import (
     reconstruction_loss,
 )
 from robustbench_lr.lowrank.projection import PROJECTIONS, project
-from robustbench_lr.methods.base import Method, Option, PenaltyTerms, Progress, TrainContext
+from robustbench_lr.methods.base import (
+    Method,
+    Option,
+    PenaltyTerms,
+    Progress,
+    TrainContext,
+    checked_option,
+)
 from robustbench_lr.models import StagedNet
 
 LAST_RANK = 100  # paper Appendix C: branches before an FC layer
@@ -59,21 +66,6 @@ WARMUP_SHARE = 50 / 350  # paper Appendix C: 50 of 350 epochs without LR
 # 1.85/1.80/1.75/1.73x the optimal rank-r error; over two runs t <= 2 took 0.4-0.8 s and t = 8
 # 1.1 s. t = 2 costs about what one member does; larger t buy at most 4% error for up to 3x time.
 NYSTROM_ENSEMBLE = 2
-
-
-def _checked(flag: str, kind: type, valid, rule: str):
-    """A parser for `flag`: convert with `kind`, then require `valid(value)`; errors say `rule`."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except (TypeError, ValueError):
-            raise ValueError(f"{flag} takes {rule}, got {text!r}") from None
-        if not valid(value):
-            raise ValueError(f"{flag} takes {rule}, got {text!r}")
-        return value
-
-    return parse
 
 
 def _projection_name(text: str) -> str:
@@ -139,19 +131,19 @@ RANK = Option(
 BRANCH_OPTIONS = (
     Option(
         "lr_lambda_c",
-        _checked("--lr-lambda-c", float, lambda v: v >= 0, "a number >= 0"),
+        checked_option("--lr-lambda-c", float, lambda v: v >= 0, "a number >= 0"),
         0.1,
         "weight λc of the reconstruction loss Lc",
     ),
     Option(
         "lr_lambda_n",
-        _checked("--lr-lambda-n", float, lambda v: v >= 0, "a number >= 0"),
+        checked_option("--lr-lambda-n", float, lambda v: v >= 0, "a number >= 0"),
         0.02,
         "weight λn of the norm loss Ln",
     ),
     Option(
         "lr_every",
-        _checked("--lr-every", int, lambda v: v >= 1, "an integer >= 1"),
+        checked_option("--lr-every", int, lambda v: v >= 1, "an integer >= 1"),
         10,
         "project W to rank r every this many optimizer steps",
     ),
@@ -163,20 +155,20 @@ BRANCH_OPTIONS = (
     ),
     Option(
         "lr_nystrom_ensemble",
-        _checked("--lr-nystrom-ensemble", int, lambda v: v >= 1, "an integer >= 1"),
+        checked_option("--lr-nystrom-ensemble", int, lambda v: v >= 1, "an integer >= 1"),
         NYSTROM_ENSEMBLE,
         "Nyström ensemble size t (the paper gives none; chosen with benchmarks/projection.py)",
     ),
     RANK,
     Option(
         "lr_warmup_epochs",
-        _checked("--lr-warmup-epochs", int, lambda v: v >= 0, "an integer >= 0"),
+        checked_option("--lr-warmup-epochs", int, lambda v: v >= 0, "an integer >= 0"),
         None,
         "epochs before the LR losses switch on (default: round(50/350 x epochs))",
     ),
     Option(
         "lr_w_step",
-        _checked(
+        checked_option(
             "--lr-w-step",
             float,
             lambda v: 0 < v < 1,
