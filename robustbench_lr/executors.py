@@ -69,6 +69,7 @@ class Finished:
 
 
 Started = Callable[[Task], None]
+Done = Callable[[Finished], None]
 
 
 class Executor(Protocol):
@@ -76,12 +77,7 @@ class Executor(Protocol):
     `on_started` as each is handed to the engine), in the driver process and one call at a
     time, so the driver stays the one writer of the results."""
 
-    def run(
-        self,
-        tasks: Sequence[Task],
-        on_finished: Callable[[Finished], None],
-        on_started: Started | None = None,
-    ) -> None: ...
+    def run(self, tasks: Sequence[Task], on_finished: Done, on_started: Started | None = None): ...
 
 
 def topological_order(tasks: Sequence[Task]) -> list[Task]:
@@ -319,12 +315,7 @@ class SerialExecutor:
 
     threads: int | None = None
 
-    def run(
-        self,
-        tasks: Sequence[Task],
-        on_finished: Callable[[Finished], None],
-        on_started: Started | None = None,
-    ) -> None:
+    def run(self, tasks: Sequence[Task], on_finished: Done, on_started: Started | None = None):
         _drive(tasks, on_finished, _InProcess(self.threads), 1, on_started)
 
 
@@ -391,12 +382,7 @@ class RayExecutor:
     threads: int | None = None
     max_retries: int = 3
 
-    def run(
-        self,
-        tasks: Sequence[Task],
-        on_finished: Callable[[Finished], None],
-        on_started: Started | None = None,
-    ) -> None:
+    def run(self, tasks: Sequence[Task], on_finished: Done, on_started: Started | None = None):
         topological_order(tasks)  # graph errors before a cluster is started
         started = connect_ray(self.address, self.num_cpus, self.num_gpus)
         try:
@@ -495,12 +481,7 @@ class SubmititExecutor:
     threads: int | None = None
     poll: float = 1.0
 
-    def run(
-        self,
-        tasks: Sequence[Task],
-        on_finished: Callable[[Finished], None],
-        on_started: Started | None = None,
-    ) -> None:
+    def run(self, tasks: Sequence[Task], on_finished: Done, on_started: Started | None = None):
         import submitit
 
         cores = os.cpu_count() or 1
