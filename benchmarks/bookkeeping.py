@@ -19,7 +19,8 @@ from pathlib import Path
 from _report import machine, write_section
 
 from robustbench_lr import results
-from robustbench_lr.bench import Job, Ledger, _merge, _write_rows
+from robustbench_lr.bench import Job, _merge, _write_rows
+from robustbench_lr.ledger import Ledger
 
 ROWS_PER_JOB = 100
 SIZES = (1_000, 10_000, 100_000, 1_000_000)

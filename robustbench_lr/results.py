@@ -85,6 +85,29 @@ def make_row(**fields: Any) -> dict[str, Any]:
     return row
 
 
+def black_box_note(frame: pd.DataFrame) -> str:
+    """One sentence on which models crafted the black-box rows of `frame`, read off the rows'
+    `source` folders (`<method>/seed<k>`), so a table says the protocol its numbers came from."""
+    black = frame[(frame["box"] == "black") & (frame["source"] != "")]
+    if black.empty:
+        return ""
+    folders = black["source"].map(Path)
+    external = black["checkpoint"].str.contains(":", regex=False)
+    same = (folders.map(lambda f: f.name) == "seed" + black["seed"].astype(str)) & ~external
+    methods = ", ".join(sorted(set(folders.map(lambda f: f.parent.name))))
+    if same.all():
+        return (
+            f"Black-box: transfer from the {methods} model of the same seed (the paper's "
+            "protocol; it shares the attacked model's initialization and data order)."
+        )
+    if not same.any():
+        return (
+            f"Black-box: transfer from an independently seeded {methods} model (another seed "
+            f"than the attacked model's); the {methods} rows are the {methods}→{methods} control."
+        )
+    return f"Black-box: transfer from {methods} models, of the same seed for some rows only."
+
+
 def read(path: str | Path) -> pd.DataFrame:
     """The results file as a DataFrame with typed columns (empty frame if it does not exist).
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from robustbench_lr import stats
+from robustbench_lr import results, stats
 from robustbench_lr.files import atomic_write, atomic_write_text
 from robustbench_lr.registry import Registry
 
@@ -287,6 +287,8 @@ def render(frame: pd.DataFrame, spec: TableSpec, out_dir: Path) -> RenderedTable
         return table
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(out_dir / f"{spec.name}.csv", lambda tmp: table.numbers.to_csv(tmp, index=False))
+    if "box" in table.numbers and (table.numbers["box"] == "black").any():
+        table.markdown += f"\n{results.black_box_note(frame)}\n"
     if not table.numbers["paper"].notna().any():
         table.markdown += _reference_block(spec)
     atomic_write_text(out_dir / f"{spec.name}.md", table.markdown)

@@ -76,3 +76,39 @@ def test_the_shipped_profiles_craft_every_black_box_example_on_another_seed(name
         source = profile.black_box_source(cfg)
         assert source is not None and source.method == "nlr" and source.seed != cfg.seed
         assert (source.arch, source.width, source.dataset) == (cfg.arch, cfg.width, cfg.dataset)
+
+
+def _black_rows(pairs: list[tuple[int, str]]):
+    import pandas as pd
+
+    from robustbench_lr import results
+
+    rows = [
+        results.make_row(
+            dataset="digits",
+            arch="resnet18",
+            method="1lr",
+            seed=seed,
+            checkpoint=f"ck/digits/resnet18-w0.25/1lr/seed{seed}",
+            experiment="attack",
+            attack="ifsgm",
+            box="black",
+            source=source,
+            metric="acc",
+            value=50.0,
+            n=100,
+        )
+        for seed, source in pairs
+    ]
+    return pd.DataFrame(rows, columns=results.COLUMNS)
+
+
+def test_tables_say_which_protocol_their_black_box_rows_came_from():
+    from robustbench_lr.results import black_box_note
+
+    nlr = "ck/digits/resnet18-w0.25/nlr/seed"
+    assert "independently seeded nlr" in black_box_note(
+        _black_rows([(0, nlr + "1"), (1, nlr + "0")])
+    )
+    assert "same seed" in black_box_note(_black_rows([(0, nlr + "0"), (1, nlr + "1")]))
+    assert "for some rows only" in black_box_note(_black_rows([(0, nlr + "0"), (1, nlr + "0")]))

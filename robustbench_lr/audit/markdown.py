@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from robustbench_lr import stats
 from robustbench_lr.audit.checks import CHECKS
 from robustbench_lr.audit.report import AuditReport
 
@@ -28,6 +29,11 @@ def model_title(model_columns: Mapping[str, Any]) -> str:
     return f"{m['dataset']} {m['arch']} (width {m['width']:g}) {m['method']} seed {m['seed']}"
 
 
+def _interval(acc: float, n: int) -> str:
+    """The 95 % Wilson interval of an accuracy (%) on the audit's n examples."""
+    return stats.interval_text(*stats.accuracy_interval(acc, n))
+
+
 def _fmt(value: float) -> str:
     return (
         "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
@@ -39,7 +45,7 @@ def render_markdown(report: AuditReport, title: str) -> str:
     from tabulate import tabulate
 
     b, o = report.battery, report.battery.options
-    agree = report.autoattack_agreement
+    n = len(report.battery.clean)
     verdict = "FAIL" if report.count("fail") else "WARN" if report.count("warn") else "PASS"
     lines = [
         f"# Robustness audit: {title}",
@@ -53,18 +59,24 @@ def render_markdown(report: AuditReport, title: str) -> str:
         f"{report.count('fail')} fail, {report.count('skip')} skipped).",
         "",
         "**Robust accuracy (worst case per example over all L∞ attacks at ε): "
-        f"{report.worst_case_acc:.1f}%** (clean {report.clean_acc:.1f}%; AutoAttack components "
-        f"{report.autoattack_acc:.1f}%; gradient attacks {report.whitebox_acc:.1f}%).",
-        "",
-        f"Standard AutoAttack (its authors' `pyautoattack`, same budget): "
-        f"{report.standard_autoattack_acc:.1f}%, against {report.autoattack_acc:.1f}% from "
-        f"torchattacks' port; same verdict on {agree['agreement']:.1f}% of the examples "
-        f"({agree['only_standard_broke']:.0f} broken only by the authors' version, "
-        f"{agree['only_port_broke']:.0f} only by the port).",
+        f"{report.worst_case_acc:.1f}% {_interval(report.worst_case_acc, n)}** (95 % Wilson "
+        f"interval; clean {report.clean_acc:.1f}% {_interval(report.clean_acc, n)}; AutoAttack "
+        f"components {report.autoattack_acc:.1f}% {_interval(report.autoattack_acc, n)}; "
+        f"gradient attacks {report.whitebox_acc:.1f}% {_interval(report.whitebox_acc, n)}).",
         "",
         "## Checks",
         "",
     ]
+    if report.has_standard_autoattack:
+        agree = report.autoattack_agreement
+        lines[-2:-2] = [
+            f"Standard AutoAttack (its authors' `pyautoattack`, same budget): "
+            f"{report.standard_autoattack_acc:.1f}%, against {report.autoattack_acc:.1f}% from "
+            f"torchattacks' port; same verdict on {agree['agreement']:.1f}% of the examples "
+            f"({agree['only_standard_broke']:.0f} broken only by the authors' version, "
+            f"{agree['only_port_broke']:.0f} only by the port).",
+            "",
+        ]
     rows = [
         [
             c.name,
@@ -99,13 +111,14 @@ def render_markdown(report: AuditReport, title: str) -> str:
                 run.role,
                 params,
                 f"{b.acc(label):.1f}",
+                _interval(b.acc(label), len(b.clean)),
                 f"{report.timings.get(label, 0.0):.1f}",
             ]
         )
     lines.append(
         tabulate(
             attack_rows,
-            headers=["run", "attack", "box", "role", "parameters", "acc %", "s"],
+            headers=["run", "attack", "box", "role", "parameters", "acc %", "95 % CI", "s"],
             tablefmt="github",
         )
     )

@@ -34,6 +34,11 @@ class AuditReport:
         return percent(self.battery.autoattack)
 
     @property
+    def has_standard_autoattack(self) -> bool:
+        """Whether the battery ran the authors' AutoAttack (a hand-built battery may not)."""
+        return STANDARD in self.battery.evaluations
+
+    @property
     def standard_autoattack_acc(self) -> float:
         """Standard AutoAttack from its authors' package (`standard.py`)."""
         return percent(self.battery.flags(STANDARD))

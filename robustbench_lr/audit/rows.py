@@ -52,13 +52,14 @@ def report_rows(
     summary = {
         "worst_case_acc": report.worst_case_acc,
         "autoattack_acc": report.autoattack_acc,
-        "autoattack_standard_acc": report.standard_autoattack_acc,
-        "autoattack_agreement": report.autoattack_agreement["agreement"],
         "whitebox_acc": report.whitebox_acc,
         "clean_acc": report.clean_acc,
         "failed_checks": float(report.count("fail")),
         "warned_checks": float(report.count("warn")),
     }
+    if report.has_standard_autoattack:
+        summary["autoattack_standard_acc"] = report.standard_autoattack_acc
+        summary["autoattack_agreement"] = report.autoattack_agreement["agreement"]
     rows += [
         {**base, "attack": "audit", "source": source, "metric": m, "value": v}
         for m, v in summary.items()
