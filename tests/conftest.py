@@ -15,16 +15,20 @@ torch.set_num_threads(2)
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+SESSION_THREADS = torch.get_num_threads()
+SESSION_ENV = {name: os.environ.get(name) for name in THREAD_ENV}
+
+
 @pytest.fixture(autouse=True)
 def _keep_thread_settings():
     """CPU results are bit-identical only for one thread count, and child processes read it
     from OMP_NUM_THREADS: a test that runs an executor with `threads=1` (which sets both) must
-    not leave the next test's subprocesses on another count than this process."""
-    env = {name: os.environ.get(name) for name in THREAD_ENV}
-    threads = torch.get_num_threads()
+    not leave the next test's subprocesses on another count than this process. Restored to
+    the session's values, not the ones at this test's start: a module-scoped fixture that ran
+    an executor before this fixture's setup would otherwise make its count stick."""
     yield
-    torch.set_num_threads(threads)
-    for name, value in env.items():
+    torch.set_num_threads(SESSION_THREADS)
+    for name, value in SESSION_ENV.items():
         if value is None:
             os.environ.pop(name, None)
         else:

@@ -315,7 +315,7 @@ def test_command_defaults_are_the_audit_options():
     assert audit_command.options_from(args) == AuditOptions()
 
 
-PROFILE = {"name": "p", "models": [{"arch": "resnet18", "methods": ["nlr"]}]}
+PROFILE = {"name": "p", "models": [{"arch": "resnet18", "methods": ["nlr"], "seeds": [0, 1]}]}
 
 
 def test_profile_audit_keys_reach_the_command_flags():

@@ -87,7 +87,7 @@ def _board_rows() -> list[dict]:
         attack = {"experiment": "attack", "attack": "ifsgm", "eps": EPS, "steps": 20}
         rows.append(_row(method, seed, **attack, box="white", metric="acc", value=adv, n=100))
         # The black-box source is an independently seeded N-LR, for N-LR itself too.
-        source = "/x/nlr-source/seed7"
+        source = "/x/nlr/seed7"
         rows.append(
             _row(method, seed, **attack, box="black", source=source, metric="acc", value=black)
         )
@@ -145,8 +145,8 @@ def test_leaderboard_shows_intervals_spread_and_the_nlr_blackbox_control(tmp_pat
     text = files[0].read_text()
     lo, hi = stats.wilson_interval(84, 200)
     assert f"42.0 ± 2.8 [{lo:.1f}, {hi:.1f}]" in text
-    assert "71.0 ± 1.4 [" in text and "independently seeded N-LR" in text
-    assert "N-LR→N-LR control" in text
+    assert "71.0 ± 1.4 [" in text and "independently seeded nlr model" in text
+    assert "nlr→nlr control" in text
     assert "0.0032 ± 0.0001" in text  # DeepFool ρ, not 0.00
     assert "Attack optimality" not in text  # no optimality rows: no table
     info = json.loads((tmp_path / "lb_models" / "digits__resnet18-w0.25__nlr.json").read_text())
