@@ -237,7 +237,7 @@ class _Engine(Protocol):
 
 def _drive(
     tasks: Sequence[Task],
-    on_finished: Callable[[Finished], None],
+    on_finished: Done,
     engine: _Engine,
     slots: int | None = None,
     on_started: Started | None = None,

@@ -92,8 +92,7 @@ class Profile:
 
     def partner(self, cfg: TrainConfig, method: str) -> TrainConfig | None:
         """This profile's `method` model of the same dataset, arch, width and seed as `cfg`."""
-        same_seed = [m for m in self._relatives(cfg, method) if m.seed == cfg.seed]
-        return same_seed[0] if same_seed else None
+        return _same_seed(cfg, self._relatives(cfg, method))
 
     def black_box_source(self, cfg: TrainConfig) -> TrainConfig | None:
         """The model black-box examples for `cfg` are crafted on (`attacks.blackbox_protocol`),
