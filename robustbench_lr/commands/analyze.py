@@ -7,7 +7,7 @@ from pathlib import Path
 
 from robustbench_lr.analysis import ANALYSES
 from robustbench_lr.commands.argtypes import comma_list, count, key_value, seed
-from robustbench_lr.commands.common import add_data_flags, add_device_flag, load_options
+from robustbench_lr.commands.common import Flag, add_flags, add_run_flags, load_options
 from robustbench_lr.commands.evalflags import add_model_flags, model_spec
 
 NAME = "analyze"
@@ -31,45 +31,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "kind", choices=ANALYSES.names(), metavar="KIND", help=f"which analysis ({kinds})"
     )
     add_model_flags(parser)
-    parser.add_argument(
-        "--out",
-        default="reports/results.csv",
-        help="results file to append to; figures go beside it (default: reports/results.csv)",
+    out = "results file to append to; figures go beside it (default: reports/results.csv)"
+    tap = (
+        "representation tap (default: the analysis' own, usually the layer before the last "
+        "FC); for --model / --robustbench, any submodule's dotted path, e.g. layer4.1"
     )
-    parser.add_argument(
-        "--tap",
-        default=None,
-        help="representation tap (default: the analysis' own, usually the layer before the last "
-        "FC); for --model / --robustbench, any submodule's dotted path, e.g. layer4.1",
+    n = (
+        "the seeded uniform subset of n test images that `attack --n N --seed S` uses "
+        "(cushion: a stratified subset of n training images; default: the whole set)"
     )
-    parser.add_argument(
-        "--n",
-        type=count,
-        default=None,
-        help="the seeded uniform subset of n test images that `attack --n N --seed S` uses "
-        "(cushion: a stratified subset of n training images; default: the whole set)",
-    )
-    parser.add_argument(
-        "--seed", type=seed, default=0, help="seed of any randomized step (default: 0)"
-    )
-    parser.add_argument(
-        "--dims",
-        type=comma_list(_dim),
-        default=(),
-        help="comma-separated target dimensions for analyses that reduce (e.g. full,10,5)",
-    )
-    parser.add_argument(
-        "--option",
-        type=key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="analysis-specific setting (repeatable), e.g. --option k=512 (rank); attacks=deepfool,ifsgm, "
+    dims = "comma-separated target dimensions for analyses that reduce (e.g. full,10,5)"
+    option = (
+        "analysis-specific setting (repeatable), e.g. --option k=512 (rank); attacks=deepfool,ifsgm, "
         "eps=8/255, steps=20, source=CHECKPOINT for black-box (maxmargin, stability); "
-        "bins_per_decade=2 (stability); labels=DATASET (transfer)",
+        "bins_per_decade=2 (stability); labels=DATASET (transfer)"
     )
-    add_device_flag(parser)
-    add_data_flags(parser)
+    add_flags(
+        parser,
+        [
+            Flag("--out", out, None, "reports/results.csv"),
+            Flag("--tap", tap),
+            Flag("--n", n, count),
+            Flag("--seed", "seed of any randomized step (default: 0)", seed, 0),
+            Flag("--dims", dims, comma_list(_dim), ()),
+            Flag("--option", option, key_value, [], "append", metavar="KEY=VALUE"),
+        ],
+    )
+    add_run_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from robustbench_lr.commands.argtypes import (
     probability,
     seed,
 )
+from robustbench_lr.commands.common import Flag, add_flags
 from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from
 from robustbench_lr.experiments.attack import (
     LIST_PARAMS,
@@ -36,86 +37,50 @@ HELP = "attack a checkpoint (white-box, or black-box with --source) and append r
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Attack choice, its hyper-parameters, and the evaluation flags."""
-    parser.add_argument(
-        "--attack",
-        required=True,
-        help=f"attack name(s), comma-separated: {', '.join(ATTACKS.names())}",
-    )
-    parser.add_argument(
-        "--eps",
-        type=comma_list(budget),
-        default=None,
-        help="L-inf budget(s), e.g. 8/255,16/255 (default: 8/255)",
-    )
-    parser.add_argument(
-        "--steps",
-        type=comma_list(count),
-        default=None,
-        help="iteration count(s), e.g. 7,20 (default: 7; deepfool 50)",
-    )
-    parser.add_argument(
-        "--alpha", type=budget, default=None, help="step size (default: 2.5*eps/steps)"
-    )
-    parser.add_argument(
-        "--backend", default=None, help="library running the attack (default: the attack's first)"
-    )
-    parser.add_argument(
-        "--p",
-        type=comma_list(probability),
-        default=None,
-        help="noise: pixel probabilities (default: 0.4,0.6,0.8,1.0)",
-    )
-    parser.add_argument(
-        "--sigma",
-        type=positive,
-        default=None,
-        help="noise: Gaussian std (default: 128/255, read as std)",
-    )
-    parser.add_argument(
-        "--noise-draws",
-        type=count,
-        default=5,
-        help="noise, linf-noise: draws averaged (default: 5)",
-    )
-    parser.add_argument(
-        "--attack-seed", type=seed, default=None, help="seed of randomized attacks (default: 0)"
-    )
-    parser.add_argument(
-        "--overshoot", type=nonnegative, default=None, help="deepfool: overshoot (default: 0.02)"
-    )
-    parser.add_argument(
-        "--candidates",
-        type=at_least(2),
-        default=None,
-        help="deepfool: classes considered (default: 10)",
-    )
-    parser.add_argument(
-        "--queries",
-        type=count,
-        default=None,
-        help=f"square, autoattack: query budget (default: {QUERIES})",
-    )
-    parser.add_argument(
-        "--targets",
-        type=count,
-        default=None,
-        help=f"apgd-t, fab-t, autoattack: target classes (default: {TARGETS})",
-    )
-    parser.add_argument(
-        "--restarts",
-        type=count,
-        default=None,
-        help="ifsgm-restarts, apgd-ce, apgd-dlr: random restarts (default: 5; apgd: 1)",
-    )
-    parser.add_argument(
-        "--per-step",
-        action="store_true",
-        help="also write instantaneous/cumulative accuracy after every step (ifsgm, ill; Fig. 11)",
-    )
-    parser.add_argument(
-        "--verify",
-        action="store_true",
-        help=f"first re-run each setting through a second backend on {VERIFY_N} samples; fail on disagreement",
+    per_step = "also write instantaneous/cumulative accuracy after every step (ifsgm, ill; Fig. 11)"
+    verify = f"first re-run each setting through a second backend on {VERIFY_N} samples; fail on disagreement"
+    add_flags(
+        parser,
+        [
+            Flag(
+                "--attack",
+                f"attack name(s), comma-separated: {', '.join(ATTACKS.names())}",
+                required=True,
+            ),
+            Flag(
+                "--eps", "L-inf budget(s), e.g. 8/255,16/255 (default: 8/255)", comma_list(budget)
+            ),
+            Flag(
+                "--steps",
+                "iteration count(s), e.g. 7,20 (default: 7; deepfool 50)",
+                comma_list(count),
+            ),
+            Flag("--alpha", "step size (default: 2.5*eps/steps)", budget),
+            Flag("--backend", "library running the attack (default: the attack's first)"),
+            Flag(
+                "--p",
+                "noise: pixel probabilities (default: 0.4,0.6,0.8,1.0)",
+                comma_list(probability),
+            ),
+            Flag("--sigma", "noise: Gaussian std (default: 128/255, read as std)", positive),
+            Flag("--noise-draws", "noise, linf-noise: draws averaged (default: 5)", count, 5),
+            Flag("--attack-seed", "seed of randomized attacks (default: 0)", seed),
+            Flag("--overshoot", "deepfool: overshoot (default: 0.02)", nonnegative),
+            Flag("--candidates", "deepfool: classes considered (default: 10)", at_least(2)),
+            Flag("--queries", f"square, autoattack: query budget (default: {QUERIES})", count),
+            Flag(
+                "--targets",
+                f"apgd-t, fab-t, autoattack: target classes (default: {TARGETS})",
+                count,
+            ),
+            Flag(
+                "--restarts",
+                "ifsgm-restarts, apgd-ce, apgd-dlr: random restarts (default: 5; apgd: 1)",
+                count,
+            ),
+            Flag.switch("--per-step", per_step),
+            Flag.switch("--verify", verify),
+        ],
     )
     add_eval_flags(parser)
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from robustbench_lr.commands.argtypes import bench_stages, count, key_value, probability
-from robustbench_lr.commands.common import add_data_flags, add_device_flag, load_options
+from robustbench_lr.commands.common import Flag, add_flags, add_run_flags, load_options
 
 NAME = "bench"
 HELP = "train, attack and analyze everything a profile lists, then render tables and figures"
@@ -18,78 +18,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--profile, --out, --checkpoints, device and data flags."""
     from robustbench_lr.profiles import shipped_profiles
 
-    parser.add_argument(
-        "--profile",
-        default="cpu",
-        help=f"shipped profile ({', '.join(shipped_profiles())}) or a path to a .toml file",
+    profile = f"shipped profile ({', '.join(shipped_profiles())}) or a path to a .toml file"
+    reuse = (
+        "keep rows that other code (another version or revision) made instead of re-running "
+        "them; the report says which (checkpoints and settings must still match)"
     )
-    parser.add_argument(
-        "--out", default=None, help="report folder (default: reports/<profile name>)"
+    add_flags(
+        parser,
+        [
+            Flag("--profile", profile, None, "cpu"),
+            Flag("--out", "report folder (default: reports/<profile name>)"),
+            Flag("--checkpoints", "checkpoint root (default: checkpoints/)", None, "checkpoints"),
+            Flag(
+                "--stages", "comma-separated subset of stages to run (default: all)", bench_stages
+            ),
+            Flag.switch("--reuse-results", reuse),
+            Flag.switch("--no-progress", "hide the progress bar"),
+        ],
     )
-    parser.add_argument(
-        "--checkpoints", default="checkpoints", help="checkpoint root (default: checkpoints/)"
+    executor = (
+        "serial (default: one job after another in this process), ray (this machine's "
+        "CPUs/GPUs, or a cluster with --ray-address) or slurm (submitit)"
     )
-    parser.add_argument(
-        "--stages",
-        type=bench_stages,
-        default=None,
-        help="comma-separated subset of stages to run (default: all)",
+    threads = (
+        "torch threads per job (default: serial keeps torch's; ray/slurm give each job "
+        "the CPUs it reserves). CPU numbers are bit-identical for equal threads per job"
     )
-    parser.add_argument(
-        "--reuse-results",
-        action="store_true",
-        help="keep rows that other code (another version or revision) made instead of re-running "
-        "them; the report says which (checkpoints and settings must still match)",
+    job_gpus = (
+        "GPU share of each non-training job on a GPU machine (training takes 1; default 0.25)"
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    group = parser.add_argument_group("where the jobs run")
-    group.add_argument(
-        "--executor",
-        default="serial",
-        choices=("serial", "ray", "slurm"),
-        help="serial (default: one job after another in this process), ray (this machine's "
-        "CPUs/GPUs, or a cluster with --ray-address) or slurm (submitit)",
+    local = "local: submitit's local executor (real subprocesses; how the tests run this path)"
+    add_flags(
+        parser.add_argument_group("where the jobs run"),
+        [
+            Flag("--executor", executor, None, "serial", choices=("serial", "ray", "slurm")),
+            Flag("--threads", threads, count),
+            Flag("--job-gpus", job_gpus, probability, 0.25),
+            Flag("--ray-address", "join this Ray cluster (e.g. auto)"),
+            Flag("--slurm-partition", "Slurm partition"),
+            Flag("--slurm-gpus-per-job", "GPUs of a job that wants any (default 1)", count, 1),
+            Flag("--slurm-time", "time limit of a job in minutes (default 240)", count, 240),
+            Flag(
+                "--slurm-option",
+                "extra sbatch option, repeatable (e.g. mem=32G)",
+                key_value,
+                [],
+                "append",
+                metavar="KEY=VALUE",
+            ),
+            Flag("--slurm-cluster", local, None, "slurm", choices=("slurm", "local")),
+        ],
     )
-    group.add_argument(
-        "--threads",
-        type=count,
-        default=None,
-        help="torch threads per job (default: serial keeps torch's; ray/slurm give each job "
-        "the CPUs it reserves). CPU numbers are bit-identical for equal threads per job",
-    )
-    group.add_argument(
-        "--job-gpus",
-        type=probability,
-        default=0.25,
-        help="GPU share of each non-training job on a GPU machine (training takes 1; default 0.25)",
-    )
-    group.add_argument("--ray-address", default=None, help="join this Ray cluster (e.g. auto)")
-    group.add_argument("--slurm-partition", default=None, help="Slurm partition")
-    group.add_argument(
-        "--slurm-gpus-per-job",
-        type=count,
-        default=1,
-        help="GPUs of a job that wants any (default 1)",
-    )
-    group.add_argument(
-        "--slurm-time", type=count, default=240, help="time limit of a job in minutes (default 240)"
-    )
-    group.add_argument(
-        "--slurm-option",
-        type=key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra sbatch option, repeatable (e.g. mem=32G)",
-    )
-    group.add_argument(
-        "--slurm-cluster",
-        default="slurm",
-        choices=("slurm", "local"),
-        help="local: submitit's local executor (real subprocesses; how the tests run this path)",
-    )
-    add_device_flag(parser)
-    add_data_flags(parser)
+    add_run_flags(parser)
 
 
 def executor_from(args: argparse.Namespace, out: Path):

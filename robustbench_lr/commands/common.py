@@ -5,12 +5,44 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from robustbench_lr.commands.argtypes import count, device
-from robustbench_lr.data import DEFAULT_DATA_ROOT, LoadOptions, dataset_names
+from robustbench_lr.data import DEFAULT_DATA_ROOT, LoadOptions
 from robustbench_lr.devices import DEVICE_CHOICES
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One option as a row of a table: its name, help, and the add_argument keywords it sets.
+
+    Commands declare their options as tuples of these, one row per option, so a command's
+    interface reads as a table (and the declarations do not repeat one call shape per flag).
+    A keyword left at None is not passed, so argparse's own defaults apply.
+    """
+
+    name: str
+    help: str
+    type: Callable[[str], Any] | None = None
+    default: Any = None
+    action: str | None = None
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+    required: bool | None = None
+
+    @classmethod
+    def switch(cls, name: str, help: str) -> Flag:
+        """An on/off flag (False unless given)."""
+        return cls(name, help, action="store_true")
+
+
+def add_flags(target: argparse.ArgumentParser | argparse._ArgumentGroup, flags: Iterable[Flag]):
+    """Declare every row of `flags` on a parser or an argument group."""
+    for flag in flags:
+        options = {k: v for k, v in asdict(flag).items() if v is not None and k != "name"}
+        target.add_argument(flag.name, **options)
 
 
 def add_data_flags(parser: argparse.ArgumentParser, training: bool = False) -> None:
@@ -19,34 +51,26 @@ def add_data_flags(parser: argparse.ArgumentParser, training: bool = False) -> N
     Commands that evaluate a checkpoint take the split and limits from its meta.json (the
     data it was trained and tested on), so they do not offer flags they would have to ignore.
     """
-    group = parser.add_argument_group("data")
-    group.add_argument(
-        "--data-root",
-        default=DEFAULT_DATA_ROOT,
-        help=f"folder with CIFAR/SVHN files in torchvision's layout (default: {DEFAULT_DATA_ROOT})",
+    root_help = (
+        f"folder with CIFAR/SVHN files in torchvision's layout (default: {DEFAULT_DATA_ROOT})"
     )
-    group.add_argument(
-        "--download",
-        action="store_true",
-        help="download CIFAR/SVHN through torchvision (needs network)",
-    )
-    if not training:
-        return
-    group.add_argument(
-        "--svhn-extra", action="store_true", help="add SVHN's 'extra' split to its training set"
-    )
-    group.add_argument(
-        "--train-limit",
-        type=count,
-        default=None,
-        help="deterministic stratified training subset of this size",
-    )
-    group.add_argument(
-        "--test-limit",
-        type=count,
-        default=None,
-        help="deterministic stratified test subset of this size",
-    )
+    flags = [
+        Flag("--data-root", root_help, default=DEFAULT_DATA_ROOT),
+        Flag(
+            "--download",
+            "download CIFAR/SVHN through torchvision (needs network)",
+            action="store_true",
+        ),
+    ]
+    if training:
+        flags += [
+            Flag(
+                "--svhn-extra", "add SVHN's 'extra' split to its training set", action="store_true"
+            ),
+            Flag("--train-limit", "deterministic stratified training subset of this size", count),
+            Flag("--test-limit", "deterministic stratified test subset of this size", count),
+        ]
+    add_flags(parser.add_argument_group("data"), flags)
 
 
 def load_options(args: argparse.Namespace) -> LoadOptions:
@@ -54,20 +78,11 @@ def load_options(args: argparse.Namespace) -> LoadOptions:
     return LoadOptions(data_root=args.data_root, download=args.download)
 
 
-def add_device_flag(parser: argparse.ArgumentParser) -> None:
-    """--device auto|cpu|cuda."""
-    parser.add_argument(
-        "--device",
-        default="auto",
-        type=device,
-        choices=DEVICE_CHOICES,
-        help="where to run (default: auto = cuda if present)",
-    )
-
-
-def dataset_help() -> str:
-    """One line naming every dataset choice."""
-    return "dataset: " + ", ".join(dataset_names())
+def add_run_flags(parser: argparse.ArgumentParser, training: bool = False) -> None:
+    """--device auto|cpu|cuda, and the data flags (`add_data_flags`)."""
+    where = "where to run (default: auto = cuda if present)"
+    add_flags(parser, [Flag("--device", where, device, "auto", choices=DEVICE_CHOICES)])
+    add_data_flags(parser, training)
 
 
 def json_line(record: Mapping[str, Any]) -> str:

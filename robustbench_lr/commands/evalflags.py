@@ -12,7 +12,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from robustbench_lr.commands.argtypes import count, dataset, factory, model_name, seed
-from robustbench_lr.commands.common import add_data_flags, add_device_flag, load_options
+from robustbench_lr.commands.common import add_run_flags, load_options
 from robustbench_lr.target import DEFAULT_N, Target
 
 if TYPE_CHECKING:  # external imports torch; the parser is built without it
@@ -153,8 +153,7 @@ def add_eval_flags(parser: argparse.ArgumentParser, n_default: int | None = DEFA
         default=DEFAULT_RESULTS,
         help=f"results CSV to append to (default: {DEFAULT_RESULTS})",
     )
-    add_device_flag(parser)
-    add_data_flags(parser)
+    add_run_flags(parser)
 
 
 def load_target_from(args: argparse.Namespace) -> Target:

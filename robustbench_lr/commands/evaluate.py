@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from robustbench_lr.commands.argtypes import count
-from robustbench_lr.commands.common import add_data_flags, add_device_flag, json_line, load_options
+from robustbench_lr.commands.common import Flag, add_flags, add_run_flags, json_line, load_options
 from robustbench_lr.commands.evalflags import add_model_flags, model_origin
 
 NAME = "evaluate"
@@ -15,18 +15,18 @@ HELP = "print the clean test accuracy of a checkpoint, your own model or a Robus
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The model flags, --json, --test-limit, device and data flags."""
     add_model_flags(parser)
-    parser.add_argument(
-        "--json", action="store_true", help="end with one JSON line: clean_acc (percent), n, ..."
+    test_limit = (
+        "stratified test subset of this size (default: the checkpoint's own test split; "
+        "an external model's: the dataset's whole test split)"
     )
-    parser.add_argument(
-        "--test-limit",
-        type=count,
-        default=None,
-        help="stratified test subset of this size (default: the checkpoint's own test split; "
-        "an external model's: the dataset's whole test split)",
+    add_flags(
+        parser,
+        [
+            Flag.switch("--json", "end with one JSON line: clean_acc (percent), n, ..."),
+            Flag("--test-limit", test_limit, count),
+        ],
     )
-    add_device_flag(parser)
-    add_data_flags(parser)
+    add_run_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:

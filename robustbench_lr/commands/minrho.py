@@ -10,6 +10,7 @@ import argparse
 
 from robustbench_lr.attacks.search import SEARCHES, SearchSettings
 from robustbench_lr.commands.argtypes import budget, count, open_unit
+from robustbench_lr.commands.common import Flag, add_flags
 from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from
 from robustbench_lr.experiments.minrho import MinRho, run_search
 
@@ -20,38 +21,27 @@ ATTACK_CHOICES = tuple(SEARCHES.names())
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Search flags plus the evaluation flags."""
-    parser.add_argument(
-        "--attack",
-        default="ifsgm,ill,deepfool",
-        help=f"attack(s), comma-separated: {', '.join(ATTACK_CHOICES)} (default: all)",
+    per_sample = "also each sample's minimal eps (batched bisection) -> accuracy-vs-eps curve rows"
+    add_flags(
+        parser,
+        [
+            Flag(
+                "--attack",
+                f"attack(s), comma-separated: {', '.join(ATTACK_CHOICES)} (default: all)",
+                None,
+                "ifsgm,ill,deepfool",
+            ),
+            Flag("--alpha", "step size of ifsgm / ill (Appendix D: 1/255)", budget, "1/255"),
+            Flag(
+                "--max-steps", "steps before a sample counts as not fooled (default: 50)", count, 50
+            ),
+            Flag("--tol", "bisection resolution in eps (default: 0.5/255)", budget, "0.5/255"),
+            Flag("--eps-max", "largest eps searched (default: 64/255)", budget, "64/255"),
+            Flag("--rate", "misclassified share to exceed (default: 0.99)", open_unit, 0.99),
+            Flag.switch("--per-sample", per_sample),
+            Flag("--backend", "deepfool backend (default: ours)"),
+        ],
     )
-    parser.add_argument(
-        "--alpha", type=budget, default="1/255", help="step size of ifsgm / ill (Appendix D: 1/255)"
-    )
-    parser.add_argument(
-        "--max-steps",
-        type=count,
-        default=50,
-        help="steps before a sample counts as not fooled (default: 50)",
-    )
-    parser.add_argument(
-        "--tol",
-        type=budget,
-        default="0.5/255",
-        help="bisection resolution in eps (default: 0.5/255)",
-    )
-    parser.add_argument(
-        "--eps-max", type=budget, default="64/255", help="largest eps searched (default: 64/255)"
-    )
-    parser.add_argument(
-        "--rate", type=open_unit, default=0.99, help="misclassified share to exceed (default: 0.99)"
-    )
-    parser.add_argument(
-        "--per-sample",
-        action="store_true",
-        help="also each sample's minimal eps (batched bisection) -> accuracy-vs-eps curve rows",
-    )
-    parser.add_argument("--backend", default=None, help="deepfool backend (default: ours)")
     add_eval_flags(parser)
 
 

@@ -5,14 +5,9 @@ from __future__ import annotations
 import argparse
 
 from robustbench_lr.commands.argtypes import checked_by, count, nonnegative, positive, seed
-from robustbench_lr.commands.common import (
-    add_data_flags,
-    add_device_flag,
-    dataset_help,
-    json_line,
-    load_options,
-)
+from robustbench_lr.commands.common import Flag, add_flags, add_run_flags, json_line, load_options
 from robustbench_lr.config import TrainConfig
+from robustbench_lr.data import dataset_names
 from robustbench_lr.methods import METHODS, all_options
 from robustbench_lr.models import ARCHS
 
@@ -22,54 +17,25 @@ HELP = "train a model with one method; re-running the same command resumes or sk
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Training flags plus every method's own options (each applies only to its methods)."""
-    defaults = TrainConfig()
-    parser.add_argument(
-        "--dataset",
-        default=defaults.dataset,
-        help=dataset_help() + f" (default: {defaults.dataset})",
+    d = TrainConfig()
+    datasets = "dataset: " + ", ".join(dataset_names()) + f" (default: {d.dataset})"
+    add_flags(
+        parser,
+        [
+            Flag("--dataset", datasets, None, d.dataset),
+            Flag("--arch", f"architecture: {', '.join(ARCHS.names())}", None, d.arch),
+            Flag("--method", f"training method: {', '.join(METHODS.names())}", None, d.method),
+            Flag("--epochs", "epochs (the lr schedule scales to it)", count, d.epochs),
+            Flag("--seed", "seed for init, data order and augmentation", seed, d.seed),
+            Flag("--width", "channel width multiplier (1.0 = the paper's)", positive, d.width),
+            Flag("--batch-size", "mini-batch size (paper: 128)", count, d.batch_size),
+            Flag("--lr", "initial SGD learning rate (paper: 0.1)", positive, d.lr),
+            Flag("--weight-decay", "SGD weight decay (paper: 5e-4)", nonnegative, d.weight_decay),
+            Flag("--out", "checkpoint root (default: checkpoints/)", None, "checkpoints"),
+            Flag.switch("--no-progress", "hide the progress bars"),
+        ],
     )
-    parser.add_argument(
-        "--arch", default=defaults.arch, help=f"architecture: {', '.join(ARCHS.names())}"
-    )
-    parser.add_argument(
-        "--method", default=defaults.method, help=f"training method: {', '.join(METHODS.names())}"
-    )
-    parser.add_argument(
-        "--epochs",
-        type=count,
-        default=defaults.epochs,
-        help="epochs (the lr schedule scales to it)",
-    )
-    parser.add_argument(
-        "--seed",
-        type=seed,
-        default=defaults.seed,
-        help="seed for init, data order and augmentation",
-    )
-    parser.add_argument(
-        "--width",
-        type=positive,
-        default=defaults.width,
-        help="channel width multiplier (1.0 = the paper's)",
-    )
-    parser.add_argument(
-        "--batch-size", type=count, default=defaults.batch_size, help="mini-batch size (paper: 128)"
-    )
-    parser.add_argument(
-        "--lr", type=positive, default=defaults.lr, help="initial SGD learning rate (paper: 0.1)"
-    )
-    parser.add_argument(
-        "--weight-decay",
-        type=nonnegative,
-        default=defaults.weight_decay,
-        help="SGD weight decay (paper: 5e-4)",
-    )
-    parser.add_argument(
-        "--out", default="checkpoints", help="checkpoint root (default: checkpoints/)"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    add_device_flag(parser)
-    add_data_flags(parser, training=True)
+    add_run_flags(parser, training=True)
     group = parser.add_argument_group(
         "method options (each applies only to the methods that name it)"
     )
