@@ -312,22 +312,38 @@ def plan_attacks(ctx: BenchContext) -> list[Job]:
     return jobs
 
 
+# A zoo model's accuracies as RobustBench reports them (`meta["zoo"]`), kept as rows of the
+# results file so the leaderboard shows them beside ours from that one file.
+ZOO_REPORTED = ("clean_acc", "autoattack_acc")
+
+
 def _clean_job(target: TargetSpec, _out: Path) -> Outcome:
     """An external model's clean accuracy on the whole test split (a `clean` row, as training
-    writes for the suite's own models)."""
+    writes for the suite's own models), and for a zoo model the zoo's reported accuracies
+    (`zoo-reported` rows; none when RobustBench's model_info record is not on disk)."""
     from robustbench_lr.evaluation import accuracy
 
     loaded = target.load()
     acc = accuracy(loaded.model, loaded.x, loaded.y)
-    row = results.make_row(
-        **loaded.columns,
-        experiment="clean",
-        attack="clean",
-        metric="clean_acc",
-        value=acc,
-        n=len(loaded.y),
-    )
-    return Outcome([row], [f"{loaded.checkpoint}: clean {acc:.2f}%"])
+    rows = [
+        results.make_row(
+            **loaded.columns,
+            experiment="clean",
+            attack="clean",
+            metric="clean_acc",
+            value=acc,
+            n=len(loaded.y),
+        )
+    ]
+    reported = loaded.meta.get("zoo", {})
+    rows += [
+        results.make_row(
+            **loaded.columns, experiment="zoo-reported", attack="robustbench", metric=m, value=v
+        )
+        for m in ZOO_REPORTED
+        if (v := reported.get(m)) is not None
+    ]
+    return Outcome(rows, [f"{loaded.checkpoint}: clean {acc:.2f}%"])
 
 
 def _curve_job(target: TargetSpec, eps: float, steps: int, _out: Path) -> Outcome:

@@ -46,6 +46,9 @@ ACCURACIES = (
     "noise_acc",
 )
 SIZES = ("deepfool_rho",)
+# A zoo model's accuracies as RobustBench reports them (the bench's `zoo-reported` rows), shown
+# beside the same accuracies as this suite measured them.
+REPORTED = {"clean_acc": "zoo_clean_acc", "autoattack_acc": "zoo_autoattack_acc"}
 OPTIMALITY = "optimality:"  # prefix of the per-attack optimality columns
 
 
@@ -119,6 +122,15 @@ def _optimality(at_eps: pd.DataFrame) -> pd.DataFrame:
     return table.rename(columns=lambda attack: f"{OPTIMALITY}{attack}")
 
 
+def _reported(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per zoo model, RobustBench's reported accuracies (`REPORTED` columns; NaN for others)."""
+    rows = frame[frame["experiment"] == "zoo-reported"]
+    table = rows.pivot_table(index=MODEL, columns="metric", values="value", aggfunc="first")
+    table = table.rename(columns=REPORTED).reindex(columns=list(REPORTED.values()))
+    table.index.names = MODEL
+    return table
+
+
 def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
     """The ranked leaderboard table (numbers; rendering is separate).
 
@@ -160,6 +172,7 @@ def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
         {**parts, "autoattack_source": autoattack_source, "seeds": seeds}, axis=1
     ).join(_optimality(frame[close]), how="left")
     table.index.names = MODEL
+    table = table.join(_reported(frame), how="left")
     if table.empty:
         return table
     verdicts = (
@@ -249,11 +262,24 @@ def model_info(row: pd.Series, threat: Threat) -> dict[str, Any]:
         "ci95": ci95,
         "seed_spread": spread,
         "attack_optimality": optimality,
+        "zoo_reported": {
+            ours: _number(row.get(column))
+            for ours, column in REPORTED.items()
+            if pd.notna(row.get(column))
+        },
         "additional_data": False,
-        "adversarial_training": False,
+        "adversarial_training": _adversarially_trained(row["method"]),
         "audit": None if pd.isna(row.get("audit")) else row.get("audit"),
         "suite": f"robustbench-lr {__version__}",
     }
+
+
+def _adversarially_trained(method: str) -> bool | None:
+    """RobustBench's `adversarial_training` field: the method's own registry fact for the
+    suite's methods, unknown (None) for a model trained elsewhere (`name@digest`)."""
+    from robustbench_lr.methods import METHODS
+
+    return METHODS[method].adversarial_training if method in METHODS else None
 
 
 def _cell(row: pd.Series, column: str) -> str:
@@ -283,6 +309,9 @@ def _shown(table: pd.DataFrame) -> pd.DataFrame:
     for column in (*ACCURACIES, *SIZES):
         if table[column].notna().any():
             shown[column] = [_cell(row, column) for _, row in table.iterrows()]
+    for column in REPORTED.values():
+        if table[column].notna().any():
+            shown[column] = table[column].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
     shown["audit"] = table["audit"].astype(object).where(table["audit"].notna(), "")
     return shown
 

@@ -12,7 +12,6 @@ of a few random images in torchvision's on-disk format.
 from __future__ import annotations
 
 import json
-import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +27,9 @@ from robustbench_lr.profiles import parse_profile
 from robustbench_lr.registry import UnknownNameError
 from tests.conftest import train_small
 from tests.external_factory import Payload, cifar_cnn, tiny_cnn
+from tests.zoo_files import ZOO_NAME, write_cifar10, write_zoo
 
 FACTORY = "tests.external_factory:tiny_cnn"
-ZOO_NAME = "Wong2020Fast"  # CIFAR-10 Linf, a PreActResNet-18: the zoo's cheapest architecture
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
@@ -171,42 +170,17 @@ def test_black_box_source_must_be_of_the_external_models_data(
 # ---- a RobustBench zoo model from local files -------------------------------------------------
 
 
-def _write_cifar10(root: Path, labels: list[int], images: np.ndarray) -> None:
-    """A CIFAR-10 in torchvision's layout: 5 training batches of 2 images, one test batch."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(1, 6):
-        batch = {"data": rng.integers(0, 256, (2, 3072), dtype=np.uint8), "labels": [0, 1]}
-        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(batch))
-    (folder / "test_batch").write_bytes(pickle.dumps({"data": images, "labels": labels}))
-
-
 @pytest.fixture(scope="module")
 def cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cifar")
     images = np.random.default_rng(1).integers(0, 256, (6, 3072), dtype=np.uint8)
-    _write_cifar10(root, [0, 1, 2, 3, 4, 5], images)
+    write_cifar10(root, [0, 1, 2, 3, 4, 5], images)
     return root
 
 
 @pytest.fixture(scope="module")
 def zoo_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, torch.nn.Module]:
-    """RobustBench's layout, `models/cifar10/Linf/<name>.pt`, holding random weights, plus
-    the RobustBench model_info record beside it."""
-    from robustbench_lr import zoo
-
-    rb = zoo._robustbench()
-    torch.manual_seed(0)
-    net = rb.models[rb.dataset("cifar10")][rb.threat("Linf")][ZOO_NAME]["model"]().eval()
-    root = tmp_path_factory.mktemp("zoo")
-    (root / "models" / "cifar10" / "Linf").mkdir(parents=True)
-    torch.save(net.state_dict(), root / "models" / "cifar10" / "Linf" / f"{ZOO_NAME}.pt")
-    info = root / "model_info" / "cifar10" / "Linf" / f"{ZOO_NAME}.json"
-    info.parent.mkdir(parents=True)
-    record = {"name": "Fast is better than free", "clean_acc": "83.34", "autoattack_acc": "43.21"}
-    info.write_text(json.dumps({**record, "architecture": "PreActResNet-18", "external": ""}))
-    return root / "models", net
+    return write_zoo(tmp_path_factory.mktemp("zoo"))
 
 
 def test_a_zoo_model_loads_offline_and_matches_a_direct_forward_pass(
@@ -218,7 +192,7 @@ def test_a_zoo_model_loads_offline_and_matches_a_direct_forward_pass(
     with torch.no_grad():
         predicted = net(x).argmax(1).tolist()
     labels = predicted[:4] + [(p + 1) % 10 for p in predicted[4:]]  # 4 of 8 right: 50 %
-    _write_cifar10(tmp_path, labels, images)
+    write_cifar10(tmp_path, labels, images)
 
     zoo = ["--robustbench", ZOO_NAME, "--model-dir", model_dir, "--dataset", "cifar10"]
     code, out, _ = run_cli(["evaluate", *zoo, "--data-root", tmp_path, "--json"], capsys)

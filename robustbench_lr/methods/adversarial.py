@@ -144,6 +144,7 @@ PGD_AT = Method(
     options=BUDGET,
     objective=_pgd_objective,
     describe=_describe,
+    adversarial_training=True,
 )
 
 TRADES = Method(
@@ -162,4 +163,5 @@ TRADES = Method(
     ),
     objective=_trades_objective,
     describe=_describe,
+    adversarial_training=True,
 )

@@ -172,6 +172,8 @@ class Method:
     )
     # Called in training mode under the loop's autocast; it may run attacks on the model.
     objective: Callable[[StagedNet, Batch, dict[str, Any]], Objective] = cross_entropy_objective
+    # Trains on adversarial examples (RobustBench's `adversarial_training` field).
+    adversarial_training: bool = False
 
     def resolve(self, given: dict[str, Any]) -> dict[str, Any]:
         """Defaults overridden by `given`; an option this method does not have is an error."""

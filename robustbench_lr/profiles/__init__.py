@@ -19,6 +19,7 @@ import difflib
 import importlib
 import json
 import math
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -748,8 +749,19 @@ def _models(top: dict[str, Any]) -> tuple[TrainConfig, ...]:
     return tuple(configs)
 
 
-def _external_models(top: dict[str, Any]) -> tuple[ExternalModelSpec, ...]:
+def _beside(folder: Path | None, name: str) -> str:
+    """`name` read from `folder` when it is relative (and not empty); else as written."""
+    if not name or folder is None or Path(name).is_absolute():
+        return name
+    return os.path.normpath(folder / name)
+
+
+def _external_models(top: dict[str, Any], folder: Path | None) -> tuple[ExternalModelSpec, ...]:
     """One spec per external [[models]] entry; its dataset is its own, else the profile's.
+
+    A relative `weights` or `model_dir` is read from the profile file's `folder`, as a file
+    named in a config is expected to be, so a profile and the weights beside it work from any
+    working directory (a profile built in code, with no folder: from the working directory).
 
     Two entries of one name would share every row column the name fills; a zoo entry must be
     of a dataset RobustBench has. Nothing is imported or read here: the factory, the weights
@@ -766,9 +778,8 @@ def _external_models(top: dict[str, Any]) -> tuple[ExternalModelSpec, ...]:
         dataset = entry.get("dataset", top.get("dataset", TrainConfig.dataset))
         common = {"dataset": dataset, "name": entry.get("name", ""), "tap": entry.get("tap", "")}
         if own is not None:
-            spec = ExternalModelSpec(
-                factory=own["factory"], weights=own.get("weights", ""), **common
-            )
+            weights = _beside(folder, own.get("weights", ""))
+            spec = ExternalModelSpec(factory=own["factory"], weights=weights, **common)
         else:
             if dataset not in ZOO_DATASETS:
                 raise _Rejected(
@@ -778,7 +789,7 @@ def _external_models(top: dict[str, Any]) -> tuple[ExternalModelSpec, ...]:
             spec = ExternalModelSpec(
                 robustbench=zoo["name"],
                 threat=zoo.get("threat", "Linf"),
-                model_dir=zoo.get("model_dir", DEFAULT_MODEL_DIR),
+                model_dir=_beside(folder, zoo.get("model_dir", DEFAULT_MODEL_DIR)),
                 download=zoo.get("download", False),
                 **common,
             )
@@ -817,7 +828,7 @@ def _check_black_box_sources(profile: Profile) -> None:
             )
 
 
-def parse_profile(raw: dict[str, Any], source: str) -> Profile:
+def parse_profile(raw: dict[str, Any], source: str, folder: Path | None = None) -> Profile:
     """Check a profile's parsed TOML against the schema and build the `Profile`.
 
     Raises a one-line ValueError (UnknownNameError for an unknown registry name) that starts
@@ -829,7 +840,7 @@ def parse_profile(raw: dict[str, Any], source: str) -> Profile:
         profile = Profile(
             name=top["name"],
             models=_models(top),
-            external_models=_external_models(top),
+            external_models=_external_models(top, folder),
             attacks=_attack_grid(top.get("attacks", {})),
             source_path=source,
             **_renamed(top, {"description": "description", "n": "n", "tables": "tables"}),
@@ -851,28 +862,30 @@ def parse_profile(raw: dict[str, Any], source: str) -> Profile:
         raise kind(" ".join(f"profile {source}: {err.message}".splitlines())) from None
 
 
-def _read(name_or_path: str) -> tuple[str, str]:
-    """The TOML text of a shipped profile or a file, and the source to name in errors."""
+def _read(name_or_path: str) -> tuple[str, str, Path]:
+    """The TOML text of a shipped profile or a file, the source to name in errors, and the
+    folder its relative file names are read from (`_external_models`)."""
     path = Path(name_or_path)
     if name_or_path.endswith(".toml") or path.exists():
         if not path.exists():
             raise FileNotFoundError(f"profile file {path} does not exist")
-        return path.read_text(), str(path)
+        return path.read_text(), str(path), path.parent
     if name_or_path not in shipped_profiles():
         raise ValueError(
             f"unknown profile {name_or_path!r}; valid choices: {', '.join(shipped_profiles())} or a path to a .toml file"
         )
-    text = resources.files(__name__).joinpath(f"{name_or_path}.toml").read_text()
-    return text, f"robustbench_lr/profiles/{name_or_path}.toml"
+    folder = resources.files(__name__)
+    text = folder.joinpath(f"{name_or_path}.toml").read_text()
+    return text, f"robustbench_lr/profiles/{name_or_path}.toml", Path(str(folder))
 
 
 def load_profile(name_or_path: str) -> Profile:
     """Parse and validate a profile by shipped name or path (see the module docstring)."""
-    text, source = _read(name_or_path)
+    text, source, folder = _read(name_or_path)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ValueError(
             " ".join(f"profile {source}: not valid TOML: {err}".splitlines())
         ) from None
-    return parse_profile(raw, source)
+    return parse_profile(raw, source, folder)
