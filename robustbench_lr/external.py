@@ -350,16 +350,16 @@ def resolve(spec: ExternalModelSpec) -> ExternalModel:
         from robustbench_lr import zoo
 
         net = zoo.build(spec)
-        arch = type(net).__name__
         details = zoo.model_info(spec.robustbench, spec.dataset, spec.threat, spec.model_dir)
     else:
         net = build_network(spec.factory)
         if spec.weights:
             load_weights(net, read_weights(spec.weights), f"weights file {spec.weights}")
-        arch = spec.factory.rsplit(":", 1)[1]
         details = {"name": spec.label, "factory": spec.factory, "weights": spec.weights}
     model = TappedModel(net.cpu()).eval()
     digest = weights_digest(net)
+    # The `arch` column: what the network is (its class), not what its factory is called.
+    arch = type(net).__name__
     return ExternalModel(spec, model, digest, arch, {**details, "digest": digest})
 
 

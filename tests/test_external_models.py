@@ -81,7 +81,7 @@ def test_rows_name_the_model_and_its_weights_in_both_formats(
     code, out, _ = run_cli(["evaluate", *_model(weights["pt0"]), "--json"], capsys)
     record = json.loads(out.splitlines()[-1])
     assert code == 0 and record["checkpoint"] == f"external:{ident}" and record["n"] == 450
-    assert (record["arch"], record["method"], record["dataset"]) == ("tiny_cnn", ident, "digits")
+    assert (record["arch"], record["method"], record["dataset"]) == ("TinyNet", ident, "digits")
 
     out_csv = tmp_path / "attack.csv"
     argv = ["attack", "--attack", "ifsgm", "--eps", "16/255", "--steps", "2", "--n", "20"]
@@ -89,7 +89,7 @@ def test_rows_name_the_model_and_its_weights_in_both_formats(
     frame = _rows(out_csv)
     assert code == 0 and len(frame) > 0
     assert set(frame["checkpoint"]) == {f"external:{ident}"} and set(frame["method"]) == {ident}
-    assert set(frame["arch"]) == {"tiny_cnn"} and set(frame["n"]) == {20}
+    assert set(frame["arch"]) == {"TinyNet"} and set(frame["n"]) == {20}
 
 
 def test_regress_compares_the_same_weights_and_never_different_ones(
@@ -122,7 +122,7 @@ def test_audit_and_an_analysis_at_a_hooked_tap(
     assert code == 0 and set(frame["experiment"]) == {"audit"}
     assert frame["checkpoint"].str.startswith("external:tiny@").all()
     assert "worst_case_acc" in set(frame["metric"])
-    assert list(tmp_path.glob("audit_digits_tiny_cnn-w1_tiny-*_seed0_eps32.md"))
+    assert list(tmp_path.glob("audit_digits_TinyNet-w1_tiny-*_seed0_eps32.md"))
 
     analyze = ["analyze", "rank", *_model(weights["st0"]), "--n", "40", "--out", tmp_path / "r.csv"]
     code, _, _ = run_cli([*analyze, "--tap", "features.1"], capsys)

@@ -177,8 +177,10 @@ def test_a_bad_file_names_its_path_and_the_key(tmp_path: Path):
 def test_the_shipped_profiles_load_and_equal_their_parsed_text(name: str):
     profile = load_profile(name)
     assert profile.name == name and profile.models
-    text = resources.files("robustbench_lr.profiles").joinpath(f"{name}.toml").read_text()
-    assert parse_profile(tomllib.loads(text), profile.source_path) == profile
+    folder = resources.files("robustbench_lr.profiles")
+    text = folder.joinpath(f"{name}.toml").read_text()
+    # Relative weights paths are read beside the profile: parse from the same folder.
+    assert parse_profile(tomllib.loads(text), profile.source_path, Path(str(folder))) == profile
 
 
 def test_left_out_keys_keep_the_dataclass_defaults():
