@@ -7,6 +7,10 @@ its projection and SN/SRN's power iterations add per step). On the CPU the model
 ResNet18s at width 0.25 (the cpu profile's); on a GPU they are the paper's full-width models
 on CIFAR-shaped random tensors (no dataset download), so the `paper-fast` profile's training
 time can be estimated from them: s/epoch × the real training-set size / the timed one × epochs.
+
+The `training-step-modes` sections (`-cuda` on a GPU) time N-LR's training step itself in each
+step mode (robustbench_lr/step.py: eager, torch.compile, CUDA graphs), with the compile time
+apart and amortized over one epoch of the real training set (issue 18).
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ from dataclasses import dataclass, replace
 import torch
 from _report import machine, wall_clock, write_section
 
+from robustbench_lr import models
 from robustbench_lr.config import TrainConfig
 from robustbench_lr.data import Data, DatasetSpec, load
 from robustbench_lr.devices import use_device
+from robustbench_lr.methods import METHODS, Batch, Progress
 from robustbench_lr.profiles import load_profile
+from robustbench_lr.step import STEP_MODES, EpochTally, TrainStep
 from robustbench_lr.train import train
 
 EPOCHS = {"cpu": 10, "cuda": 1}  # digits epochs on the CPU are short (~0.15 s): more of them
@@ -180,6 +187,103 @@ def measure(device: str, methods: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
+# Step modes: steps timed after the warm-up ones (which hold the compiles), and the epoch the
+# compile time is amortized over (digits' training split on the CPU, CIFAR's on a GPU).
+TIMED_MODES = ("eager", "compile", "reduce-overhead")
+WARMUP_STEPS = 3
+TIMED_STEPS = {"cpu": 30, "cuda": 200}
+EPOCH_IMAGES = {"cpu": 1347, "cuda": TRAIN_SIZES["cifar10"]}
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """One mode's warm-up seconds (compiles included) and its steady training images per second."""
+
+    warmup: float
+    images_per_s: float
+
+    def amortized(self, epoch_images: int) -> float:
+        """Images per second over one epoch of `epoch_images` that starts with the warm-up."""
+        warm_images = WARMUP_STEPS * 128
+        rest = max(epoch_images - warm_images, 0) / self.images_per_s
+        return epoch_images / (self.warmup + rest)
+
+
+def time_step_mode(mode: str, data: Data, device: str, width: float) -> StepTiming:
+    """N-LR's `TrainStep` as `train()` runs it (tally included), on fixed batches of 128."""
+    dev = use_device(device)
+    torch.manual_seed(0)
+    model = models.build("resnet18", data.spec, width).to(dev)
+    if dev.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    method = METHODS.get("nlr")
+    opts = method.resolve({})
+    aux = torch.nn.Module()  # N-LR has no auxiliary state
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    step = TrainStep(STEP_MODES.get(mode), method, model, aux, optimizer, opts, dev)
+    x_train, y_train = data.x_train.to(dev), data.y_train.to(dev)
+    gen = torch.Generator().manual_seed(0)
+    order = torch.randperm(len(y_train), generator=gen).to(dev)
+    tally = EpochTally(dev)
+    now = wall_clock(dev)
+    model.train()
+
+    def run(first: int, count: int) -> float:
+        start = now()
+        for k in range(first, first + count):
+            idx = order[(k * 128) % (len(order) - 128) :][:128]
+            x = x_train[idx]
+            if dev.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            batch = Batch(x, y_train[idx], [], Progress(0, k + 1, 1), gen)
+            stats = step.forward(batch)
+            tally.add(stats, 128, k + 1)
+            step.update(stats, batch.progress)
+        tally.check(0)  # one sync, as the loop's epoch end
+        return now() - start
+
+    warmup = run(0, WARMUP_STEPS)
+    steps = TIMED_STEPS[device]
+    return StepTiming(warmup, steps * 128 / run(WARMUP_STEPS, steps))
+
+
+def measure_step_modes(device: str) -> str:
+    """Time every step mode on `device` and return its perf.md section."""
+    started = time.perf_counter()
+    if device == "cuda":
+        data, width, shape = synthetic("cifar10"), 1.0, "CIFAR-shaped random tensors"
+    else:
+        data, width, shape = load("digits"), 0.25, "digits"
+    timings = {mode: time_step_mode(mode, data, device, width) for mode in TIMED_MODES}
+    eager = timings["eager"]
+    epoch = EPOCH_IMAGES[device]
+    rows = [
+        f"| {mode} | {t.images_per_s:.0f} | **{t.images_per_s / eager.images_per_s:.2f}×** | "
+        f"{t.warmup:.1f} | {t.amortized(epoch):.0f} | "
+        f"{t.amortized(epoch) / eager.amortized(epoch):.2f}× |"
+        for mode, t in timings.items()
+    ]
+    return "\n".join(
+        [
+            f"## Training step modes on {device.upper()} (benchmarks/training.py)",
+            "",
+            f"Measured on {machine()}; {time.perf_counter() - started:.0f} s in all. N-LR ResNet18 "
+            f"width {width:g}, batch 128, {shape}"
+            + (", bf16 autocast and channels_last" if device == "cuda" else "")
+            + f": `step.TrainStep` as `train()` runs it (forward, backward, SGD step, after_step, "
+            f"the device-side tally), {TIMED_STEPS[device]} steps timed after {WARMUP_STEPS} "
+            "warm-up steps, which hold the compiles (each mode starts from `torch._dynamo.reset()`; "
+            "inductor's on-disk cache may be warm from an earlier run). Amortized: images per "
+            f"second over one epoch of {epoch} images with the warm-up counted in.",
+            "",
+            "| step mode | train img/s | vs eager | warm-up s (compile) | img/s over one epoch "
+            "| vs eager |",
+            "|---|---|---|---|---|---|",
+            *rows,
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Measure on the CPU, and on CUDA when there is one (`--device` picks one of them)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -187,16 +291,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--methods", help="comma-separated subset (N-LR always runs: it is the reference)"
     )
+    parser.add_argument(
+        "--sections",
+        choices=["all", "methods", "step-modes"],
+        default="all",
+        help="methods: the per-method training section; step-modes: the step modes' section",
+    )
     args = parser.parse_args(argv)
     methods = args.methods.split(",") if args.methods else None
     devices = [args.device] if args.device != "all" else ["cpu"]
     if args.device == "all" and torch.cuda.is_available():
         devices.append("cuda")
+    suffix = {"cpu": "", "cuda": "-cuda"}
     for device in devices:
-        markdown = measure(device, methods)
-        if methods is None:  # a subset is a quick look, not the section of record
-            write_section("training" if device == "cpu" else "training-cuda", markdown)
-        print(markdown, flush=True)
+        if args.sections in ("all", "methods"):
+            markdown = measure(device, methods)
+            if methods is None:  # a subset is a quick look, not the section of record
+                write_section("training" + suffix[device], markdown)
+            print(markdown, flush=True)
+        if args.sections in ("all", "step-modes"):
+            markdown = measure_step_modes(device)
+            write_section("training-step-modes" + suffix[device], markdown)
+            print(markdown, flush=True)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Recipe (paper, Appendix C): SGD momentum 0.9, weight decay 5e-4, lr 0.1, batch 128, the lr
 divided by 10 at 150/350 and 250/350 of the run. On CUDA: bf16 autocast and channels_last.
 On CPU: deterministic algorithms, so the same seed gives the same bytes. A checkpoint is
-written after every epoch; re-running the same command resumes from the last one.
+written after every epoch; re-running the same command resumes from the last one. How each step
+runs (eagerly, or compiled) and why no step waits for the GPU: robustbench_lr/step.py.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from robustbench_lr.devices import use_device
 from robustbench_lr.evaluation import accuracy
 from robustbench_lr.files import remove_stale_temporaries
 from robustbench_lr.methods import METHODS, Batch, Progress, TrainContext
+from robustbench_lr.step import CHECK_EVERY, DEFAULT_STEP_MODE, STEP_MODES, EpochTally, TrainStep
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +68,18 @@ def train(
     load_options: LoadOptions | None = None,
     progress: bool = True,
     data: Data | None = None,
+    step_mode: str = DEFAULT_STEP_MODE,
 ) -> TrainResult:
     """Train (or resume, or skip if finished) the model described by `cfg`.
 
     `data` may be passed to reuse already-loaded tensors (the bench trains many models on one
-    dataset); otherwise it is loaded from `cfg`.
+    dataset); otherwise it is loaded from `cfg`. `step_mode` (a `step.STEP_MODES` name) says how
+    each step runs; like `device` it is not part of the config: it changes rounding, not the
+    run, so a checkpoint resumes or counts as complete in any mode.
     """
     if cfg.epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {cfg.epochs}")
+    STEP_MODES.get(step_mode)  # an unknown name fails before any work, listing the modes
     method = METHODS.get(cfg.method)
     opts = method.resolve(cfg.method_options)
     # Store fully resolved options, so a run started with defaults left implicit (in code) and
@@ -100,10 +106,22 @@ def train(
         complete = _committed_complete(folder, cfg, data)
         if complete is not None:
             return TrainResult(folder, complete, 0)
-        return _train_locked(cfg, folder, method, opts, data, use_device(device), progress)
+        return _train_locked(
+            cfg, folder, method, opts, data, use_device(device), progress, step_mode
+        )
 
 
 TRAIN_LOCK = ".train.lock"
+
+
+def step_mode_meta(step_mode: str) -> dict[str, str]:
+    """meta.json's record of a compiled run's step mode; nothing for eager.
+
+    Eager trained every stored checkpoint, so its meta.json keeps the bytes it always had. A
+    compiled mode rounds differently (fused kernels), which a reader comparing two checkpoints
+    of one config needs to know, as with the device recorded beside it (the last writer's).
+    """
+    return {} if step_mode == DEFAULT_STEP_MODE else {"step_mode": step_mode}
 
 
 def _committed_complete(folder: Path, cfg: TrainConfig, data: Data) -> float | None:
@@ -118,7 +136,7 @@ def _committed_complete(folder: Path, cfg: TrainConfig, data: Data) -> float | N
         meta = checkpoints.verify(folder)
     except checkpoints.CheckpointError:
         return None
-    if meta["config"] != cfg.as_stored():
+    if checkpoints.stored_config(meta["config"]) != cfg.as_stored():
         return None  # load_train_state names the difference
     check_same_content(meta.get("data_fingerprint"), data, cfg.dataset, folder)
     return meta["clean_acc"] if meta.get("finished") else None
@@ -144,6 +162,7 @@ def _train_locked(
     data: Data,
     dev: torch.device,
     progress: bool,
+    step_mode: str,
 ) -> TrainResult:
     """Resume (or start) the run and commit every epoch; the caller holds the folder's lock."""
     saved = _resume_point(folder, cfg, data)
@@ -198,20 +217,24 @@ def _train_locked(
                 "tap_sizes": models.tap_sizes(model, data.spec.channels, data.spec.size),
                 "device": dev.type,
                 "dataset_label": dataset_label(cfg.dataset),
+                **step_mode_meta(step_mode),
             },
         )
 
     taps = method.taps(cfg.arch, opts)
+    run_step = TrainStep(STEP_MODES.get(step_mode), method, model, aux, optimizer, opts, dev)
     step = start * ctx.steps_per_epoch
     for epoch in range(start, cfg.epochs):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(cfg, epoch)
         model.train()
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch + 7)
-        sums: dict[str, float] = {}
-        seen = correct = 0
+        batches = epoch_batches(len(y_train), cfg.batch_size, cfg.seed, epoch)
+        tally = EpochTally(dev)
         bar = tqdm(
-            epoch_batches(len(y_train), cfg.batch_size, cfg.seed, epoch),
+            # One copy of the epoch's indices to the device: indexing with a host tensor each
+            # step would copy from pageable memory, which waits for the GPU.
+            torch.cat(batches).to(dev).split([len(b) for b in batches]),
             desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}",
             disable=not progress,
             leave=False,
@@ -223,35 +246,28 @@ def _train_locked(
                 x = augment_batch(x, gen)
             if dev.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
-            for p in aux.parameters():
-                p.grad = None
             where = Progress(epoch, step, cfg.epochs)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-                out = method.objective(model, Batch(x, y, taps, where, gen), opts)
-            terms = method.penalty(aux, {k: v.float() for k, v in out.acts.items()}, where, opts)
-            losses = {**out.extra.losses, **terms.losses}
-            loss = out.loss + sum(losses.values(), torch.zeros((), device=dev))
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"loss became {loss.item()} at epoch {epoch + 1}, step {step}"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            method.after_step(model, aux, where, opts)
-            with torch.no_grad():
-                n = len(y)
-                seen += n
-                correct += (out.logits.argmax(1) == y).sum().item()
-                logged = {"loss": out.loss, **losses, **out.extra.logs, **terms.logs}
-                for key, value in logged.items():
-                    sums[key] = sums.get(key, 0.0) + float(value) * n
-            bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}", acc=f"{100 * correct / seen:.1f}")
+            stats = run_step.forward(Batch(x, y, taps, where, gen))
+            tally.add(stats, len(y), step)
+            try:
+                run_step.update(stats, where)
+            except Exception:
+                # A hook failing on weights that a non-finite loss already spoiled (the rank
+                # projection's eigh): report the loss, the cause, with the hook's error as context.
+                tally.check(epoch)
+                raise
+            if step % CHECK_EVERY == 0:
+                tally.check(epoch)
+                if progress:
+                    bar.set_postfix(
+                        loss=f"{tally.means()['loss']:.3f}", acc=f"{tally.accuracy():.1f}"
+                    )
+        tally.check(epoch)
         record = {
             "epoch": epoch + 1,
             "lr": lr_at(cfg, epoch),
-            "train_acc": 100.0 * correct / seen,
-            **{k: v / seen for k, v in sums.items()},
+            "train_acc": tally.accuracy(),
+            **tally.means(),
             "test_acc": accuracy(model, data.x_test, data.y_test),
         }
         history.append(record)

@@ -10,6 +10,7 @@ from robustbench_lr.config import TrainConfig
 from robustbench_lr.data import dataset_names
 from robustbench_lr.methods import METHODS, all_options
 from robustbench_lr.models import ARCHS
+from robustbench_lr.step import DEFAULT_STEP_MODE, STEP_MODES
 
 NAME = "train"
 HELP = "train a model with one method; re-running the same command resumes or skips it"
@@ -19,6 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Training flags plus every method's own options (each applies only to its methods)."""
     d = TrainConfig()
     datasets = "dataset: " + ", ".join(dataset_names()) + f" (default: {d.dataset})"
+    step_modes = (
+        "how each training step runs (not part of the run's identity; default: "
+        f"{DEFAULT_STEP_MODE}): " + "; ".join(f"{n}: {STEP_MODES[n].summary}" for n in STEP_MODES)
+    )
     add_flags(
         parser,
         [
@@ -33,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             Flag("--weight-decay", "SGD weight decay (paper: 5e-4)", nonnegative, d.weight_decay),
             Flag("--out", "checkpoint root (default: checkpoints/)", None, "checkpoints"),
             Flag.switch("--no-progress", "hide the progress bars"),
+            Flag("--step-mode", step_modes, None, DEFAULT_STEP_MODE, choices=STEP_MODES.names()),
         ],
     )
     add_run_flags(parser, training=True)
@@ -80,7 +86,14 @@ def run(args: argparse.Namespace) -> int:
     from robustbench_lr.train import train
 
     cfg = config_from_args(args)
-    result = train(cfg, args.out, args.device, load_options(args), progress=not args.no_progress)
+    result = train(
+        cfg,
+        args.out,
+        args.device,
+        load_options(args),
+        progress=not args.no_progress,
+        step_mode=args.step_mode,
+    )
     status = (
         "already complete" if result.epochs_run == 0 else f"trained {result.epochs_run} epoch(s)"
     )

@@ -107,7 +107,8 @@ class Objective:
     loss: torch.Tensor
     logits: torch.Tensor
     acts: dict[str, torch.Tensor]
-    extra: PenaltyTerms = field(default_factory=PenaltyTerms)
+    # A function, not the class: torch.compile cannot trace a class as a default factory.
+    extra: PenaltyTerms = field(default_factory=lambda: PenaltyTerms())
 
 
 def cross_entropy_objective(model: StagedNet, batch: Batch, opts: dict[str, Any]) -> Objective:
