@@ -239,6 +239,24 @@ def save(
     atomic_write_json(folder / META_FILE, meta)
 
 
+def stored_config(stored: dict[str, Any]) -> dict[str, Any]:
+    """A meta.json config as today's code would write it: method options added to the method
+    after the checkpoint was written take their defaults.
+
+    A new option's default is, by rule, what the method did before the option existed (its
+    tests train the default before and after and compare bytes), so a checkpoint written
+    without it is the same run; an option the method no longer has still makes it another.
+    """
+    from robustbench_lr.methods import METHODS
+
+    if stored.get("method") not in METHODS:
+        return stored
+    defaults = {o.name: o.default for o in METHODS[stored["method"]].options}
+    given = stored.get("method_options") or {}
+    completed = {**{k: v for k, v in defaults.items() if k not in given}, **given}
+    return {**stored, "method_options": json.loads(json.dumps(completed))}
+
+
 def load_train_state(folder: Path, cfg: TrainConfig) -> TrainState | None:
     """The saved train state of `folder` if it belongs to `cfg`; None when there is none yet."""
     path = folder / STATE_FILE
@@ -247,7 +265,7 @@ def load_train_state(folder: Path, cfg: TrainConfig) -> TrainState | None:
     meta_path = folder / META_FILE
     if meta_path.exists():
         try:
-            stored = read_meta(folder)["config"]
+            stored = stored_config(read_meta(folder)["config"])
         except CheckpointError:  # a commit point from an older format or a torn one: ignore it
             stored = cfg.as_stored()
         if stored != cfg.as_stored():

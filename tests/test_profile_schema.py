@@ -246,6 +246,7 @@ OPTION_SAMPLES = {
     "snip_sparsity": 0.5,
     "snip_batch": 16,
     "srn_rank_ratio": 0.3,
+    "power_iteration": "batched",
     "at_eps": "8/255",
     "at_steps": 3,
     "at_alpha": "2/255",

@@ -1,8 +1,8 @@
 """The rank projection Π_r(W) of the LR branch (paper Algorithm 1 step 6, Appendix B.2, Lemma 1).
 
-Three interchangeable implementations behind `PROJECTIONS`, all mapping a square matrix to a
-symmetric positive semi-definite matrix of rank ≤ r, computed in float32 even under autocast
-and on whichever device W lives:
+Interchangeable implementations behind `PROJECTIONS` (chosen by `--lr-projection`), all mapping
+a square matrix to a symmetric positive semi-definite matrix of rank ≤ r, computed in float32
+even under autocast and on whichever device W lives:
 
 - `exact`: eigendecomposition of the symmetric part (torch.linalg.eigh), top r eigenvalues kept
   and negative ones dropped: the best rank-r PSD approximation in Frobenius norm;
@@ -13,10 +13,12 @@ and on whichever device W lives:
   decomposes 2r × 2r principal submatrices. The paper averages t Nyström approximations; an
   average of t rank-r matrices has rank up to t·r, so the average (kept in factored form F Fᵀ)
   is truncated back to rank r, a QR of an m × t·r matrix. Lemma 1's δ·I smoothing is added to
-  the small matrix only when its eigendecomposition fails, and repeated while it does.
+  the small matrix only when its eigendecomposition fails, and repeated while it does;
+- `randomized-lite`: `randomized` with one power iteration instead of two and half the
+  oversampling, for the wide 2-LR tap on a GPU, where svd_lowrank's QRs set the cost.
 
-When the sketch (randomized) or the 2r sampled columns (Nyström) would be half of W or more,
-both fall back to `exact`, which is then cheaper and exact.
+When the sketch (both randomized rules) or the 2r sampled columns (Nyström) would be half of W
+or more, they fall back to `exact`, which is then cheaper and exact.
 
 Random draws come from a CPU `torch.Generator` the caller seeds (run seed and step), so a
 resumed run projects exactly as the uninterrupted one did, and CPU and CUDA sample the same
@@ -101,21 +103,18 @@ def _seed_from(generator: torch.Generator | None) -> int:
     return int(torch.randint(0, 2**62, (1,), generator=generator).item())
 
 
-@PROJECTIONS.register("randomized")
-def project_randomized(
-    w: torch.Tensor, r: int, generator: torch.Generator | None = None, ensemble: int = 1
+def _range_projection(
+    w: torch.Tensor, r: int, generator: torch.Generator | None, q: int, niter: int
 ) -> torch.Tensor:
-    """Rank-r PSD approximation from a randomized range finder (torch.svd_lowrank, Halko et al.).
+    """Rank-r PSD approximation from a q-column randomized range basis with `niter` power
+    iterations (torch.svd_lowrank, Halko et al. 2011), then Rayleigh-Ritz on that basis.
 
     svd_lowrank draws its test matrix from the global RNG, so it runs inside a forked RNG seeded
     from `generator`: the projection is reproducible and leaves the training RNG untouched.
-    `ensemble` is unused.
     """
     with torch.autocast(w.device.type, enabled=False):
         sym = symmetric_part(w)
-        m = len(sym)
-        q = r + max(10, r // 10)  # oversampling (Halko et al. §4.2)
-        if 2 * q >= m:  # a sketch this large costs more than the full decomposition
+        if 2 * q >= len(sym):  # a sketch this large costs more than the full decomposition
             return project_exact(sym, r)
         devices = (
             [w.device.index if w.device.index is not None else torch.cuda.current_device()]
@@ -124,11 +123,20 @@ def project_randomized(
         )
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(_seed_from(generator))
-            basis, _, _ = torch.svd_lowrank(sym, q=q, niter=2)
+            basis, _, _ = torch.svd_lowrank(sym, q=q, niter=niter)
         small = basis.T @ sym @ basis
         values, vectors = _eigh_smoothed((small + small.T) / 2)
         values, vectors = _top_psd(values, vectors, r)
         return _compose(basis @ vectors, values)
+
+
+@PROJECTIONS.register("randomized")
+def project_randomized(
+    w: torch.Tensor, r: int, generator: torch.Generator | None = None, ensemble: int = 1
+) -> torch.Tensor:
+    """Randomized range finder with 2 power iterations and r + max(10, r/10) columns (Halko et
+    al. §4.2's oversampling): within ~1% of the optimal error. `ensemble` is unused."""
+    return _range_projection(w, r, generator, q=r + max(10, r // 10), niter=2)
 
 
 def _nystrom_factor(sym: torch.Tensor, r: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -166,6 +174,20 @@ def project_nystrom(
         values, vectors = _eigh_smoothed((small + small.T) / 2)
         values, vectors = _top_psd(values, vectors, r)
         return _compose(q @ vectors, values)
+
+
+@PROJECTIONS.register("randomized-lite")
+def project_randomized_lite(
+    w: torch.Tensor, r: int, generator: torch.Generator | None = None, ensemble: int = 1
+) -> torch.Tensor:
+    """`randomized` with 1 power iteration and half the oversampling, r + max(5, r/20) columns.
+
+    For the GPU: svd_lowrank orthonormalizes the sketch once plus twice per power iteration,
+    and those tall-skinny QRs dominate the 16,384-wide 2-LR tap's step on CUDA, so this does
+    3 QRs instead of 5, each on a slightly narrower sketch; the error grows from ~1% to ~5%
+    above the optimum on a 1/i spectrum (reports/perf.md). `ensemble` is unused.
+    """
+    return _range_projection(w, r, generator, q=r + max(5, r // 20), niter=1)
 
 
 def project(

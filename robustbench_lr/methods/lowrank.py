@@ -30,7 +30,11 @@ How the defaults avoid the two failure modes seen on digits (issue 3, "Pitfalls"
 - The default projection is `randomized`: within 1.2% of the optimal rank-r error and 11x
   faster than `exact` at m = 4096, r = 100 (one CPU thread), while the paper's ensembled
   Nyström is 1.3-1.8x the optimal error on a smooth spectrum (reports/perf.md, made by
-  benchmarks/projection.py).
+  benchmarks/projection.py). For the cost of the wide 2-LR tap (issue 18) two cheaper rules
+  are selectable, `--lr-projection randomized-lite` (one power iteration, less oversampling)
+  and `nystrom`; at 2-LR's real width m = 16,384, r = 500 they take 0.75x and 0.39x
+  `randomized`'s CPU time for 1.06x and 1.67x the optimal error. The default stays
+  `randomized` until the same comparison on a GPU decides (committed reports depend on it).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ training forward pass (the paper's setting; torch starts from 15). Conv weights 
 the (out, in·k·k) matrix, torch's reshape, not as the convolution operator. The parametrization
 (and its power-iteration vectors u, v) is part of the training model's state dict, so a resume
 continues the same iteration; the exported weights are W / σ₁ materialized, loadable into a
-plain model.
+plain model. `--power-iteration batched` steps all same-shape layers' u, v together
+(methods/power_iteration.py); the default is torch's own per-layer step.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _SpectralNorm
 
 from robustbench_lr.methods.base import Method, TrainContext
+from robustbench_lr.methods.power_iteration import POWER_ITERATION, after_step, attach
 from robustbench_lr.methods.weights import like, spectra, weight_layers
 from robustbench_lr.models import StagedNet
 
@@ -41,13 +43,14 @@ class Float32SpectralNorm(_SpectralNorm):
 def _prepare(ctx: TrainContext, opts: dict[str, Any]) -> nn.Module:
     """Register the spectral-norm parametrization on every conv and linear layer.
 
-    Runs before the optimizer is built, so the optimizer trains the unnormalized originals.
+    Runs before the optimizer is built, so the optimizer trains the unnormalized originals. The
+    returned aux module is the power-iteration strategy, stepped after each optimizer step.
     """
     for _, module in weight_layers(ctx.model):
         parametrize.register_parametrization(
             module, "weight", Float32SpectralNorm(module.weight, POWER_ITERATIONS)
         )
-    return nn.Module()
+    return attach(ctx.model, opts["power_iteration"])
 
 
 def _describe(model: StagedNet, aux: nn.Module, opts: dict[str, Any]) -> dict[str, Any]:
@@ -58,6 +61,8 @@ def _describe(model: StagedNet, aux: nn.Module, opts: dict[str, Any]) -> dict[st
 SN = Method(
     name="sn",
     summary="spectral normalization of every conv/linear weight (Miyato et al. 2018; Table 2)",
+    options=(POWER_ITERATION,),
     prepare=_prepare,
+    after_step=after_step,
     describe=_describe,
 )

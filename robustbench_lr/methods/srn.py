@@ -13,6 +13,7 @@ below 1 is held at rank one (γ = 0), since no matrix has a smaller stable rank.
 
 The u, v vectors are buffers of the parametrization, so they are saved with the training state
 and a resume continues the same iteration; the exported weights are Ŵ materialized.
+`--power-iteration batched` steps them for all same-shape layers at once, as for SN.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _SpectralNorm
 
 from robustbench_lr.methods.base import Method, Option, TrainContext
+from robustbench_lr.methods.power_iteration import POWER_ITERATION, after_step, attach
 from robustbench_lr.methods.weights import like, spectra, weight_layers, weight_matrix
 from robustbench_lr.models import StagedNet
 
@@ -78,7 +80,7 @@ def _prepare(ctx: TrainContext, opts: dict[str, Any]) -> nn.Module:
         parametrize.register_parametrization(
             module, "weight", StableRankNorm(module.weight, opts["srn_rank_ratio"])
         )
-    return nn.Module()
+    return attach(ctx.model, opts["power_iteration"])
 
 
 def _describe(model: StagedNet, aux: nn.Module, opts: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +101,9 @@ SRN = Method(
             0.3,
             "SRN target stable rank as a fraction c of min(out, in·k·k); 0.3 = the paper's SRN-30",
         ),
+        POWER_ITERATION,
     ),
     prepare=_prepare,
+    after_step=after_step,
     describe=_describe,
 )
