@@ -7,6 +7,13 @@ raw — all measured in one run on the same model and batch. Models: CIFAR-shape
 ResNet18s with 10 and 100 classes (width 0.25 on the CPU, 1.0 on a GPU) and a digits ResNet18
 (width 0.25) trained for 3 epochs here. Timings interleave the implementations and keep the
 fastest of a few rounds, so a busy machine slows every column alike.
+
+`attacks-precision` (`attacks-precision-cuda` on a GPU) measures crafting precisions (issue 18):
+img/s of `ifsgm` (torchattacks and our loop) and `deepfool` crafted in each of
+`attacks.precision.PRECISIONS`, and the robust accuracy each reports (always decided in strict
+float32) against float32 crafting's, on the same model and batch in one run. Its last line
+names the precision the rule picks for `precision.CUDA_DEFAULT`: the cheapest whose accuracy
+stays within `PRECISION_TOLERANCE_PP` of float32's on every attack.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from robustbench_lr import models
-from robustbench_lr.attacks import frozen, run_attack
+from robustbench_lr.attacks import PRECISIONS, crafting_in, frozen, robust_flags, run_attack
+from robustbench_lr.attacks.base import rho
 from robustbench_lr.attacks.search import attack_until_fooled, threshold_search
 from robustbench_lr.data import DatasetSpec, load
 from robustbench_lr.devices import use_device
@@ -367,19 +375,170 @@ def measure(device: str) -> str:
     )
 
 
+# ---- crafting precisions (issue 18) -------------------------------------------------------------
+
+# A precision may replace float32 crafting only if no attack reports more than this many
+# percentage points more accuracy with it (a weaker attack flatters the defence).
+PRECISION_TOLERANCE_PP = 0.5
+# Digits models shrug off 8/255: a budget at which IFSGM fools some and not all of them.
+DIGITS_PRECISION_EPS = 0.1
+
+
+@dataclass(frozen=True)
+class PrecisionRun:
+    """One attack crafted in one precision: seconds per batch, float32-verdict accuracy, ρ."""
+
+    seconds: float
+    acc: float
+    rho: float
+
+
+def precision_attacks(b: Bench, eps: float) -> dict[str, Callable[[], torch.Tensor]]:
+    """The attacks the precision table times on `b`: IFSGM both backends, DeepFool."""
+    m, x, y = b.model, b.x, b.y
+    return {
+        f"ifsgm 7 steps ε={eps:.3g}": lambda: run_attack("ifsgm", m, x, y, eps=eps, steps=7),
+        f"ifsgm (ours) 7 steps ε={eps:.3g}": lambda: run_attack(
+            "ifsgm", m, x, y, backend="ours", eps=eps, steps=7
+        ),
+        "deepfool": lambda: run_attack("deepfool", m, x, y),
+    }
+
+
+def precision_runs(b: Bench, eps: float) -> dict[str, dict[str, PrecisionRun]]:
+    """attack -> precision -> its run: timed interleaved (fastest of the rounds), then scored."""
+    out: dict[str, dict[str, PrecisionRun]] = {}
+    for attack, fn in precision_attacks(b, eps).items():
+
+        def crafted(name: str, fn: Callable[[], torch.Tensor] = fn) -> torch.Tensor:
+            with crafting_in(name):
+                return fn()
+
+        times = fastest(
+            {name: lambda name=name: crafted(name) for name in PRECISIONS}, device=b.device
+        )
+        out[attack] = {}
+        for name in PRECISIONS:
+            x_adv = crafted(name)
+            acc = 100.0 * robust_flags(b.model, x_adv, b.y).float().mean().item()
+            mean_rho = rho(x_adv.cpu(), b.x.cpu()).mean().item()
+            out[attack][name] = PrecisionRun(times[name], acc, mean_rho)
+    return out
+
+
+def precision_rows(b: Bench, runs: dict[str, dict[str, PrecisionRun]]) -> list[str]:
+    """One table row per attack and precision, each against float32 crafting."""
+    rows = []
+    for attack, by_name in runs.items():
+        base = by_name["float32"]
+        for name, run in by_name.items():
+            rows.append(
+                f"| {b.name} | {attack} | {name} | {len(b.x) / run.seconds:.1f} | "
+                f"**{base.seconds / run.seconds:.2f}×** | {run.acc:.2f} | "
+                f"**{run.acc - base.acc:+.2f}** | {run.rho:.4g} |"
+            )
+    return rows
+
+
+def cheapest_honest(runs: list[dict[str, dict[str, PrecisionRun]]]) -> str:
+    """The rule for `precision.CUDA_DEFAULT`: the precision with the least total time among
+    those whose accuracy exceeds float32's by at most PRECISION_TOLERANCE_PP on every attack."""
+    fair = [
+        name
+        for name in PRECISIONS
+        if all(
+            by[name].acc - by["float32"].acc <= PRECISION_TOLERANCE_PP
+            for bench in runs
+            for by in bench.values()
+        )
+    ]
+    return min(fair, key=lambda n: sum(by[n].seconds for bench in runs for by in bench.values()))
+
+
+@dataclass(frozen=True)
+class PrecisionSetting:
+    """One device's precision table: its models with the IFSGM budget on each."""
+
+    section: str
+    benches: Callable[[], list[tuple[Bench, float]]]
+    clock_text: str
+
+
+PRECISION_SETTINGS = {
+    "cpu": PrecisionSetting(
+        "attacks-precision",
+        lambda: [(_digits("cpu"), DIGITS_PRECISION_EPS)],
+        f"CPU time of one thread, fastest of {ROUNDS} interleaved rounds",
+    ),
+    "cuda": PrecisionSetting(
+        "attacks-precision-cuda",
+        lambda: [
+            (cifar_bench(10, 1.0, CUDA_BATCH, "cuda"), EPS),
+            (_digits("cuda"), DIGITS_PRECISION_EPS),
+        ],
+        f"wall time after torch.cuda.synchronize, fastest of {ROUNDS} interleaved rounds",
+    ),
+}
+
+
+def measure_precision(device: str) -> str:
+    """The crafting-precision table on `device` and the precision the default rule picks."""
+    setting = PRECISION_SETTINGS[device]
+    use_device(device)
+    started = time.perf_counter()
+    benches = setting.benches()
+    runs = [precision_runs(b, eps) for b, eps in benches]
+    rows = [row for (b, _), r in zip(benches, runs, strict=True) for row in precision_rows(b, r)]
+    pick = cheapest_honest(runs)
+    elapsed = time.perf_counter() - started
+    return "\n".join(
+        [
+            f"## Crafting precision of attacks on {device.upper()} (benchmarks/attacks.py)",
+            "",
+            f"Measured on {machine()}; {elapsed:.0f} s in all. {setting.clock_text}. "
+            f"Batch {DIGITS_BATCH} (CIFAR {CUDA_BATCH}); DeepFool ≤ 50 steps, overshoot 0.02. "
+            "Each attack crafts in the precision named (`--craft-precision`); its accuracy is "
+            "always decided by one strict-float32 forward pass (`attacks.precision.verdict`), "
+            "and the attacks' own early stops are confirmed in float32 when crafting is not "
+            "(DeepFool's, the loop's; torchattacks' PGD has none), the loop's best iterates "
+            "once at its end. Δ acc is the accuracy "
+            "reported minus float32 crafting's on the same model and batch: positive means a "
+            "weaker attack. On the CPU `tf32` is float32 (TF32 is a CUDA mode).",
+            "",
+            "| model | attack | crafted in | img/s | speed vs float32 | acc % | Δ acc pp | mean ρ |",
+            "|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            f"Cheapest precision within {PRECISION_TOLERANCE_PP} pp of float32 on every attack "
+            f"here: **{pick}** (the rule for `precision.CUDA_DEFAULT`).",
+        ]
+    )
+
+
+TABLES = {
+    "speed": (measure, lambda device: SETTINGS[device].section),
+    "precision": (measure_precision, lambda device: PRECISION_SETTINGS[device].section),
+}
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Measure on the CPU, and on CUDA when there is one (`--device` picks one of them)."""
+    """Measure on the CPU, and on CUDA when there is one (`--device` picks one of them);
+    `--table` picks the speed table, the crafting-precision table, or both."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["all", *SETTINGS], default="all")
+    parser.add_argument("--table", choices=["all", *TABLES], default="all")
     args = parser.parse_args(argv)
     devices = [args.device] if args.device != "all" else ["cpu"]
     if args.device == "all" and torch.cuda.is_available():
         devices.append("cuda")
+    tables = [args.table] if args.table != "all" else list(TABLES)
     torch.set_num_threads(THREADS)
     for device in devices:
-        markdown = measure(device)
-        write_section(SETTINGS[device].section, markdown)
-        print(markdown, flush=True)
+        for table in tables:
+            run, section = TABLES[table]
+            markdown = run(device)
+            write_section(section(device), markdown)
+            print(markdown, flush=True)
 
 
 if __name__ == "__main__":

@@ -24,10 +24,13 @@ def set_deterministic(device: torch.device) -> None:
     """Make runs bit-for-bit repeatable on CPU and as repeatable as cuDNN allows on CUDA.
 
     The regression gate compares numbers across runs, so nondeterministic kernels are off.
-    TF32 is off too: float32 work (every attack, every evaluation) must be float32, because
-    DeepFool's examples sit 2 % past the boundary and TF32 convolutions (10-bit mantissas, on
-    by default for cuDNN) moved 7 % of them back across it when re-evaluated in another batch
-    (H100, digits ResNet18). Training is unaffected: it runs in bf16 autocast.
+    TF32 is off too: float32 work (every evaluation, every robust/fooled verdict) must be
+    float32, because DeepFool's examples sit 2 % past the boundary and TF32 convolutions
+    (10-bit mantissas, on by default for cuDNN) moved 7 % of them back across it when
+    re-evaluated in another batch (H100, digits ResNet18). Attacks may craft in TF32 or bf16
+    inside `attacks.precision.crafting` (strict float32 unless chosen), which restores these
+    flags after and decides every verdict in strict float32. Training is unaffected: it runs
+    in bf16 autocast.
     """
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.backends.cuda.matmul.allow_tf32 = False

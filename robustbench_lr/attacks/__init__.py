@@ -9,6 +9,8 @@ attack's backends are a dict on its entry, so dispatch is a lookup. The minimum-
 searches (DeepFool among them) are `search.SEARCHES`; the signed-gradient loop they and the
 iterative attacks share is `loop.signed_gradient_loop`.
 Per-sample measures for analyses and audits: `robust_flags(model, x_adv, y)`, `rho(x_adv, x)`.
+Attacks craft in the precision `precision.crafting_in` / `precision.choose` selects (strict
+float32 by default); every robust/fooled decision is `precision.verdict`'s, in strict float32.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from robustbench_lr.attacks.base import (
     rho,
     robust_flags,
 )
+from robustbench_lr.attacks.precision import PRECISIONS, crafting, crafting_in, verdict
 
 # Modules whose import registers attacks, in the order `--help` and the registry list them.
 ATTACK_MODULES = ("iterative", "deepfool", "noise", "strong")
@@ -53,7 +56,8 @@ def run_attack(
     Why one entry point: every caller (CLI, bench, analyses, audit) gets the same parameter
     resolution (`AttackSpec.resolve`), frozen weights in eval mode, and chunking by `batch_size`.
     Randomized attacks get a seed per chunk derived from `seed`, so results do not depend on
-    how the caller batches beyond `batch_size` itself.
+    how the caller batches beyond `batch_size` itself. The attack crafts in the precision in
+    force (`precision.craft_precision`); whoever scores the result calls `verdict`.
     """
     spec = ATTACKS.get(name)
     backend, resolved = spec.resolve(backend, **params)
@@ -62,7 +66,7 @@ def run_attack(
     attack = spec.backends[backend]
     device = model_device(model)
     out = []
-    with frozen(model):
+    with frozen(model), crafting(device):
         for start in range(0, len(x), batch_size):
             chunk = dict(resolved)
             if spec.randomized:
@@ -105,7 +109,9 @@ def resolve(name: str, backend: str | None = None, **params: Any) -> tuple[str, 
 
 __all__ = [
     "ATTACKS",
+    "PRECISIONS",
     "AttackSpec",
+    "crafting_in",
     "derive_seed",
     "frozen",
     "register",
@@ -113,4 +119,5 @@ __all__ = [
     "rho",
     "robust_flags",
     "run_attack",
+    "verdict",
 ]

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from robustbench_lr.evaluation import predict
+from robustbench_lr.attacks.precision import verdict
 from robustbench_lr.registry import Registry
 
 AttackFn = Callable[..., torch.Tensor]
@@ -163,11 +163,12 @@ def linf_project(x_adv: torch.Tensor, x: torch.Tensor, eps: float | torch.Tensor
 
 
 def robust_flags(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-sample bool: the model still classifies `x_adv` correctly (AutoAttack's `robust`).
+    """Per-sample bool on CPU: the model still classifies `x_adv` correctly (AutoAttack's
+    `robust`), decided by `precision.verdict` in strict float32 whatever the attack crafted in.
 
     Robust accuracy is its mean; per-example worst cases (the audit) AND these flags.
     """
-    return predict(model, x_adv).cpu() == y.cpu()
+    return verdict(model, x_adv, y).cpu()
 
 
 def rho(x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

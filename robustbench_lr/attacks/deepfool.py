@@ -13,6 +13,10 @@ halves, for memory), then one backward pass per candidate through that retained 
 only the best direction so far (memory of one gradient, not `candidates` of them). Fooled
 samples leave the batch. `foolbox` is the cross-check (`--verify`); `torchattacks` (its own
 variant: all classes, overshoot per step) stays selectable.
+
+A sample leaves `ours` when it is misclassified; crafting in a precision other than float32,
+that call is confirmed in strict float32 first (`precision.confirm_fooled`): 2 % past a bf16 or
+TF32 boundary can be short of the float32 one, and such a sample takes another step instead.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from robustbench_lr.attacks.base import AttackSpec, register, run_foolbox
+from robustbench_lr.attacks.precision import confirm_fooled
 
 DEFAULTS = {"steps": 50, "overshoot": 0.02, "candidates": 10}
 
@@ -97,8 +102,11 @@ def _deepfool_ours(
                     raise ValueError(f"DeepFool needs at least 2 candidate classes, got {k}")
                 classes = torch.zeros(len(x), k, dtype=torch.long, device=x.device)
             if step_index == 0:
-                classes[rows] = logits.detach().argsort(dim=1, descending=True)[:, :k]
-            standing = logits.argmax(1) == y[rows]
+                # The label first, then the likeliest others: in a fast precision a near-tie can
+                # rank another class above the label of a sample that float32 classifies right.
+                ranked = logits.detach().scatter(1, y[rows, None], float("inf"))
+                classes[rows] = ranked.argsort(dim=1, descending=True)[:, :k]
+            standing = ~confirm_fooled(model, xa.detach(), y[rows], logits.argmax(1) != y[rows])
             n_standing = int(standing.sum())
             if n_standing == 0:
                 continue

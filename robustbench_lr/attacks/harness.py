@@ -4,6 +4,11 @@ The function the `attack` command, the bench and the audit share: white-box (gra
 target) or black-box (crafted on `source`, evaluated on the target, Section 3), averaged over
 draws for random noise, with per-sample outcomes kept so callers can take worst cases
 per example (AutoAttack-style) or compare attacks sample by sample.
+
+Outcomes are `robust_flags`, i.e. `precision.verdict`'s strict-float32 forward pass on the
+final examples. A setting crafted in another precision than float32 says so in its rows
+(`craft=bf16` in `param`): it may be a weaker attack, and its numbers must not pass for
+float32 ones.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import torch
 from torch import nn
 
 from robustbench_lr.attacks import DEFAULT_BATCH, run_attack
-from robustbench_lr.attacks.base import ATTACKS, derive_seed, rho, robust_flags
+from robustbench_lr.attacks.base import ATTACKS, derive_seed, model_device, rho, robust_flags
+from robustbench_lr.attacks.precision import craft_precision
 
 # Hyper-parameters that have their own results column; every other one goes into `param`.
 COLUMN_PARAMS = ("eps", "steps", "alpha")
@@ -111,7 +117,12 @@ def evaluate_attack(
         )
         robust.append(robust_flags(target, x_adv, y))
         rhos.append(rho(x_adv.cpu(), x.cpu()))
-    record = {**spec.record, **({"draws": draws} if spec.randomized else {})}
+    precision = craft_precision(model_device(crafter))
+    record = {
+        **spec.record,
+        **({"draws": draws} if spec.randomized else {}),
+        **({} if precision.exact else {"craft": precision.name}),
+    }
     return Evaluation(
         name,
         backend,

@@ -12,6 +12,14 @@ Whatever the stopping rule, the loop returns each sample's best iterate: the lat
 fooled the judge, once one did, and the final one otherwise. An attack whose last step walks
 back across the boundary has still found an adversarial example, and reporting the sample as
 robust would be a silent success of the attack counted for the defence.
+
+The loop crafts in the precision in force (`precision.crafting`). Where that is not float32
+itself, its judge's "fooled" calls are confirmed in strict float32 (`precision.confirm_fooled`)
+where they decide something: a call that stops a sample is confirmed before it stops (so a
+search never drops a sample at a bf16-only boundary), and the best iterates are confirmed once
+at the end, a sample whose best iterate float32 does not misclassify returning its final one.
+Calls that only pick a best iterate are not confirmed step by step: that would cost a forward
+pass per fooled sample per step, where one pass at the end gives the same guarantee.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from robustbench_lr.attacks.base import frozen, least_likely, linf_project, model_device
+from robustbench_lr.attacks.precision import confirm_fooled, crafting
 from robustbench_lr.registry import Registry
 
 # A step rule turns logits and the labels it is given into the summed loss whose signed
@@ -80,13 +89,16 @@ class Step:
     clean input unless the loop was given another).
 
     `index` (M,) are the original positions of the M samples still iterating, `x_adv` their
-    iterates, `logits` the judge's logits on them (detached), as the loop itself judges them.
+    iterates, `logits` the judge's logits on them (detached, in the crafting precision), `fooled`
+    the loop's call on them: `argmax ≠ y` on those logits, confirmed in strict float32 where it
+    stops a sample (identical to the logits' call when crafting in float32).
     """
 
     step: int
     index: torch.Tensor
     x_adv: torch.Tensor
     logits: torch.Tensor
+    fooled: torch.Tensor
 
 
 StepHook = Callable[[Step], None]
@@ -114,7 +126,7 @@ def observing(hook: StepHook) -> Iterator[StepHook]:
 class PathRecord:
     """Per sample, at every judged iterate t = 0..T: `loss` (T + 1, N), the cross-entropy of the
     true label on the judge's logits (NaN once the sample had stopped), and `fooled` (T + 1, N),
-    the judge's argmax is not the label. On CPU."""
+    the loop's call that the iterate is misclassified (`Step.fooled`). On CPU."""
 
     loss: torch.Tensor
     fooled: torch.Tensor
@@ -145,7 +157,7 @@ class PathRecorder:
         fooled = torch.zeros(self.size, dtype=torch.bool)
         labels = self.y[self.start + index]
         loss[index] = F.cross_entropy(logits, labels, reduction="none")
-        fooled[index] = logits.argmax(1) != labels
+        fooled[index] = step.fooled.cpu()
         self.chunks[-1].append((loss, fooled))
 
     def record(self) -> PathRecord:
@@ -166,7 +178,8 @@ class PathRecorder:
 class Iterates:
     """Per sample: `best` (the latest iterate that fooled the judge, else `final`), `final`
     (where its iteration ended), `steps` (updates it received), `fooled` (some iterate fooled
-    the judge). Shapes (N, ...) and (N,), on the model's device."""
+    the judge; crafting in another precision than float32, `best` misclassified in float32).
+    Shapes (N, ...) and (N,), on the model's device."""
 
     best: torch.Tensor
     final: torch.Tensor
@@ -205,7 +218,7 @@ def signed_gradient_loop(
     reads, default `y`; the fixed target of `ill-fixed`, TRADES's clean probabilities (N, K)),
     start (the first iterate, projected into the ball; default `x`: PGD's and TRADES's random
     starts are drawn by their callers, from their own generators). Success is always
-    `argmax ≠ y`.
+    `argmax ≠ y`, confirmed in strict float32 where the crafting precision is another.
 
     Every iterate is judged, the last one too (one forward pass more than the updates need),
     so the best iterate is known. Stopped samples leave the batch from the next forward pass on.
@@ -213,7 +226,7 @@ def signed_gradient_loop(
     device = model_device(model)
     x, y = x.to(device), y.to(device)
     labels = y if labels is None else labels.to(device)
-    with frozen(model), frozen(judge or model):
+    with frozen(model), frozen(judge or model), crafting(device):
         return _iterate(model, judge, x, y, labels, rule, eps, alpha, steps, stop, on_step, start)
 
 
@@ -253,10 +266,13 @@ def _iterate(
             with torch.no_grad():
                 judged = judge(xa.detach())
         fooled = judged.argmax(1) != yy
+        if not last:  # a call that stops a sample is a verdict: confirmed before it stops
+            ends = stop(fooled)
+            fooled = (fooled & ~ends) | confirm_fooled(judge or model, xa.detach(), yy, ends)
         best[idx[fooled]] = xa.detach()[fooled]
         fooled_ever[idx[fooled]] = True
         if hooks:
-            step = Step(t, idx, xa.detach(), judged)
+            step = Step(t, idx, xa.detach(), judged, fooled)
             for hook in hooks:
                 hook(step)
         halt = torch.ones_like(fooled) if last else stop(fooled)
@@ -273,4 +289,6 @@ def _iterate(
         cur = linf_project(base + alpha * grad.sign(), x0, ee)
         taken[idx] += 1
     best[~fooled_ever] = final[~fooled_ever]
-    return Iterates(best, final, taken, fooled_ever)
+    confirmed = confirm_fooled(judge or model, best, y, fooled_ever)
+    best[fooled_ever & ~confirmed] = final[fooled_ever & ~confirmed]
+    return Iterates(best, final, taken, confirmed)

@@ -10,7 +10,8 @@ torchattacks' PGD ends.
 `SEARCHES` holds one entry per minimum-perturbation search, DeepFool's beside the step-rule
 ones, so callers (minrho, Table 6's matched protocol) look a search up instead of asking
 whether it is DeepFool. Black-box variants pass a `judge`: gradients come from `model` (the
-source), success is decided by the judge (the target).
+source), success is decided by the judge (the target). Every success test is
+`precision.verdict`'s, in strict float32, whatever the attack crafted in.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from robustbench_lr.attacks import DEFAULT_BATCH, run_attack
 from robustbench_lr.attacks.base import model_device, rho
 from robustbench_lr.attacks.harness import evaluate_attack
 from robustbench_lr.attacks.loop import STEP_RULES, signed_gradient_loop, stop_when_fooled
-from robustbench_lr.evaluation import predict
+from robustbench_lr.attacks.precision import crafting_in, verdict
 from robustbench_lr.registry import Registry
 
 
@@ -64,7 +65,7 @@ def attack_until_fooled(
 
 
 def _fooled(judge: nn.Module, x_adv: Tensor, y: Tensor) -> Tensor:
-    return predict(judge, x_adv) != y.to(model_device(judge))
+    return ~verdict(judge, x_adv, y)
 
 
 @dataclass(frozen=True)
@@ -276,19 +277,22 @@ def step_accuracies(
     The loop's per-step callback records the judge's predictions (`step_curves` turns them into
     the two curves, in percent, on CPU); a caller that also wants the examples passes the same
     callback to `signed_gradient_loop` and keeps its `best` iterates: one run, both results.
+    Every step's predictions are reported accuracies, i.e. verdicts, so this run crafts in
+    strict float32 whatever precision is chosen.
     """
     predictions: list[Tensor] = []
-    signed_gradient_loop(
-        model,
-        x,
-        y,
-        rule=STEP_RULES.get(attack),
-        eps=eps,
-        alpha=alpha,
-        steps=steps,
-        on_step=lambda step: predictions.append(step.logits.argmax(1)),
-        judge=judge,
-    )
+    with crafting_in("float32"):
+        signed_gradient_loop(
+            model,
+            x,
+            y,
+            rule=STEP_RULES.get(attack),
+            eps=eps,
+            alpha=alpha,
+            steps=steps,
+            on_step=lambda step: predictions.append(step.logits.argmax(1)),
+            judge=judge,
+        )
     return step_curves(torch.stack(predictions))
 
 
@@ -432,7 +436,7 @@ def extend_until_fooled(judge: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor) -
     standing = torch.arange(len(x), device=x.device)  # samples the judge still gets right
     for scale in EXTEND_SCALES:
         candidate = (x[standing] + scale * r[standing]).clamp(0, 1)
-        fooled = (predict(judge, candidate) != y[standing].to(model_device(judge))).to(x.device)
+        fooled = (~verdict(judge, candidate, y[standing])).to(x.device)
         out[standing[fooled]] = candidate[fooled]
         standing = standing[~fooled]
         if len(standing) == 0:

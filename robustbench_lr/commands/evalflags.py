@@ -2,8 +2,9 @@
 
 `attack`, `minrho`, `audit` and `analyze` use them: the model (a trained `--checkpoint`, your
 own `--model MODULE:FACTORY`, or a `--robustbench` zoo entry), an optional black-box source,
-the seeded uniform subset (`--n`, `--seed`), the results file, the device. What they load is
-one `target.Target` (`load_target_from`); `evaluate` takes the model flags too.
+the seeded uniform subset (`--n`, `--seed`), the results file, the device and the precision
+attacks craft in (`--craft-precision`). What they load is one `target.Target`
+(`load_target_from`); `evaluate` takes the model flags too.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from robustbench_lr.attacks.precision import CPU_DEFAULT, CUDA_DEFAULT, PRECISIONS
 from robustbench_lr.commands.argtypes import count, dataset, factory, model_name, seed
 from robustbench_lr.commands.common import add_run_flags, load_options
 from robustbench_lr.target import DEFAULT_N, Target
@@ -121,15 +123,23 @@ def model_spec(args: argparse.Namespace) -> str | ExternalModelSpec:
 
 
 def model_origin(args: argparse.Namespace) -> str | ExternalModel:
-    """What `target.load_target` takes: the checkpoint folder, or the external model built."""
+    """What `target.load_target` takes: the checkpoint folder, or the external model built.
+
+    Every command that loads a model to attack comes here first, so this is also where
+    `--craft-precision` takes effect (`precision.choose`; commands without it: the default).
+    """
+    from robustbench_lr.attacks.precision import choose
     from robustbench_lr.external import resolve
+
+    choose(getattr(args, "craft_precision", None))
 
     spec = model_spec(args)
     return spec if isinstance(spec, str) else resolve(spec)
 
 
 def add_eval_flags(parser: argparse.ArgumentParser, n_default: int | None = DEFAULT_N) -> None:
-    """The model flags, --source, --n, --seed, --batch-size, --out, --device and the data flags."""
+    """The model flags, --source, --n, --seed, --batch-size, --craft-precision, --out, --device
+    and the data flags."""
     add_model_flags(parser)
     parser.add_argument(
         "--source",
@@ -147,6 +157,13 @@ def add_eval_flags(parser: argparse.ArgumentParser, n_default: int | None = DEFA
     parser.add_argument("--seed", type=seed, default=0, help="seed of the test subset (default: 0)")
     parser.add_argument(
         "--batch-size", type=count, default=256, help="attack batch size (default: 256)"
+    )
+    parser.add_argument(
+        "--craft-precision",
+        default=None,
+        choices=PRECISIONS.names(),
+        help="precision attacks craft in; every robust/fooled verdict is strict float32 "
+        f"(default: {CPU_DEFAULT} on CPU, {CUDA_DEFAULT} on CUDA)",
     )
     parser.add_argument(
         "--out",
