@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= cpu
+# 1/GPU_SHRINK of paper-fast's sizes (1 epoch per model) for the scaled whole-bench estimate.
+GPU_SHRINK ?= 20
 
 .PHONY: install test bench perf gpu-check lint smoke
 
@@ -35,6 +37,8 @@ gpu-check: install
 	$(PY) -m pytest -q tests/test_cuda.py
 	$(PY) benchmarks/attacks.py --device cuda
 	$(PY) benchmarks/training.py --device cuda
+	$(PY) benchmarks/projection.py --device cuda
+	$(PY) benchmarks/paper_fast_device.py --device cuda --shrink $(GPU_SHRINK)
 
 lint: install
 	$(VENV)/bin/ruff check robustbench_lr tests benchmarks

@@ -122,3 +122,32 @@ def test_noise_and_search_on_cuda_repeat(trained):
     found = threshold_search(model, x, y, rate=0.99, **search)
     assert found.misclassified > 0.99 and found.eps == found.eps
     assert threshold_search(model, x, y, rate=0.99, **search).eps == found.eps
+
+
+@pytest.mark.parametrize("mode", ("compile", "reduce-overhead"))
+def test_compiled_steps_train_like_eager_on_cuda(tmp_path: Path, mode: str):
+    """Issue 18: a compiled step (inductor, or CUDA graphs) is the same training as eager,
+    up to bf16 rounding: test accuracy within 1.5 points after the foundation recipe."""
+    cfg = TrainConfig(**SMALL, method="nlr", seed=0)
+    eager = train(cfg, tmp_path / "eager", device="cuda", progress=False)
+    compiled = train(cfg, tmp_path / mode, device="cuda", progress=False, step_mode=mode)
+    assert checkpoints.read_meta(compiled.folder)["step_mode"] == mode
+    assert abs(eager.clean_acc - compiled.clean_acc) <= 1.5, (eager.clean_acc, compiled.clean_acc)
+
+
+@pytest.mark.parametrize("precision", ("tf32", "bf16"))
+def test_fast_crafting_never_counts_an_example_float32_calls_robust(trained, precision: str):
+    """Issue 18: crafted in TF32 or bf16, every example counted as fooled is misclassified by a
+    strict float32 forward pass, and the fast attack is within 2 points of the float32 one."""
+    from robustbench_lr.attacks.precision import crafting_in, strict
+
+    ev = load_target(trained["nlr"], n=200, seed=0, device="cuda")
+    model, x, y = ev.model, ev.x, ev.y
+    for attack, kw in (("ifsgm", {"eps": 0.1, "steps": 7}), ("deepfool", {})):
+        with crafting_in(precision):
+            fast = run_attack(attack, model, x, y, **kw)
+            fooled = ~robust_flags(model, fast, y)
+        with strict(x.device), torch.no_grad():
+            assert (model(fast[fooled]).argmax(1) != y[fooled]).all(), attack
+        reference = ~robust_flags(model, run_attack(attack, model, x, y, **kw), y)
+        assert abs(fooled.float().mean().item() - reference.float().mean().item()) <= 0.02

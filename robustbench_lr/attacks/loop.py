@@ -267,7 +267,7 @@ def _iterate(
                 judged = judge(xa.detach())
         fooled = judged.argmax(1) != yy
         if not last:  # a call that stops a sample is a verdict: confirmed before it stops
-            ends = stop(fooled)
+            ends = stop(fooled) & fooled  # the fooled calls that would stop a sample
             fooled = (fooled & ~ends) | confirm_fooled(judge or model, xa.detach(), yy, ends)
         best[idx[fooled]] = xa.detach()[fooled]
         fooled_ever[idx[fooled]] = True
