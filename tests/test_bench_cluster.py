@@ -118,14 +118,12 @@ def test_a_driver_killed_mid_bench_on_ray_loses_and_duplicates_nothing(tmp_path:
     assert csv == tiny_serial[0]  # every row once, in order: nothing lost, nothing duplicated
 
 
-def test_a_bench_through_submitit_equals_the_serial_one(tmp_path: Path):
+def test_a_bench_through_submitit_equals_the_serial_one(tmp_path: Path, tiny_serial):
     pytest.importorskip("submitit")
-    profile = _tiny(tmp_path)
-    serial = _bench(profile, tmp_path / "serial", EXECUTORS.get("serial")(threads=1))
     local = EXECUTORS.get("slurm")(
         cluster="local", folder=tmp_path / "submitit", workers=2, threads=1, poll=0.2
     )
-    assert _bench(profile, tmp_path / "submitit-run", local) == serial
+    assert _bench(_tiny(tmp_path), tmp_path / "submitit-run", local) == tiny_serial
 
 
 def test_a_job_that_raises_fails_alone_and_a_re_run_runs_only_it(tmp_path: Path, monkeypatch):
