@@ -312,11 +312,6 @@ def plan_attacks(ctx: BenchContext) -> list[Job]:
     return jobs
 
 
-# A zoo model's accuracies as RobustBench reports them (`meta["zoo"]`), kept as rows of the
-# results file so the leaderboard shows them beside ours from that one file.
-ZOO_REPORTED = ("clean_acc", "autoattack_acc")
-
-
 def _clean_job(target: TargetSpec, _out: Path) -> Outcome:
     """An external model's clean accuracy on the whole test split (a `clean` row, as training
     writes for the suite's own models), and for a zoo model the zoo's reported accuracies
@@ -338,9 +333,13 @@ def _clean_job(target: TargetSpec, _out: Path) -> Outcome:
     reported = loaded.meta.get("zoo", {})
     rows += [
         results.make_row(
-            **loaded.columns, experiment="zoo-reported", attack="robustbench", metric=m, value=v
+            **loaded.columns,
+            experiment=results.ZOO_REPORTED,
+            attack="robustbench",
+            metric=m,
+            value=v,
         )
-        for m in ZOO_REPORTED
+        for m in results.ZOO_REPORTED_METRICS
         if (v := reported.get(m)) is not None
     ]
     return Outcome(rows, [f"{loaded.checkpoint}: clean {acc:.2f}%"])

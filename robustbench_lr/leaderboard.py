@@ -46,9 +46,9 @@ ACCURACIES = (
     "noise_acc",
 )
 SIZES = ("deepfool_rho",)
-# A zoo model's accuracies as RobustBench reports them (the bench's `zoo-reported` rows), shown
+# A zoo model's accuracies as RobustBench reports them (`results.ZOO_REPORTED` rows), shown
 # beside the same accuracies as this suite measured them.
-REPORTED = {"clean_acc": "zoo_clean_acc", "autoattack_acc": "zoo_autoattack_acc"}
+REPORTED = {metric: f"zoo_{metric}" for metric in results.ZOO_REPORTED_METRICS}
 OPTIMALITY = "optimality:"  # prefix of the per-attack optimality columns
 
 
@@ -124,7 +124,7 @@ def _optimality(at_eps: pd.DataFrame) -> pd.DataFrame:
 
 def _reported(frame: pd.DataFrame) -> pd.DataFrame:
     """Per zoo model, RobustBench's reported accuracies (`REPORTED` columns; NaN for others)."""
-    rows = frame[frame["experiment"] == "zoo-reported"]
+    rows = frame[frame["experiment"] == results.ZOO_REPORTED]
     table = rows.pivot_table(index=MODEL, columns="metric", values="value", aggfunc="first")
     table = table.rename(columns=REPORTED).reindex(columns=list(REPORTED.values()))
     table.index.names = MODEL

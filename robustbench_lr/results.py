@@ -53,6 +53,10 @@ _NUMERIC = {
     "value": float,
     "n": int,
 }
+# A zoo model's accuracies as RobustBench reports them (`meta["zoo"]`): rows of this file under
+# this experiment, one per metric, which the bench writes and the leaderboard shows beside ours.
+ZOO_REPORTED = "zoo-reported"
+ZOO_REPORTED_METRICS = ("clean_acc", "autoattack_acc")
 _DEFAULTS: dict[str, Any] = {"width": 1.0, "seed": 0, "eps": 0.0, "steps": 0, "alpha": 0.0, "n": 0}
 
 
