@@ -12,19 +12,23 @@ Rows of models trained on different devices are not compared at all: bf16 traini
 lands a few points away from float32 on the CPU (measured on the smoke profile: 1-LR clean
 93.6 vs 95.8 %), which is not a regression. Keep one baseline per device.
 
-How an accuracy drop is judged (`mode`, the CLI's `--compare`):
-- `exact`: the point values, with the `tol_pp` slack (0 = any drop fails). A CPU run is
-  deterministic, so a moved number there is a changed program, not noise.
+How a drop is judged (`mode`, the CLI's `--compare`):
+- `exact`: the point values, with the `tol_pp` slack for accuracies and `tol_rel` for sizes
+  (0 = any drop fails). Right where both rows were computed on the same numeric path: a moved
+  number there is a changed program, not noise.
+- `tolerance`: a drop counts only beyond the variation measured on the baseline's own jobs
+  (`spread.py`: the numerics spread under a perturbed code path plus the seed spread, per
+  experiment, attack and metric). Right where the numeric paths differ: another CPU rounds
+  differently, and training on digits turns a rounding difference into points.
 - `interval`: CUDA runs are not bit-reproducible (cuDNN/bf16 kernels pick reduction orders at
   run time), so a drop counts only when the baseline's value lies above the new value's 95 %
-  Wilson interval (`stats.accuracy_interval` on the new row's `n`): the baseline accuracy is
-  then implausible for the new model's examples. Checking the baseline's value against the
-  new interval, rather than asking the two intervals to be disjoint, keeps the gate's power
-  at n = 100 (it fails from a drop of about 10 points, disjointness from about 20). Rows
-  without `n` (or not proportions) fall back to the exact rule.
-- `auto` (default): `exact` for rows trained on the CPU (device `cpu`, or unrecorded `''`),
-  `interval` for every other device.
-ρ/ε sizes keep their relative tolerance `tol_rel` in every mode.
+  Wilson interval (`stats.accuracy_interval` on the new row's `n`). Checking the baseline's
+  value against the new interval, rather than asking the two intervals to be disjoint, keeps
+  the gate's power at n = 100 (it fails from a drop of about 10 points).
+- `auto` (default), row by row: `interval` for rows trained on CUDA; `exact` where the rows'
+  numerics keys (`results` column `numerics`, `numerics.row_key`) are equal; `tolerance` where
+  they differ or are unrecorded, or `interval` when the row's group has no measured spread.
+Every row of the report names the rule it got and why (`gate`, `why`).
 """
 
 from __future__ import annotations
@@ -34,10 +38,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from robustbench_lr import results, stats
+from robustbench_lr import results, spread, stats
 
 MATCH_KEY = [c for c in results.KEY if c != "checkpoint"]
-MODES = ("auto", "exact", "interval")
+MODES = ("auto", "exact", "tolerance", "interval")
 # Devices whose runs are reproducible bit for bit: `auto` compares their rows exactly.
 DETERMINISTIC_DEVICES = ("cpu", "")
 
@@ -120,11 +124,50 @@ class GateReport:
     passed: bool
 
 
-def _gate(mode: str, device: str) -> str:
-    """The rule one row is judged by: `mode`, or for `auto` the one its device calls for."""
-    if mode == "auto":
-        return "exact" if device in DETERMINISTIC_DEVICES else "interval"
-    return mode
+def _gate(mode: str, row: pd.Series, tolerance: float) -> tuple[str, str]:
+    """The rule one row is judged by, and why: `mode`, or for `auto` what the row calls for."""
+    device = row["device_new"] if isinstance(row["device_new"], str) else ""
+    device = device or row["device_baseline"]
+    old_key, new_key = row["numerics_baseline"], row["numerics_new"]
+    new_key = new_key if isinstance(new_key, str) else ""
+    if mode != "auto":
+        return mode, f"--compare {mode}"
+    if device not in DETERMINISTIC_DEVICES:
+        return "interval", f"trained on {device}: not bit-reproducible"
+    if old_key and old_key == new_key:
+        return "exact", f"same numerics {old_key}"
+    differ = f"numerics {old_key or 'unrecorded'} vs {new_key or 'unrecorded'}"
+    if tolerance == tolerance:  # measured (not NaN)
+        return "tolerance", f"{differ}: measured spread {tolerance:.4g}"
+    return "interval", f"{differ}, and no measured spread for this group"
+
+
+def _judge(
+    row: pd.Series, gate: str, kind: str, tol: float, tol_pp: float, tol_rel: float
+) -> tuple[str, str, float, float]:
+    """Status of one matched row, the rule actually applied (an interval needs a proportion
+    and its `n`, a tolerance a measured spread; otherwise the exact rule), and the new
+    value's interval where one was used."""
+    old, cur = row["value_baseline"], row["value_new"]
+    lo, hi = float("nan"), float("nan")
+    scale = stats.accuracy_scale(row["metric"]) if kind == "acc" else None
+    n = 0 if pd.isna(row["n_new"]) else int(row["n_new"])
+    if gate == "interval" and scale and n > 0 and not pd.isna(cur):
+        lo, hi = stats.accuracy_interval(cur, n, scale)
+        dropped = old > hi
+    elif gate == "tolerance" and tol == tol and kind != "info":
+        dropped = cur < old - tol
+    else:
+        gate = "exact" if gate != "interval" or kind != "size" else gate
+        dropped = (kind == "acc" and cur < old - tol_pp) or (
+            kind == "size" and cur < old * (1 - tol_rel)
+        )
+    if row["_merge"] == "left_only":
+        return "MISSING", gate, lo, hi
+    if dropped:
+        return "REGRESSED", gate, lo, hi
+    same = cur == old or (pd.isna(cur) and pd.isna(old))  # "not reached" both times
+    return ("ok" if same else "changed"), gate, lo, hi
 
 
 def compare(
@@ -134,14 +177,21 @@ def compare(
     tol_rel: float = 0.1,
     names: tuple[str, str] = ("the new results", "the baseline"),
     mode: str = "auto",
+    spread_table: pd.DataFrame | None = None,
 ) -> GateReport:
     """Match `new` against `baseline` and judge every row (see the module docstring).
 
     `names` (new, baseline) say in error messages which inputs were refused, e.g. their files.
-    `mode` is `auto`, `exact` or `interval`: how accuracy drops are judged.
+    `mode` is `auto`, `exact`, `tolerance` or `interval`; `spread_table` is the baseline's
+    measured spread (`spread.measure`), which `tolerance` needs.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode == "tolerance" and (spread_table is None or spread_table.empty):
+        raise ValueError(
+            "--compare tolerance needs the baseline's measured spread (a .spread.csv beside it, "
+            "or --spread FILE); make one with --measure-spread"
+        )
     _refuse_empty(new, baseline, names)
     old_rows, new_rows = _normalized(baseline), _normalized(new)
     merged = old_rows.merge(
@@ -149,35 +199,28 @@ def compare(
     )
     _refuse_disjoint(merged, new_rows, old_rows, names)
     _refuse_other_devices(merged)
-    statuses, gates, lows, highs = [], [], [], []
+    merged["tolerance"] = spread.tolerances(merged, spread_table)
+    judged = []
     for _, row in merged.iterrows():
-        old, cur, kind = row["value_baseline"], row["value_new"], judged_kind(row["metric"])
-        scale = stats.accuracy_scale(row["metric"]) if kind == "acc" else None
-        n = 0 if pd.isna(row["n_new"]) else int(row["n_new"])
-        device = row["device_new"] if isinstance(row["device_new"], str) else ""
-        gate = _gate(mode, device or row["device_baseline"])
-        lo, hi = (float("nan"), float("nan"))
-        if gate == "interval" and scale and n > 0 and not pd.isna(cur):
-            lo, hi = stats.accuracy_interval(cur, n, scale)
-        else:
-            gate = "exact"
-        if row["_merge"] == "left_only":
-            statuses.append("MISSING")
-        elif kind == "acc" and (old > hi if gate == "interval" else cur < old - tol_pp):
-            statuses.append("REGRESSED")
-        elif kind == "size" and cur < old * (1 - tol_rel):
-            statuses.append("REGRESSED")
-        else:
-            same = cur == old or (pd.isna(cur) and pd.isna(old))  # "not reached" both times
-            statuses.append("ok" if same else "changed")
-        gates.append(gate)
-        lows.append(lo)
-        highs.append(hi)
-    merged["status"] = statuses
-    merged["gate"] = gates
-    merged["new_lo"], merged["new_hi"] = lows, highs
+        kind = judged_kind(row["metric"])
+        gate, why = _gate(mode, row, row["tolerance"])
+        status, gate, lo, hi = _judge(row, gate, kind, row["tolerance"], tol_pp, tol_rel)
+        judged.append((status, gate, why, lo, hi))
+    merged[["status", "gate", "why", "new_lo", "new_hi"]] = pd.DataFrame(
+        judged, index=merged.index, columns=["status", "gate", "why", "new_lo", "new_hi"]
+    )
     merged["delta"] = merged["value_new"] - merged["value_baseline"]
-    columns = ["value_baseline", "value_new", "delta", "new_lo", "new_hi", "gate", "status"]
+    columns = [
+        "value_baseline",
+        "value_new",
+        "delta",
+        "new_lo",
+        "new_hi",
+        "tolerance",
+        "gate",
+        "why",
+        "status",
+    ]
     table = merged[[*MATCH_KEY, *columns]]
     failed = table["status"].isin(["MISSING", "REGRESSED"])
     return GateReport(table, not bool(failed.any()))
@@ -204,6 +247,7 @@ def render(report: GateReport, show_all: bool = False) -> str:
         "value_new",
         "delta",
         "new interval",
+        "tolerance",
         "gate",
         "status",
     ]
@@ -218,9 +262,14 @@ def render(report: GateReport, show_all: bool = False) -> str:
     counts = report.table["status"].value_counts().to_dict()
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
     verdict = "PASS" if report.passed else "FAIL"
+    reasons = report.table.groupby(["gate", "why"]).size()
+    why = "\n".join(f"- {gate}: {n} rows ({reason})" for (gate, reason), n in reasons.items())
     body = (
         tabulate(shown[columns], headers="keys", tablefmt="github", showindex=False, floatfmt=".4g")
         if len(shown)
         else "(no changes)"
     )
-    return f"{body}\n\nregression gate: {verdict} ({len(report.table)} baseline rows; {summary})"
+    return (
+        f"{body}\n\nwhich comparison each row got:\n{why}\n\n"
+        f"regression gate: {verdict} ({len(report.table)} baseline rows; {summary})"
+    )

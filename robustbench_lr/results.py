@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from robustbench_lr import numerics
 from robustbench_lr.files import atomic_write
 
 COLUMNS = [
@@ -38,12 +39,15 @@ COLUMNS = [
     "value",
     "n",
     "device",
+    "numerics",
 ]
 # `device` (where the model was trained: bf16 on CUDA, float32 on CPU) describes a row rather
 # than identifying it, so a re-run elsewhere still replaces its row instead of doubling it.
-KEY = [c for c in COLUMNS if c not in ("value", "n", "device")]
+# `numerics` (`numerics.row_key`: the code paths that trained and evaluated the model) tells the
+# gate whether a row may be compared bit for bit; it describes a row too.
+KEY = [c for c in COLUMNS if c not in ("value", "n", "device", "numerics")]
 # Columns added after results files were first written, with what an older file implies.
-LATER_COLUMNS = {"device": ""}
+LATER_COLUMNS = {"device": "", "numerics": ""}
 _NUMERIC = {
     "width": float,
     "seed": int,
@@ -75,6 +79,9 @@ def model_fields(meta: Mapping[str, Any], checkpoint: str | Path) -> dict[str, A
         "seed": int(cfg["seed"]),
         "checkpoint": str(checkpoint),
         "device": meta.get("device", ""),
+        "numerics": numerics.row_key(
+            meta.get("numerics_key", ""), numerics.current_key(meta.get("device") or "cpu")
+        ),
     }
 
 

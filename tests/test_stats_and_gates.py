@@ -201,9 +201,11 @@ def test_optimality_table_appears_only_with_optimality_rows(tmp_path: Path):
 # --- the regression gate's modes -------------------------------------------------------------
 
 
-def _gate_rows(device: str, value: float, n: int = 100) -> list[dict]:
+def _gate_rows(
+    device: str, value: float, n: int = 100, numerics: str = "portable-0123456789"
+) -> list[dict]:
     return [_row("nlr", 0, experiment="attack", attack="ifsgm", box="white", eps=EPS, steps=20,
-                 metric="acc", value=value, n=n, device=device)]  # fmt: skip
+                 metric="acc", value=value, n=n, device=device, numerics=numerics)]  # fmt: skip
 
 
 def _frame(tmp_path: Path, name: str, rows: list[dict]) -> pd.DataFrame:
@@ -220,10 +222,16 @@ def test_exact_mode_fails_any_drop_on_cpu_rows(tmp_path: Path):
     # interval rule lets it through; the default slack of 2 points still passes it too.
     assert regress.compare(one_example_less, baseline, tol_pp=0.0, mode="interval").passed
     assert regress.compare(one_example_less, baseline).passed
-    # Rows of files that predate the device column are CPU rows for `auto`.
+    # Rows of files that predate the device column are CPU rows for `auto`: exact when their
+    # numerics keys match, and never exact when nothing vouches for the numeric path.
     unrecorded = _frame(tmp_path, "old.csv", _gate_rows("", 39.0))
     report = regress.compare(unrecorded, _frame(tmp_path, "old-base.csv", _gate_rows("", 40.0)))
     assert report.table["gate"].tolist() == ["exact"]
+    unknown = _frame(tmp_path, "older.csv", _gate_rows("", 39.0, numerics=""))
+    older_base = _frame(tmp_path, "older-base.csv", _gate_rows("", 40.0, numerics=""))
+    report = regress.compare(unknown, older_base, tol_pp=0.0)
+    assert report.table["gate"].tolist() == ["interval"] and report.passed
+    assert "unrecorded" in report.table["why"].item()
 
 
 def test_interval_mode_passes_a_drop_within_the_interval_and_fails_one_beyond(tmp_path: Path):

@@ -30,13 +30,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--compare",
-        choices=("auto", "exact", "interval"),
+        choices=("auto", "exact", "tolerance", "interval"),
         default="auto",
         help=(
-            "how accuracy drops are judged: exact = point values within --tol-pp (deterministic "
-            "CPU runs); interval = only when the baseline lies above the new value's 95%% Wilson "
-            "interval (non-deterministic CUDA runs); auto (default) = exact for rows trained on "
-            "the CPU, interval for other devices"
+            "how drops are judged: exact = point values within --tol-pp (same numeric path); "
+            "tolerance = beyond the baseline's measured spread (another CPU or code path); "
+            "interval = only when the baseline lies above the new value's 95%% Wilson interval "
+            "(CUDA); auto (default) = row by row, exact where the rows' numerics keys match, "
+            "tolerance where they differ, interval for CUDA rows or groups with no spread"
+        ),
+    )
+    parser.add_argument(
+        "--spread",
+        help="the baseline's measured spread (default: <baseline>.spread.csv beside it, if any)",
+    )
+    parser.add_argument(
+        "--measure-spread",
+        nargs="+",
+        metavar="PERTURBED_CSV",
+        help=(
+            "instead of gating: write the baseline's spread file from results of the same jobs "
+            "re-run under a perturbed code path (benchmarks/numerics_levels.py) plus its seeds"
         ),
     )
     parser.add_argument("--all", action="store_true", help="show unchanged rows too")
@@ -46,11 +60,25 @@ def run(args: argparse.Namespace) -> int:
     """Print the diff table and return 1 on regression (unreadable or empty inputs raise)."""
     from pathlib import Path
 
-    from robustbench_lr import regress, results
+    from robustbench_lr import regress, results, spread
 
-    for path in (args.results, args.baseline):
+    for path in (args.results, args.baseline, *(args.measure_spread or [])):
         if not Path(path).exists():
             raise FileNotFoundError(f"{path} does not exist")
+    if args.measure_spread:
+        table = spread.measure(
+            results.read(args.baseline), [results.read(p) for p in args.measure_spread]
+        )
+        target = Path(args.spread) if args.spread else spread.path_for(args.baseline)
+        spread.write(target, table)
+        print(
+            f"wrote {target}: {int(table['tolerance'].notna().sum())} of {len(table)} groups measured"
+        )
+        return 0
+    spread_path = Path(args.spread) if args.spread else spread.path_for(args.baseline)
+    if args.spread and not spread_path.exists():
+        raise FileNotFoundError(f"spread file {spread_path} does not exist")
+    table = spread.read(spread_path) if spread_path.exists() else None
     report = regress.compare(
         results.read(args.results),
         results.read(args.baseline),
@@ -58,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         args.tol_rel,
         names=(f"results file {args.results}", f"baseline {args.baseline}"),
         mode=args.compare,
+        spread_table=table,
     )
     print(regress.render(report, args.all))
     return 0 if report.passed else 1
