@@ -7,7 +7,7 @@ PROFILE ?= cpu
 # 1/GPU_SHRINK of paper-fast's sizes (1 epoch per model) for the scaled whole-bench estimate.
 GPU_SHRINK ?= 20
 
-.PHONY: install test bench perf gpu-check lint smoke
+.PHONY: install test bench perf gpu-check lint smoke screenshots
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ gpu-check: install
 	$(PY) benchmarks/training.py --device cuda
 	$(PY) benchmarks/projection.py --device cuda
 	$(PY) benchmarks/paper_fast_device.py --device cuda --shrink $(GPU_SHRINK)
+
+# A 1280x800 PNG of each page kind of the site built from $(PROFILE)'s results (reports/<profile>/site).
+screenshots: install
+	$(PY) -m robustbench_lr.site.screenshots reports/$(PROFILE) reports/$(PROFILE)/screenshots
 
 lint: install
 	$(VENV)/bin/ruff check robustbench_lr tests benchmarks

@@ -206,6 +206,9 @@ def _name(row: pd.Series) -> str:
     return f"{row['dataset']}/{row['arch']}-w{row['width']:g}/{row['method']}{on_other_device}"
 
 
+model_name = _name  # public: the site names pages and links by it
+
+
 def model_info(row: pd.Series, threat: Threat) -> dict[str, Any]:
     """One model's record in the shape of RobustBench's model_info JSON, plus the intervals.
 

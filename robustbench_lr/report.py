@@ -6,7 +6,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from robustbench_lr import leaderboard, plots, results, tables
+from robustbench_lr import leaderboard, plots, results, site, tables
 from robustbench_lr.checkpoints import environment
 from robustbench_lr.files import atomic_write_text
 from robustbench_lr.profiles import Profile
@@ -26,12 +26,17 @@ def render_report(
     )
     figures = plots.render_all(frame, out_dir)
     board_files: list[Path] = []
+    threat = None
     if profile is not None:
         threat = leaderboard.Threat(eps=profile.audit_eps, steps=max(profile.attacks.ifsgm_steps))
         board_files = leaderboard.write(
             leaderboard.build(frame, threat), threat, out_dir / "leaderboard.md"
         )
-    figures += sorted(p for p in out_dir.rglob("*.png") if p not in figures)
+    figures += sorted(
+        p
+        for p in out_dir.rglob("*.png")
+        if p not in figures and p.relative_to(out_dir).parts[0] != site.SITE_DIR
+    )
     files = [
         out_dir / f"{t.spec.name}.{ext}"
         for t in rendered
@@ -40,7 +45,9 @@ def render_report(
     ]
     index = _index(profile, out_dir, rendered, figures, frame, state or {})
     files.append(atomic_write_text(out_dir / "README.md", index))
-    return files + board_files + figures
+    title = profile.name if profile else out_dir.name
+    pages = site.build_site(frame, out_dir, threat, title)
+    return files + board_files + figures + pages
 
 
 def _index(
@@ -81,6 +88,12 @@ def _index(
         lines.append("Skipped tables (this run has no data for them):\n")
         lines += [f"- {t.spec.name} ({t.spec.title}): {t.skipped_reason}" for t in skipped]
         lines.append("")
+    lines += [
+        "## HTML site\n",
+        "[site/index.html](site/index.html): the sortable leaderboard, a page per table and "
+        "per model, the figures by kind (open it in a browser; it fetches nothing).",
+        "",
+    ]
     if profile is not None:
         lines += [
             "## Leaderboard\n",

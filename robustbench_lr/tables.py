@@ -126,6 +126,12 @@ def _reference() -> pd.DataFrame:
     return ref
 
 
+# Public names for the modules that lay the same rows out differently (paper.py, site/).
+reference = _reference
+select = _select
+cell_label = _cell_label
+
+
 def summarize(group: pd.DataFrame) -> dict[str, float]:
     """One cell's numbers over its rows (one per seed): mean, std, count, and for accuracies
     the pooled examples `n` with their Wilson interval `lo`-`hi`; `min`/`max` over seeds."""

@@ -1,0 +1,122 @@
+"""The HTML site of a report: a sortable leaderboard, one page per paper table and per model,
+and the figures, rendered from the results file like the Markdown beside it.
+
+The Markdown is for diffs and CI; the site is what a person reads. It is static and
+self-contained (inline data, vendored JavaScript) so it opens from `file://` without a
+server and fetches nothing. `build_site` is the one entry point; `report` calls it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from robustbench_lr import leaderboard, results, tables
+from robustbench_lr.site import charts, figures, models, papertables, render
+
+SITE_DIR = "site"
+
+
+def build_site(
+    frame: pd.DataFrame,
+    root: Path,
+    threat: leaderboard.Threat | None = None,
+    title: str = "Report",
+) -> list[Path]:
+    """Write `root/site/` for the results `frame` of the report folder `root`; returns the files.
+
+    `threat` is the profile's ranking threat (the audit ε when none is given). Missing
+    experiments render as "not run"; nothing here raises on a partial results file.
+    """
+    root = Path(root)
+    site = root / SITE_DIR
+    env = render.environment()
+    threat = models.threat_of(frame, threat)
+    board = models.gather(frame, threat, root)
+    paper_tables = papertables.build_all(frame)
+    owners = {
+        m.slug: (
+            {k: m.fields[k] for k in ("dataset", "arch", "width", "method")},
+            [s["seed"] for s in m.seeds],
+        )
+        for m in board
+    }
+    found = figures.find(root, owners)
+    written = render.copy_assets(site)
+    written += render.copy_files([root / f.path for f in found], site / "figures")
+    audits = [root / s["audit_md"] for m in board for s in m.seeds if s["audit_md"]]
+    written += render.copy_files(audits, site / "audit")
+    common = {
+        "site_dir": site,
+        "title": title,
+        "threat": threat,
+        "eps_label": tables.cell_label("eps", threat.eps),
+        "tables": paper_tables,
+        "not_run": models.NOT_RUN,
+    }
+    ledger = leaderboard.build(frame, threat)
+    written.append(
+        render.page(
+            env,
+            site / "index.html",
+            "leaderboard.html.j2",
+            {
+                **common,
+                "models": board,
+                "columns": models.COLUMNS,
+                "filters": _filters(board),
+                "blackbox_note": results.black_box_note(frame),
+                "autoattack_note": papertables.autoattack_note(ledger),
+                "rows": len(frame),
+            },
+        )
+    )
+    for table in paper_tables:
+        written.append(
+            render.page(
+                env,
+                site / "tables" / f"{table.name}.html",
+                "table.html.j2",
+                {**common, "table": table},
+            )
+        )
+    for model in board:
+        written.append(
+            render.page(
+                env,
+                site / "models" / f"{model.slug}.html",
+                "model.html.j2",
+                {
+                    **common,
+                    "model": model,
+                    "columns": models.COLUMNS,
+                    "figures": [f for f in found if f.model == model.slug],
+                    "chart": charts.model_chart(models.rows_of(frame, model.fields)),
+                },
+            )
+        )
+    kinds: dict[str, list[figures.Figure]] = {}
+    for figure in found:
+        kinds.setdefault(figure.kind, []).append(figure)
+    names = {m.slug: m.name for m in board}
+    written.append(
+        render.page(
+            env,
+            site / "figures.html",
+            "figures.html.j2",
+            {**common, "kinds": kinds, "names": names, "chart": charts.method_chart(frame)},
+        )
+    )
+    return written
+
+
+def _filters(board: list[models.Model]) -> dict[str, list[str]]:
+    """The choices of each leaderboard filter, from the models shown."""
+    values = {
+        "dataset": sorted({str(m.fields["dataset"]) for m in board}),
+        "arch": sorted({str(m.fields["arch"]) for m in board}),
+        "method": sorted({str(m.fields["method"]) for m in board}),
+        "threat": sorted({m.threat for m in board}),
+    }
+    return values

@@ -1,0 +1,89 @@
+"""Interactive charts (Vega-Lite through Altair): values on hover where a reader would hover.
+
+Specs are built in Python with Altair and embedded as JSON; the page draws them with the
+vendored vega-embed bundle (`vendor/`), so nothing is fetched when a page is viewed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import altair as alt
+import pandas as pd
+
+alt.data_transformers.disable_max_rows()
+
+
+def ifsgm_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """IFSGM accuracy per seed, box and ε at the most steps run, ε in units of 1/255."""
+    rows = frame[
+        (frame["experiment"] == "attack")
+        & (frame["attack"] == "ifsgm")
+        & (frame["metric"] == "acc")
+    ]
+    if rows.empty:
+        return rows
+    rows = rows[rows["steps"] == rows["steps"].max()]
+    return rows.assign(
+        eps255=(rows["eps"] * 255).round(3), model=rows["arch"] + " " + rows["method"]
+    )
+
+
+def model_chart(rows: pd.DataFrame) -> dict[str, Any] | None:
+    """One model: accuracy vs ε, a line per seed and box, the numbers on hover."""
+    data = ifsgm_rows(rows)
+    if data.empty:
+        return None
+    data = data[["seed", "box", "eps255", "steps", "value", "n"]]
+    chart = (
+        alt.Chart(data)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("eps255:Q", title="ε (×1/255)"),
+            y=alt.Y("value:Q", title="IFSGM accuracy (%)", scale=alt.Scale(domain=[0, 100])),
+            color=alt.Color("box:N", title="box"),
+            strokeDash=alt.StrokeDash("seed:N", title="seed"),
+            detail="seed:N",
+            tooltip=[
+                "box:N",
+                "seed:N",
+                alt.Tooltip("eps255:Q", title="ε ×255"),
+                "steps:Q",
+                alt.Tooltip("value:Q", title="accuracy (%)", format=".1f"),
+                alt.Tooltip("n:Q", title="examples"),
+            ],
+        )
+        .properties(width=420, height=260)
+    )
+    return chart.to_dict()
+
+
+def method_chart(frame: pd.DataFrame) -> dict[str, Any] | None:
+    """Every method: white-box accuracy vs ε, the mean over seeds as a line and each seed as a
+    point, one panel per dataset and architecture."""
+    data = ifsgm_rows(frame)
+    data = data[data["box"] == "white"] if not data.empty else data
+    if data.empty:
+        return None
+    data = data.assign(panel=data["dataset"] + " " + data["arch"])
+    data = data[["panel", "method", "seed", "eps255", "value"]]
+    base = alt.Chart(data).encode(
+        x=alt.X("eps255:Q", title="ε (×1/255)"),
+        color=alt.Color("method:N", title="method"),
+    )
+    mean = base.mark_line().encode(y=alt.Y("mean(value):Q", title="IFSGM accuracy (%)"))
+    seeds = base.mark_point(filled=True, size=40).encode(
+        y="value:Q",
+        tooltip=[
+            "method:N",
+            "seed:N",
+            alt.Tooltip("eps255:Q", title="ε ×255"),
+            alt.Tooltip("value:Q", title="accuracy (%)", format=".1f"),
+        ],
+    )
+    chart = (
+        alt.layer(mean, seeds, data=data)
+        .properties(width=320, height=240)
+        .facet(column=alt.Column("panel:N", title=None))
+    )
+    return chart.to_dict()

@@ -1,0 +1,241 @@
+"""The HTML site, built from the committed smoke results and driven in headless chromium.
+
+The site is built once per module from a copy of `reports/baseline/smoke.csv` with a few
+rows added: audit checks (a pass and a fail), a model whose name is `<script>…`, figures.
+Browser tests skip only when Debian's chromium is absent (`.ci/run` installs it).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pandas as pd
+import pytest
+
+from robustbench_lr import cli, leaderboard, plots, results
+from robustbench_lr.analysis.plotting import figure_stem
+from robustbench_lr.site import SITE_DIR, build_site
+from robustbench_lr.site.browser import CHROMIUM
+
+SMOKE = Path(__file__).resolve().parent.parent / "reports" / "baseline" / "smoke.csv"
+EVIL = "<script>alert(1)</script>"
+NLR0 = {"dataset": "digits", "arch": "resnet18", "width": 0.25, "method": "nlr", "seed": 0}
+
+needs_browser = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install -y chromium)"
+)
+
+
+def _audit_rows(frame: pd.DataFrame) -> list[dict]:
+    """Audit rows for N-LR seed 0: one check passes, one fails with flagged examples."""
+    first = frame[(frame["method"] == "nlr") & (frame["seed"] == 0)].iloc[0]
+    base = {**NLR0, "checkpoint": first["checkpoint"], "device": first["device"]}
+    base |= {"experiment": "audit", "eps": 8 / 255, "n": 100, "param": "restarts=5"}
+    values = {
+        ("audit", "worst_case_acc"): 41.0,
+        ("audit", "failed_checks"): 1.0,
+        ("check:deterministic", "status"): 0.0,
+        ("check:deterministic", "a"): 0.0,
+        ("check:deterministic", "b"): 0.0,
+        ("check:silent-success", "status"): 2.0,
+        ("check:silent-success", "a"): 3.0,
+        ("check:silent-success", "b"): 0.0,
+        ("check:silent-success", "count"): 3.0,
+        ("check:silent-success", "share"): 3.0,
+    }
+    return [
+        results.make_row(**base, attack=attack, metric=metric, value=value)
+        for (attack, metric), value in values.items()
+    ]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A report folder: smoke rows + audit rows + an `<script>` model + figures, and its site."""
+    root = tmp_path_factory.mktemp("report")
+    frame = results.read(SMOKE)
+    evil = frame[(frame["method"] == "1lr")].assign(method=EVIL)
+    frame = pd.concat([frame, evil, pd.DataFrame(_audit_rows(frame))], ignore_index=True)
+    results.write(root / "results.csv", frame)
+    frame = results.read(root / "results.csv")
+    made = plots.render_all(frame, root)
+    own = root / "figures" / f"{figure_stem('classwise', NLR0, 'pre_fc')}.png"
+    shutil.copyfile(made[0], own)
+    build_site(frame, root, title="test")
+    return root
+
+
+@pytest.fixture(scope="module")
+def browser_page(report: Path):
+    """One headless chromium page that records console errors, page errors and any request
+    that is not a local file."""
+    pytest.importorskip("playwright")
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent (apt-get install -y chromium)")
+    from robustbench_lr.site.browser import launch
+
+    with launch() as context:
+        page = context.new_page()
+        page.problems = []
+        page.on(
+            "console",
+            lambda m: m.type == "error" and page.problems.append(f"console: {m.text}"),
+        )
+        page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
+        page.on("dialog", lambda d: page.problems.append(f"dialog: {d.message}"))
+        page.on(
+            "request",
+            lambda r: (
+                r.url.startswith(("file:", "data:")) or page.problems.append(f"network: {r.url}")
+            ),
+        )
+        yield page
+
+
+def _open(page, path: Path) -> None:
+    page.problems.clear()
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+
+
+def _model_rows(frame: pd.DataFrame, method: str) -> pd.DataFrame:
+    return frame[(frame["method"] == method)]
+
+
+@needs_browser
+def test_every_page_loads_cleanly_with_links_images_and_charts(report: Path, browser_page):
+    site = report / SITE_DIR
+    pages = sorted(site.rglob("*.html"))
+    assert len(pages) >= 1 + 11 + 4 + 1  # leaderboard, tables, 4 models, figures
+    for path in pages:
+        _open(browser_page, path)
+        links = browser_page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+        for link in links:
+            url = urlparse(link)
+            assert url.scheme == "file", f"{path.name}: link {link} leaves the site"
+            assert Path(unquote(url.path)).exists(), f"{path.name}: broken link {link}"
+        images = browser_page.eval_on_selector_all(
+            "img", "els => els.map(e => [e.getAttribute('src'), e.complete && e.naturalWidth])"
+        )
+        browser_page.evaluate(
+            "Promise.all(Array.from(document.images).map(i => i.decode().catch(() => 0)))"
+        )
+        broken = browser_page.eval_on_selector_all(
+            "img", "els => els.filter(e => !e.naturalWidth).map(e => e.getAttribute('src'))"
+        )
+        assert not broken, f"{path.name}: missing images {broken} of {images}"
+        charts = browser_page.locator("div.chart")
+        for index in range(charts.count()):
+            charts.nth(index).locator("svg").first.wait_for(timeout=10_000)
+        assert browser_page.problems == [], f"{path.name}: {browser_page.problems}"
+    model = site / "models" / "digits__resnet18-w0.25__nlr.html"
+    _open(browser_page, model)
+    assert browser_page.locator("img").count() == 1  # its own classwise figure
+    assert browser_page.locator("div.chart svg").count() >= 1
+
+
+@needs_browser
+def test_clicking_a_column_header_sorts_the_rows(report: Path, browser_page):
+    _open(browser_page, report / SITE_DIR / "index.html")
+    board = leaderboard.build(results.read(report / "results.csv"), leaderboard.Threat())
+    header = browser_page.locator("#leaderboard th", has_text="noise")
+    header.click()
+    shown = browser_page.eval_on_selector_all(
+        "#leaderboard tbody tr", "rows => rows.map(r => r.dataset.name)"
+    )
+    by_noise = board.sort_values("noise_acc", kind="stable")
+    assert shown == [leaderboard.model_name(row) for _, row in by_noise.iterrows()]
+    header.click()
+    again = browser_page.eval_on_selector_all(
+        "#leaderboard tbody tr td[data-col=noise_acc]", "cells => cells.map(c => +c.dataset.value)"
+    )
+    assert again == sorted(by_noise["noise_acc"], reverse=True)
+    assert again[0] > again[-1]
+
+
+@needs_browser
+def test_filtering_to_one_method_and_searching(report: Path, browser_page):
+    _open(browser_page, report / SITE_DIR / "index.html")
+    visible = "#leaderboard tbody tr:not([hidden])"
+    assert browser_page.locator(visible).count() == 4
+    browser_page.select_option("select[data-filter=method]", "nlr")
+    assert browser_page.locator(visible).count() == 1
+    assert browser_page.locator(visible).first.get_attribute("data-method") == "nlr"
+    assert browser_page.inner_text("#shown") == "1 of 4 models shown"
+    browser_page.select_option("select[data-filter=method]", "")
+    browser_page.fill("#search", "w0.25/s")
+    names = browser_page.eval_on_selector_all(visible, "rows => rows.map(r => r.dataset.name)")
+    assert names == ["digits/resnet18-w0.25/sn"]
+
+
+@needs_browser
+def test_a_model_link_leads_to_its_numbers_from_results_csv(report: Path, browser_page):
+    _open(browser_page, report / SITE_DIR / "index.html")
+    browser_page.click("a.model:text-is('digits/resnet18-w0.25/nlr')")
+    browser_page.wait_for_load_state("load")
+    assert browser_page.inner_text("#model-name") == "digits/resnet18-w0.25/nlr"
+    frame = _model_rows(results.read(report / "results.csv"), "nlr")
+    clean = frame[frame["experiment"] == "clean"]["value"]
+    white = frame[
+        (frame["attack"] == "ifsgm")
+        & (frame["box"] == "white")
+        & (frame["metric"] == "acc")
+        & ((frame["eps"] - 8 / 255).abs() < 1e-9)
+        & (frame["steps"] == 20)
+    ]["value"]
+    for column, values in (("clean_acc", clean), ("robust_acc", white)):
+        cell = browser_page.locator(f"#numbers td[data-col={column}]")
+        assert float(cell.get_attribute("data-value")) == pytest.approx(values.mean())
+        assert cell.inner_text().startswith(f"{values.mean():.1f} ± {values.std():.1f}")
+    checks = browser_page.locator(".checks tbody tr")
+    assert checks.count() == 2
+    assert browser_page.locator(".checks .badge.fail").count() == 1
+    assert "3 example(s) flagged (3.0 %)" in browser_page.inner_text(".checks")
+
+
+@needs_browser
+def test_a_script_model_name_is_shown_as_text(report: Path, browser_page):
+    site = report / SITE_DIR
+    _open(browser_page, site / "index.html")
+    link = browser_page.locator("a.model", has_text="script")
+    assert link.inner_text() == f"digits/resnet18-w0.25/{EVIL}"
+    link.click()
+    browser_page.wait_for_load_state("load")
+    assert browser_page.inner_text("#model-name") == f"digits/resnet18-w0.25/{EVIL}"
+    assert browser_page.problems == []
+    html = (site / "index.html").read_text()
+    assert EVIL not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_the_paper_table_pairs_ours_paper_and_difference(report: Path):
+    html = (report / SITE_DIR / "tables" / "table1.html").read_text()
+    assert '<th data-type="number" data-index="4">ours</th>' in html
+    assert "paper: cifar10 resnet50" in html
+    assert "independently seeded nlr model" in html
+
+
+def test_missing_experiments_render_as_not_run(tmp_path: Path):
+    frame = results.read(SMOKE)
+    results.write(tmp_path / "results.csv", frame[frame["experiment"] == "clean"])
+    files = build_site(results.read(tmp_path / "results.csv"), tmp_path)
+    site = tmp_path / SITE_DIR
+    assert site / "index.html" in files
+    board = (site / "index.html").read_text()
+    models = frame[frame["experiment"] == "clean"]["method"].nunique()
+    assert models == 3
+    # every column but clean accuracy: 6 per model
+    assert board.count('<span class="notrun">not run</span>') == models * 6
+    assert "Not run: no results with experiment=attack" in (site / "tables/table1.html").read_text()
+    assert "IFSGM sweep: not run." in (site / "models/digits__resnet18-w0.25__nlr.html").read_text()
+
+
+def test_a_malformed_row_names_the_file_and_line_and_writes_nothing(tmp_path: Path, capsys):
+    lines = SMOKE.read_text().splitlines()
+    lines[5] = lines[5].replace(",cpu", ",cpu,extra")
+    bad = tmp_path / "results.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    assert cli.main(["report", str(bad), "--out", str(tmp_path / "out")]) == 2
+    assert f"{bad} line 6" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
