@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	# pyproject.toml itself only asks for ranges.
 	$(PY) -m pip install -q --disable-pip-version-check "torch==2.14.1" "torchvision==0.29.1" || \
 	  $(PY) -m pip install -q --disable-pip-version-check "torch>=2.2" "torchvision>=0.17"
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,cluster,zoo]"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,cluster,zoo,corruptions]"
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "evaluate",
     "attack",
     "minrho",
+    "corruptions",
     "audit",
     "analyze",
     "regress",

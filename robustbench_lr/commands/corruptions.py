@@ -1,0 +1,85 @@
+"""`robustbench-lr corruptions`: accuracy under the 15 common corruptions x 5 severities.
+
+The rows are those of `experiments.corruption` (which documents them); this module maps flags
+to `CorruptionSettings`, checks every name before loading anything, prints the summary line
+and appends the rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from robustbench_lr.commands.argtypes import seed
+from robustbench_lr.commands.common import Flag, add_flags
+from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from
+from robustbench_lr.corruptions import CORRUPTIONS, SEVERITIES
+
+NAME = "corruptions"
+HELP = "accuracy under common corruptions (CIFAR-10-C style): per corruption and severity"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Corruption flags plus the evaluation flags."""
+    add_flags(
+        parser,
+        [
+            Flag(
+                "--corruptions",
+                f"comma-separated, of: {', '.join(CORRUPTIONS)} (default: all 15)",
+                None,
+                ",".join(CORRUPTIONS),
+            ),
+            Flag(
+                "--severities",
+                "comma-separated, of 1..5 (default: all)",
+                None,
+                ",".join(map(str, SEVERITIES)),
+            ),
+            Flag(
+                "--corruption-source",
+                "generate: the reference filters on the model's test subset; files: the "
+                "published CIFAR-10-C / CIFAR-100-C .npy files under --data-root",
+                None,
+                "generate",
+                choices=("generate", "files"),
+            ),
+            Flag("--corruption-seed", "seed of the generated corruptions (default: 0)", seed, 0),
+        ],
+    )
+    add_eval_flags(parser)
+
+
+def _severities(text: str) -> tuple[int, ...]:
+    """The severities as integers; a word is reported like an unknown severity."""
+    from robustbench_lr.corruptions import CorruptionError
+
+    values = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        try:
+            values.append(int(part))
+        except ValueError:
+            raise CorruptionError(
+                f"unknown corruption severity {part!r}; valid choices: "
+                f"{', '.join(map(str, SEVERITIES))}"
+            ) from None
+    return tuple(values)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate every corruption and severity, print the summary line, append the rows."""
+    from robustbench_lr import results
+    from robustbench_lr.experiments.corruption import CorruptionSettings, run_corruptions
+
+    settings = CorruptionSettings(
+        corruptions=tuple(c.strip() for c in args.corruptions.split(",") if c.strip()),
+        severities=_severities(args.severities),
+        source=args.corruption_source,
+        seed=args.corruption_seed,
+        data_root=args.data_root,
+        batch_size=args.batch_size,
+    )
+    outcome = run_corruptions(load_target_from(args), settings)
+    print("\n".join(outcome.lines))
+    results.append(args.out, outcome.rows)
+    print(f"{len(outcome.rows)} rows -> {args.out}")
+    return 0
