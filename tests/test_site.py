@@ -193,6 +193,7 @@ def test_a_model_link_leads_to_its_numbers_from_results_csv(report: Path, browse
     assert checks.count() == 2
     assert browser_page.locator(".checks .badge.fail").count() == 1
     assert "3 example(s) flagged (3.0 %)" in browser_page.inner_text(".checks")
+    assert "restarts=5" in browser_page.inner_text(".seed")
 
 
 @needs_browser

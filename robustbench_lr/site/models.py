@@ -136,9 +136,9 @@ def _checks(rows: pd.DataFrame) -> list[dict[str, Any]]:
         status = STATUS.get(values.get("status", math.nan), "skip")
         evidence = [f"compared: {_num(values.get('a'))} vs {_num(values.get('b'))}"]
         if "count" in values:
-            evidence.append(
-                f"{int(values['count'])} example(s) flagged ({values.get('share', math.nan):.1f} %)"
-            )
+            share = values.get("share", math.nan)
+            shown = "" if pd.isna(share) else f" ({share:.1f} %)"
+            evidence.append(f"{int(values['count'])} example(s) flagged{shown}")
         found.append(
             {
                 "name": name,
@@ -176,6 +176,12 @@ def _provenance(checkpoint: str, root: Path) -> dict[str, Any]:
     return {}
 
 
+def _audit_options(audit: pd.DataFrame) -> str:
+    """The audit's settings, as its summary rows record them (`param`)."""
+    summary = audit[audit["attack"] == "audit"]
+    return str(summary["param"].iloc[0]) if not summary.empty else NOT_RUN
+
+
 def _seeds(rows: pd.DataFrame, root: Path, audit_eps: float) -> list[dict[str, Any]]:
     seeds = []
     for seed, group in rows.groupby("seed", sort=True):
@@ -192,7 +198,7 @@ def _seeds(rows: pd.DataFrame, root: Path, audit_eps: float) -> list[dict[str, A
                 "seed": int(seed),
                 "checkpoint": checkpoint,
                 "clean": _num(clean["value"].mean()) if not clean.empty else NOT_RUN,
-                "audit_options": audit["param"].iloc[0] if not audit.empty else NOT_RUN,
+                "audit_options": _audit_options(audit),
                 "checks": _checks(audit),
                 "audit_md": audit_md if (root / audit_md).is_file() else "",
                 "provenance": _provenance(checkpoint, root),

@@ -8,6 +8,7 @@ table with data, the first model, the figures) in the same headless chromium the
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from robustbench_lr import results
@@ -19,12 +20,13 @@ def pages(site: Path) -> dict[str, Path]:
     """One page of each kind: the kind's name -> its file."""
     tables = sorted(site.glob("tables/*.html"))
     with_data = [t for t in tables if 'id="papertable"' in t.read_text()]
-    models = sorted(site.glob("models/*.html"))
+    # The leaderboard's first-ranked model: its first link to a model page.
+    first = re.search(r'href="(models/[^"]+\.html)"', (site / "index.html").read_text())
     chosen = {"leaderboard": site / "index.html", "figures": site / "figures.html"}
     if with_data:
         chosen["table"] = with_data[0]
-    if models:
-        chosen["model"] = models[0]
+    if first:
+        chosen["model"] = site / first.group(1)
     return chosen
 
 
