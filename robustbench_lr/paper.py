@@ -1,18 +1,18 @@
 """The paper's number beside each of ours, even where our setup is not the paper's.
 
-`tables.compute` joins the packaged reference on dataset, architecture, method and the table's
-columns, so on the cpu profile's digits networks (the paper used CIFAR) nothing matches and the
-paper's numbers end up far from ours. Readers compare anyway; this module pairs each of our
-cells with the paper's cell for the same method and setting, preferring the same dataset and
-architecture, and says in words what differs, so the comparison is shown and qualified rather
-than hidden.
+The packaged reference holds the paper's numbers for CIFAR networks; the cpu profile measures
+digits networks at a quarter width, so an exact join on dataset and architecture finds nothing
+and the paper's numbers would sit apart from ours. Readers compare anyway; this module pairs
+each of our cells with the paper's cell for the same method and setting, preferring the same
+dataset and architecture, and says in words what differs, so the comparison is shown and
+qualified rather than hidden. The Markdown tables and the HTML site both use it.
 """
 
 from __future__ import annotations
 
-import pandas as pd
+from collections.abc import Sequence
 
-from robustbench_lr import tables
+import pandas as pd
 
 
 def _key(value: object) -> str:
@@ -22,20 +22,19 @@ def _key(value: object) -> str:
     return str(value)
 
 
-def counterparts(numbers: pd.DataFrame, spec: tables.TableSpec) -> pd.DataFrame:
-    """`numbers` (from `tables.compute`) plus `paper_value` and `paper_setup` per row.
+def counterparts(numbers: pd.DataFrame, ref: pd.DataFrame, across: Sequence[str]) -> pd.DataFrame:
+    """`numbers` plus `paper_value` and `paper_setup` per row, from the reference rows `ref`
+    of the same table (with the table's `across` columns, e.g. box, eps, steps, p).
 
     `paper_setup` is '' where the paper measured the same dataset and architecture, else a
     phrase such as "paper: cifar10 resnet50". Rows the paper has no number for keep NaN.
     """
-    ref = tables.reference()
-    ref = tables.select(ref[ref["table"] == spec.name], {}, spec.from_param)
     out = numbers.copy()
     out["paper_value"] = float("nan")
     out["paper_setup"] = ""
     if ref.empty:
         return out
-    join = ["method", *(c for c in spec.across if c in ref.columns)]
+    join = ["method", *(c for c in across if c in ref.columns)]
     lookup: dict[tuple, list[pd.Series]] = {}
     for _, row in ref.iterrows():
         lookup.setdefault(tuple(_key(row[c]) for c in join), []).append(row)

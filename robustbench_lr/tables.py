@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from robustbench_lr import results, stats
+from robustbench_lr import paper, results, stats
 from robustbench_lr.files import atomic_write, atomic_write_text
 from robustbench_lr.registry import Registry
 
@@ -126,10 +126,17 @@ def _reference() -> pd.DataFrame:
     return ref
 
 
-# Public names for the modules that lay the same rows out differently (paper.py, site/).
-reference = _reference
+# Public names for the modules that lay the same rows out differently (site/).
 select = _select
 cell_label = _cell_label
+
+
+def paper_beside(numbers: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    """`compute`'s numbers with the paper's number for the same method and setting beside
+    each row (`paper_value`), and `paper_setup` saying where the paper's setup differs."""
+    ref = _reference()
+    ref = _select(ref[ref["table"] == spec.name], {}, spec.from_param)
+    return paper.counterparts(numbers, ref, spec.across)
 
 
 def summarize(group: pd.DataFrame) -> dict[str, float]:
@@ -205,9 +212,7 @@ def _model_columns(frame: pd.DataFrame, spec: TableSpec) -> dict[tuple, dict[str
                 text = f"pass (ε={eps})" if failed == 0 else f"fail: {failed} check(s) (ε={eps})"
             else:
                 cell = summarize(group)
-                text = stats.estimate_text(
-                    cell["mean"], cell["std"], cell["count"], spec.digits, cell["lo"], cell["hi"]
-                )
+                text = stats.estimate_text(cell["mean"], cell["std"], cell["count"], spec.digits)
                 text += f" (ε={_eps_label(float(group['eps'].iloc[0]))})"
             cells.setdefault(tuple(str(k) if not isinstance(k, float) else k for k in key), {})[
                 column.label
@@ -215,75 +220,75 @@ def _model_columns(frame: pd.DataFrame, spec: TableSpec) -> dict[tuple, dict[str
     return cells
 
 
+def _blocks(numbers: pd.DataFrame, spec: TableSpec) -> list[tuple[str, pd.DataFrame]]:
+    """A wide table's rows split by box (white-box, then black-box, …), else one block."""
+    if "box" not in spec.across or numbers["box"].nunique() < 2:
+        return [("", numbers)]
+    return [(f"{box}-box", rows) for box, rows in numbers.groupby("box", sort=False)]
+
+
 def _markdown(
     numbers: pd.DataFrame, spec: TableSpec, extras: dict[tuple, dict[str, str]] | None = None
 ) -> str:
+    """The table as Markdown: `mean ± std` cells (intervals live in the CSV), the paper's
+    number beside each of ours (`*` where its setup differs), one block per box."""
     from tabulate import tabulate
 
-    has_paper = numbers["paper"].notna().any()
-    cells: dict[tuple, dict[str, str]] = {}
-    order: list[str] = []
-    for _, row in numbers.iterrows():
-        key = tuple(row[c] for c in spec.index)
-        label = " ".join(_cell_label(c, row[c]) for c in spec.across) or "value"
-        if label not in order:
-            order.append(label)
-        line = cells.setdefault(key, {})
-        line[label] = stats.estimate_text(
-            row["mean"], row["std"], int(row["count"]), spec.digits, row["lo"], row["hi"]
-        )
-        if has_paper:
-            line[f"paper {label}"] = "" if pd.isna(row["paper"]) else f"{row['paper']:g}"
-    headers = [*spec.index]
-    for label in order:
-        headers.append(label)
-        if has_paper:
-            headers.append(f"paper {label}")
-    extras = extras or {}
-    extra_labels = [
-        c.label for c in spec.model_columns if any(c.label in e for e in extras.values())
-    ]
-    for key, line in cells.items():
-        line.update(extras.get(key, {}))
-    headers += extra_labels
-    body = [
-        [*key, *(line.get(h, "") for h in headers[len(spec.index) :])]
-        for key, line in cells.items()
-    ]
-    table = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+    numbers = paper_beside(numbers, spec)
+    has_paper = numbers["paper_value"].notna().any()
+    split = len(_blocks(numbers, spec)) > 1
+    across = [c for c in spec.across if not (split and c == "box")]
+    texts = []
+    for block_index, (block, rows) in enumerate(_blocks(numbers, spec)):
+        cells: dict[tuple, dict[str, str]] = {}
+        order: list[str] = []
+        for _, row in rows.iterrows():
+            label = " ".join(_cell_label(c, row[c]) for c in across) or "value"
+            if label not in order:
+                order.append(label)
+            line = cells.setdefault(tuple(row[c] for c in spec.index), {})
+            line[label] = stats.estimate_text(
+                row["mean"], row["std"], int(row["count"]), spec.digits
+            )
+            if has_paper and pd.notna(row["paper_value"]):
+                mark = "*" if row["paper_setup"] else ""
+                line[f"paper {label}"] = f"{row['paper_value']:g}{mark}"
+        # A paper column only where the paper has a number in this block.
+        papered = {
+            h.removeprefix("paper ") for line in cells.values() for h in line if h[:6] == "paper "
+        }
+        headers = [*spec.index]
+        for label in order:
+            headers += [label, f"paper {label}"] if label in papered else [label]
+        if block_index == 0:
+            extra = extras or {}
+            labels = [
+                c.label for c in spec.model_columns if any(c.label in e for e in extra.values())
+            ]
+            for key, line in cells.items():
+                line.update(extra.get(key, {}))
+            headers += labels
+        body = [
+            [*key, *(line.get(h, "") for h in headers[len(spec.index) :])]
+            for key, line in cells.items()
+        ]
+        table = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+        texts.append(f"**{block}**\n\n{table}" if block else table)
     seeds = int(numbers["count"].max())
     agg = f"mean ± std over {seeds} seeds" if seeds > 1 else "one seed"
     if numbers["lo"].notna().any():
-        agg += "; [lo, hi] = 95 % Wilson interval of the accuracy on all seeds' test examples"
-    note = f"\n\n{spec.note}" if spec.note else ""
-    return f"### {spec.name}: {spec.title}\n\n{table}\n\n({agg}; empty cell = not run; — = run, but undefined: e.g. the search never reached its target){note}\n"
-
-
-def _reference_block(spec: TableSpec) -> str:
-    """The paper's own numbers for this table, shown when this run's setting differs."""
-    from tabulate import tabulate
-
-    ref = _reference()
-    ref = ref[ref["table"] == spec.name]
-    if ref.empty:
-        return ""
-    shown = ref.assign(eps=ref["eps"].map(lambda e: _eps_label(e) if e else ""))
-    columns = [
-        "dataset",
-        "arch",
-        "method",
-        "box",
-        "attack",
-        "eps",
-        "steps",
-        "param",
-        "metric",
-        "value",
-    ]
-    text = tabulate(
-        shown[columns], headers="keys", tablefmt="github", showindex=False, disable_numparse=True
-    )
-    return f"\nPaper's numbers for reference ({ref['note'].iloc[0]}):\n\n{text}\n"
+        agg += f"; 95 % Wilson intervals of the accuracies: columns lo, hi of {spec.name}.csv"
+    notes = [spec.note] if spec.note else []
+    if has_paper:
+        notes.append("paper = the paper's number for the same method and setting.")
+    if (numbers["paper_setup"] != "").any():
+        notes.append(
+            "\\* = measured by the paper on another setup: "
+            + " ".join(paper.setup_differences(numbers))
+        )
+    note = "".join(f"\n\n{n}" for n in notes)
+    body = "\n\n".join(texts)
+    return f"### {spec.name}: {spec.title}\n\n{body}\n\n({agg}; empty cell = not run; — = run, but undefined: e.g. the search never reached its target){note}\n"
 
 
 def render(frame: pd.DataFrame, spec: TableSpec, out_dir: Path) -> RenderedTable:
@@ -295,8 +300,6 @@ def render(frame: pd.DataFrame, spec: TableSpec, out_dir: Path) -> RenderedTable
     atomic_write(out_dir / f"{spec.name}.csv", lambda tmp: table.numbers.to_csv(tmp, index=False))
     if "box" in table.numbers and (table.numbers["box"] == "black").any():
         table.markdown += f"\n{results.black_box_note(frame)}\n"
-    if not table.numbers["paper"].notna().any():
-        table.markdown += _reference_block(spec)
     atomic_write_text(out_dir / f"{spec.name}.md", table.markdown)
     return table
 

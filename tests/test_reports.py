@@ -134,8 +134,9 @@ def test_table1_means_over_seeds(results_csv: Path, tmp_path: Path):
     text = (tmp_path / "out" / "table1.md").read_text()
     assert "42.0 ± 2.8" in text and "60.0" in text
     assert (tmp_path / "out" / "table1.csv").exists()
-    # digits is not the paper's setting: its numbers are listed apart, never in a cell
-    assert "Paper's numbers for reference" in text
+    # digits is not the paper's setting: the paper's CIFAR number sits beside ours, marked
+    assert "| 42.0 ± 2.8 " in text and "| 43.1*" in text
+    assert "paper: cifar10 resnet50" in text
 
 
 def test_noise_table_reads_p_out_of_param(results_csv: Path, tmp_path: Path):

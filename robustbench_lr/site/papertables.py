@@ -57,7 +57,7 @@ def build(frame: pd.DataFrame, spec: tables.TableSpec) -> PaperTable:
     if computed.numbers is None:
         page.skipped = computed.skipped_reason
         return page
-    numbers = paper.counterparts(computed.numbers, spec)
+    numbers = tables.paper_beside(computed.numbers, spec)
     lines: dict[tuple, dict[str, Any]] = {}
     for _, row in numbers.iterrows():
         label = _label(spec, row)
