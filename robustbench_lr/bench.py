@@ -30,11 +30,13 @@ from tqdm import tqdm
 from robustbench_lr import checkpoints, locks, results
 from robustbench_lr.attacks.search import SearchSettings
 from robustbench_lr.config import TrainConfig, checkpoint_dir
+from robustbench_lr.corruptions import C_FOLDERS
 from robustbench_lr.data import Data, LoadOptions, load
 from robustbench_lr.devices import resolve_device, use_device
 from robustbench_lr.executors import Executor, Finished, Resources, SerialExecutor, Task
 from robustbench_lr.experiments import Outcome, Rows
 from robustbench_lr.experiments.attack import Sweep, run_step_curve, run_sweep
+from robustbench_lr.experiments.corruption import CorruptionSettings, run_corruptions
 from robustbench_lr.experiments.minrho import MinRho, run_search
 from robustbench_lr.files import atomic_write_text, file_digest, remove_stale_temporaries
 from robustbench_lr.ledger import SHARDS_DIR, CheckpointDigests, Ledger, code_identity
@@ -347,6 +349,44 @@ def _clean_job(target: TargetSpec, _out: Path) -> Outcome:
 
 def _curve_job(target: TargetSpec, eps: float, steps: int, _out: Path) -> Outcome:
     return run_step_curve(target.load(), "ifsgm", eps, steps)
+
+
+def _corruption_job(target: TargetSpec, settings: CorruptionSettings, _out: Path) -> Outcome:
+    return run_corruptions(target.load(), settings)
+
+
+@STAGES.register("corruptions")
+def plan_corruptions(ctx: BenchContext) -> list[Job]:
+    """Accuracy under common corruptions on every model (`experiments.corruption`): generated
+    from each model's test subset, or read from the CIFAR-10-C / -100-C files under --data-root."""
+    grid = ctx.profile.corruptions
+    if not grid.enabled:
+        return []
+    settings = CorruptionSettings(
+        **({"corruptions": grid.corruptions} if grid.corruptions else {}),
+        **({"severities": grid.severities} if grid.severities else {}),
+        source=grid.source,
+        seed=grid.seed,
+        data_root=ctx.load_options.data_root,
+    )
+    n = grid.n or ctx.profile.n
+    # The published files exist for some datasets only: the profile's other models (SVHN,
+    # CIFAR-100 coarse) are left out of a `files` track rather than failing their jobs.
+    return [
+        _job(
+            "corruptions",
+            f"corruptions:{subject.label}",
+            partial(_corruption_job, _target(ctx, subject, None, n), settings),
+            ctx,
+        )
+        for subject in ctx.subjects()
+        if grid.source == "generate" or _dataset_of(subject) in C_FOLDERS
+        if not grid.datasets or _dataset_of(subject) in grid.datasets
+    ]
+
+
+def _dataset_of(subject: Subject) -> str:
+    return subject.cfg.dataset if subject.cfg is not None else subject.external.dataset
 
 
 @STAGES.register("minrho")

@@ -44,8 +44,10 @@ ACCURACIES = (
     "worst_case_acc",
     "autoattack_acc",
     "noise_acc",
+    "corruption_acc",
 )
-SIZES = ("deepfool_rho",)
+# Hendrycks & Dietterich's relative mCE (%) with N-LR as the baseline model (100 = N-LR's).
+SIZES = ("deepfool_rho", "corruption_mce")
 # A zoo model's accuracies as RobustBench reports them (`results.ZOO_REPORTED` rows), shown
 # beside the same accuracies as this suite measured them.
 REPORTED = {metric: f"zoo_{metric}" for metric in results.ZOO_REPORTED_METRICS}
@@ -97,6 +99,15 @@ def _summary(selected: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index = pd.MultiIndex.from_tuples(table.index, names=MODEL)
     return table
+
+
+def _mce_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each model and seed's relative mCE against N-LR as rows `_summary` reads."""
+    from robustbench_lr.experiments.corruption import relative_mce
+
+    mce = relative_mce(frame).dropna()
+    rows = mce.rename("value").reset_index().assign(metric="corruption_mce", n=0)
+    return rows if not mce.empty else frame.iloc[0:0]
 
 
 def _autoattack(at_eps: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
@@ -161,6 +172,11 @@ def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
                 {"experiment": "minrho", "attack": "deepfool", "box": "white", "metric": "rho"},
             )
         ),
+        # The mean over every corruption and severity (one row per model and seed, on n images).
+        "corruption_acc": _summary(
+            _selected(frame, {"experiment": "corruption", "attack": "all", "metric": "mean_acc"})
+        ),
+        "corruption_mce": _summary(_mce_rows(frame)),
     }
     parts = {}
     for name, summary in columns.items():
@@ -223,6 +239,8 @@ def model_info(row: pd.Series, threat: Threat) -> dict[str, Any]:
         "blackbox_acc": "blackbox_acc",
         "noise_acc": "noise_acc",
         "deepfool_rho": "deepfool_rho",
+        "corruption_acc": "corruption_acc",
+        "corruption_mce": "corruption_mce",
     }
     values = {key: _number(row.get(column)) for key, column in keys.items()}
     ci95 = {
@@ -262,6 +280,8 @@ def model_info(row: pd.Series, threat: Threat) -> dict[str, Any]:
         "blackbox_source": row.get("blackbox_source") or None,
         "noise_acc": values["noise_acc"],
         "deepfool_rho": values["deepfool_rho"],
+        "corruption_acc": values["corruption_acc"],
+        "corruption_relative_mce_vs_nlr": values["corruption_mce"],
         "ci95": ci95,
         "seed_spread": spread,
         "attack_optimality": optimality,

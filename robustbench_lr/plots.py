@@ -158,6 +158,30 @@ def step_curves(frame: pd.DataFrame, out_dir: Path) -> Path | None:
     return _save(fig, out_dir / "fig11_step_curves.png")
 
 
+@FIGURES.register("fig_corruption_severity")
+def corruption_severity(frame: pd.DataFrame, out_dir: Path) -> Path | None:
+    """Common corruptions: accuracy against severity, one panel per dataset and family
+    (noise, blur, weather, digital), one line per method (mean over its corruptions, models
+    and seeds)."""
+    from robustbench_lr.corruptions import CORRUPTIONS
+
+    rows = frame[(frame["experiment"] == "corruption") & (frame["metric"] == "acc")]
+    if rows.empty:
+        return None
+    rows = rows.assign(
+        family=rows["attack"].map(CORRUPTIONS),
+        severity=rows["param"].str.extract(r"severity=(\d+)")[0].astype(int),
+    )
+    fig, panels = _panels(rows, ["dataset", "family"])
+    for ax, key, group in panels:
+        for method, per_method in group.groupby("method", sort=True):
+            curve = per_method.groupby("severity")["value"].mean()
+            ax.plot(curve.index, curve.values, "o-", label=method)
+        ax.set_xticks(range(1, 6))
+        _label_axes(ax, f"{key[0]} {key[1]}", "severity", "accuracy (%)")
+    return _save(fig, out_dir / "fig_corruption_severity.png")
+
+
 @FIGURES.register("fig3_deepfool_examples")
 def deepfool_examples(frame: pd.DataFrame, out_dir: Path) -> Path | None:
     """Fig. 3 / 10: per model, test images above the images DeepFool made of them.

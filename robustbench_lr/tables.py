@@ -81,7 +81,7 @@ def _cell_label(column: str, value: Any) -> str:
         return f"ε={_eps_label(float(value))}"
     if column == "steps":
         return f"{int(value)} steps"
-    if column in ("p", "d"):
+    if column in ("p", "d", "severity"):
         return f"{column}={value}"
     return str(value)
 
@@ -436,6 +436,24 @@ for _spec in (
         "table10",
         "Smallest ε (L∞) at which > 99% is misclassified (min-perturbation search)",
         "eps",
+    ),
+    TableSpec(
+        "corruptions",
+        "Mean accuracy (%) under the 15 common corruptions x 5 severities, and per family",
+        {"experiment": "corruption", "metric": "mean_acc"},
+        ("attack",),
+        methods=ALL_METHODS,
+        note="Hendrycks & Dietterich (ICLR 2019): all = the mean corruption accuracy; the "
+        "relative mCE against N-LR is the leaderboard's corruption_mce.",
+    ),
+    TableSpec(
+        "corruptions_severity",
+        "Accuracy (%) per common corruption and severity",
+        {"experiment": "corruption", "metric": "acc"},
+        ("severity",),
+        index=(*MODEL_INDEX, "attack"),
+        methods=ALL_METHODS,
+        from_param=("severity",),
     ),
 ):
     TABLES.add(_spec.name, _spec)

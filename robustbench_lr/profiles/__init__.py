@@ -64,6 +64,22 @@ class AttackGrid:
 
 
 @dataclass(frozen=True)
+class CorruptionGrid:
+    """The common-corruptions track (`experiments.corruption`): off unless `enabled`; `source`
+    `generate` corrupts each model's test subset, `files` reads CIFAR-10-C / CIFAR-100-C under
+    --data-root; empty `corruptions` / `severities` mean all 15 / all 5; `n` None: profile n;
+    `datasets` restricts the track to those datasets' models (empty: every model)."""
+
+    enabled: bool = False
+    source: str = "generate"
+    n: int | None = None
+    seed: int = 0
+    corruptions: tuple[str, ...] = ()
+    severities: tuple[int, ...] = ()
+    datasets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Profile:
     """A parsed profile: the training configs and the experiment settings."""
 
@@ -90,6 +106,7 @@ class Profile:
     matched_partner: str = "1lr"
     tables: tuple[str, ...] = ()
     source_path: str = ""
+    corruptions: CorruptionGrid = field(default_factory=CorruptionGrid)
 
     def partner(self, cfg: TrainConfig, method: str) -> TrainConfig | None:
         """This profile's `method` model of the same dataset, arch, width and seed as `cfg`."""
@@ -652,6 +669,30 @@ ANALYSES_TABLE = Table(
     }
 )
 
+def _corruption_names() -> list[str]:
+    from robustbench_lr.corruptions import CORRUPTIONS
+
+    return list(CORRUPTIONS)
+
+
+CORRUPTIONS_TABLE = Table(
+    {
+        "enabled": BOOLEAN,
+        "source": _one_of("corruption source", lambda: ("generate", "files")),
+        "n": COUNT,
+        "seed": _integer(0),
+        "corruptions": ListOf(_one_of("corruption", _corruption_names), unique=True),
+        "severities": ListOf(
+            Rule(
+                "an integer in 1..5",
+                lambda v: _integer(1).convert(v) if v in range(1, 6) else _never(v),
+            ),
+            unique=True,
+        ),
+        "datasets": ListOf(DATASET, unique=True),
+    }
+)
+
 # `AuditOptions` fields a profile may set besides n and eps: the battery's budget. The Square
 # queries are `[attacks] square_queries`; the subset seed and batch size are the bench's.
 AUDIT_OPTIONS = {
@@ -677,6 +718,7 @@ PROFILE_TABLE = Table(
         "analyses": ANALYSES_TABLE,
         "audit": AUDIT_TABLE,
         "tables": ListOf(TABLE, nonempty=False, unique=True),
+        "corruptions": CORRUPTIONS_TABLE,
     },
     required=("name", "models"),
 )
@@ -842,6 +884,7 @@ def parse_profile(raw: dict[str, Any], source: str, folder: Path | None = None) 
             models=_models(top),
             external_models=_external_models(top, folder),
             attacks=_attack_grid(top.get("attacks", {})),
+            corruptions=CorruptionGrid(**top.get("corruptions", {})),
             source_path=source,
             **_renamed(top, {"description": "description", "n": "n", "tables": "tables"}),
             **_renamed(
