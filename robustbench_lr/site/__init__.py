@@ -64,7 +64,7 @@ def build_site(
             {
                 **common,
                 "models": board,
-                "columns": models.COLUMNS,
+                "columns": models.columns(board),
                 "filters": _filters(board),
                 "blackbox_note": results.black_box_note(frame),
                 "autoattack_note": papertables.autoattack_note(ledger),
@@ -90,7 +90,7 @@ def build_site(
                 {
                     **common,
                     "model": model,
-                    "columns": models.COLUMNS,
+                    "columns": models.columns(board),
                     "figures": [f for f in found if f.model == model.slug],
                     "chart": charts.model_chart(models.rows_of(frame, model.fields)),
                 },

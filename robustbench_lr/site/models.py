@@ -34,6 +34,11 @@ COLUMNS = (
     ("noise_acc", "noise", "accuracy (%) under random pixel noise"),
     ("deepfool_rho", "ρ", "DeepFool's normalized L2 perturbation ρ"),
 )
+# A RobustBench zoo model's own reported accuracies, beside ours (shown when a model has them).
+REPORTED = (
+    ("zoo_clean_acc", "RobustBench clean", "clean accuracy (%) as RobustBench reports it"),
+    ("zoo_autoattack_acc", "RobustBench AA", "AutoAttack accuracy (%) as RobustBench reports it"),
+)
 
 
 @dataclass
@@ -84,7 +89,22 @@ def threat_of(frame: pd.DataFrame, profile_threat: leaderboard.Threat | None) ->
     return leaderboard.Threat(eps=eps, steps=steps)
 
 
+def columns(board: list[Model]) -> tuple[tuple[str, str, str], ...]:
+    """The number columns to show: ours, and RobustBench's reported ones if any model has them."""
+    reported = [c for c in REPORTED if any(m.cells[c[0]].value is not None for m in board)]
+    return (*COLUMNS, *reported)
+
+
+def _reported(row: pd.Series, column: str) -> Cell:
+    value = row.get(column)
+    if value is None or pd.isna(value):
+        return Cell("", None)
+    return Cell(f"{value:.2f}", float(value), "RobustBench's reported number")
+
+
 def _cell(row: pd.Series, column: str) -> Cell:
+    if column in {key for key, _, _ in REPORTED}:
+        return _reported(row, column)
     mean = row.get(column)
     if mean is None or pd.isna(mean):
         return Cell(NOT_RUN, None)
@@ -222,7 +242,7 @@ def gather(frame: pd.DataFrame, threat: leaderboard.Threat, root: Path) -> list[
                 rank=int(row["rank"]),
                 fields={c: row[c] for c in leaderboard.MODEL} | {"seeds": row.get("seeds")},
                 threat=", ".join(threats) or "Linf",
-                cells={key: _cell(row, key) for key, _, _ in COLUMNS},
+                cells={key: _cell(row, key) for key, _, _ in (*COLUMNS, *REPORTED)},
                 audit=row["audit"] if isinstance(row.get("audit"), str) else NOT_RUN,
                 seeds=_seeds(rows, root, threat.eps),
             )
