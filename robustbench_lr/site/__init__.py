@@ -33,7 +33,8 @@ def build_site(
     site = root / SITE_DIR
     env = render.environment()
     threat = models.threat_of(frame, threat)
-    board = models.gather(frame, threat, root)
+    table = leaderboard.build(frame, threat)
+    board = models.gather(frame, table, root, threat.eps)
     paper_tables = papertables.build_all(frame)
     owners = {
         m.slug: (
@@ -54,8 +55,9 @@ def build_site(
         "eps_label": tables.cell_label("eps", threat.eps),
         "tables": paper_tables,
         "not_run": models.NOT_RUN,
+        "autoattack_note": papertables.autoattack_note(table),
+        "blackbox_note": results.black_box_note(frame),
     }
-    ledger = leaderboard.build(frame, threat)
     written.append(
         render.page(
             env,
@@ -66,8 +68,6 @@ def build_site(
                 "models": board,
                 "columns": models.columns(board),
                 "filters": _filters(board),
-                "blackbox_note": results.black_box_note(frame),
-                "autoattack_note": papertables.autoattack_note(ledger),
                 "rows": len(frame),
             },
         )

@@ -227,9 +227,8 @@ def _seeds(rows: pd.DataFrame, root: Path, audit_eps: float) -> list[dict[str, A
     return seeds
 
 
-def gather(frame: pd.DataFrame, threat: leaderboard.Threat, root: Path) -> list[Model]:
-    """Every model of the leaderboard, ranked as `leaderboard.md` ranks it."""
-    table = leaderboard.build(frame, threat)
+def gather(frame: pd.DataFrame, table: pd.DataFrame, root: Path, audit_eps: float) -> list[Model]:
+    """Every model of `leaderboard.build`'s `table`, ranked as `leaderboard.md` ranks it."""
     models = []
     for _, row in table.iterrows():
         rows = rows_of(frame, row)
@@ -244,7 +243,7 @@ def gather(frame: pd.DataFrame, threat: leaderboard.Threat, root: Path) -> list[
                 threat=", ".join(threats) or "Linf",
                 cells={key: _cell(row, key) for key, _, _ in (*COLUMNS, *REPORTED)},
                 audit=row["audit"] if isinstance(row.get("audit"), str) else NOT_RUN,
-                seeds=_seeds(rows, root, threat.eps),
+                seeds=_seeds(rows, root, audit_eps),
             )
         )
     return models
