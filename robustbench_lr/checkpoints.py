@@ -97,11 +97,14 @@ def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[s
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=packed))
 
 
-def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def _load_tensors(
+    path: Path, header_only: bool = False
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors (none when `header_only`) and the stamped metadata of a safetensors file."""
     if not path.exists():
         raise CheckpointError(f"{path} is missing")
     try:
-        tensors = load_file(str(path))
+        tensors = {} if header_only else load_file(str(path))
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as handle:
@@ -151,7 +154,43 @@ def verify(folder: str | Path) -> dict[str, Any]:
             raise CheckpointError(
                 f"{path} does not match its commit point {META_FILE} (interrupted write, truncated or replaced file); re-run `robustbench-lr train` with the same flags to rebuild it"
             )
+    _check_record(folder, meta)
     return meta
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)  # NaN-safe, unlike ==
+
+
+def _check_record(folder: Path, meta: dict[str, Any]) -> None:
+    """meta.json's numbers are the ones its train state carries, or one line naming the first
+    that differs.
+
+    meta.json vouches for the train state by digest, and the train state carries the epoch,
+    the history (every test accuracy) and the data fingerprint; meta.json repeats them for
+    readers. A repeated number that was edited (a clean accuracy typed in by hand) would
+    otherwise be reported by `train` and the bench as measured.
+    """
+    if STATE_FILE not in meta["files"]:
+        raise CheckpointError(f"{folder / META_FILE} does not vouch for {STATE_FILE}; retrain it")
+    _, stamp = _load_tensors(folder / STATE_FILE, header_only=True)
+    history = json.loads(stamp.get("history", "null"))
+    expected = {
+        "epoch": int(stamp.get("epoch", -1)),
+        "history": history,
+        "clean_acc": history[-1]["test_acc"] if history else None,
+        "data_fingerprint": stamp.get("data_fingerprint", ""),
+        "finished": int(stamp.get("epoch", -1)) >= int(meta.get("config", {}).get("epochs", 0)),
+    }
+    for key, value in expected.items():
+        if _canonical(meta.get(key)) != _canonical(value):
+            said = "a history" if key == "history" else f"{key} {meta.get(key)!r}"
+            kept = "another" if key == "history" else repr(value)
+            raise CheckpointError(
+                f"{folder / META_FILE} reports {said} but its train state {STATE_FILE} (vouched "
+                f"for by digest) records {kept}: meta.json was edited; re-run `robustbench-lr "
+                "train` with the same flags to rewrite it from the train state"
+            )
 
 
 def environment() -> dict[str, str]:

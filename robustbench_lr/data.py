@@ -77,6 +77,8 @@ class LoadOptions:
     data_root: str = DEFAULT_DATA_ROOT
     download: bool = False
     svhn_extra: bool = False
+    # Where a checkpoint's npz lies now, if not where training read it (same content only).
+    npz: str | None = None
 
 
 Loader = Callable[[LoadOptions], Data]
@@ -163,9 +165,50 @@ def load_for_checkpoint(
     """
     cfg = meta["config"]
     options = replace(options or LoadOptions(), svhn_extra=bool(cfg.get("svhn_extra", False)))
-    data = load(cfg["dataset"], options, train_limit, test_limit)
-    check_same_content(meta.get("data_fingerprint"), data, cfg["dataset"], checkpoint)
+    name = cfg["dataset"]
+    if name.startswith("npz:"):
+        name = _checkpoint_npz(meta, checkpoint, options.npz)
+    data = load(name, options, train_limit, test_limit)
+    check_same_content(meta.get("data_fingerprint"), data, name, checkpoint)
     return data
+
+
+def _checkpoint_npz(meta: Mapping[str, Any], checkpoint: str | Path, given: str | None) -> str:
+    """`npz:PATH` of a checkpoint's data: `given` if its content is the recorded one, else the
+    path as training named it, else the absolute path training recorded (`npz_path`).
+
+    Training names an npz as the user typed it, often relative to where it ran; the absolute
+    path and the fingerprint let the checkpoint be read from any folder, or with the file moved.
+    """
+    recorded = meta.get("data_fingerprint") or ""
+    if given is not None:
+        path = Path(given)
+        if not path.is_file():
+            raise DatasetError(f"npz file {path} does not exist")
+        if recorded and file_digest(path) != recorded:
+            raise DatasetError(
+                f"--dataset npz:{path} holds other data than {checkpoint} was trained on "
+                f"(fingerprint {file_digest(path)[:8]}, expected {recorded[:8]})"
+            )
+        return f"npz:{path}"
+    named = _npz_path(meta["config"]["dataset"])
+    places = [named, *([Path(meta["npz_path"])] if meta.get("npz_path") else [])]
+    existing = [path for path in places if path.is_file()]
+    for path in existing:
+        if not recorded or file_digest(path) == recorded:
+            return f"npz:{path}"
+    if existing:
+        return f"npz:{existing[0]}"  # the content check names the change
+    where = " or ".join(map(str, dict.fromkeys(places)))
+    raise DatasetError(
+        f"{checkpoint} was trained on npz file {where}, which does not exist; pass --dataset "
+        f"npz:PATH naming a file with the same content (fingerprint {recorded[:8]})"
+    )
+
+
+def npz_location(name: str) -> dict[str, str]:
+    """meta.json's `npz_path`: the absolute path of an npz dataset (`_checkpoint_npz`)."""
+    return {"npz_path": str(_npz_path(name).resolve())} if name.startswith("npz:") else {}
 
 
 def check_same_content(recorded: str | None, data: Data, name: str, checkpoint: str | Path) -> None:
@@ -599,6 +642,26 @@ def _npz_labels(path: Path, key: str, y: np.ndarray, n: int) -> torch.Tensor:
     return torch.from_numpy(y.astype(np.int64))
 
 
+def _npz_classes(path: Path, y_train: torch.Tensor) -> int:
+    """K, when y_train holds every label 0..K-1: a stray label (12 among digits' 0..9) would
+    otherwise add classes no image has, and a model with a head of that size trains silently."""
+    counts = torch.bincount(y_train)
+    empty = (counts == 0).nonzero().flatten().tolist()
+    if empty:
+        above = (counts[empty[0] :] > 0).nonzero().flatten().add(empty[0]).tolist()
+        shown = [f"{label} ({int(counts[label])} image(s))" for label in above]
+        raise DatasetError(
+            f"{path}: y_train labels must be exactly 0..K-1, but class(es) {_few(empty)} have "
+            f"no image while label(s) {_few(shown)} do; relabel them 0..{len(counts) - len(empty) - 1}"
+        )
+    return len(counts)
+
+
+def _few(items: list[Any], shown: int = 5) -> str:
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(map(str, items[:shown])) + more
+
+
 def load_npz(path: Path) -> Data:
     """A user's own data: arrays x_train, y_train, x_test, y_test (validated, no pickles).
 
@@ -618,7 +681,7 @@ def load_npz(path: Path) -> Data:
         )
     y_train = _npz_labels(path, "y_train", arrays["y_train"], len(x_train))
     y_test = _npz_labels(path, "y_test", arrays["y_test"], len(x_test))
-    num_classes = int(y_train.max()) + 1
+    num_classes = _npz_classes(path, y_train)
     if int(y_test.max()) >= num_classes:
         raise DatasetError(
             f"{path}: y_test has label {int(y_test.max())} but y_train only has labels "

@@ -22,6 +22,7 @@ import os
 import pickle
 import re
 import sys
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,10 +260,15 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
                 f"weights file {path} is not a readable safetensors file ({_one_line(err)})"
             ) from None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns of pickle protocols on stderr: one line
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        # torch's text is a page of advice (weights_only=False among it); the cause is one line.
         refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
-        what = f"it pickles {refused.group(1)}" if refused else _one_line(err)[:200]
+        cause = re.search(r"(WeightsUnpickler error:)\s*(.+?)\s*(?:\n\n|$)", str(err))
+        what = f"it pickles {refused.group(1)}" if refused else _one_line(err)
+        what = " ".join(cause.groups()) if cause and not refused else what
         raise ExternalModelError(
             f"weights file {path} is not a plain state dict: torch.load(weights_only=True) "
             f"refuses it ({what}); save model.state_dict() with torch.save, or as .safetensors"
@@ -270,7 +276,7 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     except (RuntimeError, OSError, EOFError, ValueError) as err:
         raise ExternalModelError(
             f"weights file {path} is neither safetensors nor a PyTorch state dict "
-            f"({_one_line(err)[:200]})"
+            f"({_one_line(err)})"
         ) from None
     if not isinstance(state, Mapping) or not all(
         isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()
@@ -333,14 +339,18 @@ def check_takes(model: nn.Module, spec: DatasetSpec, model_spec: ExternalModelSp
         out = model.eval()(torch.zeros(_PROBE, *shape, device=device))
     except Exception as err:  # the user's forward may raise anything on a wrong input size
         raise ExternalModelError(
-            f"{where} does not take {model_spec.dataset} images of shape {shape}: "
-            f"{_one_line(err)[:200]}"
+            f"{where} does not take {model_spec.dataset} images of shape {shape}: {_one_line(err)}"
         ) from None
     if not torch.is_tensor(out) or tuple(out.shape) != (_PROBE, spec.num_classes):
         got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
         raise ExternalModelError(
             f"{where} returns {got} for a batch of {_PROBE} {model_spec.dataset} images; "
             f"expected logits of shape ({_PROBE}, {spec.num_classes})"
+        )
+    if not bool(torch.isfinite(out).all()):  # scored, NaN reads as chance and robust = clean
+        raise ExternalModelError(
+            f"{where} returns non-finite logits (NaN or infinity) for a batch of {_PROBE} "
+            f"{model_spec.dataset} images; expected finite logits"
         )
 
 

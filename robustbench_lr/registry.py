@@ -6,8 +6,9 @@ of these, so the CLI, the bench and the tests enumerate them instead of branchin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+import difflib
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -17,6 +18,20 @@ class UnknownNameError(KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message and add quotes
         return str(self.args[0])
+
+
+def unknown_name(noun: str, name: Any, valid: Iterable[str], where: str = "") -> str:
+    """`unknown <noun> 'x' <where>; did you mean 'y'? valid choices: ...` (difflib's pick).
+
+    The one message every unknown name gets, on the command line and in profiles alike. The
+    match ignores case, so `CIFAR10` finds `cifar10`.
+    """
+    valid = list(valid)
+    by_lower = {v.lower(): v for v in reversed(valid)}
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1)
+    hint = f"; did you mean {by_lower[close[0]]!r}?" if close else ";"
+    place = f" {where}" if where else ""
+    return f"unknown {noun} {name!r}{place}{hint} valid choices: {', '.join(valid) or 'none'}"
 
 
 class Registry(Generic[T]):
@@ -42,9 +57,7 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; valid choices: {', '.join(self._items)}"
-            ) from None
+            raise UnknownNameError(unknown_name(self.kind, name, self._items)) from None
 
     def __getitem__(self, name: str) -> T:
         return self.get(name)

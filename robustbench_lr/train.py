@@ -25,6 +25,7 @@ from robustbench_lr.data import (
     check_same_content,
     dataset_label,
     load,
+    npz_location,
 )
 from robustbench_lr.devices import use_device
 from robustbench_lr.evaluation import accuracy
@@ -59,6 +60,9 @@ class TrainResult:
     folder: Path
     clean_acc: float
     epochs_run: int  # epochs trained by this call (0 when the checkpoint was already complete)
+    # The model file and meta.json were rewritten from the train state (their commit point
+    # did not check out), so "already complete" would hide that they had been damaged.
+    rebuilt: bool = False
 
 
 def train(
@@ -99,6 +103,7 @@ def train(
             f"{len(data.y_train)} training image(s) at batch size {cfg.batch_size} leave no "
             "batch of two or more images to train on"
         )
+    check_structure(cfg, method, opts, data)
     with locks.exclusive(folder, TRAIN_LOCK):
         removed = remove_stale_temporaries(folder)
         if removed:
@@ -112,6 +117,19 @@ def train(
 
 
 TRAIN_LOCK = ".train.lock"
+
+
+def check_structure(cfg: TrainConfig, method, opts: dict, data: Data) -> None:
+    """Build the network once, with the method's structure and checks, before any file exists.
+
+    Options that name taps the architecture lacks (`--bottle-taps`, `--lr-rank TAP=R`) are
+    only found against a built network; found under the lock, they would leave a checkpoint
+    folder and its lock file behind a refused command. The global generator is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        probe = models.build(cfg.arch, data.spec, cfg.width)
+        method.structure(probe, cfg.arch, opts)
+        method.check(probe, cfg.arch, opts)
 
 
 def step_mode_meta(step_mode: str) -> dict[str, str]:
@@ -217,6 +235,7 @@ def _train_locked(
                 "tap_sizes": models.tap_sizes(model, data.spec.channels, data.spec.size),
                 "device": dev.type,
                 "dataset_label": dataset_label(cfg.dataset),
+                **npz_location(cfg.dataset),
                 **step_mode_meta(step_mode),
             },
         )
@@ -278,4 +297,4 @@ def _train_locked(
         # The train state is final but its commit point lags behind (a kill between renames)
         # or a vouched-for file went missing: rewrite the model and meta.json from it.
         commit(start)
-    return TrainResult(folder, history[-1]["test_acc"], cfg.epochs - start)
+    return TrainResult(folder, history[-1]["test_acc"], cfg.epochs - start, start >= cfg.epochs)

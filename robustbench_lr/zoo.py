@@ -117,7 +117,7 @@ def build(spec: ExternalModelSpec) -> nn.Module:
                 threat_model=spec.threat,
             )
     except (RuntimeError, pickle.UnpicklingError, KeyError, ValueError, OSError) as err:
-        text = " ".join(str(err).split())[:300]
+        text = " ".join(str(err).split())
         raise ExternalModelError(
             f"RobustBench model {spec.robustbench} from {spec.model_dir}: cannot load its "
             f"weights ({type(err).__name__}: {text})"

@@ -38,6 +38,17 @@ def five_classes() -> nn.Module:
     return TinyNet(classes=5)
 
 
+class NanNet(TinyNet):
+    """Digits-sized, the right logit shape, every logit NaN (a diverged or broken network)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) * float("nan")
+
+
+def nan_logits() -> nn.Module:
+    return NanNet()
+
+
 def not_a_module() -> str:
     return "a string is not a network"
 

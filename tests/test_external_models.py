@@ -302,7 +302,7 @@ BAD = [
     Bad(
         "bad-dataset",
         ("--model", FACTORY, "--dataset", "digitz"),
-        r"--dataset: unknown dataset digitz; valid choices: digits",
+        r"--dataset: unknown dataset 'digitz'; did you mean 'digits'\? valid choices: digits",
     ),
     Bad(
         "two-models",

@@ -52,8 +52,13 @@ def plausible(draw: st.DrawFn) -> dict[str, np.ndarray]:
         dtype = np.dtype(draw(st.sampled_from(["u1", "<i2", ">i4", "i8", "u8"])))
         return draw(hnp.arrays(dtype, (n,), elements=st.integers(0, top)))
 
+    def every_class(n: int) -> np.ndarray:  # 0..K-1, each at least once, in any order
+        given = labels(n, draw(st.integers(0, n - 1)))
+        classes = np.arange(int(given.max()) + 1, dtype=given.dtype)
+        return np.array(draw(st.permutations([*classes, *given[len(classes) :]])), given.dtype)
+
     n_train, n_test = draw(st.integers(1, 6)), draw(st.integers(1, 4))
-    y_train = labels(n_train, draw(st.integers(0, 9)))
+    y_train = every_class(n_train)
     return {
         "x_train": images(n_train),
         "y_train": y_train,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from robustbench_lr.config import parse_fraction
+from robustbench_lr.registry import UnknownNameError, unknown_name
 
 T = TypeVar("T")
 
@@ -96,7 +97,7 @@ def checked_by(parse: Callable[[str], Any]) -> Callable[[str], str]:
     def check(text: str) -> str:
         try:
             parse(text)
-        except (ValueError, TypeError) as err:
+        except (ValueError, TypeError, UnknownNameError) as err:
             raise argparse.ArgumentTypeError(str(err)) from None
         return text
 
@@ -147,9 +148,7 @@ def dataset(text: str) -> str:
 
     if text in DATASETS or (text.startswith("npz:") and len(text) > len("npz:")):
         return text
-    raise argparse.ArgumentTypeError(
-        f"unknown dataset {_shown(text)}; valid choices: {', '.join(dataset_names())}"
-    )
+    raise argparse.ArgumentTypeError(unknown_name("dataset", text, dataset_names()))
 
 
 def key_value(text: str) -> tuple[str, str]:

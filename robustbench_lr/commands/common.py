@@ -74,8 +74,11 @@ def add_data_flags(parser: argparse.ArgumentParser, training: bool = False) -> N
 
 
 def load_options(args: argparse.Namespace) -> LoadOptions:
-    """The LoadOptions named by the data flags."""
-    return LoadOptions(data_root=args.data_root, download=args.download)
+    """The LoadOptions named by the data flags; beside `--checkpoint`, `--dataset npz:PATH` is
+    where the checkpoint's npz lies now (`data.load_for_checkpoint` checks its content)."""
+    moved = getattr(args, "dataset", None) if getattr(args, "checkpoint", None) else None
+    npz = moved[len("npz:") :] if moved and moved.startswith("npz:") else None
+    return LoadOptions(data_root=args.data_root, download=args.download, npz=npz)
 
 
 def add_run_flags(parser: argparse.ArgumentParser, training: bool = False) -> None:

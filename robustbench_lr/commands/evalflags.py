@@ -74,7 +74,8 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
         type=dataset,
         default=None,
         metavar="NAME",
-        help="the dataset --model / --robustbench is evaluated on (its test split)",
+        help="the dataset --model / --robustbench is evaluated on (its test split); beside "
+        "--checkpoint, npz:PATH says where its npz lies now (same content only)",
     )
     group.add_argument(
         "--name",
@@ -99,7 +100,7 @@ def model_spec(args: argparse.Namespace) -> str | ExternalModelSpec:
         raise ValueError(f"--{given[0]} and --{given[1]} name two models; give one")
     kind = given[0]
     foreign = {
-        "checkpoint": {**_EXTERNAL_ONLY, **_FACTORY_ONLY, **_ZOO_ONLY},
+        "checkpoint": {"name": "--name", **_FACTORY_ONLY, **_ZOO_ONLY},
         "model": _ZOO_ONLY,
         "robustbench": _FACTORY_ONLY,
     }[kind]
@@ -107,6 +108,11 @@ def model_spec(args: argparse.Namespace) -> str | ExternalModelSpec:
     if stray:
         raise ValueError(f"{stray[0]} does not apply to --{kind}")
     if kind == "checkpoint":
+        if args.dataset is not None and not args.dataset.startswith("npz:"):
+            raise ValueError(
+                f"--dataset {args.dataset} does not apply to --checkpoint: it reads the dataset "
+                "it was trained on; beside it --dataset takes only npz:PATH, where that npz lies now"
+            )
         return args.checkpoint
     if args.dataset is None:
         raise ValueError(f"--{kind} needs --dataset NAME: the data it is evaluated on")

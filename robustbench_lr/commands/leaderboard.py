@@ -37,7 +37,14 @@ def run(args: argparse.Namespace) -> int:
         if not Path(path).exists():
             raise FileNotFoundError(f"{path} does not exist")
     threat = leaderboard.Threat(args.attack, args.eps, args.steps)
-    table = leaderboard.build(results.read_many(args.results), threat)
+    frame = results.read_many(args.results)
+    named = ", ".join(args.results)
+    # An empty board would pass where a CI step expects models ranked (`regress` refuses too).
+    if frame.empty:
+        raise ValueError(f"{named}: no rows; a leaderboard with nothing to rank cannot pass")
+    table = leaderboard.build(frame, threat)
+    if table.empty:
+        raise ValueError(f"{named}: no model has clean or attack results to rank")
     files = leaderboard.write(table, threat, Path(args.out))
     print(files[0].read_text())
     print(f"wrote {len(files)} file(s) under {Path(args.out).parent}")

@@ -94,9 +94,12 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         step_mode=args.step_mode,
     )
-    status = (
-        "already complete" if result.epochs_run == 0 else f"trained {result.epochs_run} epoch(s)"
-    )
+    if result.rebuilt:
+        status = "rebuilt model file and meta.json from the train state (they did not check out)"
+    elif result.epochs_run == 0:
+        status = "already complete"
+    else:
+        status = f"trained {result.epochs_run} epoch(s)"
     print(f"{result.folder}: {status}, clean test accuracy {result.clean_acc:.2f}%")
     print(json_line({"checkpoint": str(result.folder), "clean_acc": result.clean_acc}))
     return 0

@@ -5,7 +5,8 @@ A method may (1) change the *inference* architecture (`structure`, e.g. Bottle-L
 saved with the training state, e.g. an LR branch or a SNIP mask), (3) add loss terms computed from
 tap activations (`penalty`), (4) act after each optimizer step (`after_step`, e.g. the rank
 projection or re-masking), and (5) replace the data term of the loss (`objective`: adversarial
-training computes it on crafted inputs, PGD-AT and TRADES). Every hook has a do-nothing default;
+training computes it on crafted inputs, PGD-AT and TRADES), and (6) refuse options that do not
+fit the built network before training writes anything (`check`). Every hook has a do-nothing default;
 `objective`'s is plain cross-entropy on the batch.
 """
 
@@ -159,6 +160,9 @@ class Method:
     summary: str
     options: tuple[Option, ...] = ()
     structure: Callable[[StagedNet, str, dict[str, Any]], None] = _no_structure
+    # Refuses options that do not fit the built network (a tap it lacks), so training can
+    # ask before it writes anything; it changes nothing.
+    check: Callable[[StagedNet, str, dict[str, Any]], None] = _no_structure
     prepare: Callable[[TrainContext, dict[str, Any]], nn.Module] = _no_aux
     taps: Callable[[str, dict[str, Any]], list[str]] = _no_taps
     penalty: Callable[

@@ -275,11 +275,21 @@ def _describe_branches(model: StagedNet, aux: nn.Module, opts: dict[str, Any]) -
     return {"lr_branches": out, "lr_warmup_epochs": aux.warmup}
 
 
+def _check_ranks(taps_of):
+    def check(model: StagedNet, arch: str, opts: dict[str, Any]) -> None:
+        channels, size, _ = model.input_shape
+        sizes = models.tap_sizes(model, channels, size)
+        target_ranks(arch, taps_of(arch, opts), sizes, opts["lr_rank"])
+
+    return check
+
+
 def _lr_method(name: str, summary: str, taps_of) -> Method:
     return Method(
         name=name,
         summary=summary,
         options=BRANCH_OPTIONS,
+        check=_check_ranks(taps_of),
         prepare=_prepare(taps_of),
         taps=taps_of,
         penalty=_penalty,

@@ -15,7 +15,6 @@ place.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import json
 import math
@@ -31,6 +30,7 @@ import tomllib
 
 from robustbench_lr.config import TrainConfig, parse_fraction
 from robustbench_lr.registry import UnknownNameError
+from robustbench_lr.registry import unknown_name as _unknown
 
 if TYPE_CHECKING:  # the registries are imported when a profile is parsed, not with this module
     from robustbench_lr.external import ExternalModelSpec
@@ -219,14 +219,6 @@ def _join(path: str, key: Any) -> str:
 
 def _where(path: str) -> str:
     return f"in [{path}]" if path else "at the top level"
-
-
-def _unknown(noun: str, name: Any, valid: list[str], where: str = "") -> str:
-    """`unknown <noun> 'x' <where>; did you mean 'y'? valid choices: ...` (difflib's pick)."""
-    close = difflib.get_close_matches(str(name), valid, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ";"
-    place = f" {where}" if where else ""
-    return f"unknown {noun} {name!r}{place}{hint} valid choices: {', '.join(valid) or 'none'}"
 
 
 @dataclass(frozen=True)
