@@ -35,6 +35,7 @@ from torch.nn.utils import parametrize
 from robustbench_lr import __version__
 from robustbench_lr.config import TrainConfig
 from robustbench_lr.data import DatasetSpec
+from robustbench_lr.errors import RobustbenchLRError
 from robustbench_lr.files import atomic_write, atomic_write_json, file_digest
 
 MODEL_FILE = "model.safetensors"
@@ -43,7 +44,7 @@ META_FILE = "meta.json"
 FORMAT = "robustbench-lr/2"  # /2: meta.json vouches for its files by digest
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(RobustbenchLRError, RuntimeError):
     """A checkpoint is missing, corrupt, or does not match what was asked for."""
 
 

@@ -34,13 +34,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from robustbench_lr.errors import RobustbenchLRError
 from robustbench_lr.files import file_digest as _read_digest
 from robustbench_lr.registry import Registry
 
 DEFAULT_DATA_ROOT = "data"
 
 
-class DatasetError(RuntimeError):
+class DatasetError(RobustbenchLRError, RuntimeError):
     """A dataset is missing or malformed; the message says what and which flag fixes it."""
 
 

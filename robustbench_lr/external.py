@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from robustbench_lr.data import DatasetSpec, LoadOptions, dataset_label, load
+from robustbench_lr.errors import RobustbenchLRError
 from robustbench_lr.target import DEFAULT_N, Target, load_target
 
 DEFAULT_MODEL_DIR = "models"  # RobustBench's own default (`robustbench.utils.load_model`)
@@ -41,7 +42,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _PROBE = 2  # images in the batch that checks a model takes the dataset's images
 
 
-class ExternalModelError(ValueError):
+class ExternalModelError(RobustbenchLRError, ValueError):
     """An external model cannot be built, loaded or used; the message says why, on one line."""
 
 

@@ -19,10 +19,11 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from robustbench_lr.errors import RobustbenchLRError
 from robustbench_lr.files import atomic_write_json
 
 
-class FolderBusyError(RuntimeError):
+class FolderBusyError(RobustbenchLRError, RuntimeError):
     """Another live process holds the folder's lock."""
 
 

@@ -10,10 +10,12 @@ import difflib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
+from robustbench_lr.errors import RobustbenchLRError
+
 T = TypeVar("T")
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(RobustbenchLRError, KeyError):
     """Raised for a name that is not registered; the message lists the valid ones."""
 
     def __str__(self) -> str:  # KeyError would repr() the message and add quotes

@@ -1,0 +1,147 @@
+"""`benchmark(model, ...)`: RobustBench's call on any `nn.Module`, with the audit behind it.
+
+The numbers come from the functions the commands call: the target is what `robustbench-lr
+attack --model ... --n N --seed S` loads (`target.load_target` on an `external.ExternalModel`),
+the attack is `attacks.harness.evaluate_attack` with the CLI's defaults, the rows are
+`evaluation_rows` and the audit's `report_rows`. So on the CPU, for the same seed and points,
+the API and the command line give the same numbers bit for bit (tests/test_api.py checks it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from robustbench_lr import results
+from robustbench_lr.api import model as models
+from robustbench_lr.api import validate
+from robustbench_lr.api.result import BenchmarkResult
+from robustbench_lr.attacks import ATTACKS
+from robustbench_lr.attacks.harness import evaluate_attack, evaluation_rows
+from robustbench_lr.audit.markdown import model_title, render_markdown
+from robustbench_lr.audit.options import AuditOptions
+from robustbench_lr.audit.rows import report_rows
+from robustbench_lr.audit.runner import audit_model
+from robustbench_lr.data import DEFAULT_DATA_ROOT, LoadOptions
+from robustbench_lr.devices import use_device
+from robustbench_lr.errors import InvalidArgument
+from robustbench_lr.target import DEFAULT_N
+
+DEFAULT_ATTACK = "autoattack-standard"  # the authors' AutoAttack, as RobustBench runs it
+DEFAULT_BATCH = 256  # the CLI's --batch-size: chunks seed randomized attacks, so it must match
+NOISE_DRAWS = 5  # the CLI's --noise-draws (used only by attacks averaged over draws)
+# AuditOptions fields the benchmark sets itself (the same ε, points and batches as the attack).
+AUDIT_OWN = ("eps", "n", "seed", "batch_size")
+
+
+def benchmark(
+    model: nn.Module,
+    dataset: str = "cifar10",
+    threat: str = "Linf",
+    eps: float = 8 / 255,
+    n: int | None = DEFAULT_N,
+    *,
+    device: str | torch.device | None = None,
+    preprocessing: Any = None,
+    seed: int = 0,
+    attack: str = DEFAULT_ATTACK,
+    attack_options: Mapping[str, Any] | None = None,
+    audit: bool = True,
+    audit_options: Mapping[str, Any] | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    name: str | None = None,
+    data_root: str | Path = DEFAULT_DATA_ROOT,
+    download: bool = False,
+    out: str | Path | None = None,
+    progress: bool = True,
+) -> BenchmarkResult:
+    """Clean and robust accuracy of `model` on `n` test images of `dataset`, then its audit.
+
+    `model` takes images in [0, 1] (N, C, H, W) and returns logits (N, classes); a model
+    trained on normalized inputs passes `preprocessing='dataset'`, `(mean, std)` or a module
+    applied first. The images are the seeded uniform subset `--n N --seed S` draws on the
+    command line (`n=None`: the whole test split). `attack` (standard AutoAttack, the authors'
+    `pyautoattack`, by default) gives the robust accuracy; `attack_options` lowers its budget
+    (`steps`, `targets`, `queries`, `seed`). `audit=True` then runs the gradient-masking audit
+    on the same images at the same ε (`audit_options`: `AuditOptions` budgets), whose
+    worst case per example and verdict say whether the robust number can be trusted.
+    `device=None` runs where the model's parameters are; the model is handed back there, in
+    its own train/eval mode. `out` appends the rows to a results CSV (nothing on error).
+    Every bad argument raises `InvalidArgument` before any work.
+    """
+    net = models.network(model)
+    dataset = validate.dataset_name(dataset)
+    validate.threat(threat)
+    eps = validate.eps(eps, AuditOptions.sweep_max if audit else validate.EPS_MAX)
+    n = validate.count("n", n, allow_none=True)
+    validate.count("batch_size", batch_size)
+    validate.attack_name(attack)
+    spec = ATTACKS[attack]
+    if spec.norm != "linf":
+        raise InvalidArgument("attack", attack, _linf_attacks(), f"is an {spec.norm} attack")
+    given = validate.options(
+        "attack_options", attack_options, [k for k in spec.defaults if k != "eps"]
+    )
+    budget = _audit_options(audit_options, eps, n, seed, batch_size) if audit else None
+    where = validate.device(device, net)
+    options = LoadOptions(data_root=str(data_root), download=download)
+    stages = 2 + (budget is not None)
+    with models.lent(net), tqdm(total=stages, desc="benchmark", disable=not progress) as bar:
+        bar.set_postfix_str("loading")
+        device = use_device(where)
+        target = models.target(net, dataset, preprocessing, name, n, seed, device, options)
+        bar.update()
+        bar.set_postfix_str(attack)
+        ev = evaluate_attack(
+            attack,
+            target.model,
+            target.x,
+            target.y,
+            draws=NOISE_DRAWS,
+            batch_size=batch_size,
+            **{"eps": eps, **given},
+        )
+        rows = evaluation_rows(ev, target.columns, extra=target.subset_extra)
+        bar.update()
+        report, markdown = None, ""
+        if budget is not None:
+            bar.set_postfix_str("audit")
+            budget = replace(budget, n=len(target.y))
+            report = audit_model(target.model, target.x, target.y, budget)
+            rows += report_rows(report, target.columns, "", target.subset_extra)
+            markdown = render_markdown(report, model_title(target.columns))
+            bar.update()
+    frame = pd.DataFrame([results.make_row(**row) for row in rows], columns=results.COLUMNS)
+    if out is not None:
+        results.append(out, rows)
+    return BenchmarkResult(
+        dataset, threat, eps, attack, ev.clean, ev.robust.all(0), frame, report, markdown
+    )
+
+
+def _audit_options(
+    given: Mapping[str, Any] | None, eps: float, n: int | None, seed: int, batch_size: int
+) -> AuditOptions:
+    """The audit's budgets (`AuditOptions`' defaults unless given) at the benchmark's ε,
+    points and batches."""
+    valid = [f.name for f in fields(AuditOptions) if f.name not in AUDIT_OWN]
+    budgets = validate.options("audit_options", given, valid)
+    for key, value in budgets.items():
+        if key != "sweep_max":
+            validate.count(f"audit_options[{key!r}]", value)
+    own = {"eps": eps, "n": n or AuditOptions.n, "seed": seed, "batch_size": batch_size}
+    try:
+        return AuditOptions(**own, **budgets)
+    except ValueError as err:
+        raise InvalidArgument("audit_options", budgets, "AuditOptions' ranges", str(err)) from err
+
+
+def _linf_attacks() -> list[str]:
+    return [name for name in ATTACKS if ATTACKS[name].norm == "linf"]

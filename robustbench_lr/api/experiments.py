@@ -1,0 +1,225 @@
+"""`attack`, `audit` and `analyze` on a network in memory: the commands' functions, no files.
+
+`attack` is `attacks.run_attack` (the entry point every attack of the suite goes through) on
+the caller's own batch; `audit` and `analyze` run on the seeded test subset the commands
+draw, through the same `audit_model` / `ANALYSES` entries as `robustbench-lr audit/analyze`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from robustbench_lr import results
+from robustbench_lr.analysis import ANALYSES, AnalysisOptions
+from robustbench_lr.api import model as models
+from robustbench_lr.api import validate
+from robustbench_lr.api.training import checkpoint_folder
+from robustbench_lr.attacks import ATTACKS, crafting_in, rho, robust_flags, run_attack
+from robustbench_lr.attacks.precision import PRECISIONS
+from robustbench_lr.audit.checkpoint import CheckpointAudit
+from robustbench_lr.audit.markdown import audit_filename, model_title, render_markdown
+from robustbench_lr.audit.options import AuditOptions, default_eps
+from robustbench_lr.audit.rows import report_rows
+from robustbench_lr.audit.runner import audit_model
+from robustbench_lr.data import DEFAULT_DATA_ROOT, LoadOptions
+from robustbench_lr.devices import use_device
+from robustbench_lr.errors import InvalidArgument
+
+DEFAULT_BATCH = 256
+
+
+@dataclass(frozen=True, eq=False)
+class AttackResult:
+    """Adversarial examples of one attack and what they did, per example (in input order)."""
+
+    x_adv: torch.Tensor
+    clean: torch.Tensor  # bool (N,): correct on the input
+    robust: torch.Tensor  # bool (N,): still correct on x_adv (a strict float32 verdict)
+    rho: torch.Tensor  # ‖x_adv − x‖₂ / ‖x‖₂ (Section 3)
+    params: Mapping[str, Any]  # every hyper-parameter the attack ran with
+
+    def __iter__(self):
+        """`x_adv, robust = attack(...)`."""
+        return iter((self.x_adv, self.robust))
+
+    @property
+    def acc(self) -> float:
+        """Robust accuracy (%) on the batch."""
+        return 100.0 * self.robust.float().mean().item()
+
+
+def attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attack: str = "ifsgm",
+    eps: float | None = 8 / 255,
+    steps: int | None = None,
+    *,
+    backend: str | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    craft_precision: str | None = None,
+    **params: Any,
+) -> AttackResult:
+    """Attack the batch `x` (images in [0, 1]) with labels `y` against `model`.
+
+    `steps=None` and any parameter not given take the attack's defaults (`ATTACKS[name]`);
+    `eps` is ignored by attacks without a budget (DeepFool, noise). Runs where the model's
+    parameters are; the model is handed back in its own train/eval mode.
+    """
+    net = models.network(model)
+    spec = ATTACKS[validate.attack_name(attack)]
+    given = {"eps": eps, "steps": steps, **params}
+    given = {
+        k: v for k, v in given.items() if v is not None and (k in spec.defaults or k in params)
+    }
+    validate.options("attack options", given, list(spec.defaults))
+    if "eps" in given:
+        given["eps"] = validate.eps(given["eps"])
+    if backend is not None:
+        validate.name_in("backend", backend, list(spec.backends))
+    if craft_precision is not None:
+        validate.name_in("craft_precision", craft_precision, PRECISIONS.names())
+    validate.count("batch_size", batch_size)
+    validate.inputs(x, y)
+    with models.lent(net), crafting_in(craft_precision):
+        device = use_device(validate.device(None, net))
+        net.eval()
+        out = validate.logits(_logits(net, x, device, batch_size), len(x), None)
+        validate.inputs(x, y, out.shape[1])
+        x_adv = run_attack(attack, net, x, y, backend=backend, batch_size=batch_size, **given)
+        robust = robust_flags(net, x_adv, y)
+    _, resolved = spec.resolve(backend, **given)
+    clean = out.argmax(1).cpu() == y.cpu()
+    return AttackResult(x_adv, clean, robust, rho(x_adv.cpu(), x.cpu()), resolved)
+
+
+def _logits(net: nn.Module, x: torch.Tensor, device: torch.device, batch: int) -> torch.Tensor:
+    try:
+        with torch.no_grad():
+            return torch.cat([net(x[i : i + batch].to(device)) for i in range(0, len(x), batch)])
+    except Exception as err:  # the user's forward may raise anything on inputs it cannot take
+        shape = tuple(x.shape[1:])
+        raise InvalidArgument(
+            "x", f"images of shape {shape}", "inputs the model takes", "are not taken by model"
+        ) from err
+
+
+def audit(
+    model: nn.Module,
+    dataset: str = "cifar10",
+    eps: float | None = None,
+    n: int = AuditOptions.n,
+    *,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    preprocessing: Any = None,
+    name: str | None = None,
+    data_root: str | Path = DEFAULT_DATA_ROOT,
+    download: bool = False,
+    **budgets: Any,
+) -> CheckpointAudit:
+    """`robustbench-lr audit` on a network in memory: its report, rows and audit.md text.
+
+    `eps=None` audits at the dataset's own ε (`audit.default_eps`: digits 32/255, else 8/255);
+    `budgets` are `AuditOptions` fields (`steps`, `queries`, `targets`, `restarts`, ...).
+    """
+    net = models.network(model)
+    dataset = validate.dataset_name(dataset)
+    eps = default_eps(dataset) if eps is None else validate.eps(eps, AuditOptions.sweep_max)
+    validate.count("n", n)
+    own = ("eps", "n", "seed")
+    valid = [f for f in AuditOptions.__dataclass_fields__ if f not in own]
+    validate.options("budgets", budgets, valid)
+    for key, value in budgets.items():
+        if key != "sweep_max":
+            validate.count(key, value)
+    options = AuditOptions(eps=eps, n=n, seed=seed, **budgets)
+    where = validate.device(device, net)
+    load_options = LoadOptions(data_root=str(data_root), download=download)
+    with models.lent(net):
+        dev = use_device(where)
+        target = models.target(net, dataset, preprocessing, name, n, seed, dev, load_options)
+        report = audit_model(target.model, target.x, target.y, replace(options, n=len(target.y)))
+    columns = target.columns
+    rows = report_rows(report, columns, "", target.subset_extra)
+    markdown = render_markdown(report, model_title(columns))
+    return CheckpointAudit(report, rows, markdown, audit_filename(columns, eps))
+
+
+def analyze(
+    kind: str,
+    model: nn.Module | str | Path,
+    dataset: str | None = None,
+    *,
+    tap: str | None = None,
+    n: int | None = None,
+    seed: int = 0,
+    dims: tuple[int, ...] = (),
+    device: str | torch.device | None = None,
+    preprocessing: Any = None,
+    name: str | None = None,
+    data_root: str | Path = DEFAULT_DATA_ROOT,
+    download: bool = False,
+    out: str | Path | None = None,
+    **options: Any,
+) -> pd.DataFrame:
+    """`robustbench-lr analyze KIND` on a network in memory or a checkpoint folder: its rows.
+
+    An `nn.Module` needs `dataset`; a checkpoint (a folder, or what `train` returns) knows its
+    own. `options` are the analysis' own settings (`--option KEY=VALUE`). Figures an analysis
+    draws go beside `out` (the results CSV its rows are appended to), else nowhere.
+    """
+    validate.name_in("kind", kind, ANALYSES.names())
+    validate.count("n", n, allow_none=True)
+    settings = {
+        "tap": tap,
+        "n": n,
+        "seed": seed,
+        "dims": tuple(dims),
+        "load": LoadOptions(data_root=str(data_root), download=download),
+        "extra": {key: str(value) for key, value in options.items()},
+    }
+    if isinstance(model, nn.Module):
+        if dataset is None:
+            raise InvalidArgument(
+                "dataset",
+                None,
+                [*validate.DATASETS.names(), "npz:PATH"],
+                "is needed for an nn.Module",
+            )
+        if ANALYSES[kind].suite_models_only:
+            takes = [k for k in ANALYSES.names() if not ANALYSES[k].suite_models_only]
+            raise InvalidArgument("kind", kind, takes, "needs a checkpoint of the suite (train())")
+        dataset = validate.dataset_name(dataset)
+        device_name = validate.device(device, model)
+        with models.lent(model):
+            dev = use_device(device_name)
+            wrapped = models.checked(model, dataset, preprocessing, settings["load"], dev)
+            return _analysis(
+                kind, models.origin(wrapped, dataset, name), out, settings, device_name
+            )
+    folder = checkpoint_folder(model)
+    device_name = "auto" if device is None else validate.device(device, nn.Module())
+    return _analysis(kind, folder, out, settings, device_name)
+
+
+def _analysis(
+    kind: str, origin: Any, out: str | Path | None, settings: dict, device: str
+) -> pd.DataFrame:
+    """Run `ANALYSES[kind]`, append its rows to `out` if given, return them as a frame."""
+    options = AnalysisOptions(device=device, **settings)
+    with tempfile.TemporaryDirectory() as scratch:
+        where = Path(out) if out is not None else Path(scratch) / "results.csv"
+        outcome = ANALYSES[kind].run(origin, where, options)
+        if out is not None:
+            results.append(out, outcome.rows)
+    return pd.DataFrame([results.make_row(**row) for row in outcome.rows], columns=results.COLUMNS)
