@@ -7,7 +7,7 @@ PROFILE ?= cpu
 # 1/GPU_SHRINK of paper-fast's sizes (1 epoch per model) for the scaled whole-bench estimate.
 GPU_SHRINK ?= 20
 
-.PHONY: install test bench perf gpu-check lint smoke screenshots
+.PHONY: install test test-all bench perf gpu-check lint smoke screenshots
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The quick tier (at most 4 minutes on 2 cores; tests/tiers.py says what it leaves out).
 test: install
+	$(PY) -m pytest -q -m "not slow"
+
+# Everything, as CI runs it.
+test-all: install
 	$(PY) -m pytest -q
 
 bench: install

@@ -32,7 +32,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.utils import parametrize
 
-from robustbench_lr import __version__
+from robustbench_lr import __version__, numerics
 from robustbench_lr.config import TrainConfig
 from robustbench_lr.data import DatasetSpec
 from robustbench_lr.errors import RobustbenchLRError
@@ -274,6 +274,8 @@ def save(
         "history": history,
         "clean_acc": history[-1]["test_acc"] if history else None,
         "environment": environment(),
+        "numerics": (record := numerics.fingerprint(str(extra_meta.get("device", "cpu")))),
+        "numerics_key": numerics.comparison_key(record),
         **extra_meta,
     }
     atomic_write_json(folder / META_FILE, meta)

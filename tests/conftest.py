@@ -77,3 +77,13 @@ noise_p = [0.5]
 [analyses]
 kinds = []
 """
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests `tests/tiers.py` leaves to the full suite as `slow`: `make test` runs
+    `-m "not slow"`, `make test-all` everything."""
+    from tests.tiers import is_slow
+
+    for item in items:
+        if is_slow(item.nodeid):
+            item.add_marker(pytest.mark.slow)

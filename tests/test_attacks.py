@@ -259,7 +259,11 @@ def test_ill_differs_from_ill_fixed_exactly_where_the_target_changes(digits):
     changed = (targets != targets[0]).any(0)
     differs = (per_step.final - fixed.final).flatten(1).abs().amax(1) > 0
     assert changed.sum() >= 3, "the case must exercise a changing least-likely class"
-    assert torch.equal(differs, changed)
+    # Every example whose target changed takes another path. One whose target stayed may
+    # still part by rounding: the two rules compute the same loss by different ops, and a
+    # gradient component near 0 can flip its sign (1 of 450 on an AVX2-only EPYC, 0 here).
+    assert not (changed & ~differs).any()
+    assert (differs & ~changed).sum() <= max(1, len(y) // 100)
     assert torch.equal(run_attack("ill", digits.model, x, y, **kw), per_step.best)
     assert torch.equal(
         run_attack("ill-fixed", digits.model, x, y, backend="ours", **kw), fixed.final
@@ -437,23 +441,35 @@ def test_per_sample_min_eps_is_tight_and_gives_a_falling_curve(digits):
 def test_every_search_is_a_registry_entry_deepfool_included(digits):
     model, x, y = digits.model, digits.x[:30], digits.y[:30]
     assert SEARCHES.names() == ["ifsgm", "ill", "deepfool"]
-    settings = SearchSettings(alpha=0.02, max_steps=20, tol=0.02, eps_max=0.5, per_sample=True)
+    # eps_max 1 reaches the 99 % target on any machine's rounding of the model (at 0.5 one
+    # AVX2-only CPU's model stopped at 96.7 %), so both searches return a number to compare.
+    settings = SearchSettings(alpha=0.02, max_steps=20, tol=0.02, eps_max=1.0, per_sample=True)
     found = {name: SEARCHES[name].find(model, x, y, settings, None) for name in SEARCHES}
     for name, result in found.items():
         assert result.attack == name
         assert {"rho", "rho_fooled", "misclassified"} <= set(result.metrics)
-    direct = threshold_search(model, x, y, rate=0.99, **SEARCH)
+    direct = threshold_search(model, x, y, rate=0.99, **{**SEARCH, "eps_max": 1.0})
+    assert not math.isnan(direct.eps)
     ifsgm = found["ifsgm"]
     assert ifsgm.backend == "ours" and ifsgm.metrics["eps"] == direct.eps
     # The per-sample minima hint the threshold: fewer runs, each one the bisection also ran.
     direct_runs = {e: 100.0 * share for e, share in direct.evaluations}
     assert set(ifsgm.bisection) <= set(direct_runs.items())
     assert len(ifsgm.bisection) < len(direct.evaluations)
-    assert len(ifsgm.curve) == 26 and "median_eps" in ifsgm.metrics
-    assert param_text(ifsgm.params) == "eps_max=0.5;rate=0.99;tol=0.02"
+    assert len(ifsgm.curve) == 51 and "median_eps" in ifsgm.metrics
+    assert param_text(ifsgm.params) == "eps_max=1;rate=0.99;tol=0.02"
     deepfool, ev = found["deepfool"], evaluate_attack("deepfool", model, x, y)
     assert deepfool.backend == "ours" and deepfool.metrics["rho"] == ev.mean_rho
     assert deepfool.bisection == deepfool.curve == () and "eps" not in deepfool.metrics
+
+
+def test_a_search_that_misses_its_target_says_so_with_nan_and_the_share_it_reached(digits):
+    model, x, y = digits.model, digits.x[:30], digits.y[:30]
+    missed = threshold_search(model, x, y, rate=0.99, **{**SEARCH, "eps_max": 0.02})
+    assert math.isnan(missed.eps) and math.isnan(missed.rho) and math.isnan(missed.rho_fooled)
+    assert 0 <= missed.misclassified <= 0.99  # the share at eps_max, short of the target
+    assert dict(missed.evaluations)[max(dict(missed.evaluations))] == missed.misclassified
+    assert max(eps for eps, _ in missed.evaluations) == pytest.approx(0.02)
 
 
 def test_matched_examples_push_on_until_the_other_model_is_fooled(digits, other_digits):
@@ -612,7 +628,7 @@ def test_minrho_command_writes_threshold_bisection_and_curve_rows(nlr_digits, tm
         "--tol",
         "0.02",
         "--eps-max",
-        "0.5",
+        "1",
         "--per-sample",
         "--device",
         "cpu",
@@ -622,10 +638,10 @@ def test_minrho_command_writes_threshold_bisection_and_curve_rows(nlr_digits, tm
     assert cli.main(argv) == 0
     frame = results.read(out)
     minrho = frame[frame.experiment == "minrho"].set_index(["attack", "metric"]).value
-    assert minrho[("ifsgm", "misclassified")] > 99 and 0 < minrho[("ifsgm", "eps")] <= 0.5
+    assert minrho[("ifsgm", "misclassified")] > 99 and 0 < minrho[("ifsgm", "eps")] <= 1
     assert minrho[("deepfool", "misclassified")] > 90 and minrho[("deepfool", "rho")] > 0
     curve = frame[frame.experiment == "minrho-curve"].sort_values("eps").value.to_numpy()
-    assert len(curve) == 26 and (curve[1:] <= curve[:-1]).all()
+    assert len(curve) == 51 and (curve[1:] <= curve[:-1]).all()
     # The threshold the per-sample minima imply, and the grid point below it: two runs.
     bisection = frame[frame.experiment == "minrho-bisection"].sort_values("eps").value.to_numpy()
     assert len(bisection) >= 2 and bisection[-1] > 99 >= bisection[-2]

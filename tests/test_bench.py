@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from robustbench_lr import regress, results
+from robustbench_lr import regress, results, spread
 from robustbench_lr.bench import run_bench
 from robustbench_lr.profiles import load_profile
 from tests.conftest import TINY_PROFILE
@@ -49,14 +49,18 @@ def test_smoke_bench_on_a_fresh_folder_reproduces_the_baseline_exactly(tmp_path:
     third = run_bench(profile, out, ckpts, device="cpu", progress=False)
     assert sum(third.ran.values()) == 0 and third.trained == 0
 
-    # CPU runs are deterministic: every number equals the committed baseline's, bit for bit.
-    pd.testing.assert_frame_equal(
-        _comparable(results.read(out / "results.csv")),
-        _comparable(results.read(BASELINE)),
-        check_exact=True,
-    )
-    report = regress.compare(results.read(out / "results.csv"), results.read(BASELINE))
+    # On the baseline's numeric path (the portable setting, or the same fingerprint) every
+    # number equals the committed baseline's, bit for bit; elsewhere the gate allows the
+    # baseline's measured spread and nothing more.
+    new, base = results.read(out / "results.csv"), results.read(BASELINE)
+    table = spread.read(spread.path_for(BASELINE))
+    report = regress.compare(new, base, spread_table=table)
     assert report.passed, regress.render(report)
+    if set(new["numerics"]) == set(base["numerics"]):
+        assert set(report.table["gate"]) == {"exact"}
+        pd.testing.assert_frame_equal(_comparable(new), _comparable(base), check_exact=True)
+    else:
+        assert set(report.table["gate"]) <= {"tolerance", "interval"}
 
 
 @pytest.fixture(scope="module")
