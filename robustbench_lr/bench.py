@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from robustbench_lr import checkpoints, locks, results
+from robustbench_lr import checkpoints, locks, perturbed, results
 from robustbench_lr.attacks.search import SearchSettings
 from robustbench_lr.config import TrainConfig, checkpoint_dir
 from robustbench_lr.corruptions import C_FOLDERS
@@ -167,6 +167,44 @@ def _train_job(
     )
     done = "already complete" if result.epochs_run == 0 else f"{result.epochs_run} epoch(s)"
     return Outcome([row], [f"{result.folder}: {done}, clean {result.clean_acc:.2f}%"])
+
+
+@STAGES.register("numerics")
+def plan_numerics(ctx: BenchContext) -> list[Job]:
+    """With `numerics_spread = true`, on the CPU: each trained model trained again under a
+    perturbed code path (`perturbed.py`); how far its clean accuracy moves is its numerics
+    spread, a leaderboard column."""
+    if not ctx.profile.numerics_spread or resolve_device(ctx.device).type != "cpu":
+        return []
+    return [
+        Job(
+            "numerics",
+            f"numerics:{ctx.folder(cfg)}:{cfg.epochs}",
+            _spec(cfg.to_dict(), ctx),
+            (ctx.folder(cfg),),
+            partial(_numerics_job, cfg, str(ctx.ckpt_root), ctx.load_options.data_root),
+        )
+        for cfg in ctx.profile.models
+    ]
+
+
+def _numerics_job(cfg: TrainConfig, root: str, data_root: str, _out: Path) -> Outcome:
+    folder = checkpoint_dir(root, cfg)
+    meta = checkpoints.verify(folder)
+    other = perturbed.retrain(cfg, root, data_root)
+    move = abs(other["clean_acc"] - meta["clean_acc"])
+    values = dict(zip(perturbed.METRICS, (other["clean_acc"], move), strict=True))
+    rows = [
+        results.make_row(
+            **results.model_fields(meta, folder),
+            experiment=perturbed.EXPERIMENT,
+            attack=perturbed.ATTACK,
+            metric=metric,
+            value=value,
+        )
+        for metric, value in values.items()
+    ]
+    return Outcome(rows, [f"{folder}: perturbed path clean {other['clean_acc']:.2f}% ({move:.2f} pp)"])
 
 
 def _spec(settings: Any, ctx: BenchContext) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from robustbench_lr import __version__, results, stats
+from robustbench_lr import __version__, perturbed, results, stats
 from robustbench_lr.files import atomic_write_json, atomic_write_text
 
 MODEL = ["dataset", "arch", "width", "method", "device"]
@@ -48,6 +48,9 @@ ACCURACIES = (
 )
 # Hendrycks & Dietterich's relative mCE (%) with N-LR as the baseline model (100 = N-LR's).
 SIZES = ("deepfool_rho", "corruption_mce")
+# How far a model's clean accuracy moved when trained again under another code path
+# (`perturbed.py`), in points: a difference between two models smaller than this is noise.
+SPREADS = ("numerics_spread",)
 # A zoo model's accuracies as RobustBench reports them (`results.ZOO_REPORTED` rows), shown
 # beside the same accuracies as this suite measured them.
 REPORTED = {metric: f"zoo_{metric}" for metric in results.ZOO_REPORTED_METRICS}
@@ -177,6 +180,9 @@ def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
             _selected(frame, {"experiment": "corruption", "attack": "all", "metric": "mean_acc"})
         ),
         "corruption_mce": _summary(_mce_rows(frame)),
+        "numerics_spread": _summary(
+            _selected(frame, {"experiment": perturbed.EXPERIMENT, "metric": perturbed.METRICS[1]})
+        ),
     }
     parts = {}
     for name, summary in columns.items():
@@ -197,6 +203,9 @@ def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
         .max()
     )
     table["audit"] = verdicts.map(lambda v: "fail" if v > 0 else "pass").reindex(table.index)
+    clean_rows = frame[frame["experiment"] == "clean"]
+    keys = clean_rows.groupby(MODEL)["numerics"].agg(lambda s: " ".join(sorted(set(s) - {""})))
+    table["numerics"] = keys.reindex(table.index).fillna("")
     sources = {key: results.black_box_note(rows) for key, rows in frame.groupby(MODEL)}
     table["blackbox_source"] = [sources.get(key, "") for key in table.index]
     rank_by = "worst_case_acc" if table["worst_case_acc"].notna().any() else "robust_acc"
@@ -280,6 +289,10 @@ def model_info(row: pd.Series, threat: Threat) -> dict[str, Any]:
         "blackbox_source": row.get("blackbox_source") or None,
         "noise_acc": values["noise_acc"],
         "deepfool_rho": values["deepfool_rho"],
+        # The numeric path of its clean rows (`numerics.comparison_key`; the bench report's
+        # numerics.json holds each key's whole fingerprint) and its measured numerics spread.
+        "numerics": row.get("numerics") or None,
+        "numerics_spread_pp": _number(row.get("numerics_spread")),
         "corruption_acc": values["corruption_acc"],
         "corruption_relative_mce_vs_nlr": values["corruption_mce"],
         "ci95": ci95,
@@ -310,7 +323,7 @@ def _cell(row: pd.Series, column: str) -> str:
     mean = row[column]
     if pd.isna(mean):
         return ""
-    places = 1 if column in ACCURACIES else 3
+    places = 1 if column in (*ACCURACIES, *SPREADS) else 3
     text = stats.estimate_text(
         mean,
         row[f"{column}_std"],
@@ -329,7 +342,7 @@ def _shown(table: pd.DataFrame) -> pd.DataFrame:
     head = ["rank", *MODEL, "seeds"]
     shown = table[head].astype(object).where(table[head].notna(), "")
     shown["seeds"] = table["seeds"].map(lambda s: "" if pd.isna(s) else str(int(s)))
-    for column in (*ACCURACIES, *SIZES):
+    for column in (*ACCURACIES, *SIZES, *SPREADS):
         if table[column].notna().any():
             shown[column] = [_cell(row, column) for _, row in table.iterrows()]
     for column in REPORTED.values():

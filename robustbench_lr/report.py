@@ -6,9 +6,9 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from robustbench_lr import leaderboard, plots, results, site, tables
+from robustbench_lr import leaderboard, numerics, plots, results, site, tables
 from robustbench_lr.checkpoints import environment
-from robustbench_lr.files import atomic_write_text
+from robustbench_lr.files import atomic_write_json, atomic_write_text
 from robustbench_lr.profiles import Profile
 
 
@@ -44,10 +44,21 @@ def render_report(
         for ext in ("csv", "md")
     ]
     index = _index(profile, out_dir, rendered, figures, frame, state or {})
+    files.append(_write_numerics(out_dir))
     files.append(atomic_write_text(out_dir / "README.md", index))
     title = profile.name if profile else out_dir.name
     pages = site.build_site(frame, out_dir, threat, title)
     return files + board_files + figures + pages
+
+
+def _write_numerics(out_dir: Path) -> Path:
+    """numerics.json: this machine's fingerprint under its key, for the gate and for readers
+    of the rows' `numerics` column."""
+    import torch
+
+    here = numerics.fingerprint("cuda" if torch.cuda.is_available() else "cpu")
+    record = {"key": numerics.comparison_key(here), "fingerprint": here}
+    return atomic_write_json(out_dir / "numerics.json", record)
 
 
 def _index(
@@ -113,6 +124,10 @@ def _index(
     )
     lines += [f"- {k}: {v}" for k, v in env.items()]
     lines.append(f"- device: {device}")
+    here = numerics.fingerprint("cuda" if torch.cuda.is_available() else "cpu")
+    lines.append(f"- numerics of this machine: {numerics.summary(here)} (numerics.json)")
+    keys = sorted(set(frame["numerics"]) - {""}) if "numerics" in frame else []
+    lines.append(f"- numerics keys of the rows: {', '.join(keys) or 'unrecorded'}")
     lines.append(f"- result rows: {len(frame)}")
     for stage, seconds in sorted(state.get("seconds", {}).items()):
         lines.append(f"- wall time, {stage}: {seconds:.1f} s")

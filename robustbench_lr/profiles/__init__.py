@@ -106,6 +106,8 @@ class Profile:
     matched_partner: str = "1lr"
     tables: tuple[str, ...] = ()
     source_path: str = ""
+    # Retrain every model under a perturbed code path (`perturbed.py`): its numerics spread.
+    numerics_spread: bool = False
     corruptions: CorruptionGrid = field(default_factory=CorruptionGrid)
 
     def partner(self, cfg: TrainConfig, method: str) -> TrainConfig | None:
@@ -710,6 +712,7 @@ PROFILE_TABLE = Table(
         "analyses": ANALYSES_TABLE,
         "audit": AUDIT_TABLE,
         "tables": ListOf(TABLE, nonempty=False, unique=True),
+        "numerics_spread": BOOLEAN,
         "corruptions": CORRUPTIONS_TABLE,
     },
     required=("name", "models"),
@@ -878,7 +881,15 @@ def parse_profile(raw: dict[str, Any], source: str, folder: Path | None = None) 
             attacks=_attack_grid(top.get("attacks", {})),
             corruptions=CorruptionGrid(**top.get("corruptions", {})),
             source_path=source,
-            **_renamed(top, {"description": "description", "n": "n", "tables": "tables"}),
+            **_renamed(
+                top,
+                {
+                    "description": "description",
+                    "n": "n",
+                    "tables": "tables",
+                    "numerics_spread": "numerics_spread",
+                },
+            ),
             **_renamed(
                 analyses,
                 {
