@@ -709,6 +709,7 @@ def _run_locked(
     every = [job for stage_jobs in planned.values() for job in stage_jobs]
     done_jobs = [job for job in every if ledger.why_not_done(job, digests, reuse) is None]
     _merge(ctx.results_path, [ledger.shard(job) for job in done_jobs])
+    _write_cost(ctx, ledger, done_jobs)
     reused = [job.key for job in done_jobs if ledger.jobs[job.key]["code"] != code_identity()]
     seconds: dict[str, float] = {}
     for job in done_jobs:
@@ -793,6 +794,20 @@ def _write_rows(path: Path, rows: Rows) -> None:
     )
 
 
+def _write_cost(ctx: BenchContext, ledger: Ledger, done: list[Job]) -> None:
+    """`cost.csv`: each trained model's training cost (its meta.json) and the ledger's attack
+    and audit seconds per model (`cost.py`)."""
+    from robustbench_lr import cost
+
+    rows = []
+    for cfg in ctx.profile.models:
+        folder = ctx.folder(cfg)
+        if (folder / checkpoints.META_FILE).exists():
+            rows += cost.training_rows(checkpoints.read_meta(folder), folder)
+    seconds = [(job.stage, ledger.shard(job), ledger.jobs[job.key]["seconds"]) for job in done]
+    cost.write(ctx.out_dir / cost.COST_FILE, rows + cost.job_rows(seconds))
+
+
 def _merge(results_path: Path, shards: list[Path]) -> None:
     """`results.csv` = the done jobs' rows in plan order; a later job's row replaces an
     earlier one with the same key (what appending them one by one would leave)."""
@@ -802,3 +817,7 @@ def _merge(results_path: Path, shards: list[Path]) -> None:
         pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=results.COLUMNS)
     )
     results.write(results_path, merged.drop_duplicates(subset=results.KEY, keep="last"))
+
+
+# The threat tracks' stages register themselves on import (after every name above exists).
+from robustbench_lr import tracks  # noqa: E402, F401

@@ -98,6 +98,8 @@ class Dataset:
     loader: Loader
     audit_eps: float | None = None
     other_labelling: str | None = None
+    # The L2 track's budget (RobustBench's L2 leaderboard: 0.5 on CIFAR's 32 x 32 x 3 images).
+    l2_eps: float = 0.5
 
 
 DATASETS: Registry[Dataset] = Registry("dataset")
@@ -131,6 +133,11 @@ def load(
         idx = stratified_subset(data.y_test, test_limit)
         data.x_test, data.y_test = data.x_test[idx], data.y_test[idx]
     return data
+
+
+def l2_eps(name: str) -> float:
+    """The L2 track's ε for a dataset (an npz file: CIFAR's 0.5)."""
+    return 0.5 if name.startswith("npz:") else DATASETS.get(name).l2_eps
 
 
 def dataset_label(name: str) -> str:
@@ -348,7 +355,9 @@ def load_digits(options: LoadOptions) -> Data:
 # IFSGM at 8/255, where every attack fails on the same examples and the audit's checks compare
 # nothing. At 32/255 it is partly robust (IFSGM-20 ~17%, FGSM ~33%): the attacks disagree and
 # the checks have something to measure.
-DATASETS.add("digits", Dataset(load_digits, audit_eps=32 / 255))
+# L2: CIFAR's 0.5 scaled by sqrt(64 / 3072) pixels and by digits' 4x larger L-inf budget (32/255).
+DIGITS_L2_EPS = 0.5 * math.sqrt(64 / 3072) * 4
+DATASETS.add("digits", Dataset(load_digits, audit_eps=32 / 255, l2_eps=DIGITS_L2_EPS))
 
 
 # ---- CIFAR (python pickles) -------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from robustbench_lr import __version__, perturbed, results, stats
+from robustbench_lr import __version__, board_tracks, perturbed, results, stats
 from robustbench_lr.files import atomic_write_json, atomic_write_text
 
 MODEL = ["dataset", "arch", "width", "method", "device"]
@@ -45,9 +45,10 @@ ACCURACIES = (
     "autoattack_acc",
     "noise_acc",
     "corruption_acc",
+    *board_tracks.ACCURACIES,
 )
 # Hendrycks & Dietterich's relative mCE (%) with N-LR as the baseline model (100 = N-LR's).
-SIZES = ("deepfool_rho", "corruption_mce")
+SIZES = ("deepfool_rho", "corruption_mce", *board_tracks.SIZES)
 # How far a model's clean accuracy moved when trained again under another code path
 # (`perturbed.py`), in points: a difference between two models smaller than this is noise.
 SPREADS = ("numerics_spread",)
@@ -180,6 +181,10 @@ def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
             _selected(frame, {"experiment": "corruption", "attack": "all", "metric": "mean_acc"})
         ),
         "corruption_mce": _summary(_mce_rows(frame)),
+        **{
+            name: _summary(_selected(frame, match))
+            for name, (_kind, match) in board_tracks.COLUMNS.items()
+        },
         "numerics_spread": _summary(
             _selected(frame, {"experiment": perturbed.EXPERIMENT, "metric": perturbed.METRICS[1]})
         ),
@@ -191,10 +196,16 @@ def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
             parts[f"{name}_{part}"] = summary[part]
     seeds = frame[frame["experiment"] == "clean"].groupby(MODEL)["seed"].nunique().rename("seeds")
     table = pd.concat(
-        {**parts, "autoattack_source": autoattack_source, "seeds": seeds}, axis=1
+        {
+            **parts,
+            "autoattack_source": autoattack_source,
+            "seeds": seeds,
+            "l2_eps": board_tracks.l2_eps(frame),
+        },
+        axis=1,
     ).join(_optimality(frame[close]), how="left")
     table.index.names = MODEL
-    table = table.join(_reported(frame), how="left")
+    table = table.join(_reported(frame), how="left").copy()  # one block per dtype, not column
     if table.empty:
         return table
     verdicts = (
@@ -289,12 +300,13 @@ def model_info(row: pd.Series, threat: Threat) -> dict[str, Any]:
         "blackbox_source": row.get("blackbox_source") or None,
         "noise_acc": values["noise_acc"],
         "deepfool_rho": values["deepfool_rho"],
+        "corruption_acc": values["corruption_acc"],
+        "corruption_relative_mce_vs_nlr": values["corruption_mce"],
+        **board_tracks.info(row, _number),
         # The numeric path of its clean rows (`numerics.comparison_key`; the bench report's
         # numerics.json holds each key's whole fingerprint) and its measured numerics spread.
         "numerics": row.get("numerics") or None,
         "numerics_spread_pp": _number(row.get("numerics_spread")),
-        "corruption_acc": values["corruption_acc"],
-        "corruption_relative_mce_vs_nlr": values["corruption_mce"],
         "ci95": ci95,
         "seed_spread": spread,
         "attack_optimality": optimality,
@@ -323,7 +335,7 @@ def _cell(row: pd.Series, column: str) -> str:
     mean = row[column]
     if pd.isna(mean):
         return ""
-    places = 1 if column in (*ACCURACIES, *SPREADS) else 3
+    places = 1 if column in (*ACCURACIES, *SPREADS, *board_tracks.COSTS) else 3
     text = stats.estimate_text(
         mean,
         row[f"{column}_std"],
@@ -342,7 +354,7 @@ def _shown(table: pd.DataFrame) -> pd.DataFrame:
     head = ["rank", *MODEL, "seeds"]
     shown = table[head].astype(object).where(table[head].notna(), "")
     shown["seeds"] = table["seeds"].map(lambda s: "" if pd.isna(s) else str(int(s)))
-    for column in (*ACCURACIES, *SIZES, *SPREADS):
+    for column in (*ACCURACIES, *SIZES, *SPREADS, *board_tracks.COSTS):
         if table[column].notna().any():
             shown[column] = [_cell(row, column) for _, row in table.iterrows()]
     for column in REPORTED.values():
@@ -389,6 +401,7 @@ def _notes(table: pd.DataFrame) -> str:
         if "port" in sources:
             mark = "† = " if "standard" in sources else "all from "
             lines.append(f"`autoattack_acc`: {mark}{AUTOATTACK_NAMES['port']}, at the audit's ε.")
+    lines += board_tracks.notes(table)
     return "\n".join(f"- {line}" for line in lines)
 
 

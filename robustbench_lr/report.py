@@ -6,7 +6,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from robustbench_lr import leaderboard, numerics, plots, results, site, tables
+from robustbench_lr import cost, leaderboard, numerics, plots, results, site, tables
 from robustbench_lr.checkpoints import environment
 from robustbench_lr.files import atomic_write_json, atomic_write_text
 from robustbench_lr.profiles import Profile
@@ -30,7 +30,9 @@ def render_report(
     if profile is not None:
         threat = leaderboard.Threat(eps=profile.audit_eps, steps=max(profile.attacks.ifsgm_steps))
         board_files = leaderboard.write(
-            leaderboard.build(frame, threat), threat, out_dir / "leaderboard.md"
+            leaderboard.build(cost.with_cost(frame, out_dir), threat),
+            threat,
+            out_dir / "leaderboard.md",
         )
     figures += sorted(
         p

@@ -40,14 +40,16 @@ COLUMNS = [
     "n",
     "device",
     "numerics",
+    "threat",
 ]
 # `device` (where the model was trained: bf16 on CUDA, float32 on CPU) describes a row rather
 # than identifying it, so a re-run elsewhere still replaces its row instead of doubling it.
 # `numerics` (`numerics.row_key`: the code paths that trained and evaluated the model) tells the
 # gate whether a row may be compared bit for bit; it describes a row too.
 KEY = [c for c in COLUMNS if c not in ("value", "n", "device", "numerics")]
+# `threat` ("Linf", "L2") is part of the key: an L2 row of an attack never replaces its Linf row.
 # Columns added after results files were first written, with what an older file implies.
-LATER_COLUMNS = {"device": "", "numerics": ""}
+LATER_COLUMNS = {"device": "", "numerics": "", "threat": "Linf"}
 _NUMERIC = {
     "width": float,
     "seed": int,
@@ -61,7 +63,15 @@ _NUMERIC = {
 # this experiment, one per metric, which the bench writes and the leaderboard shows beside ours.
 ZOO_REPORTED = "zoo-reported"
 ZOO_REPORTED_METRICS = ("clean_acc", "autoattack_acc")
-_DEFAULTS: dict[str, Any] = {"width": 1.0, "seed": 0, "eps": 0.0, "steps": 0, "alpha": 0.0, "n": 0}
+_DEFAULTS: dict[str, Any] = {
+    "width": 1.0,
+    "seed": 0,
+    "eps": 0.0,
+    "steps": 0,
+    "alpha": 0.0,
+    "n": 0,
+    "threat": "Linf",
+}
 
 
 def model_fields(meta: Mapping[str, Any], checkpoint: str | Path) -> dict[str, Any]:

@@ -455,5 +455,13 @@ for _spec in (
         methods=ALL_METHODS,
         from_param=("severity",),
     ),
+    TableSpec(
+        "shifts",
+        "Accuracy (%) under natural distribution shifts, beside the clean test accuracy",
+        {"experiment": "shift"},
+        ("attack", "metric"),
+        note="CIFAR-10.1 (Recht et al. 2019) and CINIC-10's test split (Darlow et al. 2018), "
+        "OODRobustBench's natural shifts; clean_acc is the same model on its own test subset.",
+    ),
 ):
     TABLES.add(_spec.name, _spec)

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from robustbench_lr import checkpoints, faults, locks, models
 from robustbench_lr.config import TrainConfig, checkpoint_dir
+from robustbench_lr.cost import TrainingMeter
 from robustbench_lr.data import (
     Data,
     LoadOptions,
@@ -172,6 +173,14 @@ def _resume_point(folder: Path, cfg: TrainConfig, data: Data) -> checkpoints.Tra
     return saved
 
 
+def _seconds_so_far(folder: Path) -> float:
+    """The training seconds meta.json holds for the epochs a resumed run keeps (0 if none)."""
+    try:
+        return float(checkpoints.read_meta(folder).get("cost", {}).get("train_seconds", 0.0))
+    except (checkpoints.CheckpointError, OSError, ValueError):
+        return 0.0
+
+
 def _train_locked(
     cfg: TrainConfig,
     folder: Path,
@@ -184,6 +193,7 @@ def _train_locked(
 ) -> TrainResult:
     """Resume (or start) the run and commit every epoch; the caller holds the folder's lock."""
     saved = _resume_point(folder, cfg, data)
+    meter = TrainingMeter(dev, _seconds_so_far(folder) if saved is not None else 0.0)
     torch.manual_seed(cfg.seed)
     model = models.build(cfg.arch, data.spec, cfg.width)
     method.structure(model, cfg.arch, opts)
@@ -237,6 +247,7 @@ def _train_locked(
                 "dataset_label": dataset_label(cfg.dataset),
                 **npz_location(cfg.dataset),
                 **step_mode_meta(step_mode),
+                "cost": meter.record(),
             },
         )
 

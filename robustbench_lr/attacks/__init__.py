@@ -3,7 +3,8 @@
     >>> x_adv = run_attack("ifsgm", model, x, y, eps=8 / 255, steps=7)
 
 Registered attacks (see each module): `ifsgm`, `ill`, `ill-fixed`, `fgsm` (iterative.py),
-`deepfool`, `noise`, `linf-noise` (noise.py) and the audit's stronger attacks (strong.py). A module
+`deepfool`, `noise`, `linf-noise` (noise.py), the audit's stronger attacks (strong.py) and the L2
+track's `pgd-l2`, `autoattack-standard-l2` (l2.py, with the threats each attack supports). A module
 adds attacks by calling `register(AttackSpec(...))` at import and joining `ATTACK_MODULES`; an
 attack's backends are a dict on its entry, so dispatch is a lookup. The minimum-perturbation
 searches (DeepFool among them) are `search.SEARCHES`; the signed-gradient loop they and the
@@ -34,7 +35,7 @@ from robustbench_lr.attacks.base import (
 from robustbench_lr.attacks.precision import PRECISIONS, crafting, crafting_in, verdict
 
 # Modules whose import registers attacks, in the order `--help` and the registry list them.
-ATTACK_MODULES = ("iterative", "deepfool", "noise", "strong")
+ATTACK_MODULES = ("iterative", "deepfool", "noise", "strong", "l2")
 for _module in ATTACK_MODULES:
     importlib.import_module(f"robustbench_lr.attacks.{_module}")
 
@@ -85,7 +86,7 @@ BOUND_SLACK = 1e-6
 def check_bounds(
     spec: AttackSpec, x_adv: torch.Tensor, x: torch.Tensor, params: dict[str, Any]
 ) -> None:
-    """Fail loudly if an attack left [0, 1] or its L-inf ball (a wrapped library's bug or ours).
+    """Fail loudly if an attack left [0, 1] or its L-inf / L2 ball (a wrapped library's bug or ours).
 
     A result outside the threat model would make every robustness number built on it wrong.
     """
@@ -99,6 +100,13 @@ def check_bounds(
         if size > params["eps"] + BOUND_SLACK:
             raise RuntimeError(
                 f"attack {spec.name!r} left its L-inf ball: {size} > eps {params['eps']}"
+            )
+    if spec.norm == "l2" and "eps" in params:
+        # float32 norms of ~3000 pixels carry relative rounding of ~1e-6: slack scales with eps.
+        size = (x_adv - x).flatten(1).norm(dim=1).max().item()
+        if size > params["eps"] * (1 + 1e-4) + BOUND_SLACK:
+            raise RuntimeError(
+                f"attack {spec.name!r} left its L2 ball: {size} > eps {params['eps']}"
             )
 
 

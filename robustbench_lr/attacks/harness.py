@@ -23,6 +23,7 @@ from torch import nn
 
 from robustbench_lr.attacks import DEFAULT_BATCH, run_attack
 from robustbench_lr.attacks.base import ATTACKS, derive_seed, model_device, rho, robust_flags
+from robustbench_lr.attacks.l2 import threat_of
 from robustbench_lr.attacks.precision import craft_precision
 
 # Hyper-parameters that have their own results column; every other one goes into `param`.
@@ -178,6 +179,7 @@ def evaluation_rows(
         "source": source,
         "backend": ev.backend,
         "n": ev.n,
+        "threat": threat_of(ev.attack),
         **setting_fields(ev.params, {**ev.record, **(extra or {})}),
     }
     metrics = {

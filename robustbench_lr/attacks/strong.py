@@ -202,9 +202,18 @@ def _autoattack(
 
 
 def standard_adversary(
-    model: nn.Module, x: Tensor, *, eps: float, steps: int, targets: int, queries: int, seed: int
+    model: nn.Module,
+    x: Tensor,
+    *,
+    eps: float,
+    steps: int,
+    targets: int,
+    queries: int,
+    seed: int,
+    norm: str = "Linf",
 ) -> Any:
-    """The authors' `AutoAttack(version="standard")`, L-inf, on `x`'s device, verbose off.
+    """The authors' `AutoAttack(version="standard")` at `norm` ("Linf" or "L2": the same four
+    attacks, in that norm's ball), on `x`'s device, verbose off.
 
     At the defaults (100 iterations, 9 targets, 5000 queries) every setting is the library's
     own; `steps` / `targets` / `queries` lower the budget for CPU profiles. The targeted DLR
@@ -219,7 +228,7 @@ def standard_adversary(
             f"AutoAttack's targeted DLR needs at least 4 classes, the model has {classes}"
         )
     adversary = AutoAttack(
-        model, norm="Linf", eps=eps, version="standard", device=x.device, seed=seed
+        model, norm=norm, eps=eps, version="standard", device=x.device, seed=seed
     )
     adversary.verbose = False
     if steps != APGD_STEPS:

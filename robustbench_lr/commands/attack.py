@@ -55,6 +55,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 "iteration count(s), e.g. 7,20 (default: 7; deepfool 50)",
                 comma_list(count),
             ),
+            Flag(
+                "--norm",
+                "the ball --eps measures: Linf (default) or L2; an attack without that ball "
+                "is refused (L2: pgd-l2, autoattack-standard-l2)",
+                None,
+                "Linf",
+                choices=("Linf", "L2"),
+            ),
             Flag("--alpha", "step size (default: 2.5*eps/steps)", budget),
             Flag("--backend", "library running the attack (default: the attack's first)"),
             Flag(
@@ -105,9 +113,12 @@ def sweep_from(name: str, args: argparse.Namespace) -> Sweep:
 def run(args: argparse.Namespace) -> int:
     """Run every setting of every named attack, print one line each, append the rows."""
     from robustbench_lr import results
+    from robustbench_lr.attacks.l2 import check_threat
 
     names = [n.strip() for n in args.attack.split(",") if n.strip()]
     sweeps = [sweep_from(name, args) for name in names]
+    for name in names:
+        check_threat(name, args.norm)
     if args.verify:
         check_verifiable(names)
     target = load_target_from(args)

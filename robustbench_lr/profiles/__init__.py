@@ -80,6 +80,34 @@ class CorruptionGrid:
 
 
 @dataclass(frozen=True)
+class L2Grid:
+    """The L2 track (`attacks.l2`): off unless `enabled`; each model of `datasets` (empty:
+    every model) under `pgd-l2` (`pgd_steps`) and the authors' AutoAttack at L2 (`steps`
+    APGD/FAB iterations, `targets`, `queries`), on `n` images (None: profile n), at its
+    dataset's L2 ε (`data.l2_eps`)."""
+
+    enabled: bool = False
+    n: int | None = None
+    pgd_steps: int = 20
+    steps: int = 100
+    targets: int = 9
+    queries: int = 5000
+    datasets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ShiftGrid:
+    """Natural distribution shifts (`shifts.py`): off unless `enabled`; the models of each
+    shift's own dataset (and of `datasets`, when given) on `n` images (None: profile n) of
+    every set in `shifts`, read under --data-root."""
+
+    enabled: bool = False
+    shifts: tuple[str, ...] = ("cifar10.1",)
+    n: int | None = None
+    datasets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Profile:
     """A parsed profile: the training configs and the experiment settings."""
 
@@ -106,9 +134,11 @@ class Profile:
     matched_partner: str = "1lr"
     tables: tuple[str, ...] = ()
     source_path: str = ""
+    corruptions: CorruptionGrid = field(default_factory=CorruptionGrid)
+    l2: L2Grid = field(default_factory=L2Grid)
+    shifts: ShiftGrid = field(default_factory=ShiftGrid)
     # Retrain every model under a perturbed code path (`perturbed.py`): its numerics spread.
     numerics_spread: bool = False
-    corruptions: CorruptionGrid = field(default_factory=CorruptionGrid)
 
     def partner(self, cfg: TrainConfig, method: str) -> TrainConfig | None:
         """This profile's `method` model of the same dataset, arch, width and seed as `cfg`."""
@@ -663,6 +693,7 @@ ANALYSES_TABLE = Table(
     }
 )
 
+
 def _corruption_names() -> list[str]:
     from robustbench_lr.corruptions import CORRUPTIONS
 
@@ -700,6 +731,34 @@ AUDIT_OPTIONS = {
 }
 AUDIT_TABLE = Table({"enabled": BOOLEAN, "n": COUNT, "eps": BUDGET, **AUDIT_OPTIONS})
 
+
+def _shift_names() -> list[str]:
+    from robustbench_lr.shifts import SHIFTS
+
+    return list(SHIFTS)
+
+
+SHIFTS_TABLE = Table(
+    {
+        "enabled": BOOLEAN,
+        "shifts": ListOf(_one_of("distribution shift", _shift_names), unique=True),
+        "n": COUNT,
+        "datasets": ListOf(DATASET, unique=True),
+    }
+)
+
+L2_TABLE = Table(
+    {
+        "enabled": BOOLEAN,
+        "n": COUNT,
+        "pgd_steps": COUNT,
+        "steps": COUNT,
+        "targets": COUNT,
+        "queries": COUNT,
+        "datasets": ListOf(DATASET, unique=True),
+    }
+)
+
 PROFILE_TABLE = Table(
     {
         "name": FILE_NAME,
@@ -712,8 +771,10 @@ PROFILE_TABLE = Table(
         "analyses": ANALYSES_TABLE,
         "audit": AUDIT_TABLE,
         "tables": ListOf(TABLE, nonempty=False, unique=True),
-        "numerics_spread": BOOLEAN,
         "corruptions": CORRUPTIONS_TABLE,
+        "l2": L2_TABLE,
+        "shifts": SHIFTS_TABLE,
+        "numerics_spread": BOOLEAN,
     },
     required=("name", "models"),
 )
@@ -880,6 +941,8 @@ def parse_profile(raw: dict[str, Any], source: str, folder: Path | None = None) 
             external_models=_external_models(top, folder),
             attacks=_attack_grid(top.get("attacks", {})),
             corruptions=CorruptionGrid(**top.get("corruptions", {})),
+            l2=L2Grid(**top.get("l2", {})),
+            shifts=ShiftGrid(**top.get("shifts", {})),
             source_path=source,
             **_renamed(
                 top,

@@ -1,0 +1,93 @@
+"""The L2 track (RobustBench's second leaderboard) and the threat each attack supports.
+
+RobustBench ranks CIFAR-10 models under L2 perturbations of norm ≤ 0.5 as well as L∞ ones; the
+paper's attacks are all L∞, so an L2 claim needs L2 attacks from the same libraries:
+- `pgd-l2`: torchattacks' `PGDL2` (Madry et al. 2018 in the L2 ball), the harness's L2
+  iterative attack: `steps` gradient steps of L2 length `alpha` (default 2.5·eps/steps, Madry's
+  rule as for L∞), projected on the ball and [0, 1], from the clean input (no random start).
+- `autoattack-standard-l2`: the authors' `AutoAttack(norm="L2", version="standard")`
+  (`pyautoattack`; APGD-CE, APGD-T, FAB-T, Square in the L2 ball), at the settings
+  `autoattack-standard` takes.
+Each dataset's L2 ε is its registry entry's `l2_eps` (`data.l2_eps`).
+
+A result row's `threat` column says which ball its ε measures (`threat_of`); naming an L2 ε for
+an attack that only has an L∞ ball is refused (`check_threat`), since its number would be filed
+as an L2 result it is not.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from torch import Tensor, nn
+
+from robustbench_lr.attacks.base import ATTACKS, AttackSpec, register
+from robustbench_lr.attacks.strong import APGD_STEPS, QUERIES, TARGETS, seeded_library
+from robustbench_lr.attacks.strong import _autoattack_standard as autoattack_standard
+
+# The threat of an ε-bounded attack's ball, by its norm. An attack without an ε ball (random
+# noise, unbounded DeepFool) supports none and its rows are filed under the default, L∞.
+THREATS = {"linf": ("Linf",), "l2": ("L2",)}
+THREAT_NAMES = ("Linf", "L2")
+DEFAULT_THREAT = "Linf"
+L2_EPS = 0.5  # RobustBench's CIFAR-10 L2 budget; each dataset's own is `data.l2_eps`
+PGD_L2_STEPS = 20
+
+
+class ThreatError(ValueError):
+    """An ε of a threat the attack does not support: one line, exit 2."""
+
+
+def threats(name: str) -> tuple[str, ...]:
+    """The threats attack `name` has an ε ball for ("Linf", "L2"; none for unbounded ones)."""
+    spec = ATTACKS.get(name)
+    return THREATS.get(spec.norm, ()) if "eps" in spec.defaults else ()
+
+
+def threat_of(name: str) -> str:
+    """The threat a row of attack `name` is filed under (its ball's, else the default)."""
+    return (threats(name) or (DEFAULT_THREAT,))[0]
+
+
+def check_threat(name: str, threat: str) -> None:
+    """Refuse an ε of `threat` for attack `name` unless the attack has that ball, naming both
+    (the default threat is every attack's filing and always passes)."""
+    if threat not in THREAT_NAMES:
+        raise ThreatError(f"unknown threat {threat!r}; valid choices: {', '.join(THREAT_NAMES)}")
+    supported = threats(name)
+    if threat != DEFAULT_THREAT and threat not in supported:
+        others = [n for n in ATTACKS.names() if threat in threats(n)]
+        raise ThreatError(
+            f"attack {name!r} supports threat(s) {', '.join(supported) or 'none'}, not an "
+            f"{threat} ε; {threat} attacks: {', '.join(others)}"
+        )
+
+
+def _pgd_l2(
+    model: nn.Module, x: Tensor, y: Tensor, *, eps: float, steps: int, alpha: float
+) -> Tensor:
+    import torchattacks
+
+    attack = torchattacks.PGDL2(model, eps=eps, alpha=alpha, steps=steps, random_start=False)
+    return attack(x, y)
+
+
+register(
+    AttackSpec(
+        "pgd-l2",
+        {"torchattacks": _pgd_l2},
+        "l2",
+        {"eps": L2_EPS, "steps": PGD_L2_STEPS, "alpha": None},
+        summary="PGD in the L2 ball, no random start (torchattacks PGDL2)",
+    )
+)
+register(
+    AttackSpec(
+        "autoattack-standard-l2",
+        {"pyautoattack": seeded_library(partial(autoattack_standard, norm="L2"))},
+        "l2",
+        {"eps": L2_EPS, "steps": APGD_STEPS, "targets": TARGETS, "queries": QUERIES, "seed": 0},
+        randomized=True,
+        summary="AutoAttack standard, L2, from its authors' pyautoattack",
+    )
+)

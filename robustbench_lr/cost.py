@@ -1,0 +1,119 @@
+"""What each model cost: training wall time, peak memory and device, and the bench's attack and
+audit seconds (FastAT Benchmark's cost columns, reported beside the accuracies).
+
+- Training (`TrainingMeter`): wall seconds over every epoch run (a resumed run adds its own to
+  the seconds meta.json already holds), and the peak memory: on CUDA
+  `torch.cuda.max_memory_allocated` since the run began; on the CPU the process' peak resident
+  set (`resource.getrusage(RUSAGE_SELF).ru_maxrss`), which the kernel keeps for the whole
+  process: a bench training several models in one process reports each model's peak as the
+  process' peak so far, an upper bound. Stored in meta.json under `cost`.
+- Evaluation: the seconds the ledger recorded for each done job (`ledger.py`), summed per model
+  into attack seconds (stages `ATTACK_STAGES`) and audit seconds.
+
+Rows (`experiment = "cost"`; `attack` = `train` / `attacks` / `audit`; metrics `seconds`,
+`peak_memory_mb`) go to `<report>/cost.csv`, not to `results.csv`: timings change on every run,
+and the regression gate compares every row of `results.csv` with its baseline bit for bit.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from robustbench_lr import results
+
+EXPERIMENT = "cost"
+COST_FILE = "cost.csv"
+# Bench stages whose seconds count as time spent attacking a model.
+ATTACK_STAGES = {"attacks": "attacks", "minrho": "attacks", "l2": "attacks", "audit": "audit"}
+# ru_maxrss is in KiB on Linux and in bytes on macOS.
+_RSS_BYTES = 1 if sys.platform == "darwin" else 1024
+
+
+class TrainingMeter:
+    """Wall time and peak memory of one training run on `device`."""
+
+    def __init__(self, device: torch.device, seconds_before: float = 0.0) -> None:
+        self.device = device
+        self.seconds_before = float(seconds_before)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        self.start = time.perf_counter()
+
+    def record(self) -> dict[str, Any]:
+        """meta.json's `cost`: seconds so far, peak memory (MiB), how it was measured, device."""
+        if self.device.type == "cuda":
+            peak, how = torch.cuda.max_memory_allocated(self.device), "cuda max_memory_allocated"
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * _RSS_BYTES
+            how = "process peak RSS"
+        return {
+            "train_seconds": round(self.seconds_before + time.perf_counter() - self.start, 3),
+            "peak_memory_mb": round(peak / 2**20, 1),
+            "memory": how,
+            "device": self.device.type,
+        }
+
+
+def training_rows(meta: dict[str, Any], folder: str | Path) -> list[dict[str, Any]]:
+    """A trained model's cost rows from its meta.json (none when it predates the record)."""
+    cost = meta.get("cost")
+    if not cost:
+        return []
+    base = {**results.model_fields(meta, folder), "experiment": EXPERIMENT, "attack": "train"}
+    return [
+        {**base, "metric": "seconds", "value": cost["train_seconds"]},
+        {**base, "metric": "peak_memory_mb", "value": cost["peak_memory_mb"]},
+    ]
+
+
+MODEL_COLUMNS = ("dataset", "arch", "width", "method", "seed", "checkpoint", "device", "numerics")
+
+
+def job_rows(jobs: Iterable[tuple[str, Path, float]]) -> list[dict[str, Any]]:
+    """Attack and audit seconds per model from done jobs `(stage, shard, seconds)`.
+
+    A job's model is the one its shard's rows name (a black-box job's rows name the attacked
+    model, which is whose robustness the seconds bought).
+    """
+    totals: dict[tuple, float] = {}
+    for stage, shard, seconds in jobs:
+        if stage not in ATTACK_STAGES:
+            continue
+        rows = results.read(shard)
+        if rows.empty:
+            continue
+        model = tuple(rows.iloc[0][c] for c in MODEL_COLUMNS)
+        key = (*model, ATTACK_STAGES[stage])
+        totals[key] = totals.get(key, 0.0) + float(seconds)
+    return [
+        {
+            **dict(zip(MODEL_COLUMNS, key[:-1], strict=True)),
+            "experiment": EXPERIMENT,
+            "attack": key[-1],
+            "metric": "seconds",
+            "value": round(value, 3),
+        }
+        for key, value in totals.items()
+    ]
+
+
+def write(path: Path, rows: list[dict[str, Any]]) -> None:
+    """`cost.csv` in the results format (rewritten whole: it describes the last run)."""
+    frame = pd.DataFrame([results.make_row(**r) for r in rows], columns=results.COLUMNS)
+    results.write(path, frame)
+
+
+def with_cost(frame: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
+    """`frame` plus the report folder's cost rows, for the leaderboard."""
+    path = Path(out_dir) / COST_FILE
+    if not path.exists():
+        return frame
+    return pd.concat([frame, results.read(path)], ignore_index=True)

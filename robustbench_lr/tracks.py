@@ -1,0 +1,84 @@
+"""The bench's stages for the threat tracks beside L∞ that have no stage of their own module.
+
+- `l2` (RobustBench's L2 track): every model of the profile's `[l2]` datasets under `pgd-l2`
+  and the authors' AutoAttack at `norm="L2"` (`attacks.l2`), at its dataset's L2 ε
+  (`data.l2_eps`); rows as the `attacks` stage writes them, filed under `threat = "L2"`.
+- `shifts` (OODRobustBench's natural shifts): every model of a shift's dataset on the profile's
+  `[shifts]` test sets (`experiments.shift`), read under --data-root (`--download` fetches).
+
+Why a module beside `bench.py`: each track is a planner and a job function, which the bench
+registers like its own stages (`STAGES`); keeping them here keeps the bench's core readable.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from robustbench_lr.bench import STAGES, BenchContext, Job, TargetSpec, _dataset_of, _job, _target
+from robustbench_lr.data import l2_eps
+from robustbench_lr.experiments import Outcome
+from robustbench_lr.experiments.attack import Sweep, run_sweep
+from robustbench_lr.experiments.shift import run_shifts
+from robustbench_lr.shifts import SHIFTS
+
+
+def l2_sweeps(eps: float, pgd_steps: int, steps: int, targets: int, queries: int) -> tuple:
+    """PGD-L2 and the standard AutoAttack at L2, both at `eps`."""
+    return (
+        Sweep("pgd-l2", {"eps": [eps], "steps": [pgd_steps]}),
+        Sweep(
+            "autoattack-standard-l2",
+            {"eps": [eps], "steps": [steps]},
+            {"targets": targets, "queries": queries, "seed": 0},
+        ),
+    )
+
+
+def _l2_job(target: TargetSpec, sweeps: tuple[Sweep, ...], _out: Path) -> Outcome:
+    loaded, outcome = target.load(), Outcome()
+    for sweep in sweeps:
+        outcome.add(run_sweep(loaded, sweep))
+    return outcome
+
+
+@STAGES.register("l2")
+def plan_l2(ctx: BenchContext) -> list[Job]:
+    """One job per model of the `[l2]` datasets: both L2 attacks at its dataset's ε."""
+    grid = ctx.profile.l2
+    if not grid.enabled:
+        return []
+    jobs = []
+    for subject in ctx.subjects():
+        dataset = _dataset_of(subject)
+        if grid.datasets and dataset not in grid.datasets:
+            continue
+        sweeps = l2_sweeps(l2_eps(dataset), grid.pgd_steps, grid.steps, grid.targets, grid.queries)
+        target = _target(ctx, subject, None, grid.n or ctx.profile.n)
+        jobs.append(_job("l2", f"l2:{subject.label}", partial(_l2_job, target, sweeps), ctx))
+    return jobs
+
+
+def _shift_job(
+    target: TargetSpec, names: tuple[str, ...], data_root: str, fetch: bool, _out: Path
+) -> Outcome:
+    return run_shifts(target.load(), names, data_root, fetch)
+
+
+@STAGES.register("shifts")
+def plan_shifts(ctx: BenchContext) -> list[Job]:
+    """One job per model of a `[shifts]` set's dataset: its accuracy on each of those sets."""
+    grid = ctx.profile.shifts
+    if not grid.enabled:
+        return []
+    jobs = []
+    for subject in ctx.subjects():
+        dataset = _dataset_of(subject)
+        names = tuple(name for name in grid.shifts if SHIFTS[name].dataset == dataset)
+        if not names or (grid.datasets and dataset not in grid.datasets):
+            continue
+        target = _target(ctx, subject, None, grid.n or ctx.profile.n)
+        options = ctx.load_options
+        work = partial(_shift_job, target, names, options.data_root, options.download)
+        jobs.append(_job("shifts", f"shifts:{subject.label}", work, ctx))
+    return jobs
