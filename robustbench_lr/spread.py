@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from robustbench_lr import results
+from robustbench_lr.files import atomic_write_text
 
 GROUP = ["experiment", "attack", "metric"]
 COLUMNS = [*GROUP, "numerics_spread", "seed_spread", "tolerance", "rows"]
@@ -84,9 +85,7 @@ def measure(baseline: pd.DataFrame, perturbed: list[pd.DataFrame]) -> pd.DataFra
 
 
 def write(path: str | Path, table: pd.DataFrame) -> None:
-    from robustbench_lr.files import atomic_write
-
-    atomic_write(Path(path), table[COLUMNS].to_csv(index=False, float_format="%.6g").encode())
+    atomic_write_text(Path(path), table[COLUMNS].to_csv(index=False, float_format="%.6g"))
 
 
 def read(path: str | Path) -> pd.DataFrame:
