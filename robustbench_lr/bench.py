@@ -204,7 +204,9 @@ def _numerics_job(cfg: TrainConfig, root: str, data_root: str, _out: Path) -> Ou
         )
         for metric, value in values.items()
     ]
-    return Outcome(rows, [f"{folder}: perturbed path clean {other['clean_acc']:.2f}% ({move:.2f} pp)"])
+    return Outcome(
+        rows, [f"{folder}: perturbed path clean {other['clean_acc']:.2f}% ({move:.2f} pp)"]
+    )
 
 
 def _spec(settings: Any, ctx: BenchContext) -> str:

@@ -2,11 +2,12 @@
 audit seconds (FastAT Benchmark's cost columns, reported beside the accuracies).
 
 - Training (`TrainingMeter`): wall seconds over every epoch run (a resumed run adds its own to
-  the seconds meta.json already holds), and the peak memory: on CUDA
+  the seconds `cost.json` already holds), and the peak memory: on CUDA
   `torch.cuda.max_memory_allocated` since the run began; on the CPU the process' peak resident
   set (`resource.getrusage(RUSAGE_SELF).ru_maxrss`), which the kernel keeps for the whole
   process: a bench training several models in one process reports each model's peak as the
-  process' peak so far, an upper bound. Stored in meta.json under `cost`.
+  process' peak so far, an upper bound. Stored beside the checkpoint in `cost.json`, not in
+  meta.json: a checkpoint's files are the same bytes on every run, and timings are not.
 - Evaluation: the seconds the ledger recorded for each done job (`ledger.py`), summed per model
   into attack seconds (stages `ATTACK_STAGES`) and audit seconds.
 
@@ -31,6 +32,7 @@ from robustbench_lr import results
 
 EXPERIMENT = "cost"
 COST_FILE = "cost.csv"
+CHECKPOINT_FILE = "cost.json"  # beside a checkpoint's files, vouched for by nothing
 # Bench stages whose seconds count as time spent attacking a model.
 ATTACK_STAGES = {"attacks": "attacks", "minrho": "attacks", "l2": "attacks", "audit": "audit"}
 # ru_maxrss is in KiB on Linux and in bytes on macOS.
@@ -48,7 +50,7 @@ class TrainingMeter:
         self.start = time.perf_counter()
 
     def record(self) -> dict[str, Any]:
-        """meta.json's `cost`: seconds so far, peak memory (MiB), how it was measured, device."""
+        """`cost.json`: seconds so far, peak memory (MiB), how it was measured, device."""
         if self.device.type == "cuda":
             peak, how = torch.cuda.max_memory_allocated(self.device), "cuda max_memory_allocated"
         else:
@@ -62,9 +64,29 @@ class TrainingMeter:
         }
 
 
+def save_training(folder: str | Path, record: dict[str, Any]) -> None:
+    """Write a checkpoint's `cost.json`, after its commit point. A plain write, not one of the
+    checkpoint's atomic renames: it is a measurement, not part of the model, and a torn file
+    reads as no record (`training`)."""
+    import json
+
+    (Path(folder) / CHECKPOINT_FILE).write_text(json.dumps(record, sort_keys=True) + "\n")
+
+
+def training(folder: str | Path) -> dict[str, Any]:
+    """A checkpoint's training cost ({} when none was recorded or the file is unreadable)."""
+    import json
+
+    try:
+        record = json.loads((Path(folder) / CHECKPOINT_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def training_rows(meta: dict[str, Any], folder: str | Path) -> list[dict[str, Any]]:
-    """A trained model's cost rows from its meta.json (none when it predates the record)."""
-    cost = meta.get("cost")
+    """A trained model's cost rows from its `cost.json` (none when it has no record)."""
+    cost = training(folder)
     if not cost:
         return []
     base = {**results.model_fields(meta, folder), "experiment": EXPERIMENT, "attack": "train"}

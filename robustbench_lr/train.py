@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 from robustbench_lr import checkpoints, faults, locks, models
 from robustbench_lr.config import TrainConfig, checkpoint_dir
-from robustbench_lr.cost import TrainingMeter
+from robustbench_lr.cost import TrainingMeter, save_training
+from robustbench_lr.cost import training as cost_record
 from robustbench_lr.data import (
     Data,
     LoadOptions,
@@ -174,10 +175,10 @@ def _resume_point(folder: Path, cfg: TrainConfig, data: Data) -> checkpoints.Tra
 
 
 def _seconds_so_far(folder: Path) -> float:
-    """The training seconds meta.json holds for the epochs a resumed run keeps (0 if none)."""
+    """The training seconds `cost.json` holds for the epochs a resumed run keeps (0 if none)."""
     try:
-        return float(checkpoints.read_meta(folder).get("cost", {}).get("train_seconds", 0.0))
-    except (checkpoints.CheckpointError, OSError, ValueError):
+        return float(cost_record(folder).get("train_seconds", 0.0))
+    except (TypeError, ValueError):
         return 0.0
 
 
@@ -247,9 +248,9 @@ def _train_locked(
                 "dataset_label": dataset_label(cfg.dataset),
                 **npz_location(cfg.dataset),
                 **step_mode_meta(step_mode),
-                "cost": meter.record(),
             },
         )
+        save_training(folder, meter.record())
 
     taps = method.taps(cfg.arch, opts)
     run_step = TrainStep(STEP_MODES.get(step_mode), method, model, aux, optimizer, opts, dev)

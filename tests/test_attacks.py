@@ -101,6 +101,8 @@ CASES = [
     Case("square", None, {"eps": 0.1, "queries": 20}),
     Case("autoattack", None, {"eps": 0.1, "steps": 5, "targets": 2, "queries": 20}),
     Case("autoattack-standard", None, {"eps": 0.1, "steps": 5, "targets": 2, "queries": 20}),
+    Case("pgd-l2", None, {"eps": 0.3, "steps": 5}),
+    Case("autoattack-standard-l2", None, {"eps": 0.3, "steps": 5, "targets": 2, "queries": 20}),
 ]
 
 
@@ -119,6 +121,8 @@ def test_outputs_stay_in_box_and_ball_and_repeat(digits, case: Case):
     _, params = resolve(case.attack, case.backend, **case.params)
     if ATTACKS[case.attack].norm == "linf":
         assert (x_adv - x).abs().max() <= params["eps"] + 1e-6
+    if case.attack in ("pgd-l2", "autoattack-standard-l2"):
+        assert (x_adv - x).flatten(1).norm(dim=1).max() <= params["eps"] + 1e-4
     assert not torch.equal(x_adv, x)  # every case perturbs something
     # Deterministic attacks repeat; randomized ones repeat from the same seed.
     again = run_attack(case.attack, digits.model, x, y, backend=case.backend, **case.params)

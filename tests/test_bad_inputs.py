@@ -127,7 +127,7 @@ CASES = [
     Case(
         "attack-unknown-attack",
         ("attack", "--attack", "pgd", *CKPT),
-        r"unknown attack 'pgd'; did you mean 'apgd-t'\? valid choices: ifsgm, ill",
+        r"unknown attack 'pgd'; did you mean 'pgd-l2'\? valid choices: ifsgm, ill",
     ),
     Case("attack-missing-checkpoint", ATTACK, r"no-such-checkpoint.*missing"),
     # minrho

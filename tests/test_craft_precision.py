@@ -25,7 +25,7 @@ from robustbench_lr.attacks.precision import (
     crafting_in,
     verdict,
 )
-from robustbench_lr.registry import UnknownNameError
+from robustbench_lr.registry import UnknownNameError, unknown_name
 from robustbench_lr.target import load_target
 
 N = 32
@@ -148,9 +148,8 @@ def test_only_a_non_float32_crafting_precision_is_recorded_in_the_rows(digits):
 def test_a_bad_precision_name_is_one_line_listing_the_choices(nlr_digits, tmp_path, capsys):
     with pytest.raises(UnknownNameError) as err:
         choose("fp16")
-    assert str(err.value) == (
-        f"unknown crafting precision 'fp16'; valid choices: {', '.join(PRECISIONS.names())}"
-    )
+    assert str(err.value) == unknown_name("crafting precision", "fp16", PRECISIONS.names())
+    assert str(err.value).endswith(f"valid choices: {', '.join(PRECISIONS.names())}")
     argv = ["attack", "--checkpoint", str(nlr_digits), "--attack", "ifsgm", "--n", "8"]
     with pytest.raises(SystemExit):
         cli.main([*argv, "--craft-precision", "fp16"])

@@ -121,7 +121,9 @@ def test_tables_show_intervals_and_small_rho_with_significant_digits(tmp_path: P
     assert (nlr["lo"], nlr["hi"], nlr["n"]) == pytest.approx((lo, hi, 200))
     # the Markdown cell is mean ± std; the interval is in the CSV the note points to
     assert "| 96.5 ± 0.7 " in table7.markdown and f"{lo:.1f}, {hi:.1f}" not in table7.markdown
-    assert "95 % Wilson intervals of the accuracies: columns lo, hi of table7.csv" in table7.markdown
+    assert (
+        "95 % Wilson intervals of the accuracies: columns lo, hi of table7.csv" in table7.markdown
+    )
     csv = pd.read_csv(tmp_path / "table7.csv")
     assert {"lo", "hi", "n", "min", "max"} <= set(csv.columns)
     minrho = [dict(r, experiment="minrho") for r in _board_rows() if r["metric"] == "rho"]

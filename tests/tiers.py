@@ -9,7 +9,31 @@ says which. `make test-all` and `.ci/run` run everything.
 from __future__ import annotations
 
 # node id prefix -> the quick test that covers the same mechanism
-SLOW: dict[str, str] = {}
+SLOW: dict[str, str] = {
+    "tests/test_bench_cluster.py::test_the_smoke_bench_on_ray": "test_executors.py[ray]",
+    "tests/test_bench_cluster.py::test_a_driver_killed": "test_executors.py[ray]",
+    "tests/test_bench_cluster.py::test_a_ray_worker_killed": "test_executors.py[ray]",
+    "tests/test_bench_cluster.py::test_a_bench_through_submitit": "test_executors.py[submitit]",
+    "tests/test_adversarial_training.py::test_pgd_at_is_20_points": "test_trades_trains_and_…",
+    "tests/test_bench.py::test_smoke_bench_on_a_fresh_folder": "test_numerics.py gate tests, "
+    "the tiny-bench tests of test_bench.py",
+    "tests/test_faults.py::test_train_killed_at_random_moments": "…between_any_two_renames[1]",
+    "tests/test_faults.py::test_bench_killed_at_random_moments": "…at_a_commit_step[3]",
+    "tests/test_faults.py::test_bench_killed_at_a_commit_step_resumes_to_the_same_bytes[7]": "[3]",
+    "tests/test_faults.py::test_bench_killed_at_a_commit_step_resumes_to_the_same_bytes[9]": "[3]",
+    "tests/test_faults.py::test_bench_killed_at_a_commit_step_resumes_to_the_same_bytes[10]": "[3]",
+    "tests/test_faults.py::test_bench_killed_at_a_commit_step_resumes_to_the_same_bytes[12]": "[3]",
+    "tests/test_faults.py::test_train_killed_between_any_two_renames_resumes_to_the_same_bytes[3]": "[1]",
+    "tests/test_faults.py::test_train_killed_between_any_two_renames_resumes_to_the_same_bytes[4]": "[1]",
+    "tests/test_faults.py::test_train_killed_between_any_two_renames_resumes_to_the_same_bytes[5]": "[1]",
+    "tests/test_faults.py::test_train_killed_between_any_two_renames_resumes_to_the_same_bytes[6]": "[1]",
+    "tests/test_faults.py::test_train_killed_after_its_last_rename": "…two_renames[2]",
+    "tests/test_lowrank.py::test_normalized_bottleneck_trains_at_the_recipe_lr": "bottle tests",
+    "tests/test_lowrank.py::test_lr_resume_after_sigkill": "test_train.py sigkill",
+    "tests/test_comparison_methods.py::test_srn_resumes_after_sigkill": "test_train.py sigkill",
+    "tests/test_step_modes.py::test_compiled_step_trains_like_eager[sn]": "[nlr]",
+    "tests/test_step_modes.py::test_compiled_step_trains_like_eager[1lr]": "[nlr]",
+}
 
 
 def is_slow(nodeid: str) -> bool:
