@@ -63,9 +63,8 @@ def differing_rows(first: Path, other: Path) -> str:
     from robustbench_lr import results
 
     def values(path: Path):
-        frame = results.read(path).drop(columns=["checkpoint", "numerics"], errors="ignore")
-        frame["source"] = frame["source"].map(lambda s: "/".join(Path(s).parts[-4:]) if s else s)
-        return frame.set_index([c for c in results.KEY if c in frame.columns])["value"]
+        frame = results.placeless(results.read(path))
+        return frame.set_index(results.PLACELESS_KEY)["value"]
 
     a, b = values(first), values(other)
     joined = a.to_frame("a").join(b.to_frame("b"), how="outer")

@@ -185,9 +185,7 @@ def current_key(device: str = "cpu") -> str:
 def row_key(trained: str, evaluated: str) -> str:
     """The key of a result row: a number depends on where its model was trained and where it
     was evaluated; one key when both are the same, both otherwise ('' = not recorded)."""
-    if not trained or trained == evaluated:
-        return evaluated if not trained else trained
-    return f"{trained}+{evaluated}"
+    return evaluated if trained in ("", evaluated) else f"{trained}+{evaluated}"
 
 
 def summary(record: dict[str, Any]) -> str:

@@ -34,13 +34,12 @@ Every row of the report names the rule it got and why (`gate`, `why`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
 from robustbench_lr import results, spread, stats
 
-MATCH_KEY = [c for c in results.KEY if c != "checkpoint"]
+MATCH_KEY = results.PLACELESS_KEY
 MODES = ("auto", "exact", "tolerance", "interval")
 # Devices whose runs are reproducible bit for bit: `auto` compares their rows exactly.
 DETERMINISTIC_DEVICES = ("cpu", "")
@@ -54,13 +53,6 @@ def judged_kind(metric: str) -> str:
     if name.startswith(("rho", "eps", "min_eps", "min_rho")):
         return "size"
     return "info"
-
-
-def _normalized(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.copy()
-    # A black-box source is a checkpoint path; keep only its model identity (last 4 parts).
-    frame["source"] = frame["source"].map(lambda s: "/".join(Path(s).parts[-4:]) if s else s)
-    return frame.drop_duplicates(subset=MATCH_KEY, keep="last")
 
 
 class DeviceMismatch(ValueError):
@@ -158,7 +150,7 @@ def _judge(
     elif gate == "tolerance" and tol == tol and kind != "info":
         dropped = cur < old - tol
     else:
-        gate = "exact" if gate != "interval" or kind != "size" else gate
+        gate = "exact"
         dropped = (kind == "acc" and cur < old - tol_pp) or (
             kind == "size" and cur < old * (1 - tol_rel)
         )
@@ -193,7 +185,7 @@ def compare(
             "or --spread FILE); make one with --measure-spread"
         )
     _refuse_empty(new, baseline, names)
-    old_rows, new_rows = _normalized(baseline), _normalized(new)
+    old_rows, new_rows = results.placeless(baseline), results.placeless(new)
     merged = old_rows.merge(
         new_rows, on=MATCH_KEY, how="left", suffixes=("_baseline", "_new"), indicator=True
     )

@@ -45,20 +45,25 @@ def render_report(
         if t.numbers is not None
         for ext in ("csv", "md")
     ]
-    index = _index(profile, out_dir, rendered, figures, frame, state or {})
-    files.append(_write_numerics(out_dir))
+    here = _fingerprint()
+    index = _index(profile, out_dir, rendered, figures, frame, state or {}, here)
+    files.append(_write_numerics(out_dir, here))
     files.append(atomic_write_text(out_dir / "README.md", index))
     title = profile.name if profile else out_dir.name
     pages = site.build_site(frame, out_dir, threat, title)
     return files + board_files + figures + pages
 
 
-def _write_numerics(out_dir: Path) -> Path:
-    """numerics.json: this machine's fingerprint under its key, for the gate and for readers
-    of the rows' `numerics` column."""
+def _fingerprint() -> dict[str, Any]:
+    """The numeric fingerprint of the machine rendering the report."""
     import torch
 
-    here = numerics.fingerprint("cuda" if torch.cuda.is_available() else "cpu")
+    return numerics.fingerprint("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _write_numerics(out_dir: Path, here: dict[str, Any]) -> Path:
+    """numerics.json: this machine's fingerprint under its key, for the gate and for readers
+    of the rows' `numerics` column."""
     record = {"key": numerics.comparison_key(here), "fingerprint": here}
     return atomic_write_json(out_dir / "numerics.json", record)
 
@@ -70,6 +75,7 @@ def _index(
     figures: list[Path],
     frame,
     state: dict[str, Any],
+    here: dict[str, Any],
 ) -> str:
     import torch
 
@@ -126,7 +132,6 @@ def _index(
     )
     lines += [f"- {k}: {v}" for k, v in env.items()]
     lines.append(f"- device: {device}")
-    here = numerics.fingerprint("cuda" if torch.cuda.is_available() else "cpu")
     lines.append(f"- numerics of this machine: {numerics.summary(here)} (numerics.json)")
     keys = sorted(set(frame["numerics"]) - {""}) if "numerics" in frame else []
     lines.append(f"- numerics keys of the rows: {', '.join(keys) or 'unrecorded'}")

@@ -74,6 +74,19 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
+# The key of a row wherever it was made: without the machine-specific checkpoint path.
+PLACELESS_KEY = [c for c in KEY if c != "checkpoint"]
+
+
+def placeless(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows as two runs in different folders can compare them: a black-box source keeps only
+    its model identity (the last 4 parts of its path), and of rows that share `PLACELESS_KEY`
+    the last stays."""
+    frame = frame.copy()
+    frame["source"] = frame["source"].map(lambda s: "/".join(Path(s).parts[-4:]) if s else s)
+    return frame.drop_duplicates(subset=PLACELESS_KEY, keep="last")
+
+
 def model_fields(meta: Mapping[str, Any], checkpoint: str | Path) -> dict[str, Any]:
     """The columns that identify a model, taken from its checkpoint's meta.json.
 

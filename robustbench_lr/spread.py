@@ -38,11 +38,8 @@ def path_for(baseline: str | Path) -> Path:
 
 
 def _identity(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows keyed without where they were made (checkpoint paths, source folders)."""
-    frame = frame.drop(columns=["checkpoint"]).copy()
-    frame["source"] = frame["source"].map(lambda s: "/".join(Path(s).parts[-4:]) if s else s)
-    key = [c for c in results.KEY if c != "checkpoint"]
-    return frame.drop_duplicates(subset=key, keep="last").set_index(key)
+    """Rows indexed by their key wherever they were made (`results.placeless`)."""
+    return results.placeless(frame).set_index(results.PLACELESS_KEY)
 
 
 def _largest_move(moves: pd.DataFrame, column: str) -> pd.Series:
