@@ -55,7 +55,10 @@ SPREADS = ("numerics_spread",)
 # A zoo model's accuracies as RobustBench reports them (`results.ZOO_REPORTED` rows), shown
 # beside the same accuracies as this suite measured them.
 REPORTED = {metric: f"zoo_{metric}" for metric in results.ZOO_REPORTED_METRICS}
+# Shown with one decimal (points, seconds, MB); the others (ρ, mCE ratios) with three.
+ONE_PLACE = (*ACCURACIES, *SPREADS, *board_tracks.COSTS)
 OPTIMALITY = "optimality:"  # prefix of the per-attack optimality columns
+OPTIMALITY_WIDTH = 6  # models per attack-optimality table in leaderboard.md
 
 
 @dataclass(frozen=True)
@@ -335,7 +338,7 @@ def _cell(row: pd.Series, column: str) -> str:
     mean = row[column]
     if pd.isna(mean):
         return ""
-    places = 1 if column in (*ACCURACIES, *SPREADS, *board_tracks.COSTS) else 3
+    places = 1 if column in ONE_PLACE else 3
     text = stats.estimate_text(
         mean,
         row[f"{column}_std"],
@@ -365,24 +368,37 @@ def _shown(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _optimality_block(table: pd.DataFrame) -> str:
-    """Attacks (rows) by models (columns): how close each audit attack came to the best one."""
+    """Attacks (rows) by models (columns): how close each audit attack came to the best one,
+    `OPTIMALITY_WIDTH` models per table so it stays readable in a diff or a terminal."""
     from tabulate import tabulate
 
     columns = [c for c in table.columns if c.startswith(OPTIMALITY)]
     if not columns:
         return ""
     names = [_name(row) for _, row in table.iterrows()]
-    body = [
-        [column.removeprefix(OPTIMALITY), *(stats.number_text(v) for v in table[column])]
-        for column in columns
-    ]
-    text = tabulate(
-        body, headers=["attack", *names], tablefmt="github", disable_numparse=True, missingval=""
-    )
+    parts = []
+    for start in range(0, len(names), OPTIMALITY_WIDTH):
+        chunk = slice(start, start + OPTIMALITY_WIDTH)
+        body = [
+            [
+                column.removeprefix(OPTIMALITY),
+                *(stats.number_text(v) for v in table[column].iloc[chunk]),
+            ]
+            for column in columns
+        ]
+        parts.append(
+            tabulate(
+                body,
+                headers=["attack", *names[chunk]],
+                tablefmt="github",
+                disable_numparse=True,
+                missingval="",
+            )
+        )
     return (
         "\n## Attack optimality\n\nPer audit attack and model, the attack's optimality "
-        "(in [0, 1], 1 = as strong as the best attack the audit ran; mean over seeds).\n\n"
-        f"{text}\n"
+        "(in [0, 1], 1 = as strong as the best attack the audit ran; mean over seeds), "
+        f"{OPTIMALITY_WIDTH} models per table in leaderboard order.\n\n" + "\n\n".join(parts) + "\n"
     )
 
 

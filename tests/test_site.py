@@ -256,6 +256,46 @@ def test_missing_experiments_render_as_not_run(tmp_path: Path):
     assert "IFSGM sweep: not run." in (site / "models/digits__resnet18-w0.25__nlr.html").read_text()
 
 
+def test_the_leaderboard_shows_the_other_tracks_only_where_they_ran(tmp_path: Path):
+    """Corruption, L2, cost and numerics-spread rows of one model become columns holding its
+    numbers; the other models read "not run" there, and a bench without them shows no column."""
+    frame = results.read(SMOKE)
+    clean = frame[frame["experiment"] == "clean"]
+    first = clean[(clean["method"] == "nlr") & (clean["seed"] == 0)].iloc[0]
+    base = {c: first[c] for c in ("dataset", "arch", "width", "method", "seed", "checkpoint")}
+    base["device"] = first["device"]
+    made = [
+        ("corruption", "all", "mean_acc", 71.25, {"n": 100, "eps": 0.0}),
+        ("attack", "pgd-l2", "acc", 12.5, {"n": 100, "eps": 0.289, "box": "white", "threat": "L2"}),
+        ("cost", "train", "seconds", 17.5, {}),
+        ("numerics", "perturbed-path", "clean_move_pp", 0.75, {}),
+    ]
+    rows = [
+        results.make_row(**base, experiment=e, attack=a, metric=m, value=v, **extra)
+        for e, a, m, v, extra in made
+    ]
+    results.write(tmp_path / "results.csv", pd.concat([clean, pd.DataFrame(rows)]))
+    build_site(results.read(tmp_path / "results.csv"), tmp_path)
+    board = (tmp_path / SITE_DIR / "index.html").read_text()
+    for header in ("corruptions", "L2 PGD", "train s", "numerics spread"):
+        assert f">{header}</th>" in board
+    for key, value in (
+        ("corruption_acc", "71.2"),
+        ("l2_pgd_acc", "12.5"),
+        ("train_seconds", "17.5"),
+        ("numerics_spread", "0.75"),
+    ):
+        cells = board.split(f'data-col="{key}"')[1:]
+        assert len(cells) == 3  # one per model
+        assert sum(value in c.split("</td>")[0] for c in cells) == 1
+        assert sum("not run" in c.split("</td>")[0] for c in cells) == 2
+    assert ">L2 AutoAttack</th>" not in board  # no model has it
+    results.write(tmp_path / "plain.csv", clean)
+    build_site(results.read(tmp_path / "plain.csv"), tmp_path / "plain")
+    plain = (tmp_path / "plain" / SITE_DIR / "index.html").read_text()
+    assert ">corruptions</th>" not in plain and ">train s</th>" not in plain
+
+
 def test_a_malformed_row_names_the_file_and_line_and_writes_nothing(tmp_path: Path, capsys):
     lines = SMOKE.read_text().splitlines()
     lines[5] = lines[5].replace(",cpu", ",cpu,extra")

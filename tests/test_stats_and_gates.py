@@ -270,3 +270,23 @@ def test_compare_flag_reaches_the_gate(tmp_path: Path, capsys):
     assert main([*argv, "--compare", "exact"]) == 1
     assert "REGRESSED" in capsys.readouterr().out
     assert main([*argv, "--compare", "interval", "--tol-pp", "0", "--all"]) == 0
+
+
+def test_optimality_table_splits_into_tables_of_at_most_its_width(tmp_path: Path, monkeypatch):
+    """Each optimality table holds at most OPTIMALITY_WIDTH model columns; every model is in
+    exactly one of them, in leaderboard order."""
+    monkeypatch.setattr(leaderboard, "OPTIMALITY_WIDTH", 1)
+    threat = leaderboard.Threat(eps=EPS, steps=20)
+    optimality = [
+        _audit("nlr", 0, "apgd-ce", "optimality", 0.9),
+        _audit("1lr", 0, "apgd-ce", "optimality", 0.8),
+    ]
+    frame = results.append(tmp_path / "r.csv", [*_board_rows(), *optimality])
+    board = leaderboard.build(frame, threat)
+    text = leaderboard.write(board, threat, tmp_path / "lb.md")[0].read_text()
+    block = text[text.index("## Attack optimality") :]
+    headers = [line for line in block.splitlines() if line.startswith("| attack")]
+    assert len(headers) == 2
+    assert [len(h.strip("|").split("|")) for h in headers] == [2, 2]
+    names = [h.strip("|").split("|")[1].strip() for h in headers]
+    assert names == [leaderboard.model_name(row) for _, row in board.iterrows()]

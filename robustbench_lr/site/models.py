@@ -34,6 +34,32 @@ COLUMNS = (
     ("noise_acc", "noise", "accuracy (%) under random pixel noise"),
     ("deepfool_rho", "ρ", "DeepFool's normalized L2 perturbation ρ"),
 )
+# Columns beside L∞, shown when some model has them (a bench that skipped a track has none).
+TRACKS = (
+    (
+        "corruption_acc",
+        "corruptions",
+        "mean accuracy (%) over the 15 common corruptions x 5 severities",
+    ),
+    ("corruption_mce", "mCE vs N-LR", "relative mean corruption error (%), N-LR = 100"),
+    ("l2_pgd_acc", "L2 PGD", "white-box PGD-L2 accuracy (%) at the dataset's L2 ε"),
+    ("l2_autoattack_acc", "L2 AutoAttack", "the authors' standard AutoAttack at norm L2 (%)"),
+    ("cifar10.1_acc", "CIFAR-10.1", "accuracy (%) under the CIFAR-10.1 natural shift"),
+    ("cinic10_acc", "CINIC-10", "accuracy (%) under the CINIC-10 natural shift"),
+    (
+        "numerics_spread",
+        "numerics spread",
+        "points the clean accuracy moved when trained again under another code path",
+    ),
+    ("train_seconds", "train s", "training wall time (s)"),
+    (
+        "train_peak_memory_mb",
+        "train MB",
+        "training peak memory (MB; RSS on CPU, CUDA max allocated)",
+    ),
+    ("attack_seconds", "attack s", "time spent in attacks and searches (s)"),
+    ("audit_seconds", "audit s", "time spent in the audit (s)"),
+)
 # A RobustBench zoo model's own reported accuracies, beside ours (shown when a model has them).
 REPORTED = (
     ("zoo_clean_acc", "RobustBench clean", "clean accuracy (%) as RobustBench reports it"),
@@ -90,9 +116,10 @@ def threat_of(frame: pd.DataFrame, profile_threat: leaderboard.Threat | None) ->
 
 
 def columns(board: list[Model]) -> tuple[tuple[str, str, str], ...]:
-    """The number columns to show: ours, and RobustBench's reported ones if any model has them."""
-    reported = [c for c in REPORTED if any(m.cells[c[0]].value is not None for m in board)]
-    return (*COLUMNS, *reported)
+    """The number columns to show: ours, then the other tracks' and RobustBench's reported
+    ones where some model has them."""
+    extra = [c for c in (*TRACKS, *REPORTED) if any(m.cells[c[0]].value is not None for m in board)]
+    return (*COLUMNS, *extra)
 
 
 def _reported(row: pd.Series, column: str) -> Cell:
@@ -108,7 +135,7 @@ def _cell(row: pd.Series, column: str) -> Cell:
     mean = row.get(column)
     if mean is None or pd.isna(mean):
         return Cell(NOT_RUN, None)
-    places = 1 if column in leaderboard.ACCURACIES else 3
+    places = 1 if column in leaderboard.ONE_PLACE else 3
     shown = stats.decimals(float(mean), places)
     seeds = int(row[f"{column}_seeds"])
     text = f"{mean:.{shown}f}"
@@ -241,7 +268,7 @@ def gather(frame: pd.DataFrame, table: pd.DataFrame, root: Path, audit_eps: floa
                 rank=int(row["rank"]),
                 fields={c: row[c] for c in leaderboard.MODEL} | {"seeds": row.get("seeds")},
                 threat=", ".join(threats) or "Linf",
-                cells={key: _cell(row, key) for key, _, _ in (*COLUMNS, *REPORTED)},
+                cells={key: _cell(row, key) for key, _, _ in (*COLUMNS, *TRACKS, *REPORTED)},
                 audit=row["audit"] if isinstance(row.get("audit"), str) else NOT_RUN,
                 seeds=_seeds(rows, root, audit_eps),
             )
