@@ -1,6 +1,6 @@
 """Attack throughput: our harness vs torchattacks and foolbox called directly vs the physical limit.
 
-Writes the `attacks` section of reports/perf.md (issue 5's targets), and `attacks-cuda` where
+Writes the `attacks` section of reports/perf.md (the attack speed targets), and `attacks-cuda` where
 torch sees a GPU: images/s of `ifsgm` (7 and 20 steps), `ill`, `deepfool` and the ρ search,
 each as a ratio to the physical limit — k forward + backward passes w.r.t. the input, timed
 raw — all measured in one run on the same model and batch. Models: CIFAR-shaped random-init
@@ -8,7 +8,7 @@ ResNet18s with 10 and 100 classes (width 0.25 on the CPU, 1.0 on a GPU) and a di
 (width 0.25) trained for 3 epochs here. Timings interleave the implementations and keep the
 fastest of a few rounds, so a busy machine slows every column alike.
 
-`attacks-precision` (`attacks-precision-cuda` on a GPU) measures crafting precisions (issue 18):
+`attacks-precision` (`attacks-precision-cuda` on a GPU) measures crafting precisions:
 img/s of `ifsgm` (torchattacks and our loop) and `deepfool` crafted in each of
 `attacks.precision.PRECISIONS`, and the robust accuracy each reports (always decided in strict
 float32) against float32 crafting's, on the same model and batch in one run. Its last line
@@ -345,7 +345,7 @@ def measure(device: str) -> str:
             "limit` is the harness's overhead. torchattacks and foolbox are called directly, as a "
             "user would (weights not frozen). `ill` has no library twin: its torchattacks column "
             "is the fixed-target least-likely PGD (`ill-fixed`).",
-            "Targets (issue 5): harness `ifsgm` ≤ 1.10× the limit at 7 steps, ≤ 1.05× at 20.",
+            "Targets: harness `ifsgm` ≤ 1.10× the limit at 7 steps, ≤ 1.05× at 20.",
             "",
             "| model | attack | limit img/s | harness img/s | harness / limit | own limit / limit | "
             "harness / own limit | torchattacks img/s | torchattacks / limit | foolbox img/s | "
@@ -375,7 +375,7 @@ def measure(device: str) -> str:
     )
 
 
-# ---- crafting precisions (issue 18) -------------------------------------------------------------
+# ---- crafting precisions -------------------------------------------------------------
 
 # A precision may replace float32 crafting only if no attack reports more than this many
 # percentage points more accuracy with it (a weaker attack flatters the defence).

@@ -1,4 +1,4 @@
-"""The bench's own bookkeeping: what one job costs the driver, as results grow (issue 15).
+"""The bench's own bookkeeping: what one job costs the driver, as results grow.
 
 Each job's rows go to its own shard and the ledger records its digest, so committing a job
 does not read or rewrite `results.csv`; the merge into `results.csv` runs once per bench.

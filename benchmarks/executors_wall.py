@@ -1,4 +1,4 @@
-"""A profile's bench, serial vs Ray, in one run, side by side (issue 15).
+"""A profile's bench, serial vs Ray, in one run, side by side.
 
 `serial` is the default of `make bench`: one job at a time, torch at every core (1 x 2 threads
 on these machines). `ray` runs the same graph on a local Ray cluster, one thread per job, as

@@ -1,4 +1,4 @@
-"""What more workers buy: the bench's job graph list-scheduled on 1-16 workers (issue 15).
+"""What more workers buy: the bench's job graph list-scheduled on 1-16 workers.
 
 Costs are measured ones, never guesses:
 - `cpu` profile: every job's seconds from the committed ledger (`reports/cpu/bench_ledger.jsonl`,

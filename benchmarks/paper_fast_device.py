@@ -1,6 +1,6 @@
 """A whole `paper-fast` bench on one device, its stages' times scaled to the profile's sizes.
 
-Issue 18 asks for the first honest estimate of what a full reproduction costs on one GPU. The
+This is the first honest estimate of what a full reproduction costs on one GPU. The
 device has no datasets and no network, so this writes CIFAR-10, CIFAR-100 and SVHN stand-ins in
 their real on-disk formats (torchvision's pickles and .mat files, read by the suite's own
 loaders) and runs every stage of the profile (training, attacks, ρ searches, audit, analyses)

@@ -1,6 +1,6 @@
 """SN / SRN power iteration, `torch` vs `batched`: operators per training step, and CPU time.
 
-On a GPU the SN and SRN steps are launch-bound (issue 18: 3.2x and 3.5x N-LR's step on an
+On a GPU the SN and SRN steps are launch-bound (3.2x and 3.5x N-LR's step on an
 H100), so the number that matters is how many kernels a step launches. On CPU its stand-in is
 the number of leaf aten operators one training step runs (torch.profiler; an operator that
 calls other aten operators is counted through them, so composites are not counted twice):

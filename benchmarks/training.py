@@ -10,7 +10,7 @@ time can be estimated from them: s/epoch × the real training-set size / the tim
 
 The `training-step-modes` sections (`-cuda` on a GPU) time N-LR's training step itself in each
 step mode (robustbench_lr/step.py: eager, torch.compile, CUDA graphs), with the compile time
-apart and amortized over one epoch of the real training set (issue 18).
+apart and amortized over one epoch of the real training set.
 """
 
 from __future__ import annotations

@@ -470,7 +470,7 @@ def _audit_job(target: TargetSpec, options: dict[str, Any], out: Path) -> Outcom
 
 @STAGES.register("audit")
 def plan_audit(ctx: BenchContext) -> list[Job]:
-    """The robustness audit on every model (issue 8): gradient-masking checks and the worst case per example."""
+    """The robustness audit on every model: gradient-masking checks and the worst case per example."""
     profile = ctx.profile
     if not profile.audit:
         return []

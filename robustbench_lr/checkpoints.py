@@ -287,7 +287,7 @@ def stored_config(stored: dict[str, Any]) -> dict[str, Any]:
 
     A new option's default is, by rule, what the method did before the option existed (its
     tests train the default before and after and compare bytes), so a checkpoint written
-    without it is the same run; an option the method no longer has still makes it another.
+    without it is the same run; an option today's method lacks still makes it another.
     """
     from robustbench_lr.methods import METHODS
 

@@ -2,7 +2,7 @@
 
 Why a module of its own: how a step *runs* (op by op, or as compiled graphs) is independent of
 what it computes (the method's hooks) and of the loop around it (schedule, checkpoints), and a
-GPU trains a small model launch- and sync-bound (issue 18: N-LR ResNet18 at batch 128 reached
+GPU trains a small model launch- and sync-bound (N-LR ResNet18 at batch 128 reached
 7,690 img/s, ~25 TFLOP/s of bf16 on an H100), so the step's shape is where the speed is.
 
 The step is three callables, each given to torch.compile in the compiled modes:

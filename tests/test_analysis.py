@@ -1,4 +1,4 @@
-"""Representation analyses (issue 6): hybrids, max-margin robustness, stability, cushion,
+"""Representation analyses: hybrids, max-margin robustness, stability, cushion,
 class-wise variance, clusters and transfer, on the session's digits N-LR model."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The attack harness (issue 5): registry, backends, ε-balls, monotonicity, cross-checks,
+"""The attack harness: registry, backends, ε-balls, monotonicity, cross-checks,
 the signed-gradient loop, black-box transfer, minimum-perturbation searches, noise and
 repeatable result rows.
 

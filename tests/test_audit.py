@@ -1,4 +1,4 @@
-"""The robustness audit (issue 8): strong attacks, gradient-masking checks, worst-case accuracy.
+"""The robustness audit: strong attacks, gradient-masking checks, worst-case accuracy.
 
 An honest N-LR digits model must pass every check at the digits audit ε (32/255); two models
 that mask gradients on purpose (a zero backward pass, and a softmax saturated ×1000 that

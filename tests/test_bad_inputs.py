@@ -1,6 +1,6 @@
 """Bad command-line input: one line on stderr naming the problem, exit status 2, no file touched.
 
-One table of cases (issue 13). Flag values are checked while parsing, so a case may name a
+One table of cases. Flag values are checked while parsing, so a case may name a
 checkpoint that does not exist: the flag's error must fire first. A new bad input is one more
 `Case` row; `setup` writes whatever files the case needs into the (temporary) working folder.
 """

@@ -1,4 +1,4 @@
-"""One profile puts every kind of model on one leaderboard (issue 17): N-LR and LR trained by
+"""One profile puts every kind of model on one leaderboard: N-LR and LR trained by
 the suite, an adversarially trained reference (PGD-AT), a user's own model (factory + weights
 file) and a RobustBench zoo model read offline from RobustBench's layout, all on CIFAR-10 (a
 few random images in torchvision's on-disk format). The profile names its weights and zoo

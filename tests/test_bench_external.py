@@ -1,4 +1,4 @@
-"""A profile's external model in the bench (issue 17): it is attacked, audited and analysed
+"""A profile's external model in the bench: it is attacked, audited and analysed
 beside the trained ones, with no training job, its black-box examples come from the profile's
 N-LR, and a changed weights file re-runs its jobs and only those."""
 

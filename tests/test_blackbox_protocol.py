@@ -1,4 +1,4 @@
-"""The black-box control (issue 16): which model crafts each model's black-box examples.
+"""The black-box control: which model crafts each model's black-box examples.
 
 By default an independently seeded N-LR (the next seed), so N-LR itself gets black-box rows (the
 N-LR -> N-LR control); the paper's same-seed protocol is an option; a profile where some model

@@ -1,7 +1,7 @@
 """One commit point per checkpoint: meta.json vouches for its files, and nothing else is trusted.
 
-Every case here used to end with `train` saying "already complete" over stale or missing
-weights, or with `evaluate` reading weights that were not the ones meta.json described.
+Each case is a way `train` could say "already complete" over stale or missing weights, or
+`evaluate` could read weights that are not the ones meta.json describes.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Crafting precision (issue 18): attacks may craft in TF32 / bf16, every verdict is float32.
+"""Crafting precision: attacks may craft in TF32 / bf16, every verdict is float32.
 
 bf16 autocast runs on the CPU too, so the mechanism is tested here: bounds hold, every example
 counted as fooled is misclassified by a plain float32 forward pass, a model whose logits differ

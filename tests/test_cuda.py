@@ -126,7 +126,7 @@ def test_noise_and_search_on_cuda_repeat(trained):
 
 @pytest.mark.parametrize("mode", ("compile", "reduce-overhead"))
 def test_compiled_steps_train_like_eager_on_cuda(tmp_path: Path, mode: str):
-    """Issue 18: a compiled step (inductor, or CUDA graphs) is the same training as eager,
+    """A compiled step (inductor, or CUDA graphs) is the same training as eager,
     up to bf16 rounding: test accuracy within 1.5 points after the foundation recipe."""
     cfg = TrainConfig(**SMALL, method="nlr", seed=0)
     eager = train(cfg, tmp_path / "eager", device="cuda", progress=False)
@@ -137,7 +137,7 @@ def test_compiled_steps_train_like_eager_on_cuda(tmp_path: Path, mode: str):
 
 @pytest.mark.parametrize("precision", ("tf32", "bf16"))
 def test_fast_crafting_never_counts_an_example_float32_calls_robust(trained, precision: str):
-    """Issue 18: crafted in TF32 or bf16, every example counted as fooled is misclassified by a
+    """Crafted in TF32 or bf16, every example counted as fooled is misclassified by a
     strict float32 forward pass, and the fast attack is within 2 points of the float32 one."""
     from robustbench_lr.attacks.precision import crafting_in, strict
 

@@ -1,5 +1,5 @@
 """Datasets known by content: fingerprints, path-free labels, and checkpoints that notice when
-the npz they were trained on has been overwritten (issue 13)."""
+the npz they were trained on has been overwritten."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""External models (issue 17): your own `--model MODULE:FACTORY --weights FILE`, a RobustBench
+"""External models: your own `--model MODULE:FACTORY --weights FILE`, a RobustBench
 zoo model from local files, and their `[[models]]` profile entries.
 
 An external model goes through the same commands as a checkpoint, and its rows name it by a

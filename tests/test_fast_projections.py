@@ -1,4 +1,4 @@
-"""Issue 18's cheaper step rules: the 2-LR projections and SN/SRN's batched power iteration.
+"""The cheaper step rules: the 2-LR projections and SN/SRN's batched power iteration.
 
 The defaults (`--lr-projection randomized`, `--power-iteration torch`) must keep today's bytes;
 the opt-in rules must stay correct: a rank-≤r PSD projection near the optimum, and the same

@@ -1,4 +1,4 @@
-"""The append-only ledger (issue 15): a commit is one fsynced line; a torn last line, superseded
+"""The append-only ledger: a commit is one fsynced line; a torn last line, superseded
 lines and an older version's file are all read conservatively and compacted atomically."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The low-rank regularizer (issue 3): projections, gradients, 1-LR vs N-LR, Bottle-LR, resume."""
+"""The low-rank regularizer: projections, gradients, 1-LR vs N-LR, Bottle-LR, resume."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""benchmarks/paper_fast_device.py (issue 18): the stand-in datasets load through the suite's
+"""benchmarks/paper_fast_device.py: the stand-in datasets load through the suite's
 real loaders with the real shapes and classes, and a shrunk bench's ledger seconds scale by the
 sizes and epochs it was shrunk by. (The GPU run itself is `make gpu-check`'s.)"""
 

@@ -1,4 +1,4 @@
-"""The profile schema (issue 13): every key known, every value checked, before any work starts.
+"""The profile schema: every key known, every value checked, before any work starts.
 
 A table of bad profiles (unknown keys at each level, wrong types, out-of-range values, string
 booleans), each failing with a one-line error that names the key path; the shipped profiles

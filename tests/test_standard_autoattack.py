@@ -1,4 +1,4 @@
-"""The authors' standard AutoAttack (`autoattack-standard`, issue 16) beside torchattacks' port.
+"""The authors' standard AutoAttack (`autoattack-standard`) beside torchattacks' port.
 
 A linear model on the digits is the fixture: its worst case in the L-inf ball and [0, 1] box
 has a closed form, so "the attack is strong" is checked against the truth, not another attack.

@@ -105,7 +105,7 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
     """Eval mode and `requires_grad_(False)` on every parameter for the duration of an attack.
 
     Attacks need gradients w.r.t. the input only; without this, every backward pass also
-    computes weight gradients (foolbox runs up to 40% slower, issue 5). Both are restored after,
+    computes weight gradients (foolbox runs up to 40% slower). Both are restored after,
     each module's mode its own: `model.train(flag)` would hand the outer module's flag to every
     submodule (a fresh wrapper around an eval model would leave it in training mode).
     """

@@ -1,4 +1,4 @@
-"""The precision attacks craft in, and the one strict-float32 verdict that scores them (issue 18).
+"""The precision attacks craft in, and the one strict-float32 verdict that scores them.
 
 Crafting (the forward and backward passes that choose a perturbation) may run in a fast
 precision, because a slightly worse gradient only makes the attack slightly weaker. Whether an

@@ -1,7 +1,7 @@
 """argparse `type=` callables: every command checks its flag values here, while parsing.
 
 A bad value then stops the command before it loads a model or writes a file (a negative step
-count used to run and report clean accuracy as robust accuracy), and argparse prints
+count would run no attack and report clean accuracy as robust accuracy), and argparse prints
 `argument --flag: <message>`, where each message names the value and the range it missed.
 """
 

@@ -5,7 +5,7 @@ or two taps; its losses λc·Lc + λn·Ln reach the network through the tap acti
 `lr_every` steps W is projected to rank r. Bottle-LR (Section 3.1) instead puts W̄ = W̄l W̄lᵀ in
 the prediction path at the same taps.
 
-How the defaults avoid the two failure modes seen on digits (issue 3, "Pitfalls"):
+How the defaults avoid the two failure modes seen on digits ("Pitfalls"):
 
 - *Trivial minima.* A constant activation of norm 1 makes both Lc and Ln zero, so strong weights
   collapse the representation (λc = λn = 1 gave 61% accuracy on digits, λn = 10 gave 10%). The
@@ -30,7 +30,7 @@ How the defaults avoid the two failure modes seen on digits (issue 3, "Pitfalls"
 - The default projection is `randomized`: within 1.2% of the optimal rank-r error and 11x
   faster than `exact` at m = 4096, r = 100 (one CPU thread), while the paper's ensembled
   Nyström is 1.3-1.8x the optimal error on a smooth spectrum (reports/perf.md, made by
-  benchmarks/projection.py). For the cost of the wide 2-LR tap (issue 18) two cheaper rules
+  benchmarks/projection.py). For the cost of the wide 2-LR tap two cheaper rules
   are selectable, `--lr-projection randomized-lite` (one power iteration, less oversampling)
   and `nystrom`; at 2-LR's real width m = 16,384, r = 500 they take 0.75x and 0.39x
   `randomized`'s CPU time for 1.06x and 1.67x the optimal error. The default stays

@@ -67,7 +67,7 @@ class Batched(nn.Module):
         super().__init__()
         groups: dict[torch.Size, list[tuple[_SpectralNorm, nn.Parameter]]] = defaultdict(list)
         for norm, original in normalized_layers(model):
-            norm.n_power_iterations = 0  # the forward pass no longer steps u, v
+            norm.n_power_iterations = 0  # so the forward pass leaves u, v as they are
             groups[original.shape].append((norm, original))
         self.groups = list(groups.values())
         self.step()  # the step torch would take in the first training forward

@@ -184,7 +184,7 @@ class BlackBoxProtocol:
     description: str
 
 
-# Measured on CIFAR-10 (issue 16): examples crafted on N-LR seed 0 leave 2.0 % accuracy on 1-LR
+# Measured on CIFAR-10: examples crafted on N-LR seed 0 leave 2.0 % accuracy on 1-LR
 # seed 0, which shares its initialization, data order and warm-up epochs, but 27.0 % when
 # crafted on N-LR seed 1; same-seed transfer makes LR look weaker than it is. So the default is
 # an independently seeded source, and every model (N-LR too) gets black-box rows: N-LR's are
