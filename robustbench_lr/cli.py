@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "attack",
     "minrho",
     "corruptions",
+    "shift",
     "audit",
     "analyze",
     "regress",

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from robustbench_lr.errors import RobustbenchLRError
 from robustbench_lr.target import uniform_subset
 
 # CIFAR-10's classes in label order; CINIC-10's class folders carry these names.
@@ -39,7 +40,7 @@ CIFAR10_CLASSES = (
 )
 
 
-class ShiftError(ValueError):
+class ShiftError(RobustbenchLRError, ValueError):
     """A missing or malformed shifted test set: one line naming the file and --data-root."""
 
 
@@ -56,13 +57,25 @@ class Shift:
     archive: bool = False
 
 
+def _refetch(root: Path) -> str:
+    """The way out of a damaged set: `--download` fetches only a folder that is not there."""
+    return f"(--data-root {root.parent}); remove {root} and --download fetches it again"
+
+
+def _missing(path: Path, root: Path) -> ShiftError:
+    """`path` is not there: `--download` fetches it, once a partial `root` is out of the way."""
+    if root.exists():
+        return ShiftError(f"{path} is missing {_refetch(root)}")
+    return ShiftError(f"{path} is missing (--data-root {root.parent}); --download fetches it")
+
+
 def _npy(path: Path, root: Path) -> np.ndarray:
     if not path.is_file():
-        raise ShiftError(f"{path} is missing (--data-root {root.parent}); --download fetches it")
+        raise _missing(path, root)
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
-        raise ShiftError(f"{path} is truncated or not a .npy file: {err}") from err
+        raise ShiftError(f"{path} is truncated or not a .npy file: {err} {_refetch(root)}") from err
 
 
 def _cifar101_arrays(root: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +84,8 @@ def _cifar101_arrays(root: Path) -> tuple[np.ndarray, np.ndarray]:
     if data.dtype != np.uint8 or data.shape[1:] != (32, 32, 3) or len(data) != len(labels):
         raise ShiftError(
             f"{root / 'cifar10.1_v6_data.npy'} holds {data.dtype} {data.shape}, expected uint8 "
-            f"({len(labels)}, 32, 32, 3) as cifar10.1_v6_labels.npy says: truncated?"
+            f"({len(labels)}, 32, 32, 3) as cifar10.1_v6_labels.npy says: truncated? "
+            f"{_refetch(root)}"
         )
     return data, labels
 
@@ -85,14 +99,16 @@ def _cifar101_read(root: Path, index: np.ndarray) -> tuple[torch.Tensor, torch.T
 def _cinic_files(root: Path) -> list[tuple[Path, int]]:
     test = root / "test"
     if not test.is_dir():
-        raise ShiftError(f"{test} is missing (--data-root {root.parent}); --download fetches it")
+        raise _missing(test, root)
     files = [
         (path, label)
         for label, name in enumerate(CIFAR10_CLASSES)
         for path in sorted((test / name).glob("*.png"))
     ]
     if not files:
-        raise ShiftError(f"{test} holds no <class>/*.png images of {', '.join(CIFAR10_CLASSES)}")
+        raise ShiftError(
+            f"{test} holds no <class>/*.png images of {', '.join(CIFAR10_CLASSES)} {_refetch(root)}"
+        )
     return files
 
 
@@ -107,9 +123,11 @@ def _cinic_read(root: Path, index: np.ndarray) -> tuple[torch.Tensor, torch.Tens
             with Image.open(path) as image:
                 array = np.asarray(image.convert("RGB"), dtype=np.uint8)
         except (UnidentifiedImageError, OSError) as err:
-            raise ShiftError(f"{path} is not a readable PNG image: {err}") from err
+            raise ShiftError(f"{path} is not a readable PNG image: {err} {_refetch(root)}") from err
         if array.shape != (32, 32, 3):
-            raise ShiftError(f"{path} is {array.shape[1]} x {array.shape[0]}, expected 32 x 32")
+            raise ShiftError(
+                f"{path} is {array.shape[1]} x {array.shape[0]}, expected 32 x 32 {_refetch(root)}"
+            )
         images.append(array)
         labels.append(label)
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0

@@ -1,14 +1,15 @@
-"""`attack`, `audit` and `analyze` on a network in memory: the commands' functions, no files.
+"""`attack`, `audit`, `analyze` and `shift` on a network in memory: the commands' functions.
 
 `attack` is `attacks.run_attack` (the entry point every attack of the suite goes through) on
-the caller's own batch; `audit` and `analyze` run on the seeded test subset the commands
-draw, through the same `audit_model` / `ANALYSES` entries as `robustbench-lr audit/analyze`.
+the caller's own batch; `audit`, `analyze` and `shift` run on the seeded test subset the
+commands draw, through the same `audit_model` / `ANALYSES` / `run_shifts` as `robustbench-lr
+audit/analyze/shift`.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ from robustbench_lr.audit.runner import audit_model
 from robustbench_lr.data import DEFAULT_DATA_ROOT, LoadOptions
 from robustbench_lr.devices import use_device
 from robustbench_lr.errors import InvalidArgument
+from robustbench_lr.experiments.shift import run_shifts
+from robustbench_lr.shifts import SHIFTS
+from robustbench_lr.target import DEFAULT_N
 
 DEFAULT_BATCH = 256
 
@@ -210,6 +214,55 @@ def analyze(
     folder = checkpoint_folder(model)
     device_name = "auto" if device is None else validate.device(device, nn.Module())
     return _analysis(kind, folder, out, settings, device_name)
+
+
+def shift(
+    model: nn.Module,
+    dataset: str = "cifar10",
+    shifts: str | Sequence[str] | None = None,
+    n: int = DEFAULT_N,
+    *,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    preprocessing: Any = None,
+    name: str | None = None,
+    data_root: str | Path = DEFAULT_DATA_ROOT,
+    download: bool = False,
+    out: str | Path | None = None,
+) -> pd.DataFrame:
+    """`robustbench-lr shift` on a network in memory: `acc` per shifted set and `clean_acc` rows.
+
+    `shifts=None` scores every shift of `dataset` (`shifts.SHIFTS`); `n` images of each, drawn
+    as the test subset is. A shift of another dataset is refused before any image is read: its
+    labels would mean other classes. `out` appends the rows to a results CSV.
+    """
+    net = models.network(model)
+    dataset = validate.dataset_name(dataset)
+    own = [key for key, spec in SHIFTS.items() if spec.dataset == dataset]
+    names = [shifts] if isinstance(shifts, str) else shifts
+    if names is not None and not names:
+        raise InvalidArgument("shifts", names, own or "none", "names no shift")
+    for key in names or ():
+        validate.name_in("shifts", key, list(SHIFTS))
+        if key not in own:
+            raise InvalidArgument("shifts", key, own or "none", f"does not test {dataset} models")
+    if names is None and not own:
+        raise InvalidArgument(
+            "dataset",
+            dataset,
+            sorted({s.dataset for s in SHIFTS.values()}),
+            "has no distribution shift",
+        )
+    validate.count("n", n)
+    where = validate.device(device, net)
+    load_options = LoadOptions(data_root=str(data_root), download=download)
+    with models.lent(net):
+        dev = use_device(where)
+        target = models.target(net, dataset, preprocessing, name, n, seed, dev, load_options)
+        outcome = run_shifts(target, names, str(data_root), download)
+    if out is not None:
+        results.append(out, outcome.rows)
+    return pd.DataFrame([results.make_row(**row) for row in outcome.rows], columns=results.COLUMNS)
 
 
 def _analysis(

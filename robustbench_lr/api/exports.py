@@ -27,6 +27,7 @@ EXPORTS = {
     "AttackResult": "robustbench_lr.api.experiments",
     "audit": "robustbench_lr.api.experiments",
     "analyze": "robustbench_lr.api.experiments",
+    "shift": "robustbench_lr.api.experiments",
     "train": "robustbench_lr.api.training",
     "load": "robustbench_lr.api.training",
     "Checkpoint": "robustbench_lr.api.training",

@@ -12,32 +12,56 @@ from collections.abc import Sequence
 
 from robustbench_lr.evaluation import accuracy
 from robustbench_lr.experiments import Outcome
-from robustbench_lr.shifts import ShiftError, load_shift, shift
+from robustbench_lr.shifts import SHIFTS, ShiftError, load_shift, shift
+from robustbench_lr.stats import accuracy_interval
 from robustbench_lr.target import Target
 
 EXPERIMENT = "shift"
 
 
+def shifts_of(dataset: str) -> tuple[str, ...]:
+    """The shifts registered for models of `dataset`; none is an error naming where some are."""
+    names = tuple(name for name, spec in SHIFTS.items() if spec.dataset == dataset)
+    if not names:
+        tested = ", ".join(f"{name} ({spec.dataset})" for name, spec in SHIFTS.items())
+        raise ShiftError(f"no distribution shift tests {dataset} models; shifts: {tested}")
+    return names
+
+
 def run_shifts(
-    target: Target, names: Sequence[str], data_root: str, fetch: bool = False, batch_size: int = 512
+    target: Target,
+    names: Sequence[str] | None,
+    data_root: str,
+    fetch: bool = False,
+    batch_size: int = 512,
 ) -> Outcome:
-    """`target`'s model on each shifted test set of `names` (as many images as its subset)."""
+    """`target`'s model on each shifted test set of `names` (as many images as its subset);
+    `names=None`: every shift of the model's dataset.
+
+    Every set is read before the model sees one, so a missing or truncated file fails the run
+    before any evaluation rather than after the sets before it were scored.
+    """
     dataset = target.meta["config"]["dataset"]
+    names = shifts_of(dataset) if names is None else tuple(names)
     specs = {name: shift(name) for name in names}  # unknown names fail before any work
     for name, spec in specs.items():
         if spec.dataset != dataset:
             raise ShiftError(f"shift {name!r} tests {spec.dataset} models, not a {dataset} model")
     n = len(target.y)
+    sets = {name: load_shift(name, data_root, n, target.subset_seed, fetch) for name in specs}
     base = {**target.columns, "experiment": EXPERIMENT}
     clean = accuracy(target.model, target.x, target.y, batch_size)
     rows, lines = [], []
-    for name, spec in specs.items():
-        x, y = load_shift(name, data_root, n, target.subset_seed, fetch)
+    for name, (x, y) in sets.items():
         acc = accuracy(target.model, x, y, batch_size)
-        shifted = {**base, "attack": name, "backend": spec.folder}
+        shifted = {**base, "attack": name, "backend": specs[name].folder}
         rows += [
             {**shifted, "metric": "acc", "value": acc, "n": len(y)},
             {**shifted, "metric": "clean_acc", "value": clean, "n": n},
         ]
-        lines.append(f"shift {name}: acc {acc:.2f}% (clean {clean:.2f}%), n={len(y)}")
+        lo, hi = accuracy_interval(acc, len(y))
+        lines.append(
+            f"shift {name}: acc {acc:.2f}% (95% CI {lo:.2f}-{hi:.2f}), clean {clean:.2f}%, "
+            f"n={len(y)}"
+        )
     return Outcome(rows, lines)

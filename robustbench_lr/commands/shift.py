@@ -1,0 +1,63 @@
+"""`robustbench-lr shift`: accuracy under natural distribution shifts (CIFAR-10.1, CINIC-10).
+
+The rows are those of `experiments.shift` (which documents them); this module checks the
+shift names while parsing, loads the model, prints one line per shift with its 95 % Wilson
+interval and appends the rows. Every set is read before the model is scored and the rows are
+written last, so a bad name, a model of another dataset or a damaged file leaves the results
+file as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from robustbench_lr.commands.argtypes import comma_list
+from robustbench_lr.commands.common import Flag, add_flags
+from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from
+from robustbench_lr.registry import unknown_name
+from robustbench_lr.shifts import SHIFTS
+
+NAME = "shift"
+HELP = "accuracy under natural distribution shifts (OODRobustBench: CIFAR-10.1, CINIC-10)"
+
+
+def shift_name(text: str) -> str:
+    """A registered shift; a near miss gets "did you mean" (checked before any model loads)."""
+    if text not in SHIFTS:
+        raise argparse.ArgumentTypeError(unknown_name("distribution shift", text, SHIFTS))
+    return text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """--shift plus the evaluation flags."""
+    tested = ", ".join(f"{name} ({spec.dataset})" for name, spec in SHIFTS.items())
+    add_flags(
+        parser,
+        [
+            Flag(
+                "--shift",
+                f"repeatable or comma-separated, of: {tested}; read under --data-root "
+                "(--download fetches them) (default: every shift of the model's dataset)",
+                comma_list(shift_name),
+                action="append",
+                metavar="NAME",
+            ),
+        ],
+    )
+    add_eval_flags(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score the model on each shifted set, print a line per shift, append the rows."""
+    from robustbench_lr import results
+    from robustbench_lr.experiments.shift import run_shifts
+
+    if args.source:
+        raise ValueError("--source does not apply to shift: nothing is crafted on a source model")
+    names = None if args.shift is None else tuple(dict.fromkeys(n for ns in args.shift for n in ns))
+    target = load_target_from(args)
+    outcome = run_shifts(target, names, args.data_root, args.download, args.batch_size)
+    print("\n".join(outcome.lines))
+    results.append(args.out, outcome.rows)
+    print(f"{len(outcome.rows)} rows -> {args.out}")
+    return 0
