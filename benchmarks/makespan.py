@@ -10,7 +10,7 @@ Costs are measured ones, never guesses:
 Each worker is one GPU, or for `cpu` one more machine like this one: its job costs were
 measured at 2 threads per job, so 2 workers sharing these 2 cores would each run slower (the
 Ray-vs-serial wall time on this machine is not measured yet). The schedule is
-`executors.simulate`, the first-ready-first rule the executors follow, under the graph's
+`scheduling.simulate` (beside this script), the first-ready-first rule the executors follow, under the graph's
 dependencies.
 """
 
@@ -20,10 +20,11 @@ import re
 from pathlib import Path
 
 from _report import write_section
+from scheduling import simulate
 
 from robustbench_lr.bench import BenchContext, dependencies, plan
 from robustbench_lr.data import LoadOptions
-from robustbench_lr.executors import Task, simulate
+from robustbench_lr.executors import Task
 from robustbench_lr.ledger import Ledger
 from robustbench_lr.profiles import load_profile
 
