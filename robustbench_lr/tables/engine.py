@@ -1,4 +1,4 @@
-"""The paper's tables, each one declarative spec rendered from the results file.
+"""The table engine: a declarative spec rendered from the results file (the specs: `specs.py`).
 
 A `TableSpec` says which rows of the tidy results file it reads (`where`), which columns
 identify a table row (`index`) and which spread across (`across`). `render` averages over
@@ -23,7 +23,6 @@ import pandas as pd
 
 from robustbench_lr import paper, results, stats
 from robustbench_lr.files import atomic_write, atomic_write_text
-from robustbench_lr.registry import Registry
 
 MODEL_INDEX = ("dataset", "arch", "width", "method")
 
@@ -35,19 +34,6 @@ class ModelColumn:
     label: str
     where: Mapping[str, Any]
     verdict: bool = False  # render a failed-check count as pass / fail (k)
-
-
-AUDIT_COLUMNS = (
-    ModelColumn(
-        "AutoAttack (worst case/example)",
-        {"experiment": "audit", "attack": "audit", "metric": "worst_case_acc"},
-    ),
-    ModelColumn(
-        "audit verdict",
-        {"experiment": "audit", "attack": "audit", "metric": "failed_checks"},
-        verdict=True,
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -66,9 +52,6 @@ class TableSpec:
     from_param: tuple[str, ...] = ()
     model_columns: tuple[ModelColumn, ...] = ()
     extra_where: Mapping[str, Any] = field(default_factory=dict)
-
-
-TABLES: Registry[TableSpec] = Registry("table")
 
 
 def _eps_label(eps: float) -> str:
@@ -302,166 +285,3 @@ def render(frame: pd.DataFrame, spec: TableSpec, out_dir: Path) -> RenderedTable
         table.markdown += f"\n{results.black_box_note(frame)}\n"
     atomic_write_text(out_dir / f"{spec.name}.md", table.markdown)
     return table
-
-
-def render_all(
-    frame: pd.DataFrame, out_dir: Path, names: list[str] | None = None
-) -> list[RenderedTable]:
-    """Render every table (or `names`); tables without data come back with a skip reason."""
-    return [render(frame, TABLES.get(name), out_dir) for name in (names or TABLES.names())]
-
-
-LR_METHODS = ("nlr", "1lr", "2lr", "bottle-lr")
-ALL_METHODS = ("nlr", "snip", "srn", "sn", "1lr", "2lr", "bottle-lr")
-_ADV = {"experiment": "attack", "attack": "ifsgm", "metric": "acc"}
-
-
-def _hybrid_table(
-    name: str, title: str, taps: tuple[str, ...], dims: tuple[str, ...], note: str = ""
-) -> TableSpec:
-    """A table of the `hybrid` analyses' accuracy at `taps` (one column per PCA dimension d).
-
-    The tap picks the paper's table: before the last FC (5a), before ResNet block 4 (5b),
-    before VGG19's third-last FC (8); `hybrid` and `hybrid-deep` write their rows.
-    """
-    return TableSpec(
-        name,
-        title,
-        {"experiment": "hybrid", "metric": "hybrid_acc"},
-        ("d",),
-        methods=ALL_METHODS,
-        note=note,
-        from_param=("d",),
-        extra_where={"param": tuple(f"{tap}:d={d}" for tap in taps for d in dims)},
-    )
-
-
-def _minrho_table(name: str, title: str, metric: str) -> TableSpec:
-    """Tables 3 and 10: what the min-perturbation search needed (its ρ, or its ε) per attack."""
-    return TableSpec(
-        name,
-        title,
-        {"experiment": "minrho", "metric": metric},
-        ("attack", "box"),
-        methods=ALL_METHODS,
-        digits=3,
-    )
-
-
-for _spec in (
-    TableSpec(
-        "table1",
-        "IFSGM adversarial accuracy (%), white-box and black-box (from N-LR)",
-        _ADV,
-        ("box", "eps", "steps"),
-        methods=LR_METHODS,
-        model_columns=AUDIT_COLUMNS,
-    ),
-    TableSpec(
-        "table2",
-        "Other regularizers vs LR: white-box IFSGM accuracy (%)",
-        {**_ADV, "box": "white"},
-        ("eps", "steps"),
-        methods=ALL_METHODS,
-        model_columns=AUDIT_COLUMNS,
-    ),
-    _minrho_table(
-        "table3",
-        "Normalized L2 dissimilarity ρ needed to misclassify > 99% (min-perturbation search)",
-        "rho",
-    ),
-    TableSpec(
-        "table4",
-        "Accuracy (%) under random pixel noise, N(0, σ) added with probability p",
-        {"experiment": "attack", "attack": "noise", "metric": "acc"},
-        ("p",),
-        methods=ALL_METHODS,
-        from_param=("p",),
-        note="σ = 128/255 read as a standard deviation (the paper's N(0, 128/255) is ambiguous).",
-    ),
-    _hybrid_table(
-        "table5a",
-        "Hybrid max-margin accuracy (%) on features before the FC vs embedding dimension",
-        ("pre_fc", "fc3_in"),
-        ("full", "10", "5"),
-    ),
-    _hybrid_table(
-        "table5b",
-        "Hybrid max-margin accuracy (%) replacing the last block and FC (features before block 4)",
-        ("pre_block4",),
-        ("full", "20", "10"),
-    ),
-    TableSpec(
-        "table6",
-        "Max-margin hybrid accuracy (fraction) on adversarial examples that fooled the network",
-        {"experiment": "maxmargin", "metric": "maxmargin_acc"},
-        ("attack", "box"),
-        index=(*MODEL_INDEX, "param"),  # the tap and d: one per architecture, so a row label
-        methods=ALL_METHODS,
-        digits=2,
-        note=(
-            "matched = the paper's N-LR protocol (D.5): crafted with the N-LR network's gradients,"
-            " iterated until the 1-LR network of the same seed is fooled; the paper's N-LR row"
-            " is this column."
-        ),
-    ),
-    TableSpec(
-        "table7",
-        "Clean test accuracy (%)",
-        {"experiment": "clean", "metric": "clean_acc"},
-        (),
-        methods=ALL_METHODS,
-    ),
-    _hybrid_table(
-        "table8",
-        "VGG19 hybrid max-margin accuracy (%) on features before the third-last FC layer",
-        ("fc1_in",),
-        ("full", "20", "10"),
-        note="full = the 512 units VGG19 has before its first (third-last) FC layer.",
-    ),
-    TableSpec(
-        "table9",
-        "CIFAR-100 fine: clean and IFSGM (ε = 8/255, 7 steps) accuracy (%)",
-        {
-            "dataset": "cifar100",
-            "metric": ("clean_acc", "acc"),
-            "attack": ("clean", "ifsgm"),
-            "box": ("", "white"),
-            "experiment": ("clean", "attack"),
-        },
-        ("attack", "eps", "steps"),
-        methods=ALL_METHODS,
-    ),
-    _minrho_table(
-        "table10",
-        "Smallest ε (L∞) at which > 99% is misclassified (min-perturbation search)",
-        "eps",
-    ),
-    TableSpec(
-        "corruptions",
-        "Mean accuracy (%) under the 15 common corruptions x 5 severities, and per family",
-        {"experiment": "corruption", "metric": "mean_acc"},
-        ("attack",),
-        methods=ALL_METHODS,
-        note="Hendrycks & Dietterich (ICLR 2019): all = the mean corruption accuracy; the "
-        "relative mCE against N-LR is the leaderboard's corruption_mce.",
-    ),
-    TableSpec(
-        "corruptions_severity",
-        "Accuracy (%) per common corruption and severity",
-        {"experiment": "corruption", "metric": "acc"},
-        ("severity",),
-        index=(*MODEL_INDEX, "attack"),
-        methods=ALL_METHODS,
-        from_param=("severity",),
-    ),
-    TableSpec(
-        "shifts",
-        "Accuracy (%) under natural distribution shifts, beside the clean test accuracy",
-        {"experiment": "shift"},
-        ("attack", "metric"),
-        note="CIFAR-10.1 (Recht et al. 2019) and CINIC-10's test split (Darlow et al. 2018), "
-        "OODRobustBench's natural shifts; clean_acc is the same model on its own test subset.",
-    ),
-):
-    TABLES.add(_spec.name, _spec)
