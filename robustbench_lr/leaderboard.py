@@ -156,7 +156,10 @@ def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
     `c_min`, `c_max` and `c_seeds` (over seeds); `autoattack_source` says where `autoattack_acc` came from;
     `optimality:<attack>` columns appear when the audit measured attack optimality.
     """
-    close = (frame["eps"] - threat.eps).abs() < 1e-9
+    # Rows of the ranked threat's ball only: an L2 audit's rows (`threat = "L2"`) stay out of
+    # the L∞ columns even where their ε happens to equal the L∞ one.
+    ball = frame["threat"] == "Linf"
+    close = ((frame["eps"] - threat.eps).abs() < 1e-9) & ball
     adv = frame[close & (frame["steps"] == threat.steps)]
     attack = {"experiment": "attack", "attack": threat.attack, "metric": "acc"}
     autoattack, autoattack_source = _autoattack(frame[close])
@@ -212,7 +215,7 @@ def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
     if table.empty:
         return table
     verdicts = (
-        frame[(frame["experiment"] == "audit") & (frame["metric"] == "failed_checks")]
+        frame[(frame["experiment"] == "audit") & (frame["metric"] == "failed_checks") & ball]
         .groupby(MODEL)["value"]
         .max()
     )

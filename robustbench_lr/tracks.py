@@ -2,7 +2,8 @@
 
 - `l2` (RobustBench's L2 track): every model of the profile's `[l2]` datasets under `pgd-l2`
   and the authors' AutoAttack at `norm="L2"` (`attacks.l2`), at its dataset's L2 ε
-  (`data.l2_eps`); rows as the `attacks` stage writes them, filed under `threat = "L2"`.
+  (`data.l2_eps`); rows as the `attacks` stage writes them, filed under `threat = "L2"`. With
+  `[l2] audit = true`, also each model's L2 audit (`robustbench-lr audit --norm L2`).
 - `shifts` (OODRobustBench's natural shifts): every model of a shift's dataset on the profile's
   `[shifts]` test sets (`experiments.shift`), read under --data-root (`--download` fetches).
 
@@ -14,8 +15,18 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import Any
 
-from robustbench_lr.bench import STAGES, BenchContext, Job, TargetSpec, _dataset_of, _job, _target
+from robustbench_lr.bench import (
+    STAGES,
+    BenchContext,
+    Job,
+    TargetSpec,
+    _audit_job,
+    _dataset_of,
+    _job,
+    _target,
+)
 from robustbench_lr.data import l2_eps
 from robustbench_lr.experiments import Outcome
 from robustbench_lr.experiments.attack import Sweep, run_sweep
@@ -42,9 +53,26 @@ def _l2_job(target: TargetSpec, sweeps: tuple[Sweep, ...], _out: Path) -> Outcom
     return outcome
 
 
+def l2_audit_options(ctx: BenchContext, dataset: str) -> dict[str, Any]:
+    """The L2 audit's `AuditOptions` fields: the `[l2]` budgets (n, APGD/FAB steps, targets,
+    Square queries) at the dataset's L2 ε; the `[audit]` keys `[l2]` has none of (restarts,
+    noise draws, DeepFool steps, attack seed) as the L∞ audit has them."""
+    grid = ctx.profile.l2
+    return {
+        **ctx.profile.audit_options,
+        "threat": "L2",
+        "eps": l2_eps(dataset),
+        "n": grid.n or ctx.profile.n,
+        "steps": grid.steps,
+        "targets": grid.targets,
+        "queries": grid.queries,
+    }
+
+
 @STAGES.register("l2")
 def plan_l2(ctx: BenchContext) -> list[Job]:
-    """One job per model of the `[l2]` datasets: both L2 attacks at its dataset's ε."""
+    """One job per model of the `[l2]` datasets: both L2 attacks at its dataset's ε, and with
+    `[l2] audit` its L2 audit (transfer crafted on the model the L∞ audit's comes from)."""
     grid = ctx.profile.l2
     if not grid.enabled:
         return []
@@ -54,8 +82,13 @@ def plan_l2(ctx: BenchContext) -> list[Job]:
         if grid.datasets and dataset not in grid.datasets:
             continue
         sweeps = l2_sweeps(l2_eps(dataset), grid.pgd_steps, grid.steps, grid.targets, grid.queries)
-        target = _target(ctx, subject, None, grid.n or ctx.profile.n)
+        n = grid.n or ctx.profile.n
+        target = _target(ctx, subject, None, n)
         jobs.append(_job("l2", f"l2:{subject.label}", partial(_l2_job, target, sweeps), ctx))
+        if grid.audit:
+            audited = _target(ctx, subject, ctx.source_of(subject), n)
+            work = partial(_audit_job, audited, l2_audit_options(ctx, dataset))
+            jobs.append(_job("l2", f"l2-audit:{subject.label}", work, ctx))
     return jobs
 
 

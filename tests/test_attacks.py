@@ -103,6 +103,13 @@ CASES = [
     Case("autoattack-standard", None, {"eps": 0.1, "steps": 5, "targets": 2, "queries": 20}),
     Case("pgd-l2", None, {"eps": 0.3, "steps": 5}),
     Case("autoattack-standard-l2", None, {"eps": 0.3, "steps": 5, "targets": 2, "queries": 20}),
+    Case("l2-noise", None, {"eps": 0.3}),
+    Case("pgd-l2-restarts", None, {"eps": 0.3, "steps": 3, "restarts": 2}),
+    Case("apgd-ce-l2", None, {"eps": 0.3, "steps": 5}),
+    Case("apgd-dlr-l2", None, {"eps": 0.3, "steps": 5, "restarts": 2}),
+    Case("apgd-t-l2", None, {"eps": 0.3, "steps": 5, "targets": 2}),
+    Case("fab-t-l2", None, {"eps": 0.3, "steps": 5, "targets": 2}),
+    Case("square-l2", None, {"eps": 0.3, "queries": 20}),
 ]
 
 
@@ -121,7 +128,7 @@ def test_outputs_stay_in_box_and_ball_and_repeat(digits, case: Case):
     _, params = resolve(case.attack, case.backend, **case.params)
     if ATTACKS[case.attack].norm == "linf":
         assert (x_adv - x).abs().max() <= params["eps"] + 1e-6
-    if case.attack in ("pgd-l2", "autoattack-standard-l2"):
+    if ATTACKS[case.attack].norm == "l2":
         assert (x_adv - x).flatten(1).norm(dim=1).max() <= params["eps"] + 1e-4
     assert not torch.equal(x_adv, x)  # every case perturbs something
     # Deterministic attacks repeat; randomized ones repeat from the same seed.
@@ -138,7 +145,7 @@ def test_an_unsupported_backend_lists_the_valid_ones(digits):
 
 def test_only_random_noise_is_averaged_over_draws(digits):
     averaged = {name for name in ATTACKS if ATTACKS[name].averaged_over_draws}
-    assert averaged == {"noise", "linf-noise"}
+    assert averaged == {"noise", "linf-noise", "l2-noise"}
     x, y = digits.x[:16], digits.y[:16]
     square = evaluate_attack("square", digits.model, x, y, eps=0.1, queries=5, draws=3)
     assert square.robust.shape == (1, 16) and square.record["draws"] == 1

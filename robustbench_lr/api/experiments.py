@@ -30,6 +30,7 @@ from robustbench_lr.audit.markdown import audit_filename, model_title, render_ma
 from robustbench_lr.audit.options import AuditOptions, default_eps
 from robustbench_lr.audit.rows import report_rows
 from robustbench_lr.audit.runner import audit_model
+from robustbench_lr.audit.threats import THREATS as AUDIT_THREATS
 from robustbench_lr.data import DEFAULT_DATA_ROOT, LoadOptions
 from robustbench_lr.devices import use_device
 from robustbench_lr.errors import InvalidArgument
@@ -129,24 +130,29 @@ def audit(
     name: str | None = None,
     data_root: str | Path = DEFAULT_DATA_ROOT,
     download: bool = False,
+    threat: str = "Linf",
     **budgets: Any,
 ) -> CheckpointAudit:
     """`robustbench-lr audit` on a network in memory: its report, rows and audit.md text.
 
-    `eps=None` audits at the dataset's own ε (`audit.default_eps`: digits 32/255, else 8/255);
-    `budgets` are `AuditOptions` fields (`steps`, `queries`, `targets`, `restarts`, ...).
+    `threat`: the ball the battery attacks in, "Linf" or "L2" (`robustbench-lr audit --norm`).
+    `eps=None` audits at the dataset's own ε for that threat (`audit.default_eps`: L∞ digits
+    32/255, else 8/255; L2 digits 0.289, else 0.5); `budgets` are `AuditOptions` fields
+    (`steps`, `queries`, `targets`, `restarts`, ...).
     """
     net = models.network(model)
     dataset = validate.dataset_name(dataset)
-    eps = default_eps(dataset) if eps is None else validate.eps(eps, AuditOptions.sweep_max)
+    threat = validate.name_in("threat", threat, AUDIT_THREATS.names())
+    top = AUDIT_THREATS[threat].eps_max(AuditOptions.sweep_max)
+    eps = default_eps(dataset, threat) if eps is None else validate.eps(eps, top)
     validate.count("n", n)
-    own = ("eps", "n", "seed")
+    own = ("eps", "n", "seed", "threat")
     valid = [f for f in AuditOptions.__dataclass_fields__ if f not in own]
     validate.options("budgets", budgets, valid)
     for key, value in budgets.items():
         if key != "sweep_max":
             validate.count(key, value)
-    options = AuditOptions(eps=eps, n=n, seed=seed, **budgets)
+    options = AuditOptions(eps=eps, n=n, seed=seed, threat=threat, **budgets)
     where = validate.device(device, net)
     load_options = LoadOptions(data_root=str(data_root), download=download)
     with models.lent(net):
@@ -156,7 +162,7 @@ def audit(
     columns = target.columns
     rows = report_rows(report, columns, "", target.subset_extra)
     markdown = render_markdown(report, model_title(columns))
-    return CheckpointAudit(report, rows, markdown, audit_filename(columns, eps))
+    return CheckpointAudit(report, rows, markdown, audit_filename(columns, eps, threat))
 
 
 def analyze(

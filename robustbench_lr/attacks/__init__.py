@@ -3,8 +3,9 @@
     >>> x_adv = run_attack("ifsgm", model, x, y, eps=8 / 255, steps=7)
 
 Registered attacks (see each module): `ifsgm`, `ill`, `ill-fixed`, `fgsm` (iterative.py),
-`deepfool`, `noise`, `linf-noise` (noise.py), the audit's stronger attacks (strong.py) and the L2
-track's `pgd-l2`, `autoattack-standard-l2` (l2.py, with the threats each attack supports). A module
+`deepfool`, `noise`, `linf-noise`, `l2-noise` (noise.py), the audit's stronger attacks (strong.py)
+and the L2 track's `pgd-l2`, `autoattack-standard-l2` and the strong attacks' L2 twins (l2.py,
+with the threats each attack supports). A module
 adds attacks by calling `register(AttackSpec(...))` at import and joining `ATTACK_MODULES`; an
 attack's backends are a dict on its entry, so dispatch is a lookup. The minimum-perturbation
 searches (DeepFool among them) are `search.SEARCHES`; the signed-gradient loop they and the

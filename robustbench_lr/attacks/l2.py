@@ -8,6 +8,9 @@ paper's attacks are all L∞, so an L2 claim needs L2 attacks from the same libr
 - `autoattack-standard-l2`: the authors' `AutoAttack(norm="L2", version="standard")`
   (`pyautoattack`; APGD-CE, APGD-T, FAB-T, Square in the L2 ball), at the settings
   `autoattack-standard` takes.
+- the audit's stronger attacks in the L2 ball (`strong.py`'s builders at `norm="L2"`, the
+  same torchattacks classes and defaults): `pgd-l2-restarts`, `apgd-ce-l2`, `apgd-dlr-l2`,
+  `apgd-t-l2`, `fab-t-l2`, `square-l2`; with `l2-noise` (`noise.py`) they make the L2 audit.
 Each dataset's L2 ε is its registry entry's `l2_eps` (`data.l2_eps`).
 
 A result row's `threat` column says which ball its ε measures (`threat_of`); naming an L2 ε for
@@ -22,7 +25,14 @@ from functools import partial
 from torch import Tensor, nn
 
 from robustbench_lr.attacks.base import ATTACKS, AttackSpec, register
-from robustbench_lr.attacks.strong import APGD_STEPS, QUERIES, TARGETS, seeded_library
+from robustbench_lr.attacks.strong import (
+    APGD_STEPS,
+    LIBRARY,
+    QUERIES,
+    TARGETS,
+    ifsgm_restarts,
+    seeded_library,
+)
 from robustbench_lr.attacks.strong import _autoattack_standard as autoattack_standard
 
 # The threat of an ε-bounded attack's ball, by its norm. An attack without an ε ball (random
@@ -32,6 +42,10 @@ THREAT_NAMES = ("Linf", "L2")
 DEFAULT_THREAT = "Linf"
 L2_EPS = 0.5  # RobustBench's CIFAR-10 L2 budget; each dataset's own is `data.l2_eps`
 PGD_L2_STEPS = 20
+# The strong attacks (`strong.LIBRARY`) whose torchattacks class has an L2 ball: each is
+# registered again as `<name>-l2` (torchattacks' AutoAttack port is left out: the L2 audit
+# runs its components one by one, and the authors' own ensemble beside them).
+L2_TWINS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square")
 
 
 class ThreatError(ValueError):
@@ -91,3 +105,25 @@ register(
         summary="AutoAttack standard, L2, from its authors' pyautoattack",
     )
 )
+register(
+    AttackSpec(
+        "pgd-l2-restarts",
+        {"torchattacks": partial(ifsgm_restarts, library="PGDL2")},
+        "l2",
+        {"eps": L2_EPS, "steps": PGD_L2_STEPS, "alpha": None, "restarts": 5, "seed": 0},
+        randomized=True,
+        summary="PGD-L2 from random starts, worst case over restarts (torchattacks PGDL2)",
+    )
+)
+for _name, _build, _defaults, _summary in LIBRARY:
+    if _name in L2_TWINS:
+        register(
+            AttackSpec(
+                f"{_name}-l2",
+                {"torchattacks": seeded_library(partial(_build, norm="L2"))},
+                "l2",
+                {**_defaults, "eps": L2_EPS},
+                randomized=True,
+                summary=f"{_summary}; L2 ball",
+            )
+        )

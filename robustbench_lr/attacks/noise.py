@@ -1,4 +1,5 @@
-"""Blind perturbations: Table 4's random pixel noise and the audit's random corners of the ball.
+"""Blind perturbations: Table 4's random pixel noise and the audit's random points of the ball
+(corners of the L-inf ball, points on the L2 sphere).
 
 Table 4's noise: a Bernoulli(p) mask of pixels gets additive Gaussian noise.
 
@@ -7,9 +8,9 @@ We read it as a standard deviation (σ = 128/255 ≈ 0.502) and record the readi
 row (`sigma_is=std`); pass `sigma=(128/255) ** 0.5` for the variance reading. A "pixel" is a
 spatial location: the mask is shared by its channels, the Gaussian draws are not.
 
-Both are distributions, not searches, so their accuracy is averaged over draws
-(`averaged_over_draws`). Both draw from a CPU generator seeded by `seed`, so the same seed gives
-the same noise on any device, and neither uses the model: the perturbation is blind, which is
+All are distributions, not searches, so their accuracy is averaged over draws
+(`averaged_over_draws`). All draw from a CPU generator seeded by `seed`, so the same seed gives
+the same noise on any device, and none uses the model: the perturbation is blind, which is
 the point.
 """
 
@@ -60,6 +61,23 @@ def linf_noise(
     return torch.clamp(x + eps * signs.to(x.device), 0, 1)
 
 
+def l2_noise(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, seed: int
+) -> torch.Tensor:
+    """A random point on the L2 sphere of radius eps: x + eps·g/‖g‖₂, g ~ N(0, I), clipped.
+
+    The L2 twin of `linf_noise` (the blind baseline of the L2 audit): a Gaussian draw's
+    direction is uniform on the sphere, and the [0, 1] clip only shortens the step, so the
+    point stays in the ball. Hand-written for the same reason as the corners: no library draws
+    points on the sphere itself (torchattacks' PGDL2 random start is inside the ball).
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    g = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+    norms = g.flatten(1).norm(dim=1).clamp_min(torch.finfo(x.dtype).tiny)
+    step = eps * g / norms.view(-1, *([1] * (x.dim() - 1)))
+    return torch.clamp(x + step.to(x.device), 0, 1)
+
+
 register(
     AttackSpec(
         "noise",
@@ -82,5 +100,16 @@ register(
         randomized=True,
         averaged_over_draws=True,
         summary="random corners of the L-inf ball (blind baseline of the audit)",
+    )
+)
+register(
+    AttackSpec(
+        "l2-noise",
+        {"ours": l2_noise},
+        "l2",
+        {"eps": 0.5, "seed": 0},  # RobustBench's CIFAR-10 L2 budget, as `pgd-l2`'s default
+        randomized=True,
+        averaged_over_draws=True,
+        summary="random points on the L2 sphere of radius eps (blind baseline of the L2 audit)",
     )
 )

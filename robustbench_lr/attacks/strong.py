@@ -86,6 +86,7 @@ def ifsgm_restarts(
     alpha: float,
     restarts: int,
     seed: int,
+    library: str = "PGD",
 ) -> Tensor:
     """IFSGM from `restarts` uniformly random starts; per sample, the first start that fools it.
 
@@ -93,16 +94,18 @@ def ifsgm_restarts(
     Each restart runs torchattacks' PGD(random_start=True) on the samples still classified
     correctly (AutoAttack's rule: attack only what stands), so the result is the worst case per
     example over restarts. The restart loop is ours: torchattacks' PGD has no restarts.
+    `library`: the torchattacks class restarted ("PGDL2": the same restarts in the L2 ball).
     """
     import torchattacks
 
+    make = getattr(torchattacks, library)
     x_adv = x.clone()
     with torch.no_grad():
         standing = torch.nonzero(model(x).argmax(1) == y).flatten()
     for restart in range(int(restarts)):
         if len(standing) == 0:
             break
-        attack = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=True)
+        attack = make(model, eps=eps, alpha=alpha, steps=steps, random_start=True)
         with seeded(derive_seed(seed, restart), x.device):
             candidate = attack(x[standing], y[standing])
         x_adv[standing] = candidate
@@ -123,9 +126,19 @@ def seeded_library(build: Builder) -> AttackFn:
 
 
 def _apgd(
-    model: nn.Module, x: Tensor, *, eps: float, steps: int, restarts: int, seed: int, loss: str
+    model: nn.Module,
+    x: Tensor,
+    *,
+    eps: float,
+    steps: int,
+    restarts: int,
+    seed: int,
+    loss: str,
+    norm: str = "Linf",
 ) -> Any:
-    """Auto-PGD (Croce & Hein 2020): step size adapted per sample, no tuning.
+    """Auto-PGD (Croce & Hein 2020): step size adapted per sample, no tuning; in the `norm` ball
+    (every builder here takes "Linf" or "L2", torchattacks' names; the L2 track registers the
+    L2 ones, `attacks.l2`).
 
     On `loss="dlr"`, the Difference of Logits Ratio −(z_y − max_{i≠y} z_i) / (z_π1 − z_π3) is
     invariant to logit scaling: a model that inflates its logits (a saturated softmax) cannot
@@ -134,41 +147,60 @@ def _apgd(
     import torchattacks
 
     return torchattacks.APGD(
-        model, norm="Linf", eps=eps, steps=steps, n_restarts=restarts, seed=seed, loss=loss
+        model, norm=norm, eps=eps, steps=steps, n_restarts=restarts, seed=seed, loss=loss
     )
 
 
-def _multi_targeted(make: Builder, model: nn.Module, x: Tensor, targets: int, **kw: Any) -> Any:
+def _multi_targeted(
+    make: Builder, model: nn.Module, x: Tensor, targets: int, norm: str = "Linf", **kw: Any
+) -> Any:
     """A torchattacks attack that tries the `targets` most likely wrong classes in turn."""
-    attack = make(model, norm="Linf", n_classes=_classes(model, x), **kw)
+    attack = make(model, norm=norm, n_classes=_classes(model, x), **kw)
     attack.n_target_classes = _targets(model, x, targets)
     return attack
 
 
 def _apgd_t(
-    model: nn.Module, x: Tensor, *, eps: float, steps: int, restarts: int, seed: int, targets: int
+    model: nn.Module,
+    x: Tensor,
+    *,
+    eps: float,
+    steps: int,
+    restarts: int,
+    seed: int,
+    targets: int,
+    norm: str = "Linf",
 ) -> Any:
     """Targeted APGD-DLR against each of the `targets` most likely wrong classes in turn."""
     import torchattacks
 
-    return _multi_targeted(
-        torchattacks.APGDT, model, x, targets, eps=eps, steps=steps, n_restarts=restarts, seed=seed
-    )
+    budget = {"eps": eps, "steps": steps, "n_restarts": restarts, "seed": seed}
+    return _multi_targeted(torchattacks.APGDT, model, x, targets, norm, **budget)
 
 
-def _fab_t(model: nn.Module, x: Tensor, *, eps: float, steps: int, seed: int, targets: int) -> Any:
+def _fab_t(
+    model: nn.Module,
+    x: Tensor,
+    *,
+    eps: float,
+    steps: int,
+    seed: int,
+    targets: int,
+    norm: str = "Linf",
+) -> Any:
     """Targeted FAB (Croce & Hein 2020b): minimum-norm steps towards each target's boundary.
 
     Returns an input within `eps` only where FAB found one (the clean input elsewhere).
     """
     import torchattacks
 
-    return _multi_targeted(
-        torchattacks.FAB, model, x, targets, eps=eps, steps=steps, seed=seed, multi_targeted=True
-    )
+    budget = {"eps": eps, "steps": steps, "seed": seed, "multi_targeted": True}
+    return _multi_targeted(torchattacks.FAB, model, x, targets, norm, **budget)
 
 
-def _square(model: nn.Module, x: Tensor, *, eps: float, queries: int, seed: int) -> Any:
+def _square(
+    model: nn.Module, x: Tensor, *, eps: float, queries: int, seed: int, norm: str = "Linf"
+) -> Any:
     """Square Attack (Andriushchenko et al. 2020): random search on the margin, no gradients.
 
     Because it only reads scores, gradient masking does not stop it (Carlini et al. 2019).
@@ -176,7 +208,7 @@ def _square(model: nn.Module, x: Tensor, *, eps: float, queries: int, seed: int)
     import torchattacks
 
     return torchattacks.Square(
-        model, norm="Linf", eps=eps, n_queries=queries, seed=seed, loss="margin"
+        model, norm=norm, eps=eps, n_queries=queries, seed=seed, loss="margin"
     )
 
 

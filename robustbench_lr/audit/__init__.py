@@ -10,10 +10,15 @@ Robustness", §5), Athalye et al. 2018 ("Obfuscated Gradients") and AutoAttack's
 
 The model's robust accuracy is the worst case per example over every L-inf attack at ε
 (AutoAttack's aggregation, Croce & Hein 2020), reported beside each attack's own accuracy.
+The audit runs per threat (`AuditOptions.threat`): the same roles in the L2 ball (PGD-L2,
+APGD / FAB / Square at norm L2, the authors' AutoAttack L2, noise on the ε-sphere) make the
+L2 audit, whose rows are filed under `threat = "L2"`.
 
 One module per idea:
-- `options`: `AuditOptions`, the ε per dataset;
-- `battery`: which attacks run (`Run`, `battery`, `sweep_eps`) and what they yielded (`Battery`);
+- `options`: `AuditOptions`, the ε per dataset and threat;
+- `threats`: `THREATS`, each threat's battery and the run that plays each part the checks read;
+- `runs`: one attack setting (`Run`) and the ε-sweep (`sweep_eps`);
+- `battery`: which attacks run (`battery`) and what they yielded (`Battery`);
 - `probes`: input gradients, determinism and loss stability, measured without attacking;
 - `verdict`: what a check measures (`Measured`, the examples it `Flagged`) and its grading;
 - `checks`: the `CHECKS` table, each a claim, its failure meaning, source and measuring function;
@@ -39,12 +44,14 @@ from robustbench_lr.audit.options import (
 )
 from robustbench_lr.audit.probes import probe_determinism, probe_gradients
 from robustbench_lr.audit.runner import audit_model
+from robustbench_lr.audit.threats import THREATS
 
 __all__ = [
     "audit_eps_by_dataset",
     "default_eps",
     "CHECKS",
     "DEFAULT_EPS",
+    "THREATS",
     "AuditOptions",
     "audit_checkpoint",
     "audit_filename",

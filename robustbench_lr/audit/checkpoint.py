@@ -35,10 +35,10 @@ def audit_checkpoint(
 ) -> CheckpointAudit:
     """Audit one checkpoint on its seeded uniform test subset (`options.n`, `options.seed`).
 
-    `options.eps=None` (and `options=None`) audits at `default_eps(dataset)`. `source` is the
-    checkpoint transfer attacks are crafted on (the N-LR model of the same dataset, as for the
-    paper's black-box columns); without it the transfer check is skipped. CPU runs are
-    bit-for-bit repeatable.
+    `options.eps=None` (and `options=None`) audits at `default_eps(dataset, options.threat)`.
+    `source` is the checkpoint transfer attacks are crafted on (the N-LR model of the same
+    dataset, as for the paper's black-box columns); without it the transfer check is skipped.
+    CPU runs are bit-for-bit repeatable.
     """
     from robustbench_lr.devices import use_device
     from robustbench_lr.target import load_target
@@ -53,9 +53,11 @@ def audit_checkpoint(
         options=load_options,
     )
     if options.eps is None:
-        options = replace(options, eps=default_eps(target.meta["config"]["dataset"]))
+        dataset = target.meta["config"]["dataset"]
+        options = replace(options, eps=default_eps(dataset, options.threat))
     report = audit_model(target.model, target.x, target.y, options, target.source)
     columns = target.columns
     rows = report_rows(report, columns, target.source_path, target.subset_extra)
     markdown = render_markdown(report, model_title(columns))
-    return CheckpointAudit(report, rows, markdown, audit_filename(columns, options.eps))
+    filename = audit_filename(columns, options.eps, options.threat)
+    return CheckpointAudit(report, rows, markdown, filename)

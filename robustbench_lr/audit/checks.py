@@ -5,13 +5,17 @@ The checks of Carlini et al. 2019 ("On Evaluating Adversarial Robustness", §5),
 failure (`indicators.py`). Each reads the `Battery` and returns the two numbers it compared and
 a verdict, pass / warn / fail / skip, and a per-example check the examples it flagged; the entry
 adds its name, what a failure usually means and its source.
+
+A check compares runs by the part they play (`threats.PARTS`: "the 20-step iterative attack"),
+so it reads the L∞ and the L2 battery alike; one that cannot apply to a threat says so and is
+skipped (`Check.threats`), rather than report a number measured on something else.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 
 from robustbench_lr.audit.battery import Battery, percent
 from robustbench_lr.audit.indicators import (
@@ -30,6 +34,11 @@ ZERO_GRAD_WARN = 5.0  # share (%) of correct inputs with an exactly-zero gradien
 CARLINI = "Carlini et al. 2019, On Evaluating Adversarial Robustness, §5"
 ATHALYE = "Athalye et al. 2018, Obfuscated Gradients"
 PINTOR = "Pintor et al. 2022, Indicators of Attack Failure (NeurIPS)"
+# Why the path indicators skip outside L∞: only the signed-gradient loop records a path.
+PATHLESS = (
+    "it reads the attack's recorded path, which only the signed-gradient loop (L∞ IFSGM) "
+    "records; the L2 battery's PGD-L2 is torchattacks' and records none"
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,7 +52,12 @@ class CheckResult(Measured):
 @dataclass(frozen=True)
 class Check:
     """A check: its title (the claim it tests), what a failure means, what it measures, and
-    the paper it comes from."""
+    the paper it comes from.
+
+    `titles`: the claim in another threat's words, by threat (the L2 battery's attacks have
+    other names). `threats`: the threats it applies to (empty: all); under another it is
+    skipped with `inapplicable`, the reason.
+    """
 
     name: str
     title: str
@@ -51,28 +65,50 @@ class Check:
     measure: Callable[[Battery], Measured]
     transfer: bool = False  # reads the transfer run: its result rows name the source model
     source: str = ""
+    titles: Mapping[str, str] = field(default_factory=dict)
+    threats: tuple[str, ...] = ()
+    inapplicable: str = ""
+
+    def title_for(self, threat: str) -> str:
+        return self.titles.get(threat, self.title)
 
     def run(self, battery: Battery) -> CheckResult:
-        return CheckResult(name=self.name, meaning=self.meaning, **asdict(self.measure(battery)))
+        if self.threats and battery.threat not in self.threats:
+            detail = f"does not apply to an {battery.threat} audit: {self.inapplicable}"
+            found = Measured("skip", "", math.nan, "", math.nan, detail)
+        else:
+            found = self.measure(battery)
+        return CheckResult(name=self.name, meaning=self.meaning, **asdict(found))
+
+
+def _missing(b: Battery, labels: tuple[str, ...]) -> str:
+    """Why a check cannot compare `labels` (a hand-built battery without some), or ""."""
+    absent = [label for label in labels if label not in b.evaluations]
+    return f"the battery ran no {', '.join(absent)}" if absent else ""
 
 
 def not_above(stronger: str, weaker: str) -> Callable[[Battery], Measured]:
-    """acc(stronger) ≤ acc(weaker) + tolerance: an attack that should win does."""
+    """acc(stronger) ≤ acc(weaker) + tolerance: an attack that should win does (both parts)."""
 
     def measure(b: Battery) -> Measured:
-        a, w = b.acc(stronger), b.acc(weaker)
-        detail = f"{stronger} {a:.1f}% vs {weaker} {w:.1f}% (allowed +{TOLERANCE_PP:g} pp)"
-        return Measured(graded(a - w), stronger, a, weaker, w, detail)
+        s, w = b.part(stronger), b.part(weaker)
+        if missing := _missing(b, (s, w)):
+            return Measured("skip", s, math.nan, w, math.nan, missing)
+        a, wa = b.acc(s), b.acc(w)
+        detail = f"{s} {a:.1f}% vs {w} {wa:.1f}% (allowed +{TOLERANCE_PP:g} pp)"
+        return Measured(graded(a - wa), s, a, w, wa, detail)
 
     return measure
 
 
-def beaten_by_gradients(weaker: str) -> Callable[[Battery], Measured]:
-    """Examples a weaker (gradient-free) attack fools but no gradient attack does."""
+def beaten_by_gradients(part: str, absent: str = "") -> Callable[[Battery], Measured]:
+    """Examples a weaker (gradient-free) attack, the run playing `part`, fools but no gradient
+    attack does; skipped with `absent` (or "the battery ran no ...") where that run is not."""
 
     def measure(b: Battery) -> Measured:
+        weaker = b.part(part)
         if weaker not in b.evaluations:
-            detail = "no source model given (--source)"
+            detail = absent or _missing(b, (weaker,))
             return Measured("skip", "white-box", math.nan, weaker, math.nan, detail)
         white, other = b.whitebox, b.flags(weaker)
         found = Flagged.of(white & ~other)
@@ -93,8 +129,11 @@ def to_chance(b: Battery) -> Measured:
     Flagged: the correct inputs the unbounded attack leaves standing (Pintor et al. 2022's
     unconstrained-attack failure, per example); the verdict stays on accuracy vs chance.
     """
+    iterative = b.part("steps-20")
     last = [label for label, run in b.runs.items() if run.label.startswith("sweep-")]
-    label = last[-1] if last else "ifsgm-20"
+    label = last[-1] if last else iterative
+    if missing := _missing(b, (label,)):
+        return Measured("skip", label, math.nan, "chance", 100.0 / b.num_classes, missing)
     a, chance, eps = b.acc(label), 100.0 / b.num_classes, b.runs[label].params["eps"]
     excess = a - chance - CHANCE_MARGIN_PP
     status = "pass" if excess <= 0 else "warn" if excess <= CHANCE_MARGIN_PP else "fail"
@@ -103,7 +142,7 @@ def to_chance(b: Battery) -> Measured:
         f"(+{CHANCE_MARGIN_PP:g} pp allowed)"
     )
     found = Flagged.of(b.clean & b.flags(label))
-    return found.measured(status, f"ifsgm-20 at eps={eps:.4g}", a, "chance", chance, detail)
+    return found.measured(status, f"{iterative} at eps={eps:.4g}", a, "chance", chance, detail)
 
 
 def deepfool_success(b: Battery) -> Measured:
@@ -157,32 +196,36 @@ for _check in (
         "IFSGM (20 steps) accuracy ≤ FGSM accuracy",
         "a single step beats many: the loss surface is locally misleading (gradient masking by "
         "a non-smooth or saturated model) or the iterative attack is misconfigured",
-        not_above("ifsgm-20", "fgsm"),
+        not_above("steps-20", "single-step"),
         source=CARLINI,
+        titles={"L2": "PGD-L2 (20 steps) accuracy ≤ one-step PGD-L2 (fast gradient) accuracy"},
     ),
     Check(
         "more-steps-7-20",
         "IFSGM 20 steps ≤ 7 steps + 1 pp",
         "more iterations help the defender: the attack follows gradients that do not lead to "
         "the boundary (masking), or the step size is wrong",
-        not_above("ifsgm-20", "ifsgm-7"),
+        not_above("steps-20", "steps-7"),
         source=CARLINI,
+        titles={"L2": "PGD-L2 20 steps ≤ 7 steps + 1 pp"},
     ),
     Check(
         "more-steps-20-100",
         "IFSGM 100 steps ≤ 20 steps + 1 pp",
         "more iterations help the defender: the attack has not converged or oscillates on an "
         "obfuscated loss surface",
-        not_above("ifsgm-100", "ifsgm-20"),
+        not_above("steps-100", "steps-20"),
         source=CARLINI,
+        titles={"L2": "PGD-L2 100 steps ≤ 20 steps + 1 pp"},
     ),
     Check(
         "restarts",
         "IFSGM with random restarts ≤ without + 1 pp",
         "random starts make the attack weaker: the gradient is only informative at the data "
         "points themselves (masking around the inputs) or the attack is broken",
-        not_above("ifsgm-restarts", "ifsgm-20"),
+        not_above("restarts", "steps-20"),
         source=CARLINI,
+        titles={"L2": "PGD-L2 with random restarts ≤ without + 1 pp"},
     ),
     Check(
         "unbounded-to-chance",
@@ -191,6 +234,7 @@ for _check in (
         "lead nowhere (masking) or the attack is buggy",
         to_chance,
         source=f"{CARLINI}; {PINTOR} (unconstrained attack failure)",
+        titles={"L2": "PGD-L2 accuracy ≤ chance + 5 pp as eps grows to 0.5·√d (input size d)"},
     ),
     Check(
         "deepfool-succeeds",
@@ -204,7 +248,7 @@ for _check in (
         "no example fooled by transfer from N-LR but by no gradient attack",
         "examples crafted on another model fool this one where its own gradients cannot: "
         "obfuscated gradients (Athalye et al. 2018)",
-        beaten_by_gradients("transfer"),
+        beaten_by_gradients("transfer", "no source model given (--source)"),
         transfer=True,
         source=f"{ATHALYE}; {PINTOR} (transfer failure)",
     ),
@@ -214,14 +258,18 @@ for _check in (
         "a gradient-free, score-based search beats every gradient attack: the gradients are "
         "masked, shattered or saturated",
         beaten_by_gradients("square"),
+        titles={"L2": "no example fooled by Square (L2) but by no gradient attack"},
         source=CARLINI,
     ),
     Check(
         "whitebox-beats-noise",
         "no example fooled by random noise of the same L-inf size but by no gradient attack",
         "blind noise beats the gradient attacks: the gradients point nowhere useful",
-        beaten_by_gradients("linf-noise"),
+        beaten_by_gradients("noise"),
         source=CARLINI,
+        titles={
+            "L2": "no example fooled by random noise of the same L2 size but by no gradient attack"
+        },
     ),
     Check(
         "gradients-nonzero-finite",
@@ -246,6 +294,8 @@ for _check in (
         "last iterate, not its best, and the robust accuracy counts its misses",
         silent_success,
         source=PINTOR,
+        threats=("Linf",),
+        inapplicable=PATHLESS,
     ),
     Check(
         "incomplete-optimization",
@@ -254,6 +304,8 @@ for _check in (
         "and more iterations would lower the robust accuracy",
         incomplete_optimization,
         source=PINTOR,
+        threats=("Linf",),
+        inapplicable=PATHLESS,
     ),
     Check(
         "unstable-predictions",

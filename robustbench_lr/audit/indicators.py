@@ -16,6 +16,8 @@ robust at ε is robust only because the attacks missed it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -38,6 +40,29 @@ INCOMPLETE_PASS_PP, INCOMPLETE_WARN_PP = 5.0, 10.0
 UNSTABLE_RADIUS_OF_EPS = 1 / 8
 UNSTABLE_DRAWS = 8
 UNSTABLE_RELATIVE = 1.0
+
+
+@dataclass(frozen=True)
+class ProbeNoise:
+    """The stability probe's noise under one threat: `scale(d)`, the per-pixel half-width of
+    U[−r, r] per unit of ε/8 (d: values per input), and how the check's detail names it."""
+
+    scale: Callable[[int], float]
+    text: str
+
+
+_PER = f"{1 / UNSTABLE_RADIUS_OF_EPS:g}"
+# L∞: r = ε/8. L2: r = ε/8·√(3/d), whose expected L2 size √(d·r²/3) is ε/8: "far inside the
+# ball" in the ball's own norm (per-pixel ε/8 noise would be most of an L2 ball's radius).
+PROBE_NOISE = {
+    "Linf": ProbeNoise(lambda dims: 1.0, f"U[-eps/{_PER}, eps/{_PER}] noise"),
+    "L2": ProbeNoise(lambda dims: math.sqrt(3 / dims), f"uniform noise of L2 size ~eps/{_PER}"),
+}
+
+
+def probe_radius(eps: float, threat: str, dims: int) -> float:
+    """The per-pixel half-width of the stability probe's noise at audit ε under `threat`."""
+    return UNSTABLE_RADIUS_OF_EPS * eps * PROBE_NOISE[threat].scale(dims)
 
 
 def _skip(detail: str) -> Measured:
@@ -126,8 +151,8 @@ def unstable_predictions(b: Battery) -> Measured:
     found = Flagged.of(b.clean & (b.instability > UNSTABLE_RELATIVE))
     detail = (
         f"{found.count} of {len(b.clean)} correct inputs change their loss by > "
-        f"{UNSTABLE_RELATIVE:.0%} on average under U[-eps/{1 / UNSTABLE_RADIUS_OF_EPS:g}, "
-        f"eps/{1 / UNSTABLE_RADIUS_OF_EPS:g}] noise ({UNSTABLE_DRAWS} draws)"
+        f"{UNSTABLE_RELATIVE:.0%} on average under {PROBE_NOISE[b.threat].text} "
+        f"({UNSTABLE_DRAWS} draws)"
     )
     return _graded_share(found, detail)
 
@@ -147,7 +172,8 @@ def consistent_across_attacks(b: Battery) -> Measured:
 
     The harness keeps DeepFool's ρ = ‖r‖₂/‖x‖₂, not its L∞ size; since ‖r‖∞ ≤ ‖r‖₂, a point
     with ρ·‖x‖₂ ≤ ε lies in the L∞ ε-ball, so every flagged example is a proven miss of the
-    bounded attacks (some with ‖r‖∞ ≤ ε < ‖r‖₂ go unflagged: the check is one-sided).
+    bounded attacks (some with ‖r‖∞ ≤ ε < ‖r‖₂ go unflagged: the check is one-sided). In an
+    L2 audit ‖r‖₂ is the ball's own norm and the check is exact.
     """
     label = minimal_norm_run(b)
     if label is None or b.input_norms is None:

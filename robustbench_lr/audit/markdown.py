@@ -10,17 +10,21 @@ from typing import Any
 from robustbench_lr import stats
 from robustbench_lr.audit.checks import CHECKS
 from robustbench_lr.audit.report import AuditReport
+from robustbench_lr.audit.threats import THREATS
 
 
-def audit_filename(model_columns: Mapping[str, Any], eps: float) -> str:
-    """`audit_<dataset>_<arch>-w<width>_<method>_seed<S>_eps<E>.md`: one file per model and ε.
+def audit_filename(model_columns: Mapping[str, Any], eps: float, threat: str = "Linf") -> str:
+    """`audit_<dataset>_<arch>-w<width>_<method>_seed<S>_eps<E>.md`: one file per model, threat
+    and ε (L∞: `eps32` for 32/255; L2: `L2-eps0.5`, so the two audits of a model never share
+    a file).
 
     Anything outside [A-Za-z0-9_.-] becomes `-`: a dataset name from an old checkpoint may be
     `npz:/some/path`, which must not turn the report's name into a path.
     """
     m = model_columns
     model = f"{m['dataset']}_{m['arch']}-w{float(m['width']):g}_{m['method']}_seed{int(m['seed'])}"
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"audit_{model}_eps{eps * 255:g}") + ".md"
+    tag = THREATS[threat].file_tag(eps)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"audit_{model}_{tag}") + ".md"
 
 
 def model_title(model_columns: Mapping[str, Any]) -> str:
@@ -45,20 +49,22 @@ def render_markdown(report: AuditReport, title: str) -> str:
     from tabulate import tabulate
 
     b, o = report.battery, report.battery.options
+    threat = THREATS[b.threat]
     n = len(report.battery.clean)
     verdict = "FAIL" if report.count("fail") else "WARN" if report.count("warn") else "PASS"
     lines = [
         f"# Robustness audit: {title}",
         "",
-        f"L∞ ε = {o.eps * 255:g}/255 ({o.eps:.4g}), n = {len(b.clean)} test images "
+        f"{threat.ball} ε = {threat.eps_text(o.eps)}, n = {len(b.clean)} test images "
         f"(subset seed {o.seed}), Square {o.queries} queries, APGD/FAB {o.steps} steps, "
-        f"{o.targets} target classes, {o.restarts} IFSGM restarts, {o.noise_draws} noise draws; "
+        f"{o.targets} target classes, {o.restarts} {threat.iterative} restarts, "
+        f"{o.noise_draws} noise draws; "
         f"{report.seconds:.0f} s.",
         "",
         f"**Verdict: {verdict}** ({report.count('pass')} pass, {report.count('warn')} warn, "
         f"{report.count('fail')} fail, {report.count('skip')} skipped).",
         "",
-        "**Robust accuracy (worst case per example over all L∞ attacks at ε): "
+        f"**Robust accuracy (worst case per example over all {threat.ball} attacks at ε): "
         f"{report.worst_case_acc:.1f}% {_interval(report.worst_case_acc, n)}** (95 % Wilson "
         f"interval; clean {report.clean_acc:.1f}% {_interval(report.clean_acc, n)}; AutoAttack "
         f"components {report.autoattack_acc:.1f}% {_interval(report.autoattack_acc, n)}; "
@@ -81,7 +87,7 @@ def render_markdown(report: AuditReport, title: str) -> str:
         [
             c.name,
             c.status.upper(),
-            CHECKS[c.name].title,
+            CHECKS[c.name].title_for(b.threat),
             f"{c.a_label} = {_fmt(c.a)}",
             f"{c.b_label} = {_fmt(c.b)}",
             c.detail,
@@ -130,7 +136,8 @@ def render_markdown(report: AuditReport, title: str) -> str:
         "",
     ]
     if report.optimality:
-        lines += ["## Attack optimality", "", _optimality_table(report), "", OPTIMALITY_NOTE, ""]
+        table = _optimality_table(report, threat.eps_scale, threat.eps_header)
+        lines += ["## Attack optimality", "", table, "", OPTIMALITY_NOTE, ""]
     return "\n".join(lines) + "\n"
 
 
@@ -142,8 +149,9 @@ OPTIMALITY_NOTE = (
 )
 
 
-def _optimality_table(report: AuditReport) -> str:
-    """One row per attack setting: where it was scored, its accuracy and the reference's."""
+def _optimality_table(report: AuditReport, scale: float, header: str) -> str:
+    """One row per attack setting: where it was scored (ε × `scale`, under `header`), its
+    accuracy and the reference's."""
     from tabulate import tabulate
 
     def series(values: tuple[float, ...], fmt: str) -> str:
@@ -152,12 +160,12 @@ def _optimality_table(report: AuditReport) -> str:
     rows = [
         [
             label,
-            series(tuple(e * 255 for e in found.grid), ".4g"),
+            series(tuple(e * scale for e in found.grid), ".4g"),
             series(found.acc, ".1f"),
             series(found.reference, ".1f"),
             f"{found.value:.3f}",
         ]
         for label, found in report.optimality.items()
     ]
-    headers = ["run", "ε × 255", "acc %", "reference acc %", "optimality"]
+    headers = ["run", header, "acc %", "reference acc %", "optimality"]
     return tabulate(rows, headers=headers, tablefmt="github")

@@ -1,9 +1,12 @@
-"""The settings of one audit: the ε it is run at and the budget of every attack in its battery."""
+"""The settings of one audit: its threat, the ε it is run at and the budget of every attack in
+its battery."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from robustbench_lr.errors import InvalidArgument
 
 # The paper's budget; a dataset may set its own (its registry entry's `audit_eps`).
 DEFAULT_EPS = 8 / 255
@@ -21,8 +24,16 @@ COUNTS = (
 )
 
 
-def default_eps(dataset: str) -> float:
-    """The ε a dataset is audited at: its registry entry's `audit_eps` (digits: 32/255, wide
+def default_eps(dataset: str, threat: str = "Linf") -> float:
+    """The ε a dataset is audited at under `threat`: L∞ `linf_eps`, L2 the L2 track's
+    (`data.l2_eps`: digits 0.289, else RobustBench's 0.5)."""
+    from robustbench_lr.audit.threats import THREATS
+
+    return THREATS[threat].default_eps(dataset)
+
+
+def linf_eps(dataset: str) -> float:
+    """The L∞ ε a dataset is audited at: its registry entry's `audit_eps` (digits: 32/255, wide
     margins), else the paper's 8/255 (also for an npz of one's own)."""
     from robustbench_lr.data import DATASETS
 
@@ -44,6 +55,9 @@ class AuditOptions:
     AutoAttack's standard settings are `steps=100, targets=9, queries=5000`: the `paper` and
     `paper-fast` profiles set them (`[audit] steps, targets`, `[attacks] square_queries`). The
     CPU defaults shorten APGD/FAB and try the 3 most likely wrong classes.
+
+    `threat`: the ball the battery attacks in, "Linf" or "L2" (`threats.THREATS`); an L2 ε has
+    no upper bound here (its sweep's top follows the input size, `threats.l2_sweep_top`).
     """
 
     eps: float | None = None  # None: default_eps(dataset)
@@ -59,10 +73,16 @@ class AuditOptions:
     deepfool_steps: int = 50
     sweep_max: float = 0.5
     batch_size: int = 256
+    threat: str = "Linf"
 
     def __post_init__(self) -> None:
-        if self.eps is not None and not 0 < self.eps <= self.sweep_max:
-            raise ValueError(f"audit eps must be in (0, {self.sweep_max}], got {self.eps}")
+        from robustbench_lr.audit.threats import THREATS
+
+        if self.threat not in THREATS:
+            raise InvalidArgument("threat", self.threat, THREATS.names())
+        top = THREATS[self.threat].eps_max(self.sweep_max)
+        if self.eps is not None and not 0 < self.eps <= top:
+            raise ValueError(f"audit eps must be in (0, {top:g}], got {self.eps}")
         for name in COUNTS:
             if getattr(self, name) < 1:
                 raise ValueError(

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from robustbench_lr.audit.battery import Battery, percent
 from robustbench_lr.audit.checks import CheckResult
 from robustbench_lr.audit.optimality import Optimality
-from robustbench_lr.audit.standard import ATTACK as STANDARD
 from robustbench_lr.audit.standard import agreement
 
 
@@ -25,7 +24,8 @@ class AuditReport:
 
     @property
     def worst_case_acc(self) -> float:
-        """The model's robust accuracy: worst case per example over every L-inf attack at ε."""
+        """The model's robust accuracy: worst case per example over every attack at ε (in the
+        audit's ball)."""
         return percent(self.battery.worst_case)
 
     @property
@@ -36,17 +36,18 @@ class AuditReport:
     @property
     def has_standard_autoattack(self) -> bool:
         """Whether the battery ran the authors' AutoAttack (a hand-built battery may not)."""
-        return STANDARD in self.battery.evaluations
+        return self.battery.part("standard") in self.battery.evaluations
 
     @property
     def standard_autoattack_acc(self) -> float:
         """Standard AutoAttack from its authors' package (`standard.py`)."""
-        return percent(self.battery.flags(STANDARD))
+        return percent(self.battery.flags(self.battery.part("standard")))
 
     @property
     def autoattack_agreement(self) -> dict[str, float]:
         """Per example: the authors' AutoAttack vs the port's four components."""
-        return agreement(self.battery.flags(STANDARD), self.battery.autoattack)
+        standard = self.battery.flags(self.battery.part("standard"))
+        return agreement(standard, self.battery.autoattack)
 
     @property
     def whitebox_acc(self) -> float:

@@ -20,7 +20,8 @@ def report_rows(
     source: str = "",
     extra: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows for the results file, all with experiment="audit".
+    """Rows for the results file, all with experiment="audit" and the audit's `threat` (an L2
+    audit's DeepFool row is an L2 audit's, not the L∞ one's, though DeepFool has no ball).
 
     - every run: the harness rows (acc, clean_acc, rho, rho_fooled, success) of its attack;
     - `attack="audit"`: `worst_case_acc`, `autoattack_acc`, `whitebox_acc`, `clean_acc`,
@@ -35,16 +36,20 @@ def report_rows(
     b, o = report.battery, report.battery.options
     rows: list[dict[str, Any]] = []
     for label, run in b.runs.items():
-        rows += evaluation_rows(
-            b.evaluations[label],
-            model_columns,
-            source=source if run.transfer else "",
-            experiment="audit",
-            extra=extra,
-        )
+        rows += [
+            {**row, "threat": b.threat}
+            for row in evaluation_rows(
+                b.evaluations[label],
+                model_columns,
+                source=source if run.transfer else "",
+                experiment="audit",
+                extra=extra,
+            )
+        ]
     base = {
         **model_columns,
         "experiment": "audit",
+        "threat": b.threat,
         "eps": o.eps,
         "n": len(b.clean),
         "param": param_text(o.settings(), extra),

@@ -14,7 +14,7 @@ from robustbench_lr.attacks.harness import evaluate_attack
 from robustbench_lr.attacks.loop import PathRecorder, observing
 from robustbench_lr.audit.battery import Battery, Run, battery
 from robustbench_lr.audit.checks import CHECKS
-from robustbench_lr.audit.indicators import UNSTABLE_DRAWS, UNSTABLE_RADIUS_OF_EPS
+from robustbench_lr.audit.indicators import UNSTABLE_DRAWS, probe_radius
 from robustbench_lr.audit.optimality import optimality
 from robustbench_lr.audit.options import AuditOptions
 from robustbench_lr.audit.probes import probe_determinism, probe_gradients, probe_stability
@@ -63,7 +63,7 @@ def run_battery(
         )
     with torch.no_grad(), frozen(model):
         num_classes = int(model(x[:1].to(next(model.parameters()).device)).shape[1])
-    radius = UNSTABLE_RADIUS_OF_EPS * options.eps
+    radius = probe_radius(options.eps, options.threat, x[0].numel())
     instability = probe_stability(
         model, x, y, radius, UNSTABLE_DRAWS, options.attack_seed, options.batch_size
     )
@@ -96,6 +96,7 @@ def audit_model(
     (and AutoAttack's) is the AND of the runs' per-example flags.
     """
     started = time.time()
-    b, timings = run_battery(model, x, y, options, battery(options, source is not None), source)
+    runs = battery(options, source is not None, x[0].numel())
+    b, timings = run_battery(model, x, y, options, runs, source)
     checks = tuple(CHECKS[name].run(b) for name in CHECKS)
     return AuditReport(b, checks, time.time() - started, timings, optimality(b))

@@ -5,6 +5,8 @@ every registered check), appends rows with experiment="audit" to the results fil
 `worst_case_acc` and `failed_checks`, which the leaderboard reads) and writes
 `audit_<dataset>_<arch>-w<width>_<method>_seed<S>_eps<E>.md` beside it. `--source` is the model
 the transfer attack is crafted on (the N-LR one); without it the transfer check is skipped.
+`--norm L2` runs the L2 battery at the dataset's L2 ε (rows filed under `threat = "L2"`, the
+report named `..._L2-eps<E>.md`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from robustbench_lr.audit import DEFAULT_EPS, AuditOptions, audit_eps_by_dataset
+from robustbench_lr.attacks.l2 import L2_EPS
+from robustbench_lr.audit import DEFAULT_EPS, THREATS, AuditOptions, audit_eps_by_dataset
 from robustbench_lr.commands.argtypes import budget, count, seed
 from robustbench_lr.commands.common import load_options
 from robustbench_lr.commands.evalflags import add_eval_flags, model_origin
@@ -45,11 +48,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     per_dataset = ", ".join(
         f"{name} {eps * 255:g}/255" for name, eps in audit_eps_by_dataset().items()
     )
+    from robustbench_lr.data import DATASETS
+
+    l2 = [(name, DATASETS[name].l2_eps) for name in DATASETS.names()]
+    per_dataset_l2 = ", ".join(f"{name} {eps:.4g}" for name, eps in l2 if eps != L2_EPS)
     parser.add_argument(
         "--eps",
         type=budget,
         default=None,
-        help=f"L-inf budget (default: {per_dataset}, otherwise {DEFAULT_EPS * 255:g}/255)",
+        help=f"L-inf budget (default: {per_dataset}, otherwise {DEFAULT_EPS * 255:g}/255); "
+        f"with --norm L2 the L2 budget (default: {per_dataset_l2}, otherwise {L2_EPS:g})",
+    )
+    parser.add_argument(
+        "--norm",
+        choices=THREATS.names(),
+        default=DEFAULTS.threat,
+        help="the ball the battery attacks in: Linf (default; IFSGM, APGD, FAB, Square, ...) "
+        "or L2 (PGD-L2, APGD / FAB / Square at norm L2, the authors' AutoAttack L2)",
     )
     for name, (check, text) in BUDGET_FLAGS.items():
         flag = f"--{name.replace('_', '-')}"
@@ -63,7 +78,12 @@ def options_from(args: argparse.Namespace) -> AuditOptions:
     """The audit's options the flags name."""
     budget_values = {name: getattr(args, name) for name in BUDGET_FLAGS}
     return AuditOptions(
-        eps=args.eps, n=args.n, seed=args.seed, batch_size=args.batch_size, **budget_values
+        eps=args.eps,
+        n=args.n,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        threat=args.norm,
+        **budget_values,
     )
 
 

@@ -84,9 +84,12 @@ class L2Grid:
     """The L2 track (`attacks.l2`): off unless `enabled`; each model of `datasets` (empty:
     every model) under `pgd-l2` (`pgd_steps`) and the authors' AutoAttack at L2 (`steps`
     APGD/FAB iterations, `targets`, `queries`), on `n` images (None: profile n), at its
-    dataset's L2 ε (`data.l2_eps`)."""
+    dataset's L2 ε (`data.l2_eps`). `audit`: also the gradient-masking audit in the L2 ball
+    (`robustbench-lr audit --norm L2`) at these budgets; off by default, as it costs about
+    as much as the L∞ audit."""
 
     enabled: bool = False
+    audit: bool = False
     n: int | None = None
     pgd_steps: int = 20
     steps: int = 100
@@ -750,6 +753,7 @@ SHIFTS_TABLE = Table(
 L2_TABLE = Table(
     {
         "enabled": BOOLEAN,
+        "audit": BOOLEAN,
         "n": COUNT,
         "pgd_steps": COUNT,
         "steps": COUNT,
