@@ -296,6 +296,29 @@ def test_the_leaderboard_shows_the_other_tracks_only_where_they_ran(tmp_path: Pa
     assert ">corruptions</th>" not in plain and ">train s</th>" not in plain
 
 
+def test_a_model_page_shows_each_threats_audit_apart(tmp_path: Path):
+    """An L2 audit's checks get their own section on the model page; the leaderboard's L∞
+    worst case and verdict read only the L∞ audit's rows."""
+    frame = results.read(SMOKE)
+    linf = pd.DataFrame(_audit_rows(frame))
+    l2 = linf.assign(threat="L2", eps=0.289)
+    l2.loc[l2["metric"] == "worst_case_acc", "value"] = 7.0
+    l2.loc[(l2["attack"] == "check:silent-success") & (l2["metric"] == "status"), "value"] = 0.0
+    l2.loc[l2["attack"] == "audit", "param"] = "threat=L2"
+    clean = frame[frame["experiment"] == "clean"]
+    results.write(tmp_path / "results.csv", pd.concat([clean, linf, l2], ignore_index=True))
+    build_site(results.read(tmp_path / "results.csv"), tmp_path)
+    page = (tmp_path / SITE_DIR / "models/digits__resnet18-w0.25__nlr.html").read_text()
+    assert "Linf audit, ε = " in page and "L2 audit, ε = 0.289" in page
+    linf_part, l2_part = page.split('<h2 id="audit">')[1].split("L2 audit, ε = 0.289")
+    assert linf_part.count('class="badge fail"') == 1  # silent success failed under L∞ only
+    assert 'class="badge fail"' not in l2_part.split("<h2>Figures</h2>")[0]
+    assert "<code>threat=L2</code>" in page
+    board = (tmp_path / SITE_DIR / "index.html").read_text()
+    worst = board.split('data-col="worst_case_acc"')[1].split("</td>")[0]
+    assert "41.0" in worst and "7.0" not in worst
+
+
 def test_a_malformed_row_names_the_file_and_line_and_writes_nothing(tmp_path: Path, capsys):
     lines = SMOKE.read_text().splitlines()
     lines[5] = lines[5].replace(",cpu", ",cpu,extra")

@@ -46,7 +46,7 @@ def build_site(
     found = figures.find(root, owners)
     written = render.copy_assets(site)
     written += render.copy_files([root / f.path for f in found], site / "figures")
-    audits = [root / s["audit_md"] for m in board for s in m.seeds if s["audit_md"]]
+    audits = [root / a["md"] for m in board for s in m.seeds for a in s["audits"] if a["md"]]
     written += render.copy_files(audits, site / "audit")
     common = {
         "site_dir": site,

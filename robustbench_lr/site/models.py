@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from robustbench_lr import leaderboard, stats
+from robustbench_lr import leaderboard, stats, tables
 from robustbench_lr.audit.checks import CHECKS
 from robustbench_lr.audit.markdown import audit_filename
 
@@ -229,25 +229,42 @@ def _audit_options(audit: pd.DataFrame) -> str:
     return str(summary["param"].iloc[0]) if not summary.empty else NOT_RUN
 
 
+def _audits(group: pd.DataFrame, root: Path, audit_eps: float) -> list[dict[str, Any]]:
+    """One seed's audits, one per threat (L∞ first): settings, checks and audit.md link."""
+    audit = group[group["experiment"] == "audit"]
+    first = group.iloc[0]
+    model = {k: first[k] for k in ("dataset", "arch", "width", "method", "seed")}
+    threats = (
+        sorted(set(audit["threat"]), key=lambda t: (t != "Linf", t)) if not audit.empty else []
+    )
+    found = []
+    for threat in threats or ["Linf"]:
+        rows = audit[audit["threat"] == threat]
+        eps = audit_eps if threat == "Linf" or rows.empty else float(rows["eps"].max())
+        md = audit_filename(model, eps, threat)
+        found.append(
+            {
+                "threat": threat,
+                "eps": tables.cell_label("eps", eps) if threat == "Linf" else f"{eps:.3g}",
+                "options": _audit_options(rows),
+                "checks": _checks(rows),
+                "md": md if (root / md).is_file() else "",
+            }
+        )
+    return found
+
+
 def _seeds(rows: pd.DataFrame, root: Path, audit_eps: float) -> list[dict[str, Any]]:
     seeds = []
     for seed, group in rows.groupby("seed", sort=True):
-        audit = group[group["experiment"] == "audit"]
         clean = group[(group["experiment"] == "clean") & (group["metric"] == "clean_acc")]
         checkpoint = str(group["checkpoint"].iloc[0])
-        first = group.iloc[0]
-        audit_md = audit_filename(
-            {k: first[k] for k in ("dataset", "arch", "width", "method")} | {"seed": seed},
-            audit_eps,
-        )
         seeds.append(
             {
                 "seed": int(seed),
                 "checkpoint": checkpoint,
                 "clean": _num(clean["value"].mean()) if not clean.empty else NOT_RUN,
-                "audit_options": _audit_options(audit),
-                "checks": _checks(audit),
-                "audit_md": audit_md if (root / audit_md).is_file() else "",
+                "audits": _audits(group, root, audit_eps),
                 "provenance": _provenance(checkpoint, root),
             }
         )
