@@ -19,7 +19,8 @@ from pathlib import Path
 from _report import machine, write_section
 
 from robustbench_lr import results
-from robustbench_lr.bench import Job, _merge, _write_rows
+from robustbench_lr.bench import Job
+from robustbench_lr.bench.run import _merge, _write_rows
 from robustbench_lr.ledger import Ledger
 
 ROWS_PER_JOB = 100

@@ -28,11 +28,11 @@ from robustbench_lr.audit.battery import battery
 from robustbench_lr.audit.indicators import perturbation_l2
 from robustbench_lr.audit.threats import PARTS, l2_sweep_top
 from robustbench_lr.bench import BenchContext
+from robustbench_lr.bench.tracks import plan_l2
 from robustbench_lr.data import DIGITS_L2_EPS, LoadOptions
 from robustbench_lr.errors import InvalidArgument
 from robustbench_lr.profiles import load_profile, parse_profile
 from robustbench_lr.target import load_target
-from robustbench_lr.tracks import plan_l2
 from tests.test_external_models import run_cli
 
 L2 = AuditOptions(

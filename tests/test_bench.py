@@ -122,9 +122,10 @@ def test_a_changed_setting_re_runs_only_its_jobs(tiny):
 
 
 def test_other_codes_rows_are_re_run_unless_reuse_is_asked_for(tiny, tmp_path: Path, monkeypatch):
-    from robustbench_lr import bench, ledger
+    from robustbench_lr import ledger
+    from robustbench_lr.bench import run as bench_run
 
-    for module in (bench, ledger):  # the ledger records it, the bench lists reused rows by it
+    for module in (bench_run, ledger):  # the ledger records it, the bench lists reused rows by it
         monkeypatch.setattr(module, "code_identity", lambda: "another revision")
     reused = tiny(reuse_results=True)
     assert sum(reused.ran.values()) == 0 and len(reused.reused) == 3

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from robustbench_lr import bench, faults
+from robustbench_lr import faults
 from robustbench_lr.bench import STAGES, BenchJobsFailed, run_bench
+from robustbench_lr.bench import stages as bench_stages
 from robustbench_lr.config import checkpoint_dir
 from robustbench_lr.executors import EXECUTORS, connect_ray
 from robustbench_lr.ledger import LEDGER_FILE
@@ -128,14 +129,14 @@ def test_a_bench_through_submitit_equals_the_serial_one(tmp_path: Path, tiny_ser
 
 def test_a_job_that_raises_fails_alone_and_a_re_run_runs_only_it(tmp_path: Path, monkeypatch):
     profile = _tiny(tmp_path)
-    real = bench.run_sweep
+    real = bench_stages.run_sweep
 
     def broken(target, sweep):
         if sweep.attack == "noise":
             raise RuntimeError("noise attack broke")
         return real(target, sweep)
 
-    monkeypatch.setattr(bench, "run_sweep", broken)
+    monkeypatch.setattr(bench_stages, "run_sweep", broken)
     with pytest.raises(BenchJobsFailed, match=r"1 job\(s\) failed.*attack:noise:") as failure:
         run_bench(profile, tmp_path / "out", tmp_path / "ck", "cpu", progress=False)
     summary = failure.value.summary
@@ -145,7 +146,7 @@ def test_a_job_that_raises_fails_alone_and_a_re_run_runs_only_it(tmp_path: Path,
     rows = (tmp_path / "out" / "results.csv").read_text()
     assert "ifsgm" in rows and ",noise," not in rows  # the independent job's rows are merged
 
-    monkeypatch.setattr(bench, "run_sweep", real)
+    monkeypatch.setattr(bench_stages, "run_sweep", real)
     again = run_bench(profile, tmp_path / "out", tmp_path / "ck", "cpu", progress=False)
     assert again.ran == {**idle, "attacks": 1}
     assert ",noise," in (tmp_path / "out" / "results.csv").read_text()
@@ -159,7 +160,7 @@ def test_the_cli_exits_1_naming_the_failed_job(tmp_path: Path, monkeypatch, caps
     def broken(target, sweep):
         raise RuntimeError("every attack broke")
 
-    monkeypatch.setattr(bench, "run_sweep", broken)
+    monkeypatch.setattr(bench_stages, "run_sweep", broken)
     argv = ["bench", "--profile", str(tmp_path / "tiny.toml"), "--out", str(tmp_path / "out")]
     status = main([*argv, "--checkpoints", str(tmp_path / "ck"), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()

@@ -7,7 +7,7 @@
 - `shifts` (OODRobustBench's natural shifts): every model of a shift's dataset on the profile's
   `[shifts]` test sets (`experiments.shift`), read under --data-root (`--download` fetches).
 
-Why a module beside `bench.py`: each track is a planner and a job function, which the bench
+Why a module beside `stages.py`: each track is a planner and a job function, which the bench
 registers like its own stages (`STAGES`); keeping them here keeps the bench's core readable.
 """
 
@@ -17,16 +17,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from robustbench_lr.bench import (
+from robustbench_lr.bench.context import (
     STAGES,
     BenchContext,
     Job,
     TargetSpec,
-    _audit_job,
     _dataset_of,
     _job,
     _target,
 )
+from robustbench_lr.bench.stages import _audit_job
 from robustbench_lr.data import l2_eps
 from robustbench_lr.experiments import Outcome
 from robustbench_lr.experiments.attack import Sweep, run_sweep

@@ -1,0 +1,207 @@
+"""What every bench stage plans with: the `Job`, the `BenchContext`, the `STAGES` registry, and
+the model under test as a picklable spec (`TargetSpec`) that a worker loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, is_dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from robustbench_lr.config import TrainConfig, checkpoint_dir
+from robustbench_lr.data import LoadOptions
+from robustbench_lr.devices import resolve_device, use_device
+from robustbench_lr.experiments import Outcome
+from robustbench_lr.files import file_digest
+from robustbench_lr.profiles import Profile
+from robustbench_lr.registry import Registry
+from robustbench_lr.target import ModelOrigin, Target, load_target
+
+if TYPE_CHECKING:
+    from robustbench_lr.external import ExternalModelSpec
+
+
+log = logging.getLogger(__name__)
+
+
+RESULTS_FILE = "results.csv"
+
+
+BENCH_LOCK = ".bench.lock"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of bench work.
+
+    `key` names it in the ledger; `spec` is the canonical text of its settings (a changed
+    setting re-runs it); `inputs` are the checkpoint folders it reads (for a training job, the
+    one it writes), whose commit points must be unchanged for its rows to stay valid. `run`
+    gets the report folder (for figures and audit reports) and returns the job's rows.
+    """
+
+    stage: str
+    key: str
+    spec: str
+    inputs: tuple[Path, ...]
+    run: Callable[[Path], Outcome]
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.key.encode()).hexdigest()[:20]
+
+
+@dataclass
+class BenchContext:
+    """What planners need: the profile, where things go, and shared loaded data."""
+
+    profile: Profile
+    out_dir: Path
+    ckpt_root: Path
+    device: str
+    load_options: LoadOptions
+
+    @property
+    def results_path(self) -> Path:
+        return self.out_dir / RESULTS_FILE
+
+    def black_box_source(self, cfg: TrainConfig) -> str | None:
+        """The folder black-box examples for `cfg` are crafted on (`Profile.black_box_source`:
+        by default the source method's model of another seed), or None."""
+        source = self.profile.black_box_source(cfg)
+        return str(self.folder(source)) if source is not None else None
+
+    def folder(self, cfg: TrainConfig) -> Path:
+        return checkpoint_dir(self.ckpt_root, cfg)
+
+    def subjects(self) -> list[Subject]:
+        """Every model the experiments run on: the trained ones, then the external ones."""
+        trained = [Subject(str(self.folder(cfg)), cfg=cfg) for cfg in self.profile.models]
+        external = [
+            Subject(f"{spec.kind}:{spec.label}", external=spec)
+            for spec in self.profile.external_models
+        ]
+        return trained + external
+
+    def source_of(self, subject: Subject) -> str | None:
+        """The black-box source folder of `subject`: `black_box_source` for a trained model;
+        for an external one, the profile's first source-method model of its dataset (no seed
+        of the suite is shared with a model trained elsewhere)."""
+        if subject.cfg is not None:
+            return self.black_box_source(subject.cfg)
+        method, dataset = self.profile.attacks.blackbox_source, subject.external.dataset
+        sources = [m for m in self.profile.models if (m.method, m.dataset) == (method, dataset)]
+        return str(self.folder(sources[0])) if sources else None
+
+
+Planner = Callable[[BenchContext], list[Job]]
+
+
+STAGES: Registry[Planner] = Registry("bench stage")
+
+
+def _spec(settings: Any, ctx: BenchContext) -> str:
+    """Canonical text of a job's settings, with the device it runs on (bf16 CUDA != CPU)."""
+    return json.dumps(
+        {"settings": settings, "device": resolve_device(ctx.device).type},
+        sort_keys=True,
+        default=_plain,
+    )
+
+
+def _plain(value: Any) -> Any:
+    """JSON for the settings dataclasses a job carries (Sweep, Search, AnalysisOptions, ...)."""
+    if is_dataclass(value):
+        return asdict(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not a plain job setting")
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """A `target.Target` by name: plain data a job carries instead of loaded tensors.
+
+    `checkpoint` is a checkpoint folder, or for an external model (`external`) the label its
+    job keys carry; `weights` is then the digest of its weights file, so a changed file
+    changes the job's spec and re-runs it.
+    """
+
+    checkpoint: str
+    source: str | None
+    n: int | None
+    device: str
+    data_root: str
+    download: bool
+    external: ExternalModelSpec | None = None
+    weights: str = ""
+
+    def origin(self) -> str | ModelOrigin:
+        """What `load_target`, the audit and the analyses take: the folder, or the model."""
+        if self.external is None:
+            return self.checkpoint
+        from robustbench_lr.external import resolve
+
+        return resolve(self.external)
+
+    def load(self) -> Target:
+        return load_target(
+            self.origin(),
+            n=self.n,
+            source=self.source,
+            device=use_device(self.device),
+            options=LoadOptions(data_root=self.data_root, download=self.download),
+        )
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A model the bench evaluates: one of the profile's trained configs, or an external model
+    (a user's factory and weights, a RobustBench entry), which has no training job."""
+
+    label: str  # the checkpoint folder, or "external:<name>" / "robustbench:<name>"
+    cfg: TrainConfig | None = None
+    external: ExternalModelSpec | None = None
+
+
+def _target(ctx: BenchContext, subject: Subject, source: str | None, n: int | None) -> TargetSpec:
+    opts = ctx.load_options
+    weights = _weights_digest(subject.external) if subject.external else ""
+    return TargetSpec(
+        subject.label,
+        source,
+        n,
+        ctx.device,
+        opts.data_root,
+        opts.download,
+        subject.external,
+        weights,
+    )
+
+
+def _weights_digest(spec: ExternalModelSpec) -> str:
+    """The digest of the file an external model's weights come from ("" if none is on disk:
+    the factory's own weights, or a zoo model RobustBench is yet to download)."""
+    if spec.factory:
+        path = Path(spec.weights)
+    else:  # RobustBench's layout (`zoo.model_files`; an ensemble's parts are not digested)
+        path = Path(spec.model_dir) / spec.dataset / spec.threat / f"{spec.robustbench}.pt"
+    return file_digest(path) if spec.weights or not spec.factory and path.is_file() else ""
+
+
+def _job(stage: str, key: str, work: Callable[[Path], Outcome], ctx: BenchContext) -> Job:
+    """A job running `work` (a partial of plain data): its settings are its spec, and the
+    checkpoints its target names are its inputs."""
+    target = next(a for a in work.args if isinstance(a, TargetSpec))
+    inputs = [*([target.checkpoint] if target.external is None else []), target.source]
+    inputs = [folder for folder in inputs if folder]
+    spec = _spec([work.func.__name__, list(work.args)], ctx)
+    return Job(stage, key, spec, tuple(map(Path, inputs)), work)
+
+
+def _dataset_of(subject: Subject) -> str:
+    return subject.cfg.dataset if subject.cfg is not None else subject.external.dataset

@@ -1,0 +1,351 @@
+"""The bench's own stages, each a planner registered in `STAGES` and the job functions it
+schedules: train, numerics, attacks (clean accuracy, sweeps, step curves), corruptions, minrho,
+audit and analyses. The threat tracks' stages live in `tracks.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from robustbench_lr import checkpoints, perturbed, results
+from robustbench_lr.attacks.search import SearchSettings
+from robustbench_lr.bench.context import (
+    RESULTS_FILE,
+    STAGES,
+    BenchContext,
+    Job,
+    TargetSpec,
+    _dataset_of,
+    _job,
+    _spec,
+    _target,
+)
+from robustbench_lr.config import TrainConfig, checkpoint_dir
+from robustbench_lr.corruptions import C_FOLDERS
+from robustbench_lr.data import Data, LoadOptions, load
+from robustbench_lr.devices import resolve_device
+from robustbench_lr.experiments import Outcome
+from robustbench_lr.experiments.attack import Sweep, run_step_curve, run_sweep
+from robustbench_lr.experiments.corruption import CorruptionSettings, run_corruptions
+from robustbench_lr.experiments.minrho import MinRho, run_search
+from robustbench_lr.files import atomic_write_text
+from robustbench_lr.profiles import selects
+
+if TYPE_CHECKING:
+    from robustbench_lr.analysis import AnalysisOptions
+
+
+@STAGES.register("train")
+def plan_training(ctx: BenchContext) -> list[Job]:
+    """One job per model: train (or resume) it, then record its clean accuracy (Tables 7-8)."""
+    return [
+        Job(
+            "train",
+            f"train:{ctx.folder(cfg)}:{cfg.epochs}",
+            _spec(cfg.to_dict(), ctx),
+            (ctx.folder(cfg),),
+            partial(_train_job, cfg, str(ctx.ckpt_root), ctx.device, ctx.load_options),
+        )
+        for cfg in ctx.profile.models
+    ]
+
+
+_DATA: dict[tuple, Data] = {}
+
+
+def _data_for(cfg: TrainConfig, options: LoadOptions) -> Data:
+    """Each dataset loaded once per process (many models of a bench share it)."""
+    options = replace(options, svhn_extra=cfg.svhn_extra)
+    key = (cfg.dataset, cfg.train_limit, cfg.test_limit, options)
+    if key not in _DATA:
+        _DATA[key] = load(cfg.dataset, options, cfg.train_limit, cfg.test_limit)
+    return _DATA[key]
+
+
+def _train_job(
+    cfg: TrainConfig, root: str, device: str, options: LoadOptions, _out: Path
+) -> Outcome:
+    from robustbench_lr.train import train
+
+    data = _data_for(cfg, options)
+    result = train(cfg, root, device, options, False, data)
+    meta = checkpoints.verify(result.folder)
+    row = results.make_row(
+        **results.model_fields(meta, result.folder),
+        experiment="clean",
+        attack="clean",
+        metric="clean_acc",
+        value=meta["clean_acc"],
+        n=len(data.y_test),
+    )
+    done = "already complete" if result.epochs_run == 0 else f"{result.epochs_run} epoch(s)"
+    return Outcome([row], [f"{result.folder}: {done}, clean {result.clean_acc:.2f}%"])
+
+
+@STAGES.register("numerics")
+def plan_numerics(ctx: BenchContext) -> list[Job]:
+    """With `numerics_spread = true`, on the CPU: each trained model trained again under a
+    perturbed code path (`perturbed.py`); how far its clean accuracy moves is its numerics
+    spread, a leaderboard column."""
+    if not ctx.profile.numerics_spread or resolve_device(ctx.device).type != "cpu":
+        return []
+    return [
+        Job(
+            "numerics",
+            f"numerics:{ctx.folder(cfg)}:{cfg.epochs}",
+            _spec(cfg.to_dict(), ctx),
+            (ctx.folder(cfg),),
+            partial(_numerics_job, cfg, str(ctx.ckpt_root), ctx.load_options.data_root),
+        )
+        for cfg in ctx.profile.models
+    ]
+
+
+def _numerics_job(cfg: TrainConfig, root: str, data_root: str, _out: Path) -> Outcome:
+    folder = checkpoint_dir(root, cfg)
+    meta = checkpoints.verify(folder)
+    other = perturbed.retrain(cfg, root, data_root)
+    move = abs(other["clean_acc"] - meta["clean_acc"])
+    values = dict(zip(perturbed.METRICS, (other["clean_acc"], move), strict=True))
+    rows = [
+        results.make_row(
+            **results.model_fields(meta, folder),
+            experiment=perturbed.EXPERIMENT,
+            attack=perturbed.ATTACK,
+            metric=metric,
+            value=value,
+        )
+        for metric, value in values.items()
+    ]
+    return Outcome(
+        rows, [f"{folder}: perturbed path clean {other['clean_acc']:.2f}% ({move:.2f} pp)"]
+    )
+
+
+def _sweep_job(target: TargetSpec, sweeps: tuple[Sweep, ...], _out: Path) -> Outcome:
+    loaded, outcome = target.load(), Outcome()
+    for sweep in sweeps:
+        outcome.add(run_sweep(loaded, sweep))
+    return outcome
+
+
+def _search_job(target: TargetSpec, search: MinRho, _out: Path) -> Outcome:
+    return run_search(target.load(), search)
+
+
+@STAGES.register("attacks")
+def plan_attacks(ctx: BenchContext) -> list[Job]:
+    """IFSGM white-box and black-box grids (Tables 1-2), random noise (Table 4), step curves (Fig. 11).
+
+    Black-box examples are crafted on the profile's source model (`Profile.black_box_source`:
+    an independently seeded N-LR by default, so N-LR's own black-box rows are the N-LR -> N-LR
+    control; the paper's same-seed protocol is `blackbox_protocol = "same-seed"`).
+    """
+    grid = ctx.profile.attacks
+    lists = {"eps": grid.ifsgm_eps, "steps": grid.ifsgm_steps}
+    runs = {"ifsgm-white": (Sweep("ifsgm", lists),)}
+    if grid.noise_p:
+        runs["noise"] = (Sweep("noise", {"p": grid.noise_p}, draws=grid.noise_draws),)
+    jobs = []
+    for subject in ctx.subjects():
+        folder, source = subject.label, ctx.source_of(subject)
+        targets = {name: _target(ctx, subject, None, ctx.profile.n) for name in runs}
+        if grid.blackbox and source is not None:
+            runs_here = {**runs, "ifsgm-black": runs["ifsgm-white"]}
+            targets["ifsgm-black"] = _target(ctx, subject, source, ctx.profile.n)
+        else:
+            runs_here = runs
+        for name, sweeps in runs_here.items():
+            work = partial(_sweep_job, targets[name], sweeps)
+            jobs.append(_job("attacks", f"attack:{name}:{folder}", work, ctx))
+        if grid.curves:  # Fig. 11: the curves alone (the grid above scores the attack itself)
+            target = _target(ctx, subject, None, ctx.profile.n)
+            work = partial(_curve_job, target, grid.curve_eps, max(grid.ifsgm_steps))
+            jobs.append(_job("attacks", f"attack:step-curve:{folder}", work, ctx))
+        if subject.external is not None:  # a trained model's clean row comes from training
+            work = partial(_clean_job, _target(ctx, subject, None, None))
+            jobs.append(_job("attacks", f"clean:{folder}", work, ctx))
+    return jobs
+
+
+def _clean_job(target: TargetSpec, _out: Path) -> Outcome:
+    """An external model's clean accuracy on the whole test split (a `clean` row, as training
+    writes for the suite's own models), and for a zoo model the zoo's reported accuracies
+    (`zoo-reported` rows; none when RobustBench's model_info record is not on disk)."""
+    from robustbench_lr.evaluation import accuracy
+
+    loaded = target.load()
+    acc = accuracy(loaded.model, loaded.x, loaded.y)
+    rows = [
+        results.make_row(
+            **loaded.columns,
+            experiment="clean",
+            attack="clean",
+            metric="clean_acc",
+            value=acc,
+            n=len(loaded.y),
+        )
+    ]
+    reported = loaded.meta.get("zoo", {})
+    rows += [
+        results.make_row(
+            **loaded.columns,
+            experiment=results.ZOO_REPORTED,
+            attack="robustbench",
+            metric=m,
+            value=v,
+        )
+        for m in results.ZOO_REPORTED_METRICS
+        if (v := reported.get(m)) is not None
+    ]
+    return Outcome(rows, [f"{loaded.checkpoint}: clean {acc:.2f}%"])
+
+
+def _curve_job(target: TargetSpec, eps: float, steps: int, _out: Path) -> Outcome:
+    return run_step_curve(target.load(), "ifsgm", eps, steps)
+
+
+def _corruption_job(target: TargetSpec, settings: CorruptionSettings, _out: Path) -> Outcome:
+    return run_corruptions(target.load(), settings)
+
+
+@STAGES.register("corruptions")
+def plan_corruptions(ctx: BenchContext) -> list[Job]:
+    """Accuracy under common corruptions on every model (`experiments.corruption`): generated
+    from each model's test subset, or read from the CIFAR-10-C / -100-C files under --data-root."""
+    grid = ctx.profile.corruptions
+    if not grid.enabled:
+        return []
+    settings = CorruptionSettings(
+        **({"corruptions": grid.corruptions} if grid.corruptions else {}),
+        **({"severities": grid.severities} if grid.severities else {}),
+        source=grid.source,
+        seed=grid.seed,
+        data_root=ctx.load_options.data_root,
+    )
+    n = grid.n or ctx.profile.n
+    # The published files exist for some datasets only: the profile's other models (SVHN,
+    # CIFAR-100 coarse) are left out of a `files` track rather than failing their jobs.
+    return [
+        _job(
+            "corruptions",
+            f"corruptions:{subject.label}",
+            partial(_corruption_job, _target(ctx, subject, None, n), settings),
+            ctx,
+        )
+        for subject in ctx.subjects()
+        if grid.source == "generate" or _dataset_of(subject) in C_FOLDERS
+        if not grid.datasets or _dataset_of(subject) in grid.datasets
+    ]
+
+
+@STAGES.register("minrho")
+def plan_minrho(ctx: BenchContext) -> list[Job]:
+    """Minimum-perturbation searches, white-box and black-box (Tables 3 and 10, Fig. 4a/9)."""
+    grid = ctx.profile.attacks
+    if not grid.minrho:
+        return []
+    search = MinRho(grid.minrho, SearchSettings(per_sample=grid.curves, **grid.minrho_options))
+    jobs = []
+    for subject in ctx.subjects():
+        # The selector names training fields: an external model takes part only without one.
+        if not (selects(grid.minrho_only, subject.cfg) if subject.cfg else not grid.minrho_only):
+            continue
+        folder = subject.label
+        white = partial(_search_job, _target(ctx, subject, None, grid.minrho_n), search)
+        jobs.append(_job("minrho", f"minrho:white:{folder}", white, ctx))
+        source = ctx.source_of(subject)
+        if grid.blackbox and source is not None:
+            black = partial(_search_job, _target(ctx, subject, source, grid.minrho_n), search)
+            jobs.append(_job("minrho", f"minrho:black:{folder}", black, ctx))
+    return jobs
+
+
+def _audit_job(target: TargetSpec, options: dict[str, Any], out: Path) -> Outcome:
+    """The audit of one model; its Markdown report goes into the report folder."""
+    from robustbench_lr.audit import AuditOptions, audit_checkpoint
+
+    done = audit_checkpoint(
+        target.origin(),
+        AuditOptions(**options),
+        source=target.source,
+        device=target.device,
+        load_options=LoadOptions(data_root=target.data_root, download=target.download),
+    )
+    atomic_write_text(out / done.filename, done.markdown)
+    report = done.report
+    lines = [f"{check.status.upper():4s}  {check.name}: {check.detail}" for check in report.checks]
+    return Outcome(done.rows, lines)
+
+
+@STAGES.register("audit")
+def plan_audit(ctx: BenchContext) -> list[Job]:
+    """The robustness audit on every model: gradient-masking checks and the worst case per example."""
+    profile = ctx.profile
+    if not profile.audit:
+        return []
+    options = {
+        "eps": profile.audit_eps,
+        "n": profile.audit_n,
+        "queries": profile.attacks.square_queries,
+        **profile.audit_options,
+    }
+    jobs = []
+    for subject in ctx.subjects():
+        target = _target(ctx, subject, ctx.source_of(subject), profile.audit_n)
+        work = partial(_audit_job, target, options)
+        jobs.append(_job("audit", f"audit:{subject.label}", work, ctx))
+    return jobs
+
+
+def _analysis_job(kind: str, target: TargetSpec, options: AnalysisOptions, out: Path) -> Outcome:
+    # Figures go beside the results file, i.e. into the report folder.
+    from robustbench_lr.analysis import ANALYSES
+
+    origin = target.origin()
+    checkpoint = Path(origin) if isinstance(origin, str) else origin
+    result = ANALYSES.get(kind).run(checkpoint, out / RESULTS_FILE, options)
+    return Outcome(result.rows, result.lines)
+
+
+@STAGES.register("analyses")
+def plan_analyses(ctx: BenchContext) -> list[Job]:
+    """Every analysis of the profile on every model (rows and figures under <out>/)."""
+    from robustbench_lr.analysis import ANALYSES, AnalysisOptions
+
+    jobs = []
+    for subject in ctx.subjects():
+        cfg, folder = subject.cfg, subject.label
+        extras = {"white": dict(ctx.profile.analysis_options)}
+        source = ctx.source_of(subject)
+        if ctx.profile.attacks.blackbox and source is not None:
+            extras["black"] = {**ctx.profile.analysis_options, "source": source}
+        is_source = cfg is not None and cfg.method == ctx.profile.attacks.blackbox_source
+        lr_partner = ctx.profile.partner(cfg, ctx.profile.matched_partner) if is_source else None
+        if lr_partner is not None:  # Table 6's N-LR protocol (D.5): stop once 1-LR is fooled
+            extras["matched"] = {
+                **ctx.profile.analysis_options,
+                "stop_on": str(ctx.folder(lr_partner)),
+            }
+        tap = subject.external.tap or None if subject.external else None
+        for kind in ctx.profile.analyses:
+            analysis = ANALYSES.get(kind)
+            if subject.external is not None and (analysis.suite_models_only or tap is None):
+                continue  # needs the suite's architecture, or a tap the entry did not name
+            # Analyses that attack use the attacks' test subset (profile `n`, the same images);
+            # the others describe the representation on the whole test set.
+            n = ctx.profile.n if analysis.crafts_adversarial else None
+            for box, extra in extras.items():
+                if box not in analysis.boxes:
+                    continue
+                options = AnalysisOptions(
+                    tap=tap, n=n, device=ctx.device, load=ctx.load_options, extra=extra
+                )
+                companions = [extra[k] for k in ("source", "stop_on") if k in extra]
+                work = partial(_analysis_job, kind, _target(ctx, subject, None, n), options)
+                job = _job("analyses", f"analysis:{kind}:{box}:{folder}", work, ctx)
+                jobs.append(replace(job, inputs=(*job.inputs, *map(Path, companions))))
+    return jobs
