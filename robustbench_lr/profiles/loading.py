@@ -1,0 +1,245 @@
+"""From a profile file to a `Profile`: read the TOML, check it against the schema, build the
+dataclasses, and check what only the whole profile can tell (black-box sources, folders).
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import tomllib
+
+from robustbench_lr.config import TrainConfig
+from robustbench_lr.profiles.model import (
+    AttackGrid,
+    CorruptionGrid,
+    L2Grid,
+    Profile,
+    ShiftGrid,
+    shipped_profiles,
+)
+from robustbench_lr.profiles.rules import _join, _Rejected
+from robustbench_lr.profiles.schema import AUDIT_OPTIONS, EXTERNAL_KINDS, PROFILE_TABLE, TRAINING
+from robustbench_lr.registry import UnknownNameError
+
+if TYPE_CHECKING:  # the registries are imported when a profile is parsed, not with this module
+    from robustbench_lr.external import ExternalModelSpec
+
+
+def _renamed(table: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
+    """The keys given in `table`, under their dataclass field names (absent: the default)."""
+    return {name: table[key] for key, name in fields.items() if key in table}
+
+
+def _group_configs(group: dict[str, Any], index: int, top: dict[str, Any]) -> list[TrainConfig]:
+    """One TrainConfig per method and seed of a [[models]] group."""
+    from robustbench_lr.methods import METHODS
+
+    path = f"models[{index}]"
+    own_options = group.get("method_options", {})
+    stray = [m for m in own_options if m not in group["methods"]]
+    if stray:
+        raise _Rejected(
+            f"{_join(_join(path, 'method_options'), stray[0])}: the group does not train "
+            f"method {stray[0]!r} (its methods: {', '.join(group['methods'])})"
+        )
+    settings = {
+        **_renamed(top, {key: key for key in TRAINING}),
+        **_renamed(group, {key: key for key in (*TRAINING, "width")}),
+    }
+    configs = []
+    for method in group["methods"]:
+        # A group's own [models.method_options.<method>] overrides the profile's.
+        given = {**top.get("method_options", {}).get(method, {}), **own_options.get(method, {})}
+        options = METHODS.get(method).resolve(given)
+        for seed in group.get("seeds", (TrainConfig.seed,)):
+            configs.append(
+                TrainConfig(
+                    **settings,
+                    arch=group["arch"],
+                    method=method,
+                    seed=seed,
+                    method_options=options,
+                )
+            )
+    return configs
+
+
+def _models(top: dict[str, Any]) -> tuple[TrainConfig, ...]:
+    """Every group's configs; two groups training one checkpoint folder are an error.
+
+    The folder is told by the fields `config.checkpoint_dir` names it from (that function is
+    not called: for an npz it reads the file, which a profile check must not need).
+    """
+    owner: dict[tuple[Any, ...], int] = {}
+    configs = []
+    for index, group in enumerate(top["models"]):
+        if any(kind in group for kind in EXTERNAL_KINDS):
+            continue
+        for cfg in _group_configs(group, index, top):
+            first = owner.setdefault(
+                (cfg.dataset, cfg.arch, cfg.width, cfg.method, cfg.seed), index
+            )
+            if first != index:
+                raise _Rejected(
+                    f"models[{first}] and models[{index}] both train {cfg.method} {cfg.arch} "
+                    f"width {cfg.width:g} seed {cfg.seed} on {cfg.dataset!r} (one checkpoint "
+                    "folder; merge the groups or tell them apart)"
+                )
+            configs.append(cfg)
+    return tuple(configs)
+
+
+def _beside(folder: Path | None, name: str) -> str:
+    """`name` read from `folder` when it is relative (and not empty); else as written."""
+    if not name or folder is None or Path(name).is_absolute():
+        return name
+    return os.path.normpath(folder / name)
+
+
+def _external_models(top: dict[str, Any], folder: Path | None) -> tuple[ExternalModelSpec, ...]:
+    """One spec per external [[models]] entry; its dataset is its own, else the profile's.
+
+    A relative `weights` or `model_dir` is read from the profile file's `folder`, as a file
+    named in a config is expected to be, so a profile and the weights beside it work from any
+    working directory (a profile built in code, with no folder: from the working directory).
+
+    Two entries of one name would share every row column the name fills; a zoo entry must be
+    of a dataset RobustBench has. Nothing is imported or read here: the factory, the weights
+    and the zoo files are the loader's (`external.resolve`).
+    """
+    from robustbench_lr.external import DEFAULT_MODEL_DIR, ExternalModelSpec
+    from robustbench_lr.zoo import DATASETS as ZOO_DATASETS
+
+    specs: dict[str, tuple[int, ExternalModelSpec]] = {}
+    for index, entry in enumerate(top["models"]):
+        own, zoo = entry.get("external"), entry.get("robustbench")
+        if own is None and zoo is None:
+            continue
+        dataset = entry.get("dataset", top.get("dataset", TrainConfig.dataset))
+        common = {"dataset": dataset, "name": entry.get("name", ""), "tap": entry.get("tap", "")}
+        if own is not None:
+            weights = _beside(folder, own.get("weights", ""))
+            spec = ExternalModelSpec(factory=own["factory"], weights=weights, **common)
+        else:
+            if dataset not in ZOO_DATASETS:
+                raise _Rejected(
+                    f"models[{index}]: dataset {dataset!r} has no RobustBench models; "
+                    f"set dataset to one of {', '.join(ZOO_DATASETS)}"
+                )
+            spec = ExternalModelSpec(
+                robustbench=zoo["name"],
+                threat=zoo.get("threat", "Linf"),
+                model_dir=_beside(folder, zoo.get("model_dir", DEFAULT_MODEL_DIR)),
+                download=zoo.get("download", False),
+                **common,
+            )
+        first, _ = specs.setdefault(spec.label, (index, spec))
+        if first != index:
+            raise _Rejected(
+                f"models[{first}] and models[{index}] are both named {spec.label!r}; "
+                'give one a name = "..."'
+            )
+    return tuple(spec for _, spec in specs.values())
+
+
+def _attack_grid(attacks: dict[str, Any]) -> AttackGrid:
+    return AttackGrid(**attacks)
+
+
+def _check_black_box_sources(profile: Profile) -> None:
+    """Every model has a black-box source under the profile's protocol, so no black-box table
+    silently loses a row (the source model itself is exempt under the same-seed protocol)."""
+    grid = profile.attacks
+    if not grid.blackbox:
+        return
+    for cfg in profile.models:
+        exempt = grid.blackbox_protocol == "same-seed" and cfg.method == grid.blackbox_source
+        if not exempt and profile.black_box_source(cfg) is None:
+            fix = (
+                f"add another seed to the {grid.blackbox_source} model"
+                if grid.blackbox_protocol == "independent"
+                else f"add a {grid.blackbox_source} model of seed {cfg.seed}"
+            )
+            raise _Rejected(
+                f"[attacks] blackbox_protocol = {grid.blackbox_protocol!r}: the {cfg.method} "
+                f"model ({cfg.dataset}, {cfg.arch}, width {cfg.width}, seed {cfg.seed}) has no "
+                f"{grid.blackbox_source} model to craft its black-box examples on; {fix}, or "
+                "set blackbox = false"
+            )
+
+
+def parse_profile(raw: dict[str, Any], source: str, folder: Path | None = None) -> Profile:
+    """Check a profile's parsed TOML against the schema and build the `Profile`.
+
+    Raises a one-line ValueError (UnknownNameError for an unknown registry name) that starts
+    with `profile <source>:`; nothing else, whatever `raw` holds.
+    """
+    try:
+        top = PROFILE_TABLE.apply(raw, "")
+        analyses, audit = top.get("analyses", {}), top.get("audit", {})
+        profile = Profile(
+            name=top["name"],
+            models=_models(top),
+            external_models=_external_models(top, folder),
+            attacks=_attack_grid(top.get("attacks", {})),
+            corruptions=CorruptionGrid(**top.get("corruptions", {})),
+            l2=L2Grid(**top.get("l2", {})),
+            shifts=ShiftGrid(**top.get("shifts", {})),
+            source_path=source,
+            **_renamed(
+                top,
+                {
+                    "description": "description",
+                    "n": "n",
+                    "tables": "tables",
+                    "numerics_spread": "numerics_spread",
+                },
+            ),
+            **_renamed(
+                analyses,
+                {
+                    "kinds": "analyses",
+                    "options": "analysis_options",
+                    "matched_partner": "matched_partner",
+                },
+            ),
+            **_renamed(audit, {"enabled": "audit", "n": "audit_n", "eps": "audit_eps"}),
+            audit_options={key: audit[key] for key in AUDIT_OPTIONS if key in audit},
+        )
+        _check_black_box_sources(profile)
+        return profile
+    except _Rejected as err:
+        kind = UnknownNameError if err.unknown_name else ValueError
+        raise kind(" ".join(f"profile {source}: {err.message}".splitlines())) from None
+
+
+def _read(name_or_path: str) -> tuple[str, str, Path]:
+    """The TOML text of a shipped profile or a file, the source to name in errors, and the
+    folder its relative file names are read from (`_external_models`)."""
+    path = Path(name_or_path)
+    if name_or_path.endswith(".toml") or path.exists():
+        if not path.exists():
+            raise FileNotFoundError(f"profile file {path} does not exist")
+        return path.read_text(), str(path), path.parent
+    if name_or_path not in shipped_profiles():
+        raise ValueError(
+            f"unknown profile {name_or_path!r}; valid choices: {', '.join(shipped_profiles())} or a path to a .toml file"
+        )
+    folder = resources.files("robustbench_lr.profiles")
+    text = folder.joinpath(f"{name_or_path}.toml").read_text()
+    return text, f"robustbench_lr/profiles/{name_or_path}.toml", Path(str(folder))
+
+
+def load_profile(name_or_path: str) -> Profile:
+    """Parse and validate a profile by shipped name or path (see the module docstring)."""
+    text, source, folder = _read(name_or_path)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(
+            " ".join(f"profile {source}: not valid TOML: {err}".splitlines())
+        ) from None
+    return parse_profile(raw, source, folder)
