@@ -275,7 +275,9 @@ def test_compare_flag_reaches_the_gate(tmp_path: Path, capsys):
 def test_optimality_table_splits_into_tables_of_at_most_its_width(tmp_path: Path, monkeypatch):
     """Each optimality table holds at most OPTIMALITY_WIDTH model columns; every model is in
     exactly one of them, in leaderboard order."""
-    monkeypatch.setattr(leaderboard, "OPTIMALITY_WIDTH", 1)
+    from robustbench_lr.leaderboard import markdown
+
+    monkeypatch.setattr(markdown, "OPTIMALITY_WIDTH", 1)
     threat = leaderboard.Threat(eps=EPS, steps=20)
     optimality = [
         _audit("nlr", 0, "apgd-ce", "optimality", 0.9),

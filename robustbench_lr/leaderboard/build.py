@@ -1,73 +1,26 @@
-"""Leaderboard: one row per model, ranked by white-box robust accuracy under one threat model.
-
-Merges any number of results files (runs on other machines, other profiles). A model is
-(dataset, arch, width, method, device); its seeds are averaged. The training device is part of
-a model's identity: bf16 training on CUDA and float32 on the CPU give different networks, which
-must not be averaged as if they were seeds. Beside the ranking metric it shows the
-clean accuracy, black-box accuracy (transfer from an independently seeded N-LR, so the N-LR
-row is the N-LR→N-LR control), AutoAttack, random-noise accuracy and DeepFool ρ, and, when the
-audit measured it, each attack's optimality. Every accuracy carries its 95 % Wilson interval
-over all seeds' test examples and, over several seeds, their spread (`stats`). Each model also
-gets a JSON record shaped like RobustBench's `model_info` entries.
+"""One row per model from the results rows: select, pool seeds (mean, spread, Wilson interval),
+rank, and the RobustBench-shaped `model_info` record.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from robustbench_lr import __version__, board_tracks, perturbed, results, stats
-from robustbench_lr.files import atomic_write_json, atomic_write_text
-
-MODEL = ["dataset", "arch", "width", "method", "device"]
-# The per-model summary of one column: see `_summary`.
-SUMMARY = ("mean", "lo", "hi", "std", "min", "max", "seeds")
-# Where the AutoAttack column reads from, preferred first: the authors' package (standard
-# version) when the audit ran it, else the torchattacks port inside the audit's battery.
-AUTOATTACK_SOURCES = (
-    ("standard", {"experiment": "audit", "attack": "autoattack-standard", "metric": "acc"}),
-    ("port", {"experiment": "audit", "attack": "audit", "metric": "autoattack_acc"}),
+from robustbench_lr import __version__, perturbed, results, stats
+from robustbench_lr.leaderboard import tracks as board_tracks
+from robustbench_lr.leaderboard.columns import (
+    ACCURACIES,
+    AUTOATTACK_NAMES,
+    AUTOATTACK_SOURCES,
+    MODEL,
+    OPTIMALITY,
+    REPORTED,
+    SUMMARY,
+    Threat,
 )
-AUTOATTACK_NAMES = {
-    "standard": "AutoAttack, standard version (the authors' package)",
-    "port": "torchattacks' port of AutoAttack's components (the audit's autoattack_acc)",
-}
-# Accuracy columns of the table in the order shown, then the sizes (not proportions).
-ACCURACIES = (
-    "clean_acc",
-    "robust_acc",
-    "blackbox_acc",
-    "worst_case_acc",
-    "autoattack_acc",
-    "noise_acc",
-    "corruption_acc",
-    *board_tracks.ACCURACIES,
-)
-# Hendrycks & Dietterich's relative mCE (%) with N-LR as the baseline model (100 = N-LR's).
-SIZES = ("deepfool_rho", "corruption_mce", *board_tracks.SIZES)
-# How far a model's clean accuracy moved when trained again under another code path
-# (`perturbed.py`), in points: a difference between two models smaller than this is noise.
-SPREADS = ("numerics_spread",)
-# A zoo model's accuracies as RobustBench reports them (`results.ZOO_REPORTED` rows), shown
-# beside the same accuracies as this suite measured them.
-REPORTED = {metric: f"zoo_{metric}" for metric in results.ZOO_REPORTED_METRICS}
-# Shown with one decimal (points, seconds, MB); the others (ρ, mCE ratios) with three.
-ONE_PLACE = (*ACCURACIES, *SPREADS, *board_tracks.COSTS)
-OPTIMALITY = "optimality:"  # prefix of the per-attack optimality columns
-OPTIMALITY_WIDTH = 6  # models per attack-optimality table in leaderboard.md
-
-
-@dataclass(frozen=True)
-class Threat:
-    """The threat model the leaderboard ranks by (RobustBench: Linf at 8/255)."""
-
-    attack: str = "ifsgm"
-    eps: float = 8 / 255
-    steps: int = 20
 
 
 def _selected(frame: pd.DataFrame, match: dict[str, Any]) -> pd.DataFrame:
@@ -206,7 +159,7 @@ def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
             **parts,
             "autoattack_source": autoattack_source,
             "seeds": seeds,
-            "l2_eps": board_tracks.l2_eps(frame),
+            "l2_eps": _l2_eps(frame),
         },
         axis=1,
     ).join(_optimality(frame[close]), how="left")
@@ -336,116 +289,7 @@ def _adversarially_trained(method: str) -> bool | None:
     return METHODS[method].adversarial_training if method in METHODS else None
 
 
-def _cell(row: pd.Series, column: str) -> str:
-    """`mean ± std [lo, hi]` as the tables show it ('' when the model has no such number)."""
-    mean = row[column]
-    if pd.isna(mean):
-        return ""
-    places = 1 if column in ONE_PLACE else 3
-    text = stats.estimate_text(
-        mean,
-        row[f"{column}_std"],
-        int(row[f"{column}_seeds"]),
-        places,
-        row[f"{column}_lo"],
-        row[f"{column}_hi"],
-    )
-    if column == "autoattack_acc" and row.get("autoattack_source") == "port":
-        text += " †"
-    return text
-
-
-def _shown(table: pd.DataFrame) -> pd.DataFrame:
-    """The Markdown view of `build`'s numbers: one formatted cell per column."""
-    head = ["rank", *MODEL, "seeds"]
-    shown = table[head].astype(object).where(table[head].notna(), "")
-    shown["seeds"] = table["seeds"].map(lambda s: "" if pd.isna(s) else str(int(s)))
-    for column in (*ACCURACIES, *SIZES, *SPREADS, *board_tracks.COSTS):
-        if table[column].notna().any():
-            shown[column] = [_cell(row, column) for _, row in table.iterrows()]
-    for column in REPORTED.values():
-        if table[column].notna().any():
-            shown[column] = table[column].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
-    shown["audit"] = table["audit"].astype(object).where(table["audit"].notna(), "")
-    return shown
-
-
-def _optimality_block(table: pd.DataFrame) -> str:
-    """Attacks (rows) by models (columns): how close each audit attack came to the best one,
-    `OPTIMALITY_WIDTH` models per table so it stays readable in a diff or a terminal."""
-    from tabulate import tabulate
-
-    columns = [c for c in table.columns if c.startswith(OPTIMALITY)]
-    if not columns:
-        return ""
-    names = [_name(row) for _, row in table.iterrows()]
-    parts = []
-    for start in range(0, len(names), OPTIMALITY_WIDTH):
-        chunk = slice(start, start + OPTIMALITY_WIDTH)
-        body = [
-            [
-                column.removeprefix(OPTIMALITY),
-                *(stats.number_text(v) for v in table[column].iloc[chunk]),
-            ]
-            for column in columns
-        ]
-        parts.append(
-            tabulate(
-                body,
-                headers=["attack", *names[chunk]],
-                tablefmt="github",
-                disable_numparse=True,
-                missingval="",
-            )
-        )
-    return (
-        "\n## Attack optimality\n\nPer audit attack and model, the attack's optimality "
-        "(in [0, 1], 1 = as strong as the best attack the audit ran; mean over seeds), "
-        f"{OPTIMALITY_WIDTH} models per table in leaderboard order.\n\n" + "\n\n".join(parts) + "\n"
-    )
-
-
-def _notes(table: pd.DataFrame) -> str:
-    """What the columns mean, where this table alone cannot say it."""
-    lines = [
-        "Accuracies in %: `mean ± std [lo, hi]` = mean over seeds ± their std (models with "
-        "several seeds), and the 95 % Wilson interval of all seeds' test examples pooled.",
-    ]
-    if table.attrs.get("blackbox"):
-        lines.append(f"`blackbox_acc`: {table.attrs['blackbox']}")
-    sources = set(table["autoattack_source"].dropna())
-    if sources:
-        if "standard" in sources:
-            lines.append(f"`autoattack_acc` = {AUTOATTACK_NAMES['standard']}, at the audit's ε.")
-        if "port" in sources:
-            mark = "† = " if "standard" in sources else "all from "
-            lines.append(f"`autoattack_acc`: {mark}{AUTOATTACK_NAMES['port']}, at the audit's ε.")
-    lines += board_tracks.notes(table)
-    return "\n".join(f"- {line}" for line in lines)
-
-
-def write(table: pd.DataFrame, threat: Threat, out: Path) -> list[Path]:
-    """Write the Markdown leaderboard and one JSON per model (in `<out stem>_models/`)."""
-    from tabulate import tabulate
-
-    out = Path(out)
-    eps = f"{threat.eps * 255:g}/255"
-    if table.empty:
-        text = f"# Leaderboard\n\nNo models with results for {threat.attack} at ε = {eps}.\n"
-        return [atomic_write_text(out, text)]
-    body = tabulate(
-        _shown(table), headers="keys", tablefmt="github", showindex=False, disable_numparse=True
-    )
-    rank_by = table.attrs.get("rank_by", "robust_acc")
-    text = (
-        f"# Leaderboard\n\nThreat: L∞ {threat.attack}, ε = {eps}, {threat.steps} steps, white-box. "
-        f"Ranked by `{rank_by}` (worst case per example over the audit's attacks when audited), then clean accuracy. "
-        f"`audit` = fail flags models whose gradient-masking checks failed.\n\n{body}\n\n"
-        f"{_notes(table)}\n{_optimality_block(table)}"
-    )
-    files = [atomic_write_text(out, text)]
-    folder = out.parent / f"{out.stem}_models"
-    for _, row in table.iterrows():
-        info = model_info(row, threat)
-        files.append(atomic_write_json(folder / (info["name"].replace("/", "__") + ".json"), info))
-    return files
+def _l2_eps(frame: pd.DataFrame) -> pd.Series:
+    """Per model (leaderboard.MODEL), the L2 ε its L2 rows were run at."""
+    rows = frame[(frame["threat"] == "L2") & (frame["experiment"] == "attack")]
+    return rows.groupby(MODEL)["eps"].max().rename("l2_eps")

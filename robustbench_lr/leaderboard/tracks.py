@@ -8,7 +8,7 @@ rows so the threats never mix (an L2 row is selected by `threat = "L2"`, never b
 - `train_seconds`, `train_peak_memory_mb`, `attack_seconds`, `audit_seconds`: what the model
   cost (`cost.py`; rows of the report's `cost.csv`, as FastAT Benchmark reports them).
 Each entry is (kind, match): `kind` is "acc" (in %, with Wilson intervals), "size" or "cost";
-`match` selects the column's rows the way `leaderboard._selected` reads it.
+`match` selects the column's rows the way `build._selected` reads it.
 """
 
 from __future__ import annotations
@@ -32,14 +32,6 @@ COLUMNS: dict[str, tuple[str, dict[str, Any]]] = {
 ACCURACIES = tuple(name for name, (kind, _) in COLUMNS.items() if kind == "acc")
 SIZES = tuple(name for name, (kind, _) in COLUMNS.items() if kind == "size")
 COSTS = tuple(name for name, (kind, _) in COLUMNS.items() if kind == "cost")
-
-
-def l2_eps(frame: pd.DataFrame) -> pd.Series:
-    """Per model (leaderboard.MODEL), the L2 ε its L2 rows were run at."""
-    from robustbench_lr.leaderboard import MODEL
-
-    rows = frame[(frame["threat"] == "L2") & (frame["experiment"] == "attack")]
-    return rows.groupby(MODEL)["eps"].max().rename("l2_eps")
 
 
 def info(row: pd.Series, number: Any) -> dict[str, Any]:
