@@ -33,7 +33,7 @@ from torch import nn
 
 from robustbench_lr.data import DatasetSpec, LoadOptions, dataset_label, load
 from robustbench_lr.errors import RobustbenchLRError
-from robustbench_lr.target import DEFAULT_N, Target, load_target
+from robustbench_lr.target import Target
 
 DEFAULT_MODEL_DIR = "models"  # RobustBench's own default (`robustbench.utils.load_model`)
 THREATS = ("Linf", "L2")
@@ -353,41 +353,6 @@ def check_takes(model: nn.Module, spec: DatasetSpec, model_spec: ExternalModelSp
             f"{where} returns non-finite logits (NaN or infinity) for a batch of {_PROBE} "
             f"{model_spec.dataset} images; expected finite logits"
         )
-
-
-def resolve(spec: ExternalModelSpec) -> ExternalModel:
-    """Build the model `spec` names and load its weights (on the CPU, eval mode)."""
-    if spec.robustbench:
-        from robustbench_lr import zoo
-
-        net = zoo.build(spec)
-        details = zoo.model_info(spec.robustbench, spec.dataset, spec.threat, spec.model_dir)
-    else:
-        net = build_network(spec.factory)
-        if spec.weights:
-            load_weights(net, read_weights(spec.weights), f"weights file {spec.weights}")
-        details = {"name": spec.label, "factory": spec.factory, "weights": spec.weights}
-    model = TappedModel(net.cpu()).eval()
-    digest = weights_digest(net)
-    # The `arch` column: what the network is (its class), not what its factory is called.
-    arch = type(net).__name__
-    return ExternalModel(spec, model, digest, arch, {**details, "digest": digest})
-
-
-def load_external_target(
-    spec: ExternalModelSpec,
-    n: int | None = DEFAULT_N,
-    seed: int = 0,
-    device: torch.device | str = "cpu",
-    *,
-    options: LoadOptions | None = None,
-    source: str | Path | None = None,
-    train: bool = False,
-) -> Target:
-    """The `Target` of an external model: `load_target`'s subset, source and checks."""
-    return load_target(
-        resolve(spec), n=n, seed=seed, source=source, device=device, options=options, train=train
-    )
 
 
 def _few(items: Sequence[str], shown: int = 3) -> str:

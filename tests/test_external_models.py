@@ -22,7 +22,8 @@ import torch
 from safetensors.torch import save_file
 
 from robustbench_lr import cli, results
-from robustbench_lr.external import ExternalModelSpec, load_external_target, resolve
+from robustbench_lr.external import ExternalModelSpec
+from robustbench_lr.external_build import load_external_target, resolve
 from robustbench_lr.profiles import parse_profile
 from robustbench_lr.registry import UnknownNameError
 from tests.conftest import train_small

@@ -6,10 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from robustbench_lr.audit.threats import DEFAULT_EPS, THREATS, linf_eps
 from robustbench_lr.errors import InvalidArgument
 
-# The paper's budget; a dataset may set its own (its registry entry's `audit_eps`).
-DEFAULT_EPS = 8 / 255
+__all__ = [
+    "COUNTS",
+    "DEFAULT_EPS",
+    "AuditOptions",
+    "audit_eps_by_dataset",
+    "default_eps",
+    "linf_eps",
+]
 
 # Options that count something (iterations, queries, draws): each must be at least 1.
 COUNTS = (
@@ -27,18 +34,7 @@ COUNTS = (
 def default_eps(dataset: str, threat: str = "Linf") -> float:
     """The ε a dataset is audited at under `threat`: L∞ `linf_eps`, L2 the L2 track's
     (`data.l2_eps`: digits 0.289, else RobustBench's 0.5)."""
-    from robustbench_lr.audit.threats import THREATS
-
     return THREATS[threat].default_eps(dataset)
-
-
-def linf_eps(dataset: str) -> float:
-    """The L∞ ε a dataset is audited at: its registry entry's `audit_eps` (digits: 32/255, wide
-    margins), else the paper's 8/255 (also for an npz of one's own)."""
-    from robustbench_lr.data import DATASETS
-
-    entry = DATASETS[dataset] if dataset in DATASETS else None
-    return entry.audit_eps if entry is not None and entry.audit_eps is not None else DEFAULT_EPS
 
 
 def audit_eps_by_dataset() -> dict[str, float]:
@@ -76,8 +72,6 @@ class AuditOptions:
     threat: str = "Linf"
 
     def __post_init__(self) -> None:
-        from robustbench_lr.audit.threats import THREATS
-
         if self.threat not in THREATS:
             raise InvalidArgument("threat", self.threat, THREATS.names())
         top = THREATS[self.threat].eps_max(self.sweep_max)

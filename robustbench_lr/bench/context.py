@@ -144,7 +144,7 @@ class TargetSpec:
         """What `load_target`, the audit and the analyses take: the folder, or the model."""
         if self.external is None:
             return self.checkpoint
-        from robustbench_lr.external import resolve
+        from robustbench_lr.external_build import resolve
 
         return resolve(self.external)
 

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the analysis, append its rows, and print its summary and the files it wrote."""
     from robustbench_lr import results
     from robustbench_lr.analysis import AnalysisOptions
-    from robustbench_lr.external import resolve
+    from robustbench_lr.external_build import resolve
 
     options = AnalysisOptions(
         tap=args.tap,

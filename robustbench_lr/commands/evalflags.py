@@ -135,7 +135,7 @@ def model_origin(args: argparse.Namespace) -> str | ExternalModel:
     `--craft-precision` takes effect (`precision.choose`; commands without it: the default).
     """
     from robustbench_lr.attacks.precision import choose
-    from robustbench_lr.external import resolve
+    from robustbench_lr.external_build import resolve
 
     choose(getattr(args, "craft_precision", None))
 

@@ -108,7 +108,7 @@ def _external_models(top: dict[str, Any], folder: Path | None) -> tuple[External
 
     Two entries of one name would share every row column the name fills; a zoo entry must be
     of a dataset RobustBench has. Nothing is imported or read here: the factory, the weights
-    and the zoo files are the loader's (`external.resolve`).
+    and the zoo files are the loader's (`external_build.resolve`).
     """
     from robustbench_lr.external import DEFAULT_MODEL_DIR, ExternalModelSpec
     from robustbench_lr.zoo import DATASETS as ZOO_DATASETS

@@ -96,7 +96,7 @@ class Profile:
     description: str = ""
     models: tuple[TrainConfig, ...] = ()
     # `[[models]]` entries naming a model the bench does not train: `external = {...}` (your
-    # factory and weights) or `robustbench = {...}` (a zoo entry); `external.load_external_target`
+    # factory and weights) or `robustbench = {...}` (a zoo entry); `external_build.load_external_target`
     # loads each.
     external_models: tuple[ExternalModelSpec, ...] = ()
     n: int = 500
