@@ -104,7 +104,7 @@ Planner = Callable[[BenchContext], list[Job]]
 STAGES: Registry[Planner] = Registry("bench stage")
 
 
-def _spec(settings: Any, ctx: BenchContext) -> str:
+def settings_text(settings: Any, ctx: BenchContext) -> str:
     """Canonical text of a job's settings, with the device it runs on (bf16 CUDA != CPU)."""
     return json.dumps(
         {"settings": settings, "device": resolve_device(ctx.device).type},
@@ -168,7 +168,7 @@ class Subject:
     external: ExternalModelSpec | None = None
 
 
-def _target(ctx: BenchContext, subject: Subject, source: str | None, n: int | None) -> TargetSpec:
+def target_of(ctx: BenchContext, subject: Subject, source: str | None, n: int | None) -> TargetSpec:
     opts = ctx.load_options
     weights = _weights_digest(subject.external) if subject.external else ""
     return TargetSpec(
@@ -193,15 +193,15 @@ def _weights_digest(spec: ExternalModelSpec) -> str:
     return file_digest(path) if spec.weights or not spec.factory and path.is_file() else ""
 
 
-def _job(stage: str, key: str, work: Callable[[Path], Outcome], ctx: BenchContext) -> Job:
+def make_job(stage: str, key: str, work: Callable[[Path], Outcome], ctx: BenchContext) -> Job:
     """A job running `work` (a partial of plain data): its settings are its spec, and the
     checkpoints its target names are its inputs."""
     target = next(a for a in work.args if isinstance(a, TargetSpec))
     inputs = [*([target.checkpoint] if target.external is None else []), target.source]
     inputs = [folder for folder in inputs if folder]
-    spec = _spec([work.func.__name__, list(work.args)], ctx)
+    spec = settings_text([work.func.__name__, list(work.args)], ctx)
     return Job(stage, key, spec, tuple(map(Path, inputs)), work)
 
 
-def _dataset_of(subject: Subject) -> str:
+def dataset_of(subject: Subject) -> str:
     return subject.cfg.dataset if subject.cfg is not None else subject.external.dataset

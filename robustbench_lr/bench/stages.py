@@ -18,10 +18,10 @@ from robustbench_lr.bench.context import (
     BenchContext,
     Job,
     TargetSpec,
-    _dataset_of,
-    _job,
-    _spec,
-    _target,
+    dataset_of,
+    make_job,
+    settings_text,
+    target_of,
 )
 from robustbench_lr.config import TrainConfig, checkpoint_dir
 from robustbench_lr.corruptions import C_FOLDERS
@@ -45,7 +45,7 @@ def plan_training(ctx: BenchContext) -> list[Job]:
         Job(
             "train",
             f"train:{ctx.folder(cfg)}:{cfg.epochs}",
-            _spec(cfg.to_dict(), ctx),
+            settings_text(cfg.to_dict(), ctx),
             (ctx.folder(cfg),),
             partial(_train_job, cfg, str(ctx.ckpt_root), ctx.device, ctx.load_options),
         )
@@ -96,7 +96,7 @@ def plan_numerics(ctx: BenchContext) -> list[Job]:
         Job(
             "numerics",
             f"numerics:{ctx.folder(cfg)}:{cfg.epochs}",
-            _spec(cfg.to_dict(), ctx),
+            settings_text(cfg.to_dict(), ctx),
             (ctx.folder(cfg),),
             partial(_numerics_job, cfg, str(ctx.ckpt_root), ctx.load_options.data_root),
         )
@@ -152,22 +152,22 @@ def plan_attacks(ctx: BenchContext) -> list[Job]:
     jobs = []
     for subject in ctx.subjects():
         folder, source = subject.label, ctx.source_of(subject)
-        targets = {name: _target(ctx, subject, None, ctx.profile.n) for name in runs}
+        targets = {name: target_of(ctx, subject, None, ctx.profile.n) for name in runs}
         if grid.blackbox and source is not None:
             runs_here = {**runs, "ifsgm-black": runs["ifsgm-white"]}
-            targets["ifsgm-black"] = _target(ctx, subject, source, ctx.profile.n)
+            targets["ifsgm-black"] = target_of(ctx, subject, source, ctx.profile.n)
         else:
             runs_here = runs
         for name, sweeps in runs_here.items():
             work = partial(_sweep_job, targets[name], sweeps)
-            jobs.append(_job("attacks", f"attack:{name}:{folder}", work, ctx))
+            jobs.append(make_job("attacks", f"attack:{name}:{folder}", work, ctx))
         if grid.curves:  # Fig. 11: the curves alone (the grid above scores the attack itself)
-            target = _target(ctx, subject, None, ctx.profile.n)
+            target = target_of(ctx, subject, None, ctx.profile.n)
             work = partial(_curve_job, target, grid.curve_eps, max(grid.ifsgm_steps))
-            jobs.append(_job("attacks", f"attack:step-curve:{folder}", work, ctx))
+            jobs.append(make_job("attacks", f"attack:step-curve:{folder}", work, ctx))
         if subject.external is not None:  # a trained model's clean row comes from training
-            work = partial(_clean_job, _target(ctx, subject, None, None))
-            jobs.append(_job("attacks", f"clean:{folder}", work, ctx))
+            work = partial(_clean_job, target_of(ctx, subject, None, None))
+            jobs.append(make_job("attacks", f"clean:{folder}", work, ctx))
     return jobs
 
 
@@ -230,15 +230,15 @@ def plan_corruptions(ctx: BenchContext) -> list[Job]:
     # The published files exist for some datasets only: the profile's other models (SVHN,
     # CIFAR-100 coarse) are left out of a `files` track rather than failing their jobs.
     return [
-        _job(
+        make_job(
             "corruptions",
             f"corruptions:{subject.label}",
-            partial(_corruption_job, _target(ctx, subject, None, n), settings),
+            partial(_corruption_job, target_of(ctx, subject, None, n), settings),
             ctx,
         )
         for subject in ctx.subjects()
-        if grid.source == "generate" or _dataset_of(subject) in C_FOLDERS
-        if not grid.datasets or _dataset_of(subject) in grid.datasets
+        if grid.source == "generate" or dataset_of(subject) in C_FOLDERS
+        if not grid.datasets or dataset_of(subject) in grid.datasets
     ]
 
 
@@ -255,12 +255,12 @@ def plan_minrho(ctx: BenchContext) -> list[Job]:
         if not (selects(grid.minrho_only, subject.cfg) if subject.cfg else not grid.minrho_only):
             continue
         folder = subject.label
-        white = partial(_search_job, _target(ctx, subject, None, grid.minrho_n), search)
-        jobs.append(_job("minrho", f"minrho:white:{folder}", white, ctx))
+        white = partial(_search_job, target_of(ctx, subject, None, grid.minrho_n), search)
+        jobs.append(make_job("minrho", f"minrho:white:{folder}", white, ctx))
         source = ctx.source_of(subject)
         if grid.blackbox and source is not None:
-            black = partial(_search_job, _target(ctx, subject, source, grid.minrho_n), search)
-            jobs.append(_job("minrho", f"minrho:black:{folder}", black, ctx))
+            black = partial(_search_job, target_of(ctx, subject, source, grid.minrho_n), search)
+            jobs.append(make_job("minrho", f"minrho:black:{folder}", black, ctx))
     return jobs
 
 
@@ -295,9 +295,9 @@ def plan_audit(ctx: BenchContext) -> list[Job]:
     }
     jobs = []
     for subject in ctx.subjects():
-        target = _target(ctx, subject, ctx.source_of(subject), profile.audit_n)
+        target = target_of(ctx, subject, ctx.source_of(subject), profile.audit_n)
         work = partial(_audit_job, target, options)
-        jobs.append(_job("audit", f"audit:{subject.label}", work, ctx))
+        jobs.append(make_job("audit", f"audit:{subject.label}", work, ctx))
     return jobs
 
 
@@ -345,7 +345,7 @@ def plan_analyses(ctx: BenchContext) -> list[Job]:
                     tap=tap, n=n, device=ctx.device, load=ctx.load_options, extra=extra
                 )
                 companions = [extra[k] for k in ("source", "stop_on") if k in extra]
-                work = partial(_analysis_job, kind, _target(ctx, subject, None, n), options)
-                job = _job("analyses", f"analysis:{kind}:{box}:{folder}", work, ctx)
+                work = partial(_analysis_job, kind, target_of(ctx, subject, None, n), options)
+                job = make_job("analyses", f"analysis:{kind}:{box}:{folder}", work, ctx)
                 jobs.append(replace(job, inputs=(*job.inputs, *map(Path, companions))))
     return jobs

@@ -22,9 +22,9 @@ from robustbench_lr.bench.context import (
     BenchContext,
     Job,
     TargetSpec,
-    _dataset_of,
-    _job,
-    _target,
+    dataset_of,
+    make_job,
+    target_of,
 )
 from robustbench_lr.bench.stages import _audit_job
 from robustbench_lr.data import l2_eps
@@ -78,17 +78,17 @@ def plan_l2(ctx: BenchContext) -> list[Job]:
         return []
     jobs = []
     for subject in ctx.subjects():
-        dataset = _dataset_of(subject)
+        dataset = dataset_of(subject)
         if grid.datasets and dataset not in grid.datasets:
             continue
         sweeps = l2_sweeps(l2_eps(dataset), grid.pgd_steps, grid.steps, grid.targets, grid.queries)
         n = grid.n or ctx.profile.n
-        target = _target(ctx, subject, None, n)
-        jobs.append(_job("l2", f"l2:{subject.label}", partial(_l2_job, target, sweeps), ctx))
+        target = target_of(ctx, subject, None, n)
+        jobs.append(make_job("l2", f"l2:{subject.label}", partial(_l2_job, target, sweeps), ctx))
         if grid.audit:
-            audited = _target(ctx, subject, ctx.source_of(subject), n)
+            audited = target_of(ctx, subject, ctx.source_of(subject), n)
             work = partial(_audit_job, audited, l2_audit_options(ctx, dataset))
-            jobs.append(_job("l2", f"l2-audit:{subject.label}", work, ctx))
+            jobs.append(make_job("l2", f"l2-audit:{subject.label}", work, ctx))
     return jobs
 
 
@@ -106,12 +106,12 @@ def plan_shifts(ctx: BenchContext) -> list[Job]:
         return []
     jobs = []
     for subject in ctx.subjects():
-        dataset = _dataset_of(subject)
+        dataset = dataset_of(subject)
         names = tuple(name for name in grid.shifts if SHIFTS[name].dataset == dataset)
         if not names or (grid.datasets and dataset not in grid.datasets):
             continue
-        target = _target(ctx, subject, None, grid.n or ctx.profile.n)
+        target = target_of(ctx, subject, None, grid.n or ctx.profile.n)
         options = ctx.load_options
         work = partial(_shift_job, target, names, options.data_root, options.download)
-        jobs.append(_job("shifts", f"shifts:{subject.label}", work, ctx))
+        jobs.append(make_job("shifts", f"shifts:{subject.label}", work, ctx))
     return jobs
