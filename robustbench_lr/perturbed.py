@@ -23,7 +23,9 @@ from robustbench_lr.config import TrainConfig
 FOLDER = ".perturbed"
 EXPERIMENT = "numerics"
 ATTACK = "perturbed-path"
-# The perturbed run's clean accuracy, and its absolute move from the model's own (points).
+# The perturbed run's clean accuracy, and its absolute move from the model's own (points). A
+# run whose loss became non-finite under the perturbed path has no accuracy (NaN) and moved
+# without bound (inf): its training is numerically fragile, and the leaderboard says so.
 METRICS = ("clean_acc", "clean_move_pp")
 
 
@@ -33,7 +35,8 @@ class PerturbedRunError(RuntimeError):
 
 def retrain(cfg: TrainConfig, root: str | Path, data_root: str | None = None) -> dict:
     """Train `cfg` under the perturbed code path in a child process; its clean accuracy and
-    numerics key. Resumes or skips like any training (the folder is a normal checkpoint)."""
+    numerics key, or `diverged` (the error) with `clean_acc` None when its loss became
+    non-finite there. Resumes or skips like any training (the folder is a normal checkpoint)."""
     env = {**os.environ, numerics.MODE_ENV: "native", **numerics.PERTURBED}
     request = {"config": cfg.to_dict(), "root": str(Path(root) / FOLDER), "data_root": data_root}
     done = subprocess.run(
@@ -55,8 +58,12 @@ def _child(request: dict) -> dict:
 
     cfg = TrainConfig.from_dict(request["config"])
     options = LoadOptions(data_root=request["data_root"]) if request["data_root"] else None
-    result = train(cfg, request["root"], "cpu", options, progress=False)
-    return {"clean_acc": result.clean_acc, "numerics_key": numerics.current_key("cpu")}
+    key = numerics.current_key("cpu")
+    try:
+        result = train(cfg, request["root"], "cpu", options, progress=False)
+    except FloatingPointError as err:  # the loss became non-finite: a measurement, not a fault
+        return {"clean_acc": None, "diverged": " ".join(str(err).split()), "numerics_key": key}
+    return {"clean_acc": result.clean_acc, "numerics_key": key}
 
 
 if __name__ == "__main__":

@@ -219,3 +219,45 @@ def test_the_bench_retrains_each_model_on_a_perturbed_path_for_its_spread(tmp_pa
     assert again["numerics_key"] != numerics.current_key()
     board = leaderboard.build(frame, leaderboard.Threat(eps=16 / 255, steps=3))
     assert board["numerics_spread"].item() == pytest.approx(rows["clean_move_pp"])
+
+
+def test_a_retraining_that_diverges_is_recorded_as_an_unbounded_spread(tmp_path: Path, monkeypatch):
+    """A perturbed-path run whose loss turns non-finite is a measurement (the training is
+    numerically fragile): NaN accuracy, spread inf, said on the leaderboard; the bench goes on."""
+    import math
+
+    from robustbench_lr import leaderboard, perturbed
+    from robustbench_lr.bench import run_bench
+    from robustbench_lr.profiles import load_profile
+    from tests.conftest import TINY_PROFILE
+
+    def diverges(request: dict) -> dict:
+        raise FloatingPointError("loss became nan at epoch 3, step 25")
+
+    monkeypatch.setattr("robustbench_lr.train.train", lambda *a, **k: diverges({}))
+    child = perturbed._child({"config": {"epochs": 1}, "root": str(tmp_path), "data_root": None})
+    assert child["clean_acc"] is None and "loss became nan" in child["diverged"]
+    monkeypatch.undo()
+
+    text = TINY_PROFILE.replace("n = 40\n", "n = 40\nnumerics_spread = true\n", 1)
+    (tmp_path / "spread.toml").write_text(text)
+    monkeypatch.setattr(
+        perturbed, "retrain", lambda *a, **k: {"clean_acc": None, "diverged": "loss became nan"}
+    )
+    out = tmp_path / "out"
+    run_bench(
+        load_profile(str(tmp_path / "spread.toml")),
+        out,
+        tmp_path / "ck",
+        "cpu",
+        progress=False,
+        stages=["train", "numerics"],
+    )
+    frame = results.read(out / "results.csv")
+    rows = frame[frame["experiment"] == perturbed.EXPERIMENT].set_index("metric")["value"]
+    assert math.isnan(rows["clean_acc"]) and rows["clean_move_pp"] == math.inf
+    threat = leaderboard.Threat(eps=16 / 255, steps=3)
+    board = leaderboard.build(frame, threat)
+    assert board["numerics_spread"].item() == math.inf
+    text = leaderboard.write(board, threat, tmp_path / "lb.md")[0].read_text()
+    assert "inf = that retraining diverged" in text

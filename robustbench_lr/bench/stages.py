@@ -5,6 +5,7 @@ audit and analyses. The threat tracks' stages live in `tracks.py`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -108,8 +109,13 @@ def _numerics_job(cfg: TrainConfig, root: str, data_root: str, _out: Path) -> Ou
     folder = checkpoint_dir(root, cfg)
     meta = checkpoints.verify(folder)
     other = perturbed.retrain(cfg, root, data_root)
-    move = abs(other["clean_acc"] - meta["clean_acc"])
-    values = dict(zip(perturbed.METRICS, (other["clean_acc"], move), strict=True))
+    if other.get("diverged"):
+        acc, move = math.nan, math.inf
+        line = f"{folder}: perturbed path diverged ({other['diverged']}): spread inf"
+    else:
+        acc, move = other["clean_acc"], abs(other["clean_acc"] - meta["clean_acc"])
+        line = f"{folder}: perturbed path clean {acc:.2f}% ({move:.2f} pp)"
+    values = dict(zip(perturbed.METRICS, (acc, move), strict=True))
     rows = [
         results.make_row(
             **results.model_fields(meta, folder),
@@ -120,9 +126,7 @@ def _numerics_job(cfg: TrainConfig, root: str, data_root: str, _out: Path) -> Ou
         )
         for metric, value in values.items()
     ]
-    return Outcome(
-        rows, [f"{folder}: perturbed path clean {other['clean_acc']:.2f}% ({move:.2f} pp)"]
-    )
+    return Outcome(rows, [line])
 
 
 def _sweep_job(target: TargetSpec, sweeps: tuple[Sweep, ...], _out: Path) -> Outcome:

@@ -61,6 +61,16 @@ def _summary(selected: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def _spread_summary(selected: pd.DataFrame) -> pd.DataFrame:
+    """`_summary` of the numerics spread, where one seed's retraining that diverged (inf) makes
+    the model's spread inf: pooling leaves non-finite values out, which would hide it."""
+    table = _summary(selected)
+    diverged = selected[selected["value"] == math.inf].groupby(MODEL).size()
+    for key in diverged.index:
+        table.loc[key, ["mean", "max"]] = math.inf
+    return table
+
+
 def _mce_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Each model and seed's relative mCE against N-LR as rows `_summary` reads."""
     from robustbench_lr.experiments.corruption import relative_mce
@@ -144,7 +154,7 @@ def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
             name: _summary(_selected(frame, match))
             for name, (_kind, match) in board_tracks.COLUMNS.items()
         },
-        "numerics_spread": _summary(
+        "numerics_spread": _spread_summary(
             _selected(frame, {"experiment": perturbed.EXPERIMENT, "metric": perturbed.METRICS[1]})
         ),
     }

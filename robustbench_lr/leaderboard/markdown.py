@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -109,6 +110,18 @@ def _notes(table: pd.DataFrame) -> str:
             mark = "† = " if "standard" in sources else "all from "
             lines.append(f"`autoattack_acc`: {mark}{AUTOATTACK_NAMES['port']}, at the audit's ε.")
     lines += board_tracks.notes(table)
+    spread = table["numerics_spread"] if "numerics_spread" in table else pd.Series(dtype=float)
+    if spread.notna().any():
+        lines.append(
+            "`numerics_spread`: points the clean accuracy moved when the model was trained "
+            "again under another code path (`numerics.PERTURBED`, same seed and data); a "
+            "difference between two models smaller than it is noise"
+            + (
+                "; inf = that retraining diverged (its loss became non-finite)."
+                if (spread == math.inf).any()
+                else "."
+            )
+        )
     return "\n".join(f"- {line}" for line in lines)
 
 
