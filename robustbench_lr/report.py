@@ -50,7 +50,7 @@ def render_report(
     files.append(_write_numerics(out_dir, here))
     files.append(atomic_write_text(out_dir / "README.md", index))
     title = profile.name if profile else out_dir.name
-    pages = site.build_site(frame, out_dir, threat, title)
+    pages = site.build_site(cost.with_cost(frame, out_dir), out_dir, threat, title)
     return files + board_files + figures + pages
 
 

@@ -319,6 +319,31 @@ def test_a_model_page_shows_each_threats_audit_apart(tmp_path: Path):
     assert "41.0" in worst and "7.0" not in worst
 
 
+def test_the_report_puts_the_cost_file_on_the_site(tmp_path: Path):
+    """Cost rows live in the report's cost.csv, not results.csv (timings would trip the gate);
+    the report's site reads both, as its leaderboard.md does."""
+    from robustbench_lr import cost
+    from robustbench_lr.report import render_report
+
+    frame = results.read(SMOKE)
+    clean = frame[frame["experiment"] == "clean"]
+    results.write(tmp_path / "results.csv", clean)
+    first = clean.iloc[0]
+    row = results.make_row(
+        **{c: first[c] for c in ("dataset", "arch", "width", "method", "seed", "checkpoint")},
+        device=first["device"],
+        experiment="cost",
+        attack="train",
+        metric="seconds",
+        value=12.5,
+    )
+    results.write(tmp_path / cost.COST_FILE, pd.DataFrame([row]))
+    render_report(None, tmp_path)
+    board = (tmp_path / SITE_DIR / "index.html").read_text()
+    assert ">train s</th>" in board
+    assert "12.5" in board.split('data-col="train_seconds"')[1].split("</td>")[0]
+
+
 def test_a_malformed_row_names_the_file_and_line_and_writes_nothing(tmp_path: Path, capsys):
     lines = SMOKE.read_text().splitlines()
     lines[5] = lines[5].replace(",cpu", ",cpu,extra")

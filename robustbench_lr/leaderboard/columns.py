@@ -57,8 +57,8 @@ SPREADS = ("numerics_spread",)
 REPORTED = {metric: f"zoo_{metric}" for metric in results.ZOO_REPORTED_METRICS}
 
 
-# Shown with one decimal (points, seconds, MB); the others (ρ, mCE ratios) with three.
-ONE_PLACE = (*ACCURACIES, *SPREADS, *board_tracks.COSTS)
+# Shown with one decimal (points, seconds, MB, the relative mCE in %); the others (ρ) with three.
+ONE_PLACE = (*ACCURACIES, *SPREADS, *board_tracks.COSTS, "corruption_mce")
 
 
 OPTIMALITY = "optimality:"  # prefix of the per-attack optimality columns

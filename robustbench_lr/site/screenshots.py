@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from robustbench_lr import results
+from robustbench_lr.cost import with_cost
 from robustbench_lr.site import SITE_DIR, build_site
 from robustbench_lr.site.browser import launch
 
@@ -32,7 +33,7 @@ def pages(site: Path) -> dict[str, Path]:
 
 def shoot(report: Path, out: Path) -> list[Path]:
     """Build the site of `report` and write `<kind>.png` for each page kind into `out`."""
-    build_site(results.read(report / "results.csv"), report, title=report.name)
+    build_site(with_cost(results.read(report / "results.csv"), report), report, title=report.name)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     with launch() as context:
