@@ -95,6 +95,9 @@ def read(path: str | Path) -> pd.DataFrame:
         raise SpreadFileError(
             f"spread file {path} has columns {list(table.columns)}; expected {COLUMNS}"
         )
+    # An empty name (the analyses' rows have no attack) is "", as in results files, not NaN:
+    # read as NaN it would match no row, and those rows would lose their measured tolerance.
+    table[GROUP] = table[GROUP].astype(object).where(table[GROUP].notna(), "")
     return table
 
 

@@ -247,6 +247,7 @@ CASES = {
 }
 
 
+@pytest.mark.portable
 @pytest.mark.parametrize("kind", list(CASES), ids=list(CASES))
 def test_analysis_rows_are_deterministic_and_in_the_results_schema(kind, nlr_digits, tmp_path):
     options = AnalysisOptions(device="cpu", **CASES[kind])

@@ -58,6 +58,7 @@ def test_profile_section_plans_one_job_per_model(bench_out: Path):
     assert set(per["param"]) == {"seed=0;severity=1", "seed=0;severity=3"}
 
 
+@pytest.mark.portable
 def test_table_leaderboard_and_figure(bench_out: Path):
     table = (bench_out / "corruptions.md").read_text()
     assert "| all " in table and "noise" in table and "weather" in table

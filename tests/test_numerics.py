@@ -63,16 +63,21 @@ def test_pinned_paths_give_the_same_bytes_where_each_lever_alone_changes_them(tm
 
 def test_the_fingerprint_names_the_cpu_libraries_threads_and_paths_in_force():
     record = numerics.fingerprint("cpu")
-    assert record["mode"] == "portable" and record["levers"] == numerics.PORTABLE
-    assert record["aten_capability"] == "AVX2"  # what torch reports, not only what was asked
+    # The suite runs portable by default; `ROBUSTBENCH_LR_NUMERICS=native` runs it as another
+    # machine would, and the record must then say native with no lever set.
+    assert record["mode"] == numerics.mode() and record["levers"] == numerics.levers()
+    if numerics.mode() == "portable":
+        assert record["levers"] == numerics.PORTABLE
+        assert record["aten_capability"] == "AVX2"  # what torch reports, not only what was asked
     assert record["threads"] == torch.get_num_threads()
     assert record["torch"] == torch.__version__ and record["mkl"] and record["onednn"]
     assert record["cpu"]["vendor"] and "avx2" in record["cpu"]["flags"]
-    assert numerics.current_key().startswith("portable-")
+    assert numerics.current_key().startswith(f"{numerics.mode()}-")
 
 
 def test_the_portable_key_ignores_the_cpu_model_but_not_the_vendor_or_threads():
-    record = numerics.fingerprint("cpu")
+    pinned = {"mode": "portable", "levers": dict(numerics.PORTABLE), "aten_capability": "AVX2"}
+    record = {**numerics.fingerprint("cpu"), **pinned}  # as a portable run records it
     other_model = {**record, "cpu": {**record["cpu"], "model": "Some Other Xeon", "flags": []}}
     assert numerics.comparison_key(other_model) == numerics.comparison_key(record)
     amd = {**record, "cpu": {**record["cpu"], "vendor": "AuthenticAMD"}}
@@ -97,7 +102,9 @@ def test_apply_keeps_a_lever_the_user_set_and_an_unknown_mode_names_the_choices(
 
 def test_checkpoints_and_rows_carry_the_fingerprint(nlr_digits: Path):
     meta = json.loads((nlr_digits / "meta.json").read_text())
-    assert meta["numerics"]["levers"] == numerics.PORTABLE
+    assert (
+        meta["numerics"]["levers"] == numerics.levers()
+    )  # the ones in force (portable by default)
     assert meta["numerics_key"] == numerics.comparison_key(meta["numerics"])
     fields = results.model_fields(meta, nlr_digits)
     assert fields["numerics"] == meta["numerics_key"] == numerics.current_key()
@@ -261,3 +268,25 @@ def test_a_retraining_that_diverges_is_recorded_as_an_unbounded_spread(tmp_path:
     assert board["numerics_spread"].item() == math.inf
     text = leaderboard.write(board, threat, tmp_path / "lb.md")[0].read_text()
     assert "inf = that retraining diverged" in text
+
+
+def test_a_spread_file_row_without_an_attack_still_matches_its_rows(tmp_path: Path):
+    """The analyses' rows have no attack (""): their measured tolerance must reach them after a
+    round trip through the spread file, or the gate falls back to a stricter rule."""
+    rows = pd.DataFrame(
+        {
+            "experiment": ["hybrid", "attack"],
+            "attack": ["", "ifsgm"],
+            "metric": ["hybrid_acc", "acc"],
+        }
+    )
+    table = pd.DataFrame(
+        [
+            ["hybrid", "", "hybrid_acc", 1.5, 2.5, 4.0, 12],
+            ["attack", "ifsgm", "acc", 10, 9, 19, 48],
+        ],
+        columns=spread.COLUMNS,
+    )
+    path = tmp_path / "b.spread.csv"
+    table.to_csv(path, index=False)
+    assert spread.tolerances(rows, spread.read(path)).tolist() == [4.0, 19.0]
