@@ -67,4 +67,5 @@ def _child(request: dict) -> dict:
 
 
 if __name__ == "__main__":
+    # The child's one line of stdout is its answer to `retrain` (a process boundary, not a log).
     print(json.dumps(_child(json.loads(sys.argv[1]))))

@@ -21,6 +21,9 @@ def render_report(
     """Render tables, figures and the index for one results file; returns the files written."""
     out_dir = Path(out_dir)
     frame = results.read(results_path or out_dir / "results.csv")
+    # The leaderboard and the site show the report folder's cost rows too (not in results.csv:
+    # timings would trip the gate); read once for both.
+    with_costs = cost.with_cost(frame, out_dir)
     rendered = tables.render_all(
         frame, out_dir, list(profile.tables) if profile and profile.tables else None
     )
@@ -30,7 +33,7 @@ def render_report(
     if profile is not None:
         threat = leaderboard.Threat(eps=profile.audit_eps, steps=max(profile.attacks.ifsgm_steps))
         board_files = leaderboard.write(
-            leaderboard.build(cost.with_cost(frame, out_dir), threat),
+            leaderboard.build(with_costs, threat),
             threat,
             out_dir / "leaderboard.md",
         )
@@ -50,7 +53,7 @@ def render_report(
     files.append(_write_numerics(out_dir, here))
     files.append(atomic_write_text(out_dir / "README.md", index))
     title = profile.name if profile else out_dir.name
-    pages = site.build_site(cost.with_cost(frame, out_dir), out_dir, threat, title)
+    pages = site.build_site(with_costs, out_dir, threat, title)
     return files + board_files + figures + pages
 
 

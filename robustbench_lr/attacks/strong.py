@@ -1,4 +1,4 @@
-"""Stronger L-inf attacks for the robustness audit (issue 8): restarts, APGD, FAB, Square, AutoAttack.
+"""Stronger L-inf attacks for the robustness audit: restarts, APGD, FAB, Square, AutoAttack.
 
 The paper's claim, robustness without adversarial training, is the pattern gradient masking
 produces, so its numbers are re-checked with the attacks the field trusts (Croce & Hein 2020,

@@ -1,4 +1,4 @@
-"""The robustness audit (issue 8): a battery of attacks and gradient-masking checks per model.
+"""The robustness audit: a battery of attacks and gradient-masking checks per model.
 
 Robustness without adversarial training, the paper's claim, is also the pattern gradient
 masking produces (SPEC §5, last paragraph). So every robustness number gets a verdict: the

@@ -1,4 +1,4 @@
-"""Standard AutoAttack from its authors beside torchattacks' port (issue 16).
+"""Standard AutoAttack from its authors beside torchattacks' port.
 
 The audit's APGD / FAB / Square come from torchattacks, whose AutoAttack numbers differ from
 the original's (torchattacks issues 164, 188). A robustness claim checked only by a port is

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-TOLERANCE_PP = 1.0  # Carlini et al.'s "more steps never help", with 1 pp of noise (issue 8)
+TOLERANCE_PP = 1.0  # Carlini et al.'s "more steps never help", with 1 pp of noise
 WARN_PP = 3.0  # beyond the tolerance but within this: warn, not fail
 
 

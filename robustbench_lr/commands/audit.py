@@ -1,4 +1,4 @@
-"""`robustbench-lr audit`: the gradient-masking audit of one checkpoint (issue 8).
+"""`robustbench-lr audit`: the gradient-masking audit of one checkpoint.
 
 Runs the battery of `robustbench_lr.audit` (gradient, gradient-free and unbounded attacks, then
 every registered check), appends rows with experiment="audit" to the results file (among them
