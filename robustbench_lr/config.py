@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from robustbench_lr.data import dataset_label
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,22 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
         """Inverse of `to_dict` (ignores keys a newer version may have added)."""
-        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        return from_fields(cls, raw)
+
+
+def from_fields(cls: type[T], values: Mapping[str, Any], **given: Any) -> T:
+    """The dataclass `cls` from `given` and, for each other field, the value of that name in
+    `values` (other keys are ignored; a field found in neither keeps its default).
+
+    Settings arrive by field name from more than one place: a command's flags (`vars(args)`,
+    named after the fields they set) and a stored meta.json (which may hold keys a newer
+    version added). `given` holds what is named otherwise or parsed further, and must, where a
+    key of a field's name means something else (the audit's `threat` is `--norm`).
+    """
+    named = {
+        f.name: values[f.name] for f in fields(cls) if f.name in values and f.name not in given
+    }
+    return cls(**named, **given)
 
 
 def checkpoint_dir(root: str | Path, cfg: TrainConfig) -> Path:

@@ -133,12 +133,14 @@ def _apgd(
     steps: int,
     restarts: int,
     seed: int,
-    loss: str,
+    loss: str = "ce",
+    targets: int | None = None,
     norm: str = "Linf",
 ) -> Any:
     """Auto-PGD (Croce & Hein 2020): step size adapted per sample, no tuning; in the `norm` ball
     (every builder here takes "Linf" or "L2", torchattacks' names; the L2 track registers the
-    L2 ones, `attacks.l2`).
+    L2 ones, `attacks.l2`). With `targets`, APGD-T: targeted APGD-DLR against each of the
+    `targets` most likely wrong classes in turn (`loss` is then DLR's targeted one).
 
     On `loss="dlr"`, the Difference of Logits Ratio −(z_y − max_{i≠y} z_i) / (z_π1 − z_π3) is
     invariant to logit scaling: a model that inflates its logits (a saturated softmax) cannot
@@ -146,9 +148,10 @@ def _apgd(
     """
     import torchattacks
 
-    return torchattacks.APGD(
-        model, norm=norm, eps=eps, steps=steps, n_restarts=restarts, seed=seed, loss=loss
-    )
+    budget = {"eps": eps, "steps": steps, "n_restarts": restarts, "seed": seed}
+    if targets is not None:
+        return _multi_targeted(torchattacks.APGDT, model, x, targets, norm, **budget)
+    return torchattacks.APGD(model, norm=norm, loss=loss, **budget)
 
 
 def _multi_targeted(
@@ -158,24 +161,6 @@ def _multi_targeted(
     attack = make(model, norm=norm, n_classes=_classes(model, x), **kw)
     attack.n_target_classes = _targets(model, x, targets)
     return attack
-
-
-def _apgd_t(
-    model: nn.Module,
-    x: Tensor,
-    *,
-    eps: float,
-    steps: int,
-    restarts: int,
-    seed: int,
-    targets: int,
-    norm: str = "Linf",
-) -> Any:
-    """Targeted APGD-DLR against each of the `targets` most likely wrong classes in turn."""
-    import torchattacks
-
-    budget = {"eps": eps, "steps": steps, "n_restarts": restarts, "seed": seed}
-    return _multi_targeted(torchattacks.APGDT, model, x, targets, norm, **budget)
 
 
 def _fab_t(
@@ -226,7 +211,7 @@ def _autoattack(
     return torchattacks.MultiAttack(
         [
             _apgd(model, x, restarts=1, loss="ce", **budget),
-            _apgd_t(model, x, restarts=1, targets=targets, **budget),
+            _apgd(model, x, restarts=1, targets=targets, **budget),
             _fab_t(model, x, targets=targets, **budget),
             _square(model, x, eps=eps, queries=queries, seed=seed),
         ]
@@ -318,7 +303,7 @@ LIBRARY: tuple[tuple[str, Builder, dict[str, Any], str], ...] = (
     ),
     (
         "apgd-t",
-        _apgd_t,
+        _apgd,
         {**APGD, "targets": TARGETS},
         "targeted Auto-PGD-DLR over the most likely wrong classes (AutoAttack)",
     ),

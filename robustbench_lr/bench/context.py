@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -205,3 +205,14 @@ def make_job(stage: str, key: str, work: Callable[[Path], Outcome], ctx: BenchCo
 
 def dataset_of(subject: Subject) -> str:
     return subject.cfg.dataset if subject.cfg is not None else subject.external.dataset
+
+
+def track_subjects(ctx: BenchContext, grid: Any) -> Iterator[tuple[Subject, str]]:
+    """Each model a track's grid (corruptions, L2, shifts) covers, with its dataset: none while
+    the track is off, else the models of its `datasets` (all when empty). One selection for every
+    track, so the key means the same in each `[section]` of a profile."""
+    if grid.enabled:
+        for subject in ctx.subjects():
+            dataset = dataset_of(subject)
+            if not grid.datasets or dataset in grid.datasets:
+                yield subject, dataset

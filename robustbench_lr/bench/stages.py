@@ -6,6 +6,7 @@ audit and analyses. The threat tracks' stages live in `tracks.py`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -19,10 +20,10 @@ from robustbench_lr.bench.context import (
     BenchContext,
     Job,
     TargetSpec,
-    dataset_of,
     make_job,
     settings_text,
     target_of,
+    track_subjects,
 )
 from robustbench_lr.config import TrainConfig, checkpoint_dir
 from robustbench_lr.corruptions import C_FOLDERS
@@ -39,19 +40,27 @@ if TYPE_CHECKING:
     from robustbench_lr.analysis import AnalysisOptions
 
 
-@STAGES.register("train")
-def plan_training(ctx: BenchContext) -> list[Job]:
-    """One job per model: train (or resume) it, then record its clean accuracy (Tables 7-8)."""
+def _per_model(ctx: BenchContext, stage: str, work: Callable[[TrainConfig], partial]) -> list[Job]:
+    """One `stage` job per trained model, `work(cfg)`: keyed by its folder and epochs, its config
+    the spec, its folder the input. Training and its numerics re-run are the same model's run,
+    so they are current or stale on the same terms."""
     return [
         Job(
-            "train",
-            f"train:{ctx.folder(cfg)}:{cfg.epochs}",
+            stage,
+            f"{stage}:{ctx.folder(cfg)}:{cfg.epochs}",
             settings_text(cfg.to_dict(), ctx),
             (ctx.folder(cfg),),
-            partial(_train_job, cfg, str(ctx.ckpt_root), ctx.device, ctx.load_options),
+            work(cfg),
         )
         for cfg in ctx.profile.models
     ]
+
+
+@STAGES.register("train")
+def plan_training(ctx: BenchContext) -> list[Job]:
+    """One job per model: train (or resume) it, then record its clean accuracy (Tables 7-8)."""
+    root, device, options = str(ctx.ckpt_root), ctx.device, ctx.load_options
+    return _per_model(ctx, "train", lambda cfg: partial(_train_job, cfg, root, device, options))
 
 
 _DATA: dict[tuple, Data] = {}
@@ -93,16 +102,8 @@ def plan_numerics(ctx: BenchContext) -> list[Job]:
     spread, a leaderboard column."""
     if not ctx.profile.numerics_spread or resolve_device(ctx.device).type != "cpu":
         return []
-    return [
-        Job(
-            "numerics",
-            f"numerics:{ctx.folder(cfg)}:{cfg.epochs}",
-            settings_text(cfg.to_dict(), ctx),
-            (ctx.folder(cfg),),
-            partial(_numerics_job, cfg, str(ctx.ckpt_root), ctx.load_options.data_root),
-        )
-        for cfg in ctx.profile.models
-    ]
+    root, data_root = str(ctx.ckpt_root), ctx.load_options.data_root
+    return _per_model(ctx, "numerics", lambda cfg: partial(_numerics_job, cfg, root, data_root))
 
 
 def _numerics_job(cfg: TrainConfig, root: str, data_root: str, _out: Path) -> Outcome:
@@ -240,9 +241,8 @@ def plan_corruptions(ctx: BenchContext) -> list[Job]:
             partial(_corruption_job, target_of(ctx, subject, None, n), settings),
             ctx,
         )
-        for subject in ctx.subjects()
-        if grid.source == "generate" or dataset_of(subject) in C_FOLDERS
-        if not grid.datasets or dataset_of(subject) in grid.datasets
+        for subject, dataset in track_subjects(ctx, grid)
+        if grid.source == "generate" or dataset in C_FOLDERS
     ]
 
 

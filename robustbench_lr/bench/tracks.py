@@ -22,9 +22,9 @@ from robustbench_lr.bench.context import (
     BenchContext,
     Job,
     TargetSpec,
-    dataset_of,
     make_job,
     target_of,
+    track_subjects,
 )
 from robustbench_lr.bench.stages import _audit_job
 from robustbench_lr.data import l2_eps
@@ -73,14 +73,8 @@ def l2_audit_options(ctx: BenchContext, dataset: str) -> dict[str, Any]:
 def plan_l2(ctx: BenchContext) -> list[Job]:
     """One job per model of the `[l2]` datasets: both L2 attacks at its dataset's ε, and with
     `[l2] audit` its L2 audit (transfer crafted on the model the L∞ audit's comes from)."""
-    grid = ctx.profile.l2
-    if not grid.enabled:
-        return []
-    jobs = []
-    for subject in ctx.subjects():
-        dataset = dataset_of(subject)
-        if grid.datasets and dataset not in grid.datasets:
-            continue
+    grid, jobs = ctx.profile.l2, []
+    for subject, dataset in track_subjects(ctx, grid):
         sweeps = l2_sweeps(l2_eps(dataset), grid.pgd_steps, grid.steps, grid.targets, grid.queries)
         n = grid.n or ctx.profile.n
         target = target_of(ctx, subject, None, n)
@@ -101,14 +95,10 @@ def _shift_job(
 @STAGES.register("shifts")
 def plan_shifts(ctx: BenchContext) -> list[Job]:
     """One job per model of a `[shifts]` set's dataset: its accuracy on each of those sets."""
-    grid = ctx.profile.shifts
-    if not grid.enabled:
-        return []
-    jobs = []
-    for subject in ctx.subjects():
-        dataset = dataset_of(subject)
+    grid, jobs = ctx.profile.shifts, []
+    for subject, dataset in track_subjects(ctx, grid):
         names = tuple(name for name in grid.shifts if SHIFTS[name].dataset == dataset)
-        if not names or (grid.datasets and dataset not in grid.datasets):
+        if not names:
             continue
         target = target_of(ctx, subject, None, grid.n or ctx.profile.n)
         options = ctx.load_options

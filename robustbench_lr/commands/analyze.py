@@ -9,6 +9,7 @@ from robustbench_lr.analysis import ANALYSES
 from robustbench_lr.commands.argtypes import comma_list, count, key_value, seed
 from robustbench_lr.commands.common import Flag, add_flags, add_run_flags, load_options
 from robustbench_lr.commands.evalflags import add_model_flags, model_spec
+from robustbench_lr.config import from_fields
 
 NAME = "analyze"
 HELP = "representation analyses of a checkpoint or an external model (rows go to the results file)"
@@ -66,12 +67,10 @@ def run(args: argparse.Namespace) -> int:
     from robustbench_lr.analysis import AnalysisOptions
     from robustbench_lr.external_build import resolve
 
-    options = AnalysisOptions(
-        tap=args.tap,
-        n=args.n,
-        seed=args.seed,
+    options = from_fields(
+        AnalysisOptions,
+        vars(args),
         dims=tuple(args.dims),
-        device=args.device,
         load=load_options(args),
         extra=dict(args.option),
     )

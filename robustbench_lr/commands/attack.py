@@ -22,6 +22,7 @@ from robustbench_lr.commands.argtypes import (
 )
 from robustbench_lr.commands.common import Flag, add_flags
 from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from
+from robustbench_lr.config import from_fields
 from robustbench_lr.experiments.attack import (
     LIST_PARAMS,
     SCALAR_PARAMS,
@@ -98,15 +99,8 @@ def sweep_from(name: str, args: argparse.Namespace) -> Sweep:
     lists = {k: getattr(args, k) for k in LIST_PARAMS if getattr(args, k) is not None}
     fixed = {k: getattr(args, k) for k in SCALAR_PARAMS if k != "seed"}
     fixed["seed"] = args.attack_seed
-    return Sweep(
-        name,
-        lists,
-        fixed,
-        backend=args.backend,
-        draws=args.noise_draws,
-        batch_size=args.batch_size,
-        per_step=args.per_step,
-        verify=args.verify,
+    return from_fields(
+        Sweep, vars(args), attack=name, lists=lists, fixed=fixed, draws=args.noise_draws
     )
 
 

@@ -19,6 +19,7 @@ from robustbench_lr.audit import DEFAULT_EPS, THREATS, AuditOptions, audit_eps_b
 from robustbench_lr.commands.argtypes import budget, count, seed
 from robustbench_lr.commands.common import load_options
 from robustbench_lr.commands.evalflags import add_eval_flags, model_origin
+from robustbench_lr.config import from_fields
 
 NAME = "audit"
 HELP = "audit a model for gradient masking: strong attacks, sanity checks, worst-case accuracy"
@@ -76,15 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def options_from(args: argparse.Namespace) -> AuditOptions:
     """The audit's options the flags name."""
-    budget_values = {name: getattr(args, name) for name in BUDGET_FLAGS}
-    return AuditOptions(
-        eps=args.eps,
-        n=args.n,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        threat=args.norm,
-        **budget_values,
-    )
+    return from_fields(AuditOptions, vars(args), threat=args.norm)  # --threat: a zoo model's
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from robustbench_lr.attacks.search import SEARCHES, SearchSettings
 from robustbench_lr.commands.argtypes import budget, count, open_unit
 from robustbench_lr.commands.common import Flag, add_flags
 from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from
+from robustbench_lr.config import from_fields
 from robustbench_lr.experiments.minrho import MinRho, run_search
 
 NAME = "minrho"
@@ -49,17 +50,8 @@ def run(args: argparse.Namespace) -> int:
     """Search each named attack, print one line each, append the rows."""
     from robustbench_lr import results
 
-    settings = SearchSettings(
-        alpha=args.alpha,
-        max_steps=args.max_steps,
-        tol=args.tol,
-        eps_max=args.eps_max,
-        rate=args.rate,
-        per_sample=args.per_sample,
-        backend=args.backend,
-        batch_size=args.batch_size,
-    )
-    search = MinRho(tuple(n.strip() for n in args.attack.split(",") if n.strip()), settings)
+    names = tuple(n.strip() for n in args.attack.split(",") if n.strip())
+    search = MinRho(names, from_fields(SearchSettings, vars(args)))
     outcome = run_search(load_target_from(args), search)
     print("\n".join(outcome.lines))
     # A re-run's bisection may visit other ε than the last one did: replace the whole trace.

@@ -6,7 +6,7 @@ import argparse
 
 from robustbench_lr.commands.argtypes import checked_by, count, nonnegative, positive, seed
 from robustbench_lr.commands.common import Flag, add_flags, add_run_flags, json_line, load_options
-from robustbench_lr.config import TrainConfig
+from robustbench_lr.config import TrainConfig, from_fields
 from robustbench_lr.data import dataset_names
 from robustbench_lr.methods import METHODS, all_options
 from robustbench_lr.models import ARCHS
@@ -64,21 +64,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         for o in all_options()
         if getattr(args, o.name, None) is not None
     }
-    return TrainConfig(
-        dataset=args.dataset,
-        arch=args.arch,
-        method=args.method,
-        epochs=args.epochs,
-        seed=args.seed,
-        width=args.width,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        train_limit=args.train_limit,
-        test_limit=args.test_limit,
-        svhn_extra=args.svhn_extra,
-        method_options=method.resolve(given),
-    )
+    return from_fields(TrainConfig, vars(args), method_options=method.resolve(given))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -97,6 +97,15 @@ def project_exact(
         return _compose(vectors, values)
 
 
+def _rayleigh_ritz(basis: torch.Tensor, small: torch.Tensor, r: int) -> torch.Tensor:
+    """The rank-r PSD approximation within span(`basis`, orthonormal) from `small`, the matrix
+    compressed to that basis (Bᵀ W B; Nyström's R Rᵀ): the randomized and Nyström rules both
+    reduce W to a small matrix, decompose it and lift its top eigenpairs back the same way."""
+    values, vectors = _eigh_smoothed((small + small.T) / 2)
+    values, vectors = _top_psd(values, vectors, r)
+    return _compose(basis @ vectors, values)
+
+
 def _seed_from(generator: torch.Generator | None) -> int:
     if generator is None:
         return 0
@@ -124,10 +133,7 @@ def _range_projection(
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(_seed_from(generator))
             basis, _, _ = torch.svd_lowrank(sym, q=q, niter=niter)
-        small = basis.T @ sym @ basis
-        values, vectors = _eigh_smoothed((small + small.T) / 2)
-        values, vectors = _top_psd(values, vectors, r)
-        return _compose(basis @ vectors, values)
+        return _rayleigh_ritz(basis, basis.T @ sym @ basis, r)
 
 
 @PROJECTIONS.register("randomized")
@@ -170,10 +176,7 @@ def project_nystrom(
         if factor.shape[1] == 0:
             return torch.zeros_like(sym)
         q, rr = torch.linalg.qr(factor)
-        small = rr @ rr.T
-        values, vectors = _eigh_smoothed((small + small.T) / 2)
-        values, vectors = _top_psd(values, vectors, r)
-        return _compose(q @ vectors, values)
+        return _rayleigh_ritz(q, rr @ rr.T, r)
 
 
 @PROJECTIONS.register("randomized-lite")

@@ -147,13 +147,20 @@ def _is_finite(value: Any) -> bool:
     return _is_number(value) and (isinstance(value, int) or math.isfinite(value))
 
 
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _Bad()
-    return value
+def _typed(kind: type, allowed: str) -> Rule:
+    """A value TOML already parsed as `kind`, kept as written: a quoted "true" or a number where
+    text goes is a mistake in the file, not a value to convert."""
+
+    def convert(value: Any) -> Any:
+        if not isinstance(value, kind):
+            raise _Bad()
+        return value
+
+    return Rule(allowed, convert)
 
 
-BOOLEAN = Rule("true or false (a TOML boolean, unquoted)", _boolean)
+BOOLEAN = _typed(bool, "true or false (a TOML boolean, unquoted)")
+TEXT = _typed(str, "a string")
 
 
 def _integer(low: int) -> Rule:
@@ -198,15 +205,6 @@ def _budget(value: Any) -> float:
 
 
 BUDGET = Rule('a budget in (0, 1]: a fraction like "8/255" or a number', _budget)
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise _Bad()
-    return value
-
-
-TEXT = Rule("a string", _text)
 
 
 def _file_name(value: Any) -> str:

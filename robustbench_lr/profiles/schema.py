@@ -80,27 +80,22 @@ GROUP_TABLE = Table(
 )
 
 
-def _factory(value: Any) -> str:
-    """`MODULE:FACTORY` as written; it is imported when the model is loaded, not here."""
-    from robustbench_lr.external import check_factory
+def _external_check(allowed: str, check: str) -> Rule:
+    """A string that `external.<check>` accepts (its ValueError rejects it): an external entry's
+    factory and name pass the checks their command-line flags pass. `external` imports torch,
+    so it is looked up when a profile is parsed, not when this module is imported."""
 
-    if not isinstance(value, str):
-        raise _Bad()
-    try:
-        return check_factory(value)
-    except ValueError:
-        raise _Bad() from None
+    def convert(value: Any) -> str:
+        from robustbench_lr import external
 
+        if not isinstance(value, str):
+            raise _Bad()
+        try:
+            return getattr(external, check)(value)
+        except ValueError:
+            raise _Bad() from None
 
-def _model_name(value: Any) -> str:
-    from robustbench_lr.external import check_name
-
-    if not isinstance(value, str):
-        raise _Bad()
-    try:
-        return check_name(value)
-    except ValueError:
-        raise _Bad() from None
+    return Rule(allowed, convert)
 
 
 def _zoo_threats() -> tuple[str, ...]:
@@ -109,14 +104,17 @@ def _zoo_threats() -> tuple[str, ...]:
     return THREATS
 
 
-MODEL_NAME = Rule("a name of 1-64 letters, digits, '.', '_' or '-'", _model_name)
+MODEL_NAME = _external_check("a name of 1-64 letters, digits, '.', '_' or '-'", "check_name")
 # What an external entry shares: its name in result rows, its data, the tap analyses read.
 _EXTERNAL_COMMON = {"name": MODEL_NAME, "dataset": DATASET, "tap": TEXT}
 EXTERNAL_ENTRY = Table(
     {
         "external": Table(
             {
-                "factory": Rule('"MODULE:FACTORY" (e.g. "mypkg.models:build")', _factory),
+                # `MODULE:FACTORY` as written; it is imported when the model is loaded, not here.
+                "factory": _external_check(
+                    '"MODULE:FACTORY" (e.g. "mypkg.models:build")', "check_factory"
+                ),
                 "weights": TEXT,
             },
             required=("factory",),
