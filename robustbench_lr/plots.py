@@ -54,7 +54,7 @@ def variance_ratio(frame: pd.DataFrame, out_dir: Path) -> Path | None:
     if rows.empty:
         return None
     rows = rows[rows["seed"] == rows["seed"].min()]
-    fig, panels = _panels(rows, ["dataset", "arch", "param"])
+    fig, panels = _panels(rows, ["dataset", "arch", "tap"])
     for ax, key, group in panels:
         for method, curve in group.groupby("method", sort=True):
             curve = curve.sort_values("steps")

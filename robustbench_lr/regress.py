@@ -102,7 +102,7 @@ def _refuse_disjoint(
 def _disjoint_hint(new: pd.DataFrame, baseline: pd.DataFrame) -> str:
     """Why nothing matched, when one key column alone explains it (values: new vs baseline)."""
     for column in MATCH_KEY:
-        ours, theirs = set(new[column].astype(str)), set(baseline[column].astype(str))
+        ours, theirs = set(map(str, new[column])), set(map(str, baseline[column]))
         if not ours & theirs:
             return f"; {column}: {sorted(ours)[:3]} vs {sorted(theirs)[:3]}"
     return ""
@@ -233,6 +233,9 @@ def render(report: GateReport, show_all: bool = False) -> str:
         "box",
         "eps",
         "steps",
+        "p",
+        "dim",
+        "tap",
         "param",
         "metric",
         "value_baseline",

@@ -1,7 +1,10 @@
 """The one tidy long-format results file every table, plot, leaderboard and gate reads.
 
 One row = one number: `value` of `metric` for one model (dataset, arch, width, method, seed,
-checkpoint) under one experiment (attack, box, source, backend, eps, steps, alpha, param).
+checkpoint) under one experiment (attack, box, source, backend, eps, steps, alpha, p, dim, tap,
+param). `p` (the noise probability) and `dim` (the PCA dimension; `inf` = no projection, shown as
+"full") are numbers and NaN where they do not apply; `tap` names the representation an analysis
+reads; `param` holds the experiment's remaining settings as `k=v;k=v` text.
 Rows are keyed by every column except `value` and `n`; appending a row whose key exists
 replaces it, so re-running a command never duplicates and the bench can skip finished work.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,9 @@ COLUMNS = [
     "eps",
     "steps",
     "alpha",
+    "p",
+    "dim",
+    "tap",
     "param",
     "metric",
     "value",
@@ -50,12 +57,23 @@ KEY = [c for c in COLUMNS if c not in ("value", "n", "device", "numerics")]
 # `threat` ("Linf", "L2") is part of the key: an L2 row of an attack never replaces its Linf row.
 # Columns added after results files were first written, with what an older file implies.
 LATER_COLUMNS = {"device": "", "numerics": "", "threat": "Linf"}
+# Columns an older file kept inside its `param` text (`_split_param` reads them out).
+SPLIT_COLUMNS = ("p", "dim", "tap")
+# Numbers that are NaN where they do not apply, which a plain `DataFrame.to_csv` writes as ''.
+_MAY_BE_EMPTY = ("p", "dim")
+# Experiments whose older `param` named the tap they read: `<tap>` or `<tap>:k=v[:k=v]`, and
+# cushion's `[random-init:]<layer>`.
+_TAPPED = frozenset(
+    {"rank", "clusters", "classwise", "stability", "hybrid", "maxmargin", "transfer", "cushion"}
+)
 _NUMERIC = {
     "width": float,
     "seed": int,
     "eps": float,
     "steps": int,
     "alpha": float,
+    "p": float,
+    "dim": float,
     "value": float,
     "n": int,
 }
@@ -69,6 +87,8 @@ _DEFAULTS: dict[str, Any] = {
     "eps": 0.0,
     "steps": 0,
     "alpha": 0.0,
+    "p": math.nan,
+    "dim": math.nan,
     "n": 0,
     "threat": "Linf",
 }
@@ -154,7 +174,10 @@ def read(path: str | Path) -> pd.DataFrame:
         return _empty_frame()
     try:
         frame = pd.read_csv(
-            path, keep_default_na=False, dtype={c: str for c in COLUMNS if c not in _NUMERIC}
+            path,
+            keep_default_na=False,
+            na_values={c: [""] for c in _MAY_BE_EMPTY},
+            dtype={c: str for c in COLUMNS if c not in _NUMERIC},
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ValueError(_diagnosis(path) or f"{path}: {err}") from err
@@ -170,12 +193,44 @@ def read(path: str | Path) -> pd.DataFrame:
     for column, implied in LATER_COLUMNS.items():
         if column not in frame.columns:
             frame[column] = implied
+    if "tap" not in frame.columns:
+        frame = _split_param(frame)
+    frame = frame[[*COLUMNS, *(c for c in frame.columns if c not in COLUMNS)]]
     for column, kind in _NUMERIC.items():
         try:
             frame[column] = _converted(frame[column], kind)
         except (ValueError, TypeError) as err:
             raise ValueError(_diagnosis(path) or f"{path}: column {column!r}: {err}") from err
     return frame
+
+
+def _split_param(frame: pd.DataFrame) -> pd.DataFrame:
+    """An older file's rows with `p`, `dim` and `tap` read out of their `param` text.
+
+    Files written before those settings had columns (users' results, committed baselines)
+    carried them as text: noise rows `draws=2;mask=pixel;p=0.4;...`, hybrid rows `pre_fc:d=10`
+    (`d=full`: no PCA), other analyses `<tap>` or `<tap>:class=3`. Read out here, once, so every
+    reader sees numbers and an older row keeps the key a re-run of it writes.
+    """
+    split = pd.DataFrame(
+        [_split_row(e, t) for e, t in zip(frame["experiment"], frame["param"], strict=True)],
+        columns=[*SPLIT_COLUMNS, "param"],
+        index=frame.index,
+    )
+    return frame.assign(**{c: split[c] for c in split.columns})
+
+
+def _split_row(experiment: str, param: str) -> tuple[float, float, str, str]:
+    """(p, dim, tap, the rest of `param`) of one older row."""
+    if experiment in _TAPPED:
+        parts = param.split(":")
+        tap, word = parts.pop(-1 if experiment == "cushion" else 0), "d="
+    else:
+        parts, tap, word = param.split(";") if param else [], "", "p="
+    text = next((x.removeprefix(word) for x in parts if x.startswith(word)), "")
+    number = math.inf if text == "full" else float(text) if text else math.nan
+    rest = ";".join(x for x in parts if not x.startswith(word))
+    return (number, math.nan, tap, rest) if word == "p=" else (math.nan, number, tap, rest)
 
 
 def _empty_frame() -> pd.DataFrame:
@@ -230,8 +285,10 @@ def _diagnosis(path: Path) -> str | None:
 
 
 def _header_problem(path: Path, header: list[str]) -> str | None:
-    """Which columns the header lacks (an older file may lack the `LATER_COLUMNS`), or None."""
-    missing = [c for c in COLUMNS if c not in header and c not in LATER_COLUMNS]
+    """Which columns the header lacks (an older file may lack the `LATER_COLUMNS` and the
+    `SPLIT_COLUMNS`), or None."""
+    later = {*LATER_COLUMNS, *SPLIT_COLUMNS}
+    missing = [c for c in COLUMNS if c not in header and c not in later]
     if missing:
         return f"{path} line 1: not a robustbench-lr results header: missing {missing}"
     return None
@@ -244,6 +301,8 @@ def _row_problem(header: list[str], fields: list[str]) -> str | None:
         return f"expected {len(header)} fields, got {len(fields)}{hint}"
     row = dict(zip(header, fields, strict=True))
     for column, kind in _NUMERIC.items():
+        if column not in row or (column in _MAY_BE_EMPTY and row[column] == ""):
+            continue
         try:
             kind(row[column])
         except ValueError:
@@ -259,7 +318,8 @@ def read_many(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 
 def _key_strings(frame: pd.DataFrame, columns: list[str] = KEY) -> pd.Series:
-    return frame[columns].astype(str).agg("\x1f".join, axis=1)
+    """One text per row of its `columns`; NaN (a `p` or `dim` that does not apply) is "nan"."""
+    return frame[columns].astype(str).fillna("nan").agg("\x1f".join, axis=1)
 
 
 def append(

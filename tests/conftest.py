@@ -58,6 +58,21 @@ def nlr_digits(ckpt_root: Path) -> Path:
     return train_small(ckpt_root, "nlr", 0)
 
 
+@pytest.fixture(scope="session")
+def nlr_digits_seed1(ckpt_root: Path) -> Path:
+    """A second N-LR digits model, seed 1: the black-box source, transfer source and judge."""
+    return train_small(ckpt_root, "nlr", 1)
+
+
+@pytest.fixture(scope="session")
+def nlr_digits_20(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same N-LR at 20 epochs, the recipe the LR-pair and adversarial-training tests compare
+    against, trained once for both. A root of its own: the session root holds the
+    8-epoch N-LR's folder, and the same folder with another epoch count is (rightly) refused
+    as a different run."""
+    return train_small(tmp_path_factory.mktemp("epochs20"), "nlr", 0, epochs=20)
+
+
 # A one-model bench (2 epochs, one IFSGM setting, one noise level) for ledger and fault tests.
 TINY_PROFILE = """
 name = "tiny"

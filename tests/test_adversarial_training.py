@@ -33,14 +33,13 @@ AUDIT = AuditOptions(
 
 
 @pytest.fixture(scope="module")
-def audited(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def audited(tmp_path_factory: pytest.TempPathFactory, nlr_digits_20: Path) -> dict[str, object]:
     """N-LR and PGD-AT on the same data, epochs and seed, each audited at digits' ε (32/255);
     PGD-AT's transfer attacks are crafted on this N-LR, so every check of its audit runs.
 
-    A root of their own: the session's 8-epoch N-LR (`nlr_digits`) owns the shared one's folder.
+    The N-LR is the session's 20-epoch one (`nlr_digits_20`), shared with the LR-pair tests.
     """
-    root = tmp_path_factory.mktemp("adversarial")
-    nlr = train_small(root, "nlr", 0, epochs=EPOCHS)
+    root, nlr = tmp_path_factory.mktemp("adversarial"), nlr_digits_20
     pgd = train_small(root, "pgd-at", 0, epochs=EPOCHS, method_options=DIGITS_PGD)
     return {
         "nlr": audit_checkpoint(nlr, AUDIT).report,

@@ -60,16 +60,16 @@ def parity_digits(ckpt_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def test_hybrid_full_matches_network_and_two_dims_lose_accuracy(loaded):
     model, _, data = loaded
     rows, heads = hybrid_rows(model, data, "pre_fc", (FULL, 2), 0, {})
-    value = {(r["metric"], r["param"]): r["value"] for r in rows}
-    network = value[("network_acc", "pre_fc")]
-    full, two = value[("hybrid_acc", "pre_fc:d=full")], value[("hybrid_acc", "pre_fc:d=2")]
+    value = {(r["metric"], r["tap"], r.get("dim")): r["value"] for r in rows}
+    network = value[("network_acc", "pre_fc", None)]
+    full, two = value[("hybrid_acc", "pre_fc", math.inf)], value[("hybrid_acc", "pre_fc", 2.0)]
     assert network > 90
     assert abs(full - network) <= 3
     assert two < full - 5
     fc = model.stages["fc"]
-    assert value[("params_replaced", "pre_fc")] == fc.weight.numel() + fc.bias.numel()
-    assert value[("params_linear", "pre_fc:d=full")] == fc.weight.numel() + fc.bias.numel()
-    assert value[("params_pca", "pre_fc:d=2")] == 2 * fc.in_features
+    assert value[("params_replaced", "pre_fc", None)] == fc.weight.numel() + fc.bias.numel()
+    assert value[("params_linear", "pre_fc", math.inf)] == fc.weight.numel() + fc.bias.numel()
+    assert value[("params_pca", "pre_fc", 2.0)] == 2 * fc.in_features
     assert set(heads) == {FULL, 2}
 
 
@@ -175,7 +175,8 @@ def test_classwise_share_of_first_singular_value():
 def test_transfer_from_parity_features_to_digit_labels(parity_digits: Path, tmp_path: Path):
     options = AnalysisOptions(device="cpu", extra={"labels": "digits"})
     rows = ANALYSES["transfer"].run(parity_digits, tmp_path / "results.csv", options).rows
-    value = {r["param"].split(":")[1]: r["value"] for r in rows}
+    assert all(r["tap"] == "pre_fc" and r["dim"] == math.inf for r in rows)
+    value = {r["param"]: r["value"] for r in rows}
     own = next(v for k, v in value.items() if k.startswith("labels=npz"))
     assert own > 85  # the parity task the model was trained on
     assert value["labels=digits"] > 40  # 10 classes: far above the 10% of chance
@@ -243,6 +244,7 @@ CASES = {
     "cushion": {"n": 100},
     "classwise": {},
     "clusters": {},
+    "rank": {},
     "deepfool-examples": {"n": 40, "extra": {"images": "3"}},
 }
 
@@ -265,10 +267,9 @@ def test_analysis_rows_are_deterministic_and_in_the_results_schema(kind, nlr_dig
     if kind == "maxmargin":
         assert all(0 <= r["value"] <= 1 and r["n"] > 0 for r in first.rows)
     if kind == "cushion":
-        fc = {r["metric"]: r["value"] for r in first.rows if r["param"] == "stages.fc"}
-        rand = {
-            r["metric"]: r["value"] for r in first.rows if r["param"] == "random-init:stages.fc"
-        }
+        layer = [r for r in first.rows if r["tap"] == "stages.fc"]
+        fc = {r["metric"]: r["value"] for r in layer if r["param"] == ""}
+        rand = {r["metric"]: r["value"] for r in layer if r["param"] == "random-init"}
         assert 0 < fc["cushion_min"] <= fc["cushion_q50"] <= fc["cushion_q90"] <= 1
         assert fc["cushion_q50"] > rand["cushion_q50"]  # Fig. 4c: training moves it right
     if kind == "hybrid-deep":  # Table 5b: the head replaces ResNet block 4 and the FC
@@ -276,7 +277,7 @@ def test_analysis_rows_are_deterministic_and_in_the_results_schema(kind, nlr_dig
         replaced = [model.stages["layer4"], model.stages["fc"]]
         count = sum(p.numel() for m in replaced for p in m.parameters())
         assert {"pre_block4": count} == {
-            r["param"]: r["value"] for r in first.rows if r["metric"] == "params_replaced"
+            r["tap"]: r["value"] for r in first.rows if r["metric"] == "params_replaced"
         }
     if kind == "clusters":
         assert -1 <= first.rows[0]["value"] <= 1
@@ -300,9 +301,10 @@ def test_analyze_command_accepts_full_in_dims(nlr_digits: Path, tmp_path: Path, 
     )
     assert code == 0
     frame = results.read(out)
-    assert set(frame.loc[frame["metric"] == "hybrid_acc", "param"]) == {
-        "pre_fc:d=full",
-        "pre_fc:d=3",
+    hybrid = frame[frame["metric"] == "hybrid_acc"]
+    assert set(zip(hybrid["tap"], hybrid["dim"], hybrid["param"], strict=True)) == {
+        ("pre_fc", math.inf, ""),
+        ("pre_fc", 3.0, ""),
     }
     assert "d=full" in capsys.readouterr().out
 

@@ -35,7 +35,6 @@ from robustbench_lr.checkpoints import load_model
 from robustbench_lr.commands import audit as audit_command
 from robustbench_lr.profiles import AUDIT_OPTIONS, load_profile, parse_profile
 from robustbench_lr.target import load_target
-from tests.conftest import train_small
 
 EPS = default_eps("digits")
 # The CPU defaults with a smaller subset and budget (the bench runs n=200, 1000 queries).
@@ -115,9 +114,9 @@ def digits(nlr_digits: Path):
 
 
 @pytest.fixture(scope="module")
-def other_nlr(ckpt_root: Path) -> Path:
+def other_nlr(nlr_digits_seed1: Path) -> Path:
     """A second N-LR digits model (seed 1): the transfer source, as the bench's other N-LR."""
-    return train_small(ckpt_root, "nlr", 1)
+    return nlr_digits_seed1
 
 
 @pytest.fixture(scope="module")

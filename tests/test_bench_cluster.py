@@ -39,20 +39,6 @@ def _bench(profile, root: Path, executor) -> tuple[bytes, dict[str, bytes]]:
     return csv, ckpts
 
 
-def test_the_smoke_bench_on_ray_equals_the_serial_one(tmp_path: Path):
-    ray = pytest.importorskip("ray")
-    profile = load_profile("smoke")
-    serial = _bench(profile, tmp_path / "serial", EXECUTORS.get("serial")(threads=1))
-    started = connect_ray(num_cpus=2)
-    try:
-        on_ray = _bench(profile, tmp_path / "ray", EXECUTORS.get("ray")(threads=1))
-    finally:
-        if started:
-            ray.shutdown()
-    assert on_ray[0] == serial[0]
-    assert on_ray[1] == serial[1]
-
-
 def _tiny(tmp_path: Path):
     path = tmp_path / "tiny.toml"
     path.write_text(TINY_PROFILE)
@@ -64,6 +50,18 @@ def tiny_serial(tmp_path_factory) -> tuple[bytes, dict[str, bytes]]:
     """The tiny bench's bytes from the serial executor at one thread per job."""
     root = tmp_path_factory.mktemp("tiny-serial")
     return _bench(_tiny(root), root, EXECUTORS.get("serial")(threads=1))
+
+
+def test_the_tiny_bench_on_ray_equals_the_serial_one(tmp_path: Path, tiny_serial):
+    ray = pytest.importorskip("ray")
+    started = connect_ray(num_cpus=2)
+    try:
+        on_ray = _bench(_tiny(tmp_path), tmp_path / "ray", EXECUTORS.get("ray")(threads=1))
+    finally:
+        if started:
+            ray.shutdown()
+    assert on_ray[0] == tiny_serial[0]
+    assert on_ray[1] == tiny_serial[1]
 
 
 def test_a_ray_worker_killed_inside_a_training_job_is_retried_to_the_same_bytes(

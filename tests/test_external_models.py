@@ -128,7 +128,8 @@ def test_audit_and_an_analysis_at_a_hooked_tap(
     analyze = ["analyze", "rank", *_model(weights["st0"]), "--n", "40", "--out", tmp_path / "r.csv"]
     code, _, _ = run_cli([*analyze, "--tap", "features.1"], capsys)
     rank = _rows(tmp_path / "r.csv")
-    assert code == 0 and set(rank["param"]) == {"features.1"} and "rank99" in set(rank["metric"])
+    assert code == 0 and set(zip(rank["tap"], rank["param"], strict=True)) == {("features.1", "")}
+    assert "rank99" in set(rank["metric"])
     assert set(rank["checkpoint"]) == set(frame["checkpoint"])
     code, _, err = run_cli(analyze, capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--tap MODULE.PATH" in err

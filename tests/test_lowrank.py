@@ -195,15 +195,15 @@ LR5 = {"lr_rank": "5"}
 
 
 @pytest.fixture(scope="module")
-def lr_pair(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def lr_pair(tmp_path_factory: pytest.TempPathFactory, nlr_digits_20: Path) -> dict[str, Path]:
     """N-LR and 1-LR (rank 5) digits ResNet18 w0.25, 20 epochs, seed 0.
 
-    Their own checkpoint root: the session root already holds the 8-epoch N-LR of `nlr_digits`,
-    and the same folder with another epoch count is (rightly) refused as a different run.
+    A checkpoint root of their own: the session root already holds the 8-epoch N-LR of
+    `nlr_digits`, and the same folder with another epoch count is (rightly) refused.
     """
     root = tmp_path_factory.mktemp("lr_pair")
     return {
-        "nlr": train_small(root, "nlr", epochs=EPOCHS),
+        "nlr": nlr_digits_20,
         "1lr": train_small(root, "1lr", epochs=EPOCHS, method_options=LR5),
     }
 
@@ -254,7 +254,8 @@ def test_analyze_rank_cli_writes_rows_and_png(
     ranks = frame[frame["metric"] == "rank99"].set_index("method")["value"]
     curve = frame[(frame["metric"] == "variance_ratio") & (frame["method"] == "1lr")]
     curve = curve.sort_values("steps")
-    assert set(frame["param"]) == {"pre_fc"} and set(frame["backend"]) == {"exact"}
+    assert set(frame["tap"]) == {"pre_fc"} and set(frame["param"]) == {""}
+    assert set(frame["backend"]) == {"exact"}
     assert list(curve["steps"]) == list(range(1, 129)) and curve["value"].is_monotonic_increasing
     assert curve["value"].iloc[-1] == pytest.approx(1.0, abs=1e-5)
     assert ranks["1lr"] < ranks["nlr"]

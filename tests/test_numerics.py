@@ -32,33 +32,59 @@ TRAIN = (
 )
 
 
-def _train_under(tmp_path: Path, name: str, extra: dict[str, str]) -> str:
-    """The weights digest of a tiny training run in a child process under `extra`."""
+def _train_under(tmp_path: Path, runs: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The weights digest of a tiny training run in a child process under each run's levers.
+
+    The children run side by side: most of each one's time is the single-threaded import, and
+    a result depends on the thread count a child is given, not on what else runs.
+    """
     levers = (*numerics.LEVERS, "MKL_ENABLE_INSTRUCTIONS", numerics.MODE_ENV)
-    env = {k: v for k, v in os.environ.items() if k not in levers}
-    env.update({"OMP_NUM_THREADS": "2", "PYTHONPATH": str(ROOT), **extra})
-    done = subprocess.run(
-        [sys.executable, "-c", TRAIN, str(tmp_path / name)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
+    base = {k: v for k, v in os.environ.items() if k not in levers}
+    base.update({"OMP_NUM_THREADS": "2", "PYTHONPATH": str(ROOT)})
+    children = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", TRAIN, str(tmp_path / name)],
+            env={**base, **extra},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, extra in runs.items()
+    }
+    digests = {}
+    for name, child in children.items():
+        out, err = child.communicate(timeout=300)
+        assert child.returncode == 0, f"{name}: {err}"
+        digests[name] = out.strip().splitlines()[-1]
+    return digests
+
+
+def test_pinned_paths_give_the_same_bytes_on_an_avx2_cpu(tmp_path: Path):
+    digest = _train_under(
+        tmp_path,
+        {
+            "portable": {},
+            # An AVX2-only CPU under the pinned setting: MKL told the CPU has no more than AVX2.
+            "avx2": {"MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+            "native": {numerics.MODE_ENV: "native"},
+        },
     )
-    return done.stdout.strip().splitlines()[-1]
-
-
-def test_pinned_paths_give_the_same_bytes_where_each_lever_alone_changes_them(tmp_path: Path):
-    portable = _train_under(tmp_path, "portable", {})
-    # An AVX2-only CPU under the pinned setting: MKL told the CPU has no more than AVX2.
-    on_avx2 = _train_under(tmp_path, "avx2", {"MKL_ENABLE_INSTRUCTIONS": "AVX2"})
-    assert on_avx2 == portable
-    # The levers are live: the native path and each single lever moved away give other bytes.
-    native = _train_under(tmp_path, "native", {numerics.MODE_ENV: "native"})
-    aten = _train_under(tmp_path, "aten", {"ATEN_CPU_CAPABILITY": "default"})
-    onednn = _train_under(tmp_path, "onednn", {"ONEDNN_MAX_CPU_ISA": "SSE41"})
-    assert len({portable, aten, onednn}) == 3
+    assert digest["avx2"] == digest["portable"]
     if "avx512f" in numerics.fingerprint()["cpu"]["flags"]:
-        assert native != portable  # a CPU beyond AVX2 computes otherwise when not pinned
+        # a CPU beyond AVX2 computes otherwise when not pinned
+        assert digest["native"] != digest["portable"]
+
+
+def test_each_lever_alone_moved_away_gives_other_bytes(tmp_path: Path):
+    digest = _train_under(
+        tmp_path,
+        {
+            "portable": {},
+            "aten": {"ATEN_CPU_CAPABILITY": "default"},
+            "onednn": {"ONEDNN_MAX_CPU_ISA": "SSE41"},
+        },
+    )
+    assert len(set(digest.values())) == 3
 
 
 def test_the_fingerprint_names_the_cpu_libraries_threads_and_paths_in_force():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -73,7 +74,8 @@ def _rows() -> list[dict]:
                 "checkpoint": ck,
                 "experiment": "attack",
                 "attack": "noise",
-                "param": "draws=2;p=0.4;seed=0",
+                "p": 0.4,
+                "param": "draws=2;seed=0",
                 "metric": "acc",
                 "value": clean - 10,
                 "n": 100,
@@ -122,6 +124,47 @@ def test_a_rerun_trace_replaces_the_whole_old_trace(results_csv: Path):
     assert len(frame) == len(_rows()) + 4
 
 
+# (experiment, param) as files before the p/dim/tap columns wrote them -> (p, dim, tap, param).
+OLDER_PARAMS = [
+    ("attack", "draws=2;mask=pixel;p=0.4;seed=0", (0.4, math.nan, "", "draws=2;mask=pixel;seed=0")),
+    ("attack", "draws=1;p=1;seed=0", (1.0, math.nan, "", "draws=1;seed=0")),
+    ("clean", "", (math.nan, math.nan, "", "")),
+    ("corruption", "seed=0;severity=3", (math.nan, math.nan, "", "seed=0;severity=3")),
+    ("hybrid", "pre_fc:d=full", (math.nan, math.inf, "pre_fc", "")),
+    ("hybrid", "pre_block4:d=20", (math.nan, 20.0, "pre_block4", "")),
+    ("hybrid", "pre_fc", (math.nan, math.nan, "pre_fc", "")),
+    ("maxmargin", "fc3_in:d=full", (math.nan, math.inf, "fc3_in", "")),
+    ("transfer", "pre_fc:labels=digits:d=5", (math.nan, 5.0, "pre_fc", "labels=digits")),
+    ("classwise", "features:class=3", (math.nan, math.nan, "features", "class=3")),
+    ("stability", "pre_fc:bin=0.0316..0.1", (math.nan, math.nan, "pre_fc", "bin=0.0316..0.1")),
+    ("rank", "pre_fc", (math.nan, math.nan, "pre_fc", "")),
+    ("cushion", "stages.layer1.0.conv1", (math.nan, math.nan, "stages.layer1.0.conv1", "")),
+    ("cushion", "random-init:stages.fc", (math.nan, math.nan, "stages.fc", "random-init")),
+]
+
+
+def test_a_file_from_before_the_p_dim_tap_columns_reads_them_out_of_param(tmp_path: Path):
+    header = [c for c in results.COLUMNS if c not in ("p", "dim", "tap", "threat")]
+    rows = [
+        results.make_row(**MODEL, experiment=e, param=text, metric="m", value=float(i))
+        for i, (e, text, _) in enumerate(OLDER_PARAMS)
+    ]
+    path = tmp_path / "old.csv"
+    pd.DataFrame(rows)[header].to_csv(path, index=False)
+    frame = results.read(path)
+    assert list(frame.columns) == results.COLUMNS and frame["value"].tolist() == list(range(14))
+    got = list(zip(frame["p"], frame["dim"], frame["tap"], frame["param"], strict=True))
+    want = [split for _, _, split in OLDER_PARAMS]
+    assert pd.DataFrame(got).equals(pd.DataFrame(want))  # NaN where NaN, inf where full
+    # A re-run writes the same key: it replaces the older row instead of doubling it.
+    e, _, (p, dim, tap, param) = OLDER_PARAMS[4]
+    rerun = dict(MODEL, experiment=e, p=p, dim=dim, tap=tap, param=param, metric="m", value=99.0)
+    merged = results.append(path, [rerun])
+    assert len(merged) == len(OLDER_PARAMS) and sorted(merged["value"])[-2:] == [13.0, 99.0]
+    assert 4.0 not in merged["value"].tolist()
+    assert path.read_text().splitlines()[0] == ",".join(results.COLUMNS)
+
+
 def test_append_is_byte_stable(results_csv: Path):
     first = results_csv.read_bytes()
     results.append(results_csv, _rows())
@@ -142,9 +185,9 @@ def test_table1_means_over_seeds(results_csv: Path, tmp_path: Path):
     assert "paper: cifar10 resnet50" in text
 
 
-def test_noise_table_reads_p_out_of_param(results_csv: Path, tmp_path: Path):
+def test_noise_table_spreads_the_p_column(results_csv: Path, tmp_path: Path):
     table = tables.render(results.read(results_csv), tables.TABLES.get("table4"), tmp_path)
-    assert set(table.numbers["p"]) == {"0.4"}
+    assert set(table.numbers["p"]) == {0.4}
     assert "p=0.4" in table.markdown
 
 
@@ -278,7 +321,7 @@ def test_rows_record_the_device_the_model_was_trained_on():
     assert row["device"] == "cuda"
 
 
-def _hybrid_row(arch: str, method: str, seed: int, tap: str, d: str, value: float) -> dict:
+def _hybrid_row(arch: str, method: str, seed: int, tap: str, d: float, value: float) -> dict:
     return {
         "dataset": "cifar10",
         "arch": arch,
@@ -287,7 +330,8 @@ def _hybrid_row(arch: str, method: str, seed: int, tap: str, d: str, value: floa
         "seed": seed,
         "checkpoint": f"/x/{arch}/{method}/seed{seed}",
         "experiment": "hybrid",
-        "param": f"{tap}:d={d}",
+        "tap": tap,
+        "dim": d,
         "metric": "hybrid_acc",
         "value": value,
         "n": 10000,
@@ -299,25 +343,26 @@ def test_table8_is_the_vgg19_hybrid_before_the_third_last_fc(tmp_path: Path):
         _hybrid_row("vgg19", method, seed, "fc1_in", d, base + seed + i)
         for method, base in (("nlr", 80.0), ("2lr", 85.0))
         for seed in (0, 1)
-        for i, d in enumerate(("full", "20", "10"))
+        for i, d in enumerate((math.inf, 20, 10))
     ]
-    rows += [_hybrid_row("vgg19", "nlr", 0, "fc3_in", "full", 50.0)]  # Table 5a's tap
-    rows += [_hybrid_row("resnet18", "nlr", 0, "pre_block4", "20", 70.0)]  # Table 5b's
+    rows += [_hybrid_row("vgg19", "nlr", 0, "fc3_in", math.inf, 50.0)]  # Table 5a's tap
+    rows += [_hybrid_row("resnet18", "nlr", 0, "pre_block4", 20, 70.0)]  # Table 5b's
     path = tmp_path / "r.csv"
     frame = results.append(path, rows)
     numbers = tables.render(frame, tables.TABLES.get("table8"), tmp_path).numbers
-    cells = {(r.method, r.d): (r.mean, r.count, r.paper) for r in numbers.itertuples()}
+    cells = {(r.method, r.dim): (r.mean, r.count, r.paper) for r in numbers.itertuples()}
     assert cells == {
-        ("nlr", "full"): (80.5, 2, 89.7),
-        ("nlr", "20"): (81.5, 2, 89.78),
-        ("nlr", "10"): (82.5, 2, 89.65),
-        ("2lr", "full"): (85.5, 2, 89.8),
-        ("2lr", "20"): (86.5, 2, 89.85),
-        ("2lr", "10"): (87.5, 2, 89.79),
+        ("nlr", math.inf): (80.5, 2, 89.7),
+        ("nlr", 20): (81.5, 2, 89.78),
+        ("nlr", 10): (82.5, 2, 89.65),
+        ("2lr", math.inf): (85.5, 2, 89.8),
+        ("2lr", 20): (86.5, 2, 89.85),
+        ("2lr", 10): (87.5, 2, 89.79),
     }
-    assert "89.85" in (tmp_path / "table8.md").read_text()
+    markdown = (tmp_path / "table8.md").read_text()
+    assert "89.85" in markdown and "| d=full " in markdown and "| d=20 " in markdown
     deep = tables.render(frame, tables.TABLES.get("table5b"), tmp_path).numbers
-    assert deep[["arch", "d", "mean"]].values.tolist() == [["resnet18", "20", 70.0]]
+    assert deep[["arch", "dim", "mean"]].values.tolist() == [["resnet18", 20, 70.0]]
 
 
 def test_fig3_stacks_every_models_deepfool_images(tmp_path: Path, caplog):

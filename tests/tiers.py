@@ -10,7 +10,7 @@ from __future__ import annotations
 
 # node id prefix -> the quick test that covers the same mechanism
 SLOW: dict[str, str] = {
-    "tests/test_bench_cluster.py::test_the_smoke_bench_on_ray": "test_executors.py[ray]",
+    "tests/test_bench_cluster.py::test_the_tiny_bench_on_ray": "test_executors.py[ray]",
     "tests/test_bench_cluster.py::test_a_driver_killed": "test_executors.py[ray]",
     "tests/test_bench_cluster.py::test_a_ray_worker_killed": "test_executors.py[ray]",
     "tests/test_bench_cluster.py::test_a_bench_through_submitit": "test_executors.py[submitit]",
@@ -35,6 +35,16 @@ SLOW: dict[str, str] = {
     "tests/test_train.py::test_sigkill_then_rerun_gives_identical_weights": "…two_renames[2]",
     "tests/test_bench_external.py::test_an_external_model_joins_the_bench": "test_bench_board.py",
     "tests/test_step_modes.py::test_compiled_step_trains_like_eager[sn]": "[nlr]",
+    "tests/test_numerics.py::test_each_lever_alone_moved_away": "test_pinned_paths_give_the_"
+    "same_bytes_on_an_avx2_cpu (the levers in force, and native against them)",
+    # The four tests of the 20-epoch N-LR / 1-LR pair (two 20-epoch trainings).
+    "tests/test_lowrank.py::test_1lr_lowers_the_rank_at_equal_accuracy": "test_bottle_lr_"
+    "representation_has_rank_at_most_r (LR training reaches low rank)",
+    "tests/test_lowrank.py::test_1lr_history_logs": "test_2lr_trains_two_branches (lr_relerr)",
+    "tests/test_lowrank.py::test_1lr_checkpoint_is_the_plain": "test_comparison_methods.py's"
+    " loads_as_a_plain_model",
+    "tests/test_lowrank.py::test_analyze_rank_cli": "test_analysis.py[rank], the analyze "
+    "command tests of test_analysis.py",
     "tests/test_step_modes.py::test_compiled_step_trains_like_eager[1lr]": "[nlr]",
 }
 

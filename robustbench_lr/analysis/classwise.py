@@ -7,8 +7,8 @@ nearly its own direction (the paper's sub-additivity argument). It is the first 
 variance-ratio curve of `analysis/rank.py` restricted to one class, so it uses that function
 (uncentred activations, the same exact/randomized SVD switch).
 
-Rows (experiment `classwise`): `top1_share` per class (param `<tap>:class=<c>`, n = its images)
-and `top1_share_mean` over classes (param `<tap>`, n = all images). Bar chart in
+Rows (experiment `classwise`, column `tap`): `top1_share` per class (param `class=<c>`, n = its
+images) and `top1_share_mean` over classes (n = all images). Bar chart in
 `figures/classwise_*.png`.
 """
 
@@ -49,13 +49,13 @@ def run_classwise(checkpoint: Path, out: Path, options: AnalysisOptions) -> Anal
     acts = models.activations(model, data.x_test, [tap])[tap]
     shares = class_top1_shares(acts, data.y_test, options.seed)
     counts = {c: int((data.y_test == c).sum()) for c in shares}
-    base = {**results.model_fields(meta, checkpoint), "experiment": "classwise"}
+    base = {**results.model_fields(meta, checkpoint), "experiment": "classwise", "tap": tap}
     rows = [
-        {**base, "param": f"{tap}:class={c}", "metric": "top1_share", "value": v, "n": counts[c]}
+        {**base, "param": f"class={c}", "metric": "top1_share", "value": v, "n": counts[c]}
         for c, v in shares.items()
     ]
     mean = float(np.mean(list(shares.values())))
-    rows.append({**base, "param": tap, "metric": "top1_share_mean", "value": mean, "n": len(acts)})
+    rows.append({**base, "metric": "top1_share_mean", "value": mean, "n": len(acts)})
     png = plot_shares(out, cfg, tap, shares)
     lines = [
         f"{checkpoint} @ {tap}: first singular value holds {mean:.3f} of each class's "

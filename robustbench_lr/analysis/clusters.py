@@ -7,7 +7,7 @@ training features; the test features are projected and drawn. The figure gets a 
 silhouette score of the projected test points under their labels (scikit-learn's
 `silhouette_score`, Euclidean; in [−1, 1], higher = tighter, better separated clusters).
 
-Rows (experiment `clusters`, param `<tap>`): `silhouette_2d` (n = test images) and
+Rows (experiment `clusters`, column `tap`): `silhouette_2d` (n = test images) and
 `pca2_variance` (the share of the standardized training features' variance the two components
 explain). Scatter in `figures/clusters_*.png`.
 """
@@ -51,7 +51,7 @@ def run_clusters(checkpoint: Path, out: Path, options: AnalysisOptions) -> Analy
     labels = data.y_test.numpy()
     score = float(silhouette_score(points, labels))
     explained = float(projection.named_steps["pca"].explained_variance_ratio_.sum())
-    base = {**results.model_fields(meta, checkpoint), "experiment": "clusters", "param": tap}
+    base = {**results.model_fields(meta, checkpoint), "experiment": "clusters", "tap": tap}
     rows = [
         {**base, "metric": "silhouette_2d", "value": score, "n": len(labels)},
         {**base, "metric": "pca2_variance", "value": explained, "n": len(data.y_train)},

@@ -8,8 +8,8 @@ learning rate η₀/(1 + αt) — scikit-learn's `SGDClassifier(loss="hinge", al
 learning_rate="optimal")`, which the paper's footnote 9 points to. Seeds fix SGD's shuffling and
 the randomized PCA, so the numbers repeat exactly on CPU.
 
-Rows (experiment `hybrid`, param `<tap>:d=<d>` with d = `full` for no PCA):
-`hybrid_acc` (test accuracy, %), `network_acc` (the network's own, param `<tap>`),
+Rows (experiment `hybrid`, column `tap`; column `dim` = d, `inf` for no PCA, which keeps every
+dimension): `hybrid_acc` (test accuracy, %), `network_acc` (the network's own, no `dim`),
 `params_replaced` (parameters of every stage after the tap: for `pre_block4` the 4th block and
 the FC, Table 5b), `params_linear` (coefficients + intercepts of the linear model) and, with
 PCA, `params_pca` (the d × m projection). Rows of experiment `maxmargin` are described at
@@ -18,6 +18,7 @@ PCA, `params_pca` (the d × m projection). Rows of experiment `maxmargin` are de
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,8 +54,14 @@ HINGE_ALPHA = 0.01  # the paper's L2 coefficient (Appendix C)
 
 
 def dim_label(dim: int) -> str:
-    """How a target dimension is written in the `param` column: `full` or the number."""
+    """How a target dimension is shown to a reader: `full` or the number."""
     return "full" if dim == FULL else str(dim)
+
+
+def dim_value(dim: int) -> float:
+    """A target dimension as the results' `dim` column holds it: no PCA keeps every dimension,
+    so FULL is `inf` (a number that orders after every projection), else the number."""
+    return math.inf if dim == FULL else float(dim)
 
 
 def default_dims(arch: str, tap: str) -> tuple[int, ...]:
@@ -140,24 +147,24 @@ def hybrid_rows(
     train, test = tap_features(model, data.x_train, tap), tap_features(model, data.x_test, tap)
     y_train, y_test = data.y_train.numpy(), data.y_test.numpy()
     network = 100.0 * float((predict(model, data.x_test).cpu() == data.y_test).float().mean())
+    base = {**base, "tap": tap}
     rows = [
-        {**base, "param": tap, "metric": "network_acc", "value": network, "n": len(y_test)},
-        {**base, "param": tap, "metric": "params_replaced", "value": params_after_tap(model, tap)},
+        {**base, "metric": "network_acc", "value": network, "n": len(y_test)},
+        {**base, "metric": "params_replaced", "value": params_after_tap(model, tap)},
     ]
     heads = fit_heads(train, y_train, dims, seed)
     for dim, head in heads.items():
-        param = f"{tap}:d={dim_label(dim)}"
+        projected = {**base, "dim": dim_value(dim)}
         rows.append(
             {
-                **base,
-                "param": param,
+                **projected,
                 "metric": "hybrid_acc",
                 "value": accuracy_percent(head, test, y_test),
                 "n": len(y_test),
             }
         )
         rows += [
-            {**base, "param": param, "metric": metric, "value": count}
+            {**projected, "metric": metric, "value": count}
             for metric, count in head_param_rows(head, dim).items()
         ]
     return rows, heads
@@ -177,14 +184,13 @@ def run_hybrid(
     dims = tuple(options.dims) or default_dims(arch, tap)
     base = {**results.model_fields(meta, checkpoint), "experiment": "hybrid"}
     rows, _ = hybrid_rows(model, data, tap, dims, options.seed, base)
-    by_metric = {(r["metric"], r["param"]): r["value"] for r in rows}
+    by_metric = {(r["metric"], r.get("dim")): r["value"] for r in rows}
     lines = [
-        f"{checkpoint} @ {tap}: network {by_metric[('network_acc', tap)]:.2f}%, hybrid "
+        f"{checkpoint} @ {tap}: network {by_metric[('network_acc', None)]:.2f}%, hybrid "
         + ", ".join(
-            f"d={dim_label(d)} {by_metric[('hybrid_acc', f'{tap}:d={dim_label(d)}')]:.2f}%"
-            for d in dims
+            f"d={dim_label(d)} {by_metric[('hybrid_acc', dim_value(d))]:.2f}%" for d in dims
         )
-        + f"; the head replaces {by_metric[('params_replaced', tap)]:.0f} parameters"
+        + f"; the head replaces {by_metric[('params_replaced', None)]:.0f} parameters"
     ]
     return AnalysisResult(rows, [], lines)
 
@@ -273,7 +279,8 @@ def run_maxmargin(checkpoint: Path, out: Path, options: AnalysisOptions) -> Anal
                 {
                     **base,
                     **run.fields(),
-                    "param": f"{tap}:d={dim_label(dim)}",
+                    "tap": tap,
+                    "dim": dim_value(dim),
                     "metric": "maxmargin_acc",
                     "value": value,
                     "n": n,

@@ -26,7 +26,7 @@ network of the same architecture (seeded by `--seed`; built exactly as training 
 `--seed` = the checkpoint's training seed reproduces its own initialization) is measured on the
 same images as the reference.
 
-Rows (experiment `cushion`, param = the layer's module path, prefixed `random-init:` for the
+Rows (experiment `cushion`, tap = the layer's module path, param `random-init` for the
 reference network): `cushion_min` (Arora's μ_i), `cushion_q10`, `cushion_q50`, `cushion_q90`;
 n = examples counted. Per-layer histograms go to `figures/cushion_*.png`.
 """
@@ -52,7 +52,7 @@ from robustbench_lr.data import stratified_subset
 
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
 QUANTILES = {"cushion_q10": 0.1, "cushion_q50": 0.5, "cushion_q90": 0.9}
-RANDOM_PREFIX = "random-init:"
+RANDOM_INIT = "random-init"  # the `param` of the reference network's rows
 
 
 def layer_cushions(
@@ -116,13 +116,13 @@ def random_init_model(meta: dict, seed: int, device: torch.device) -> nn.Module:
     return model.to(device).eval()
 
 
-def cushion_rows(values: dict[str, np.ndarray], base: dict, prefix: str = "") -> list[dict]:
+def cushion_rows(values: dict[str, np.ndarray], base: dict, param: str = "") -> list[dict]:
     """Rows of the summary statistics of every layer."""
     rows = []
     for layer, per_example in values.items():
         stats, n = cushion_summary(per_example)
         rows += [
-            {**base, "param": prefix + layer, "metric": metric, "value": value, "n": n}
+            {**base, "tap": layer, "param": param, "metric": metric, "value": value, "n": n}
             for metric, value in stats.items()
         ]
     return rows
@@ -138,7 +138,7 @@ def run_cushion(checkpoint: Path, out: Path, options: AnalysisOptions) -> Analys
     device = next(model.parameters()).device
     reference = layer_cushions(random_init_model(meta, options.seed, device), x)
     base = {**results.model_fields(meta, checkpoint), "experiment": "cushion"}
-    rows = cushion_rows(trained, base) + cushion_rows(reference, base, RANDOM_PREFIX)
+    rows = cushion_rows(trained, base) + cushion_rows(reference, base, RANDOM_INIT)
     last = list(trained)[-1]
     lines = [
         f"{checkpoint}: {len(trained)} layers on {len(x)} training images; last layer {last} "

@@ -4,7 +4,7 @@ The curve `v(k) = Σ_{i≤k} σ_i² / Σ_i σ_i²` over the singular values σ o
 activation matrix A (test images × units at one tap) says how many directions carry the
 representation; `rank99` / `rank95` are the smallest k with v(k) ≥ 0.99 / 0.95.
 
-Rows (experiment=rank, param=<tap>): `metric=variance_ratio` with the number of singular values
+Rows (experiment=rank, tap=<tap>): `metric=variance_ratio` with the number of singular values
 k in the `steps` column (one row per k), and `metric=rank99` / `metric=rank95`. The `backend`
 column says how σ was obtained: `exact` (torch.linalg.svdvals) or `randomized`
 (torch.svd_lowrank, Halko et al.) when min(n, m) exceeds `--option exact_max=4096`; then the
@@ -81,7 +81,7 @@ def run_rank(checkpoint: Path, out: Path, options: AnalysisOptions) -> AnalysisR
     base = {
         **results.model_fields(meta, checkpoint),
         "experiment": "rank",
-        "param": tap,
+        "tap": tap,
         "backend": backend,
         "n": len(acts),
     }
@@ -111,7 +111,7 @@ def plot_curves(out: Path, new_rows: list[dict], cfg: dict, tap: str) -> Path:
     same = (
         (frame["experiment"] == "rank")
         & (frame["metric"] == "variance_ratio")
-        & (frame["param"] == tap)
+        & (frame["tap"] == tap)
         & (frame["dataset"] == cfg["dataset"])
         & (frame["arch"] == cfg["arch"])
         & (frame["width"] == float(cfg["width"]))

@@ -7,12 +7,13 @@ lower. Pairs come from every attack run of `--option attacks=` (per ε of `--opt
 the test set (`--n` images); pairs whose δ is zero (an attack that left x unchanged) are
 dropped, as they have no place on the log-log plot.
 
-Rows (experiment `stability`, attack columns filled, box/source as in `adversarial.py`):
+Rows (experiment `stability`, attack columns filled, box/source as in `adversarial.py`, column
+`tap`):
 - per run and per bin of the input ratio (fixed log-spaced edges, `--option bins_per_decade=2`,
   so bins line up across models): `input_ratio_median` and `rep_ratio_median`, param
-  `<tap>:bin=<lo>..<hi>`, n = pairs in the bin;
-- per run: `amplification_median` = median of (representation ratio / input ratio), param
-  `<tap>`, n = all pairs (lower = stronger attenuation).
+  `bin=<lo>..<hi>`, n = pairs in the bin;
+- per run: `amplification_median` = median of (representation ratio / input ratio), n = all
+  pairs (lower = stronger attenuation).
 The scatter of every pair goes to `figures/stability_*.png`.
 """
 
@@ -93,14 +94,19 @@ def run_stability(checkpoint: Path, out: Path, options: AnalysisOptions) -> Anal
     per_decade = options.get("bins_per_decade", int, 2)
     source = attack_source(model, meta, options)
     runs = attack_runs(options, "deepfool,ifsgm", "2/255,4/255,8/255,16/255")
-    base = {**results.model_fields(meta, checkpoint), "experiment": "stability", **source.fields()}
+    base = {
+        **results.model_fields(meta, checkpoint),
+        "experiment": "stability",
+        "tap": tap,
+        **source.fields(),
+    }
     rows, lines, scatter = [], [], []
     for run in runs:
         x_adv = run.craft(source.model, data.x_test, data.y_test)
         inp, rep = stability_pairs(model, data.x_test, x_adv, tap)
         fields = {**base, **run.fields()}
         for lo, hi, med_in, med_rep, count in binned_medians(inp, rep, per_decade):
-            param = f"{tap}:bin={lo:.3g}..{hi:.3g}"
+            param = f"bin={lo:.3g}..{hi:.3g}"
             rows.append(
                 {
                     **fields,
@@ -123,7 +129,6 @@ def run_stability(checkpoint: Path, out: Path, options: AnalysisOptions) -> Anal
         rows.append(
             {
                 **fields,
-                "param": tap,
                 "metric": "amplification_median",
                 "value": amplification,
                 "n": len(inp),

@@ -13,9 +13,9 @@ different images would make the number meaningless. Training and test subsets (t
 the model's own labels, and applied to both labellings.
 
 Rows (experiment `transfer`): `hybrid_acc` (test accuracy, %, n = test images) for the model's
-own labels and for the new ones, param `<tap>:labels=<dataset label>:d=<d>` (`--dims`, default
-full; an npz is named by `data.dataset_label`, never by its path). The model's own dataset must
-still hold the content it was trained on (`data.load_for_checkpoint`).
+own labels and for the new ones, columns `tap` and `dim` (`--dims`, default full = `inf`), param
+`labels=<dataset label>` (an npz is named by `data.dataset_label`, never by its path). The
+model's own dataset must still hold the content it was trained on (`data.load_for_checkpoint`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from robustbench_lr.analysis.compression import (
     FULL,
     accuracy_percent,
     dim_label,
+    dim_value,
     fit_heads,
     tap_features,
 )
@@ -101,7 +102,7 @@ def run_transfer(checkpoint: Path, out: Path, options: AnalysisOptions) -> Analy
         heads = fit_heads(train, y_train, dims, options.seed)
         accuracy.update({(name, d): accuracy_percent(h, test, y_test) for d, h in heads.items()})
     rows = [
-        {**base, "param": f"{tap}:labels={name}:d={dim_label(d)}", "value": acc}
+        {**base, "tap": tap, "dim": dim_value(d), "param": f"labels={name}", "value": acc}
         for (name, d), acc in accuracy.items()
     ]
     lines = [

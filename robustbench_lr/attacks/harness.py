@@ -26,8 +26,9 @@ from robustbench_lr.attacks.base import ATTACKS, derive_seed, model_device, rho,
 from robustbench_lr.attacks.l2 import threat_of
 from robustbench_lr.attacks.precision import craft_precision
 
-# Hyper-parameters that have their own results column; every other one goes into `param`.
-COLUMN_PARAMS = ("eps", "steps", "alpha")
+# Hyper-parameters that have their own results column (`p`: the noise probability of Table 4);
+# every other one goes into `param`.
+COLUMN_PARAMS = ("eps", "steps", "alpha", "p")
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def param_text(params: Mapping[str, Any], extra: Mapping[str, Any] | None = None
 def setting_fields(
     params: Mapping[str, Any], extra: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The eps/steps/alpha columns and the `param` text of one attack setting."""
+    """The eps/steps/alpha/p columns and the `param` text of one attack setting."""
     columns = {k: params[k] for k in COLUMN_PARAMS if k in params}
     return {**columns, "param": param_text(params, extra)}
 

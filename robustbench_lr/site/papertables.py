@@ -64,7 +64,8 @@ def build(frame: pd.DataFrame, spec: tables.TableSpec) -> PaperTable:
         if label not in page.groups:
             page.groups.append(label)
         key = tuple(row[c] for c in spec.index)
-        line = lines.setdefault(key, {"key": [str(k) for k in key], "cells": {}})
+        shown = [str(tables.setting_text(c, k)) for c, k in zip(spec.index, key, strict=True)]
+        line = lines.setdefault(key, {"key": shown, "cells": {}})
         ours = _ours(row, spec.digits)
         ref = row["paper_value"]
         cell = {"ours": ours, "paper": None, "diff": None, "setup": row["paper_setup"]}

@@ -19,8 +19,8 @@ from robustbench_lr.tables.engine import (
     cell_label,
     compute,
     paper_beside,
-    param_value,
     render,
+    setting_text,
     summarize,
 )
 from robustbench_lr.tables.specs import ALL_METHODS, LR_METHODS, SPECS
@@ -36,9 +36,9 @@ __all__ = [
     "cell_label",
     "compute",
     "paper_beside",
-    "param_value",
     "render",
     "render_all",
+    "setting_text",
     "summarize",
 ]
 

@@ -48,7 +48,7 @@ class TableSpec:
     digits: int = 1
     methods: tuple[str, ...] = ()  # restrict and order the methods shown (empty: all)
     note: str = ""
-    # New columns read out of the `param` text (`k=v;k=v` or `<tap>:d=<d>`), e.g. noise `p`.
+    # New columns read out of the `param` text (`k=v;k=v`), e.g. a corruption's `severity`.
     from_param: tuple[str, ...] = ()
     model_columns: tuple[ModelColumn, ...] = ()
     extra_where: Mapping[str, Any] = field(default_factory=dict)
@@ -59,18 +59,30 @@ def _eps_label(eps: float) -> str:
     return f"{round(k)}/255" if abs(k - round(k)) < 1e-6 else f"{eps:g}"
 
 
+def setting_text(column: str, value: Any) -> Any:
+    """A setting as a table shows it: the PCA dimension `dim` as `full` where it is `inf` (no
+    projection), `p` and `dim` without a float's trailing `.0`; any other value as it is."""
+    if column == "dim" and value == math.inf:
+        return "full"
+    if column in ("p", "dim"):
+        return f"{value:g}"
+    return value
+
+
 def _cell_label(column: str, value: Any) -> str:
     if column == "eps":
         return f"ε={_eps_label(float(value))}"
     if column == "steps":
         return f"{int(value)} steps"
-    if column in ("p", "d", "severity"):
-        return f"{column}={value}"
+    if column == "dim":
+        return f"d={setting_text(column, value)}"
+    if column in ("p", "severity"):
+        return f"{column}={setting_text(column, value)}"
     return str(value)
 
 
 def param_value(param: str, key: str) -> str:
-    """The value of `key` in a `param` text such as `draws=3;p=0.4` or `pre_fc:d=10` ('' if absent)."""
+    """The value of `key` in a `param` text such as `seed=0;severity=3` ('' if absent)."""
     match = re.search(rf"(?:^|[;:]){re.escape(key)}=([^;:]+)", param)
     return match.group(1) if match else ""
 
@@ -102,7 +114,8 @@ def _reference() -> pd.DataFrame:
     text = resources.files("robustbench_lr").joinpath("reference/paper.csv").read_text()
     from io import StringIO
 
-    ref = pd.read_csv(StringIO(text), keep_default_na=False)
+    # `p` and `dim` are numbers where the paper's table has them (`inf`: no PCA), else NaN.
+    ref = pd.read_csv(StringIO(text), keep_default_na=False, na_values={"p": [""], "dim": [""]})
     ref["eps"] = ref["eps"].map(
         lambda e: float(e.split("/")[0]) / float(e.split("/")[1]) if "/" in str(e) else 0.0
     )
@@ -118,7 +131,7 @@ def paper_beside(numbers: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     """`compute`'s numbers with the paper's number for the same method and setting beside
     each row (`paper_value`), and `paper_setup` saying where the paper's setup differs."""
     ref = _reference()
-    ref = _select(ref[ref["table"] == spec.name], {}, spec.from_param)
+    ref = ref[ref["table"] == spec.name]
     return paper.counterparts(numbers, ref, spec.across)
 
 
@@ -168,7 +181,7 @@ def compute(frame: pd.DataFrame, spec: TableSpec) -> RenderedTable:
         if column in keys:
             numbers[column] = numbers[column].astype(str)
     ref = _reference()
-    ref = _select(ref[ref["table"] == spec.name], {}, spec.from_param)
+    ref = ref[ref["table"] == spec.name]
     join = [c for c in ("dataset", "arch", "method", *spec.across) if c in ref.columns]
     if not ref.empty:
         paper = ref[join + ["value"]].rename(columns={"value": "paper"})
@@ -252,7 +265,10 @@ def _markdown(
                 line.update(extra.get(key, {}))
             headers += labels
         body = [
-            [*key, *(line.get(h, "") for h in headers[len(spec.index) :])]
+            [
+                *(setting_text(c, k) for c, k in zip(spec.index, key, strict=True)),
+                *(line.get(h, "") for h in headers[len(spec.index) :]),
+            ]
             for key, line in cells.items()
         ]
         table = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)

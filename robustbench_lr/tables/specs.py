@@ -3,6 +3,8 @@ rows is its `where`; adding a table is adding a spec here, not a script."""
 
 from __future__ import annotations
 
+import math
+
 from robustbench_lr.tables.engine import MODEL_INDEX, ModelColumn, TableSpec
 
 AUDIT_COLUMNS = (
@@ -23,9 +25,10 @@ _ADV = {"experiment": "attack", "attack": "ifsgm", "metric": "acc"}
 
 
 def _hybrid_table(
-    name: str, title: str, taps: tuple[str, ...], dims: tuple[str, ...], note: str = ""
+    name: str, title: str, taps: tuple[str, ...], dims: tuple[float, ...], note: str = ""
 ) -> TableSpec:
-    """A table of the `hybrid` analyses' accuracy at `taps` (one column per PCA dimension d).
+    """A table of the `hybrid` analyses' accuracy at `taps` (one column per PCA dimension d;
+    `inf`: no PCA, shown as `full`).
 
     The tap picks the paper's table: before the last FC (5a), before ResNet block 4 (5b),
     before VGG19's third-last FC (8); `hybrid` and `hybrid-deep` write their rows.
@@ -34,11 +37,10 @@ def _hybrid_table(
         name,
         title,
         {"experiment": "hybrid", "metric": "hybrid_acc"},
-        ("d",),
+        ("dim",),
         methods=ALL_METHODS,
         note=note,
-        from_param=("d",),
-        extra_where={"param": tuple(f"{tap}:d={d}" for tap in taps for d in dims)},
+        extra_where={"tap": taps, "dim": dims},
     )
 
 
@@ -82,27 +84,26 @@ SPECS: tuple[TableSpec, ...] = (
         {"experiment": "attack", "attack": "noise", "metric": "acc"},
         ("p",),
         methods=ALL_METHODS,
-        from_param=("p",),
         note="σ = 128/255 read as a standard deviation (the paper's N(0, 128/255) is ambiguous).",
     ),
     _hybrid_table(
         "table5a",
         "Hybrid max-margin accuracy (%) on features before the FC vs embedding dimension",
         ("pre_fc", "fc3_in"),
-        ("full", "10", "5"),
+        (math.inf, 10, 5),
     ),
     _hybrid_table(
         "table5b",
         "Hybrid max-margin accuracy (%) replacing the last block and FC (features before block 4)",
         ("pre_block4",),
-        ("full", "20", "10"),
+        (math.inf, 20, 10),
     ),
     TableSpec(
         "table6",
         "Max-margin hybrid accuracy (fraction) on adversarial examples that fooled the network",
         {"experiment": "maxmargin", "metric": "maxmargin_acc"},
         ("attack", "box"),
-        index=(*MODEL_INDEX, "param"),  # the tap and d: one per architecture, so a row label
+        index=(*MODEL_INDEX, "tap", "dim"),  # one of each per architecture, so row labels
         methods=ALL_METHODS,
         digits=2,
         note=(
@@ -122,7 +123,7 @@ SPECS: tuple[TableSpec, ...] = (
         "table8",
         "VGG19 hybrid max-margin accuracy (%) on features before the third-last FC layer",
         ("fc1_in",),
-        ("full", "20", "10"),
+        (math.inf, 20, 10),
         note="full = the 512 units VGG19 has before its first (third-last) FC layer.",
     ),
     TableSpec(
