@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from robustbench_lr import attacks  # noqa: E402
 from robustbench_lr.files import atomic_write  # noqa: E402
 from robustbench_lr.registry import Registry  # noqa: E402
 
@@ -66,6 +67,13 @@ def variance_ratio(frame: pd.DataFrame, out_dir: Path) -> Path | None:
     return _save(fig, out_dir / "fig2_variance_ratio.png")
 
 
+def _sweep(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the attack whose ε sweep the figures plot, at the most steps run."""
+    attack = attacks.filling("eps_sweep")
+    rows = frame[(frame["experiment"] == "attack") & (frame["attack"] == attack)]
+    return rows[rows["steps"] == rows["steps"].max()] if not rows.empty else rows
+
+
 def _line_panels(
     rows: pd.DataFrame,
     x: str,
@@ -100,8 +108,7 @@ def _line_panels(
 @FIGURES.register("fig4a_accuracy_vs_rho")
 def accuracy_vs_rho(frame: pd.DataFrame, out_dir: Path) -> Path | None:
     """Fig. 4a / 9: IFSGM accuracy against the ρ its examples needed, over the ε sweep (20 steps)."""
-    rows = frame[(frame["experiment"] == "attack") & (frame["attack"] == "ifsgm")]
-    rows = rows[rows["steps"] == rows["steps"].max()] if not rows.empty else rows
+    rows = _sweep(frame)
     return _line_panels(
         rows,
         "eps",
@@ -117,8 +124,7 @@ def accuracy_vs_rho(frame: pd.DataFrame, out_dir: Path) -> Path | None:
 @FIGURES.register("fig_accuracy_vs_eps")
 def accuracy_vs_eps(frame: pd.DataFrame, out_dir: Path) -> Path | None:
     """Tables 1-2 as curves: IFSGM accuracy against ε (most steps), one line per method."""
-    rows = frame[(frame["experiment"] == "attack") & (frame["attack"] == "ifsgm")]
-    rows = rows[rows["steps"] == rows["steps"].max()] if not rows.empty else rows
+    rows = _sweep(frame)
     rows = rows.assign(eps=rows["eps"] * 255)
     return _line_panels(
         rows,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from robustbench_lr import leaderboard, regress, results, tables
+from robustbench_lr import attacks, leaderboard, regress, results, tables
 from robustbench_lr.cli import main
 
 MODEL = {"dataset": "digits", "arch": "resnet18", "width": 0.25}
@@ -189,6 +189,18 @@ def test_noise_table_spreads_the_p_column(results_csv: Path, tmp_path: Path):
     table = tables.render(results.read(results_csv), tables.TABLES.get("table4"), tmp_path)
     assert set(table.numbers["p"]) == {0.4}
     assert "p=0.4" in table.markdown
+
+
+def test_paper_rows_are_the_method_families_in_paper_order():
+    assert tables.LR_METHODS == ("nlr", "1lr", "2lr", "bottle-lr")
+    assert tables.ALL_METHODS == ("nlr", "snip", "srn", "sn", "1lr", "2lr", "bottle-lr")
+
+
+def test_each_report_slot_names_one_attack():
+    slots = [slot for name in attacks.ATTACKS for slot in attacks.ATTACKS[name].fills]
+    assert len(slots) == len(set(slots))
+    assert leaderboard.Threat().attack == attacks.filling("robust_acc") == "ifsgm"
+    assert attacks.filling("noise_acc") == "noise"
 
 
 def test_table_without_data_is_skipped_with_reason(results_csv: Path, tmp_path: Path):

@@ -111,6 +111,12 @@ def check_bounds(
             )
 
 
+def filling(slot: str) -> str:
+    """The registered attack whose rows fill the report slot `slot` (`AttackSpec.fills`)."""
+    (name,) = [name for name in ATTACKS if slot in ATTACKS[name].fills]
+    return name
+
+
 def resolve(name: str, backend: str | None = None, **params: Any) -> tuple[str, dict[str, Any]]:
     """The backend and full hyper-parameters `run_attack(name, ...)` would use (to record them)."""
     return ATTACKS.get(name).resolve(backend, **params)
@@ -122,6 +128,7 @@ __all__ = [
     "AttackSpec",
     "crafting_in",
     "derive_seed",
+    "filling",
     "frozen",
     "register",
     "resolve",

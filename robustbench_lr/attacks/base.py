@@ -48,6 +48,9 @@ class AttackSpec:
       meant.
     - `sweep`: values the CLI sweeps when the user names none (Table 4's noise levels).
     - `record`: fixed facts written into every result row's `param` (e.g. how σ is read).
+    - `fills`: the report slots read from its rows, so the leaderboard, figures and site name
+      no attack: leaderboard columns (`robust_acc`, `noise_acc`, ...) and `eps_sweep`, the
+      accuracy-vs-ε sweep the figures plot. One attack fills each slot (`attacks.filling`).
     """
 
     name: str
@@ -60,6 +63,7 @@ class AttackSpec:
     sweep: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     record: Mapping[str, str] = field(default_factory=dict)
     summary: str = ""
+    fills: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("backends", "defaults", "sweep", "record"):

@@ -160,5 +160,6 @@ register(
         DEFAULTS,
         verify="deepfool",
         summary="L2 DeepFool, overshoot 0.02, up to 50 steps; minimal perturbation and rho (Table 3)",
+        fills=("deepfool_rho",),
     )
 )

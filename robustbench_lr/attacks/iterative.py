@@ -114,6 +114,7 @@ register(
         LINF_DEFAULTS,
         verify="ifsgm",
         summary="iterative FGSM, L-inf, no random start (Eq. 5)",
+        fills=("robust_acc", "eps_sweep"),
     )
 )
 register(

@@ -93,6 +93,7 @@ register(
         "l2",
         {"eps": L2_EPS, "steps": PGD_L2_STEPS, "alpha": None},
         summary="PGD in the L2 ball, no random start (torchattacks PGDL2)",
+        fills=("l2_pgd_acc",),
     )
 )
 register(
@@ -103,6 +104,7 @@ register(
         {"eps": L2_EPS, "steps": APGD_STEPS, "targets": TARGETS, "queries": QUERIES, "seed": 0},
         randomized=True,
         summary="AutoAttack standard, L2, from its authors' pyautoattack",
+        fills=("l2_autoattack_acc",),
     )
 )
 register(

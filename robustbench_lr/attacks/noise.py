@@ -89,6 +89,7 @@ register(
         sweep={"p": TABLE4_P},
         record={"sigma_is": SIGMA_READING, "mask": "pixel"},
         summary=f"random pixel noise (Table 4): Bernoulli(p) mask, Gaussian sigma read as {SIGMA_READING}",
+        fills=("noise_acc",),
     )
 )
 register(

@@ -356,5 +356,6 @@ register(
         {**EPS, "steps": APGD_STEPS, "targets": TARGETS, "queries": QUERIES, "seed": 0},
         randomized=True,
         summary="AutoAttack standard from its authors' pyautoattack: APGD-CE, APGD-T, FAB-T, Square",
+        fills=("autoattack_acc",),
     )
 )

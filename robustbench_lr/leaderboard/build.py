@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from robustbench_lr import __version__, perturbed, results, stats
+from robustbench_lr import __version__, attacks, perturbed, results, stats
 from robustbench_lr.leaderboard import tracks as board_tracks
 from robustbench_lr.leaderboard.columns import (
     ACCURACIES,
@@ -21,6 +21,7 @@ from robustbench_lr.leaderboard.columns import (
     SUMMARY,
     Threat,
 )
+from robustbench_lr.methods import METHODS
 
 
 def _selected(frame: pd.DataFrame, match: dict[str, Any]) -> pd.DataFrame:
@@ -126,6 +127,7 @@ def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
     adv = frame[close & (frame["steps"] == threat.steps)]
     attack = {"experiment": "attack", "attack": threat.attack, "metric": "acc"}
     autoattack, autoattack_source = _autoattack(frame[close])
+    noise, deepfool = attacks.filling("noise_acc"), attacks.filling("deepfool_rho")
     columns = {
         "clean_acc": _summary(_selected(frame, {"experiment": "clean", "metric": "clean_acc"})),
         "robust_acc": _summary(_selected(adv, {**attack, "box": "white"})),
@@ -137,12 +139,12 @@ def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
         ),
         "autoattack_acc": autoattack,
         "noise_acc": _summary(
-            _selected(frame, {"experiment": "attack", "attack": "noise", "metric": "acc"})
+            _selected(frame, {"experiment": "attack", "attack": noise, "metric": "acc"})
         ),
         "deepfool_rho": _summary(
             _selected(
                 frame,
-                {"experiment": "minrho", "attack": "deepfool", "box": "white", "metric": "rho"},
+                {"experiment": "minrho", "attack": deepfool, "box": "white", "metric": "rho"},
             )
         ),
         # The mean over every corruption and severity (one row per model and seed, on n images).
@@ -294,8 +296,6 @@ def model_info(row: pd.Series, threat: Threat) -> dict[str, Any]:
 def _adversarially_trained(method: str) -> bool | None:
     """RobustBench's `adversarial_training` field: the method's own registry fact for the
     suite's methods, unknown (None) for a model trained elsewhere (`name@digest`)."""
-    from robustbench_lr.methods import METHODS
-
     return METHODS[method].adversarial_training if method in METHODS else None
 
 

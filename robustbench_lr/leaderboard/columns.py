@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from robustbench_lr import results
+from robustbench_lr import attacks, results
 from robustbench_lr.leaderboard import tracks as board_tracks
 
 MODEL = ["dataset", "arch", "width", "method", "device"]
@@ -19,7 +19,10 @@ SUMMARY = ("mean", "lo", "hi", "std", "min", "max", "seeds")
 # Where the AutoAttack column reads from, preferred first: the authors' package (standard
 # version) when the audit ran it, else the torchattacks port inside the audit's battery.
 AUTOATTACK_SOURCES = (
-    ("standard", {"experiment": "audit", "attack": "autoattack-standard", "metric": "acc"}),
+    (
+        "standard",
+        {"experiment": "audit", "attack": attacks.filling("autoattack_acc"), "metric": "acc"},
+    ),
     ("port", {"experiment": "audit", "attack": "audit", "metric": "autoattack_acc"}),
 )
 
@@ -71,6 +74,6 @@ OPTIMALITY_WIDTH = 6  # models per attack-optimality table in leaderboard.md
 class Threat:
     """The threat model the leaderboard ranks by (RobustBench: Linf at 8/255)."""
 
-    attack: str = "ifsgm"
+    attack: str = attacks.filling("robust_acc")
     eps: float = 8 / 255
     steps: int = 20

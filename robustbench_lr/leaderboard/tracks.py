@@ -17,11 +17,13 @@ from typing import Any
 
 import pandas as pd
 
+from robustbench_lr import attacks
+
 L2 = {"experiment": "attack", "box": "white", "metric": "acc", "threat": "L2"}
 COST = {"experiment": "cost"}
 COLUMNS: dict[str, tuple[str, dict[str, Any]]] = {
-    "l2_pgd_acc": ("acc", {**L2, "attack": "pgd-l2"}),
-    "l2_autoattack_acc": ("acc", {**L2, "attack": "autoattack-standard-l2"}),
+    "l2_pgd_acc": ("acc", {**L2, "attack": attacks.filling("l2_pgd_acc")}),
+    "l2_autoattack_acc": ("acc", {**L2, "attack": attacks.filling("l2_autoattack_acc")}),
     "cifar10.1_acc": ("acc", {"experiment": "shift", "attack": "cifar10.1", "metric": "acc"}),
     "cinic10_acc": ("acc", {"experiment": "shift", "attack": "cinic10", "metric": "acc"}),
     "train_seconds": ("cost", {**COST, "attack": "train", "metric": "seconds"}),

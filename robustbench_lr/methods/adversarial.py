@@ -141,15 +141,16 @@ def _describe(model: StagedNet, aux: torch.nn.Module, opts: dict[str, Any]) -> d
 PGD_AT = Method(
     name="pgd-at",
     summary="PGD adversarial training, L-inf, random start (Madry et al. 2018)",
+    family="adversarial",
     options=BUDGET,
     objective=_pgd_objective,
     describe=_describe,
-    adversarial_training=True,
 )
 
 TRADES = Method(
     name="trades",
     summary="TRADES: clean CE + β·KL to PGD-crafted inputs (Zhang et al. 2019)",
+    family="adversarial",
     options=(
         *BUDGET,
         Option(
@@ -163,5 +164,4 @@ TRADES = Method(
     ),
     objective=_trades_objective,
     describe=_describe,
-    adversarial_training=True,
 )

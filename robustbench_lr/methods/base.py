@@ -158,6 +158,9 @@ class Method:
 
     name: str
     summary: str
+    # What kind of method: "baseline" (N-LR), "low-rank", "regularizer" (the paper's Table 2
+    # comparisons) or "adversarial"; the paper's tables pick their rows by family.
+    family: str
     options: tuple[Option, ...] = ()
     structure: Callable[[StagedNet, str, dict[str, Any]], None] = _no_structure
     # Refuses options that do not fit the built network (a tap it lacks), so training can
@@ -177,8 +180,11 @@ class Method:
     )
     # Called in training mode under the loop's autocast; it may run attacks on the model.
     objective: Callable[[StagedNet, Batch, dict[str, Any]], Objective] = cross_entropy_objective
-    # Trains on adversarial examples (RobustBench's `adversarial_training` field).
-    adversarial_training: bool = False
+
+    @property
+    def adversarial_training(self) -> bool:
+        """Trains on adversarial examples (RobustBench's `adversarial_training` field)."""
+        return self.family == "adversarial"
 
     def resolve(self, given: dict[str, Any]) -> dict[str, Any]:
         """Defaults overridden by `given`; an option this method does not have is an error."""

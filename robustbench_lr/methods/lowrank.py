@@ -288,6 +288,7 @@ def _lr_method(name: str, summary: str, taps_of) -> Method:
     return Method(
         name=name,
         summary=summary,
+        family="low-rank",
         options=BRANCH_OPTIONS,
         check=_check_ranks(taps_of),
         prepare=_prepare(taps_of),
@@ -360,6 +361,7 @@ def _describe_bottleneck(model: StagedNet, aux: nn.Module, opts: dict[str, Any])
 BOTTLE_LR = Method(
     name="bottle-lr",
     summary="explicit linear bottleneck W̄l W̄lᵀ of rank r in the prediction path (the paper's Bottle-LR)",
+    family="low-rank",
     options=(
         RANK,
         Option(

@@ -3,5 +3,7 @@
 from robustbench_lr.methods.base import Method
 
 NLR = Method(
-    name="nlr", summary="plain training without any low-rank regularizer (the paper's N-LR)"
+    name="nlr",
+    summary="plain training without any low-rank regularizer (the paper's N-LR)",
+    family="baseline",
 )

@@ -61,6 +61,7 @@ def _describe(model: StagedNet, aux: nn.Module, opts: dict[str, Any]) -> dict[st
 SN = Method(
     name="sn",
     summary="spectral normalization of every conv/linear weight (Miyato et al. 2018; Table 2)",
+    family="regularizer",
     options=(POWER_ITERATION,),
     prepare=_prepare,
     after_step=after_step,

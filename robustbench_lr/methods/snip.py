@@ -144,6 +144,7 @@ def _describe(model: StagedNet, aux: nn.Module, opts: dict[str, Any]) -> dict[st
 SNIP = Method(
     name="snip",
     summary="single-shot pruning at initialization by connection sensitivity (Lee et al. 2019; Table 2)",
+    family="regularizer",
     options=(
         Option(
             "snip_sparsity",

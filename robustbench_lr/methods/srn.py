@@ -94,6 +94,7 @@ def _describe(model: StagedNet, aux: nn.Module, opts: dict[str, Any]) -> dict[st
 SRN = Method(
     name="srn",
     summary="stable-rank normalization of every conv/linear weight (Sanyal et al. 2020; Table 2)",
+    family="regularizer",
     options=(
         Option(
             "srn_rank_ratio",

@@ -11,14 +11,16 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+from robustbench_lr import attacks
+
 alt.data_transformers.disable_max_rows()
 
 
-def ifsgm_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """IFSGM accuracy per seed, box and ε at the most steps run, ε in units of 1/255."""
+def sweep_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The ε-sweep attack's accuracy per seed, box and ε at the most steps run, ε in 1/255."""
     rows = frame[
         (frame["experiment"] == "attack")
-        & (frame["attack"] == "ifsgm")
+        & (frame["attack"] == attacks.filling("eps_sweep"))
         & (frame["metric"] == "acc")
     ]
     if rows.empty:
@@ -31,7 +33,7 @@ def ifsgm_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 def model_chart(rows: pd.DataFrame) -> dict[str, Any] | None:
     """One model: accuracy vs ε, a line per seed and box, the numbers on hover."""
-    data = ifsgm_rows(rows)
+    data = sweep_rows(rows)
     if data.empty:
         return None
     data = data[["seed", "box", "eps255", "steps", "value", "n"]]
@@ -61,7 +63,7 @@ def model_chart(rows: pd.DataFrame) -> dict[str, Any] | None:
 def method_chart(frame: pd.DataFrame) -> dict[str, Any] | None:
     """Every method: white-box accuracy vs ε, the mean over seeds as a line and each seed as a
     point, one panel per dataset and architecture."""
-    data = ifsgm_rows(frame)
+    data = sweep_rows(frame)
     data = data[data["box"] == "white"] if not data.empty else data
     if data.empty:
         return None

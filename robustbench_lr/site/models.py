@@ -21,6 +21,7 @@ import pandas as pd
 from robustbench_lr import leaderboard, stats, tables
 from robustbench_lr.audit.checks import CHECKS
 from robustbench_lr.audit.markdown import audit_filename
+from robustbench_lr.profiles import AttackGrid
 
 NOT_RUN = "not run"
 STATUS = {0.0: "pass", 1.0: "warn", 2.0: "fail"}
@@ -105,13 +106,14 @@ def slug(name: str) -> str:
 
 def threat_of(frame: pd.DataFrame, profile_threat: leaderboard.Threat | None) -> leaderboard.Threat:
     """The threat the board ranks by: the profile's, else the audit's ε (the bench's) with
-    the most IFSGM steps, else RobustBench's 8/255."""
+    the most steps of the default threat's attack, else RobustBench's 8/255."""
     if profile_threat is not None:
         return profile_threat
     audit = frame[frame["experiment"] == "audit"]
     eps = float(audit["eps"].mode().iloc[0]) if not audit.empty else 8 / 255
-    ifsgm = frame[(frame["experiment"] == "attack") & (frame["attack"] == "ifsgm")]
-    steps = int(ifsgm["steps"].max()) if not ifsgm.empty else 20
+    attack = leaderboard.Threat().attack
+    ranked = frame[(frame["experiment"] == "attack") & (frame["attack"] == attack)]
+    steps = int(ranked["steps"].max()) if not ranked.empty else 20
     return leaderboard.Threat(eps=eps, steps=steps)
 
 
@@ -153,7 +155,8 @@ def _cell(row: pd.Series, column: str) -> Cell:
     mark = ""
     if column == "autoattack_acc" and row.get("autoattack_source") == "port":
         mark = "†"
-    if column == "blackbox_acc" and row["method"] == "nlr":
+    # Under the default protocol the source method's own black-box row is the transfer control.
+    if column == "blackbox_acc" and row["method"] == AttackGrid().blackbox_source:
         mark = "control"
     return Cell(
         text,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from robustbench_lr.methods import METHODS
 from robustbench_lr.tables.engine import MODEL_INDEX, ModelColumn, TableSpec
 
 AUDIT_COLUMNS = (
@@ -19,8 +20,15 @@ AUDIT_COLUMNS = (
     ),
 )
 
-LR_METHODS = ("nlr", "1lr", "2lr", "bottle-lr")
-ALL_METHODS = ("nlr", "snip", "srn", "sn", "1lr", "2lr", "bottle-lr")
+
+def _families(*families: str) -> tuple[str, ...]:
+    """The registered methods of `families`: the paper's row order is family by family, in
+    registry order within one."""
+    return tuple(name for family in families for name in METHODS if METHODS[name].family == family)
+
+
+LR_METHODS = _families("baseline", "low-rank")
+ALL_METHODS = _families("baseline", "regularizer", "low-rank")
 _ADV = {"experiment": "attack", "attack": "ifsgm", "metric": "acc"}
 
 
