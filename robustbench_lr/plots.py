@@ -176,7 +176,7 @@ def corruption_severity(frame: pd.DataFrame, out_dir: Path) -> Path | None:
         return None
     rows = rows.assign(
         family=rows["attack"].map(CORRUPTIONS),
-        severity=rows["param"].str.extract(r"severity=(\d+)")[0].astype(int),
+        severity=rows["severity"].astype(int),
     )
     fig, panels = _panels(rows, ["dataset", "family"])
     for ax, key, group in panels:

@@ -218,26 +218,19 @@ def compare(
     return GateReport(table, not bool(failed.any()))
 
 
+# Key columns the diff leaves out to stay readable: where and how a row was made (a checkpoint
+# path, a black-box source, a backend) and settings the shown ones mostly imply (width, the step
+# size alpha, the threat); both results files keep every row's full key.
+_UNSHOWN = ("width", "checkpoint", "source", "backend", "alpha", "threat")
+
+
 def render(report: GateReport, show_all: bool = False) -> str:
     """A Markdown diff of the rows that moved (all rows with `show_all`), plus a verdict line."""
     from tabulate import tabulate
 
     shown = report.table if show_all else report.table[report.table["status"] != "ok"]
     columns = [
-        "dataset",
-        "arch",
-        "method",
-        "seed",
-        "experiment",
-        "attack",
-        "box",
-        "eps",
-        "steps",
-        "p",
-        "dim",
-        "tap",
-        "param",
-        "metric",
+        *(c for c in results.KEY if c not in _UNSHOWN),
         "value_baseline",
         "value_new",
         "delta",

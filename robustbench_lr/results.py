@@ -1,10 +1,11 @@
 """The one tidy long-format results file every table, plot, leaderboard and gate reads.
 
 One row = one number: `value` of `metric` for one model (dataset, arch, width, method, seed,
-checkpoint) under one experiment (attack, box, source, backend, eps, steps, alpha, p, dim, tap,
-param). `p` (the noise probability) and `dim` (the PCA dimension; `inf` = no projection, shown as
-"full") are numbers and NaN where they do not apply; `tap` names the representation an analysis
-reads; `param` holds the experiment's remaining settings as `k=v;k=v` text.
+checkpoint) under one experiment (attack, box, source, backend, eps, steps, alpha, p, dim,
+severity, tap, param). `p` (the noise probability), `dim` (the PCA dimension; `inf` = no
+projection, shown as "full") and `severity` (a common corruption's, 1-5) are numbers and NaN where
+they do not apply; `tap` names the representation an analysis reads; `param` holds the
+experiment's remaining settings as `k=v;k=v` text.
 Rows are keyed by every column except `value` and `n`; appending a row whose key exists
 replaces it, so re-running a command never duplicates and the bench can skip finished work.
 """
@@ -40,6 +41,7 @@ COLUMNS = [
     "alpha",
     "p",
     "dim",
+    "severity",
     "tap",
     "param",
     "metric",
@@ -58,9 +60,9 @@ KEY = [c for c in COLUMNS if c not in ("value", "n", "device", "numerics")]
 # Columns added after results files were first written, with what an older file implies.
 LATER_COLUMNS = {"device": "", "numerics": "", "threat": "Linf"}
 # Columns an older file kept inside its `param` text (`_split_param` reads them out).
-SPLIT_COLUMNS = ("p", "dim", "tap")
+SPLIT_COLUMNS = ("p", "dim", "severity", "tap")
 # Numbers that are NaN where they do not apply, which a plain `DataFrame.to_csv` writes as ''.
-_MAY_BE_EMPTY = ("p", "dim")
+_MAY_BE_EMPTY = ("p", "dim", "severity")
 # Experiments whose older `param` named the tap they read: `<tap>` or `<tap>:k=v[:k=v]`, and
 # cushion's `[random-init:]<layer>`.
 _TAPPED = frozenset(
@@ -74,6 +76,7 @@ _NUMERIC = {
     "alpha": float,
     "p": float,
     "dim": float,
+    "severity": float,
     "value": float,
     "n": int,
 }
@@ -89,6 +92,7 @@ _DEFAULTS: dict[str, Any] = {
     "alpha": 0.0,
     "p": math.nan,
     "dim": math.nan,
+    "severity": math.nan,
     "n": 0,
     "threat": "Linf",
 }
@@ -193,8 +197,9 @@ def read(path: str | Path) -> pd.DataFrame:
     for column, implied in LATER_COLUMNS.items():
         if column not in frame.columns:
             frame[column] = implied
-    if "tap" not in frame.columns:
-        frame = _split_param(frame)
+    missing = [c for c in SPLIT_COLUMNS if c not in frame.columns]
+    if missing:
+        frame = _split_param(frame, missing)
     frame = frame[[*COLUMNS, *(c for c in frame.columns if c not in COLUMNS)]]
     for column, kind in _NUMERIC.items():
         try:
@@ -204,24 +209,38 @@ def read(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def _split_param(frame: pd.DataFrame) -> pd.DataFrame:
-    """An older file's rows with `p`, `dim` and `tap` read out of their `param` text.
+def _split_param(frame: pd.DataFrame, missing: list[str]) -> pd.DataFrame:
+    """An older file's rows with the `missing` ones of `SPLIT_COLUMNS` read out of `param`.
 
     Files written before those settings had columns (users' results, committed baselines)
     carried them as text: noise rows `draws=2;mask=pixel;p=0.4;...`, hybrid rows `pre_fc:d=10`
-    (`d=full`: no PCA), other analyses `<tap>` or `<tap>:class=3`. Read out here, once, so every
-    reader sees numbers and an older row keeps the key a re-run of it writes.
+    (`d=full`: no PCA), other analyses `<tap>` or `<tap>:class=3`, corruption rows
+    `seed=0;severity=3`. Read out here, once, so every reader sees numbers and an older row keeps
+    the key a re-run of it writes. A file that has `tap` keeps its `p`, `dim` and `tap`: its
+    `param` holds no tap, so reading one out of it would take a setting for the tap.
     """
+    rows = zip(frame["experiment"], frame["param"], strict=True)
     split = pd.DataFrame(
-        [_split_row(e, t) for e, t in zip(frame["experiment"], frame["param"], strict=True)],
+        [_split_row(e, t, "tap" in missing) for e, t in rows],
         columns=[*SPLIT_COLUMNS, "param"],
         index=frame.index,
     )
-    return frame.assign(**{c: split[c] for c in split.columns})
+    return frame.assign(**{c: split[c] for c in [*missing, "param"]})
 
 
-def _split_row(experiment: str, param: str) -> tuple[float, float, str, str]:
-    """(p, dim, tap, the rest of `param`) of one older row."""
+def _split_row(
+    experiment: str, param: str, tapped: bool = True
+) -> tuple[float, float, float, str, str]:
+    """(p, dim, severity, tap, the rest of `param`) of one older row; p, dim and tap only
+    where `tapped` (the file lacks them)."""
+    severity = math.nan
+    if experiment == "corruption":
+        parts = param.split(";") if param else []
+        text = next((x.removeprefix("severity=") for x in parts if x.startswith("severity=")), "")
+        severity = float(text) if text else math.nan
+        param = ";".join(x for x in parts if not x.startswith("severity="))
+    if not tapped:
+        return math.nan, math.nan, severity, "", param
     if experiment in _TAPPED:
         parts = param.split(":")
         tap, word = parts.pop(-1 if experiment == "cushion" else 0), "d="
@@ -230,7 +249,9 @@ def _split_row(experiment: str, param: str) -> tuple[float, float, str, str]:
     text = next((x.removeprefix(word) for x in parts if x.startswith(word)), "")
     number = math.inf if text == "full" else float(text) if text else math.nan
     rest = ";".join(x for x in parts if not x.startswith(word))
-    return (number, math.nan, tap, rest) if word == "p=" else (math.nan, number, tap, rest)
+    if word == "p=":
+        return number, math.nan, severity, tap, rest
+    return math.nan, number, severity, tap, rest
 
 
 def _empty_frame() -> pd.DataFrame:
@@ -318,7 +339,8 @@ def read_many(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 
 def _key_strings(frame: pd.DataFrame, columns: list[str] = KEY) -> pd.Series:
-    """One text per row of its `columns`; NaN (a `p` or `dim` that does not apply) is "nan"."""
+    """One text per row of its `columns`; NaN (a `p`, `dim` or `severity` that does not
+    apply) is "nan"."""
     return frame[columns].astype(str).fillna("nan").agg("\x1f".join, axis=1)
 
 

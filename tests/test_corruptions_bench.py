@@ -55,7 +55,7 @@ def test_profile_section_plans_one_job_per_model(bench_out: Path):
     per = rows[rows["metric"] == "acc"]
     assert sorted(set(per["checkpoint"].str.startswith("external:"))) == [False, True]
     assert len(per) == 2 * 2 * 2 and (per["n"] == 20).all()
-    assert set(per["param"]) == {"seed=0;severity=1", "seed=0;severity=3"}
+    assert set(zip(per["param"], per["severity"], strict=True)) == {("seed=0", 1), ("seed=0", 3)}
 
 
 @pytest.mark.portable

@@ -124,27 +124,31 @@ def test_a_rerun_trace_replaces_the_whole_old_trace(results_csv: Path):
     assert len(frame) == len(_rows()) + 4
 
 
-# (experiment, param) as files before the p/dim/tap columns wrote them -> (p, dim, tap, param).
+# (experiment, param) as files before the p/dim/severity/tap columns wrote them
+# -> (p, dim, severity, tap, param).
+NAN = math.nan
 OLDER_PARAMS = [
-    ("attack", "draws=2;mask=pixel;p=0.4;seed=0", (0.4, math.nan, "", "draws=2;mask=pixel;seed=0")),
-    ("attack", "draws=1;p=1;seed=0", (1.0, math.nan, "", "draws=1;seed=0")),
-    ("clean", "", (math.nan, math.nan, "", "")),
-    ("corruption", "seed=0;severity=3", (math.nan, math.nan, "", "seed=0;severity=3")),
-    ("hybrid", "pre_fc:d=full", (math.nan, math.inf, "pre_fc", "")),
-    ("hybrid", "pre_block4:d=20", (math.nan, 20.0, "pre_block4", "")),
-    ("hybrid", "pre_fc", (math.nan, math.nan, "pre_fc", "")),
-    ("maxmargin", "fc3_in:d=full", (math.nan, math.inf, "fc3_in", "")),
-    ("transfer", "pre_fc:labels=digits:d=5", (math.nan, 5.0, "pre_fc", "labels=digits")),
-    ("classwise", "features:class=3", (math.nan, math.nan, "features", "class=3")),
-    ("stability", "pre_fc:bin=0.0316..0.1", (math.nan, math.nan, "pre_fc", "bin=0.0316..0.1")),
-    ("rank", "pre_fc", (math.nan, math.nan, "pre_fc", "")),
-    ("cushion", "stages.layer1.0.conv1", (math.nan, math.nan, "stages.layer1.0.conv1", "")),
-    ("cushion", "random-init:stages.fc", (math.nan, math.nan, "stages.fc", "random-init")),
+    ("attack", "draws=2;mask=pixel;p=0.4;seed=0", (0.4, NAN, NAN, "", "draws=2;mask=pixel;seed=0")),
+    ("attack", "draws=1;p=1;seed=0", (1.0, NAN, NAN, "", "draws=1;seed=0")),
+    ("clean", "", (NAN, NAN, NAN, "", "")),
+    ("corruption", "seed=0;severity=3", (NAN, NAN, 3.0, "", "seed=0")),
+    ("hybrid", "pre_fc:d=full", (NAN, math.inf, NAN, "pre_fc", "")),
+    ("hybrid", "pre_block4:d=20", (NAN, 20.0, NAN, "pre_block4", "")),
+    ("hybrid", "pre_fc", (NAN, NAN, NAN, "pre_fc", "")),
+    ("maxmargin", "fc3_in:d=full", (NAN, math.inf, NAN, "fc3_in", "")),
+    ("transfer", "pre_fc:labels=digits:d=5", (NAN, 5.0, NAN, "pre_fc", "labels=digits")),
+    ("classwise", "features:class=3", (NAN, NAN, NAN, "features", "class=3")),
+    ("stability", "pre_fc:bin=0.0316..0.1", (NAN, NAN, NAN, "pre_fc", "bin=0.0316..0.1")),
+    ("rank", "pre_fc", (NAN, NAN, NAN, "pre_fc", "")),
+    ("cushion", "stages.layer1.0.conv1", (NAN, NAN, NAN, "stages.layer1.0.conv1", "")),
+    ("cushion", "random-init:stages.fc", (NAN, NAN, NAN, "stages.fc", "random-init")),
+    ("corruption", "", (NAN, NAN, NAN, "", "")),  # a corruption's mean: no severity
+    ("corruption", "severity=5;subset_seed=1", (NAN, NAN, 5.0, "", "subset_seed=1")),
 ]
 
 
-def test_a_file_from_before_the_p_dim_tap_columns_reads_them_out_of_param(tmp_path: Path):
-    header = [c for c in results.COLUMNS if c not in ("p", "dim", "tap", "threat")]
+def test_a_file_from_before_the_split_columns_reads_them_out_of_param(tmp_path: Path):
+    header = [c for c in results.COLUMNS if c not in (*results.SPLIT_COLUMNS, "threat")]
     rows = [
         results.make_row(**MODEL, experiment=e, param=text, metric="m", value=float(i))
         for i, (e, text, _) in enumerate(OLDER_PARAMS)
@@ -152,17 +156,39 @@ def test_a_file_from_before_the_p_dim_tap_columns_reads_them_out_of_param(tmp_pa
     path = tmp_path / "old.csv"
     pd.DataFrame(rows)[header].to_csv(path, index=False)
     frame = results.read(path)
-    assert list(frame.columns) == results.COLUMNS and frame["value"].tolist() == list(range(14))
-    got = list(zip(frame["p"], frame["dim"], frame["tap"], frame["param"], strict=True))
+    last = len(OLDER_PARAMS) - 1
+    assert list(frame.columns) == results.COLUMNS and frame["value"].tolist() == [*range(last + 1)]
+    got = list(zip(*(frame[c] for c in (*results.SPLIT_COLUMNS, "param")), strict=True))
     want = [split for _, _, split in OLDER_PARAMS]
     assert pd.DataFrame(got).equals(pd.DataFrame(want))  # NaN where NaN, inf where full
     # A re-run writes the same key: it replaces the older row instead of doubling it.
-    e, _, (p, dim, tap, param) = OLDER_PARAMS[4]
-    rerun = dict(MODEL, experiment=e, p=p, dim=dim, tap=tap, param=param, metric="m", value=99.0)
-    merged = results.append(path, [rerun])
-    assert len(merged) == len(OLDER_PARAMS) and sorted(merged["value"])[-2:] == [13.0, 99.0]
-    assert 4.0 not in merged["value"].tolist()
+    for i in (4, 3):
+        e, _, (p, dim, severity, tap, param) = OLDER_PARAMS[i]
+        fields = dict(p=p, dim=dim, severity=severity, tap=tap, param=param)
+        rerun = dict(MODEL, experiment=e, **fields, metric="m", value=99.0 + i)
+        merged = results.append(path, [rerun])
+    assert len(merged) == len(OLDER_PARAMS) and sorted(merged["value"])[-3:] == [last, 102, 103]
+    assert 3.0 not in merged["value"].tolist() and 4.0 not in merged["value"].tolist()
     assert path.read_text().splitlines()[0] == ",".join(results.COLUMNS)
+
+
+def test_a_file_with_tap_but_no_severity_reads_only_severity_out_of_param(tmp_path: Path):
+    rows = [
+        results.make_row(**MODEL, **fields, metric="m", value=1.0)
+        for fields in (
+            dict(experiment="corruption", param="seed=0;severity=3"),
+            dict(experiment="classwise", tap="features", param="class=3"),
+            dict(experiment="attack", p=0.4, param="draws=2;seed=0"),
+        )
+    ]
+    path = tmp_path / "old.csv"
+    header = [c for c in results.COLUMNS if c != "severity"]
+    pd.DataFrame(rows)[header].to_csv(path, index=False)
+    frame = results.read(path)
+    assert frame["param"].tolist() == ["seed=0", "class=3", "draws=2;seed=0"]
+    assert frame["tap"].tolist() == ["", "features", ""]
+    assert frame["severity"].fillna(0).tolist() == [3.0, 0, 0]
+    assert frame["p"].fillna(0).tolist() == [0, 0, 0.4]
 
 
 def test_append_is_byte_stable(results_csv: Path):

@@ -1,6 +1,6 @@
 """Accuracy under common corruptions: one row per (corruption, severity), plus their means.
 
-Rows (`experiment = "corruption"`; `param` holds `severity=<s>` and the generation `seed`):
+Rows (`experiment = "corruption"`; `param` holds the generation `seed`):
 - metric `acc` per corruption (`attack` = its name) and severity;
 - metric `clean_acc` (`attack = "none"`) on the same images, which the relative mCE needs;
 - metric `mean_acc`: the mean over every corruption and severity run (`attack = "all"`, the
@@ -105,8 +105,9 @@ def run_corruptions(target: Target, settings: CorruptionSettings) -> Outcome:
                 x, y = read_c_files(settings.data_root, dataset, name, severity, index)
             acc = accuracy(model, x, y, settings.batch_size)
             by_name.setdefault(name, []).append(acc)
-            param = ";".join(p for p in (seed_text, f"severity={severity}") if p)
-            rows.append({**base, "attack": name, "metric": "acc", "value": acc, "param": param})
+            rows.append(
+                {**base, "attack": name, "metric": "acc", "value": acc, "severity": severity}
+            )
     means = {"all": [a for accs in by_name.values() for a in accs]}
     for family in FAMILIES:
         means[family] = [a for c, accs in by_name.items() if CORRUPTIONS[c] == family for a in accs]
@@ -115,7 +116,7 @@ def run_corruptions(target: Target, settings: CorruptionSettings) -> Outcome:
             value = sum(accs) / len(accs)
             rows.append({**base, "attack": label, "metric": "mean_acc", "value": value})
     for row in rows:
-        row["param"] = (row.get("param", seed_text) + extra).lstrip(";")
+        row["param"] = (seed_text + extra).lstrip(";")
     shown = sum(means["all"]) / len(means["all"])
     line = (
         f"corruptions [{base['backend']}] {len(by_name)} x {len(settings.severities)} severities: "
@@ -138,7 +139,6 @@ def relative_mce(frame: pd.DataFrame, baseline: str = "nlr") -> pd.Series:
     rows = frame[frame["experiment"] == EXPERIMENT]
     if rows.empty:
         return pd.Series(dtype=float, name="relative_mce")
-    rows = rows.assign(severity=rows["param"].str.extract(r"severity=(\d+)")[0])
     error = 100.0 - rows["value"]
     rows = rows.assign(error=error)
     model = ["dataset", "arch", "width", "method", "device", "seed", "backend"]

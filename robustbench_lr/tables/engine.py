@@ -12,7 +12,6 @@ packaged reference data has one. Adding a table is adding a spec, not a script.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -48,8 +47,6 @@ class TableSpec:
     digits: int = 1
     methods: tuple[str, ...] = ()  # restrict and order the methods shown (empty: all)
     note: str = ""
-    # New columns read out of the `param` text (`k=v;k=v`), e.g. a corruption's `severity`.
-    from_param: tuple[str, ...] = ()
     model_columns: tuple[ModelColumn, ...] = ()
     extra_where: Mapping[str, Any] = field(default_factory=dict)
 
@@ -61,10 +58,11 @@ def _eps_label(eps: float) -> str:
 
 def setting_text(column: str, value: Any) -> Any:
     """A setting as a table shows it: the PCA dimension `dim` as `full` where it is `inf` (no
-    projection), `p` and `dim` without a float's trailing `.0`; any other value as it is."""
+    projection), `p`, `dim` and `severity` without a float's trailing `.0`; any other value as
+    it is."""
     if column == "dim" and value == math.inf:
         return "full"
-    if column in ("p", "dim"):
+    if column in ("p", "dim", "severity"):
         return f"{value:g}"
     return value
 
@@ -81,18 +79,7 @@ def _cell_label(column: str, value: Any) -> str:
     return str(value)
 
 
-def param_value(param: str, key: str) -> str:
-    """The value of `key` in a `param` text such as `seed=0;severity=3` ('' if absent)."""
-    match = re.search(rf"(?:^|[;:]){re.escape(key)}=([^;:]+)", param)
-    return match.group(1) if match else ""
-
-
-def _select(
-    frame: pd.DataFrame, where: Mapping[str, Any], from_param: tuple[str, ...] = ()
-) -> pd.DataFrame:
-    frame = frame.assign(
-        **{k: frame["param"].map(lambda p, k=k: param_value(p, k)) for k in from_param}
-    )
+def _select(frame: pd.DataFrame, where: Mapping[str, Any]) -> pd.DataFrame:
     mask = pd.Series(True, index=frame.index)
     for column, wanted in where.items():
         values = wanted if isinstance(wanted, tuple) else (wanted,)
@@ -155,7 +142,7 @@ def summarize(group: pd.DataFrame) -> dict[str, float]:
 
 def compute(frame: pd.DataFrame, spec: TableSpec) -> RenderedTable:
     """Aggregate the rows a spec selects over seeds and lay them out as the paper does."""
-    selected = _select(frame, {**spec.where, **spec.extra_where}, spec.from_param)
+    selected = _select(frame, {**spec.where, **spec.extra_where})
     if spec.methods:
         selected = selected[selected["method"].isin(spec.methods)]
     if selected.empty:

@@ -168,7 +168,6 @@ SPECS: tuple[TableSpec, ...] = (
         ("severity",),
         index=(*MODEL_INDEX, "attack"),
         methods=ALL_METHODS,
-        from_param=("severity",),
     ),
     TableSpec(
         "shifts",
