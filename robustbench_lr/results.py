@@ -59,10 +59,12 @@ KEY = [c for c in COLUMNS if c not in ("value", "n", "device", "numerics")]
 # `threat` ("Linf", "L2") is part of the key: an L2 row of an attack never replaces its Linf row.
 # Columns added after results files were first written, with what an older file implies.
 LATER_COLUMNS = {"device": "", "numerics": "", "threat": "Linf"}
+# Settings that are numbers where they apply and NaN elsewhere (which a plain
+# `DataFrame.to_csv` writes as ''): the noise probability, the PCA dimension, a corruption's
+# severity.
+OPTIONAL_NUMBERS = ("p", "dim", "severity")
 # Columns an older file kept inside its `param` text (`_split_param` reads them out).
-SPLIT_COLUMNS = ("p", "dim", "severity", "tap")
-# Numbers that are NaN where they do not apply, which a plain `DataFrame.to_csv` writes as ''.
-_MAY_BE_EMPTY = ("p", "dim", "severity")
+SPLIT_COLUMNS = (*OPTIONAL_NUMBERS, "tap")
 # Experiments whose older `param` named the tap they read: `<tap>` or `<tap>:k=v[:k=v]`, and
 # cushion's `[random-init:]<layer>`.
 _TAPPED = frozenset(
@@ -74,9 +76,7 @@ _NUMERIC = {
     "eps": float,
     "steps": int,
     "alpha": float,
-    "p": float,
-    "dim": float,
-    "severity": float,
+    **dict.fromkeys(OPTIONAL_NUMBERS, float),
     "value": float,
     "n": int,
 }
@@ -90,9 +90,7 @@ _DEFAULTS: dict[str, Any] = {
     "eps": 0.0,
     "steps": 0,
     "alpha": 0.0,
-    "p": math.nan,
-    "dim": math.nan,
-    "severity": math.nan,
+    **dict.fromkeys(OPTIONAL_NUMBERS, math.nan),
     "n": 0,
     "threat": "Linf",
 }
@@ -180,7 +178,7 @@ def read(path: str | Path) -> pd.DataFrame:
         frame = pd.read_csv(
             path,
             keep_default_na=False,
-            na_values={c: [""] for c in _MAY_BE_EMPTY},
+            na_values={c: [""] for c in OPTIONAL_NUMBERS},
             dtype={c: str for c in COLUMNS if c not in _NUMERIC},
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
@@ -235,23 +233,24 @@ def _split_row(
     where `tapped` (the file lacks them)."""
     severity = math.nan
     if experiment == "corruption":
-        parts = param.split(";") if param else []
-        text = next((x.removeprefix("severity=") for x in parts if x.startswith("severity=")), "")
-        severity = float(text) if text else math.nan
-        param = ";".join(x for x in parts if not x.startswith("severity="))
+        severity, param = _take(param.split(";") if param else [], "severity=")
     if not tapped:
         return math.nan, math.nan, severity, "", param
     if experiment in _TAPPED:
         parts = param.split(":")
-        tap, word = parts.pop(-1 if experiment == "cushion" else 0), "d="
-    else:
-        parts, tap, word = param.split(";") if param else [], "", "p="
-    text = next((x.removeprefix(word) for x in parts if x.startswith(word)), "")
+        tap = parts.pop(-1 if experiment == "cushion" else 0)
+        dim, rest = _take(parts, "d=")
+        return math.nan, dim, severity, tap, rest
+    p, rest = _take(param.split(";") if param else [], "p=")
+    return p, math.nan, severity, "", rest
+
+
+def _take(parts: list[str], prefix: str) -> tuple[float, str]:
+    """The number of the `prefix` item among `parts` (NaN if none; `full`, no PCA, is inf) and
+    the other items joined with ';'."""
+    text = next((x.removeprefix(prefix) for x in parts if x.startswith(prefix)), "")
     number = math.inf if text == "full" else float(text) if text else math.nan
-    rest = ";".join(x for x in parts if not x.startswith(word))
-    if word == "p=":
-        return number, math.nan, severity, tap, rest
-    return math.nan, number, severity, tap, rest
+    return number, ";".join(x for x in parts if not x.startswith(prefix))
 
 
 def _empty_frame() -> pd.DataFrame:
@@ -322,7 +321,7 @@ def _row_problem(header: list[str], fields: list[str]) -> str | None:
         return f"expected {len(header)} fields, got {len(fields)}{hint}"
     row = dict(zip(header, fields, strict=True))
     for column, kind in _NUMERIC.items():
-        if column not in row or (column in _MAY_BE_EMPTY and row[column] == ""):
+        if column not in row or (column in OPTIONAL_NUMBERS and row[column] == ""):
             continue
         try:
             kind(row[column])

@@ -62,7 +62,7 @@ def setting_text(column: str, value: Any) -> Any:
     it is."""
     if column == "dim" and value == math.inf:
         return "full"
-    if column in ("p", "dim", "severity"):
+    if column in results.OPTIONAL_NUMBERS:
         return f"{value:g}"
     return value
 
