@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import re
 from importlib import resources
 from pathlib import Path
@@ -23,8 +24,8 @@ from hypothesis import strategies as st
 from robustbench_lr.config import TrainConfig
 from robustbench_lr.methods import METHODS, all_options
 from robustbench_lr.profiles import (
-    MINRHO_OPTIONS_TABLE,
     AttackGrid,
+    MinrhoOptions,
     Profile,
     load_profile,
     parse_profile,
@@ -222,7 +223,7 @@ def test_every_minrho_option_is_a_minrho_flag_and_every_searchable_attack_is_acc
     parser = argparse.ArgumentParser()
     minrho.add_arguments(parser)
     dests = {action.dest for action in parser._actions}
-    assert set(MINRHO_OPTIONS_TABLE.keys) <= dests
+    assert set(MinrhoOptions.keys()) <= dests
     raw = _with("attacks.minrho", list(minrho.ATTACK_CHOICES))
     assert parse_profile(raw, SOURCE).attacks.minrho == tuple(minrho.ATTACK_CHOICES)
 
@@ -359,3 +360,12 @@ def test_any_table_gives_a_profile_or_a_one_line_error(raw: dict[str, Any]):
         _assert_one_line(err, "any.toml")
     else:
         assert isinstance(profile, Profile) and profile.models
+
+
+def test_the_grids_stay_frozen_dataclasses_and_check_what_code_gives_them():
+    grid = dataclasses.replace(AttackGrid(), curves=True, ifsgm_eps=("4/255",))
+    assert grid.curves and grid.ifsgm_eps == (4 / 255,) and dataclasses.is_dataclass(grid)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        grid.curves = False  # type: ignore[misc]
+    with pytest.raises(ValueError):  # pydantic's ValidationError is a ValueError
+        AttackGrid(noise_draws=0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from robustbench_lr.attacks import DEFAULT_BATCH
 from robustbench_lr.audit.threats import DEFAULT_EPS, THREATS, linf_eps
 from robustbench_lr.errors import InvalidArgument
 
@@ -68,7 +69,7 @@ class AuditOptions:
     noise_draws: int = 10  # random corners of the ball per example
     deepfool_steps: int = 50
     sweep_max: float = 0.5
-    batch_size: int = 256
+    batch_size: int = DEFAULT_BATCH
     threat: str = "Linf"
 
     def __post_init__(self) -> None:

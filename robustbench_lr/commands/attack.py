@@ -72,7 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 comma_list(probability),
             ),
             Flag("--sigma", "noise: Gaussian std (default: 128/255, read as std)", positive),
-            Flag("--noise-draws", "noise, linf-noise: draws averaged (default: 5)", count, 5),
+            Flag(
+                "--noise-draws",
+                f"noise, linf-noise: draws averaged (default: {Sweep.draws})",
+                count,
+                Sweep.draws,
+            ),
             Flag("--attack-seed", "seed of randomized attacks (default: 0)", seed),
             Flag("--overshoot", "deepfool: overshoot (default: 0.02)", nonnegative),
             Flag("--candidates", "deepfool: classes considered (default: 10)", at_least(2)),

@@ -13,6 +13,7 @@ from robustbench_lr.commands.argtypes import seed
 from robustbench_lr.commands.common import Flag, add_flags
 from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from
 from robustbench_lr.corruptions import CORRUPTIONS, SEVERITIES
+from robustbench_lr.experiments.corruption import SOURCES, CorruptionSettings, run_corruptions
 
 NAME = "corruptions"
 HELP = "accuracy under common corruptions (CIFAR-10-C style): per corruption and severity"
@@ -27,26 +28,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 "--corruptions",
                 f"comma-separated, of: {', '.join(CORRUPTIONS)} (default: all 15)",
                 None,
-                ",".join(CORRUPTIONS),
+                ",".join(CorruptionSettings.corruptions),
             ),
             Flag(
                 "--severities",
                 "comma-separated, of 1..5 (default: all)",
                 None,
-                ",".join(map(str, SEVERITIES)),
+                ",".join(map(str, CorruptionSettings.severities)),
             ),
             Flag(
                 "--corruption-source",
                 "generate: the reference filters on the model's test subset; files: the "
                 "published CIFAR-10-C / CIFAR-100-C .npy files under --data-root",
                 None,
-                "generate",
-                choices=("generate", "files"),
+                CorruptionSettings.source,
+                choices=SOURCES,
             ),
-            Flag("--corruption-seed", "seed of the generated corruptions (default: 0)", seed, 0),
+            Flag(
+                "--corruption-seed",
+                "seed of the generated corruptions (default: %(default)s)",
+                seed,
+                CorruptionSettings.seed,
+            ),
         ],
     )
-    add_eval_flags(parser)
+    add_eval_flags(parser, batch_default=CorruptionSettings.batch_size)
 
 
 def _severities(text: str) -> tuple[int, ...]:
@@ -65,12 +71,9 @@ def _severities(text: str) -> tuple[int, ...]:
     return tuple(values)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Evaluate every corruption and severity, print the summary line, append the rows."""
-    from robustbench_lr import results
-    from robustbench_lr.experiments.corruption import CorruptionSettings, run_corruptions
-
-    settings = CorruptionSettings(
+def settings_from(args: argparse.Namespace) -> CorruptionSettings:
+    """The corruption settings the flags name."""
+    return CorruptionSettings(
         corruptions=tuple(c.strip() for c in args.corruptions.split(",") if c.strip()),
         severities=_severities(args.severities),
         source=args.corruption_source,
@@ -78,7 +81,13 @@ def run(args: argparse.Namespace) -> int:
         data_root=args.data_root,
         batch_size=args.batch_size,
     )
-    outcome = run_corruptions(load_target_from(args), settings)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate every corruption and severity, print the summary line, append the rows."""
+    from robustbench_lr import results
+
+    outcome = run_corruptions(load_target_from(args), settings_from(args))
     print("\n".join(outcome.lines))
     results.append(args.out, outcome.rows)
     print(f"{len(outcome.rows)} rows -> {args.out}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from robustbench_lr.attacks import DEFAULT_BATCH
 from robustbench_lr.attacks.precision import CPU_DEFAULT, CUDA_DEFAULT, PRECISIONS
 from robustbench_lr.commands.argtypes import count, dataset, factory, model_name, seed
 from robustbench_lr.commands.common import add_run_flags, load_options
@@ -143,9 +144,13 @@ def model_origin(args: argparse.Namespace) -> str | ExternalModel:
     return spec if isinstance(spec, str) else resolve(spec)
 
 
-def add_eval_flags(parser: argparse.ArgumentParser, n_default: int | None = DEFAULT_N) -> None:
+def add_eval_flags(
+    parser: argparse.ArgumentParser,
+    n_default: int | None = DEFAULT_N,
+    batch_default: int = DEFAULT_BATCH,
+) -> None:
     """The model flags, --source, --n, --seed, --batch-size, --craft-precision, --out, --device
-    and the data flags."""
+    and the data flags; `n_default` and `batch_default` are the command's settings' own."""
     add_model_flags(parser)
     parser.add_argument(
         "--source",
@@ -162,7 +167,10 @@ def add_eval_flags(parser: argparse.ArgumentParser, n_default: int | None = DEFA
     )
     parser.add_argument("--seed", type=seed, default=0, help="seed of the test subset (default: 0)")
     parser.add_argument(
-        "--batch-size", type=count, default=256, help="attack batch size (default: 256)"
+        "--batch-size",
+        type=count,
+        default=batch_default,
+        help="images per forward pass (default: %(default)s)",
     )
     parser.add_argument(
         "--craft-precision",

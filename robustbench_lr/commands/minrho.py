@@ -21,7 +21,8 @@ ATTACK_CHOICES = tuple(SEARCHES.names())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Search flags plus the evaluation flags."""
+    """Search flags (their defaults `SearchSettings`') plus the evaluation flags."""
+    d = SearchSettings()
     per_sample = "also each sample's minimal eps (batched bisection) -> accuracy-vs-eps curve rows"
     add_flags(
         parser,
@@ -32,18 +33,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 None,
                 "ifsgm,ill,deepfool",
             ),
-            Flag("--alpha", "step size of ifsgm / ill (Appendix D: 1/255)", budget, "1/255"),
             Flag(
-                "--max-steps", "steps before a sample counts as not fooled (default: 50)", count, 50
+                "--alpha",
+                f"step size of ifsgm / ill (Appendix D: {_255(d.alpha)})",
+                budget,
+                d.alpha,
             ),
-            Flag("--tol", "bisection resolution in eps (default: 0.5/255)", budget, "0.5/255"),
-            Flag("--eps-max", "largest eps searched (default: 64/255)", budget, "64/255"),
-            Flag("--rate", "misclassified share to exceed (default: 0.99)", open_unit, 0.99),
+            Flag(
+                "--max-steps",
+                "steps before a sample counts as not fooled (default: %(default)s)",
+                count,
+                d.max_steps,
+            ),
+            Flag("--tol", f"bisection resolution in eps (default: {_255(d.tol)})", budget, d.tol),
+            Flag(
+                "--eps-max", f"largest eps searched (default: {_255(d.eps_max)})", budget, d.eps_max
+            ),
+            Flag(
+                "--rate", "misclassified share to exceed (default: %(default)s)", open_unit, d.rate
+            ),
             Flag.switch("--per-sample", per_sample),
             Flag("--backend", "deepfool backend (default: ours)"),
         ],
     )
-    add_eval_flags(parser)
+    add_eval_flags(parser, batch_default=SearchSettings.batch_size)
+
+
+def _255(value: float) -> str:
+    """A budget as the paper writes it (1/255)."""
+    return f"{value * 255:g}/255"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from robustbench_lr.attacks import ATTACKS
+from robustbench_lr.attacks import ATTACKS, DEFAULT_BATCH
 from robustbench_lr.experiments import Outcome, Rows
 from robustbench_lr.target import Target
 
@@ -43,8 +43,9 @@ class Sweep:
     lists: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     fixed: Mapping[str, Any] = field(default_factory=dict)
     backend: str | None = None
-    draws: int = 1
-    batch_size: int = 256
+    # Noise is averaged over 5 draws unless a profile or --noise-draws says otherwise.
+    draws: int = 5
+    batch_size: int = DEFAULT_BATCH
     per_step: bool = False
     verify: bool = False
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from robustbench_lr.attacks import DEFAULT_BATCH
 from robustbench_lr.evaluation import accuracy
 from robustbench_lr.experiments import Outcome
 from robustbench_lr.shifts import SHIFTS, ShiftError, load_shift, shift
@@ -33,7 +34,7 @@ def run_shifts(
     names: Sequence[str] | None,
     data_root: str,
     fetch: bool = False,
-    batch_size: int = 512,
+    batch_size: int = DEFAULT_BATCH,
 ) -> Outcome:
     """`target`'s model on each shifted test set of `names` (as many images as its subset);
     `names=None`: every shift of the model's dataset.

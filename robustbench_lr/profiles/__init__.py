@@ -8,37 +8,37 @@ every value is type- and range-checked, and every name is looked up in its regis
 is one line, `profile <source>: <key path> ...`: a ValueError, or the registries'
 UnknownNameError for an unknown name.
 
-The schema is the `Table`s of `schema.py` (key -> rule, built from `rules.py`). Defaults are
-not in it: a key left out keeps its dataclass default (`model.py`: `AttackGrid`, `Profile`;
-`TrainConfig`), so each default lives in one place. `loading.py` reads and builds.
+`schema.py` declares every key once, on pydantic: its type, default, bound and meaning (a
+training key left out keeps `TrainConfig`'s default). `rules.py` holds the leaf types and
+turns pydantic's errors into that one line; `model.py` is the parsed `Profile`; `loading.py`
+reads and builds.
 """
 
 from __future__ import annotations
 
 from robustbench_lr.profiles.loading import load_profile, parse_profile
-from robustbench_lr.profiles.model import (
-    BLACKBOX_PROTOCOLS,
+from robustbench_lr.profiles.model import Profile, selects, shipped_profiles
+from robustbench_lr.profiles.protocols import BLACKBOX_PROTOCOLS, BlackBoxProtocol
+from robustbench_lr.profiles.schema import (
+    AUDIT_OPTIONS,
     AttackGrid,
-    BlackBoxProtocol,
     CorruptionGrid,
     L2Grid,
-    Profile,
+    MinrhoOptions,
+    ProfileFile,
     ShiftGrid,
-    selects,
-    shipped_profiles,
 )
-from robustbench_lr.profiles.schema import AUDIT_OPTIONS, MINRHO_OPTIONS_TABLE, PROFILE_TABLE
 
 __all__ = [
     "AUDIT_OPTIONS",
     "BLACKBOX_PROTOCOLS",
-    "MINRHO_OPTIONS_TABLE",
-    "PROFILE_TABLE",
     "AttackGrid",
     "BlackBoxProtocol",
     "CorruptionGrid",
     "L2Grid",
+    "MinrhoOptions",
     "Profile",
+    "ProfileFile",
     "ShiftGrid",
     "load_profile",
     "parse_profile",

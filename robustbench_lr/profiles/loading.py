@@ -1,5 +1,5 @@
 """From a profile file to a `Profile`: read the TOML, check it against the schema, build the
-dataclasses, and check what only the whole profile can tell (black-box sources, folders).
+configs, and check what only the whole profile can tell (black-box sources, folders, names).
 """
 
 from __future__ import annotations
@@ -10,64 +10,53 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import tomllib
+from pydantic import ValidationError
 
 from robustbench_lr.config import TrainConfig
-from robustbench_lr.profiles.model import (
-    AttackGrid,
-    CorruptionGrid,
-    L2Grid,
-    Profile,
-    ShiftGrid,
-    shipped_profiles,
-)
-from robustbench_lr.profiles.rules import _join, _Rejected
-from robustbench_lr.profiles.schema import AUDIT_OPTIONS, EXTERNAL_KINDS, PROFILE_TABLE, TRAINING
-from robustbench_lr.registry import UnknownNameError
+from robustbench_lr.profiles.model import Profile, shipped_profiles
+from robustbench_lr.profiles.rules import adapter, one_line, path_of
+from robustbench_lr.profiles.schema import AUDIT_OPTIONS, Group, ProfileFile, Training, Zoo
 
-if TYPE_CHECKING:  # the registries are imported when a profile is parsed, not with this module
+if TYPE_CHECKING:  # imports torch: on use, when a profile is parsed
     from robustbench_lr.external import ExternalModelSpec
 
 
-def _renamed(table: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
-    """The keys given in `table`, under their dataclass field names (absent: the default)."""
-    return {name: table[key] for key, name in fields.items() if key in table}
+class _Rejected(Exception):
+    """What the schema cannot tell, found while building: `parse_profile` adds the source."""
 
 
-def _group_configs(group: dict[str, Any], index: int, top: dict[str, Any]) -> list[TrainConfig]:
+def _training(table: Training, *extra: str) -> dict[str, Any]:
+    """The training keys `table` sets (a key left out keeps TrainConfig's default)."""
+    keys = (*Training.keys(), *extra)
+    return {key: getattr(table, key) for key in keys if getattr(table, key) is not None}
+
+
+def _group_configs(group: Group, index: int, top: ProfileFile) -> list[TrainConfig]:
     """One TrainConfig per method and seed of a [[models]] group."""
-    from robustbench_lr.methods import METHODS
+    from robustbench_lr.methods import METHODS  # imports torch: on use, not with this module
 
-    path = f"models[{index}]"
-    own_options = group.get("method_options", {})
-    stray = [m for m in own_options if m not in group["methods"]]
+    stray = [m for m in group.method_options if m not in group.methods]
     if stray:
         raise _Rejected(
-            f"{_join(_join(path, 'method_options'), stray[0])}: the group does not train "
-            f"method {stray[0]!r} (its methods: {', '.join(group['methods'])})"
+            f"{path_of(('models', index, 'method_options', stray[0]))}: the group does not train "
+            f"method {stray[0]!r} (its methods: {', '.join(group.methods)})"
         )
-    settings = {
-        **_renamed(top, {key: key for key in TRAINING}),
-        **_renamed(group, {key: key for key in (*TRAINING, "width")}),
-    }
+    settings = {**_training(top), **_training(group, "width")}
     configs = []
-    for method in group["methods"]:
+    for method in group.methods:
         # A group's own [models.method_options.<method>] overrides the profile's.
-        given = {**top.get("method_options", {}).get(method, {}), **own_options.get(method, {})}
+        given = {**top.method_options.get(method, {}), **group.method_options.get(method, {})}
         options = METHODS.get(method).resolve(given)
-        for seed in group.get("seeds", (TrainConfig.seed,)):
+        for seed in group.seeds or (TrainConfig.seed,):
             configs.append(
                 TrainConfig(
-                    **settings,
-                    arch=group["arch"],
-                    method=method,
-                    seed=seed,
-                    method_options=options,
+                    **settings, arch=group.arch, method=method, seed=seed, method_options=options
                 )
             )
     return configs
 
 
-def _models(top: dict[str, Any]) -> tuple[TrainConfig, ...]:
+def _models(top: ProfileFile) -> tuple[TrainConfig, ...]:
     """Every group's configs; two groups training one checkpoint folder are an error.
 
     The folder is told by the fields `config.checkpoint_dir` names it from (that function is
@@ -75,8 +64,8 @@ def _models(top: dict[str, Any]) -> tuple[TrainConfig, ...]:
     """
     owner: dict[tuple[Any, ...], int] = {}
     configs = []
-    for index, group in enumerate(top["models"]):
-        if any(kind in group for kind in EXTERNAL_KINDS):
+    for index, group in enumerate(top.models):
+        if not isinstance(group, Group):
             continue
         for cfg in _group_configs(group, index, top):
             first = owner.setdefault(
@@ -99,7 +88,7 @@ def _beside(folder: Path | None, name: str) -> str:
     return os.path.normpath(folder / name)
 
 
-def _external_models(top: dict[str, Any], folder: Path | None) -> tuple[ExternalModelSpec, ...]:
+def _external_models(top: ProfileFile, folder: Path | None) -> tuple[ExternalModelSpec, ...]:
     """One spec per external [[models]] entry; its dataset is its own, else the profile's.
 
     A relative `weights` or `model_dir` is read from the profile file's `folder`, as a file
@@ -110,32 +99,34 @@ def _external_models(top: dict[str, Any], folder: Path | None) -> tuple[External
     of a dataset RobustBench has. Nothing is imported or read here: the factory, the weights
     and the zoo files are the loader's (`external_build.resolve`).
     """
+    # Both import torch: on use, not with this module.
     from robustbench_lr.external import DEFAULT_MODEL_DIR, ExternalModelSpec
     from robustbench_lr.zoo import DATASETS as ZOO_DATASETS
 
     specs: dict[str, tuple[int, ExternalModelSpec]] = {}
-    for index, entry in enumerate(top["models"]):
-        own, zoo = entry.get("external"), entry.get("robustbench")
-        if own is None and zoo is None:
+    for index, entry in enumerate(top.models):
+        if isinstance(entry, Group):
             continue
-        dataset = entry.get("dataset", top.get("dataset", TrainConfig.dataset))
-        common = {"dataset": dataset, "name": entry.get("name", ""), "tap": entry.get("tap", "")}
-        if own is not None:
-            weights = _beside(folder, own.get("weights", ""))
-            spec = ExternalModelSpec(factory=own["factory"], weights=weights, **common)
-        else:
+        dataset = next(d for d in (entry.dataset, top.dataset, TrainConfig.dataset) if d)
+        common = {"dataset": dataset, "name": entry.name, "tap": entry.tap}
+        if isinstance(entry, Zoo):
             if dataset not in ZOO_DATASETS:
                 raise _Rejected(
                     f"models[{index}]: dataset {dataset!r} has no RobustBench models; "
                     f"set dataset to one of {', '.join(ZOO_DATASETS)}"
                 )
+            zoo = entry.robustbench
             spec = ExternalModelSpec(
-                robustbench=zoo["name"],
-                threat=zoo.get("threat", "Linf"),
-                model_dir=_beside(folder, zoo.get("model_dir", DEFAULT_MODEL_DIR)),
-                download=zoo.get("download", False),
+                robustbench=zoo.name,
+                threat=zoo.threat,
+                model_dir=_beside(folder, zoo.model_dir or DEFAULT_MODEL_DIR),
+                download=zoo.download,
                 **common,
             )
+        else:
+            own = entry.external
+            weights = _beside(folder, own.weights)
+            spec = ExternalModelSpec(factory=own.factory, weights=weights, **common)
         first, _ = specs.setdefault(spec.label, (index, spec))
         if first != index:
             raise _Rejected(
@@ -143,10 +134,6 @@ def _external_models(top: dict[str, Any], folder: Path | None) -> tuple[External
                 'give one a name = "..."'
             )
     return tuple(spec for _, spec in specs.values())
-
-
-def _attack_grid(attacks: dict[str, Any]) -> AttackGrid:
-    return AttackGrid(**attacks)
 
 
 def _check_black_box_sources(profile: Profile) -> None:
@@ -171,6 +158,10 @@ def _check_black_box_sources(profile: Profile) -> None:
             )
 
 
+# The top-level keys that are `Profile` fields of the same name and value.
+_SAME_NAME = "name description n attacks tables corruptions l2 shifts numerics_spread".split()
+
+
 def parse_profile(raw: dict[str, Any], source: str, folder: Path | None = None) -> Profile:
     """Check a profile's parsed TOML against the schema and build the `Profile`.
 
@@ -178,42 +169,28 @@ def parse_profile(raw: dict[str, Any], source: str, folder: Path | None = None) 
     with `profile <source>:`; nothing else, whatever `raw` holds.
     """
     try:
-        top = PROFILE_TABLE.apply(raw, "")
-        analyses, audit = top.get("analyses", {}), top.get("audit", {})
+        top = adapter(ProfileFile).validate_python(raw)
+        audit, analyses = top.audit, top.analyses
         profile = Profile(
-            name=top["name"],
+            **{key: getattr(top, key) for key in _SAME_NAME},
             models=_models(top),
             external_models=_external_models(top, folder),
-            attacks=_attack_grid(top.get("attacks", {})),
-            corruptions=CorruptionGrid(**top.get("corruptions", {})),
-            l2=L2Grid(**top.get("l2", {})),
-            shifts=ShiftGrid(**top.get("shifts", {})),
+            analyses=analyses.kinds,
+            analysis_options=analyses.options,
+            matched_partner=analyses.matched_partner,
+            audit=audit.enabled,
+            audit_n=audit.n,
+            audit_eps=audit.eps,
+            audit_options={k: v for k in AUDIT_OPTIONS if (v := getattr(audit, k)) is not None},
             source_path=source,
-            **_renamed(
-                top,
-                {
-                    "description": "description",
-                    "n": "n",
-                    "tables": "tables",
-                    "numerics_spread": "numerics_spread",
-                },
-            ),
-            **_renamed(
-                analyses,
-                {
-                    "kinds": "analyses",
-                    "options": "analysis_options",
-                    "matched_partner": "matched_partner",
-                },
-            ),
-            **_renamed(audit, {"enabled": "audit", "n": "audit_n", "eps": "audit_eps"}),
-            audit_options={key: audit[key] for key in AUDIT_OPTIONS if key in audit},
         )
         _check_black_box_sources(profile)
         return profile
+    except ValidationError as err:
+        kind, message = one_line(err, raw)
     except _Rejected as err:
-        kind = UnknownNameError if err.unknown_name else ValueError
-        raise kind(" ".join(f"profile {source}: {err.message}".splitlines())) from None
+        kind, message = ValueError, str(err)
+    raise kind(" ".join(f"profile {source}: {message}".splitlines())) from None
 
 
 def _read(name_or_path: str) -> tuple[str, str, Path]:

@@ -1,45 +1,285 @@
-"""The schema's machinery: rules, lists and tables that check a TOML value and say in one
-line what was wrong, where, and the closest valid name.
+"""The schema's building blocks on pydantic: leaf types that say in words what they accept, the
+`Table` base every profile table derives from, and the translator from pydantic's
+ValidationError to the one line a bad profile gets.
+
+pydantic does the checking (types, bounds, patterns); the wrappers here only reword its errors,
+because a profile's author should read `attacks.ifsgm_eps[1] = '2' is not a budget in (0, 1]`,
+not a multi-line report. Registry names are looked up when a value is checked, not when this
+module is imported: the registries import torch.
 """
 
-from __future__ import annotations
-
+import functools
 import importlib
 import json
-import math
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, ClassVar
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    WrapValidator,
+    model_validator,
+)
+from pydantic.dataclasses import dataclass
+from pydantic_core import ArgsKwargs, InitErrorDetails, PydanticCustomError
 
 from robustbench_lr.config import parse_fraction
-from robustbench_lr.registry import UnknownNameError
-from robustbench_lr.registry import unknown_name as _unknown
+from robustbench_lr.data import dataset_names
+from robustbench_lr.registry import UnknownNameError, unknown_name
 
-if TYPE_CHECKING:  # the registries are imported when a profile is parsed, not with this module
-    from robustbench_lr.methods import Option
-
-
-class _Bad(Exception):
-    """A leaf value broke its rule; `Rule.apply` adds the key path and the value.
-
-    `detail` is a foreign parser's own explanation (a method option's); `unknown_name` marks
-    an unknown registry name, which keeps the registries' error type.
-    """
-
-    def __init__(self, detail: str = "", unknown_name: bool = False) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.unknown_name = unknown_name
+# The errors this module raises, and what each says: `path` is its key, `value` the offending
+# value, `where` the table holding the key. Any other error is pydantic's, reworded by `rule`
+# or `Table` into one of these.
+MESSAGES = {
+    "not_allowed": "{path} = {value} is not {allowed}",
+    "invalid": "{path} = {value} is invalid: {text}",  # a foreign parser's reason
+    "unknown_name": "{path}: {text}",  # the registries' message, kept as UnknownNameError
+    "rejected": "{path}: {text}",
+    "unknown_key": "{unknown}",  # `registry.unknown_name`, with the closest valid key
+    "missing_key": "missing required {noun} {key!r} {where}",
+    "pydantic": "{path} = {value} is invalid: {text}",  # what no rule rewords
+}
 
 
-class _Rejected(Exception):
-    """A profile error with its key path; `parse_profile` prefixes the source."""
+def error(kind: str, **ctx: Any) -> PydanticCustomError:
+    """One of `MESSAGES`, worded by `one_line`, which knows the path."""
+    assert kind in MESSAGES, kind
+    return PydanticCustomError(kind, kind, ctx)
 
-    def __init__(self, message: str, unknown_name: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.unknown_name = unknown_name
+
+def rule(allowed: str) -> WrapValidator:
+    """Reword pydantic's errors for the value it wraps as `is not <allowed>`; the errors that
+    already speak (a list item's, a nested key's, an unknown name) pass through."""
+
+    def wrap(value: Any, handler: Callable[[Any], Any]) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as err:
+            if all(e["type"] in MESSAGES for e in err.errors()):
+                raise
+            raise error("not_allowed", allowed=allowed) from None
+
+    wrap.allowed = allowed  # type: ignore[attr-defined]  # read by `items` for its own text
+    return WrapValidator(wrap)
+
+
+def _allowed(kind: Any) -> str:
+    """What a type made with `rule` (or a `Table`) accepts, in words."""
+    if isinstance(kind, type) and issubclass(kind, Table):
+        return kind.allowed
+    wraps = [m.func for m in kind.__metadata__ if isinstance(m, WrapValidator)]
+    return wraps[-1].allowed  # the outermost
+
+
+# ---- leaf types ------------------------------------------------------------------------------
+# Strict: a quoted "true" or a number where text goes is a mistake in the file, not a value to
+# convert. A float accepts a TOML integer (`lr = 1`) and stores it as a float.
+
+
+def leaf(kind: Any, allowed: str, *checks: Any, **bounds: Any) -> Any:
+    """`kind` within pydantic's `bounds`, after `checks`; any error says it is not `allowed`."""
+    return Annotated[(kind, *checks, Field(**bounds), rule(allowed))]
+
+
+def _fraction(value: Any) -> Any:
+    """A budget as written, "8/255" or a number, as a float (`config.parse_fraction`)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return value  # the strict float rejects it
+    try:
+        return parse_fraction(value)
+    except (ZeroDivisionError, OverflowError) as err:
+        raise ValueError(str(err)) from None
+
+
+Boolean = leaf(StrictBool, "true or false (a TOML boolean, unquoted)")
+Text = leaf(StrictStr, "a string")
+Count = leaf(StrictInt, "an integer >= 1", ge=1)
+Seed = leaf(StrictInt, "an integer >= 0", ge=0)
+Severity = leaf(StrictInt, "an integer in 1..5", ge=1, le=5)
+Positive = leaf(StrictFloat, "a number > 0", gt=0, allow_inf_nan=False)
+Probability = leaf(StrictFloat, "a number in [0, 1]", ge=0, le=1, allow_inf_nan=False)
+Rate = leaf(StrictFloat, "a number in (0, 1)", gt=0, lt=1, allow_inf_nan=False)
+# An L∞ budget.
+Budget = leaf(
+    StrictFloat,
+    'a budget in (0, 1]: a fraction like "8/255" or a number',
+    BeforeValidator(_fraction),
+    gt=0,
+    le=1,
+)
+# The profile's name names its report folder (`reports/<name>`).
+FileName = leaf(
+    StrictStr,
+    "a name of 1-100 letters, digits, '.', '_' or '-' starting with a letter or digit",
+    pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+)
+_Finite = Annotated[StrictFloat, Field(allow_inf_nan=False)]
+# A `--option KEY=VALUE` value, as the text the analysis parses.
+TextOrNumber = leaf(
+    StrictStr | StrictInt | _Finite, "a string or a finite number", AfterValidator(str)
+)
+# A value `selects` compares with `str(getattr(cfg, field))`.
+SelectorValue = leaf(
+    StrictBool | StrictStr | StrictInt | _Finite,
+    "a string, a number or a boolean",
+    AfterValidator(str),
+)
+
+
+def _listed(value: Any) -> Any:
+    """A TOML array (a tuple, from code); pydantic alone would also take a set."""
+    if not isinstance(value, (list, tuple)):
+        raise ValueError("not a list")
+    return value
+
+
+def _distinct(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    if len(set(values)) < len(values):
+        raise ValueError("items repeat")
+    return values
+
+
+def items(item: Any, *, nonempty: bool = True, unique: bool = False) -> Any:
+    """A TOML array whose items are each an `item`, as a tuple."""
+    size, distinct = "non-empty " if nonempty else "", "distinct " if unique else ""
+    allowed = f"a {size}list of {distinct}items, each {_allowed(item)}"
+    checks = [AfterValidator(_distinct)] if unique else []
+    listed = [BeforeValidator(_listed), Field(min_length=int(nonempty)), *checks, rule(allowed)]
+    return Annotated[(tuple[item, ...], *listed)]
+
+
+# ---- registry names: looked up when a profile is checked -------------------------------------
+
+
+def check_name(kind: str, value: str, valid: Iterable[str]) -> str:
+    valid = list(valid)
+    if value not in valid:
+        raise error("unknown_name", text=unknown_name(kind, value, valid))
+    return value
+
+
+def name_of(kind: str, names: Callable[[], Iterable[str]]) -> Any:
+    """A string among `names()`; an unknown one keeps the registries' UnknownNameError."""
+    return Annotated[
+        StrictStr,
+        AfterValidator(lambda value: check_name(kind, value, names())),
+        rule(f"a string (one of the {kind} names)"),
+    ]
+
+
+def registered(module: str, registry: str) -> Callable[[], list[str]]:
+    """The names in `module.registry`, imported on first use (the registries import torch)."""
+    return lambda: list(getattr(importlib.import_module(module), registry))
+
+
+def _dataset(value: str) -> str:
+    """A registered dataset, or a user's own archive `npz:PATH` (checked when loaded)."""
+    if value.startswith("npz:") and len(value) > 4:
+        return value
+    return check_name("dataset", value, dataset_names())
+
+
+Dataset = Annotated[StrictStr, AfterValidator(_dataset), rule('a dataset name or "npz:PATH"')]
+
+
+# ---- tables ----------------------------------------------------------------------------------
+
+
+class Table:
+    """Base of every profile table (a frozen pydantic dataclass with `extra="forbid"`): a value
+    that is not a table, an unknown key (with the closest valid one) and a missing key each
+    get their error in words. `names` marks tables whose keys are registry names."""
+
+    noun: ClassVar[str] = "key"
+    allowed: ClassVar[str] = "a table"
+    names: ClassVar[bool] = False
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _as_table(cls, value: Any, handler: Callable[[Any], Any]) -> Any:
+        # ArgsKwargs: the dataclass built in code, `AttackGrid(curves=True)`.
+        if not isinstance(value, (dict, ArgsKwargs, cls)):
+            raise error("not_allowed", allowed=cls.allowed)
+        try:
+            return handler(value)
+        except ValidationError as err:
+            details = [cls._reworded(e) for e in err.errors()]
+            raise ValidationError.from_exception_data(cls.__name__, details) from None
+
+    @classmethod
+    def _reworded(cls, e: Any) -> InitErrorDetails:
+        kind, ctx = e["type"], e.get("ctx", {})
+        if kind in ("extra_forbidden", "unexpected_keyword_argument") and len(e["loc"]) == 1:
+            kind, ctx = "unknown_key", {"noun": cls.noun, "valid": cls.keys(), "names": cls.names}
+        elif kind in ("missing", "missing_argument", "missing_keyword_argument"):
+            kind, ctx = "missing_key", {"noun": cls.noun}
+        elif kind not in MESSAGES:
+            kind, ctx = "pydantic", {"text": e["msg"]}
+        return InitErrorDetails(type=error(kind, **ctx), loc=e["loc"], input=e["input"])
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return list(cls.__pydantic_fields__)  # type: ignore[attr-defined]
+
+
+# Every table is a frozen pydantic dataclass (dataclasses.replace and fields work on the grids);
+# its validator is built on first use, not with this module.
+table = dataclass(frozen=True, kw_only=True, config=ConfigDict(extra="forbid", defer_build=True))
+
+
+def doc(kind: Any, description: str, *checks: Any) -> Any:
+    """`kind` (then `checks`), with what the key means as pydantic's field description."""
+    return Annotated[(kind, Field(description=description), *checks)]
+
+
+def dynamic_table(name: str, kinds: dict[str, Any], noun: str) -> type:
+    """A table whose keys are known only when a profile is checked, each optional."""
+    namespace = {"__annotations__": {k: v | None for k, v in kinds.items()}, "noun": noun}
+    return table(type(name, (Table,), {**namespace, **dict.fromkeys(kinds)}))
+
+
+@functools.cache
+def adapter(kind: Any) -> TypeAdapter:
+    return TypeAdapter(kind)
+
+
+def fail(kind: str, value: Any, loc: tuple[Any, ...] = (), **ctx: Any) -> ValidationError:
+    """An error at `loc` below the value being checked (pydantic prefixes the outer path)."""
+    detail = InitErrorDetails(type=error(kind, **ctx), loc=loc, input=value)
+    return ValidationError.from_exception_data("profile", [detail])
+
+
+@contextmanager
+def within(key: Any) -> Iterator[None]:
+    """Errors raised inside, one level down: at `key` of the table being checked."""
+    try:
+        yield
+    except ValidationError as err:
+        details = [
+            InitErrorDetails(
+                type=error(e["type"], **e.get("ctx", {})), loc=(key, *e["loc"]), input=e["input"]
+            )
+            for e in err.errors()
+        ]
+        raise ValidationError.from_exception_data("profile", details) from None
+
+
+def given(parsed: Any, raw: dict[str, Any]) -> dict[str, Any]:
+    """The keys `raw` set, with their checked values, in the order written."""
+    return {key: getattr(parsed, key) for key in raw}
+
+
+# ---- from pydantic's errors to one line ------------------------------------------------------
 
 
 def _show(value: Any) -> str:
@@ -49,264 +289,49 @@ def _show(value: Any) -> str:
 
 
 def _join(path: str, key: Any) -> str:
-    """`path.key`, quoting a key that TOML would have to quote (and escaping any newline)."""
+    """`path.key` or `path[i]`, quoting a key that TOML would quote (and escaping newlines)."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
     text = str(key)
     part = text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else json.dumps(text)
     return f"{path}.{part}" if path else part
 
 
-def _where(path: str) -> str:
-    return f"in [{path}]" if path else "at the top level"
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A leaf value's rule: `convert` returns the parsed value or raises `_Bad`."""
-
-    allowed: str  # what the rule accepts, completing "<path> = <value> is not ..."
-    convert: Callable[[Any], Any]
-
-    def apply(self, value: Any, path: str) -> Any:
-        try:
-            return self.convert(value)
-        except _Bad as bad:
-            if bad.unknown_name:
-                raise _Rejected(f"{path}: {bad.detail}", unknown_name=True) from None
-            if bad.detail:
-                message = f"{path} = {_show(value)} is invalid: {bad.detail}"
-            else:
-                message = f"{path} = {_show(value)} is not {self.allowed}"
-            raise _Rejected(message) from None
-
-
-@dataclass(frozen=True)
-class ListOf:
-    """A TOML array whose items each follow `item`; returned as a tuple."""
-
-    item: Rule | Table
-    nonempty: bool = True
-    unique: bool = False
-
-    @property
-    def allowed(self) -> str:
-        size = "non-empty " if self.nonempty else ""
-        distinct = "distinct " if self.unique else ""
-        return f"a {size}list of {distinct}items, each {self.item.allowed}"
-
-    def apply(self, value: Any, path: str) -> tuple[Any, ...]:
-        if not isinstance(value, list) or (self.nonempty and not value):
-            raise _Rejected(f"{path} = {_show(value)} is not {self.allowed}")
-        items = tuple(self.item.apply(v, f"{path}[{i}]") for i, v in enumerate(value))
-        if self.unique and len(set(items)) < len(items):
-            raise _Rejected(f"{path} = {_show(value)} is not {self.allowed}")
-        return items
-
-
-@dataclass(frozen=True)
-class Table:
-    """A TOML table: its known keys and their rules; any other key is an error.
-
-    `keys` may be a function, for tables whose keys come from a registry (imported on first
-    use). `any_key` makes a free-form table: keys not in `keys` follow that rule. `names`
-    marks keys that are registry names, whose errors keep the registries' UnknownNameError.
-    """
-
-    keys: Mapping[str, Rule | ListOf | Table] | Callable[[], Mapping[str, Rule | Table]]
-    required: tuple[str, ...] = ()
-    noun: str = "key"
-    any_key: Rule | None = None
-    names: bool = False
-    allowed: str = "a table"
-
-    def apply(self, value: Any, path: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise _Rejected(f"{path or 'the profile'} = {_show(value)} is not {self.allowed}")
-        keys = self.keys() if callable(self.keys) else self.keys
-        parsed = {}
-        for key, item in value.items():
-            rule = keys.get(key, self.any_key)
-            if rule is None:
-                message = _unknown(self.noun, key, list(keys), _where(path))
-                raise _Rejected(message, unknown_name=self.names)
-            parsed[key] = rule.apply(item, _join(path, key))
-        for key in self.required:
-            if key not in value:
-                raise _Rejected(f"missing required {self.noun} {key!r} {_where(path)}")
-        return parsed
-
-
-# ---- leaf rules ------------------------------------------------------------------------------
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_finite(value: Any) -> bool:
-    """A number that is not nan or ±inf (any int is: `math.isfinite` would overflow on some)."""
-    return _is_number(value) and (isinstance(value, int) or math.isfinite(value))
-
-
-def _typed(kind: type, allowed: str) -> Rule:
-    """A value TOML already parsed as `kind`, kept as written: a quoted "true" or a number where
-    text goes is a mistake in the file, not a value to convert."""
-
-    def convert(value: Any) -> Any:
-        if not isinstance(value, kind):
-            raise _Bad()
-        return value
-
-    return Rule(allowed, convert)
-
-
-BOOLEAN = _typed(bool, "true or false (a TOML boolean, unquoted)")
-TEXT = _typed(str, "a string")
-
-
-def _integer(low: int) -> Rule:
-    """A TOML integer >= `low` (a float or a string is a mistake, not a count)."""
-
-    def convert(value: Any) -> int:
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise _Bad()
-        return value
-
-    return Rule(f"an integer >= {low}", convert)
-
-
-def _number(allowed: str, ok: Callable[[float], bool]) -> Rule:
-    """A finite TOML number with `ok(value)`, as a float."""
-
-    def convert(value: Any) -> float:
-        if not _is_number(value):
-            raise _Bad()
-        try:
-            number = float(value)
-        except OverflowError:
-            raise _Bad() from None
-        if not (math.isfinite(number) and ok(number)):
-            raise _Bad()
-        return number
-
-    return Rule(allowed, convert)
-
-
-def _budget(value: Any) -> float:
-    """An L∞ budget: a fraction like "8/255" or a number (`config.parse_fraction`), in (0, 1]."""
-    if not (isinstance(value, str) or _is_number(value)):
-        raise _Bad()
-    try:
-        eps = parse_fraction(value)
-    except (ValueError, ZeroDivisionError, OverflowError):
-        raise _Bad() from None
-    if not 0 < eps <= 1:
-        raise _Bad()
-    return eps
-
-
-BUDGET = Rule('a budget in (0, 1]: a fraction like "8/255" or a number', _budget)
-
-
-def _file_name(value: Any) -> str:
-    """The profile's name names its report folder (`reports/<name>`)."""
-    if not (isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", value)):
-        raise _Bad()
-    return value
-
-
-FILE_NAME = Rule(
-    "a name of 1-100 letters, digits, '.', '_' or '-' starting with a letter or digit",
-    _file_name,
-)
-
-
-def _text_or_number(value: Any) -> str:
-    """A `--option KEY=VALUE` value, as the text the analysis parses."""
-    if not (isinstance(value, str) or _is_finite(value)):
-        raise _Bad()
-    return str(value)
-
-
-TEXT_OR_NUMBER = Rule("a string or a finite number", _text_or_number)
-
-
-def _selector_value(value: Any) -> str:
-    """A value `selects` compares with `str(getattr(cfg, field))`."""
-    if isinstance(value, bool):
-        return str(value)
-    return _text_or_number(value)
-
-
-SELECTOR_VALUE = Rule("a string, a number or a boolean", _selector_value)
-
-
-def _never(value: Any) -> Any:
-    raise _Bad()
-
-
-def _one_of(kind: str, names: Callable[[], Iterable[str]]) -> Rule:
-    """A name among `names()` (looked up on use: the registries import torch)."""
-
-    def convert(value: Any) -> str:
-        if not isinstance(value, str):
-            raise _Bad()
-        valid = list(names())
-        if value not in valid:
-            raise _Bad(_unknown(kind, value, valid), unknown_name=True)
-        return value
-
-    return Rule(f"a string (one of the {kind} names)", convert)
-
-
-def _registered(module: str, registry: str) -> Callable[[], list[str]]:
-    """The names in `module.registry`, imported on first use."""
-    return lambda: getattr(importlib.import_module(module), registry).names()
-
-
-def _deepfool_backends() -> list[str]:
-    from robustbench_lr.attacks import ATTACKS
-
-    return list(ATTACKS.get("deepfool").backends)
-
-
-ARCH = _one_of("architecture", _registered("robustbench_lr.models", "ARCHS"))
-METHOD = _one_of("method", _registered("robustbench_lr.methods", "METHODS"))
-ANALYSIS = _one_of("analysis", _registered("robustbench_lr.analysis", "ANALYSES"))
-TABLE = _one_of("table", _registered("robustbench_lr.tables", "TABLES"))
-MINRHO_ATTACK = _one_of("minrho attack", _registered("robustbench_lr.attacks.search", "SEARCHES"))
-
-
-def _dataset_names() -> list[str]:
-    from robustbench_lr.data import dataset_names
-
-    return dataset_names()
-
-
-DATASET_NAME = _one_of("dataset", _dataset_names)
-
-
-def _dataset(value: Any) -> str:
-    """A registered dataset or a user's own archive, `npz:PATH` (checked when loaded)."""
-    if isinstance(value, str) and value.startswith("npz:") and len(value) > 4:
-        return value
-    return DATASET_NAME.convert(value)
-
-
-DATASET = Rule('a dataset name or "npz:PATH"', _dataset)
-
-
-def _option(option: Option) -> Rule:
-    """A method option, checked by the method's own parser; kept as written for `resolve`."""
-
-    def convert(value: Any) -> Any:
-        if not (isinstance(value, str) or _is_number(value)):
-            raise _Bad()
-        try:
-            option.type(value)
-        except UnknownNameError as err:
-            raise _Bad(str(err), unknown_name=True) from None
-        except (ValueError, TypeError, OverflowError) as err:
-            raise _Bad(str(err) or f"not a value {option.flag} takes") from None
-        return value
-
-    return Rule(f"a string or a number that {option.flag} takes", convert)
+def path_of(loc: Iterable[Any]) -> str:
+    return functools.reduce(_join, loc, "")
+
+
+def _position(raw: Any, loc: tuple[Any, ...]) -> list[int]:
+    """Where `loc` comes in a depth-first walk of `raw` in the order it was written, a missing
+    key after the keys given: the error reported is the first one an author reading the
+    file would reach."""
+    position, node = [], raw
+    for key in loc:
+        if isinstance(node, dict):
+            keys = list(node)
+            position.append(keys.index(key) if key in node else len(keys))
+        elif isinstance(node, (list, tuple)) and isinstance(key, int) and key < len(node):
+            position.append(key)
+        else:
+            break
+        node = node[key] if position[-1] < len(node) else None
+    return position
+
+
+def one_line(err: ValidationError, raw: Any) -> tuple[type[Exception], str]:
+    """The error type and the one-line message (without the source) for `err`'s first error."""
+    first = min(err.errors(), key=lambda e: _position(raw, e["loc"]))
+    kind, ctx, loc = first["type"], first.get("ctx", {}), first["loc"]
+    table = path_of(loc[:-1])
+    where = f"in [{table}]" if table else "at the top level"
+    named = kind == "unknown_name" or (kind == "unknown_key" and ctx["names"])
+    unknown = unknown_name(ctx.get("noun", ""), loc[-1] if loc else "", ctx.get("valid", ()), where)
+    message = MESSAGES.get(kind, MESSAGES["pydantic"]).format(
+        **{"text": first["msg"], **ctx},
+        path=path_of(loc) or "the profile",
+        value=_show(first["input"]),
+        where=where,
+        key=loc[-1] if loc else "",
+        unknown=unknown,
+    )
+    return (UnknownNameError if named else ValueError), message

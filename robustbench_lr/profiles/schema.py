@@ -1,309 +1,380 @@
-"""The profile schema: every table and key a profile may hold, each with its rule.
+"""The profile schema: every table and key a profile may hold, each declared once with its type,
+default, bound and meaning.
 
-Defaults are not in it: a key left out keeps its dataclass default (`model.py`).
+A typo that parses (`ifsgm_epss = [...]`, `blackbox = "false"`) would otherwise run hours of
+the bench on defaults, so every table forbids other keys (`rules.Table`). The experiment grids
+(`AttackGrid`, ...) are also what a parsed `Profile` holds. A key whose default is another
+module's (a training key: `TrainConfig`'s; a minrho flag or an audit budget: its command's) is
+None here, meaning "left out".
 """
 
-from __future__ import annotations
+import functools
+from dataclasses import field, fields
+from typing import Annotated, Any, ClassVar
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pydantic import AfterValidator, PlainValidator, StrictFloat, StrictInt, StrictStr
 
+from robustbench_lr.audit.options import DEFAULT_EPS, AuditOptions
 from robustbench_lr.config import TrainConfig
-from robustbench_lr.profiles.model import BLACKBOX_PROTOCOLS
+from robustbench_lr.experiments.attack import Sweep
+from robustbench_lr.profiles.protocols import BLACKBOX_PROTOCOLS
 from robustbench_lr.profiles.rules import (
-    ANALYSIS,
-    ARCH,
-    BOOLEAN,
-    BUDGET,
-    DATASET,
-    FILE_NAME,
-    METHOD,
-    MINRHO_ATTACK,
-    SELECTOR_VALUE,
-    TABLE,
-    TEXT,
-    TEXT_OR_NUMBER,
-    ListOf,
-    Rule,
+    Boolean,
+    Budget,
+    Count,
+    Dataset,
+    FileName,
+    Positive,
+    Probability,
+    Rate,
+    Seed,
+    SelectorValue,
+    Severity,
     Table,
-    _Bad,
-    _deepfool_backends,
-    _integer,
-    _never,
-    _number,
-    _one_of,
-    _option,
-    _Rejected,
+    Text,
+    TextOrNumber,
+    adapter,
+    doc,
+    dynamic_table,
+    error,
+    fail,
+    given,
+    items,
+    name_of,
+    registered,
+    rule,
+    table,
+    within,
 )
+from robustbench_lr.registry import UnknownNameError
+from robustbench_lr.target import DEFAULT_N
 
-if TYPE_CHECKING:  # the registries are imported when a profile is parsed, not with this module
-    pass
-
-
-COUNT = _integer(1)
-POSITIVE = _number("a number > 0", lambda v: v > 0)
-PROBABILITY = _number("a number in [0, 1]", lambda v: 0 <= v <= 1)
-
-# Training keys; a [[models]] group takes those it does not set from the top level.
-TRAINING = {
-    "dataset": DATASET,
-    "epochs": COUNT,
-    "lr": POSITIVE,
-    "train_limit": COUNT,
-    "test_limit": COUNT,
-}
+Arch = name_of("architecture", registered("robustbench_lr.models", "ARCHS"))
+Method = name_of("method", registered("robustbench_lr.methods", "METHODS"))
+Analysis = name_of("analysis", registered("robustbench_lr.analysis", "ANALYSES"))
+TableName = name_of("table", registered("robustbench_lr.tables", "TABLES"))
+MinrhoAttack = name_of("minrho attack", registered("robustbench_lr.attacks.search", "SEARCHES"))
+Corruption = name_of("corruption", registered("robustbench_lr.corruptions", "CORRUPTIONS"))
+Shift = name_of("distribution shift", registered("robustbench_lr.shifts", "SHIFTS"))
+Threat = name_of("threat model", registered("robustbench_lr.external", "THREATS"))
+Protocol = name_of("black-box protocol", lambda: BLACKBOX_PROTOCOLS)
 
 
-def _method_tables() -> dict[str, Table]:
-    """[method_options.<method>]: each method's keys are its own options (methods/base.py)."""
-    from robustbench_lr.methods import METHODS
+def _deepfool_backends() -> list[str]:
+    from robustbench_lr.attacks import ATTACKS  # imports torch: on use, not with this module
 
-    return {
-        name: Table({o.name: _option(o) for o in METHODS[name].options}, noun="option")
-        for name in METHODS
-    }
+    return list(ATTACKS.get("deepfool").backends)
 
 
-METHOD_OPTIONS_TABLE = Table(_method_tables, noun="method", names=True)
-
-GROUP_TABLE = Table(
-    {
-        **TRAINING,
-        "arch": ARCH,
-        "methods": ListOf(METHOD, unique=True),
-        "seeds": ListOf(_integer(0), unique=True),
-        "width": POSITIVE,
-        "method_options": METHOD_OPTIONS_TABLE,
-    },
-    required=("arch", "methods"),
-    allowed="a table ([[models]])",
-)
+def _given_in(kind: type) -> PlainValidator:
+    """A table of `kind`, as the keys the profile set (the others keep their command's default)."""
+    return PlainValidator(lambda value: given(adapter(kind).validate_python(value), value))
 
 
-def _external_check(allowed: str, check: str) -> Rule:
-    """A string that `external.<check>` accepts (its ValueError rejects it): an external entry's
-    factory and name pass the checks their command-line flags pass. `external` imports torch,
-    so it is looked up when a profile is parsed, not when this module is imported."""
+# ---- [method_options.<method>]: each method declares its own options (methods/base.py) -------
 
-    def convert(value: Any) -> str:
-        from robustbench_lr import external
 
-        if not isinstance(value, str):
-            raise _Bad()
+def _option(option: Any) -> Any:
+    """A method option as written (for `Method.resolve`), checked by the method's own parser."""
+
+    def check(value: Any) -> Any:
         try:
-            return getattr(external, check)(value)
-        except ValueError:
-            raise _Bad() from None
+            option.type(value)
+        except UnknownNameError as err:
+            raise error("unknown_name", text=str(err)) from None
+        except (ValueError, TypeError, OverflowError) as err:
+            raise error("invalid", text=str(err) or f"not a value {option.flag} takes") from None
+        return value
 
-    return Rule(allowed, convert)
-
-
-def _zoo_threats() -> tuple[str, ...]:
-    from robustbench_lr.external import THREATS
-
-    return THREATS
+    takes = rule(f"a string or a number that {option.flag} takes")
+    return Annotated[StrictStr | StrictInt | StrictFloat, AfterValidator(check), takes]
 
 
-MODEL_NAME = _external_check("a name of 1-64 letters, digits, '.', '_' or '-'", "check_name")
-# What an external entry shares: its name in result rows, its data, the tap analyses read.
-_EXTERNAL_COMMON = {"name": MODEL_NAME, "dataset": DATASET, "tap": TEXT}
-EXTERNAL_ENTRY = Table(
+@functools.cache
+def _options_table(method: str) -> type:
+    from robustbench_lr.methods import METHODS  # imports torch: on use, not with this module
+
+    kinds = {o.name: _option(o) for o in METHODS[method].options}
+    return dynamic_table(f"{method} options", kinds, "option")
+
+
+def _method_options(value: Any) -> dict[str, dict[str, Any]]:
+    """{method: {option: value as written}}: the table's keys are method names."""
+    if not isinstance(value, dict):
+        raise error("not_allowed", allowed="a table")
+    methods = registered("robustbench_lr.methods", "METHODS")()
+    parsed = {}
+    for method, options in value.items():
+        if method not in methods:
+            raise fail("unknown_key", options, (method,), noun="method", valid=methods, names=True)
+        with within(method):
+            checked = adapter(_options_table(method)).validate_python(options)
+        parsed[method] = given(checked, options)
+    return parsed
+
+
+MethodOptions = Annotated[dict[str, dict[str, Any]], PlainValidator(_method_options)]
+
+# ---- [attacks] -------------------------------------------------------------------------------
+
+
+@table
+class MinrhoOptions(Table):
+    """The knobs of `experiments.minrho.Search` (= `minrho` flags) a profile may set; the bench
+    sets the attacks, the subset and the per-sample curves itself."""
+
+    noun: ClassVar[str] = "minrho option"
+    alpha: doc(Budget | None, "the step (the paper's D.3: 1/255)") = None
+    max_steps: doc(Count | None, "steps before a search gives up") = None
+    tol: doc(Budget | None, "the bisection's tolerance") = None
+    eps_max: doc(Budget | None, "the largest budget searched") = None
+    rate: doc(Rate | None, "the budget's growth rate") = None
+    backend: name_of("deepfool backend", _deepfool_backends) | None = None
+    batch_size: Count | None = None
+
+
+# Which models a stage runs on: TrainConfig field -> the values `selects` compares its text with.
+Selector = dynamic_table(
+    "Selector",
     {
-        "external": Table(
-            {
-                # `MODULE:FACTORY` as written; it is imported when the model is loaded, not here.
-                "factory": _external_check(
-                    '"MODULE:FACTORY" (e.g. "mypkg.models:build")', "check_factory"
-                ),
-                "weights": TEXT,
-            },
-            required=("factory",),
-            allowed='a table such as { factory = "mypkg.models:build", weights = "w.safetensors" }',
-        ),
-        **_EXTERNAL_COMMON,
+        f.name: items(
+            {"dataset": Dataset, "arch": Arch, "method": Method}.get(f.name, SelectorValue)
+        )
+        for f in fields(TrainConfig)
+        if f.name != "method_options"
     },
-    allowed="a table ([[models]])",
-)
-ZOO_ENTRY = Table(
-    {
-        "robustbench": Table(
-            {
-                "name": TEXT,
-                "threat": _one_of("threat model", _zoo_threats),
-                "model_dir": TEXT,
-                "download": BOOLEAN,
-            },
-            required=("name",),
-            allowed='a table such as { name = "Wong2020Fast", model_dir = "models" }',
-        ),
-        **_EXTERNAL_COMMON,
-    },
-    allowed="a table ([[models]])",
-)
-# The key that makes a [[models]] entry an external model instead of a training group.
-EXTERNAL_KINDS = {"external": EXTERNAL_ENTRY, "robustbench": ZOO_ENTRY}
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """A `[[models]]` item: a training group, or one external model (`EXTERNAL_KINDS`)."""
-
-    allowed: str = GROUP_TABLE.allowed
-
-    def apply(self, value: Any, path: str) -> dict[str, Any]:
-        kinds = [k for k in EXTERNAL_KINDS if isinstance(value, dict) and k in value]
-        if len(kinds) > 1:
-            raise _Rejected(f"{path}: an entry is external or robustbench, not both")
-        return (EXTERNAL_KINDS[kinds[0]] if kinds else GROUP_TABLE).apply(value, path)
-
-
-# The knobs of `experiments.minrho.Search` (= `minrho` flags) a profile may set; the bench sets
-# the attacks, the subset and the per-sample curves itself.
-MINRHO_OPTIONS_TABLE = Table(
-    {
-        "alpha": BUDGET,
-        "max_steps": COUNT,
-        "tol": BUDGET,
-        "eps_max": BUDGET,
-        "rate": _number("a number in (0, 1)", lambda v: 0 < v < 1),
-        "backend": _one_of("deepfool backend", _deepfool_backends),
-        "batch_size": COUNT,
-    },
-    noun="minrho option",
-)
-
-# A selector compares `str(getattr(cfg, field))` with the listed values (see `selects`).
-SELECTOR_TABLE = Table(
-    {
-        **{
-            name: ListOf(SELECTOR_VALUE)
-            for name in TrainConfig.__dataclass_fields__
-            if name != "method_options"
-        },
-        "dataset": ListOf(DATASET),
-        "arch": ListOf(ARCH),
-        "method": ListOf(METHOD),
-    },
-    noun="model field",
-)
-
-ATTACKS_TABLE = Table(
-    {
-        "ifsgm_eps": ListOf(BUDGET),
-        "ifsgm_steps": ListOf(COUNT),
-        "blackbox": BOOLEAN,
-        "blackbox_source": METHOD,
-        "blackbox_protocol": _one_of("black-box protocol", lambda: BLACKBOX_PROTOCOLS),
-        "noise_p": ListOf(PROBABILITY),
-        "noise_draws": COUNT,
-        "minrho": ListOf(MINRHO_ATTACK, nonempty=False, unique=True),
-        "minrho_n": COUNT,
-        "minrho_options": MINRHO_OPTIONS_TABLE,
-        "minrho_only": SELECTOR_TABLE,
-        "curves": BOOLEAN,
-        "curve_eps": BUDGET,
-        "square_queries": COUNT,
-    }
-)
-
-# Analysis options are free-form: each analysis reads its own (`AnalysisOptions.get`) and no
-# one place declares them. `source` and `stop_on` are the bench's, set per model.
-BENCH_SETS = Rule("allowed here: the bench sets it per model", _never)
-ANALYSES_TABLE = Table(
-    {
-        "kinds": ListOf(ANALYSIS, nonempty=False, unique=True),
-        "matched_partner": METHOD,
-        "options": Table(
-            {"source": BENCH_SETS, "stop_on": BENCH_SETS},
-            noun="analysis option",
-            any_key=TEXT_OR_NUMBER,
-        ),
-    }
+    "model field",
 )
 
 
-def _corruption_names() -> list[str]:
-    from robustbench_lr.corruptions import CORRUPTIONS
+@table
+class AttackGrid(Table):
+    """Which attacks the bench runs on every model (SPEC §3)."""
 
-    return list(CORRUPTIONS)
-
-
-CORRUPTIONS_TABLE = Table(
-    {
-        "enabled": BOOLEAN,
-        "source": _one_of("corruption source", lambda: ("generate", "files")),
-        "n": COUNT,
-        "seed": _integer(0),
-        "corruptions": ListOf(_one_of("corruption", _corruption_names), unique=True),
-        "severities": ListOf(
-            Rule(
-                "an integer in 1..5",
-                lambda v: _integer(1).convert(v) if v in range(1, 6) else _never(v),
-            ),
-            unique=True,
-        ),
-        "datasets": ListOf(DATASET, unique=True),
-    }
-)
-
-# `AuditOptions` fields a profile may set besides n and eps: the battery's budget. The Square
-# queries are `[attacks] square_queries`; the subset seed and batch size are the bench's.
-AUDIT_OPTIONS = {
-    "steps": COUNT,
-    "targets": COUNT,
-    "restarts": COUNT,
-    "dlr_restarts": COUNT,
-    "noise_draws": COUNT,
-    "deepfool_steps": COUNT,
-    "attack_seed": _integer(0),
-}
-AUDIT_TABLE = Table({"enabled": BOOLEAN, "n": COUNT, "eps": BUDGET, **AUDIT_OPTIONS})
+    ifsgm_eps: doc(items(Budget), "the I-FGSM budgets") = (8 / 255,)
+    ifsgm_steps: doc(items(Count), "the I-FGSM step counts") = (7, 20)
+    blackbox: doc(Boolean, "also attack every model with transferred examples") = True
+    # The paper: "the N-LR model of the same architecture"; which seed of it, the protocol says.
+    blackbox_source: doc(Method, "whose model of the same dataset, arch, width crafts them") = "nlr"
+    blackbox_protocol: doc(Protocol, "which seed of it (`BLACKBOX_PROTOCOLS`)") = "independent"
+    noise_p: doc(items(Probability), "the random-noise attack's p") = (0.4, 0.6, 0.8, 1.0)
+    noise_draws: doc(Count, "noise draws per image") = Sweep.draws
+    minrho: doc(items(MinrhoAttack, nonempty=False, unique=True), "min-ρ searches") = ()
+    minrho_n: doc(Count, "images per min-ρ search") = 200
+    minrho_options: doc(dict[str, Any], "`minrho` flags", _given_in(MinrhoOptions)) = field(
+        default_factory=dict
+    )
+    # The paper's Tables 3 and 10 are ResNet18 only; the searches are the bench's costliest stage.
+    minrho_only: doc(
+        dict[str, tuple[str, ...]], "which models get them (empty: all)", _given_in(Selector)
+    ) = field(default_factory=dict)
+    curves: doc(Boolean, "the instantaneous/cumulative curves (Fig. 11)") = False
+    curve_eps: doc(Budget, "the curves' budget") = 8 / 255
+    square_queries: doc(Count, "the Square attack's queries") = AuditOptions.queries
 
 
-def _shift_names() -> list[str]:
-    from robustbench_lr.shifts import SHIFTS
-
-    return list(SHIFTS)
+# ---- the other tracks ------------------------------------------------------------------------
 
 
-SHIFTS_TABLE = Table(
-    {
-        "enabled": BOOLEAN,
-        "shifts": ListOf(_one_of("distribution shift", _shift_names), unique=True),
-        "n": COUNT,
-        "datasets": ListOf(DATASET, unique=True),
-    }
-)
+@table
+class CorruptionGrid(Table):
+    """The common-corruptions track (`experiments.corruption`)."""
 
-L2_TABLE = Table(
-    {
-        "enabled": BOOLEAN,
-        "audit": BOOLEAN,
-        "n": COUNT,
-        "pgd_steps": COUNT,
-        "steps": COUNT,
-        "targets": COUNT,
-        "queries": COUNT,
-        "datasets": ListOf(DATASET, unique=True),
-    }
-)
+    enabled: Boolean = False
+    source: doc(
+        name_of("corruption source", lambda: ("generate", "files")),
+        "`generate` corrupts each model's test subset; `files` reads CIFAR-10-C / -100-C",
+    ) = "generate"
+    n: doc(Count | None, "images (None: the profile's n)") = None
+    seed: Seed = 0
+    corruptions: doc(items(Corruption, unique=True), "empty: all 15") = ()
+    severities: doc(items(Severity, unique=True), "empty: all 5") = ()
+    datasets: doc(items(Dataset, unique=True), "whose models (empty: every model)") = ()
 
-PROFILE_TABLE = Table(
-    {
-        "name": FILE_NAME,
-        "description": TEXT,
-        **TRAINING,
-        "n": COUNT,
-        "models": ListOf(ModelEntry()),
-        "method_options": METHOD_OPTIONS_TABLE,
-        "attacks": ATTACKS_TABLE,
-        "analyses": ANALYSES_TABLE,
-        "audit": AUDIT_TABLE,
-        "tables": ListOf(TABLE, nonempty=False, unique=True),
-        "corruptions": CORRUPTIONS_TABLE,
-        "l2": L2_TABLE,
-        "shifts": SHIFTS_TABLE,
-        "numerics_spread": BOOLEAN,
-    },
-    required=("name", "models"),
-)
+
+@table
+class L2Grid(Table):
+    """The L2 track (`attacks.l2`): each model at its dataset's L2 ε (`data.l2_eps`)."""
+
+    enabled: Boolean = False
+    # Off by default: it costs about as much as the L∞ audit.
+    audit: doc(Boolean, "also the gradient-masking audit in the L2 ball") = False
+    n: doc(Count | None, "images (None: the profile's n)") = None
+    pgd_steps: doc(Count, "`pgd-l2` steps") = 20
+    steps: doc(Count, "the L2 AutoAttack's APGD/FAB iterations") = 100
+    targets: doc(Count, "the L2 AutoAttack's targets") = 9
+    queries: doc(Count, "the L2 AutoAttack's Square queries") = 5000
+    datasets: doc(items(Dataset, unique=True), "whose models (empty: every model)") = ()
+
+
+@table
+class ShiftGrid(Table):
+    """Natural distribution shifts (`shifts.py`), read under --data-root: the models of each
+    shift's own dataset and of `datasets`."""
+
+    enabled: Boolean = False
+    shifts: items(Shift, unique=True) = ("cifar10.1",)
+    n: doc(Count | None, "images (None: the profile's n)") = None
+    datasets: items(Dataset, unique=True) = ()
+
+
+@table
+class Audit(Table):
+    """The gradient-masking audit; its budget keys are `AuditOptions` fields (`robustbench-lr
+    audit` flags). The Square queries are `[attacks] square_queries`; the subset seed and batch
+    size are the bench's."""
+
+    enabled: Boolean = False
+    n: doc(Count, "images audited") = AuditOptions.n
+    eps: doc(Budget, "the audit's budget") = DEFAULT_EPS
+    steps: Count | None = None
+    targets: Count | None = None
+    restarts: Count | None = None
+    dlr_restarts: Count | None = None
+    noise_draws: Count | None = None
+    deepfool_steps: Count | None = None
+    attack_seed: Seed | None = None
+
+
+# The [audit] keys that are `AuditOptions` fields, as `Profile.audit_options`.
+AUDIT_OPTIONS = tuple(key for key in Audit.keys() if key not in ("enabled", "n", "eps"))
+
+
+def _analysis_options(value: Any) -> dict[str, str]:
+    """Free-form: each analysis reads its own (`AnalysisOptions.get`); `source` and `stop_on`
+    are the bench's, set per model."""
+    if not isinstance(value, dict):
+        raise error("not_allowed", allowed="a table")
+    parsed = {}
+    for key, item in value.items():
+        if key in ("source", "stop_on"):
+            bench = "allowed here: the bench sets it per model"
+            raise fail("not_allowed", item, (key,), allowed=bench)
+        with within(key):
+            parsed[key] = adapter(TextOrNumber).validate_python(item)
+    return parsed
+
+
+@table
+class Analyses(Table):
+    kinds: doc(items(Analysis, nonempty=False, unique=True), "the analyses to run") = ()
+    # Table 6's N-LR protocol (D.5): the black-box source's model is attacked until this
+    # method's model of the same dataset, arch, width and seed is fooled.
+    matched_partner: doc(Method, "Table 6's partner method") = "1lr"
+    options: doc(
+        dict[str, str],
+        "`--option KEY=VALUE` pairs handed to every analysis",
+        PlainValidator(_analysis_options),
+    ) = field(default_factory=dict)
+
+
+# ---- [[models]] ------------------------------------------------------------------------------
+
+
+@table
+class Training(Table):
+    """The training keys; a [[models]] group takes those it leaves out from the top level."""
+
+    dataset: Dataset | None = None
+    epochs: Count | None = None
+    lr: Positive | None = None
+    train_limit: Count | None = None
+    test_limit: Count | None = None
+
+
+@table
+class Group(Training):
+    """A [[models]] group: one model per method and seed."""
+
+    allowed: ClassVar[str] = "a table ([[models]])"
+    arch: Arch
+    methods: items(Method, unique=True)
+    seeds: doc(items(Seed, unique=True) | None, "None: TrainConfig's") = None
+    width: Positive | None = None
+    method_options: doc(MethodOptions, "over the top level's") = field(default_factory=dict)
+
+
+def _external(check: str, allowed: str) -> Any:
+    """A string `external.<check>` accepts: what its command-line flag is checked with."""
+
+    def convert(value: str) -> str:
+        from robustbench_lr import external  # imports torch: on use, not with this module
+
+        return getattr(external, check)(value)
+
+    return Annotated[StrictStr, AfterValidator(convert), rule(allowed)]
+
+
+Name = _external("check_name", "a name of 1-64 letters, digits, '.', '_' or '-'")
+
+
+@table
+class OwnModel(Table):
+    allowed: ClassVar[str] = 'a table such as { factory = "mypkg.models:build", weights = "w.pt" }'
+    # Imported when the model is loaded, not here.
+    factory: _external("check_factory", '"MODULE:FACTORY" (e.g. "mypkg.models:build")')
+    weights: doc(Text, "read beside the profile when relative") = ""
+
+
+@table
+class ZooModel(Table):
+    allowed: ClassVar[str] = 'a table such as { name = "Wong2020Fast", model_dir = "models" }'
+    name: Text
+    threat: Threat = "Linf"
+    model_dir: doc(Text | None, "None: `external.DEFAULT_MODEL_DIR`") = None
+    download: Boolean = False
+
+
+@table
+class External(Table):
+    """A [[models]] entry naming a model the bench does not train: your factory and weights."""
+
+    allowed: ClassVar[str] = Group.allowed
+    external: OwnModel
+    name: doc(Name, "its name in result rows (empty: the factory's)") = ""
+    dataset: doc(Dataset | None, "None: the profile's") = None
+    tap: doc(Text, "the submodule analyses read") = ""
+
+
+@table
+class Zoo(Table):
+    """A [[models]] entry naming a RobustBench zoo model."""
+
+    allowed: ClassVar[str] = Group.allowed
+    robustbench: ZooModel
+    name: Name = ""
+    dataset: Dataset | None = None
+    tap: Text = ""
+
+
+def _entry(value: Any) -> Group | External | Zoo:
+    kinds = [k for k in ("external", "robustbench") if isinstance(value, dict) and k in value]
+    if len(kinds) > 1:
+        raise error("rejected", text="an entry is external or robustbench, not both")
+    kind = {"external": External, "robustbench": Zoo}[kinds[0]] if kinds else Group
+    return adapter(kind).validate_python(value)
+
+
+@table
+class _Heading(Table):
+    name: doc(FileName, "names the report folder, reports/<name>")
+    description: Text = ""
+
+
+@table
+class ProfileFile(Training, _Heading):
+    """A profile file's top level (`_Heading` last among the bases: its keys are listed first
+    where an error lists the valid ones)."""
+
+    n: doc(Count, "test images each experiment runs on") = DEFAULT_N
+    models: items(Annotated[Any, PlainValidator(_entry), rule(Group.allowed)])
+    method_options: MethodOptions = field(default_factory=dict)
+    attacks: AttackGrid = field(default_factory=AttackGrid)
+    analyses: Analyses = field(default_factory=Analyses)
+    audit: Audit = field(default_factory=Audit)
+    tables: items(TableName, nonempty=False, unique=True) = ()
+    corruptions: CorruptionGrid = field(default_factory=CorruptionGrid)
+    l2: L2Grid = field(default_factory=L2Grid)
+    shifts: ShiftGrid = field(default_factory=ShiftGrid)
+    # Retrain every model under a perturbed code path (`perturbed.py`): its numerics spread.
+    numerics_spread: Boolean = False
