@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
 from robustbench_lr.data import dataset_label
+from robustbench_lr.settings import Count, NonNegative, Positive, Seed, parse_fraction, setting
+
+# parse_fraction: where budgets are parsed, re-exported for the code that reads them.
+__all__ = ["TrainConfig", "checkpoint_dir", "from_fields", "parse_fraction"]
 
 T = TypeVar("T")
 
@@ -25,16 +28,20 @@ class TrainConfig:
     dataset: str = "digits"
     arch: str = "resnet18"
     method: str = "nlr"
-    epochs: int = 8
-    seed: int = 0
-    width: float = 1.0
-    batch_size: int = 128
-    lr: float = 0.1
+    epochs: int = setting(8, Count, "epochs (the lr schedule scales to it)")
+    seed: int = setting(0, Seed, "seed for init, data order and augmentation")
+    width: float = setting(1.0, Positive, "channel width multiplier (1.0 = the paper's)")
+    batch_size: int = setting(128, Count, "mini-batch size (paper: 128)")
+    lr: float = setting(0.1, Positive, "initial SGD learning rate (paper: 0.1)")
     momentum: float = 0.9
-    weight_decay: float = 5e-4
-    train_limit: int | None = None
-    test_limit: int | None = None
-    svhn_extra: bool = False
+    weight_decay: float = setting(5e-4, NonNegative, "SGD weight decay (paper: 5e-4)")
+    train_limit: int | None = setting(
+        None, Count, "deterministic stratified training subset of this size"
+    )
+    test_limit: int | None = setting(
+        None, Count, "deterministic stratified test subset of this size"
+    )
+    svhn_extra: bool = setting(False, help="add SVHN's 'extra' split to its training set")
     method_options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,26 +83,3 @@ def checkpoint_dir(root: str | Path, cfg: TrainConfig) -> Path:
     """
     arch = cfg.arch if cfg.width == 1.0 else f"{cfg.arch}-w{cfg.width:g}"
     return Path(root) / dataset_label(cfg.dataset) / arch / cfg.method / f"seed{cfg.seed}"
-
-
-def parse_fraction(text: str | float) -> float:
-    """Parse `8/255`, `0.03` or `3e-2` (how budgets are written on command lines and in profiles).
-
-    Junk, a zero denominator and non-finite values raise ValueError naming the text: a budget of
-    `nan` or `inf` would otherwise run and report numbers that belong to no attack.
-    """
-    value = float(text) if isinstance(text, (int, float)) else _fraction_value(text.strip())
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is not a finite number")
-    return value
-
-
-def _fraction_value(text: str) -> float:
-    num, slash, den = text.partition("/")
-    try:
-        numerator, denominator = float(num), float(den) if slash else 1.0
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number or a fraction like 8/255") from None
-    if denominator == 0:
-        raise ValueError(f"{text} has a zero denominator")
-    return numerator / denominator

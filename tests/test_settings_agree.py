@@ -25,7 +25,7 @@ from robustbench_lr.commands import corruptions as corruptions_command
 from robustbench_lr.config import TrainConfig, from_fields
 from robustbench_lr.experiments.attack import Sweep
 from robustbench_lr.experiments.corruption import CorruptionSettings
-from robustbench_lr.profiles import parse_profile
+from robustbench_lr.profiles import AUDIT_OPTIONS, parse_profile
 from robustbench_lr.target import DEFAULT_N
 
 MODEL = ["--checkpoint", "x"]
@@ -141,3 +141,20 @@ def test_the_shift_command_and_the_api_score_in_the_same_batches():
 def test_every_evaluating_command_has_the_results_file_of_the_others(command):
     extra = ["--attack", "ifsgm"] if command == "attack" else []
     assert _cli(command, *extra, *MODEL)["out"] == _cli("analyze", "rank", *MODEL)["out"]
+
+
+def _accepts(parse: Any, *args: Any) -> bool:
+    try:
+        parse(*args)
+    except (SystemExit, ValueError):
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name", AUDIT_OPTIONS)
+def test_an_audit_budget_flag_and_its_profile_key_accept_the_same_values(name):
+    flag = "--" + name.replace("_", "-")
+    for value in (-1, 0, 1, 7, 2.5):
+        by_flag = _accepts(cli.parse, ["audit", *MODEL, flag, str(value)])
+        by_key = _accepts(parse_profile, {**PROFILE, "audit": {name: value}}, "test")
+        assert by_flag == by_key, (name, value, by_flag)

@@ -3,14 +3,16 @@ its battery."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from robustbench_lr.attacks import DEFAULT_BATCH
 from robustbench_lr.audit.threats import DEFAULT_EPS, THREATS, linf_eps
 from robustbench_lr.errors import InvalidArgument
+from robustbench_lr.settings import Count, Seed, setting
 
 __all__ = [
+    "BUDGET",
     "COUNTS",
     "DEFAULT_EPS",
     "AuditOptions",
@@ -18,18 +20,6 @@ __all__ = [
     "default_eps",
     "linf_eps",
 ]
-
-# Options that count something (iterations, queries, draws): each must be at least 1.
-COUNTS = (
-    "n",
-    "queries",
-    "steps",
-    "targets",
-    "restarts",
-    "dlr_restarts",
-    "noise_draws",
-    "deepfool_steps",
-)
 
 
 def default_eps(dataset: str, threat: str = "Linf") -> float:
@@ -60,14 +50,16 @@ class AuditOptions:
     eps: float | None = None  # None: default_eps(dataset)
     n: int = 200
     seed: int = 0  # of the test subset
-    attack_seed: int = 0
-    queries: int = 1000  # Square
-    steps: int = 50  # APGD-CE / APGD-DLR / APGD-T / FAB-T iterations
-    targets: int = 3  # APGD-T / FAB-T target classes
-    restarts: int = 5  # IFSGM random restarts
-    dlr_restarts: int = 2  # APGD-DLR restarts
-    noise_draws: int = 10  # random corners of the ball per example
-    deepfool_steps: int = 50
+    attack_seed: int = setting(0, Seed, "seed of the randomized attacks")
+    queries: int = setting(1000, Count, "Square queries; AutoAttack uses 5000")
+    steps: int = setting(
+        50, Count, "APGD-CE / APGD-DLR / APGD-T / FAB-T iterations; AutoAttack uses 100"
+    )
+    targets: int = setting(3, Count, "APGD-T / FAB-T target classes; AutoAttack uses 9")
+    restarts: int = setting(5, Count, "IFSGM random restarts")
+    dlr_restarts: int = setting(2, Count, "APGD-DLR restarts")
+    noise_draws: int = setting(10, Count, "random corners of the eps-ball per example")
+    deepfool_steps: int = setting(50, Count, "DeepFool iterations")
     sweep_max: float = 0.5
     batch_size: int = DEFAULT_BATCH
     threat: str = "Linf"
@@ -96,3 +88,11 @@ class AuditOptions:
             "deepfool_steps": self.deepfool_steps,
             "attack_seed": self.attack_seed,
         }
+
+
+# The battery's budget: the fields that say how hard each attack tries, each a flag
+# `--<field with dashes>` of `robustbench-lr audit` and (but the Square queries, which are
+# `[attacks] square_queries`) an `[audit]` key of a profile.
+BUDGET = tuple(f.name for f in fields(AuditOptions) if f.metadata)
+# Options that count something (iterations, queries, draws): each must be at least 1.
+COUNTS = ("n", *(f.name for f in fields(AuditOptions) if f.metadata.get("kind") is Count))

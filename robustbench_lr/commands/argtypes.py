@@ -3,18 +3,29 @@
 A bad value then stops the command before it loads a model or writes a file (a negative step
 count would run no attack and report clean accuracy as robust accuracy), and argparse prints
 `argument --flag: <message>`, where each message names the value and the range it missed.
+A number is checked by its leaf type of `robustbench_lr.settings`, the type a profile key of
+the same setting is checked by, so both faces accept the same values.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from robustbench_lr.config import parse_fraction
+from pydantic import ValidationError
+
 from robustbench_lr.registry import UnknownNameError, unknown_name
+from robustbench_lr.settings import (
+    Budget,
+    Count,
+    NonNegative,
+    Positive,
+    Probability,
+    Seed,
+    adapter,
+    parse_fraction,
+)
 
 T = TypeVar("T")
 
@@ -24,53 +35,40 @@ def _shown(text: str) -> str:
     return text if text.strip() else repr(text)
 
 
-def at_least(low: int) -> Callable[[str], int]:
-    """Integers >= `low`: counts (steps, epochs, batch sizes, queries, ...) and seeds."""
+def accepted(kind: Any) -> str:
+    """What a numeric leaf type accepts, from the bounds pydantic checks it against:
+    `an integer >= 1`, `a number in (0, 1]`."""
+    noun = "an integer" if kind.__origin__ is int else "a number"
+    limits = {
+        key: getattr(bound, key)
+        for meta in kind.__metadata__
+        for bound in getattr(meta, "metadata", ())
+        for key in ("gt", "ge", "lt", "le")
+        if hasattr(bound, key)
+    }
+    low, high = limits.get("gt", limits.get("ge")), limits.get("lt", limits.get("le"))
+    low_open, high_open = "gt" in limits, "lt" in limits
+    if high is None:
+        return f"{noun} {'>' if low_open else '>='} {low:g}"
+    return f"{noun} in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
 
-    def parse(text: str) -> int:
+
+def value_of(kind: Any) -> Callable[[str], Any]:
+    """The flag value of a numeric leaf type of `settings`: the text as a number (a fraction
+    like `8/255` for a real one, `parse_fraction`), checked by the type a profile key of the
+    same setting is checked by."""
+    integer, words = kind.__origin__ is int, accepted(kind)
+
+    def parse(text: str) -> Any:
         try:
-            value: int | None = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < low:
-            raise argparse.ArgumentTypeError(f"{_shown(text)} is not an integer >= {low}")
-        return value
-
-    return parse
-
-
-@dataclass(frozen=True)
-class Range:
-    """The real numbers a flag accepts; `high=inf` means no upper bound (values stay finite)."""
-
-    low: float
-    high: float = math.inf
-    low_open: bool = False
-    high_open: bool = False
-
-    def __contains__(self, value: float) -> bool:
-        above = value > self.low if self.low_open else value >= self.low
-        below = value < self.high if self.high_open else value <= self.high
-        return above and below
-
-    def __str__(self) -> str:
-        if math.isinf(self.high):
-            return f"{'>' if self.low_open else '>='} {self.low:g}"
-        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-        return f"in {left}{self.low:g}, {self.high:g}{right}"
-
-
-def real(accepted: Range) -> Callable[[str], float]:
-    """Finite numbers in `accepted`, written `0.03`, `3e-2` or `8/255` (config.parse_fraction)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = parse_fraction(text)
+            value = int(text) if integer else parse_fraction(text)
         except ValueError as err:
-            raise argparse.ArgumentTypeError(f"{err}; expected a number {accepted}") from None
-        if value not in accepted:
-            raise argparse.ArgumentTypeError(f"{_shown(text)} is not a number {accepted}")
-        return value
+            reason = f"{_shown(text)} is not {words}" if integer else f"{err}; expected {words}"
+            raise argparse.ArgumentTypeError(reason) from None
+        try:
+            return adapter(kind).validate_python(value)
+        except ValidationError:
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not {words}") from None
 
     return parse
 
@@ -159,10 +157,9 @@ def key_value(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-count = at_least(1)  # steps, epochs, batch sizes, --n, draws, queries, restarts, targets, limits
-seed = at_least(0)  # seeds (numpy refuses negative ones)
-budget = real(Range(0, 1, low_open=True))  # L-inf eps and step sizes on [0, 1] images
-probability = real(Range(0, 1))  # noise --p
-positive = real(Range(0, low_open=True))  # width, learning rate, Gaussian std
-nonnegative = real(Range(0))  # weight decay, overshoot, tolerances
-open_unit = real(Range(0, 1, low_open=True, high_open=True))  # minrho --rate
+count = value_of(Count)  # steps, epochs, batch sizes, --n, draws, queries, restarts, targets
+seed = value_of(Seed)  # seeds (numpy refuses negative ones)
+budget = value_of(Budget)  # L-inf eps and step sizes on [0, 1] images
+probability = value_of(Probability)  # noise --p
+positive = value_of(Positive)  # width, learning rate, Gaussian std
+nonnegative = value_of(NonNegative)  # weight decay, overshoot, tolerances

@@ -11,7 +11,6 @@ import argparse
 from robustbench_lr.attacks import ATTACKS
 from robustbench_lr.attacks.strong import QUERIES, TARGETS
 from robustbench_lr.commands.argtypes import (
-    at_least,
     budget,
     comma_list,
     count,
@@ -19,6 +18,7 @@ from robustbench_lr.commands.argtypes import (
     positive,
     probability,
     seed,
+    value_of,
 )
 from robustbench_lr.commands.common import Flag, add_flags
 from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from
@@ -31,6 +31,7 @@ from robustbench_lr.experiments.attack import (
     check_verifiable,
     run_setting,
 )
+from robustbench_lr.settings import Classes
 
 NAME = "attack"
 HELP = "attack a checkpoint (white-box, or black-box with --source) and append result rows"
@@ -80,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             ),
             Flag("--attack-seed", "seed of randomized attacks (default: 0)", seed),
             Flag("--overshoot", "deepfool: overshoot (default: 0.02)", nonnegative),
-            Flag("--candidates", "deepfool: classes considered (default: 10)", at_least(2)),
+            Flag("--candidates", "deepfool: classes considered (default: 10)", value_of(Classes)),
             Flag("--queries", f"square, autoattack: query budget (default: {QUERIES})", count),
             Flag(
                 "--targets",

@@ -6,12 +6,14 @@ import argparse
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from robustbench_lr.commands.argtypes import count, device
+from robustbench_lr.commands.argtypes import device, value_of
+from robustbench_lr.config import TrainConfig
 from robustbench_lr.data import DEFAULT_DATA_ROOT, LoadOptions
 from robustbench_lr.devices import DEVICE_CHOICES
+from robustbench_lr.settings import Budget
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,26 @@ class Flag:
     def switch(cls, name: str, help: str) -> Flag:
         """An on/off flag (False unless given)."""
         return cls(name, help, action="store_true")
+
+
+def settings_flags(cls: type, names: Iterable[str], prefix: str = "") -> list[Flag]:
+    """The flags `--<prefix><field with dashes>` of fields `names` of settings class `cls`, each
+    from its declaration (`settings.setting`): its default, its value type and its help.
+
+    A field that is off unless asked for is a switch; a budget's default reads as k/255.
+    """
+    declared = {f.name: f for f in fields(cls)}
+    rows = []
+    for name in names:
+        field, flag = declared[name], f"--{prefix}{name}".replace("_", "-")
+        kind, text = field.metadata["kind"], field.metadata["help"].replace("%", "%%")
+        if field.default is False:
+            rows.append(Flag.switch(flag, text))
+            continue
+        shown = f"{field.default * 255:g}/255" if kind is Budget else "%(default)s"
+        text = text if field.default is None else f"{text} (default: {shown})"
+        rows.append(Flag(flag, text, value_of(kind) if kind else None, field.default))
+    return rows
 
 
 def add_flags(target: argparse.ArgumentParser | argparse._ArgumentGroup, flags: Iterable[Flag]):
@@ -63,13 +85,7 @@ def add_data_flags(parser: argparse.ArgumentParser, training: bool = False) -> N
         ),
     ]
     if training:
-        flags += [
-            Flag(
-                "--svhn-extra", "add SVHN's 'extra' split to its training set", action="store_true"
-            ),
-            Flag("--train-limit", "deterministic stratified training subset of this size", count),
-            Flag("--test-limit", "deterministic stratified test subset of this size", count),
-        ]
+        flags += settings_flags(TrainConfig, ("svhn_extra", "train_limit", "test_limit"))
     add_flags(parser.add_argument_group("data"), flags)
 
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from robustbench_lr.commands.argtypes import seed
-from robustbench_lr.commands.common import Flag, add_flags
+from robustbench_lr.commands.common import Flag, add_flags, settings_flags
 from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from
 from robustbench_lr.corruptions import CORRUPTIONS, SEVERITIES
 from robustbench_lr.experiments.corruption import SOURCES, CorruptionSettings, run_corruptions
@@ -44,12 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 CorruptionSettings.source,
                 choices=SOURCES,
             ),
-            Flag(
-                "--corruption-seed",
-                "seed of the generated corruptions (default: %(default)s)",
-                seed,
-                CorruptionSettings.seed,
-            ),
+            *settings_flags(CorruptionSettings, ("seed",), prefix="corruption_"),
         ],
     )
     add_eval_flags(parser, batch_default=CorruptionSettings.batch_size)

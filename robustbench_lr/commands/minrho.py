@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 
 from robustbench_lr.attacks.search import SEARCHES, SearchSettings
-from robustbench_lr.commands.argtypes import budget, count, open_unit
-from robustbench_lr.commands.common import Flag, add_flags
+from robustbench_lr.commands.common import Flag, add_flags, settings_flags
 from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from
 from robustbench_lr.config import from_fields
 from robustbench_lr.experiments.minrho import MinRho, run_search
@@ -21,47 +20,12 @@ ATTACK_CHOICES = tuple(SEARCHES.names())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Search flags (their defaults `SearchSettings`') plus the evaluation flags."""
-    d = SearchSettings()
-    per_sample = "also each sample's minimal eps (batched bisection) -> accuracy-vs-eps curve rows"
-    add_flags(
-        parser,
-        [
-            Flag(
-                "--attack",
-                f"attack(s), comma-separated: {', '.join(ATTACK_CHOICES)} (default: all)",
-                None,
-                "ifsgm,ill,deepfool",
-            ),
-            Flag(
-                "--alpha",
-                f"step size of ifsgm / ill (Appendix D: {_255(d.alpha)})",
-                budget,
-                d.alpha,
-            ),
-            Flag(
-                "--max-steps",
-                "steps before a sample counts as not fooled (default: %(default)s)",
-                count,
-                d.max_steps,
-            ),
-            Flag("--tol", f"bisection resolution in eps (default: {_255(d.tol)})", budget, d.tol),
-            Flag(
-                "--eps-max", f"largest eps searched (default: {_255(d.eps_max)})", budget, d.eps_max
-            ),
-            Flag(
-                "--rate", "misclassified share to exceed (default: %(default)s)", open_unit, d.rate
-            ),
-            Flag.switch("--per-sample", per_sample),
-            Flag("--backend", "deepfool backend (default: ours)"),
-        ],
-    )
+    """--attack, the search flags (as `SearchSettings` declares them) and the evaluation flags."""
+    searched = f"attack(s), comma-separated: {', '.join(ATTACK_CHOICES)} (default: all)"
+    knobs = ("alpha", "max_steps", "tol", "eps_max", "rate", "per_sample", "backend")
+    attack = Flag("--attack", searched, None, "ifsgm,ill,deepfool")
+    add_flags(parser, [attack, *settings_flags(SearchSettings, knobs)])
     add_eval_flags(parser, batch_default=SearchSettings.batch_size)
-
-
-def _255(value: float) -> str:
-    """A budget as the paper writes it (1/255)."""
-    return f"{value * 255:g}/255"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from robustbench_lr.commands.argtypes import checked_by, count, nonnegative, positive, seed
-from robustbench_lr.commands.common import Flag, add_flags, add_run_flags, json_line, load_options
+from robustbench_lr.commands.argtypes import checked_by
+from robustbench_lr.commands.common import (
+    Flag,
+    add_flags,
+    add_run_flags,
+    json_line,
+    load_options,
+    settings_flags,
+)
 from robustbench_lr.config import TrainConfig, from_fields
 from robustbench_lr.data import dataset_names
 from robustbench_lr.methods import METHODS, all_options
@@ -14,10 +21,13 @@ from robustbench_lr.step import DEFAULT_STEP_MODE, STEP_MODES
 
 NAME = "train"
 HELP = "train a model with one method; re-running the same command resumes or skips it"
+# The `TrainConfig` fields with a flag of their name (the data limits are `add_data_flags`').
+RECIPE = ("epochs", "seed", "width", "batch_size", "lr", "weight_decay")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Training flags plus every method's own options (each applies only to its methods)."""
+    """Training flags (the recipe's as `TrainConfig` declares them) plus every method's own
+    options (each applies only to its methods)."""
     d = TrainConfig()
     datasets = "dataset: " + ", ".join(dataset_names()) + f" (default: {d.dataset})"
     step_modes = (
@@ -30,12 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             Flag("--dataset", datasets, None, d.dataset),
             Flag("--arch", f"architecture: {', '.join(ARCHS.names())}", None, d.arch),
             Flag("--method", f"training method: {', '.join(METHODS.names())}", None, d.method),
-            Flag("--epochs", "epochs (the lr schedule scales to it)", count, d.epochs),
-            Flag("--seed", "seed for init, data order and augmentation", seed, d.seed),
-            Flag("--width", "channel width multiplier (1.0 = the paper's)", positive, d.width),
-            Flag("--batch-size", "mini-batch size (paper: 128)", count, d.batch_size),
-            Flag("--lr", "initial SGD learning rate (paper: 0.1)", positive, d.lr),
-            Flag("--weight-decay", "SGD weight decay (paper: 5e-4)", nonnegative, d.weight_decay),
+            *settings_flags(TrainConfig, RECIPE),
             Flag("--out", "checkpoint root (default: checkpoints/)", None, "checkpoints"),
             Flag.switch("--no-progress", "hide the progress bars"),
             Flag("--step-mode", step_modes, None, DEFAULT_STEP_MODE, choices=STEP_MODES.names()),

@@ -31,6 +31,7 @@ from robustbench_lr.corruptions import (
 )
 from robustbench_lr.evaluation import accuracy
 from robustbench_lr.experiments import Outcome
+from robustbench_lr.settings import Seed, setting
 from robustbench_lr.target import Target, uniform_subset
 
 EXPERIMENT = "corruption"
@@ -49,7 +50,7 @@ class CorruptionSettings:
     corruptions: tuple[str, ...] = tuple(CORRUPTIONS)
     severities: tuple[int, ...] = SEVERITIES
     source: str = "generate"
-    seed: int = 0
+    seed: int = setting(0, Seed, "seed of the generated corruptions")
     data_root: str = "data"
     batch_size: int = 512
 

@@ -9,8 +9,9 @@ is one line, `profile <source>: <key path> ...`: a ValueError, or the registries
 UnknownNameError for an unknown name.
 
 `schema.py` declares every key once, on pydantic: its type, default, bound and meaning (a
-training key left out keeps `TrainConfig`'s default). `rules.py` holds the leaf types and
-turns pydantic's errors into that one line; `model.py` is the parsed `Profile`; `loading.py`
+training key left out keeps `TrainConfig`'s default). The value types are
+`robustbench_lr.settings`', shared with the command line's flags; `rules.py` holds the
+profile-only ones and turns pydantic's errors into that one line; `model.py` is the parsed `Profile`; `loading.py`
 reads and builds.
 """
 

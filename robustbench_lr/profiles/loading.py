@@ -14,8 +14,9 @@ from pydantic import ValidationError
 
 from robustbench_lr.config import TrainConfig
 from robustbench_lr.profiles.model import Profile, shipped_profiles
-from robustbench_lr.profiles.rules import adapter, one_line, path_of
+from robustbench_lr.profiles.rules import one_line, path_of
 from robustbench_lr.profiles.schema import AUDIT_OPTIONS, Group, ProfileFile, Training, Zoo
+from robustbench_lr.settings import adapter
 
 if TYPE_CHECKING:  # imports torch: on use, when a profile is parsed
     from robustbench_lr.external import ExternalModelSpec

@@ -1,6 +1,7 @@
-"""The schema's building blocks on pydantic: leaf types that say in words what they accept, the
-`Table` base every profile table derives from, and the translator from pydantic's
-ValidationError to the one line a bad profile gets.
+"""The schema's building blocks on pydantic: the leaf types only a profile has (the shared ones,
+with the command line, are `robustbench_lr.settings`), the `Table` base every profile table
+derives from, and the translator from pydantic's ValidationError to the one line a bad profile
+gets.
 
 pydantic does the checking (types, bounds, patterns); the wrappers here only reword its errors,
 because a profile's author should read `attacks.ifsgm_eps[1] = '2' is not a budget in (0, 1]`,
@@ -25,52 +26,16 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
-    TypeAdapter,
     ValidationError,
     WrapValidator,
     model_validator,
 )
 from pydantic.dataclasses import dataclass
-from pydantic_core import ArgsKwargs, InitErrorDetails, PydanticCustomError
+from pydantic_core import ArgsKwargs, InitErrorDetails
 
-from robustbench_lr.config import parse_fraction
 from robustbench_lr.data import dataset_names
 from robustbench_lr.registry import UnknownNameError, unknown_name
-
-# The errors this module raises, and what each says: `path` is its key, `value` the offending
-# value, `where` the table holding the key. Any other error is pydantic's, reworded by `rule`
-# or `Table` into one of these.
-MESSAGES = {
-    "not_allowed": "{path} = {value} is not {allowed}",
-    "invalid": "{path} = {value} is invalid: {text}",  # a foreign parser's reason
-    "unknown_name": "{path}: {text}",  # the registries' message, kept as UnknownNameError
-    "rejected": "{path}: {text}",
-    "unknown_key": "{unknown}",  # `registry.unknown_name`, with the closest valid key
-    "missing_key": "missing required {noun} {key!r} {where}",
-    "pydantic": "{path} = {value} is invalid: {text}",  # what no rule rewords
-}
-
-
-def error(kind: str, **ctx: Any) -> PydanticCustomError:
-    """One of `MESSAGES`, worded by `one_line`, which knows the path."""
-    assert kind in MESSAGES, kind
-    return PydanticCustomError(kind, kind, ctx)
-
-
-def rule(allowed: str) -> WrapValidator:
-    """Reword pydantic's errors for the value it wraps as `is not <allowed>`; the errors that
-    already speak (a list item's, a nested key's, an unknown name) pass through."""
-
-    def wrap(value: Any, handler: Callable[[Any], Any]) -> Any:
-        try:
-            return handler(value)
-        except ValidationError as err:
-            if all(e["type"] in MESSAGES for e in err.errors()):
-                raise
-            raise error("not_allowed", allowed=allowed) from None
-
-    wrap.allowed = allowed  # type: ignore[attr-defined]  # read by `items` for its own text
-    return WrapValidator(wrap)
+from robustbench_lr.settings import MESSAGES, error, leaf, rule
 
 
 def _allowed(kind: Any) -> str:
@@ -81,42 +46,8 @@ def _allowed(kind: Any) -> str:
     return wraps[-1].allowed  # the outermost
 
 
-# ---- leaf types ------------------------------------------------------------------------------
-# Strict: a quoted "true" or a number where text goes is a mistake in the file, not a value to
-# convert. A float accepts a TOML integer (`lr = 1`) and stores it as a float.
+# ---- leaf types only a profile has ---------------------------------------------------------
 
-
-def leaf(kind: Any, allowed: str, *checks: Any, **bounds: Any) -> Any:
-    """`kind` within pydantic's `bounds`, after `checks`; any error says it is not `allowed`."""
-    return Annotated[(kind, *checks, Field(**bounds), rule(allowed))]
-
-
-def _fraction(value: Any) -> Any:
-    """A budget as written, "8/255" or a number, as a float (`config.parse_fraction`)."""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        return value  # the strict float rejects it
-    try:
-        return parse_fraction(value)
-    except (ZeroDivisionError, OverflowError) as err:
-        raise ValueError(str(err)) from None
-
-
-Boolean = leaf(StrictBool, "true or false (a TOML boolean, unquoted)")
-Text = leaf(StrictStr, "a string")
-Count = leaf(StrictInt, "an integer >= 1", ge=1)
-Seed = leaf(StrictInt, "an integer >= 0", ge=0)
-Severity = leaf(StrictInt, "an integer in 1..5", ge=1, le=5)
-Positive = leaf(StrictFloat, "a number > 0", gt=0, allow_inf_nan=False)
-Probability = leaf(StrictFloat, "a number in [0, 1]", ge=0, le=1, allow_inf_nan=False)
-Rate = leaf(StrictFloat, "a number in (0, 1)", gt=0, lt=1, allow_inf_nan=False)
-# An L∞ budget.
-Budget = leaf(
-    StrictFloat,
-    'a budget in (0, 1]: a fraction like "8/255" or a number',
-    BeforeValidator(_fraction),
-    gt=0,
-    le=1,
-)
 # The profile's name names its report folder (`reports/<name>`).
 FileName = leaf(
     StrictStr,
@@ -237,20 +168,11 @@ class Table:
 table = dataclass(frozen=True, kw_only=True, config=ConfigDict(extra="forbid", defer_build=True))
 
 
-def doc(kind: Any, description: str, *checks: Any) -> Any:
-    """`kind` (then `checks`), with what the key means as pydantic's field description."""
-    return Annotated[(kind, Field(description=description), *checks)]
-
-
-def dynamic_table(name: str, kinds: dict[str, Any], noun: str) -> type:
-    """A table whose keys are known only when a profile is checked, each optional."""
+def dynamic_table(name: str, kinds: dict[str, Any], noun: str, base: type = Table) -> type:
+    """A table whose keys, each optional, are known only when a profile is checked or are
+    declared elsewhere (`kinds`), after the keys of `base`."""
     namespace = {"__annotations__": {k: v | None for k, v in kinds.items()}, "noun": noun}
-    return table(type(name, (Table,), {**namespace, **dict.fromkeys(kinds)}))
-
-
-@functools.cache
-def adapter(kind: Any) -> TypeAdapter:
-    return TypeAdapter(kind)
+    return table(type(name, (base,), {**namespace, **dict.fromkeys(kinds)}))
 
 
 def fail(kind: str, value: Any, loc: tuple[Any, ...] = (), **ctx: Any) -> ValidationError:

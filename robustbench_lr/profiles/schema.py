@@ -5,7 +5,8 @@ A typo that parses (`ifsgm_epss = [...]`, `blackbox = "false"`) would otherwise 
 the bench on defaults, so every table forbids other keys (`rules.Table`). The experiment grids
 (`AttackGrid`, ...) are also what a parsed `Profile` holds. A key whose default is another
 module's (a training key: `TrainConfig`'s; a minrho flag or an audit budget: its command's) is
-None here, meaning "left out".
+None here, meaning "left out"; the audit budget keys take their types and meanings from
+`AuditOptions`' declaration, as the `audit` command's flags do.
 """
 
 import functools
@@ -14,39 +15,42 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, PlainValidator, StrictFloat, StrictInt, StrictStr
 
-from robustbench_lr.audit.options import DEFAULT_EPS, AuditOptions
+from robustbench_lr.attacks.search import SearchSettings
+from robustbench_lr.audit.options import BUDGET, DEFAULT_EPS, AuditOptions
 from robustbench_lr.config import TrainConfig
 from robustbench_lr.experiments.attack import Sweep
 from robustbench_lr.profiles.protocols import BLACKBOX_PROTOCOLS
 from robustbench_lr.profiles.rules import (
-    Boolean,
-    Budget,
-    Count,
     Dataset,
     FileName,
-    Positive,
-    Probability,
-    Rate,
-    Seed,
     SelectorValue,
-    Severity,
     Table,
-    Text,
     TextOrNumber,
-    adapter,
-    doc,
     dynamic_table,
-    error,
     fail,
     given,
     items,
     name_of,
     registered,
-    rule,
     table,
     within,
 )
 from robustbench_lr.registry import UnknownNameError
+from robustbench_lr.settings import (
+    Boolean,
+    Budget,
+    Count,
+    Positive,
+    Probability,
+    Seed,
+    Severity,
+    Text,
+    adapter,
+    doc,
+    error,
+    kind_of,
+    rule,
+)
 from robustbench_lr.target import DEFAULT_N
 
 Arch = name_of("architecture", registered("robustbench_lr.models", "ARCHS"))
@@ -118,19 +122,19 @@ MethodOptions = Annotated[dict[str, dict[str, Any]], PlainValidator(_method_opti
 # ---- [attacks] -------------------------------------------------------------------------------
 
 
-@table
-class MinrhoOptions(Table):
-    """The knobs of `experiments.minrho.Search` (= `minrho` flags) a profile may set; the bench
-    sets the attacks, the subset and the per-sample curves itself."""
-
-    noun: ClassVar[str] = "minrho option"
-    alpha: doc(Budget | None, "the step (the paper's D.3: 1/255)") = None
-    max_steps: doc(Count | None, "steps before a search gives up") = None
-    tol: doc(Budget | None, "the bisection's tolerance") = None
-    eps_max: doc(Budget | None, "the largest budget searched") = None
-    rate: doc(Rate | None, "the budget's growth rate") = None
-    backend: name_of("deepfool backend", _deepfool_backends) | None = None
-    batch_size: Count | None = None
+# The knobs of `experiments.minrho.Search` a profile may set, typed and described as
+# `SearchSettings` declares them (the `minrho` flags); the bench sets the attacks, the subset
+# and the per-sample curves itself.
+SEARCH_KEYS = ("alpha", "max_steps", "tol", "eps_max", "rate")
+MinrhoOptions = dynamic_table(
+    "MinrhoOptions",
+    {
+        **{name: kind_of(SearchSettings, name) for name in SEARCH_KEYS},
+        "backend": name_of("deepfool backend", _deepfool_backends),
+        "batch_size": Count,
+    },
+    "minrho option",
+)
 
 
 # Which models a stage runs on: TrainConfig field -> the values `selects` compares its text with.
@@ -219,25 +223,21 @@ class ShiftGrid(Table):
 
 
 @table
-class Audit(Table):
-    """The gradient-masking audit; its budget keys are `AuditOptions` fields (`robustbench-lr
-    audit` flags). The Square queries are `[attacks] square_queries`; the subset seed and batch
-    size are the bench's."""
-
+class _AuditRun(Table):
     enabled: Boolean = False
     n: doc(Count, "images audited") = AuditOptions.n
     eps: doc(Budget, "the audit's budget") = DEFAULT_EPS
-    steps: Count | None = None
-    targets: Count | None = None
-    restarts: Count | None = None
-    dlr_restarts: Count | None = None
-    noise_draws: Count | None = None
-    deepfool_steps: Count | None = None
-    attack_seed: Seed | None = None
 
 
-# The [audit] keys that are `AuditOptions` fields, as `Profile.audit_options`.
-AUDIT_OPTIONS = tuple(key for key in Audit.keys() if key not in ("enabled", "n", "eps"))
+# The [audit] keys that are `AuditOptions` budget fields, as `Profile.audit_options`: each typed
+# and described as declared there. The Square queries are `[attacks] square_queries`.
+AUDIT_OPTIONS = tuple(name for name in BUDGET if name != "queries")
+Audit = dynamic_table(
+    "Audit", {name: kind_of(AuditOptions, name) for name in AUDIT_OPTIONS}, "key", _AuditRun
+)
+Audit.__doc__ = """The gradient-masking audit: whether, on how many images, at which budget,
+and the battery's budget (`AUDIT_OPTIONS`, the `robustbench-lr audit` flags); the subset seed and
+batch size are the bench's."""
 
 
 def _analysis_options(value: Any) -> dict[str, str]:

@@ -23,6 +23,7 @@ from robustbench_lr.attacks.search.threshold import (
     attack_until_fooled,
 )
 from robustbench_lr.registry import Registry
+from robustbench_lr.settings import Budget, Count, Rate, setting
 
 
 @dataclass(frozen=True)
@@ -33,13 +34,16 @@ class SearchSettings:
     per_sample; DeepFool finds its own minimum and reads backend and batch_size.
     """
 
-    alpha: float = 1 / 255
-    max_steps: int = 50
-    tol: float = 0.5 / 255
-    eps_max: float = 64 / 255
-    rate: float = 0.99
-    per_sample: bool = False
-    backend: str | None = None
+    alpha: float = setting(1 / 255, Budget, "step size of ifsgm / ill, as in Appendix D")
+    max_steps: int = setting(50, Count, "steps before a sample counts as not fooled")
+    tol: float = setting(0.5 / 255, Budget, "bisection resolution in eps")
+    eps_max: float = setting(64 / 255, Budget, "largest eps searched")
+    rate: float = setting(0.99, Rate, "misclassified share to exceed")
+    per_sample: bool = setting(
+        False,
+        help="also each sample's minimal eps (batched bisection) -> accuracy-vs-eps curve rows",
+    )
+    backend: str | None = setting(None, help="deepfool backend (default: ours)")
     batch_size: int = DEFAULT_BATCH
 
 
