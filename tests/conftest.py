@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from robustbench_lr.analysis import ANALYSES, AnalysisOptions, AnalysisResult
+from robustbench_lr.audit import AuditOptions, audit_target
+from robustbench_lr.audit.checkpoint import CheckpointAudit
 from robustbench_lr.config import TrainConfig
+from robustbench_lr.devices import use_device
+from robustbench_lr.target import Target, load_target
 from robustbench_lr.train import train
 
 torch.set_num_threads(2)
@@ -50,6 +55,37 @@ def train_small(root: Path, method: str = "nlr", seed: int = 0, **overrides) -> 
     options = overrides.pop("method_options", {})
     cfg = TrainConfig(**{**SMALL, **overrides}, method=method, seed=seed, method_options=options)
     return train(cfg, root, device="cpu", progress=False).folder
+
+
+def analysis_target(origin: Path, options: AnalysisOptions, train: bool = False) -> Target:
+    """The target the faces (`analyze`, `robustbench_lr.analyze`) hand an analysis for
+    `options`: the seeded subset of `options.n` test images, the training split if `train`."""
+    return load_target(
+        origin,
+        n=options.n,
+        seed=options.seed,
+        device=use_device(options.device),
+        options=options.load,
+        train=train,
+    )
+
+
+def run_analysis(kind: str, origin: Path, out: Path, options: AnalysisOptions) -> AnalysisResult:
+    """`ANALYSES[kind]` on `origin` loaded as the faces load it (with the training split when
+    the entry needs it)."""
+    analysis = ANALYSES[kind]
+    return analysis.run(analysis_target(origin, options, analysis.needs_train), out, options)
+
+
+def audit_checkpoint_on_cpu(
+    checkpoint: Path, options: AuditOptions, source: Path | None = None
+) -> CheckpointAudit:
+    """The audit of a checkpoint on the CPU as `robustbench-lr audit` loads it: the seeded
+    subset of `options.n` test images and the transfer `source`."""
+    target = load_target(
+        checkpoint, n=options.n, seed=options.seed, source=source, device=use_device("cpu")
+    )
+    return audit_target(target, options)
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,10 @@ import pytest
 import torch
 
 from robustbench_lr.attacks.loop import away_from_label, signed_gradient_loop
-from robustbench_lr.audit.checkpoint import audit_checkpoint
 from robustbench_lr.audit.options import AuditOptions
 from robustbench_lr.methods import METHODS
 from robustbench_lr.methods.adversarial import step_size
-from tests.conftest import train_small
+from tests.conftest import audit_checkpoint_on_cpu, train_small
 
 EPOCHS = 20  # the cpu profile's digits run
 # Digits' own budget (its audit ε, 32/255: two of the 17 grey levels). Two PGD steps of
@@ -42,8 +41,8 @@ def audited(tmp_path_factory: pytest.TempPathFactory, nlr_digits_20: Path) -> di
     root, nlr = tmp_path_factory.mktemp("adversarial"), nlr_digits_20
     pgd = train_small(root, "pgd-at", 0, epochs=EPOCHS, method_options=DIGITS_PGD)
     return {
-        "nlr": audit_checkpoint(nlr, AUDIT).report,
-        "pgd-at": audit_checkpoint(pgd, AUDIT, source=nlr).report,
+        "nlr": audit_checkpoint_on_cpu(nlr, AUDIT).report,
+        "pgd-at": audit_checkpoint_on_cpu(pgd, AUDIT, source=nlr).report,
     }
 
 

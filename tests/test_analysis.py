@@ -14,7 +14,6 @@ from torch import nn
 
 from robustbench_lr import cli, plots, results
 from robustbench_lr.analysis import ANALYSES, AnalysisOptions
-from robustbench_lr.analysis.base import load_checkpoint_data
 from robustbench_lr.analysis.classwise import class_top1_shares
 from robustbench_lr.analysis.compression import (
     FULL,
@@ -30,7 +29,7 @@ from robustbench_lr.analysis.stability import binned_medians, stability_pairs
 from robustbench_lr.analysis.transfer import other_labelling, same_images
 from robustbench_lr.attacks import rho, run_attack
 from robustbench_lr.data import Data, load
-from tests.conftest import train_small
+from tests.conftest import analysis_target, run_analysis, train_small
 
 # A strong, short attack: digits images need far more than the CIFAR budgets to be fooled.
 ATTACK = {"attacks": "ifsgm", "eps": "0.3", "steps": "5"}
@@ -39,7 +38,8 @@ ATTACK = {"attacks": "ifsgm", "eps": "0.3", "steps": "5"}
 @pytest.fixture(scope="module")
 def loaded(nlr_digits: Path):
     """The N-LR digits model, its meta and its full train and test sets."""
-    return load_checkpoint_data(nlr_digits, AnalysisOptions(device="cpu"), train=True)
+    target = analysis_target(nlr_digits, AnalysisOptions(device="cpu"), train=True)
+    return target.model, target.meta, target.data
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +174,7 @@ def test_classwise_share_of_first_singular_value():
 
 def test_transfer_from_parity_features_to_digit_labels(parity_digits: Path, tmp_path: Path):
     options = AnalysisOptions(device="cpu", extra={"labels": "digits"})
-    rows = ANALYSES["transfer"].run(parity_digits, tmp_path / "results.csv", options).rows
+    rows = run_analysis("transfer", parity_digits, tmp_path / "results.csv", options).rows
     assert all(r["tap"] == "pre_fc" and r["dim"] == math.inf for r in rows)
     value = {r["param"]: r["value"] for r in rows}
     own = next(v for k, v in value.items() if k.startswith("labels=npz"))
@@ -184,8 +184,8 @@ def test_transfer_from_parity_features_to_digit_labels(parity_digits: Path, tmp_
 
 
 def test_transfer_without_a_second_labelling_says_so(nlr_digits: Path, tmp_path: Path):
-    outcome = ANALYSES["transfer"].run(
-        nlr_digits, tmp_path / "r.csv", AnalysisOptions(device="cpu")
+    outcome = run_analysis(
+        "transfer", nlr_digits, tmp_path / "r.csv", AnalysisOptions(device="cpu")
     )
     assert outcome.rows == [] and "--option labels=DATASET" in outcome.lines[0]
 
@@ -211,11 +211,18 @@ def test_the_bench_runs_per_box_come_from_the_analysis_entries():
     assert all(ANALYSES[name].boxes == ("white",) for name in ANALYSES if name not in crafting)
 
 
+def test_the_entries_that_read_training_images_say_so():
+    """The faces load the training split only for these (fitted heads, cushion, PCA clusters)."""
+    reading = {name for name in ANALYSES if ANALYSES[name].needs_train}
+    assert reading == {"hybrid", "hybrid-deep", "maxmargin", "cushion", "clusters"}
+
+
 def test_deepfool_examples_keep_the_images_fig3_draws(nlr_digits: Path, tmp_path: Path):
     out = tmp_path / "results.csv"
     options = AnalysisOptions(device="cpu", extra={"images": "4"})
-    outcome = ANALYSES["deepfool-examples"].run(nlr_digits, out, options)
-    _, meta, data = load_checkpoint_data(nlr_digits, AnalysisOptions(device="cpu"))
+    outcome = run_analysis("deepfool-examples", nlr_digits, out, options)
+    loaded = analysis_target(nlr_digits, AnalysisOptions(device="cpu"))
+    meta, data = loaded.meta, loaded.data
     fields = results.model_fields(meta, nlr_digits)
     saved = load_examples(examples_path(tmp_path / "figures", fields), "nlr")
     # The first four test images, every model the same ones; DeepFool fools the N-LR model.
@@ -254,8 +261,8 @@ CASES = {
 def test_analysis_rows_are_deterministic_and_in_the_results_schema(kind, nlr_digits, tmp_path):
     options = AnalysisOptions(device="cpu", **CASES[kind])
     out = tmp_path / "results.csv"
-    first = ANALYSES[kind].run(nlr_digits, out, options)
-    second = ANALYSES[kind].run(nlr_digits, out, options)
+    first = run_analysis(kind, nlr_digits, out, options)
+    second = run_analysis(kind, nlr_digits, out, options)
     assert first.rows
     assert _frame(first.rows).equals(_frame(second.rows))  # bit-identical, NaN included
     frame = results.append(out, first.rows)
@@ -273,7 +280,7 @@ def test_analysis_rows_are_deterministic_and_in_the_results_schema(kind, nlr_dig
         assert 0 < fc["cushion_min"] <= fc["cushion_q50"] <= fc["cushion_q90"] <= 1
         assert fc["cushion_q50"] > rand["cushion_q50"]  # Fig. 4c: training moves it right
     if kind == "hybrid-deep":  # Table 5b: the head replaces ResNet block 4 and the FC
-        model, _, _ = load_checkpoint_data(nlr_digits, AnalysisOptions(device="cpu"))
+        model = analysis_target(nlr_digits, AnalysisOptions(device="cpu")).model
         replaced = [model.stages["layer4"], model.stages["fc"]]
         count = sum(p.numel() for m in replaced for p in m.parameters())
         assert {"pre_block4": count} == {
@@ -324,13 +331,14 @@ def test_matched_protocol_counts_examples_that_fool_both_networks(
 
     extra = {"attacks": "ifsgm,deepfool", "eps": "0.3", "steps": "10", "stop_on": str(lr_digits)}
     options = AnalysisOptions(device="cpu", n=60, extra=extra)
-    rows = ANALYSES["maxmargin"].run(nlr_digits, tmp_path / "results.csv", options).rows
+    rows = run_analysis("maxmargin", nlr_digits, tmp_path / "results.csv", options).rows
     assert {r["box"] for r in rows} == {"matched"}
     assert {r["source"] for r in rows} == {str(lr_digits)}
     assert all(0 <= r["value"] <= 1 and r["n"] > 0 for r in rows)
 
     # The counted examples: crafted on N-LR, fooled both N-LR and the 1-LR judge.
-    nlr, _, data = load_checkpoint_data(nlr_digits, options)
+    loaded = analysis_target(nlr_digits, options)
+    nlr, data = loaded.model, loaded.data
     judge, _ = load_model(lr_digits, "cpu")
     run = AttackRun("ifsgm", *resolve("ifsgm", eps=0.3, steps=10))
     x_adv = matched_examples(run, nlr, judge, data.x_test, data.y_test)
@@ -363,6 +371,9 @@ def test_deepfool_extension_stops_at_the_first_scale_that_fools_the_judge():
 def test_stop_on_and_source_cannot_be_combined(nlr_digits: Path, tmp_path: Path):
     extra = {**ATTACK, "stop_on": str(nlr_digits), "source": str(nlr_digits)}
     with pytest.raises(ValueError, match="cannot be combined"):
-        ANALYSES["maxmargin"].run(
-            nlr_digits, tmp_path / "r.csv", AnalysisOptions(device="cpu", n=20, extra=extra)
+        run_analysis(
+            "maxmargin",
+            nlr_digits,
+            tmp_path / "r.csv",
+            AnalysisOptions(device="cpu", n=20, extra=extra),
         )

@@ -24,7 +24,6 @@ from robustbench_lr.attacks import frozen, robust_flags, run_attack
 from robustbench_lr.audit import (
     CHECKS,
     AuditOptions,
-    audit_checkpoint,
     audit_model,
     default_eps,
     probe_determinism,
@@ -35,6 +34,7 @@ from robustbench_lr.checkpoints import load_model
 from robustbench_lr.commands import audit as audit_command
 from robustbench_lr.profiles import AUDIT_OPTIONS, load_profile, parse_profile
 from robustbench_lr.target import load_target
+from tests.conftest import audit_checkpoint_on_cpu
 
 EPS = default_eps("digits")
 # The CPU defaults with a smaller subset and budget (the bench runs n=200, 1000 queries).
@@ -122,7 +122,7 @@ def other_nlr(nlr_digits_seed1: Path) -> Path:
 @pytest.fixture(scope="module")
 def audited(nlr_digits: Path, other_nlr: Path):
     """The N-LR checkpoint's audit (the bench's entry point), transfer crafted on seed 1."""
-    return audit_checkpoint(nlr_digits, HONEST, source=other_nlr, device="cpu")
+    return audit_checkpoint_on_cpu(nlr_digits, HONEST, source=other_nlr)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from robustbench_lr import leaderboard, results
 from robustbench_lr.attacks import ATTACKS
 from robustbench_lr.attacks import check_bounds as harness_bounds
 from robustbench_lr.attacks.l2 import threats
-from robustbench_lr.audit import THREATS, AuditOptions, audit_checkpoint, audit_filename
+from robustbench_lr.audit import THREATS, AuditOptions, audit_filename
 from robustbench_lr.audit.battery import battery
 from robustbench_lr.audit.indicators import perturbation_l2
 from robustbench_lr.audit.threats import PARTS, l2_sweep_top
@@ -33,6 +33,7 @@ from robustbench_lr.data import DIGITS_L2_EPS, LoadOptions
 from robustbench_lr.errors import InvalidArgument
 from robustbench_lr.profiles import load_profile, parse_profile
 from robustbench_lr.target import load_target
+from tests.conftest import audit_checkpoint_on_cpu
 from tests.test_external_models import run_cli
 
 L2 = AuditOptions(
@@ -54,7 +55,7 @@ L2_FILE = "audit_digits_resnet18-w0.25_nlr_seed0_L2-eps0.2887.md"
 def l2_audit(nlr_digits: Path):
     """The L2 audit of the N-LR digits model at the digits L2 ε (its default), transfer crafted
     on the model itself (only the wiring of the transfer run is under test here)."""
-    return audit_checkpoint(nlr_digits, L2, source=nlr_digits, device="cpu")
+    return audit_checkpoint_on_cpu(nlr_digits, L2, source=nlr_digits)
 
 
 def test_rows_are_filed_under_l2_at_the_l2_eps(l2_audit, nlr_digits: Path, tmp_path: Path):
@@ -182,7 +183,7 @@ def test_cli_norm_l2_audits_at_the_l2_eps(l2_audit, nlr_digits, tmp_path, capsys
 
 
 def test_api_audit_takes_the_threat(l2_audit, monkeypatch):
-    import robustbench_lr.api.experiments as experiments
+    import robustbench_lr.audit.checkpoint as checkpoint
 
     seen = {}
 
@@ -190,7 +191,7 @@ def test_api_audit_takes_the_threat(l2_audit, monkeypatch):
         seen.update(options=options)
         return l2_audit.report
 
-    monkeypatch.setattr(experiments, "audit_model", recorded)
+    monkeypatch.setattr(checkpoint, "audit_model", recorded)
     net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).eval()
     done = robustbench_lr.audit(net, "digits", threat="L2", n=8, steps=2)
     assert seen["options"].threat == "L2" and seen["options"].steps == 2

@@ -15,14 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import robustbench_lr
 from robustbench_lr import data, results
 from robustbench_lr.analysis import ANALYSES
-from robustbench_lr.analysis.base import AnalysisOptions, load_checkpoint_data
+from robustbench_lr.analysis.base import AnalysisOptions
 from robustbench_lr.audit import audit_filename
+from robustbench_lr.checkpoints import load_model
 from robustbench_lr.commands import evaluate
 from robustbench_lr.config import TrainConfig, checkpoint_dir
 from robustbench_lr.data import DatasetError, LoadOptions, dataset_label, load_for_checkpoint
-from robustbench_lr.target import load_target
+from robustbench_lr.target import Target, load_target
 from robustbench_lr.train import train
 from tests.test_data import _cifar_images, _svhn_mat, _write_pickle
 
@@ -210,13 +212,22 @@ def _evaluate_command(folder: Path) -> None:
     evaluate.run(parser.parse_args(["--checkpoint", str(folder), "--device", "cpu"]))
 
 
+def _loaded_before_the_change(folder: Path) -> Target:
+    """The checkpoint's model as a target, standing in for one loaded before its npz changed
+    (its test images are any others: the transfer analysis reads the dataset again)."""
+    model, meta = load_model(folder)
+    return Target(model, meta, str(folder), data.load("digits"))
+
+
 # Every place that loads the data of an already trained checkpoint.
 CHECKPOINT_LOADERS: dict[str, Callable[[Path], object]] = {
     "load_for_checkpoint": lambda folder: load_for_checkpoint(_meta(folder), folder),
     "target": lambda folder: load_target(folder, n=10),
-    "analysis": lambda folder: load_checkpoint_data(folder, AnalysisOptions(device="cpu")),
+    "analysis": lambda folder: robustbench_lr.analyze("rank", folder, device="cpu"),
     "transfer": lambda folder: ANALYSES["transfer"].run(
-        folder, folder / "unused.csv", AnalysisOptions(device="cpu", extra={"labels": "digits"})
+        _loaded_before_the_change(folder),
+        folder / "unused.csv",
+        AnalysisOptions(device="cpu", extra={"labels": "digits"}),
     ),
     "evaluate": _evaluate_command,
 }

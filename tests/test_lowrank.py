@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from robustbench_lr import models
-from robustbench_lr.analysis import ANALYSES, AnalysisOptions
+from robustbench_lr.analysis import AnalysisOptions
 from robustbench_lr.analysis.rank import rank_at, variance_ratio
 from robustbench_lr.checkpoints import load_model
 from robustbench_lr.cli import main
@@ -19,7 +19,7 @@ from robustbench_lr.lowrank.projection import PROJECTIONS, project
 from robustbench_lr.methods import METHODS, Progress, TrainContext
 from robustbench_lr.registry import UnknownNameError
 from robustbench_lr.results import read
-from tests.conftest import SMALL, train_small
+from tests.conftest import SMALL, run_analysis, train_small
 from tests.test_train import kill_and_resume
 
 PROJECTION_NAMES = PROJECTIONS.names()
@@ -212,7 +212,7 @@ def test_1lr_lowers_the_rank_at_equal_accuracy(lr_pair: dict[str, Path], tmp_pat
     out = tmp_path / "results.csv"
     rank99, acc = {}, {}
     for method, folder in lr_pair.items():
-        outcome = ANALYSES["rank"].run(folder, out, AnalysisOptions(device="cpu"))
+        outcome = run_analysis("rank", folder, out, AnalysisOptions(device="cpu"))
         rank99[method] = next(r["value"] for r in outcome.rows if r["metric"] == "rank99")
         acc[method] = load_model(folder)[1]["clean_acc"]
         assert outcome.files[0].exists()

@@ -1,7 +1,10 @@
-"""Analysis registry: `robustbench-lr analyze KIND` runs `ANALYSES[KIND]` on a checkpoint.
+"""Analysis registry: `robustbench-lr analyze KIND` runs `ANALYSES[KIND]` on a loaded target.
 
-To add an analysis: write a module with an `Analysis` value (see `analysis/base.py`) and add
-it to the tuple below.
+Each entry's `run(target, results_path, options)` takes the model under test already loaded on
+its test subset (`target.Target`); the faces that name an analysis (the `analyze` command,
+`robustbench_lr.analyze`, the bench's analysis jobs) load it, with the training split when the
+entry's `needs_train` says so. To add an analysis: write a module with an `Analysis` value (see
+`analysis/base.py`) and add it to the tuple below.
 """
 
 from __future__ import annotations

@@ -7,6 +7,11 @@ every ε gives one run), `steps=20` (iterations, where the attack has them), and
 N-LR of the same dataset and architecture) and evaluated on the analysed one.
 `stop_on=CHECKPOINT` is Table 6's N-LR protocol (D.5, see `matched_examples`): crafted with the
 analysed model's gradients, each example iterated until it fools that other model.
+
+Those two models are the only ones an analysis loads itself: they are named by the analysis'
+own options, which only the analyses that craft examples read, so they come in through
+`target.load_companion` (the loader of every second model, with its same-data check) beside
+the target the face loaded.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from torch import nn
 
 from robustbench_lr.analysis.base import AnalysisOptions
 from robustbench_lr.config import parse_fraction
+from robustbench_lr.target import Target, load_companion
 
 
 @dataclass(frozen=True)
@@ -90,25 +96,16 @@ class AttackSource:
         return {"box": self.box, "source": self.source}
 
 
-def _same_data_model(path: Path, model: nn.Module, meta: dict[str, Any], role: str) -> nn.Module:
-    """The checkpoint at `path`, which must be trained on the analysed model's data."""
-    from robustbench_lr.checkpoints import load_model
-    from robustbench_lr.target import check_same_data
-
-    other, other_meta = load_model(path, next(model.parameters()).device)
-    check_same_data(meta, other_meta, f"{role} {path}", "analysed")
-    return other
-
-
-def attack_source(model: nn.Module, meta: dict[str, Any], options: AnalysisOptions) -> AttackSource:
-    """White-box on `model`, or black-box from the checkpoint named by `--option source=DIR`.
+def attack_source(target: Target, options: AnalysisOptions) -> AttackSource:
+    """White-box on the target's model, or black-box from the checkpoint named by
+    `--option source=DIR`.
 
     The source must be trained on the same dataset, or its examples mean nothing to the target.
     """
     if "source" not in options.extra:
-        return AttackSource(model, "white", "")
+        return AttackSource(target.model, "white", "")
     path = Path(options.extra["source"])
-    return AttackSource(_same_data_model(path, model, meta, "source"), "black", str(path))
+    return AttackSource(load_companion(path, target, "source"), "black", str(path))
 
 
 # Box label of Table 6's N-LR protocol rows (D.5): the analysed model's gradients, another
@@ -116,16 +113,15 @@ def attack_source(model: nn.Module, meta: dict[str, Any], options: AnalysisOptio
 MATCHED_BOX = "matched"
 
 
-def stop_model(
-    model: nn.Module, meta: dict[str, Any], options: AnalysisOptions
-) -> tuple[nn.Module, str] | None:
-    """The model named by `--option stop_on=DIR` (Table 6's N-LR protocol), or None."""
+def stop_model(target: Target, options: AnalysisOptions) -> tuple[nn.Module, str] | None:
+    """The model named by `--option stop_on=DIR` (Table 6's N-LR protocol), or None; like a
+    source, it must be trained on the target's data."""
     if "stop_on" not in options.extra:
         return None
     if "source" in options.extra:
         raise ValueError("--option stop_on= and --option source= cannot be combined")
     path = Path(options.extra["stop_on"])
-    return _same_data_model(path, model, meta, "stop_on model"), str(path)
+    return load_companion(path, target, "stop_on model"), str(path)
 
 
 def matched_examples(

@@ -1,10 +1,14 @@
-"""The analysis plug-in: a named function from a checkpoint to rows of the results file.
+"""The analysis plug-in: a named function from a loaded target to rows of the results file.
 
 Every representation analysis of the paper (Section 4 of SPEC: variance ratio, hybrid
-max-margin models, stability, cushion, ...) has the same shape: load a trained checkpoint,
-compute numbers on its test set, return tidy rows (and maybe a figure next to the results
-file). `robustbench-lr analyze KIND` looks KIND up in `ANALYSES` and appends the rows, so
-adding an analysis is adding one `Analysis` value to the tuple in `analysis/__init__.py`.
+max-margin models, stability, cushion, ...) has the same shape: take the model under test on
+its seeded test subset (`target.Target`), compute numbers, return tidy rows (and maybe a figure
+next to the results file). Like an attack sweep or a ρ search, an analysis never loads the
+model it describes: the faces (`robustbench-lr analyze KIND`, `robustbench_lr.analyze`, the
+bench's analysis jobs) load the target, with the training split when the entry says it reads
+it (`Analysis.needs_train`), so every face hands an analysis the same images for the same
+`--n/--seed`. Adding an analysis is adding one `Analysis` value to the tuple in
+`analysis/__init__.py`.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robustbench_lr.data import Data, LoadOptions
+from robustbench_lr.data import LoadOptions
 from robustbench_lr.models import ARCHS, StagedNet, TapRole, last_tap
+from robustbench_lr.target import Target
 
 
 @dataclass(frozen=True)
@@ -24,7 +29,9 @@ class AnalysisOptions:
 
     `tap=None` means the analysis' own default tap; `n=None` the checkpoint's whole test set
     (else the seeded uniform subset of n images that `attack --n` draws); `dims` lists target
-    dimensions for analyses that reduce (PCA), empty when not given.
+    dimensions for analyses that reduce (PCA), empty when not given. `n`, `seed`, `device`
+    and `load` also say which target a face loads; the analyses that take a further
+    subset (cushion's training images, transfer's stratified splits) read them again.
     """
 
     tap: str | None = None
@@ -51,9 +58,15 @@ class AnalysisResult:
 
 @dataclass(frozen=True)
 class Analysis:
-    """A registered analysis: `run(checkpoint_dir, results_path, options)`.
+    """A registered analysis: `run(target, results_path, options)`.
 
-    `run` must not write to the results file itself (the command appends its rows); it may
+    `target` is the model under test on its test subset: the seeded uniform subset of
+    `options.n` images (`options.seed`; the whole test split for `n=None`), on
+    `options.device`. Its training split is one image unless `needs_train` (the hybrids, the
+    cushion and the clusters fit or measure on the training images): a face loads the target
+    with `train=needs_train`, so large datasets cost memory only where they are read.
+
+    `run` must not write to the results file itself (the face appends its rows); it may
     write figures beside `results_path` (analysis/plotting.py) and list them in
     `AnalysisResult.files`.
 
@@ -68,32 +81,11 @@ class Analysis:
 
     name: str
     summary: str
-    run: Callable[[Path, Path, AnalysisOptions], AnalysisResult]
+    run: Callable[[Target, Path, AnalysisOptions], AnalysisResult]
     crafts_adversarial: bool = False
     boxes: tuple[str, ...] = ("white",)
     suite_models_only: bool = False
-
-
-def load_checkpoint_data(
-    checkpoint: Path, options: AnalysisOptions, train: bool = False
-) -> tuple[StagedNet, dict[str, Any], Data]:
-    """The checkpoint's inference model, its meta.json and its dataset (`target.load_target`):
-    with `n`, the test set is the seeded uniform subset the attack commands draw for the same
-    `--n/--seed`. The training split is only kept when `train=True` (hybrid models train on
-    it); otherwise it is cut to one image so that large datasets do not cost memory for nothing.
-    """
-    from robustbench_lr.devices import use_device
-    from robustbench_lr.target import load_target
-
-    target = load_target(
-        checkpoint,
-        n=options.n,
-        seed=options.seed,
-        device=use_device(options.device),
-        options=options.load,
-        train=train,
-    )
-    return target.model, target.meta, target.data
+    needs_train: bool = False
 
 
 def analysis_tap(

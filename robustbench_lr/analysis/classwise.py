@@ -19,16 +19,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robustbench_lr import models, results
+from robustbench_lr import models
 from robustbench_lr.analysis.base import (
     Analysis,
     AnalysisOptions,
     AnalysisResult,
     analysis_tap,
-    load_checkpoint_data,
 )
 from robustbench_lr.analysis.plotting import figure_stem, save_figure
 from robustbench_lr.analysis.rank import variance_ratio
+from robustbench_lr.target import Target
 
 
 def class_top1_shares(acts: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> dict[int, float]:
@@ -41,15 +41,15 @@ def class_top1_shares(acts: torch.Tensor, labels: torch.Tensor, seed: int = 0) -
     return shares
 
 
-def run_classwise(checkpoint: Path, out: Path, options: AnalysisOptions) -> AnalysisResult:
+def run_classwise(target: Target, out: Path, options: AnalysisOptions) -> AnalysisResult:
     """Fig. 7 numbers for one model at one tap (default: before the last FC)."""
-    model, meta, data = load_checkpoint_data(checkpoint, options)
-    cfg = meta["config"]
+    model, data = target.model, target.data
+    cfg = target.meta["config"]
     tap = analysis_tap(model, options, cfg["arch"])
     acts = models.activations(model, data.x_test, [tap])[tap]
     shares = class_top1_shares(acts, data.y_test, options.seed)
     counts = {c: int((data.y_test == c).sum()) for c in shares}
-    base = {**results.model_fields(meta, checkpoint), "experiment": "classwise", "tap": tap}
+    base = {**target.columns, "experiment": "classwise", "tap": tap}
     rows = [
         {**base, "param": f"class={c}", "metric": "top1_share", "value": v, "n": counts[c]}
         for c, v in shares.items()
@@ -58,7 +58,7 @@ def run_classwise(checkpoint: Path, out: Path, options: AnalysisOptions) -> Anal
     rows.append({**base, "metric": "top1_share_mean", "value": mean, "n": len(acts)})
     png = plot_shares(out, cfg, tap, shares)
     lines = [
-        f"{checkpoint} @ {tap}: first singular value holds {mean:.3f} of each class's "
+        f"{target.checkpoint} @ {tap}: first singular value holds {mean:.3f} of each class's "
         f"variance on average ({len(shares)} classes)"
     ]
     return AnalysisResult(rows, [png], lines)

@@ -19,16 +19,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from robustbench_lr import results
 from robustbench_lr.analysis.base import (
     Analysis,
     AnalysisOptions,
     AnalysisResult,
     analysis_tap,
-    load_checkpoint_data,
 )
 from robustbench_lr.analysis.compression import hybrid_pipeline, tap_features
 from robustbench_lr.analysis.plotting import figure_stem, save_figure
+from robustbench_lr.target import Target
 
 if TYPE_CHECKING:  # scikit-learn is imported when the analysis runs, not when the CLI starts
     from sklearn.pipeline import Pipeline
@@ -39,26 +38,26 @@ def pca2_projection(train: np.ndarray, seed: int) -> Pipeline:
     return hybrid_pipeline(2, seed)[:-1].fit(train)
 
 
-def run_clusters(checkpoint: Path, out: Path, options: AnalysisOptions) -> AnalysisResult:
+def run_clusters(target: Target, out: Path, options: AnalysisOptions) -> AnalysisResult:
     """Fig. 8 scatter and its silhouette score for one model (default tap: before the FC)."""
     from sklearn.metrics import silhouette_score
 
-    model, meta, data = load_checkpoint_data(checkpoint, options, train=True)
-    cfg = meta["config"]
+    model, data = target.model, target.data
+    cfg = target.meta["config"]
     tap = analysis_tap(model, options, cfg["arch"])
     projection = pca2_projection(tap_features(model, data.x_train, tap), options.seed)
     points = projection.transform(tap_features(model, data.x_test, tap))
     labels = data.y_test.numpy()
     score = float(silhouette_score(points, labels))
     explained = float(projection.named_steps["pca"].explained_variance_ratio_.sum())
-    base = {**results.model_fields(meta, checkpoint), "experiment": "clusters", "tap": tap}
+    base = {**target.columns, "experiment": "clusters", "tap": tap}
     rows = [
         {**base, "metric": "silhouette_2d", "value": score, "n": len(labels)},
         {**base, "metric": "pca2_variance", "value": explained, "n": len(data.y_train)},
     ]
     png = plot_clusters(out, cfg, tap, points, labels, score)
     lines = [
-        f"{checkpoint} @ {tap}: 2-D PCA silhouette {score:.3f} "
+        f"{target.checkpoint} @ {tap}: 2-D PCA silhouette {score:.3f} "
         f"(the 2 components explain {explained:.1%} of the training variance)"
     ]
     return AnalysisResult(rows, [png], lines)
@@ -84,4 +83,5 @@ CLUSTERS = Analysis(
     name="clusters",
     summary="2-D PCA projection of a tap coloured by label, with its silhouette score, Fig. 8",
     run=run_clusters,
+    needs_train=True,
 )

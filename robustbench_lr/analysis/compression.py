@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from robustbench_lr import models, results
+from robustbench_lr import models
 from robustbench_lr.analysis.adversarial import (
     MATCHED_BOX,
     AttackSource,
@@ -40,11 +40,11 @@ from robustbench_lr.analysis.base import (
     AnalysisOptions,
     AnalysisResult,
     analysis_tap,
-    load_checkpoint_data,
 )
 from robustbench_lr.data import Data
 from robustbench_lr.evaluation import predict
 from robustbench_lr.models import StagedNet
+from robustbench_lr.target import Target
 
 if TYPE_CHECKING:  # scikit-learn is imported when an analysis runs, not when the CLI starts
     from sklearn.pipeline import Pipeline
@@ -171,22 +171,22 @@ def hybrid_rows(
 
 
 def run_hybrid(
-    checkpoint: Path,
+    target: Target,
     out: Path,
     options: AnalysisOptions,
     default_tap: models.TapRole = models.last_tap,
 ) -> AnalysisResult:
     """Table 5a: hybrid accuracy per PCA dimension at a tap (default: `default_tap(arch)`, the
     layer before the last FC)."""
-    model, meta, data = load_checkpoint_data(checkpoint, options, train=True)
-    arch = meta["config"]["arch"]
+    model = target.model
+    arch = target.meta["config"]["arch"]
     tap = analysis_tap(model, options, arch, default_tap)
     dims = tuple(options.dims) or default_dims(arch, tap)
-    base = {**results.model_fields(meta, checkpoint), "experiment": "hybrid"}
-    rows, _ = hybrid_rows(model, data, tap, dims, options.seed, base)
+    base = {**target.columns, "experiment": "hybrid"}
+    rows, _ = hybrid_rows(model, target.data, tap, dims, options.seed, base)
     by_metric = {(r["metric"], r.get("dim")): r["value"] for r in rows}
     lines = [
-        f"{checkpoint} @ {tap}: network {by_metric[('network_acc', None)]:.2f}%, hybrid "
+        f"{target.checkpoint} @ {tap}: network {by_metric[('network_acc', None)]:.2f}%, hybrid "
         + ", ".join(
             f"d={dim_label(d)} {by_metric[('hybrid_acc', dim_value(d))]:.2f}%" for d in dims
         )
@@ -195,11 +195,11 @@ def run_hybrid(
     return AnalysisResult(rows, [], lines)
 
 
-def run_hybrid_deep(checkpoint: Path, out: Path, options: AnalysisOptions) -> AnalysisResult:
+def run_hybrid_deep(target: Target, out: Path, options: AnalysisOptions) -> AnalysisResult:
     """Tables 5b and 8: the hybrid at the deeper tap (ResNet: before block 4, which replaces the
     4th block and the FC by one linear model; VGG19: before the third-last FC layer); dims
     default to the paper's full, 20, 10."""
-    return run_hybrid(checkpoint, out, options, models.deep_tap)
+    return run_hybrid(target, out, options, models.deep_tap)
 
 
 def fooled_mask(
@@ -228,7 +228,7 @@ def maxmargin_accuracy(
     return float(np.mean(head.predict(features) == y[fooled].numpy())), n
 
 
-def run_maxmargin(checkpoint: Path, out: Path, options: AnalysisOptions) -> AnalysisResult:
+def run_maxmargin(target: Target, out: Path, options: AnalysisOptions) -> AnalysisResult:
     """Table 6: accuracy of the hybrid max-margin model on adversarial examples that fooled
     the network (white-box by default, black-box with `--option source=CHECKPOINT`).
 
@@ -251,19 +251,19 @@ def run_maxmargin(checkpoint: Path, out: Path, options: AnalysisOptions) -> Anal
     the analysed network — for a 1-LR checkpoint with `source=<N-LR>`, the paper's black-box
     1-LR row.
     """
-    model, meta, data = load_checkpoint_data(checkpoint, options, train=True)
-    arch = meta["config"]["arch"]
+    model, data = target.model, target.data
+    arch = target.meta["config"]["arch"]
     tap = analysis_tap(model, options, arch)
     dims = tuple(options.dims) or (FULL,)
-    stop = stop_model(model, meta, options)
+    stop = stop_model(target, options)
     if stop is None:
-        source = attack_source(model, meta, options)
+        source = attack_source(target, options)
     else:  # the analysed model's gradients, the stop_on model's success criterion
         source = AttackSource(model, MATCHED_BOX, stop[1])
     runs = attack_runs(options, "deepfool,ill,ifsgm", "8/255")
     train = tap_features(model, data.x_train, tap)
     heads = fit_heads(train, data.y_train.numpy(), dims, options.seed)
-    base = {**results.model_fields(meta, checkpoint), "experiment": "maxmargin", **source.fields()}
+    base = {**target.columns, "experiment": "maxmargin", **source.fields()}
     rows, lines = [], []
     x, y = data.x_test, data.y_test
     for run in runs:
@@ -298,12 +298,14 @@ HYBRID = Analysis(
     summary="hybrid max-margin model (tap -> PCA -> linear SVM) accuracy per --dims, Table 5a",
     run=run_hybrid,
     suite_models_only=True,
+    needs_train=True,
 )
 HYBRID_DEEP = Analysis(
     name="hybrid-deep",
     summary="the hybrid at the deeper tap (before ResNet block 4), with parameter counts, Table 5b",
     run=run_hybrid_deep,
     suite_models_only=True,
+    needs_train=True,
 )
 MAXMARGIN = Analysis(
     name="maxmargin",
@@ -311,4 +313,5 @@ MAXMARGIN = Analysis(
     run=run_maxmargin,
     crafts_adversarial=True,
     boxes=("white", "black", MATCHED_BOX),
+    needs_train=True,
 )

@@ -40,15 +40,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from robustbench_lr import results
 from robustbench_lr.analysis.base import (
     Analysis,
     AnalysisOptions,
     AnalysisResult,
-    load_checkpoint_data,
 )
 from robustbench_lr.analysis.plotting import figure_stem, save_figure
 from robustbench_lr.data import stratified_subset
+from robustbench_lr.target import Target
 
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
 QUANTILES = {"cushion_q10": 0.1, "cushion_q50": 0.5, "cushion_q90": 0.9}
@@ -128,20 +127,21 @@ def cushion_rows(values: dict[str, np.ndarray], base: dict, param: str = "") -> 
     return rows
 
 
-def run_cushion(checkpoint: Path, out: Path, options: AnalysisOptions) -> AnalysisResult:
+def run_cushion(target: Target, out: Path, options: AnalysisOptions) -> AnalysisResult:
     """Appendix E: layer cushions of the trained network and of a random-init reference."""
-    model, meta, data = load_checkpoint_data(checkpoint, options, train=True)
+    model, meta, data = target.model, target.meta, target.data
     x = data.x_train
     if options.n is not None:
         x = x[stratified_subset(data.y_train, options.n, options.seed)]
     trained = layer_cushions(model, x)
     device = next(model.parameters()).device
     reference = layer_cushions(random_init_model(meta, options.seed, device), x)
-    base = {**results.model_fields(meta, checkpoint), "experiment": "cushion"}
+    base = {**target.columns, "experiment": "cushion"}
     rows = cushion_rows(trained, base) + cushion_rows(reference, base, RANDOM_INIT)
     last = list(trained)[-1]
     lines = [
-        f"{checkpoint}: {len(trained)} layers on {len(x)} training images; last layer {last} "
+        f"{target.checkpoint}: {len(trained)} layers on {len(x)} training images; "
+        f"last layer {last} "
         f"median cushion {cushion_summary(trained[last])[0]['cushion_q50']:.3f} "
         f"(random init {cushion_summary(reference[last])[0]['cushion_q50']:.3f})"
     ]
@@ -178,4 +178,5 @@ CUSHION = Analysis(
     summary="layer cushion per conv/linear layer on training images vs a random-init network, Fig. 4c",
     run=run_cushion,
     suite_models_only=True,
+    needs_train=True,
 )

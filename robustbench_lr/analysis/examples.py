@@ -27,16 +27,15 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from robustbench_lr import results
 from robustbench_lr.analysis.adversarial import AttackRun
 from robustbench_lr.analysis.base import (
     Analysis,
     AnalysisOptions,
     AnalysisResult,
-    load_checkpoint_data,
 )
 from robustbench_lr.analysis.plotting import FIGURES_DIR, figure_stem, save_figure
 from robustbench_lr.files import atomic_write
+from robustbench_lr.target import Target
 
 log = logging.getLogger(__name__)
 
@@ -83,19 +82,19 @@ def load_examples(path: Path, label: str) -> Examples:
         return Examples(label, *(saved[k] for k in ARRAYS))
 
 
-def run_examples(checkpoint: Path, out: Path, options: AnalysisOptions) -> AnalysisResult:
+def run_examples(target: Target, out: Path, options: AnalysisOptions) -> AnalysisResult:
     """Fig. 3 / 10 for one model: DeepFool on the first test images, their ρ, the images."""
     from robustbench_lr.attacks import resolve, rho
     from robustbench_lr.evaluation import predict
 
-    model, meta, data = load_checkpoint_data(checkpoint, options)
+    model, data = target.model, target.data
     k = options.get("images", int, IMAGES)
     if k < 1:
         raise ValueError(f"--option images= must be at least 1, got {k}")
     x, y = data.x_test[:k], data.y_test[:k]
     run = AttackRun("deepfool", *resolve("deepfool"))
     x_adv = run.craft(model, x, y).cpu()
-    fields = results.model_fields(meta, checkpoint)
+    fields = target.columns
     examples = Examples(
         f"{fields['arch']} {fields['method']}",
         x.numpy(),
@@ -114,7 +113,7 @@ def run_examples(checkpoint: Path, out: Path, options: AnalysisOptions) -> Analy
     png = save_figure(examples_figure([examples]), out, figure_stem(EXPERIMENT, fields))
     wrong = int((examples.pred != examples.y).sum())
     lines = [
-        f"{checkpoint}: {wrong} of {len(y)} images misclassified after DeepFool, "
+        f"{target.checkpoint}: {wrong} of {len(y)} images misclassified after DeepFool, "
         f"mean ρ = {float(examples.rho.mean()):.3g}"
     ]
     return AnalysisResult(rows, [npz, png], lines)

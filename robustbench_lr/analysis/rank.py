@@ -28,9 +28,9 @@ from robustbench_lr.analysis.base import (
     AnalysisOptions,
     AnalysisResult,
     analysis_tap,
-    load_checkpoint_data,
 )
 from robustbench_lr.analysis.plotting import save_figure
+from robustbench_lr.target import Target
 
 EXACT_MAX = 4096  # min(n, m) above which svdvals is too slow for 2 CPU cores
 RANDOMIZED_K = 1024  # singular values estimated by the randomized SVD
@@ -67,11 +67,11 @@ def rank_at(curve: torch.Tensor, level: float) -> float:
     return float(hits[0, 0] + 1) if len(hits) else math.nan
 
 
-def run_rank(checkpoint: Path, out: Path, options: AnalysisOptions) -> AnalysisResult:
-    """Variance-ratio rows of one checkpoint at one tap (default: the layer before the last FC)."""
-    model, meta, data = load_checkpoint_data(checkpoint, options)
+def run_rank(target: Target, out: Path, options: AnalysisOptions) -> AnalysisResult:
+    """Variance-ratio rows of one model at one tap (default: the layer before the last FC)."""
+    model, meta = target.model, target.meta
     tap = analysis_tap(model, options, meta["config"]["arch"])
-    acts = models.activations(model, data.x_test, [tap])[tap]
+    acts = models.activations(model, target.x, [tap])[tap]
     curve, backend = variance_ratio(
         acts,
         options.get("exact_max", int, EXACT_MAX),
@@ -79,7 +79,7 @@ def run_rank(checkpoint: Path, out: Path, options: AnalysisOptions) -> AnalysisR
         options.seed,
     )
     base = {
-        **results.model_fields(meta, checkpoint),
+        **target.columns,
         "experiment": "rank",
         "tap": tap,
         "backend": backend,
@@ -93,7 +93,7 @@ def run_rank(checkpoint: Path, out: Path, options: AnalysisOptions) -> AnalysisR
     rows += [{**base, "metric": name, "value": value} for name, value in ranks.items()]
     shown = {name: (f"> {len(curve)}" if math.isnan(v) else f"{v:g}") for name, v in ranks.items()}
     lines = [
-        f"{checkpoint} @ {tap} (m={acts.shape[1]}, n={len(acts)}, {backend} SVD): "
+        f"{target.checkpoint} @ {tap} (m={acts.shape[1]}, n={len(acts)}, {backend} SVD): "
         f"rank99 = {shown['rank99']}, rank95 = {shown['rank95']}"
     ]
     png = plot_curves(out, rows, meta["config"], tap)

@@ -25,17 +25,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robustbench_lr import models, results
+from robustbench_lr import models
 from robustbench_lr.analysis.adversarial import attack_runs, attack_source
 from robustbench_lr.analysis.base import (
     Analysis,
     AnalysisOptions,
     AnalysisResult,
     analysis_tap,
-    load_checkpoint_data,
 )
 from robustbench_lr.analysis.plotting import figure_stem, save_figure
 from robustbench_lr.models import StagedNet
+from robustbench_lr.target import Target
 
 
 def stability_pairs(
@@ -86,16 +86,16 @@ def binned_medians(
     return out
 
 
-def run_stability(checkpoint: Path, out: Path, options: AnalysisOptions) -> AnalysisResult:
+def run_stability(target: Target, out: Path, options: AnalysisOptions) -> AnalysisResult:
     """Fig. 4b pairs, binned medians and scatter for one model (default tap: before the FC)."""
-    model, meta, data = load_checkpoint_data(checkpoint, options)
-    cfg = meta["config"]
+    model, data = target.model, target.data
+    cfg = target.meta["config"]
     tap = analysis_tap(model, options, cfg["arch"])
     per_decade = options.get("bins_per_decade", int, 2)
-    source = attack_source(model, meta, options)
+    source = attack_source(target, options)
     runs = attack_runs(options, "deepfool,ifsgm", "2/255,4/255,8/255,16/255")
     base = {
-        **results.model_fields(meta, checkpoint),
+        **target.columns,
         "experiment": "stability",
         "tap": tap,
         **source.fields(),

@@ -9,8 +9,11 @@ labels to learn (without it, the dataset entry's `other_labelling`: cifar100-coa
 cifar100; digits relabelled by parity -> digits needs `labels=`). A model whose dataset has no
 known second labelling and no `labels=` gets no rows and a line saying so (the bench runs
 every analysis on every model). The images are compared element by element first, since
-different images would make the number meaningless. Training and test subsets (the checkpoint's limits, `--n`) are drawn once, from
-the model's own labels, and applied to both labellings.
+different images would make the number meaningless. Training and test subsets (the checkpoint's
+limits, `--n`) are drawn once, from the model's own labels, and applied to both labellings:
+stratified, on the whole of both datasets, so the analysis reads the model's dataset again
+rather than the target's uniform test subset (the second labelling must be cut at the same
+indices).
 
 Rows (experiment `transfer`): `hybrid_acc` (test accuracy, %, n = test images) for the model's
 own labels and for the new ones, columns `tap` and `dim` (`--dims`, default full = `inf`), param
@@ -22,7 +25,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from robustbench_lr import results
 from robustbench_lr.analysis.base import Analysis, AnalysisOptions, AnalysisResult, analysis_tap
 from robustbench_lr.analysis.compression import (
     FULL,
@@ -40,6 +42,7 @@ from robustbench_lr.data import (
     load_for_checkpoint,
     stratified_subset,
 )
+from robustbench_lr.target import Target
 
 
 def other_labelling(dataset: str) -> str | None:
@@ -60,15 +63,12 @@ def same_images(own: Data, other: Data, own_name: str, other_name: str) -> None:
             )
 
 
-def run_transfer(checkpoint: Path, out: Path, options: AnalysisOptions) -> AnalysisResult:
+def run_transfer(target: Target, out: Path, options: AnalysisOptions) -> AnalysisResult:
     """Table 7c: hybrid accuracy on the model's own labels and on `--option labels=DATASET`."""
-    from robustbench_lr.checkpoints import load_model
-    from robustbench_lr.devices import use_device
-
-    model, meta = load_model(checkpoint, use_device(options.device))
+    model, meta, checkpoint = target.model, target.meta, target.checkpoint
     cfg = meta["config"]
-    target = options.extra.get("labels", other_labelling(cfg["dataset"]))
-    if target is None:
+    labels = options.extra.get("labels", other_labelling(cfg["dataset"]))
+    if labels is None:
         known = ", ".join(f"{a} -> {other_labelling(a)}" for a in DATASETS if other_labelling(a))
         return AnalysisResult(
             [],
@@ -82,8 +82,8 @@ def run_transfer(checkpoint: Path, out: Path, options: AnalysisOptions) -> Analy
     tap = analysis_tap(model, options, cfg["arch"])
     dims = tuple(options.dims) or (FULL,)
     own = load_for_checkpoint(meta, checkpoint, options.load)
-    other = load(target, options.load)  # another dataset: no fingerprint of it was recorded
-    same_images(own, other, cfg["dataset"], target)
+    other = load(labels, options.load)  # another dataset: no fingerprint of it was recorded
+    same_images(own, other, cfg["dataset"], labels)
     train_limit = cfg.get("train_limit")
     test_limit = options.n if options.n is not None else cfg.get("test_limit")
     train_idx = stratified_subset(own.y_train, train_limit) if train_limit else slice(None)
@@ -91,13 +91,13 @@ def run_transfer(checkpoint: Path, out: Path, options: AnalysisOptions) -> Analy
     train = tap_features(model, own.x_train[train_idx], tap)
     test = tap_features(model, own.x_test[test_idx], tap)
     base = {
-        **results.model_fields(meta, checkpoint),
+        **target.columns,
         "experiment": "transfer",
         "metric": "hybrid_acc",
         "n": len(test),
     }
     accuracy = {}  # (labelling, d) -> test accuracy (%)
-    for name, data in ((base["dataset"], own), (dataset_label(target), other)):
+    for name, data in ((base["dataset"], own), (dataset_label(labels), other)):
         y_train, y_test = data.y_train[train_idx].numpy(), data.y_test[test_idx].numpy()
         heads = fit_heads(train, y_train, dims, options.seed)
         accuracy.update({(name, d): accuracy_percent(h, test, y_test) for d, h in heads.items()})

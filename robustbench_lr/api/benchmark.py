@@ -3,8 +3,9 @@
 The numbers come from the functions the commands call: the target is what `robustbench-lr
 attack --model ... --n N --seed S` loads (`target.load_target` on an `external.ExternalModel`),
 the attack is `attacks.harness.evaluate_attack` with the CLI's defaults, the rows are
-`evaluation_rows` and the audit's `report_rows`. So on the CPU, for the same seed and points,
-the API and the command line give the same numbers bit for bit (tests/test_api.py checks it).
+`evaluation_rows` and the audit's (`audit.checkpoint.audit_target` on the same target). So on
+the CPU, for the same seed and points, the API and the command line give the same numbers bit
+for bit (tests/test_api.py checks it).
 """
 
 from __future__ import annotations
@@ -23,20 +24,17 @@ from robustbench_lr import results
 from robustbench_lr.api import model as models
 from robustbench_lr.api import validate
 from robustbench_lr.api.result import BenchmarkResult
-from robustbench_lr.attacks import ATTACKS
+from robustbench_lr.attacks import ATTACKS, DEFAULT_BATCH
 from robustbench_lr.attacks.harness import evaluate_attack, evaluation_rows
-from robustbench_lr.audit.markdown import model_title, render_markdown
+from robustbench_lr.audit.checkpoint import audit_target
 from robustbench_lr.audit.options import AuditOptions
-from robustbench_lr.audit.rows import report_rows
-from robustbench_lr.audit.runner import audit_model
 from robustbench_lr.data import DEFAULT_DATA_ROOT, LoadOptions
 from robustbench_lr.devices import use_device
 from robustbench_lr.errors import InvalidArgument
+from robustbench_lr.experiments.attack import Sweep
 from robustbench_lr.target import DEFAULT_N
 
 DEFAULT_ATTACK = "autoattack-standard"  # the authors' AutoAttack, as RobustBench runs it
-DEFAULT_BATCH = 256  # the CLI's --batch-size: chunks seed randomized attacks, so it must match
-NOISE_DRAWS = 5  # the CLI's --noise-draws (used only by attacks averaged over draws)
 # AuditOptions fields the benchmark sets itself (the same ε, points and batches as the attack).
 AUDIT_OWN = ("eps", "n", "seed", "batch_size")
 
@@ -104,7 +102,7 @@ def benchmark(
             target.model,
             target.x,
             target.y,
-            draws=NOISE_DRAWS,
+            draws=Sweep.draws,
             batch_size=batch_size,
             **{"eps": eps, **given},
         )
@@ -113,10 +111,9 @@ def benchmark(
         report, markdown = None, ""
         if budget is not None:
             bar.set_postfix_str("audit")
-            budget = replace(budget, n=len(target.y))
-            report = audit_model(target.model, target.x, target.y, budget)
-            rows += report_rows(report, target.columns, "", target.subset_extra)
-            markdown = render_markdown(report, model_title(target.columns))
+            audited = audit_target(target, replace(budget, n=len(target.y)))
+            report, markdown = audited.report, audited.markdown
+            rows += audited.rows
             bar.update()
     frame = pd.DataFrame([results.make_row(**row) for row in rows], columns=results.COLUMNS)
     if out is not None:

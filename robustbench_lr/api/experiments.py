@@ -1,9 +1,9 @@
 """`attack`, `audit`, `analyze` and `shift` on a network in memory: the commands' functions.
 
 `attack` is `attacks.run_attack` (the entry point every attack of the suite goes through) on
-the caller's own batch; `audit`, `analyze` and `shift` run on the seeded test subset the
-commands draw, through the same `audit_model` / `ANALYSES` / `run_shifts` as `robustbench-lr
-audit/analyze/shift`.
+the caller's own batch; `audit`, `analyze` and `shift` load the seeded test subset the
+commands draw and run on it the same `audit_target` / `ANALYSES` / `run_shifts` as
+`robustbench-lr audit/analyze/shift`.
 """
 
 from __future__ import annotations
@@ -23,22 +23,24 @@ from robustbench_lr.analysis import ANALYSES, AnalysisOptions
 from robustbench_lr.api import model as models
 from robustbench_lr.api import validate
 from robustbench_lr.api.training import checkpoint_folder
-from robustbench_lr.attacks import ATTACKS, crafting_in, rho, robust_flags, run_attack
+from robustbench_lr.attacks import (
+    ATTACKS,
+    DEFAULT_BATCH,
+    crafting_in,
+    rho,
+    robust_flags,
+    run_attack,
+)
 from robustbench_lr.attacks.precision import PRECISIONS
-from robustbench_lr.audit.checkpoint import CheckpointAudit
-from robustbench_lr.audit.markdown import audit_filename, model_title, render_markdown
+from robustbench_lr.audit.checkpoint import CheckpointAudit, audit_target
 from robustbench_lr.audit.options import AuditOptions, default_eps
-from robustbench_lr.audit.rows import report_rows
-from robustbench_lr.audit.runner import audit_model
 from robustbench_lr.audit.threats import THREATS as AUDIT_THREATS
 from robustbench_lr.data import DEFAULT_DATA_ROOT, LoadOptions
 from robustbench_lr.devices import use_device
 from robustbench_lr.errors import InvalidArgument
 from robustbench_lr.experiments.shift import run_shifts
 from robustbench_lr.shifts import SHIFTS
-from robustbench_lr.target import DEFAULT_N
-
-DEFAULT_BATCH = 256
+from robustbench_lr.target import DEFAULT_N, load_target
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,11 +160,7 @@ def audit(
     with models.lent(net):
         dev = use_device(where)
         target = models.target(net, dataset, preprocessing, name, n, seed, dev, load_options)
-        report = audit_model(target.model, target.x, target.y, replace(options, n=len(target.y)))
-    columns = target.columns
-    rows = report_rows(report, columns, "", target.subset_extra)
-    markdown = render_markdown(report, model_title(columns))
-    return CheckpointAudit(report, rows, markdown, audit_filename(columns, eps, threat))
+        return audit_target(target, replace(options, n=len(target.y)))
 
 
 def analyze(
@@ -274,11 +272,21 @@ def shift(
 def _analysis(
     kind: str, origin: Any, out: str | Path | None, settings: dict, device: str
 ) -> pd.DataFrame:
-    """Run `ANALYSES[kind]`, append its rows to `out` if given, return them as a frame."""
+    """Load the target `ANALYSES[kind]` reads (its training split if it needs it), run the
+    analysis, append its rows to `out` if given, return them as a frame."""
     options = AnalysisOptions(device=device, **settings)
+    analysis = ANALYSES[kind]
+    target = load_target(
+        origin,
+        n=options.n,
+        seed=options.seed,
+        device=use_device(options.device),
+        options=options.load,
+        train=analysis.needs_train,
+    )
     with tempfile.TemporaryDirectory() as scratch:
         where = Path(out) if out is not None else Path(scratch) / "results.csv"
-        outcome = ANALYSES[kind].run(origin, where, options)
+        outcome = analysis.run(target, where, options)
         if out is not None:
             results.append(out, outcome.rows)
     return pd.DataFrame([results.make_row(**row) for row in outcome.rows], columns=results.COLUMNS)

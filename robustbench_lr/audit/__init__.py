@@ -29,11 +29,12 @@ One module per idea:
 - `runner`: `run_battery` (the runs, their recorded paths, the probes) and `audit_model`, the
   battery then the checks on a model and examples;
 - `rows` / `markdown`: the results-file rows and audit.md;
-- `checkpoint`: `audit_checkpoint`, all of the above for a checkpoint folder.
+- `checkpoint`: `audit_target`, all of the above for a loaded `target.Target` (the faces load
+  it: the `audit` command, `robustbench_lr.audit` / `benchmark`, the bench's audit jobs).
 """
 
 from robustbench_lr.audit.battery import sweep_eps
-from robustbench_lr.audit.checkpoint import audit_checkpoint
+from robustbench_lr.audit.checkpoint import audit_target
 from robustbench_lr.audit.checks import CHECKS
 from robustbench_lr.audit.markdown import audit_filename
 from robustbench_lr.audit.options import (
@@ -53,9 +54,9 @@ __all__ = [
     "DEFAULT_EPS",
     "THREATS",
     "AuditOptions",
-    "audit_checkpoint",
     "audit_filename",
     "audit_model",
+    "audit_target",
     "probe_determinism",
     "probe_gradients",
     "sweep_eps",

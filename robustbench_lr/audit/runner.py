@@ -91,7 +91,7 @@ def audit_model(
 ) -> AuditReport:
     """Run the battery on `model` (and transfer from `source`), then every registered check.
 
-    `options.eps` must be set (`audit_checkpoint` fills in the dataset's default). Every run
+    `options.eps` must be set (`audit_target` fills in the dataset's default). Every run
     sees all examples, so each attack's own accuracy is exact and the worst case per example
     (and AutoAttack's) is the AND of the runs' per-example flags.
     """

@@ -148,13 +148,16 @@ class TargetSpec:
 
         return resolve(self.external)
 
-    def load(self) -> Target:
+    def load(self, train: bool = False) -> Target:
+        """The target a job runs on; `train=True` keeps the training split (the analyses whose
+        entry says `needs_train`)."""
         return load_target(
             self.origin(),
             n=self.n,
             source=self.source,
             device=use_device(self.device),
             options=LoadOptions(data_root=self.data_root, download=self.download),
+            train=train,
         )
 
 

@@ -269,16 +269,11 @@ def plan_minrho(ctx: BenchContext) -> list[Job]:
 
 
 def _audit_job(target: TargetSpec, options: dict[str, Any], out: Path) -> Outcome:
-    """The audit of one model; its Markdown report goes into the report folder."""
-    from robustbench_lr.audit import AuditOptions, audit_checkpoint
+    """The audit of one model (its transfer source loaded with it); its Markdown report goes
+    into the report folder."""
+    from robustbench_lr.audit import AuditOptions, audit_target
 
-    done = audit_checkpoint(
-        target.origin(),
-        AuditOptions(**options),
-        source=target.source,
-        device=target.device,
-        load_options=LoadOptions(data_root=target.data_root, download=target.download),
-    )
+    done = audit_target(target.load(), AuditOptions(**options))
     atomic_write_text(out / done.filename, done.markdown)
     report = done.report
     lines = [f"{check.status.upper():4s}  {check.name}: {check.detail}" for check in report.checks]
@@ -306,12 +301,12 @@ def plan_audit(ctx: BenchContext) -> list[Job]:
 
 
 def _analysis_job(kind: str, target: TargetSpec, options: AnalysisOptions, out: Path) -> Outcome:
-    # Figures go beside the results file, i.e. into the report folder.
+    """One analysis of one model, on the target loaded with the training split if the entry
+    reads it. Figures go beside the results file, i.e. into the report folder."""
     from robustbench_lr.analysis import ANALYSES
 
-    origin = target.origin()
-    checkpoint = Path(origin) if isinstance(origin, str) else origin
-    result = ANALYSES.get(kind).run(checkpoint, out / RESULTS_FILE, options)
+    analysis = ANALYSES.get(kind)
+    result = analysis.run(target.load(train=analysis.needs_train), out / RESULTS_FILE, options)
     return Outcome(result.rows, result.lines)
 
 

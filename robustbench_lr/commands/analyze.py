@@ -1,4 +1,8 @@
-"""`robustbench-lr analyze KIND`: run a registered representation analysis on a checkpoint."""
+"""`robustbench-lr analyze KIND`: run a registered representation analysis on a checkpoint.
+
+The command is the face that loads: the model flags name the model, `--n/--seed` its test
+subset, and the analysis entry whether the training split comes along (`Analysis.needs_train`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from robustbench_lr.commands.argtypes import comma_list, count, key_value, seed
 from robustbench_lr.commands.common import Flag, add_flags, add_run_flags, load_options
 from robustbench_lr.commands.evalflags import add_model_flags, model_spec
 from robustbench_lr.config import from_fields
+from robustbench_lr.devices import use_device
+from robustbench_lr.target import load_target
 
 NAME = "analyze"
 HELP = "representation analyses of a checkpoint or an external model (rows go to the results file)"
@@ -62,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the analysis, append its rows, and print its summary and the files it wrote."""
+    """Load the target, run the analysis, append its rows, and print its summary and the files
+    it wrote."""
     from robustbench_lr import results
     from robustbench_lr.analysis import AnalysisOptions
     from robustbench_lr.external_build import resolve
@@ -76,16 +83,25 @@ def run(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     spec = model_spec(args)
-    if ANALYSES[args.kind].suite_models_only and not isinstance(spec, str):
+    analysis = ANALYSES[args.kind]
+    if analysis.suite_models_only and not isinstance(spec, str):
         # The hybrids count the parameters of the stages after the tap, the cushion rebuilds
-        # the architecture freshly initialized, the transfer reloads the checkpoint.
+        # the architecture freshly initialized, the transfer reads the checkpoint's dataset.
         takes = [k for k in ANALYSES.names() if not ANALYSES[k].suite_models_only]
         raise ValueError(
             f"analysis {args.kind} needs a trained --checkpoint of the suite's architectures; "
             f"--model and --robustbench models take: {', '.join(takes)}"
         )
     origin = Path(spec) if isinstance(spec, str) else resolve(spec)
-    outcome = ANALYSES[args.kind].run(origin, out, options)
+    target = load_target(
+        origin,
+        n=options.n,
+        seed=options.seed,
+        device=use_device(options.device),
+        options=options.load,
+        train=analysis.needs_train,
+    )
+    outcome = analysis.run(target, out, options)
     results.append(out, outcome.rows)
     for line in outcome.lines:
         print(line)

@@ -15,10 +15,17 @@ import argparse
 from pathlib import Path
 
 from robustbench_lr.attacks.l2 import L2_EPS
-from robustbench_lr.audit import DEFAULT_EPS, THREATS, AuditOptions, audit_eps_by_dataset
-from robustbench_lr.commands.argtypes import budget, count, seed
-from robustbench_lr.commands.common import load_options
-from robustbench_lr.commands.evalflags import add_eval_flags, model_origin
+from robustbench_lr.audit import (
+    DEFAULT_EPS,
+    THREATS,
+    AuditOptions,
+    audit_eps_by_dataset,
+    audit_target,
+)
+from robustbench_lr.audit.options import BUDGET
+from robustbench_lr.commands.argtypes import budget
+from robustbench_lr.commands.common import add_flags, settings_flags
+from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from
 from robustbench_lr.config import from_fields
 
 NAME = "audit"
@@ -26,25 +33,10 @@ HELP = "audit a model for gradient masking: strong attacks, sanity checks, worst
 
 DEFAULTS = AuditOptions()
 
-# The battery's budget: `AuditOptions` field -> (flag value check, help). Each is the flag
-# `--<field with dashes>` and the profile's `[audit]` key of the same name.
-BUDGET_FLAGS = {
-    "attack_seed": (seed, "seed of the randomized attacks (default: %(default)s)"),
-    "queries": (count, "Square queries (default: %(default)s; AutoAttack uses 5000)"),
-    "steps": (count, "APGD / FAB iterations (default: %(default)s; AutoAttack uses 100)"),
-    "targets": (
-        count,
-        "APGD-T / FAB-T target classes (default: %(default)s; AutoAttack uses 9)",
-    ),
-    "restarts": (count, "IFSGM random restarts (default: %(default)s)"),
-    "dlr_restarts": (count, "APGD-DLR restarts (default: %(default)s)"),
-    "noise_draws": (count, "random corners of the eps-ball per example (default: %(default)s)"),
-    "deepfool_steps": (count, "DeepFool iterations (default: %(default)s)"),
-}
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The shared evaluation flags, --eps, the budget flags and --strict."""
+    """The shared evaluation flags, --eps, the budget flags (`audit.options.BUDGET`, as
+    `AuditOptions` declares them) and --strict."""
     add_eval_flags(parser, n_default=DEFAULTS.n)
     per_dataset = ", ".join(
         f"{name} {eps * 255:g}/255" for name, eps in audit_eps_by_dataset().items()
@@ -67,9 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the ball the battery attacks in: Linf (default; IFSGM, APGD, FAB, Square, ...) "
         "or L2 (PGD-L2, APGD / FAB / Square at norm L2, the authors' AutoAttack L2)",
     )
-    for name, (check, text) in BUDGET_FLAGS.items():
-        flag = f"--{name.replace('_', '-')}"
-        parser.add_argument(flag, type=check, default=getattr(DEFAULTS, name), help=text)
+    add_flags(parser, settings_flags(AuditOptions, BUDGET))
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 1 when any check fails"
     )
@@ -81,18 +71,13 @@ def options_from(args: argparse.Namespace) -> AuditOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Audit, print one line per check, append the rows, write the Markdown report."""
+    """Load the model (and --source) on its test subset, audit it, print one line per check,
+    append the rows, write the Markdown report."""
     from robustbench_lr import results
-    from robustbench_lr.audit import audit_checkpoint
     from robustbench_lr.files import atomic_write_text
 
-    done = audit_checkpoint(
-        model_origin(args),
-        options_from(args),
-        source=args.source,
-        device=args.device,
-        load_options=load_options(args),
-    )
+    options = options_from(args)
+    done = audit_target(load_target_from(args), options)
     report = done.report
     for check in report.checks:
         print(f"{check.status.upper():4s}  {check.name}: {check.detail}")
