@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
-from robustbench_lr.analysis import ANALYSES, AnalysisOptions, AnalysisResult
+from robustbench_lr.analysis import ANALYSES, AnalysisOptions
 from robustbench_lr.audit import AuditOptions, audit_target
 from robustbench_lr.audit.checkpoint import CheckpointAudit
+from robustbench_lr.bench import run_bench
 from robustbench_lr.config import TrainConfig
 from robustbench_lr.devices import use_device
+from robustbench_lr.experiments import Outcome
+from robustbench_lr.profiles import load_profile
 from robustbench_lr.target import Target, load_target
 from robustbench_lr.train import train
 
@@ -70,11 +74,12 @@ def analysis_target(origin: Path, options: AnalysisOptions, train: bool = False)
     )
 
 
-def run_analysis(kind: str, origin: Path, out: Path, options: AnalysisOptions) -> AnalysisResult:
+def run_analysis(kind: str, origin: Path, out: Path, options: AnalysisOptions) -> Outcome:
     """`ANALYSES[kind]` on `origin` loaded as the faces load it (with the training split when
-    the entry needs it)."""
+    the entry needs it), its rows bound for `out`."""
     analysis = ANALYSES[kind]
-    return analysis.run(analysis_target(origin, options, analysis.needs_train), out, options)
+    target = analysis_target(origin, options, analysis.needs_train)
+    return analysis.run(target, replace(options, results=out))
 
 
 def audit_checkpoint_on_cpu(
@@ -128,6 +133,22 @@ noise_p = [0.5]
 [analyses]
 kinds = []
 """
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny bench finished once per session (`tiny.toml`, `out/`, `ck/` in one folder),
+    made with relative paths so that a copy of it, or the same bench run from another folder,
+    gives the same bytes: the ledger tests re-run copies, the fault tests compare with it."""
+    base = tmp_path_factory.mktemp("tiny")
+    (base / "tiny.toml").write_text(TINY_PROFILE)
+    cwd = Path.cwd()
+    os.chdir(base)
+    try:
+        run_bench(load_profile("tiny.toml"), Path("out"), Path("ck"), "cpu", progress=False)
+    finally:
+        os.chdir(cwd)
+    return base
 
 
 def pytest_collection_modifyitems(config, items):

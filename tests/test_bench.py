@@ -66,20 +66,6 @@ def test_smoke_bench_on_a_fresh_folder_reproduces_the_baseline_exactly(tmp_path:
         assert set(report.table.loc[judged, "gate"]) <= {"tolerance", "interval"}
 
 
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory) -> Path:
-    """A finished one-model bench, made with relative paths so that copies of it stay valid."""
-    base = tmp_path_factory.mktemp("tiny")
-    (base / "tiny.toml").write_text(TINY_PROFILE)
-    cwd = Path.cwd()
-    os.chdir(base)
-    try:
-        run_bench(load_profile("tiny.toml"), Path("out"), Path("ck"), "cpu", progress=False)
-    finally:
-        os.chdir(cwd)
-    return base
-
-
 @pytest.fixture
 def tiny(tiny_base: Path, tmp_path: Path, monkeypatch):
     """A copy of the finished tiny bench as the cwd, and a function re-running it there."""
@@ -298,7 +284,7 @@ def test_the_profile_names_the_black_box_source_and_the_matched_partner(tmp_path
 
 
 def test_the_step_curve_job_gives_the_sweeps_curves_without_re_scoring_the_attack(tiny_base):
-    from robustbench_lr.experiments.attack import Sweep, run_setting, run_step_curve
+    from robustbench_lr.experiments.attack import StepCurve, Sweep, run_setting, run_step_curve
     from robustbench_lr.target import load_target
 
     folder = next((tiny_base / "ck").rglob("meta.json")).parent
@@ -306,6 +292,6 @@ def test_the_step_curve_job_gives_the_sweeps_curves_without_re_scoring_the_attac
     sweep = Sweep("ifsgm", {"eps": [16 / 255], "steps": [3]}, per_step=True)
     (params,) = sweep.settings()
     with_attack = run_setting(target, sweep, params).rows
-    alone = run_step_curve(target, "ifsgm", 16 / 255, 3).rows
+    alone = run_step_curve(target, StepCurve("ifsgm", 16 / 255, 3)).rows
     assert alone == [r for r in with_attack if r["experiment"] == "step-curve"]
     assert {r["experiment"] for r in alone} == {"step-curve"} and len(alone) == 2 * 4

@@ -46,12 +46,18 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _child(argv: list[str], kill_at: int | None = None) -> subprocess.CompletedProcess:
+def _child(
+    argv: list[str], kill_at: int | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     env = _env()
     if kill_at is not None:
         env[faults.ENV] = f"rename:{kill_at}"
     return subprocess.run(
-        [sys.executable, "-m", "robustbench_lr", *argv], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "robustbench_lr", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
     )
 
 
@@ -105,24 +111,28 @@ def test_train_killed_at_random_moments_resumes_to_the_same_bytes(tmp_path: Path
     assert _bytes(folder) == clean_train
 
 
-@pytest.fixture(scope="module")
-def tiny_profile(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("profile") / "tiny.toml"
-    path.write_text(TINY_PROFILE)
-    return path
+# The bench runs below use the session's tiny bench layout (`conftest.tiny_base`): `tiny.toml`,
+# `out/` and `ck/` relative to the folder they run in, so their bytes compare with it directly.
+BENCH_ARGV = ["bench", "--profile", "tiny.toml", "--out", "out", "--checkpoints", "ck"]
+BENCH_ARGV += ["--device", "cpu", "--no-progress"]
 
 
-@pytest.fixture(scope="module")
-def clean_bench(tmp_path_factory, tiny_profile: Path) -> tuple[bytes, dict[str, bytes]]:
-    root = tmp_path_factory.mktemp("clean-bench")
-    profile = load_profile(str(tiny_profile))
-    run_bench(profile, root / "out", root / "ck", device="cpu", progress=False)
-    return _results(root), _bytes(checkpoint_dir(root / "ck", profile.models[0]))
+@pytest.fixture
+def bench_folder(tmp_path: Path, monkeypatch) -> Path:
+    """An empty folder holding only the tiny profile, as the cwd."""
+    (tmp_path / "tiny.toml").write_text(TINY_PROFILE)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
 
 
-def _results(root: Path) -> bytes:
-    """results.csv with this run's folder taken out of the checkpoint paths."""
-    return (root / "out" / "results.csv").read_bytes().replace(str(root).encode(), b"<root>")
+def _finished_like(folder: Path, tiny_base: Path) -> None:
+    """`folder`'s results and checkpoint are byte for byte the uninterrupted bench's."""
+    profile = load_profile("tiny.toml")
+    assert (folder / "out" / "results.csv").read_bytes() == (
+        tiny_base / "out" / "results.csv"
+    ).read_bytes()
+    ours, clean = (checkpoint_dir(root / "ck", profile.models[0]) for root in (folder, tiny_base))
+    assert _bytes(ours) == _bytes(clean)
 
 
 # Renames of the tiny bench: 1 the bench's lock holder, 2 the training job's holder, 3-8 the
@@ -133,29 +143,19 @@ def _results(root: Path) -> bytes:
 # inside an attack job.
 @pytest.mark.parametrize("kill_at", [3, 7, 9, 10, 12])
 def test_bench_killed_at_a_commit_step_resumes_to_the_same_bytes(
-    tmp_path: Path, tiny_profile: Path, clean_bench, kill_at: int
+    bench_folder: Path, tiny_base: Path, kill_at: int
 ):
-    argv = ["bench", "--profile", str(tiny_profile), "--out", str(tmp_path / "out")]
-    argv += ["--checkpoints", str(tmp_path / "ck"), "--device", "cpu", "--no-progress"]
-    killed = _child(argv, kill_at)
+    killed = _child(BENCH_ARGV, kill_at, cwd=bench_folder)
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
-    profile = load_profile(str(tiny_profile))
-    run_bench(profile, tmp_path / "out", tmp_path / "ck", device="cpu", progress=False)
-    results_bytes, ckpt_bytes = clean_bench
-    assert _results(tmp_path) == results_bytes
-    assert _bytes(checkpoint_dir(tmp_path / "ck", profile.models[0])) == ckpt_bytes
+    run_bench(load_profile("tiny.toml"), Path("out"), Path("ck"), device="cpu", progress=False)
+    _finished_like(bench_folder, tiny_base)
 
 
 def test_bench_killed_at_random_moments_resumes_to_the_same_bytes(
-    tmp_path: Path, tiny_profile: Path, clean_bench
+    bench_folder: Path, tiny_base: Path
 ):
     rng = random.Random(29)
-    argv = ["bench", "--profile", str(tiny_profile), "--out", str(tmp_path / "out")]
-    argv += ["--checkpoints", str(tmp_path / "ck"), "--device", "cpu", "--no-progress"]
-    cmd = [sys.executable, "-m", "robustbench_lr", *argv]
+    cmd = [sys.executable, "-m", "robustbench_lr", *BENCH_ARGV]
     _kill_at_random_moments(cmd, rng, 2, (2.0, 8.0))
-    assert _child(argv).returncode == 0
-    profile = load_profile(str(tiny_profile))
-    results_bytes, ckpt_bytes = clean_bench
-    assert _results(tmp_path) == results_bytes
-    assert _bytes(checkpoint_dir(tmp_path / "ck", profile.models[0])) == ckpt_bytes
+    assert _child(BENCH_ARGV, cwd=bench_folder).returncode == 0
+    _finished_like(bench_folder, tiny_base)

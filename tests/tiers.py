@@ -37,6 +37,12 @@ SLOW: dict[str, str] = {
     "tests/test_step_modes.py::test_compiled_step_trains_like_eager[sn]": "[nlr]",
     "tests/test_numerics.py::test_each_lever_alone_moved_away": "test_pinned_paths_give_the_"
     "same_bytes_on_an_avx2_cpu (the levers in force, and native against them)",
+    # A real retraining on the perturbed path inside a bench (the stage, a child under other
+    # levers, the leaderboard column).
+    "tests/test_numerics.py::test_the_bench_retrains_each_model_on_a_perturbed": "test_a_"
+    "retraining_that_diverges_is_recorded_as_an_unbounded_spread (the stage, its rows and the "
+    "leaderboard column), test_pinned_paths_give_the_same_bytes_on_an_avx2_cpu (a child under "
+    "other levers)",
     # The four tests of the 20-epoch N-LR / 1-LR pair (two 20-epoch trainings).
     "tests/test_lowrank.py::test_1lr_lowers_the_rank_at_equal_accuracy": "test_bottle_lr_"
     "representation_has_rank_at_most_r (LR training reaches low rank)",
