@@ -16,11 +16,12 @@ import time
 from functools import partial
 from pathlib import Path
 
+import pandas as pd
 from _report import machine, write_section
 
 from robustbench_lr import results
 from robustbench_lr.bench import Job
-from robustbench_lr.bench.run import _merge, _write_rows
+from robustbench_lr.bench.run import _merge
 from robustbench_lr.ledger import Ledger
 
 ROWS_PER_JOB = 100
@@ -44,6 +45,11 @@ def _rows(job: int) -> list[dict]:
         )
         for k in range(ROWS_PER_JOB)
     ]
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    """One job's shard, as a bench worker writes it (`bench.run._execute`)."""
+    results.write(path, pd.DataFrame(rows, columns=results.COLUMNS))
 
 
 def _job(index: int) -> Job:

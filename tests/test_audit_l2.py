@@ -220,17 +220,19 @@ def test_the_l2_table_audit_key_plans_an_l2_audit_per_model(tmp_path: Path):
     assert not [job for job in plan(off) if job.key.startswith("l2-audit:")]
     audits = [job for job in plan(on) if job.key.startswith("l2-audit:")]
     assert len(audits) == 2
-    options = audits[0].run.args[1]
-    assert options == {
-        "restarts": 2,
-        "threat": "L2",
-        "eps": DIGITS_L2_EPS,
-        "n": 16,
-        "steps": 3,
-        "targets": 1,
-        "queries": 10,
-    }
-    assert AuditOptions(**options).threat == "L2"
+    (options,) = audits[0].run.args[2]  # run_experiment(run_audit, target, (options,))
+    assert options == AuditOptions(
+        **{
+            "restarts": 2,
+            "threat": "L2",
+            "eps": DIGITS_L2_EPS,
+            "n": 16,
+            "steps": 3,
+            "targets": 1,
+            "queries": 10,
+        }
+    )
+    assert options.threat == "L2"
     with pytest.raises(ValueError, match="l2.audit"):
         parse_profile({**PROFILE, "l2": {"audit": "yes"}}, "test")
 

@@ -226,8 +226,7 @@ CHECKPOINT_LOADERS: dict[str, Callable[[Path], object]] = {
     "analysis": lambda folder: robustbench_lr.analyze("rank", folder, device="cpu"),
     "transfer": lambda folder: ANALYSES["transfer"].run(
         _loaded_before_the_change(folder),
-        folder / "unused.csv",
-        AnalysisOptions(device="cpu", extra={"labels": "digits"}),
+        AnalysisOptions(device="cpu", extra={"labels": "digits"}, results=folder / "unused.csv"),
     ),
     "evaluate": _evaluate_command,
 }

@@ -132,9 +132,9 @@ def test_the_subset_size_and_seed_are_one_default_on_every_path():
 
 
 def test_the_shift_command_and_the_api_score_in_the_same_batches():
-    from robustbench_lr.experiments.shift import run_shifts
+    from robustbench_lr.experiments.shift import ShiftSettings
 
-    assert _cli("shift", *MODEL)["batch_size"] == _api(run_shifts)["batch_size"]
+    assert _cli("shift", *MODEL)["batch_size"] == _api(ShiftSettings)["batch_size"]
 
 
 @pytest.mark.parametrize("command", ["attack", "minrho", "audit", "corruptions", "shift"])

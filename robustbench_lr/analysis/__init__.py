@@ -1,15 +1,15 @@
 """Analysis registry: `robustbench-lr analyze KIND` runs `ANALYSES[KIND]` on a loaded target.
 
-Each entry's `run(target, results_path, options)` takes the model under test already loaded on
-its test subset (`target.Target`); the faces that name an analysis (the `analyze` command,
-`robustbench_lr.analyze`, the bench's analysis jobs) load it, with the training split when the
-entry's `needs_train` says so. To add an analysis: write a module with an `Analysis` value (see
-`analysis/base.py`) and add it to the tuple below.
+Each entry's `run(target, options)`, an experiment (`experiments.Outcome` out), takes the model
+under test already loaded on its test subset (`target.Target`); the faces that name an analysis
+(the `analyze` command, `robustbench_lr.analyze`, the bench's analysis jobs) load it, with the
+training split when the entry's `needs_train` says so. To add an analysis: write a module with
+an `Analysis` value (see `analysis/base.py`) and add it to the tuple below.
 """
 
 from __future__ import annotations
 
-from robustbench_lr.analysis.base import Analysis, AnalysisOptions, AnalysisResult
+from robustbench_lr.analysis.base import Analysis, AnalysisOptions
 from robustbench_lr.analysis.classwise import CLASSWISE
 from robustbench_lr.analysis.clusters import CLUSTERS
 from robustbench_lr.analysis.compression import HYBRID, HYBRID_DEEP, MAXMARGIN
@@ -35,4 +35,4 @@ for _analysis in (
 ):
     ANALYSES.add(_analysis.name, _analysis)
 
-__all__ = ["ANALYSES", "Analysis", "AnalysisOptions", "AnalysisResult"]
+__all__ = ["ANALYSES", "Analysis", "AnalysisOptions"]

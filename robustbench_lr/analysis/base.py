@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from robustbench_lr.data import LoadOptions
+from robustbench_lr.experiments import Outcome
 from robustbench_lr.models import ARCHS, StagedNet, TapRole, last_tap
 from robustbench_lr.target import Target
 
@@ -32,6 +33,9 @@ class AnalysisOptions:
     dimensions for analyses that reduce (PCA), empty when not given. `n`, `seed`, `device`
     and `load` also say which target a face loads; the analyses that take a further
     subset (cushion's training images, transfer's stratified splits) read them again.
+    `results` is the results file the rows are bound for: figures go beside it, and an
+    analysis that draws every model of a dataset (rank's Fig. 2) reads the rows already there.
+    A face sets it where it writes (the bench: its report folder's, when the job runs).
     """
 
     tap: str | None = None
@@ -41,24 +45,16 @@ class AnalysisOptions:
     device: str = "auto"
     load: LoadOptions = field(default_factory=LoadOptions)
     extra: Mapping[str, str] = field(default_factory=dict)
+    results: Path | None = None
 
     def get(self, key: str, kind: Callable[[str], Any], default: Any) -> Any:
         """An `extra` value converted by `kind`, or `default` when it was not given."""
         return kind(self.extra[key]) if key in self.extra else default
 
 
-@dataclass
-class AnalysisResult:
-    """What an analysis hands back: result rows, files it wrote, and a short human summary."""
-
-    rows: list[dict[str, Any]]
-    files: list[Path] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)
-
-
 @dataclass(frozen=True)
 class Analysis:
-    """A registered analysis: `run(target, results_path, options)`.
+    """A registered analysis: `run(target, options)`, an experiment (`experiments.Outcome`).
 
     `target` is the model under test on its test subset: the seeded uniform subset of
     `options.n` images (`options.seed`; the whole test split for `n=None`), on
@@ -67,8 +63,8 @@ class Analysis:
     with `train=needs_train`, so large datasets cost memory only where they are read.
 
     `run` must not write to the results file itself (the face appends its rows); it may
-    write figures beside `results_path` (analysis/plotting.py) and list them in
-    `AnalysisResult.files`.
+    write figures beside `options.results` (analysis/plotting.py) and list them in
+    `Outcome.files`.
 
     `crafts_adversarial`: the analysis attacks the model, so a bench runs it on the attacks'
     test subset (the same images as the attack rows) rather than the whole test set. `boxes`:
@@ -81,7 +77,7 @@ class Analysis:
 
     name: str
     summary: str
-    run: Callable[[Target, Path, AnalysisOptions], AnalysisResult]
+    run: Callable[[Target, AnalysisOptions], Outcome]
     crafts_adversarial: bool = False
     boxes: tuple[str, ...] = ("white",)
     suite_models_only: bool = False

@@ -23,11 +23,11 @@ from robustbench_lr import models
 from robustbench_lr.analysis.base import (
     Analysis,
     AnalysisOptions,
-    AnalysisResult,
     analysis_tap,
 )
 from robustbench_lr.analysis.plotting import figure_stem, save_figure
 from robustbench_lr.analysis.rank import variance_ratio
+from robustbench_lr.experiments import Outcome
 from robustbench_lr.target import Target
 
 
@@ -41,7 +41,7 @@ def class_top1_shares(acts: torch.Tensor, labels: torch.Tensor, seed: int = 0) -
     return shares
 
 
-def run_classwise(target: Target, out: Path, options: AnalysisOptions) -> AnalysisResult:
+def run_classwise(target: Target, options: AnalysisOptions) -> Outcome:
     """Fig. 7 numbers for one model at one tap (default: before the last FC)."""
     model, data = target.model, target.data
     cfg = target.meta["config"]
@@ -56,12 +56,12 @@ def run_classwise(target: Target, out: Path, options: AnalysisOptions) -> Analys
     ]
     mean = float(np.mean(list(shares.values())))
     rows.append({**base, "metric": "top1_share_mean", "value": mean, "n": len(acts)})
-    png = plot_shares(out, cfg, tap, shares)
+    png = plot_shares(options.results, cfg, tap, shares)
     lines = [
         f"{target.checkpoint} @ {tap}: first singular value holds {mean:.3f} of each class's "
         f"variance on average ({len(shares)} classes)"
     ]
-    return AnalysisResult(rows, [png], lines)
+    return Outcome(rows, lines, [png])
 
 
 def plot_shares(out: Path, cfg: dict, tap: str, shares: dict[int, float]) -> Path:

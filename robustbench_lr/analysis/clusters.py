@@ -22,11 +22,11 @@ import numpy as np
 from robustbench_lr.analysis.base import (
     Analysis,
     AnalysisOptions,
-    AnalysisResult,
     analysis_tap,
 )
 from robustbench_lr.analysis.compression import hybrid_pipeline, tap_features
 from robustbench_lr.analysis.plotting import figure_stem, save_figure
+from robustbench_lr.experiments import Outcome
 from robustbench_lr.target import Target
 
 if TYPE_CHECKING:  # scikit-learn is imported when the analysis runs, not when the CLI starts
@@ -38,7 +38,7 @@ def pca2_projection(train: np.ndarray, seed: int) -> Pipeline:
     return hybrid_pipeline(2, seed)[:-1].fit(train)
 
 
-def run_clusters(target: Target, out: Path, options: AnalysisOptions) -> AnalysisResult:
+def run_clusters(target: Target, options: AnalysisOptions) -> Outcome:
     """Fig. 8 scatter and its silhouette score for one model (default tap: before the FC)."""
     from sklearn.metrics import silhouette_score
 
@@ -55,12 +55,12 @@ def run_clusters(target: Target, out: Path, options: AnalysisOptions) -> Analysi
         {**base, "metric": "silhouette_2d", "value": score, "n": len(labels)},
         {**base, "metric": "pca2_variance", "value": explained, "n": len(data.y_train)},
     ]
-    png = plot_clusters(out, cfg, tap, points, labels, score)
+    png = plot_clusters(options.results, cfg, tap, points, labels, score)
     lines = [
         f"{target.checkpoint} @ {tap}: 2-D PCA silhouette {score:.3f} "
         f"(the 2 components explain {explained:.1%} of the training variance)"
     ]
-    return AnalysisResult(rows, [png], lines)
+    return Outcome(rows, lines, [png])
 
 
 def plot_clusters(

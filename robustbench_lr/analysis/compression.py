@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,11 +37,11 @@ from robustbench_lr.analysis.adversarial import (
 from robustbench_lr.analysis.base import (
     Analysis,
     AnalysisOptions,
-    AnalysisResult,
     analysis_tap,
 )
 from robustbench_lr.data import Data
 from robustbench_lr.evaluation import predict
+from robustbench_lr.experiments import Outcome
 from robustbench_lr.models import StagedNet
 from robustbench_lr.target import Target
 
@@ -172,10 +171,9 @@ def hybrid_rows(
 
 def run_hybrid(
     target: Target,
-    out: Path,
     options: AnalysisOptions,
     default_tap: models.TapRole = models.last_tap,
-) -> AnalysisResult:
+) -> Outcome:
     """Table 5a: hybrid accuracy per PCA dimension at a tap (default: `default_tap(arch)`, the
     layer before the last FC)."""
     model = target.model
@@ -192,14 +190,14 @@ def run_hybrid(
         )
         + f"; the head replaces {by_metric[('params_replaced', None)]:.0f} parameters"
     ]
-    return AnalysisResult(rows, [], lines)
+    return Outcome(rows, lines)
 
 
-def run_hybrid_deep(target: Target, out: Path, options: AnalysisOptions) -> AnalysisResult:
+def run_hybrid_deep(target: Target, options: AnalysisOptions) -> Outcome:
     """Tables 5b and 8: the hybrid at the deeper tap (ResNet: before block 4, which replaces the
     4th block and the FC by one linear model; VGG19: before the third-last FC layer); dims
     default to the paper's full, 20, 10."""
-    return run_hybrid(target, out, options, models.deep_tap)
+    return run_hybrid(target, options, models.deep_tap)
 
 
 def fooled_mask(
@@ -228,7 +226,7 @@ def maxmargin_accuracy(
     return float(np.mean(head.predict(features) == y[fooled].numpy())), n
 
 
-def run_maxmargin(target: Target, out: Path, options: AnalysisOptions) -> AnalysisResult:
+def run_maxmargin(target: Target, options: AnalysisOptions) -> Outcome:
     """Table 6: accuracy of the hybrid max-margin model on adversarial examples that fooled
     the network (white-box by default, black-box with `--option source=CHECKPOINT`).
 
@@ -290,7 +288,7 @@ def run_maxmargin(target: Target, out: Path, options: AnalysisOptions) -> Analys
                 f"{run.name} ({source.box}-box, eps={run.fields()['eps']:.4g}) @ {tap} "
                 f"d={dim_label(dim)}: hybrid correct on {value:.3f} of {n} fooled examples"
             )
-    return AnalysisResult(rows, [], lines)
+    return Outcome(rows, lines)
 
 
 HYBRID = Analysis(

@@ -43,10 +43,10 @@ from torch import nn
 from robustbench_lr.analysis.base import (
     Analysis,
     AnalysisOptions,
-    AnalysisResult,
 )
 from robustbench_lr.analysis.plotting import figure_stem, save_figure
 from robustbench_lr.data import stratified_subset
+from robustbench_lr.experiments import Outcome
 from robustbench_lr.target import Target
 
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
@@ -127,7 +127,7 @@ def cushion_rows(values: dict[str, np.ndarray], base: dict, param: str = "") -> 
     return rows
 
 
-def run_cushion(target: Target, out: Path, options: AnalysisOptions) -> AnalysisResult:
+def run_cushion(target: Target, options: AnalysisOptions) -> Outcome:
     """Appendix E: layer cushions of the trained network and of a random-init reference."""
     model, meta, data = target.model, target.meta, target.data
     x = data.x_train
@@ -145,8 +145,8 @@ def run_cushion(target: Target, out: Path, options: AnalysisOptions) -> Analysis
         f"median cushion {cushion_summary(trained[last])[0]['cushion_q50']:.3f} "
         f"(random init {cushion_summary(reference[last])[0]['cushion_q50']:.3f})"
     ]
-    png = plot_histograms(out, meta["config"], trained, reference)
-    return AnalysisResult(rows, [png], lines)
+    png = plot_histograms(options.results, meta["config"], trained, reference)
+    return Outcome(rows, lines, [png])
 
 
 def plot_histograms(

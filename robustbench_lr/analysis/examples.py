@@ -31,9 +31,9 @@ from robustbench_lr.analysis.adversarial import AttackRun
 from robustbench_lr.analysis.base import (
     Analysis,
     AnalysisOptions,
-    AnalysisResult,
 )
 from robustbench_lr.analysis.plotting import FIGURES_DIR, figure_stem, save_figure
+from robustbench_lr.experiments import Outcome
 from robustbench_lr.files import atomic_write
 from robustbench_lr.target import Target
 
@@ -82,7 +82,7 @@ def load_examples(path: Path, label: str) -> Examples:
         return Examples(label, *(saved[k] for k in ARRAYS))
 
 
-def run_examples(target: Target, out: Path, options: AnalysisOptions) -> AnalysisResult:
+def run_examples(target: Target, options: AnalysisOptions) -> Outcome:
     """Fig. 3 / 10 for one model: DeepFool on the first test images, their ρ, the images."""
     from robustbench_lr.attacks import resolve, rho
     from robustbench_lr.evaluation import predict
@@ -108,15 +108,15 @@ def run_examples(target: Target, out: Path, options: AnalysisOptions) -> Analysi
         {**base, "param": f"image={i}", "value": float(v), "n": 1}
         for i, v in enumerate(examples.rho)
     ]
-    figures = Path(out).parent / FIGURES_DIR
+    figures = Path(options.results).parent / FIGURES_DIR
     npz = save_examples(examples_path(figures, fields), examples)
-    png = save_figure(examples_figure([examples]), out, figure_stem(EXPERIMENT, fields))
+    png = save_figure(examples_figure([examples]), options.results, figure_stem(EXPERIMENT, fields))
     wrong = int((examples.pred != examples.y).sum())
     lines = [
         f"{target.checkpoint}: {wrong} of {len(y)} images misclassified after DeepFool, "
         f"mean ρ = {float(examples.rho.mean()):.3g}"
     ]
-    return AnalysisResult(rows, [npz, png], lines)
+    return Outcome(rows, lines, [npz, png])
 
 
 def _image(array: np.ndarray) -> np.ndarray:

@@ -26,10 +26,10 @@ from robustbench_lr import models, results
 from robustbench_lr.analysis.base import (
     Analysis,
     AnalysisOptions,
-    AnalysisResult,
     analysis_tap,
 )
 from robustbench_lr.analysis.plotting import save_figure
+from robustbench_lr.experiments import Outcome
 from robustbench_lr.target import Target
 
 EXACT_MAX = 4096  # min(n, m) above which svdvals is too slow for 2 CPU cores
@@ -67,7 +67,7 @@ def rank_at(curve: torch.Tensor, level: float) -> float:
     return float(hits[0, 0] + 1) if len(hits) else math.nan
 
 
-def run_rank(target: Target, out: Path, options: AnalysisOptions) -> AnalysisResult:
+def run_rank(target: Target, options: AnalysisOptions) -> Outcome:
     """Variance-ratio rows of one model at one tap (default: the layer before the last FC)."""
     model, meta = target.model, target.meta
     tap = analysis_tap(model, options, meta["config"]["arch"])
@@ -96,8 +96,8 @@ def run_rank(target: Target, out: Path, options: AnalysisOptions) -> AnalysisRes
         f"{target.checkpoint} @ {tap} (m={acts.shape[1]}, n={len(acts)}, {backend} SVD): "
         f"rank99 = {shown['rank99']}, rank95 = {shown['rank95']}"
     ]
-    png = plot_curves(out, rows, meta["config"], tap)
-    return AnalysisResult(rows, [png], lines)
+    png = plot_curves(options.results, rows, meta["config"], tap)
+    return Outcome(rows, lines, [png])
 
 
 def plot_curves(out: Path, new_rows: list[dict], cfg: dict, tap: str) -> Path:

@@ -30,10 +30,10 @@ from robustbench_lr.analysis.adversarial import attack_runs, attack_source
 from robustbench_lr.analysis.base import (
     Analysis,
     AnalysisOptions,
-    AnalysisResult,
     analysis_tap,
 )
 from robustbench_lr.analysis.plotting import figure_stem, save_figure
+from robustbench_lr.experiments import Outcome
 from robustbench_lr.models import StagedNet
 from robustbench_lr.target import Target
 
@@ -86,7 +86,7 @@ def binned_medians(
     return out
 
 
-def run_stability(target: Target, out: Path, options: AnalysisOptions) -> AnalysisResult:
+def run_stability(target: Target, options: AnalysisOptions) -> Outcome:
     """Fig. 4b pairs, binned medians and scatter for one model (default tap: before the FC)."""
     model, data = target.model, target.data
     cfg = target.meta["config"]
@@ -142,8 +142,8 @@ def run_stability(target: Target, out: Path, options: AnalysisOptions) -> Analys
             f"{label} ({source.box}-box) @ {tap}: median representation/input ratio "
             f"{amplification:.3g} over {len(inp)} perturbations"
         )
-    png = plot_pairs(out, cfg, tap, source.box, scatter)
-    return AnalysisResult(rows, [png], lines)
+    png = plot_pairs(options.results, cfg, tap, source.box, scatter)
+    return Outcome(rows, lines, [png])
 
 
 def plot_pairs(

@@ -23,9 +23,7 @@ model's own dataset must still hold the content it was trained on (`data.load_fo
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from robustbench_lr.analysis.base import Analysis, AnalysisOptions, AnalysisResult, analysis_tap
+from robustbench_lr.analysis.base import Analysis, AnalysisOptions, analysis_tap
 from robustbench_lr.analysis.compression import (
     FULL,
     accuracy_percent,
@@ -42,6 +40,7 @@ from robustbench_lr.data import (
     load_for_checkpoint,
     stratified_subset,
 )
+from robustbench_lr.experiments import Outcome
 from robustbench_lr.target import Target
 
 
@@ -63,15 +62,14 @@ def same_images(own: Data, other: Data, own_name: str, other_name: str) -> None:
             )
 
 
-def run_transfer(target: Target, out: Path, options: AnalysisOptions) -> AnalysisResult:
+def run_transfer(target: Target, options: AnalysisOptions) -> Outcome:
     """Table 7c: hybrid accuracy on the model's own labels and on `--option labels=DATASET`."""
     model, meta, checkpoint = target.model, target.meta, target.checkpoint
     cfg = meta["config"]
     labels = options.extra.get("labels", other_labelling(cfg["dataset"]))
     if labels is None:
         known = ", ".join(f"{a} -> {other_labelling(a)}" for a in DATASETS if other_labelling(a))
-        return AnalysisResult(
-            [],
+        return Outcome(
             [],
             [
                 f"{checkpoint}: transfer skipped, no other labelling of "
@@ -109,7 +107,7 @@ def run_transfer(target: Target, out: Path, options: AnalysisOptions) -> Analysi
         f"{checkpoint} @ {tap} -> linear model on {name} labels (d={dim_label(d)}): {acc:.2f}%"
         for (name, d), acc in accuracy.items()
     ]
-    return AnalysisResult(rows, [], lines)
+    return Outcome(rows, lines)
 
 
 TRANSFER = Analysis(

@@ -35,8 +35,9 @@ from robustbench_lr.experiments.attack import Sweep
 from robustbench_lr.target import DEFAULT_N
 
 DEFAULT_ATTACK = "autoattack-standard"  # the authors' AutoAttack, as RobustBench runs it
-# AuditOptions fields the benchmark sets itself (the same ε, points and batches as the attack).
-AUDIT_OWN = ("eps", "n", "seed", "batch_size")
+# AuditOptions fields the benchmark sets itself (the same ε, points and batches as the attack),
+# and `results` (where a bench job writes audit.md), which is no budget.
+AUDIT_OWN = ("eps", "n", "seed", "batch_size", "results")
 
 
 def benchmark(

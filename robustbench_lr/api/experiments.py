@@ -38,7 +38,7 @@ from robustbench_lr.audit.threats import THREATS as AUDIT_THREATS
 from robustbench_lr.data import DEFAULT_DATA_ROOT, LoadOptions
 from robustbench_lr.devices import use_device
 from robustbench_lr.errors import InvalidArgument
-from robustbench_lr.experiments.shift import run_shifts
+from robustbench_lr.experiments.shift import ShiftSettings, run_shifts
 from robustbench_lr.shifts import SHIFTS
 from robustbench_lr.target import DEFAULT_N, load_target
 
@@ -148,7 +148,7 @@ def audit(
     top = AUDIT_THREATS[threat].eps_max(AuditOptions.sweep_max)
     eps = default_eps(dataset, threat) if eps is None else validate.eps(eps, top)
     validate.count("n", n)
-    own = ("eps", "n", "seed", "threat")
+    own = ("eps", "n", "seed", "threat", "results")
     valid = [f for f in AuditOptions.__dataclass_fields__ if f not in own]
     validate.options("budgets", budgets, valid)
     for key, value in budgets.items():
@@ -263,7 +263,8 @@ def shift(
     with models.lent(net):
         dev = use_device(where)
         target = models.target(net, dataset, preprocessing, name, n, seed, dev, load_options)
-        outcome = run_shifts(target, names, str(data_root), download)
+        settings = ShiftSettings(names and tuple(names), str(data_root), download)
+        outcome = run_shifts(target, settings)
     if out is not None:
         results.append(out, outcome.rows)
     return pd.DataFrame([results.make_row(**row) for row in outcome.rows], columns=results.COLUMNS)
@@ -286,7 +287,7 @@ def _analysis(
     )
     with tempfile.TemporaryDirectory() as scratch:
         where = Path(out) if out is not None else Path(scratch) / "results.csv"
-        outcome = analysis.run(target, where, options)
+        outcome = analysis.run(target, replace(options, results=where))
         if out is not None:
             results.append(out, outcome.rows)
     return pd.DataFrame([results.make_row(**row) for row in outcome.rows], columns=results.COLUMNS)

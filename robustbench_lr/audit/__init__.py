@@ -30,11 +30,12 @@ One module per idea:
   battery then the checks on a model and examples;
 - `rows` / `markdown`: the results-file rows and audit.md;
 - `checkpoint`: `audit_target`, all of the above for a loaded `target.Target` (the faces load
-  it: the `audit` command, `robustbench_lr.audit` / `benchmark`, the bench's audit jobs).
+  it: the `audit` command, `robustbench_lr.audit` / `benchmark`), and `run_audit`, the same as
+  an experiment (the bench's audit jobs).
 """
 
 from robustbench_lr.audit.battery import sweep_eps
-from robustbench_lr.audit.checkpoint import audit_target
+from robustbench_lr.audit.checkpoint import audit_target, run_audit
 from robustbench_lr.audit.checks import CHECKS
 from robustbench_lr.audit.markdown import audit_filename
 from robustbench_lr.audit.options import (
@@ -59,5 +60,6 @@ __all__ = [
     "audit_target",
     "probe_determinism",
     "probe_gradients",
+    "run_audit",
     "sweep_eps",
 ]

@@ -3,12 +3,15 @@ in, the audit, its rows and audit.md out.
 
 The audit takes its target already loaded, as every experiment of the suite does; the faces
 (`robustbench-lr audit`, `robustbench_lr.audit` and `benchmark`, the bench's audit jobs) load
-it, so each says once which model, subset and source it audits.
+it, so each says once which model, subset and source it audits. `audit_target` hands back the
+report itself (the faces that print or return it); `run_audit` is the same audit as an
+experiment (`experiments.Outcome`), the shape the bench's jobs run.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from robustbench_lr.audit.markdown import audit_filename, model_title, render_markdown
@@ -16,6 +19,8 @@ from robustbench_lr.audit.options import AuditOptions, default_eps
 from robustbench_lr.audit.report import AuditReport
 from robustbench_lr.audit.rows import report_rows
 from robustbench_lr.audit.runner import audit_model
+from robustbench_lr.experiments import Outcome
+from robustbench_lr.files import atomic_write_text
 from robustbench_lr.target import Target
 
 
@@ -47,3 +52,14 @@ def audit_target(target: Target, options: AuditOptions) -> CheckpointAudit:
     markdown = render_markdown(report, model_title(columns))
     filename = audit_filename(columns, options.eps, options.threat)
     return CheckpointAudit(report, rows, markdown, filename)
+
+
+def run_audit(target: Target, options: AuditOptions) -> Outcome:
+    """`audit_target` as an experiment: its rows, one line per check, and audit.md written
+    beside `options.results` (when set)."""
+    done = audit_target(target, options)
+    lines = [f"{c.status.upper():4s}  {c.name}: {c.detail}" for c in done.report.checks]
+    if options.results is None:
+        return Outcome(done.rows, lines)
+    path = atomic_write_text(Path(options.results).parent / done.filename, done.markdown)
+    return Outcome(done.rows, lines, [path])

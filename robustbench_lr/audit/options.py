@@ -4,6 +4,7 @@ its battery."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from robustbench_lr.attacks import DEFAULT_BATCH
@@ -63,6 +64,8 @@ class AuditOptions:
     sweep_max: float = 0.5
     batch_size: int = DEFAULT_BATCH
     threat: str = "Linf"
+    # Where the audit's rows are bound: `run_audit` writes audit.md beside it (None: nowhere).
+    results: Path | None = None
 
     def __post_init__(self) -> None:
         if self.threat not in THREATS:

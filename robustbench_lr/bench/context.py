@@ -1,5 +1,6 @@
-"""What every bench stage plans with: the `Job`, the `BenchContext`, the `STAGES` registry, and
-the model under test as a picklable spec (`TargetSpec`) that a worker loads.
+"""What every bench stage plans with: the `Job`, the `BenchContext`, the `STAGES` registry, the
+model under test as a picklable spec (`TargetSpec`), and the one job function a worker runs for
+every job that evaluates a model (`run_experiment`: load the target, run the experiment).
 """
 
 from __future__ import annotations
@@ -8,18 +9,20 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from robustbench_lr.config import TrainConfig, checkpoint_dir
 from robustbench_lr.data import LoadOptions
 from robustbench_lr.devices import resolve_device, use_device
-from robustbench_lr.experiments import Outcome
+from robustbench_lr.experiments import Experiment, Outcome
+from robustbench_lr.external_build import resolve
 from robustbench_lr.files import file_digest
 from robustbench_lr.profiles import Profile
 from robustbench_lr.registry import Registry
-from robustbench_lr.target import ModelOrigin, Target, load_target
+from robustbench_lr.target import load_target
 
 if TYPE_CHECKING:
     from robustbench_lr.external import ExternalModelSpec
@@ -128,7 +131,8 @@ class TargetSpec:
 
     `checkpoint` is a checkpoint folder, or for an external model (`external`) the label its
     job keys carry; `weights` is then the digest of its weights file, so a changed file
-    changes the job's spec and re-runs it.
+    changes the job's spec and re-runs it. `train` keeps the training split (the analyses whose
+    entry says `needs_train`).
     """
 
     checkpoint: str
@@ -139,26 +143,30 @@ class TargetSpec:
     download: bool
     external: ExternalModelSpec | None = None
     weights: str = ""
+    train: bool = False
 
-    def origin(self) -> str | ModelOrigin:
-        """What `load_target`, the audit and the analyses take: the folder, or the model."""
-        if self.external is None:
-            return self.checkpoint
-        from robustbench_lr.external_build import resolve
 
-        return resolve(self.external)
-
-    def load(self, train: bool = False) -> Target:
-        """The target a job runs on; `train=True` keeps the training split (the analyses whose
-        entry says `needs_train`)."""
-        return load_target(
-            self.origin(),
-            n=self.n,
-            source=self.source,
-            device=use_device(self.device),
-            options=LoadOptions(data_root=self.data_root, download=self.download),
-            train=train,
-        )
+def run_experiment(
+    experiment: Experiment, target: TargetSpec, settings: tuple[Any, ...], out: Path
+) -> Outcome:
+    """Every bench job that evaluates a model: load `target` once, run `experiment` with each of
+    `settings` on it. Settings with a `results` field (the analyses', the audit's) get the
+    report's results file, beside which their figures and audit.md go: the report folder is
+    where the job runs, not part of what it computes, so it stays out of the job's spec."""
+    loaded = load_target(
+        target.checkpoint if target.external is None else resolve(target.external),
+        n=target.n,
+        source=target.source,
+        device=use_device(target.device),
+        options=LoadOptions(data_root=target.data_root, download=target.download),
+        train=target.train,
+    )
+    outcome = Outcome()
+    for each in settings:
+        if "results" in {f.name for f in fields(each)}:
+            each = replace(each, results=out / RESULTS_FILE)
+        outcome.add(experiment(loaded, each))
+    return outcome
 
 
 @dataclass(frozen=True)
@@ -171,7 +179,9 @@ class Subject:
     external: ExternalModelSpec | None = None
 
 
-def target_of(ctx: BenchContext, subject: Subject, source: str | None, n: int | None) -> TargetSpec:
+def target_of(
+    ctx: BenchContext, subject: Subject, source: str | None, n: int | None, train: bool = False
+) -> TargetSpec:
     opts = ctx.load_options
     weights = _weights_digest(subject.external) if subject.external else ""
     return TargetSpec(
@@ -183,6 +193,7 @@ def target_of(ctx: BenchContext, subject: Subject, source: str | None, n: int | 
         opts.download,
         subject.external,
         weights,
+        train,
     )
 
 
@@ -196,14 +207,23 @@ def _weights_digest(spec: ExternalModelSpec) -> str:
     return file_digest(path) if spec.weights or not spec.factory and path.is_file() else ""
 
 
-def make_job(stage: str, key: str, work: Callable[[Path], Outcome], ctx: BenchContext) -> Job:
-    """A job running `work` (a partial of plain data): its settings are its spec, and the
-    checkpoints its target names are its inputs."""
-    target = next(a for a in work.args if isinstance(a, TargetSpec))
-    inputs = [*([target.checkpoint] if target.external is None else []), target.source]
-    inputs = [folder for folder in inputs if folder]
-    spec = settings_text([work.func.__name__, list(work.args)], ctx)
-    return Job(stage, key, spec, tuple(map(Path, inputs)), work)
+def make_job(
+    ctx: BenchContext,
+    stage: str,
+    key: str,
+    target: TargetSpec,
+    experiment: Experiment,
+    *settings: Any,
+    reads: tuple[str, ...] = (),
+) -> Job:
+    """The job running `experiment` on `target` with each of `settings` (`run_experiment`): the
+    target and the settings are its spec; the checkpoints the target names, and those `reads`
+    names (an analysis' companions), are its inputs. The experiment itself is no part of the
+    spec: the key names it, and the ledger's code identity covers its code."""
+    inputs = [*([target.checkpoint] if target.external is None else []), target.source, *reads]
+    spec = settings_text([stage, [target, *settings]], ctx)
+    work = partial(run_experiment, experiment, target, settings)
+    return Job(stage, key, spec, tuple(Path(f) for f in inputs if f), work)
 
 
 def dataset_of(subject: Subject) -> str:

@@ -25,7 +25,7 @@ from robustbench_lr.bench.context import (
 from robustbench_lr.data import LoadOptions
 from robustbench_lr.devices import resolve_device
 from robustbench_lr.executors import Executor, Finished, Resources, SerialExecutor, Task
-from robustbench_lr.experiments import Outcome, Rows
+from robustbench_lr.experiments import Outcome
 from robustbench_lr.files import remove_stale_temporaries
 from robustbench_lr.ledger import SHARDS_DIR, CheckpointDigests, Ledger, code_identity
 from robustbench_lr.profiles import Profile
@@ -265,7 +265,8 @@ def _execute(
         return JobDone(before, 0, [], unchanged=True)
     torch.manual_seed(0)
     outcome = run(out_dir)
-    _write_rows(shard, outcome.rows)
+    rows = [results.make_row(**row) for row in outcome.rows]
+    results.write(shard, pd.DataFrame(rows, columns=results.COLUMNS))
     digests.forget_all()
     after = {str(folder): digests.get(folder) for folder in inputs}
     missing = [folder for folder, digest in after.items() if digest is None]
@@ -281,12 +282,6 @@ def _device_label(device: str) -> str:
     if resolve_device(device).type != "cuda":
         return "cpu"
     return f"cuda (GPU {os.environ.get('CUDA_VISIBLE_DEVICES', '0')})"
-
-
-def _write_rows(path: Path, rows: Rows) -> None:
-    results.write(
-        path, pd.DataFrame([results.make_row(**r) for r in rows], columns=results.COLUMNS)
-    )
 
 
 def _write_cost(ctx: BenchContext, ledger: Ledger, done: list[Job]) -> None:

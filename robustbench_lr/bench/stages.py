@@ -10,16 +10,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from robustbench_lr import checkpoints, perturbed, results
+from robustbench_lr.analysis import ANALYSES, AnalysisOptions
 from robustbench_lr.attacks.search import SearchSettings
+from robustbench_lr.audit import AuditOptions, run_audit
 from robustbench_lr.bench.context import (
-    RESULTS_FILE,
     STAGES,
     BenchContext,
     Job,
-    TargetSpec,
     make_job,
     settings_text,
     target_of,
@@ -30,14 +29,17 @@ from robustbench_lr.corruptions import C_FOLDERS
 from robustbench_lr.data import Data, LoadOptions, load
 from robustbench_lr.devices import resolve_device
 from robustbench_lr.experiments import Outcome
-from robustbench_lr.experiments.attack import Sweep, run_step_curve, run_sweep
+from robustbench_lr.experiments.attack import (
+    Clean,
+    StepCurve,
+    Sweep,
+    run_clean,
+    run_step_curve,
+    run_sweep,
+)
 from robustbench_lr.experiments.corruption import CorruptionSettings, run_corruptions
 from robustbench_lr.experiments.minrho import MinRho, run_search
-from robustbench_lr.files import atomic_write_text
 from robustbench_lr.profiles import selects
-
-if TYPE_CHECKING:
-    from robustbench_lr.analysis import AnalysisOptions
 
 
 def _per_model(ctx: BenchContext, stage: str, work: Callable[[TrainConfig], partial]) -> list[Job]:
@@ -130,17 +132,6 @@ def _numerics_job(cfg: TrainConfig, root: str, data_root: str, _out: Path) -> Ou
     return Outcome(rows, [line])
 
 
-def _sweep_job(target: TargetSpec, sweeps: tuple[Sweep, ...], _out: Path) -> Outcome:
-    loaded, outcome = target.load(), Outcome()
-    for sweep in sweeps:
-        outcome.add(run_sweep(loaded, sweep))
-    return outcome
-
-
-def _search_job(target: TargetSpec, search: MinRho, _out: Path) -> Outcome:
-    return run_search(target.load(), search)
-
-
 @STAGES.register("attacks")
 def plan_attacks(ctx: BenchContext) -> list[Job]:
     """IFSGM white-box and black-box grids (Tables 1-2), random noise (Table 4), step curves (Fig. 11).
@@ -164,57 +155,17 @@ def plan_attacks(ctx: BenchContext) -> list[Job]:
         else:
             runs_here = runs
         for name, sweeps in runs_here.items():
-            work = partial(_sweep_job, targets[name], sweeps)
-            jobs.append(make_job("attacks", f"attack:{name}:{folder}", work, ctx))
+            key = f"attack:{name}:{folder}"
+            jobs.append(make_job(ctx, "attacks", key, targets[name], run_sweep, *sweeps))
         if grid.curves:  # Fig. 11: the curves alone (the grid above scores the attack itself)
             target = target_of(ctx, subject, None, ctx.profile.n)
-            work = partial(_curve_job, target, grid.curve_eps, max(grid.ifsgm_steps))
-            jobs.append(make_job("attacks", f"attack:step-curve:{folder}", work, ctx))
+            curve = StepCurve("ifsgm", grid.curve_eps, max(grid.ifsgm_steps))
+            key = f"attack:step-curve:{folder}"
+            jobs.append(make_job(ctx, "attacks", key, target, run_step_curve, curve))
         if subject.external is not None:  # a trained model's clean row comes from training
-            work = partial(_clean_job, target_of(ctx, subject, None, None))
-            jobs.append(make_job("attacks", f"clean:{folder}", work, ctx))
+            target = target_of(ctx, subject, None, None)
+            jobs.append(make_job(ctx, "attacks", f"clean:{folder}", target, run_clean, Clean()))
     return jobs
-
-
-def _clean_job(target: TargetSpec, _out: Path) -> Outcome:
-    """An external model's clean accuracy on the whole test split (a `clean` row, as training
-    writes for the suite's own models), and for a zoo model the zoo's reported accuracies
-    (`zoo-reported` rows; none when RobustBench's model_info record is not on disk)."""
-    from robustbench_lr.evaluation import accuracy
-
-    loaded = target.load()
-    acc = accuracy(loaded.model, loaded.x, loaded.y)
-    rows = [
-        results.make_row(
-            **loaded.columns,
-            experiment="clean",
-            attack="clean",
-            metric="clean_acc",
-            value=acc,
-            n=len(loaded.y),
-        )
-    ]
-    reported = loaded.meta.get("zoo", {})
-    rows += [
-        results.make_row(
-            **loaded.columns,
-            experiment=results.ZOO_REPORTED,
-            attack="robustbench",
-            metric=m,
-            value=v,
-        )
-        for m in results.ZOO_REPORTED_METRICS
-        if (v := reported.get(m)) is not None
-    ]
-    return Outcome(rows, [f"{loaded.checkpoint}: clean {acc:.2f}%"])
-
-
-def _curve_job(target: TargetSpec, eps: float, steps: int, _out: Path) -> Outcome:
-    return run_step_curve(target.load(), "ifsgm", eps, steps)
-
-
-def _corruption_job(target: TargetSpec, settings: CorruptionSettings, _out: Path) -> Outcome:
-    return run_corruptions(target.load(), settings)
 
 
 @STAGES.register("corruptions")
@@ -236,10 +187,12 @@ def plan_corruptions(ctx: BenchContext) -> list[Job]:
     # CIFAR-100 coarse) are left out of a `files` track rather than failing their jobs.
     return [
         make_job(
+            ctx,
             "corruptions",
             f"corruptions:{subject.label}",
-            partial(_corruption_job, target_of(ctx, subject, None, n), settings),
-            ctx,
+            target_of(ctx, subject, None, n),
+            run_corruptions,
+            settings,
         )
         for subject, dataset in track_subjects(ctx, grid)
         if grid.source == "generate" or dataset in C_FOLDERS
@@ -258,26 +211,14 @@ def plan_minrho(ctx: BenchContext) -> list[Job]:
         # The selector names training fields: an external model takes part only without one.
         if not (selects(grid.minrho_only, subject.cfg) if subject.cfg else not grid.minrho_only):
             continue
-        folder = subject.label
-        white = partial(_search_job, target_of(ctx, subject, None, grid.minrho_n), search)
-        jobs.append(make_job("minrho", f"minrho:white:{folder}", white, ctx))
-        source = ctx.source_of(subject)
+        folder, source = subject.label, ctx.source_of(subject)
+        white = target_of(ctx, subject, None, grid.minrho_n)
+        jobs.append(make_job(ctx, "minrho", f"minrho:white:{folder}", white, run_search, search))
         if grid.blackbox and source is not None:
-            black = partial(_search_job, target_of(ctx, subject, source, grid.minrho_n), search)
-            jobs.append(make_job("minrho", f"minrho:black:{folder}", black, ctx))
+            black = target_of(ctx, subject, source, grid.minrho_n)
+            key = f"minrho:black:{folder}"
+            jobs.append(make_job(ctx, "minrho", key, black, run_search, search))
     return jobs
-
-
-def _audit_job(target: TargetSpec, options: dict[str, Any], out: Path) -> Outcome:
-    """The audit of one model (its transfer source loaded with it); its Markdown report goes
-    into the report folder."""
-    from robustbench_lr.audit import AuditOptions, audit_target
-
-    done = audit_target(target.load(), AuditOptions(**options))
-    atomic_write_text(out / done.filename, done.markdown)
-    report = done.report
-    lines = [f"{check.status.upper():4s}  {check.name}: {check.detail}" for check in report.checks]
-    return Outcome(done.rows, lines)
 
 
 @STAGES.register("audit")
@@ -286,35 +227,24 @@ def plan_audit(ctx: BenchContext) -> list[Job]:
     profile = ctx.profile
     if not profile.audit:
         return []
-    options = {
-        "eps": profile.audit_eps,
-        "n": profile.audit_n,
-        "queries": profile.attacks.square_queries,
-        **profile.audit_options,
-    }
+    options = AuditOptions(
+        **{
+            "eps": profile.audit_eps,
+            "n": profile.audit_n,
+            "queries": profile.attacks.square_queries,
+            **profile.audit_options,
+        }
+    )
     jobs = []
     for subject in ctx.subjects():
         target = target_of(ctx, subject, ctx.source_of(subject), profile.audit_n)
-        work = partial(_audit_job, target, options)
-        jobs.append(make_job("audit", f"audit:{subject.label}", work, ctx))
+        jobs.append(make_job(ctx, "audit", f"audit:{subject.label}", target, run_audit, options))
     return jobs
-
-
-def _analysis_job(kind: str, target: TargetSpec, options: AnalysisOptions, out: Path) -> Outcome:
-    """One analysis of one model, on the target loaded with the training split if the entry
-    reads it. Figures go beside the results file, i.e. into the report folder."""
-    from robustbench_lr.analysis import ANALYSES
-
-    analysis = ANALYSES.get(kind)
-    result = analysis.run(target.load(train=analysis.needs_train), out / RESULTS_FILE, options)
-    return Outcome(result.rows, result.lines)
 
 
 @STAGES.register("analyses")
 def plan_analyses(ctx: BenchContext) -> list[Job]:
     """Every analysis of the profile on every model (rows and figures under <out>/)."""
-    from robustbench_lr.analysis import ANALYSES, AnalysisOptions
-
     jobs = []
     for subject in ctx.subjects():
         cfg, folder = subject.cfg, subject.label
@@ -343,8 +273,11 @@ def plan_analyses(ctx: BenchContext) -> list[Job]:
                 options = AnalysisOptions(
                     tap=tap, n=n, device=ctx.device, load=ctx.load_options, extra=extra
                 )
-                companions = [extra[k] for k in ("source", "stop_on") if k in extra]
-                work = partial(_analysis_job, kind, target_of(ctx, subject, None, n), options)
-                job = make_job("analyses", f"analysis:{kind}:{box}:{folder}", work, ctx)
-                jobs.append(replace(job, inputs=(*job.inputs, *map(Path, companions))))
+                companions = tuple(extra[k] for k in ("source", "stop_on") if k in extra)
+                target = target_of(ctx, subject, None, n, analysis.needs_train)
+                key = f"analysis:{kind}:{box}:{folder}"
+                job = make_job(
+                    ctx, "analyses", key, target, analysis.run, options, reads=companions
+                )
+                jobs.append(job)
     return jobs

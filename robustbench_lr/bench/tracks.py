@@ -7,30 +7,26 @@
 - `shifts` (OODRobustBench's natural shifts): every model of a shift's dataset on the profile's
   `[shifts]` test sets (`experiments.shift`), read under --data-root (`--download` fetches).
 
-Why a module beside `stages.py`: each track is a planner and a job function, which the bench
-registers like its own stages (`STAGES`); keeping them here keeps the bench's core readable.
+Why a module beside `stages.py`: each track is a planner, which the bench registers like its
+own stages (`STAGES`); keeping them here keeps the bench's core readable.
 """
 
 from __future__ import annotations
 
-from functools import partial
-from pathlib import Path
 from typing import Any
 
+from robustbench_lr.audit import AuditOptions, run_audit
 from robustbench_lr.bench.context import (
     STAGES,
     BenchContext,
     Job,
-    TargetSpec,
     make_job,
     target_of,
     track_subjects,
 )
-from robustbench_lr.bench.stages import _audit_job
 from robustbench_lr.data import l2_eps
-from robustbench_lr.experiments import Outcome
 from robustbench_lr.experiments.attack import Sweep, run_sweep
-from robustbench_lr.experiments.shift import run_shifts
+from robustbench_lr.experiments.shift import ShiftSettings, run_shifts
 from robustbench_lr.shifts import SHIFTS
 
 
@@ -44,13 +40,6 @@ def l2_sweeps(eps: float, pgd_steps: int, steps: int, targets: int, queries: int
             {"targets": targets, "queries": queries, "seed": 0},
         ),
     )
-
-
-def _l2_job(target: TargetSpec, sweeps: tuple[Sweep, ...], _out: Path) -> Outcome:
-    loaded, outcome = target.load(), Outcome()
-    for sweep in sweeps:
-        outcome.add(run_sweep(loaded, sweep))
-    return outcome
 
 
 def l2_audit_options(ctx: BenchContext, dataset: str) -> dict[str, Any]:
@@ -78,18 +67,14 @@ def plan_l2(ctx: BenchContext) -> list[Job]:
         sweeps = l2_sweeps(l2_eps(dataset), grid.pgd_steps, grid.steps, grid.targets, grid.queries)
         n = grid.n or ctx.profile.n
         target = target_of(ctx, subject, None, n)
-        jobs.append(make_job("l2", f"l2:{subject.label}", partial(_l2_job, target, sweeps), ctx))
+        jobs.append(make_job(ctx, "l2", f"l2:{subject.label}", target, run_sweep, *sweeps))
         if grid.audit:
             audited = target_of(ctx, subject, ctx.source_of(subject), n)
-            work = partial(_audit_job, audited, l2_audit_options(ctx, dataset))
-            jobs.append(make_job("l2", f"l2-audit:{subject.label}", work, ctx))
+            options = AuditOptions(**l2_audit_options(ctx, dataset))
+            jobs.append(
+                make_job(ctx, "l2", f"l2-audit:{subject.label}", audited, run_audit, options)
+            )
     return jobs
-
-
-def _shift_job(
-    target: TargetSpec, names: tuple[str, ...], data_root: str, fetch: bool, _out: Path
-) -> Outcome:
-    return run_shifts(target.load(), names, data_root, fetch)
 
 
 @STAGES.register("shifts")
@@ -101,7 +86,8 @@ def plan_shifts(ctx: BenchContext) -> list[Job]:
         if not names:
             continue
         target = target_of(ctx, subject, None, grid.n or ctx.profile.n)
-        options = ctx.load_options
-        work = partial(_shift_job, target, names, options.data_root, options.download)
-        jobs.append(make_job("shifts", f"shifts:{subject.label}", work, ctx))
+        settings = ShiftSettings(names, ctx.load_options.data_root, ctx.load_options.download)
+        jobs.append(
+            make_job(ctx, "shifts", f"shifts:{subject.label}", target, run_shifts, settings)
+        )
     return jobs

@@ -80,8 +80,9 @@ def run(args: argparse.Namespace) -> int:
         dims=tuple(args.dims),
         load=load_options(args),
         extra=dict(args.option),
+        results=Path(args.out),
     )
-    out = Path(args.out)
+    out = options.results
     spec = model_spec(args)
     analysis = ANALYSES[args.kind]
     if analysis.suite_models_only and not isinstance(spec, str):
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         options=options.load,
         train=analysis.needs_train,
     )
-    outcome = analysis.run(target, out, options)
+    outcome = analysis.run(target, options)
     results.append(out, outcome.rows)
     for line in outcome.lines:
         print(line)

@@ -50,13 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Score the model on each shifted set, print a line per shift, append the rows."""
     from robustbench_lr import results
-    from robustbench_lr.experiments.shift import run_shifts
+    from robustbench_lr.experiments.shift import ShiftSettings, run_shifts
 
     if args.source:
         raise ValueError("--source does not apply to shift: nothing is crafted on a source model")
     names = None if args.shift is None else tuple(dict.fromkeys(n for ns in args.shift for n in ns))
     target = load_target_from(args)
-    outcome = run_shifts(target, names, args.data_root, args.download, args.batch_size)
+    settings = ShiftSettings(names, args.data_root, args.download, args.batch_size)
+    outcome = run_shifts(target, settings)
     print("\n".join(outcome.lines))
     results.append(args.out, outcome.rows)
     print(f"{len(outcome.rows)} rows -> {args.out}")

@@ -6,6 +6,7 @@ Experiments in the rows:
   `rho` of the same setting); Tables 1, 2 and 4 read `acc`.
 - `step-curve` (`per_step`, ifsgm / ill): `acc_instant` and `acc_cumulative` after each step k
   (the `steps` column holds k), Fig. 11 / Appendix D.4.
+- `clean` (`run_clean`): metric `clean_acc` on the whole subset, and `zoo-reported` rows.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from robustbench_lr import results
 from robustbench_lr.attacks import ATTACKS, DEFAULT_BATCH
+from robustbench_lr.evaluation import accuracy
 from robustbench_lr.experiments import Outcome, Rows
 from robustbench_lr.target import Target
 
@@ -120,15 +123,50 @@ def run_sweep(target: Target, sweep: Sweep) -> Outcome:
     return outcome
 
 
-def run_step_curve(target: Target, name: str, eps: float, steps: int) -> Outcome:
-    """Only the step curves of `name` at (eps, steps), from one run of the signed-gradient
-    loop: the bench's Fig. 11 job, which must not re-run the attack its IFSGM grid already
-    scored at that setting."""
+@dataclass(frozen=True)
+class StepCurve:
+    """The step curves of one step-rule attack at one (eps, steps) setting."""
+
+    attack: str
+    eps: float
+    steps: int
+
+
+def run_step_curve(target: Target, curve: StepCurve) -> Outcome:
+    """Only the step curves of `curve`, from one run of the signed-gradient loop: the bench's
+    Fig. 11 job, which must not re-run the attack its IFSGM grid already scored at that
+    setting."""
     from robustbench_lr.attacks import resolve
 
+    name, eps, steps = curve.attack, curve.eps, curve.steps
     _backend, params = resolve(name, eps=eps, steps=steps)
     rows = step_rows(target, name, params)
     return Outcome(rows, [f"step curves {name} eps={eps:.4g} steps={steps}: {len(rows)} rows"])
+
+
+@dataclass(frozen=True)
+class Clean:
+    """Clean accuracy on the target's test subset, scored in batches of `batch_size`."""
+
+    batch_size: int = 512
+
+
+def run_clean(target: Target, settings: Clean) -> Outcome:
+    """A model's clean accuracy (a `clean` row, as training writes for the suite's own models),
+    and for a zoo model the zoo's reported accuracies (`zoo-reported` rows; none when
+    RobustBench's model_info record is not on disk): what the bench records of a model it did
+    not train."""
+    acc = accuracy(target.model, target.x, target.y, settings.batch_size)
+    base = {**target.columns, "experiment": "clean", "attack": "clean"}
+    rows = [{**base, "metric": "clean_acc", "value": acc, "n": len(target.y)}]
+    zoo = {**target.columns, "experiment": results.ZOO_REPORTED, "attack": "robustbench"}
+    reported = target.meta.get("zoo", {})
+    rows += [
+        {**zoo, "metric": m, "value": v}
+        for m in results.ZOO_REPORTED_METRICS
+        if (v := reported.get(m)) is not None
+    ]
+    return Outcome(rows, [f"{target.checkpoint}: clean {acc:.2f}%"])
 
 
 def step_rows(target: Target, name: str, params: Mapping[str, Any]) -> Rows:

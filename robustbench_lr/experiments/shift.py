@@ -8,9 +8,10 @@ its labels would mean other classes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 from robustbench_lr.attacks import DEFAULT_BATCH
+from robustbench_lr.data import DEFAULT_DATA_ROOT
 from robustbench_lr.evaluation import accuracy
 from robustbench_lr.experiments import Outcome
 from robustbench_lr.shifts import SHIFTS, ShiftError, load_shift, shift
@@ -29,27 +30,35 @@ def shifts_of(dataset: str) -> tuple[str, ...]:
     return names
 
 
-def run_shifts(
-    target: Target,
-    names: Sequence[str] | None,
-    data_root: str,
-    fetch: bool = False,
-    batch_size: int = DEFAULT_BATCH,
-) -> Outcome:
-    """`target`'s model on each shifted test set of `names` (as many images as its subset);
-    `names=None`: every shift of the model's dataset.
+@dataclass(frozen=True)
+class ShiftSettings:
+    """Which shifted test sets (`names=None`: every shift of the model's dataset), read under
+    `data_root` (`fetch`: downloaded when missing), scored in batches of `batch_size`."""
+
+    names: tuple[str, ...] | None = None
+    data_root: str = DEFAULT_DATA_ROOT
+    fetch: bool = False
+    batch_size: int = DEFAULT_BATCH
+
+
+def run_shifts(target: Target, settings: ShiftSettings) -> Outcome:
+    """`target`'s model on each shifted test set of `settings.names` (as many images as its
+    subset).
 
     Every set is read before the model sees one, so a missing or truncated file fails the run
     before any evaluation rather than after the sets before it were scored.
     """
     dataset = target.meta["config"]["dataset"]
+    names, data_root, batch_size = settings.names, settings.data_root, settings.batch_size
     names = shifts_of(dataset) if names is None else tuple(names)
     specs = {name: shift(name) for name in names}  # unknown names fail before any work
     for name, spec in specs.items():
         if spec.dataset != dataset:
             raise ShiftError(f"shift {name!r} tests {spec.dataset} models, not a {dataset} model")
     n = len(target.y)
-    sets = {name: load_shift(name, data_root, n, target.subset_seed, fetch) for name in specs}
+    sets = {
+        name: load_shift(name, data_root, n, target.subset_seed, settings.fetch) for name in specs
+    }
     base = {**target.columns, "experiment": EXPERIMENT}
     clean = accuracy(target.model, target.x, target.y, batch_size)
     rows, lines = [], []
