@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from robustbench_lr.data import LoadOptions
+from robustbench_lr.devices import use_device
 from robustbench_lr.experiments import Outcome
 from robustbench_lr.models import ARCHS, StagedNet, TapRole, last_tap
-from robustbench_lr.target import Target
+from robustbench_lr.target import Target, load_target
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,19 @@ class Analysis:
     boxes: tuple[str, ...] = ("white",)
     suite_models_only: bool = False
     needs_train: bool = False
+
+    def load(self, origin: Any, options: AnalysisOptions) -> Target:
+        """`origin` (a checkpoint folder or an external model) as the target this analysis
+        reads: the subset `options` names, with the training split when `needs_train`. The
+        faces that name an analysis call it; a bench job loads through its target spec."""
+        return load_target(
+            origin,
+            n=options.n,
+            seed=options.seed,
+            device=use_device(options.device),
+            options=options.load,
+            train=self.needs_train,
+        )
 
 
 def analysis_tap(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -298,12 +299,11 @@ HYBRID = Analysis(
     suite_models_only=True,
     needs_train=True,
 )
-HYBRID_DEEP = Analysis(
+HYBRID_DEEP = replace(
+    HYBRID,
     name="hybrid-deep",
     summary="the hybrid at the deeper tap (before ResNet block 4), with parameter counts, Table 5b",
     run=run_hybrid_deep,
-    suite_models_only=True,
-    needs_train=True,
 )
 MAXMARGIN = Analysis(
     name="maxmargin",

@@ -1,7 +1,7 @@
 """`benchmark(model, ...)`: RobustBench's call on any `nn.Module`, with the audit behind it.
 
 The numbers come from the functions the commands call: the target is what `robustbench-lr
-attack --model ... --n N --seed S` loads (`target.load_target` on an `external.ExternalModel`),
+attack --model ... --n N --seed S` loads (`target.load_target` on an `external.ExternalTarget`),
 the attack is `attacks.harness.evaluate_attack` with the CLI's defaults, the rows are
 `evaluation_rows` and the audit's (`audit.checkpoint.audit_target` on the same target). So on
 the CPU, for the same seed and points, the API and the command line give the same numbers bit
@@ -98,15 +98,9 @@ def benchmark(
         target = models.target(net, dataset, preprocessing, name, n, seed, device, options)
         bar.update()
         bar.set_postfix_str(attack)
-        ev = evaluate_attack(
-            attack,
-            target.model,
-            target.x,
-            target.y,
-            draws=Sweep.draws,
-            batch_size=batch_size,
-            **{"eps": eps, **given},
-        )
+        batch = (target.model, target.x, target.y)
+        params = {"eps": eps, **given}
+        ev = evaluate_attack(attack, *batch, draws=Sweep.draws, batch_size=batch_size, **params)
         rows = evaluation_rows(ev, target.columns, extra=target.subset_extra)
         bar.update()
         report, markdown = None, ""

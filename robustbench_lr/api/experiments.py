@@ -40,7 +40,7 @@ from robustbench_lr.devices import use_device
 from robustbench_lr.errors import InvalidArgument
 from robustbench_lr.experiments.shift import ShiftSettings, run_shifts
 from robustbench_lr.shifts import SHIFTS
-from robustbench_lr.target import DEFAULT_N, load_target
+from robustbench_lr.target import DEFAULT_N
 
 
 @dataclass(frozen=True, eq=False)
@@ -277,14 +277,7 @@ def _analysis(
     analysis, append its rows to `out` if given, return them as a frame."""
     options = AnalysisOptions(device=device, **settings)
     analysis = ANALYSES[kind]
-    target = load_target(
-        origin,
-        n=options.n,
-        seed=options.seed,
-        device=use_device(options.device),
-        options=options.load,
-        train=analysis.needs_train,
-    )
+    target = analysis.load(origin, options)
     with tempfile.TemporaryDirectory() as scratch:
         where = Path(out) if out is not None else Path(scratch) / "results.csv"
         outcome = analysis.run(target, replace(options, results=where))

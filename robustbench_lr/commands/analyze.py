@@ -14,8 +14,6 @@ from robustbench_lr.commands.argtypes import comma_list, count, key_value, seed
 from robustbench_lr.commands.common import Flag, add_flags, add_run_flags, load_options
 from robustbench_lr.commands.evalflags import add_model_flags, model_spec
 from robustbench_lr.config import from_fields
-from robustbench_lr.devices import use_device
-from robustbench_lr.target import load_target
 
 NAME = "analyze"
 HELP = "representation analyses of a checkpoint or an external model (rows go to the results file)"
@@ -94,15 +92,7 @@ def run(args: argparse.Namespace) -> int:
             f"--model and --robustbench models take: {', '.join(takes)}"
         )
     origin = Path(spec) if isinstance(spec, str) else resolve(spec)
-    target = load_target(
-        origin,
-        n=options.n,
-        seed=options.seed,
-        device=use_device(options.device),
-        options=options.load,
-        train=analysis.needs_train,
-    )
-    outcome = analysis.run(target, options)
+    outcome = analysis.run(analysis.load(origin, options), options)
     results.append(out, outcome.rows)
     for line in outcome.lines:
         print(line)
