@@ -18,6 +18,7 @@ and the regression gate compares every row of `results.csv` with its baseline bi
 
 from __future__ import annotations
 
+import json
 import resource
 import sys
 import time
@@ -68,15 +69,11 @@ def save_training(folder: str | Path, record: dict[str, Any]) -> None:
     """Write a checkpoint's `cost.json`, after its commit point. A plain write, not one of the
     checkpoint's atomic renames: it is a measurement, not part of the model, and a torn file
     reads as no record (`training`)."""
-    import json
-
     (Path(folder) / CHECKPOINT_FILE).write_text(json.dumps(record, sort_keys=True) + "\n")
 
 
 def training(folder: str | Path) -> dict[str, Any]:
     """A checkpoint's training cost ({} when none was recorded or the file is unreadable)."""
-    import json
-
     try:
         record = json.loads((Path(folder) / CHECKPOINT_FILE).read_text())
     except (OSError, ValueError):

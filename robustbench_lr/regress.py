@@ -62,13 +62,8 @@ class DeviceMismatch(ValueError):
 def _refuse_other_devices(merged: pd.DataFrame) -> None:
     """Fail loudly when matched rows were trained on different devices (empty = unrecorded)."""
     known = merged[(merged["device_baseline"] != "") & merged["device_new"].fillna("").ne("")]
-    pairs = sorted(
-        {
-            (b, n)
-            for b, n in zip(known["device_baseline"], known["device_new"], strict=True)
-            if b != n
-        }
-    )
+    known = known[known["device_baseline"] != known["device_new"]]
+    pairs = sorted(set(zip(known["device_baseline"], known["device_new"], strict=True)))
     if pairs:
         shown = ", ".join(f"baseline {b} vs new {n}" for b, n in pairs)
         raise DeviceMismatch(
@@ -239,14 +234,8 @@ def render(report: GateReport, show_all: bool = False) -> str:
         "gate",
         "status",
     ]
-    shown = shown.assign(
-        **{
-            "new interval": [
-                stats.interval_text(lo, hi, 1)
-                for lo, hi in zip(shown["new_lo"], shown["new_hi"], strict=True)
-            ]
-        }
-    )
+    bounds = zip(shown["new_lo"], shown["new_hi"], strict=True)
+    shown = shown.assign(**{"new interval": [stats.interval_text(lo, hi, 1) for lo, hi in bounds]})
     counts = report.table["status"].value_counts().to_dict()
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
     verdict = "PASS" if report.passed else "FAIL"

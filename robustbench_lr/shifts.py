@@ -174,11 +174,7 @@ def download(name: str, data_root: str | Path) -> None:
 
 
 def load_shift(
-    name: str,
-    data_root: str | Path,
-    n: int | None = None,
-    seed: int = 0,
-    fetch: bool = False,
+    name: str, data_root: str | Path, n: int | None = None, seed: int = 0, fetch: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` images of shift `name` (all when None; a uniform draw from `seed` otherwise, as
     `target.uniform_subset` draws test subsets), N x 3 x 32 x 32 floats in [0, 1], and their

@@ -146,12 +146,7 @@ def interval_text(lo: float, hi: float, places: int = 1) -> str:
 
 
 def estimate_text(
-    mean: float,
-    std: float,
-    count: int,
-    places: int,
-    lo: float = math.nan,
-    hi: float = math.nan,
+    mean: float, std: float, count: int, places: int, lo: float = math.nan, hi: float = math.nan
 ) -> str:
     """`mean ± std [lo, hi]`, the one cell format of the tables and the leaderboard.
 

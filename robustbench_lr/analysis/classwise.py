@@ -20,11 +20,7 @@ import numpy as np
 import torch
 
 from robustbench_lr import models
-from robustbench_lr.analysis.base import (
-    Analysis,
-    AnalysisOptions,
-    analysis_tap,
-)
+from robustbench_lr.analysis.base import Analysis, AnalysisOptions, analysis_tap
 from robustbench_lr.analysis.plotting import figure_stem, save_figure
 from robustbench_lr.analysis.rank import variance_ratio
 from robustbench_lr.experiments import Outcome

@@ -19,11 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from robustbench_lr.analysis.base import (
-    Analysis,
-    AnalysisOptions,
-    analysis_tap,
-)
+from robustbench_lr.analysis.base import Analysis, AnalysisOptions, analysis_tap
 from robustbench_lr.analysis.compression import hybrid_pipeline, tap_features
 from robustbench_lr.analysis.plotting import figure_stem, save_figure
 from robustbench_lr.experiments import Outcome

@@ -35,11 +35,7 @@ from robustbench_lr.analysis.adversarial import (
     matched_examples,
     stop_model,
 )
-from robustbench_lr.analysis.base import (
-    Analysis,
-    AnalysisOptions,
-    analysis_tap,
-)
+from robustbench_lr.analysis.base import Analysis, AnalysisOptions, analysis_tap
 from robustbench_lr.data import Data
 from robustbench_lr.evaluation import predict
 from robustbench_lr.experiments import Outcome
@@ -171,9 +167,7 @@ def hybrid_rows(
 
 
 def run_hybrid(
-    target: Target,
-    options: AnalysisOptions,
-    default_tap: models.TapRole = models.last_tap,
+    target: Target, options: AnalysisOptions, default_tap: models.TapRole = models.last_tap
 ) -> Outcome:
     """Table 5a: hybrid accuracy per PCA dimension at a tap (default: `default_tap(arch)`, the
     layer before the last FC)."""

@@ -40,10 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from robustbench_lr.analysis.base import (
-    Analysis,
-    AnalysisOptions,
-)
+from robustbench_lr.analysis.base import Analysis, AnalysisOptions
 from robustbench_lr.analysis.plotting import figure_stem, save_figure
 from robustbench_lr.data import stratified_subset
 from robustbench_lr.experiments import Outcome

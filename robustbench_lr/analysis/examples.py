@@ -28,10 +28,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from robustbench_lr.analysis.adversarial import AttackRun
-from robustbench_lr.analysis.base import (
-    Analysis,
-    AnalysisOptions,
-)
+from robustbench_lr.analysis.base import Analysis, AnalysisOptions
 from robustbench_lr.analysis.plotting import FIGURES_DIR, figure_stem, save_figure
 from robustbench_lr.experiments import Outcome
 from robustbench_lr.files import atomic_write

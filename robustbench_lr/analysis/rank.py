@@ -23,11 +23,7 @@ import torch
 from matplotlib.figure import Figure
 
 from robustbench_lr import models, results
-from robustbench_lr.analysis.base import (
-    Analysis,
-    AnalysisOptions,
-    analysis_tap,
-)
+from robustbench_lr.analysis.base import Analysis, AnalysisOptions, analysis_tap
 from robustbench_lr.analysis.plotting import save_figure
 from robustbench_lr.experiments import Outcome
 from robustbench_lr.target import Target
@@ -78,13 +74,7 @@ def run_rank(target: Target, options: AnalysisOptions) -> Outcome:
         options.get("k", int, RANDOMIZED_K),
         options.seed,
     )
-    base = {
-        **target.columns,
-        "experiment": "rank",
-        "tap": tap,
-        "backend": backend,
-        "n": len(acts),
-    }
+    base = {**target.columns, "experiment": "rank", "tap": tap, "backend": backend, "n": len(acts)}
     rows = [
         {**base, "metric": "variance_ratio", "steps": k, "value": float(v)}
         for k, v in enumerate(curve.tolist(), start=1)

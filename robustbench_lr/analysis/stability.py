@@ -27,11 +27,7 @@ import torch
 
 from robustbench_lr import models
 from robustbench_lr.analysis.adversarial import attack_runs, attack_source
-from robustbench_lr.analysis.base import (
-    Analysis,
-    AnalysisOptions,
-    analysis_tap,
-)
+from robustbench_lr.analysis.base import Analysis, AnalysisOptions, analysis_tap
 from robustbench_lr.analysis.plotting import figure_stem, save_figure
 from robustbench_lr.experiments import Outcome
 from robustbench_lr.models import StagedNet
@@ -74,15 +70,8 @@ def binned_medians(
     for k in np.unique(index):
         members = index == k
         lo, hi = 10.0 ** (k / bins_per_decade), 10.0 ** ((k + 1) / bins_per_decade)
-        out.append(
-            (
-                lo,
-                hi,
-                float(np.median(inp[members])),
-                float(np.median(rep[members])),
-                int(members.sum()),
-            )
-        )
+        medians = float(np.median(inp[members])), float(np.median(rep[members]))
+        out.append((lo, hi, *medians, int(members.sum())))
     return out
 
 
@@ -94,12 +83,7 @@ def run_stability(target: Target, options: AnalysisOptions) -> Outcome:
     per_decade = options.get("bins_per_decade", int, 2)
     source = attack_source(target, options)
     runs = attack_runs(options, "deepfool,ifsgm", "2/255,4/255,8/255,16/255")
-    base = {
-        **target.columns,
-        "experiment": "stability",
-        "tap": tap,
-        **source.fields(),
-    }
+    base = {**target.columns, "experiment": "stability", "tap": tap, **source.fields()}
     rows, lines, scatter = [], [], []
     for run in runs:
         x_adv = run.craft(source.model, data.x_test, data.y_test)
@@ -107,36 +91,16 @@ def run_stability(target: Target, options: AnalysisOptions) -> Outcome:
         fields = {**base, **run.fields()}
         for lo, hi, med_in, med_rep, count in binned_medians(inp, rep, per_decade):
             param = f"bin={lo:.3g}..{hi:.3g}"
-            rows.append(
-                {
-                    **fields,
-                    "param": param,
-                    "metric": "input_ratio_median",
-                    "value": med_in,
-                    "n": count,
-                }
-            )
-            rows.append(
-                {
-                    **fields,
-                    "param": param,
-                    "metric": "rep_ratio_median",
-                    "value": med_rep,
-                    "n": count,
-                }
-            )
+            for metric, value in (("input_ratio_median", med_in), ("rep_ratio_median", med_rep)):
+                rows.append(
+                    {**fields, "param": param, "metric": metric, "value": value, "n": count}
+                )
         amplification = float(np.median(rep / inp)) if len(inp) else math.nan
         rows.append(
-            {
-                **fields,
-                "metric": "amplification_median",
-                "value": amplification,
-                "n": len(inp),
-            }
+            {**fields, "metric": "amplification_median", "value": amplification, "n": len(inp)}
         )
-        label = (
-            run.name if run.fields()["eps"] == 0 else f"{run.name} eps={run.fields()['eps']:.3g}"
-        )
+        eps = fields["eps"]
+        label = run.name if eps == 0 else f"{run.name} eps={eps:.3g}"
         scatter.append((label, inp, rep))
         lines.append(
             f"{label} ({source.box}-box) @ {tap}: median representation/input ratio "

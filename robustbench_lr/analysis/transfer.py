@@ -88,12 +88,7 @@ def run_transfer(target: Target, options: AnalysisOptions) -> Outcome:
     test_idx = stratified_subset(own.y_test, test_limit) if test_limit else slice(None)
     train = tap_features(model, own.x_train[train_idx], tap)
     test = tap_features(model, own.x_test[test_idx], tap)
-    base = {
-        **target.columns,
-        "experiment": "transfer",
-        "metric": "hybrid_acc",
-        "n": len(test),
-    }
+    base = {**target.columns, "experiment": "transfer", "metric": "hybrid_acc", "n": len(test)}
     accuracy = {}  # (labelling, d) -> test accuracy (%)
     for name, data in ((base["dataset"], own), (dataset_label(labels), other)):
         y_train, y_test = data.y_train[train_idx].numpy(), data.y_test[test_idx].numpy()

@@ -26,13 +26,7 @@ TABLE4_P = (0.4, 0.6, 0.8, 1.0)
 
 
 def pixel_noise(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    p: float,
-    sigma: float,
-    seed: int,
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, p: float, sigma: float, seed: int
 ) -> torch.Tensor:
     """x + mask·N(0, σ²), clipped to [0, 1]; mask ~ Bernoulli(p) per pixel (Table 4).
 

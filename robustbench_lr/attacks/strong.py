@@ -252,8 +252,8 @@ def standard_adversary(
         for apgd in (adversary.apgd, adversary.apgd_targeted):
             _apgd_iterations(apgd, steps)
         adversary.fab.n_iter = steps
-    adversary.apgd_targeted.n_target_classes = _targets(model, x, targets)
-    adversary.fab.n_target_classes = _targets(model, x, targets)
+    targets = _targets(model, x, targets)
+    adversary.apgd_targeted.n_target_classes = adversary.fab.n_target_classes = targets
     adversary.square.n_queries = queries
     return adversary
 

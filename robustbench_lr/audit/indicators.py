@@ -132,15 +132,8 @@ def incomplete_optimization(b: Battery) -> Measured:
         f"{label} still rising by > {INCOMPLETE_RISE:g} (scaled) over its last "
         f"{INCOMPLETE_LAST} iterates (allowed {INCOMPLETE_PASS_PP:g}%)"
     )
-    share = found.share
-    status = (
-        "pass"
-        if share <= INCOMPLETE_PASS_PP + 1e-9
-        else "warn"
-        if share <= INCOMPLETE_WARN_PP + 1e-9
-        else "fail"
-    )
-    return found.measured(status, "flagged %", share, "allowed %", INCOMPLETE_PASS_PP, detail)
+    status = graded(found.share, INCOMPLETE_PASS_PP, INCOMPLETE_WARN_PP)
+    return found.measured(status, "flagged %", found.share, "allowed %", INCOMPLETE_PASS_PP, detail)
 
 
 def unstable_predictions(b: Battery) -> Measured:

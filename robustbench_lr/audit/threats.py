@@ -138,10 +138,7 @@ def linf_runs(options: AuditOptions, with_source: bool, dims: int = 0) -> list[R
         # It ends with Square, which needs no gradients, so it counts in the worst case but not
         # as a gradient attack (the masking checks compare those with the blind ones).
         Run(
-            STANDARD,
-            STANDARD,
-            seeded(steps=o.steps, targets=o.targets, queries=o.queries),
-            "blind",
+            STANDARD, STANDARD, seeded(steps=o.steps, targets=o.targets, queries=o.queries), "blind"
         ),
         Run("linf-noise", "linf-noise", seeded(), "blind", draws=o.noise_draws),
     ]

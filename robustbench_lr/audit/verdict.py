@@ -27,11 +27,11 @@ class Measured:
     flagged: tuple[int, ...] = ()
 
 
-def graded(excess: float) -> str:
+def graded(excess: float, tolerance: float = TOLERANCE_PP, warn: float = WARN_PP) -> str:
     """pass within the tolerance, warn within the warn band, fail beyond (both in pp)."""
-    if excess <= TOLERANCE_PP + 1e-9:
+    if excess <= tolerance + 1e-9:
         return "pass"
-    return "warn" if excess <= WARN_PP + 1e-9 else "fail"
+    return "warn" if excess <= warn + 1e-9 else "fail"
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robustbench_lr.data.base import (
-    Data,
-    DatasetError,
-    DatasetSpec,
-    LoadOptions,
-    _missing,
-)
+from robustbench_lr.data.base import Data, DatasetError, DatasetSpec, LoadOptions, _missing
 from robustbench_lr.data.digests import _files_digest, _read_hashed
 
 

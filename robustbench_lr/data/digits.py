@@ -7,12 +7,7 @@ import math
 import numpy as np
 import torch
 
-from robustbench_lr.data.base import (
-    Data,
-    DatasetSpec,
-    LoadOptions,
-    _channel_stats,
-)
+from robustbench_lr.data.base import Data, DatasetSpec, LoadOptions, _channel_stats
 from robustbench_lr.data.digests import _array_digest
 
 

@@ -37,11 +37,8 @@ from robustbench_lr.registry import Registry
 
 def normalized_layers(model: nn.Module) -> list[tuple[_SpectralNorm, nn.Parameter]]:
     """(parametrization, unnormalized weight) of every spectral-norm-parametrized layer."""
-    found = []
-    for _, module in weight_layers(model):
-        weight = module.parametrizations.weight
-        found.append((weight[0], weight.original))
-    return found
+    weights = [module.parametrizations.weight for _, module in weight_layers(model)]
+    return [(weight[0], weight.original) for weight in weights]
 
 
 class InForward(nn.Module):

@@ -11,29 +11,7 @@ from torch import nn
 
 from robustbench_lr.models.base import Normalize, StagedNet
 
-_CFG19 = [
-    64,
-    64,
-    "M",
-    128,
-    128,
-    "M",
-    256,
-    256,
-    256,
-    256,
-    "M",
-    512,
-    512,
-    512,
-    512,
-    "M",
-    512,
-    512,
-    512,
-    512,
-    "M",
-]
+_CFG19 = [64, 64, "M", 128, 128, "M", *[256] * 4, "M", *[512] * 4, "M", *[512] * 4, "M"]
 
 
 def vgg19(

@@ -17,11 +17,7 @@ from robustbench_lr.attacks import DEFAULT_BATCH, run_attack
 from robustbench_lr.attacks.harness import evaluate_attack
 from robustbench_lr.attacks.loop import STEP_RULES
 from robustbench_lr.attacks.precision import verdict
-from robustbench_lr.attacks.search.threshold import (
-    EpsSearch,
-    accuracy_curve,
-    attack_until_fooled,
-)
+from robustbench_lr.attacks.search.threshold import EpsSearch, accuracy_curve, attack_until_fooled
 from robustbench_lr.registry import Registry
 from robustbench_lr.settings import Budget, Count, Rate, setting
 

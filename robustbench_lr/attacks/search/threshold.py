@@ -124,12 +124,7 @@ class EpsSearch:
         return x_adv
 
     def threshold(
-        self,
-        model: nn.Module,
-        x: Tensor,
-        y: Tensor,
-        rate: float,
-        min_eps: Tensor | None = None,
+        self, model: nn.Module, x: Tensor, y: Tensor, rate: float, min_eps: Tensor | None = None
     ) -> ThresholdResult:
         """Bisection over the grid for the >`rate` misclassification threshold (D.3).
 
