@@ -64,8 +64,9 @@ def check_name(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class ExternalModelSpec:
-    """What names an external model, from the command line or a profile's `[[models]]` entry.
+class ExternalTargetSpec:
+    """What names an external model, from the command line or a profile's `[[models]]` entry:
+    the `ExternalTarget` it builds (`external_build.resolve`), by name.
 
     Either `factory` (`MODULE:FACTORY`, with optional `weights`: without them the factory's
     own) or `robustbench` (a zoo name, read from `model_dir/<dataset>/<threat>/<name>.pt`;
@@ -151,14 +152,18 @@ class TappedModel(nn.Module):
 
 
 @dataclass(frozen=True, eq=False)
-class ExternalModel:
-    """A built external model with its weights loaded: a `target.ModelOrigin`.
+class ExternalTarget:
+    """A built external model with its weights loaded: what `target.load_target` takes besides
+    a checkpoint folder.
 
-    `str()` is its `checkpoint` column; `load` draws the dataset and checks the model takes
-    its images before anything is attacked.
+    `str()` is its `checkpoint` column; `load` returns the model on the dataset's whole test
+    split with a checkpoint-shaped `meta` (config, dataset_spec, dataset_label,
+    data_fingerprint), so the code reading `target.meta` and `check_same_data` need not know
+    where the model came from, and it checks the model takes the images before anything is
+    attacked.
     """
 
-    spec: ExternalModelSpec
+    spec: ExternalTargetSpec
     model: TappedModel
     digest: str  # sha256 of the weights (`weights_digest`)
     arch: str  # the factory's attribute, or the zoo architecture's class
@@ -328,7 +333,7 @@ def weights_digest(net: nn.Module) -> str:
 
 
 @torch.no_grad()
-def check_takes(model: nn.Module, spec: DatasetSpec, model_spec: ExternalModelSpec) -> None:
+def check_takes(model: nn.Module, spec: DatasetSpec, model_spec: ExternalTargetSpec) -> None:
     """One forward pass on a batch of the dataset's shape: logits of its classes, or an error.
 
     A model built for other images fails here with the sizes named, not mid-attack.

@@ -1,5 +1,5 @@
 """An external model from its spec: the user's `MODULE:FACTORY` (`external.py`) or a RobustBench
-zoo entry (`zoo.py`), as the `ExternalModel` every evaluation reads.
+zoo entry (`zoo.py`), as the `ExternalTarget` every evaluation reads.
 
 Its own module so that `zoo` can build on `external`'s spec and checks without `external`
 importing `zoo` back.
@@ -14,8 +14,8 @@ import torch
 from robustbench_lr import zoo
 from robustbench_lr.data import LoadOptions
 from robustbench_lr.external import (
-    ExternalModel,
-    ExternalModelSpec,
+    ExternalTarget,
+    ExternalTargetSpec,
     TappedModel,
     build_network,
     load_weights,
@@ -25,7 +25,7 @@ from robustbench_lr.external import (
 from robustbench_lr.target import DEFAULT_N, Target, load_target
 
 
-def resolve(spec: ExternalModelSpec) -> ExternalModel:
+def resolve(spec: ExternalTargetSpec) -> ExternalTarget:
     """Build the model `spec` names and load its weights (on the CPU, eval mode)."""
     if spec.robustbench:
         net = zoo.build(spec)
@@ -39,11 +39,11 @@ def resolve(spec: ExternalModelSpec) -> ExternalModel:
     digest = weights_digest(net)
     # The `arch` column: what the network is (its class), not what its factory is called.
     arch = type(net).__name__
-    return ExternalModel(spec, model, digest, arch, {**details, "digest": digest})
+    return ExternalTarget(spec, model, digest, arch, {**details, "digest": digest})
 
 
 def load_external_target(
-    spec: ExternalModelSpec,
+    spec: ExternalTargetSpec,
     n: int | None = DEFAULT_N,
     seed: int = 0,
     device: torch.device | str = "cpu",

@@ -9,20 +9,24 @@ two checkpoints saw the same data, so every command that says `--n 500 --seed 0`
 same images and no transfer between two datasets goes through.
 
 A target's model may also come from outside the suite (`external`: a user's factory and
-weights, or a RobustBench zoo entry): such a `ModelOrigin` builds its own model and metadata,
-and the subset, the black-box source and the same-data check are the ones every checkpoint gets.
+weights, or a RobustBench zoo entry): such an `external.ExternalTarget` builds its own model and
+metadata, and the subset, the black-box source and the same-data check are the ones every
+checkpoint gets.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from robustbench_lr.data import Data, LoadOptions, dataset_label, load_for_checkpoint
+
+if TYPE_CHECKING:  # external builds its Target from this module: a runtime import would loop
+    from robustbench_lr.external import ExternalTarget
 
 DEFAULT_N = 500
 
@@ -90,27 +94,8 @@ class Target:
         return {"subset_seed": self.subset_seed} if self.subset_seed else {}
 
 
-@runtime_checkable
-class ModelOrigin(Protocol):
-    """A model that is not a trained checkpoint folder (`external.ExternalModel`).
-
-    `str()` is what the results' `checkpoint` column records; `load` returns the target on its
-    whole test split (`test_limit`: a stratified part of it), with a checkpoint-shaped `meta`
-    (config, dataset_spec, dataset_label, data_fingerprint), so that the code reading
-    `target.meta` and `check_same_data` need not know where the model came from.
-    """
-
-    def load(
-        self,
-        device: torch.device | str,
-        options: LoadOptions | None,
-        train: bool,
-        test_limit: int | None,
-    ) -> Target: ...
-
-
 def load_target(
-    checkpoint: str | Path | ModelOrigin,
+    checkpoint: str | Path | ExternalTarget,
     *,
     n: int | None = DEFAULT_N,
     seed: int = 0,
@@ -125,13 +110,13 @@ def load_target(
 
     The test split is the checkpoint's own (its `test_limit`, unless one is given), and its
     content must be what the model was trained on (`data.load_for_checkpoint`). `train=True`
-    keeps the training split (hybrid models are fitted on it). A `ModelOrigin` loads its own
-    model and data; the subset it is cut to is the same one a checkpoint gets.
+    keeps the training split (hybrid models are fitted on it). An `ExternalTarget` loads its
+    own model and data; the subset it is cut to is the same one a checkpoint gets.
     """
-    if isinstance(checkpoint, ModelOrigin):
-        whole = checkpoint.load(device, options, train, test_limit)
-    else:
+    if isinstance(checkpoint, str | Path):
         whole = _checkpoint_target(checkpoint, device, options, train, test_limit)
+    else:
+        whole = checkpoint.load(device, options, train, test_limit)
     idx = uniform_subset(len(whole.data.y_test), n, seed)
     data = replace(whole.data, x_test=whole.data.x_test[idx], y_test=whole.data.y_test[idx])
     target = replace(whole, data=data, subset_seed=seed)

@@ -27,7 +27,7 @@ from typing import Any
 
 from torch import nn
 
-from robustbench_lr.external import DEFAULT_MODEL_DIR, ExternalModelError, ExternalModelSpec
+from robustbench_lr.external import DEFAULT_MODEL_DIR, ExternalModelError, ExternalTargetSpec
 
 DATASETS = ("cifar10", "cifar100")  # RobustBench's datasets the suite has (no ImageNet)
 # The model_info fields kept in meta["zoo"]: ours -> RobustBench's. Accuracies are percent.
@@ -69,7 +69,7 @@ def _robustbench() -> SimpleNamespace:
     )
 
 
-def model_files(spec: ExternalModelSpec, entry: dict[str, Any]) -> list[Path]:
+def model_files(spec: ExternalTargetSpec, entry: dict[str, Any]) -> list[Path]:
     """Where `robustbench.utils.load_model` reads the zoo entry's weights from."""
     path = Path(spec.model_dir) / spec.dataset / spec.threat / f"{spec.robustbench}.pt"
     ids = entry.get("gdrive_id")
@@ -78,7 +78,7 @@ def model_files(spec: ExternalModelSpec, entry: dict[str, Any]) -> list[Path]:
     return [path]
 
 
-def build(spec: ExternalModelSpec) -> nn.Module:
+def build(spec: ExternalTargetSpec) -> nn.Module:
     """The zoo model `spec.robustbench` with its weights (eval mode); offline unless download."""
     if spec.dataset not in DATASETS:
         raise ExternalModelError(

@@ -309,10 +309,10 @@ def test_an_npz_checkpoint_reads_its_data_from_any_folder_and_a_moved_file_by_co
 
 
 def test_the_api_refuses_nan_logits_too():
-    from robustbench_lr.external import ExternalModelError, ExternalModelSpec
+    from robustbench_lr.external import ExternalModelError, ExternalTargetSpec
     from robustbench_lr.external_build import load_external_target
 
-    spec = ExternalModelSpec(dataset="digits", factory="tests.external_factory:nan_logits")
+    spec = ExternalTargetSpec(dataset="digits", factory="tests.external_factory:nan_logits")
     with pytest.raises(ExternalModelError, match="non-finite logits"):
         load_external_target(spec, n=10)
 

@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import save_file
 
 from robustbench_lr import cli, results
-from robustbench_lr.external import ExternalModelSpec
+from robustbench_lr.external import ExternalTargetSpec
 from robustbench_lr.external_build import load_external_target, resolve
 from robustbench_lr.profiles import parse_profile
 from robustbench_lr.registry import UnknownNameError
@@ -74,8 +74,8 @@ def _rows(path: Path) -> results.pd.DataFrame:
 def test_rows_name_the_model_and_its_weights_in_both_formats(
     weights: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
 ):
-    digest = resolve(ExternalModelSpec("digits", factory=FACTORY, weights=str(weights["st0"])))
-    same = resolve(ExternalModelSpec("digits", factory=FACTORY, weights=str(weights["pt0"])))
+    digest = resolve(ExternalTargetSpec("digits", factory=FACTORY, weights=str(weights["st0"])))
+    same = resolve(ExternalTargetSpec("digits", factory=FACTORY, weights=str(weights["pt0"])))
     assert digest.digest == same.digest  # the weights, not the file format, are the identity
     ident = f"tiny@{digest.digest[:12]}"
 
@@ -202,7 +202,7 @@ def test_a_zoo_model_loads_offline_and_matches_a_direct_forward_pass(
     assert code == 0 and record["clean_acc"] == pytest.approx(50.0) and record["n"] == 8
     assert record["checkpoint"].startswith(f"robustbench:{ZOO_NAME}@")
 
-    spec = ExternalModelSpec("cifar10", robustbench=ZOO_NAME, model_dir=str(model_dir))
+    spec = ExternalTargetSpec("cifar10", robustbench=ZOO_NAME, model_dir=str(model_dir))
     target = load_external_target(spec, n=None, options=_options(tmp_path))
     assert (
         target.meta["zoo"]["clean_acc"] == 83.34 and target.meta["zoo"]["autoattack_acc"] == 43.21
@@ -379,10 +379,10 @@ def test_profile_entries_parse_into_specs_and_leave_training_groups_alone():
     )
     assert profile.models == plain.models and plain.external_models == ()
     assert profile.external_models == (
-        ExternalModelSpec(
+        ExternalTargetSpec(
             "digits", factory=FACTORY, weights="w.safetensors", name="mine", tap="features"
         ),
-        ExternalModelSpec("cifar10", robustbench=ZOO_NAME, threat="L2", model_dir="zoo"),
+        ExternalTargetSpec("cifar10", robustbench=ZOO_NAME, threat="L2", model_dir="zoo"),
     )
     assert [s.label for s in profile.external_models] == ["mine", ZOO_NAME]
 

@@ -1,6 +1,6 @@
 """A user's in-memory network as the suite's model under test, and back unchanged.
 
-The commands evaluate an external model through `external.ExternalModel` (a factory plus a
+The commands evaluate an external model through `external.ExternalTarget` (a factory plus a
 weights file): the same `target.Target`, subset, rows and checks as a trained checkpoint. A
 network in a notebook becomes that same object here, without a file, so `benchmark()` and
 `robustbench-lr attack --model ...` run one code path and agree bit for bit on the CPU.
@@ -25,8 +25,8 @@ from robustbench_lr.api import validate
 from robustbench_lr.data import DatasetSpec, LoadOptions, load
 from robustbench_lr.errors import InvalidArgument
 from robustbench_lr.external import (
-    ExternalModel,
-    ExternalModelSpec,
+    ExternalTarget,
+    ExternalTargetSpec,
     TappedModel,
     check_name,
     weights_digest,
@@ -114,7 +114,7 @@ def lent(model: nn.Module) -> Iterator[nn.Module]:
             module.training = training
 
 
-def origin(net: nn.Module, dataset: str, name: str | None) -> ExternalModel:
+def origin(net: nn.Module, dataset: str, name: str | None) -> ExternalTarget:
     """The in-memory `net` as what `--model MODULE:FACTORY --name NAME` builds from files.
 
     Rows name it `external:<name>@<weights digest>`, so two calls on the same weights compare
@@ -129,10 +129,10 @@ def origin(net: nn.Module, dataset: str, name: str | None) -> ExternalModel:
         ) from err
     kind = type(net)
     factory = f"{kind.__module__}:{kind.__qualname__}"
-    spec = ExternalModelSpec(dataset=dataset, factory=factory, name=label)
+    spec = ExternalTargetSpec(dataset=dataset, factory=factory, name=label)
     digest = weights_digest(net)
     details = {"name": label, "factory": factory, "weights": "", "digest": digest}
-    return ExternalModel(spec, TappedModel(net).eval(), digest, kind.__name__, details)
+    return ExternalTarget(spec, TappedModel(net).eval(), digest, kind.__name__, details)
 
 
 def _default_name(net: nn.Module) -> str:

@@ -20,7 +20,6 @@ from robustbench_lr.bench.context import (
     STAGES,
     BenchContext,
     Job,
-    Subject,
     TargetSpec,
 )
 from robustbench_lr.bench.run import (
@@ -39,7 +38,6 @@ __all__ = [
     "BenchJobsFailed",
     "BenchSummary",
     "Job",
-    "Subject",
     "TargetSpec",
     "dependencies",
     "plan",

@@ -1,6 +1,7 @@
 """What every bench stage plans with: the `Job`, the `BenchContext`, the `STAGES` registry, the
-model under test as a picklable spec (`TargetSpec`), and the one job function a worker runs for
-every job that evaluates a model (`run_experiment`: load the target, run the experiment).
+model under test as a picklable spec (`TargetSpec`: the profile's models are listed as such, and
+a job carries one), and the one job function a worker runs for every job that evaluates a model
+(`run_experiment`: load the target, run the experiment).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields, is_dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from robustbench_lr.registry import Registry
 from robustbench_lr.target import load_target
 
 if TYPE_CHECKING:
-    from robustbench_lr.external import ExternalModelSpec
+    from robustbench_lr.external import ExternalTargetSpec
 
 
 log = logging.getLogger(__name__)
@@ -81,22 +82,23 @@ class BenchContext:
     def folder(self, cfg: TrainConfig) -> Path:
         return checkpoint_dir(self.ckpt_root, cfg)
 
-    def subjects(self) -> list[Subject]:
-        """Every model the experiments run on: the trained ones, then the external ones."""
-        trained = [Subject(str(self.folder(cfg)), cfg=cfg) for cfg in self.profile.models]
+    def targets(self) -> list[TargetSpec]:
+        """Every model the experiments run on, by name (`target_of` says how a job loads it):
+        the trained ones, then the external ones."""
+        trained = [TargetSpec(str(self.folder(cfg)), cfg=cfg) for cfg in self.profile.models]
         external = [
-            Subject(f"{spec.kind}:{spec.label}", external=spec)
+            TargetSpec(f"{spec.kind}:{spec.label}", external=spec)
             for spec in self.profile.external_models
         ]
         return trained + external
 
-    def source_of(self, subject: Subject) -> str | None:
-        """The black-box source folder of `subject`: `black_box_source` for a trained model;
+    def source_of(self, target: TargetSpec) -> str | None:
+        """The black-box source folder of `target`: `black_box_source` for a trained model;
         for an external one, the profile's first source-method model of its dataset (no seed
         of the suite is shared with a model trained elsewhere)."""
-        if subject.cfg is not None:
-            return self.black_box_source(subject.cfg)
-        method, dataset = self.profile.attacks.blackbox_source, subject.external.dataset
+        if target.cfg is not None:
+            return self.black_box_source(target.cfg)
+        method, dataset = self.profile.attacks.blackbox_source, target.external.dataset
         sources = [m for m in self.profile.models if (m.method, m.dataset) == (method, dataset)]
         return str(self.folder(sources[0])) if sources else None
 
@@ -117,9 +119,14 @@ def settings_text(settings: Any, ctx: BenchContext) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """JSON for the settings dataclasses a job carries (Sweep, Search, AnalysisOptions, ...)."""
+    """JSON for the settings dataclasses a job carries (Sweep, Search, AnalysisOptions, ...),
+    less the fields marked `{"spec": False}`: what another field already names."""
     if is_dataclass(value):
-        return asdict(value)
+        plain = asdict(value)
+        for each in fields(value):
+            if not each.metadata.get("spec", True):
+                del plain[each.name]
+        return plain
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not a plain job setting")
@@ -127,23 +134,30 @@ def _plain(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class TargetSpec:
-    """A `target.Target` by name: plain data a job carries instead of loaded tensors.
+    """A `target.Target` by name: a model the bench evaluates, as plain data a job carries
+    instead of loaded tensors.
 
-    `checkpoint` is a checkpoint folder, or for an external model (`external`) the label its
-    job keys carry; `weights` is then the digest of its weights file, so a changed file
-    changes the job's spec and re-runs it. `train` keeps the training split (the analyses whose
-    entry says `needs_train`).
+    The model is one of the profile's trained configs (`cfg`) or an external model
+    (`external`: a user's factory and weights, a RobustBench entry), which has no training
+    job. `checkpoint` is the trained model's folder, or the external model's label its job keys
+    carry ("external:<name>" / "robustbench:<name>"); `weights` is then the digest of its
+    weights file, so a changed file changes the job's spec and re-runs it. `BenchContext.targets`
+    lists the models by name only; `target_of` adds what a job loads: the black-box `source`,
+    the subset size `n`, the device and data options, and `train` (keep the training split, for
+    the analyses whose entry says `needs_train`). `cfg` stays out of the job's spec text and
+    out of equality: the folder it names already says which model it is.
     """
 
     checkpoint: str
-    source: str | None
-    n: int | None
-    device: str
-    data_root: str
-    download: bool
-    external: ExternalModelSpec | None = None
+    source: str | None = None
+    n: int | None = None
+    device: str = ""
+    data_root: str = ""
+    download: bool = False
+    external: ExternalTargetSpec | None = None
     weights: str = ""
     train: bool = False
+    cfg: TrainConfig | None = field(default=None, compare=False, metadata={"spec": False})
 
 
 def run_experiment(
@@ -169,35 +183,27 @@ def run_experiment(
     return outcome
 
 
-@dataclass(frozen=True)
-class Subject:
-    """A model the bench evaluates: one of the profile's trained configs, or an external model
-    (a user's factory and weights, a RobustBench entry), which has no training job."""
-
-    label: str  # the checkpoint folder, or "external:<name>" / "robustbench:<name>"
-    cfg: TrainConfig | None = None
-    external: ExternalModelSpec | None = None
-
-
 def target_of(
-    ctx: BenchContext, subject: Subject, source: str | None, n: int | None, train: bool = False
+    ctx: BenchContext, target: TargetSpec, source: str | None, n: int | None, train: bool = False
 ) -> TargetSpec:
+    """`target` (as `BenchContext.targets` lists it) as a job loads it: with `source` (None:
+    white-box), `n` test images (None: the whole split), the context's device and data options,
+    and an external model's weights digest."""
     opts = ctx.load_options
-    weights = _weights_digest(subject.external) if subject.external else ""
-    return TargetSpec(
-        subject.label,
-        source,
-        n,
-        ctx.device,
-        opts.data_root,
-        opts.download,
-        subject.external,
-        weights,
-        train,
+    weights = _weights_digest(target.external) if target.external else ""
+    return replace(
+        target,
+        source=source,
+        n=n,
+        device=ctx.device,
+        data_root=opts.data_root,
+        download=opts.download,
+        weights=weights,
+        train=train,
     )
 
 
-def _weights_digest(spec: ExternalModelSpec) -> str:
+def _weights_digest(spec: ExternalTargetSpec) -> str:
     """The digest of the file an external model's weights come from ("" if none is on disk:
     the factory's own weights, or a zoo model RobustBench is yet to download)."""
     if spec.factory:
@@ -226,16 +232,16 @@ def make_job(
     return Job(stage, key, spec, tuple(Path(f) for f in inputs if f), work)
 
 
-def dataset_of(subject: Subject) -> str:
-    return subject.cfg.dataset if subject.cfg is not None else subject.external.dataset
+def dataset_of(target: TargetSpec) -> str:
+    return target.cfg.dataset if target.cfg is not None else target.external.dataset
 
 
-def track_subjects(ctx: BenchContext, grid: Any) -> Iterator[tuple[Subject, str]]:
+def track_targets(ctx: BenchContext, grid: Any) -> Iterator[tuple[TargetSpec, str]]:
     """Each model a track's grid (corruptions, L2, shifts) covers, with its dataset: none while
     the track is off, else the models of its `datasets` (all when empty). One selection for every
     track, so the key means the same in each `[section]` of a profile."""
     if grid.enabled:
-        for subject in ctx.subjects():
-            dataset = dataset_of(subject)
+        for target in ctx.targets():
+            dataset = dataset_of(target)
             if not grid.datasets or dataset in grid.datasets:
-                yield subject, dataset
+                yield target, dataset

@@ -22,7 +22,7 @@ from robustbench_lr.bench.context import (
     make_job,
     settings_text,
     target_of,
-    track_subjects,
+    track_targets,
 )
 from robustbench_lr.config import TrainConfig, checkpoint_dir
 from robustbench_lr.corruptions import C_FOLDERS
@@ -146,24 +146,24 @@ def plan_attacks(ctx: BenchContext) -> list[Job]:
     if grid.noise_p:
         runs["noise"] = (Sweep("noise", {"p": grid.noise_p}, draws=grid.noise_draws),)
     jobs = []
-    for subject in ctx.subjects():
-        folder, source = subject.label, ctx.source_of(subject)
-        targets = {name: target_of(ctx, subject, None, ctx.profile.n) for name in runs}
+    for model in ctx.targets():
+        folder, source = model.checkpoint, ctx.source_of(model)
+        targets = {name: target_of(ctx, model, None, ctx.profile.n) for name in runs}
         if grid.blackbox and source is not None:
             runs_here = {**runs, "ifsgm-black": runs["ifsgm-white"]}
-            targets["ifsgm-black"] = target_of(ctx, subject, source, ctx.profile.n)
+            targets["ifsgm-black"] = target_of(ctx, model, source, ctx.profile.n)
         else:
             runs_here = runs
         for name, sweeps in runs_here.items():
             key = f"attack:{name}:{folder}"
             jobs.append(make_job(ctx, "attacks", key, targets[name], run_sweep, *sweeps))
         if grid.curves:  # Fig. 11: the curves alone (the grid above scores the attack itself)
-            target = target_of(ctx, subject, None, ctx.profile.n)
+            target = target_of(ctx, model, None, ctx.profile.n)
             curve = StepCurve("ifsgm", grid.curve_eps, max(grid.ifsgm_steps))
             key = f"attack:step-curve:{folder}"
             jobs.append(make_job(ctx, "attacks", key, target, run_step_curve, curve))
-        if subject.external is not None:  # a trained model's clean row comes from training
-            target = target_of(ctx, subject, None, None)
+        if model.external is not None:  # a trained model's clean row comes from training
+            target = target_of(ctx, model, None, None)
             jobs.append(make_job(ctx, "attacks", f"clean:{folder}", target, run_clean, Clean()))
     return jobs
 
@@ -189,12 +189,12 @@ def plan_corruptions(ctx: BenchContext) -> list[Job]:
         make_job(
             ctx,
             "corruptions",
-            f"corruptions:{subject.label}",
-            target_of(ctx, subject, None, n),
+            f"corruptions:{model.checkpoint}",
+            target_of(ctx, model, None, n),
             run_corruptions,
             settings,
         )
-        for subject, dataset in track_subjects(ctx, grid)
+        for model, dataset in track_targets(ctx, grid)
         if grid.source == "generate" or dataset in C_FOLDERS
     ]
 
@@ -207,15 +207,15 @@ def plan_minrho(ctx: BenchContext) -> list[Job]:
         return []
     search = MinRho(grid.minrho, SearchSettings(per_sample=grid.curves, **grid.minrho_options))
     jobs = []
-    for subject in ctx.subjects():
+    for model in ctx.targets():
         # The selector names training fields: an external model takes part only without one.
-        if not (selects(grid.minrho_only, subject.cfg) if subject.cfg else not grid.minrho_only):
+        if not (selects(grid.minrho_only, model.cfg) if model.cfg else not grid.minrho_only):
             continue
-        folder, source = subject.label, ctx.source_of(subject)
-        white = target_of(ctx, subject, None, grid.minrho_n)
+        folder, source = model.checkpoint, ctx.source_of(model)
+        white = target_of(ctx, model, None, grid.minrho_n)
         jobs.append(make_job(ctx, "minrho", f"minrho:white:{folder}", white, run_search, search))
         if grid.blackbox and source is not None:
-            black = target_of(ctx, subject, source, grid.minrho_n)
+            black = target_of(ctx, model, source, grid.minrho_n)
             key = f"minrho:black:{folder}"
             jobs.append(make_job(ctx, "minrho", key, black, run_search, search))
     return jobs
@@ -236,9 +236,9 @@ def plan_audit(ctx: BenchContext) -> list[Job]:
         }
     )
     jobs = []
-    for subject in ctx.subjects():
-        target = target_of(ctx, subject, ctx.source_of(subject), profile.audit_n)
-        jobs.append(make_job(ctx, "audit", f"audit:{subject.label}", target, run_audit, options))
+    for model in ctx.targets():
+        target = target_of(ctx, model, ctx.source_of(model), profile.audit_n)
+        jobs.append(make_job(ctx, "audit", f"audit:{model.checkpoint}", target, run_audit, options))
     return jobs
 
 
@@ -246,10 +246,10 @@ def plan_audit(ctx: BenchContext) -> list[Job]:
 def plan_analyses(ctx: BenchContext) -> list[Job]:
     """Every analysis of the profile on every model (rows and figures under <out>/)."""
     jobs = []
-    for subject in ctx.subjects():
-        cfg, folder = subject.cfg, subject.label
+    for model in ctx.targets():
+        cfg, folder = model.cfg, model.checkpoint
         extras = {"white": dict(ctx.profile.analysis_options)}
-        source = ctx.source_of(subject)
+        source = ctx.source_of(model)
         if ctx.profile.attacks.blackbox and source is not None:
             extras["black"] = {**ctx.profile.analysis_options, "source": source}
         is_source = cfg is not None and cfg.method == ctx.profile.attacks.blackbox_source
@@ -259,10 +259,10 @@ def plan_analyses(ctx: BenchContext) -> list[Job]:
                 **ctx.profile.analysis_options,
                 "stop_on": str(ctx.folder(lr_partner)),
             }
-        tap = subject.external.tap or None if subject.external else None
+        tap = model.external.tap or None if model.external else None
         for kind in ctx.profile.analyses:
             analysis = ANALYSES.get(kind)
-            if subject.external is not None and (analysis.suite_models_only or tap is None):
+            if model.external is not None and (analysis.suite_models_only or tap is None):
                 continue  # needs the suite's architecture, or a tap the entry did not name
             # Analyses that attack use the attacks' test subset (profile `n`, the same images);
             # the others describe the representation on the whole test set.
@@ -274,7 +274,7 @@ def plan_analyses(ctx: BenchContext) -> list[Job]:
                     tap=tap, n=n, device=ctx.device, load=ctx.load_options, extra=extra
                 )
                 companions = tuple(extra[k] for k in ("source", "stop_on") if k in extra)
-                target = target_of(ctx, subject, None, n, analysis.needs_train)
+                target = target_of(ctx, model, None, n, analysis.needs_train)
                 key = f"analysis:{kind}:{box}:{folder}"
                 job = make_job(
                     ctx, "analyses", key, target, analysis.run, options, reads=companions

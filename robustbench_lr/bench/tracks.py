@@ -22,7 +22,7 @@ from robustbench_lr.bench.context import (
     Job,
     make_job,
     target_of,
-    track_subjects,
+    track_targets,
 )
 from robustbench_lr.data import l2_eps
 from robustbench_lr.experiments.attack import Sweep, run_sweep
@@ -63,16 +63,16 @@ def plan_l2(ctx: BenchContext) -> list[Job]:
     """One job per model of the `[l2]` datasets: both L2 attacks at its dataset's ε, and with
     `[l2] audit` its L2 audit (transfer crafted on the model the L∞ audit's comes from)."""
     grid, jobs = ctx.profile.l2, []
-    for subject, dataset in track_subjects(ctx, grid):
+    for model, dataset in track_targets(ctx, grid):
         sweeps = l2_sweeps(l2_eps(dataset), grid.pgd_steps, grid.steps, grid.targets, grid.queries)
         n = grid.n or ctx.profile.n
-        target = target_of(ctx, subject, None, n)
-        jobs.append(make_job(ctx, "l2", f"l2:{subject.label}", target, run_sweep, *sweeps))
+        target = target_of(ctx, model, None, n)
+        jobs.append(make_job(ctx, "l2", f"l2:{model.checkpoint}", target, run_sweep, *sweeps))
         if grid.audit:
-            audited = target_of(ctx, subject, ctx.source_of(subject), n)
+            audited = target_of(ctx, model, ctx.source_of(model), n)
             options = AuditOptions(**l2_audit_options(ctx, dataset))
             jobs.append(
-                make_job(ctx, "l2", f"l2-audit:{subject.label}", audited, run_audit, options)
+                make_job(ctx, "l2", f"l2-audit:{model.checkpoint}", audited, run_audit, options)
             )
     return jobs
 
@@ -81,13 +81,13 @@ def plan_l2(ctx: BenchContext) -> list[Job]:
 def plan_shifts(ctx: BenchContext) -> list[Job]:
     """One job per model of a `[shifts]` set's dataset: its accuracy on each of those sets."""
     grid, jobs = ctx.profile.shifts, []
-    for subject, dataset in track_subjects(ctx, grid):
+    for model, dataset in track_targets(ctx, grid):
         names = tuple(name for name in grid.shifts if SHIFTS[name].dataset == dataset)
         if not names:
             continue
-        target = target_of(ctx, subject, None, grid.n or ctx.profile.n)
+        target = target_of(ctx, model, None, grid.n or ctx.profile.n)
         settings = ShiftSettings(names, ctx.load_options.data_root, ctx.load_options.download)
         jobs.append(
-            make_job(ctx, "shifts", f"shifts:{subject.label}", target, run_shifts, settings)
+            make_job(ctx, "shifts", f"shifts:{model.checkpoint}", target, run_shifts, settings)
         )
     return jobs

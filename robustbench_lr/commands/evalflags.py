@@ -19,7 +19,7 @@ from robustbench_lr.commands.common import add_run_flags, load_options
 from robustbench_lr.target import DEFAULT_N, Target
 
 if TYPE_CHECKING:  # external imports torch; the parser is built without it
-    from robustbench_lr.external import ExternalModel, ExternalModelSpec
+    from robustbench_lr.external import ExternalTarget, ExternalTargetSpec
 
 DEFAULT_RESULTS = "reports/results.csv"
 # The flags that describe an external model, and the kind of model each belongs to.
@@ -86,10 +86,10 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def model_spec(args: argparse.Namespace) -> str | ExternalModelSpec:
+def model_spec(args: argparse.Namespace) -> str | ExternalTargetSpec:
     """The checkpoint folder, or the external model the model flags name; a ValueError naming
     the flags when they do not describe exactly one model."""
-    from robustbench_lr.external import DEFAULT_MODEL_DIR, ExternalModelSpec
+    from robustbench_lr.external import DEFAULT_MODEL_DIR, ExternalTargetSpec
 
     given = [flag for flag in ("checkpoint", "model", "robustbench") if getattr(args, flag)]
     if not given:
@@ -117,7 +117,7 @@ def model_spec(args: argparse.Namespace) -> str | ExternalModelSpec:
         return args.checkpoint
     if args.dataset is None:
         raise ValueError(f"--{kind} needs --dataset NAME: the data it is evaluated on")
-    return ExternalModelSpec(
+    return ExternalTargetSpec(
         dataset=args.dataset,
         factory=args.model or "",
         weights=args.weights or "",
@@ -129,7 +129,7 @@ def model_spec(args: argparse.Namespace) -> str | ExternalModelSpec:
     )
 
 
-def model_origin(args: argparse.Namespace) -> str | ExternalModel:
+def model_origin(args: argparse.Namespace) -> str | ExternalTarget:
     """What `target.load_target` takes: the checkpoint folder, or the external model built.
 
     Every command that loads a model to attack comes here first, so this is also where

@@ -19,7 +19,7 @@ from robustbench_lr.profiles.schema import AUDIT_OPTIONS, Group, ProfileFile, Tr
 from robustbench_lr.settings import adapter
 
 if TYPE_CHECKING:  # imports torch: on use, when a profile is parsed
-    from robustbench_lr.external import ExternalModelSpec
+    from robustbench_lr.external import ExternalTargetSpec
 
 
 class _Rejected(Exception):
@@ -89,7 +89,7 @@ def _beside(folder: Path | None, name: str) -> str:
     return os.path.normpath(folder / name)
 
 
-def _external_models(top: ProfileFile, folder: Path | None) -> tuple[ExternalModelSpec, ...]:
+def _external_models(top: ProfileFile, folder: Path | None) -> tuple[ExternalTargetSpec, ...]:
     """One spec per external [[models]] entry; its dataset is its own, else the profile's.
 
     A relative `weights` or `model_dir` is read from the profile file's `folder`, as a file
@@ -101,10 +101,10 @@ def _external_models(top: ProfileFile, folder: Path | None) -> tuple[ExternalMod
     and the zoo files are the loader's (`external_build.resolve`).
     """
     # Both import torch: on use, not with this module.
-    from robustbench_lr.external import DEFAULT_MODEL_DIR, ExternalModelSpec
+    from robustbench_lr.external import DEFAULT_MODEL_DIR, ExternalTargetSpec
     from robustbench_lr.zoo import DATASETS as ZOO_DATASETS
 
-    specs: dict[str, tuple[int, ExternalModelSpec]] = {}
+    specs: dict[str, tuple[int, ExternalTargetSpec]] = {}
     for index, entry in enumerate(top.models):
         if isinstance(entry, Group):
             continue
@@ -117,7 +117,7 @@ def _external_models(top: ProfileFile, folder: Path | None) -> tuple[ExternalMod
                     f"set dataset to one of {', '.join(ZOO_DATASETS)}"
                 )
             zoo = entry.robustbench
-            spec = ExternalModelSpec(
+            spec = ExternalTargetSpec(
                 robustbench=zoo.name,
                 threat=zoo.threat,
                 model_dir=_beside(folder, zoo.model_dir or DEFAULT_MODEL_DIR),
@@ -127,7 +127,7 @@ def _external_models(top: ProfileFile, folder: Path | None) -> tuple[ExternalMod
         else:
             own = entry.external
             weights = _beside(folder, own.weights)
-            spec = ExternalModelSpec(factory=own.factory, weights=weights, **common)
+            spec = ExternalTargetSpec(factory=own.factory, weights=weights, **common)
         first, _ = specs.setdefault(spec.label, (index, spec))
         if first != index:
             raise _Rejected(

@@ -21,7 +21,7 @@ from robustbench_lr.profiles.schema import (
 )
 
 if TYPE_CHECKING:  # imports torch: the loader builds these when a profile is parsed
-    from robustbench_lr.external import ExternalModelSpec
+    from robustbench_lr.external import ExternalTargetSpec
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Profile:
     # `[[models]]` entries naming a model the bench does not train: `external = {...}` (your
     # factory and weights) or `robustbench = {...}` (a zoo entry); `external_build.load_external_target`
     # loads each.
-    external_models: tuple[ExternalModelSpec, ...] = ()
+    external_models: tuple[ExternalTargetSpec, ...] = ()
     n: int = ProfileFile.n
     attacks: AttackGrid = field(default_factory=AttackGrid)
     analyses: tuple[str, ...] = Analyses.kinds
