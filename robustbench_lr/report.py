@@ -6,6 +6,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from robustbench_lr import cost, leaderboard, numerics, plots, results, site, tables
 from robustbench_lr.checkpoints import environment
 from robustbench_lr.files import atomic_write_json, atomic_write_text
@@ -17,16 +19,20 @@ def render_report(
     out_dir: Path,
     state: dict[str, Any] | None = None,
     results_path: Path | None = None,
+    frame: pd.DataFrame | None = None,
 ) -> list[Path]:
-    """Render tables, figures and the index for one results file; returns the files written."""
+    """Render tables, figures and the index for one results file; returns the files written.
+
+    `frame` is that file's rows when the caller holds them already (the bench, which has
+    just written them): the file is then not read again."""
     out_dir = Path(out_dir)
-    frame = results.read(results_path or out_dir / "results.csv")
+    if frame is None:
+        frame = results.read(results_path or out_dir / "results.csv")
     # The leaderboard and the site show the report folder's cost rows too (not in results.csv:
     # timings would trip the gate); read once for both.
     with_costs = cost.with_cost(frame, out_dir)
-    rendered = tables.render_all(
-        frame, out_dir, list(profile.tables) if profile and profile.tables else None
-    )
+    names = list(profile.tables) if profile and profile.tables else tables.TABLES.names()
+    rendered = [tables.render(frame, tables.TABLES.get(name), out_dir) for name in names]
     figures = plots.render_all(frame, out_dir)
     board_files: list[Path] = []
     threat = None

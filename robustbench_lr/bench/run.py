@@ -115,6 +115,8 @@ def run_bench(
     process); a non-training job asks for `job_gpus` of a GPU where there is one. A job that
     raises does not stop the others: `BenchJobsFailed` names it after the rest is merged.
     """
+    from robustbench_lr.report import render_report
+
     ctx = BenchContext(
         profile, Path(out_dir), Path(ckpt_root), device, load_options or LoadOptions()
     )
@@ -124,106 +126,98 @@ def run_bench(
     with locks.exclusive(ctx.out_dir, BENCH_LOCK):
         for folder in (ctx.out_dir, ctx.out_dir / SHARDS_DIR):
             remove_stale_temporaries(folder)
-        summary = _run_locked(
-            ctx, selected, progress, reuse_results, executor or SerialExecutor(), job_gpus
+        ledger = Ledger(ctx.out_dir)
+        digests = CheckpointDigests()
+        planned = plan(ctx)
+        jobs = {job.key: job for stage in selected for job in planned[stage]}
+        needs = dependencies(planned)
+        on_gpu = resolve_device(ctx.device).type == "cuda"
+        tasks: list[Task] = []
+        reasons: dict[str, Counter] = {stage: Counter() for stage in selected}
+        why_of: dict[str, str] = {}
+        for job in jobs.values():  # plan order: every training job before what reads its model
+            why = ledger.why_not_done(job, digests, reuse_results)
+            deps = tuple(key for key in needs[job.key] if key in {t.key for t in tasks})
+            if why is None and not deps:
+                continue
+            # Rows whose only doubt is a model being rebuilt stay valid if it comes back the same.
+            recheck = ledger.why_not_done(job, digests, reuse_results, inputs=False) is None
+            expected = ledger.jobs[job.key]["inputs"] if recheck else None
+            why_of[job.key] = why or "model being rebuilt"
+            reasons[job.stage][why_of[job.key]] += 1
+            gpus = (1.0 if job.stage == "train" else job_gpus) if on_gpu else 0.0
+            work = partial(
+                _execute, job.run, job.inputs, ledger.shard(job), ctx.out_dir, expected, ctx.device
+            )
+            tasks.append(Task(job.key, work, deps, Resources(1.0, gpus), job.stage))
+        ran = {stage: 0 for stage in selected}
+        failed: dict[str, str] = {}
+        bar = tqdm(
+            total=len(tasks), desc=f"bench {ctx.profile.name}", unit="job", disable=not progress
+        )
+        counts = StageCounts({stage: Counter() for stage in selected})
+
+        def started(task: Task) -> None:
+            counts.start(task.stage, task.key)
+            bar.set_postfix_str(counts.text())
+
+        def finished(done: Finished) -> None:
+            job = jobs[done.key]
+            bar.update()
+            counts.finish(job.stage, job.key, done.error is None)
+            if done.error is not None:
+                failed[job.key] = done.error
+                _log(ctx, f"{job.key}: FAILED on {done.host or '-'}\n{done.error}")
+            elif done.value.unchanged:
+                reasons[job.stage][why_of[job.key]] -= 1  # its model came back the same
+            else:
+                digests.forget_all()
+                ledger.commit(job, done.value.inputs, done.seconds)
+                ran[job.stage] += 1
+                lines = "".join(f"  {line}\n" for line in done.value.lines)
+                _log(
+                    ctx,
+                    f"{lines}{job.key}: {done.value.rows} rows, {done.host}, {done.value.device}, "
+                    f"{done.seconds:.1f} s",
+                )
+            bar.set_postfix_str(counts.text())
+
+        try:
+            (executor or SerialExecutor()).run(tasks, finished, started)
+        finally:
+            bar.close()
+        ledger.compact()
+        every = [job for stage_jobs in planned.values() for job in stage_jobs]
+        done_jobs = [
+            job for job in every if ledger.why_not_done(job, digests, reuse_results) is None
+        ]
+        merged = _merge(ctx.results_path, [ledger.shard(job) for job in done_jobs])
+        _write_cost(ctx, ledger, done_jobs)
+        reused = [job.key for job in done_jobs if ledger.jobs[job.key]["code"] != code_identity()]
+        seconds: dict[str, float] = {}
+        for job in done_jobs:
+            seconds[job.stage] = seconds.get(job.stage, 0.0) + ledger.jobs[job.key]["seconds"]
+        state = {"seconds": seconds, "reused": reused}
+        files = render_report(ctx.profile, ctx.out_dir, state, frame=merged)
+        skipped = {
+            stage: len(planned[stage])
+            - ran[stage]
+            - sum(1 for k in failed if jobs[k].stage == stage)
+            for stage in selected
+        }
+        summary = BenchSummary(
+            ran,
+            skipped,
+            {stage: +by_reason for stage, by_reason in reasons.items()},
+            ran.get("train", 0),
+            files,
+            seconds,
+            reused,
+            failed,
         )
     if summary.failed:
         raise BenchJobsFailed(summary)
     return summary
-
-
-def _run_locked(
-    ctx: BenchContext,
-    selected: list[str],
-    progress: bool,
-    reuse: bool,
-    executor: Executor,
-    job_gpus: float,
-) -> BenchSummary:
-    from robustbench_lr.report import render_report
-
-    ledger = Ledger(ctx.out_dir)
-    digests = CheckpointDigests()
-    planned = plan(ctx)
-    jobs = {job.key: job for stage in selected for job in planned[stage]}
-    needs = dependencies(planned)
-    on_gpu = resolve_device(ctx.device).type == "cuda"
-    tasks: list[Task] = []
-    reasons: dict[str, Counter] = {stage: Counter() for stage in selected}
-    why_of: dict[str, str] = {}
-    for job in jobs.values():  # plan order: every training job before what reads its model
-        why = ledger.why_not_done(job, digests, reuse)
-        deps = tuple(key for key in needs[job.key] if key in {t.key for t in tasks})
-        if why is None and not deps:
-            continue
-        # Rows whose only doubt is a model being rebuilt stay valid if it comes back the same.
-        recheck = ledger.why_not_done(job, digests, reuse, inputs=False) is None
-        expected = ledger.jobs[job.key]["inputs"] if recheck else None
-        why_of[job.key] = why or "model being rebuilt"
-        reasons[job.stage][why_of[job.key]] += 1
-        gpus = (1.0 if job.stage == "train" else job_gpus) if on_gpu else 0.0
-        work = partial(
-            _execute, job.run, job.inputs, ledger.shard(job), ctx.out_dir, expected, ctx.device
-        )
-        tasks.append(Task(job.key, work, deps, Resources(1.0, gpus), job.stage))
-    ran = {stage: 0 for stage in selected}
-    failed: dict[str, str] = {}
-    bar = tqdm(total=len(tasks), desc=f"bench {ctx.profile.name}", unit="job", disable=not progress)
-    counts = StageCounts({stage: Counter() for stage in selected})
-
-    def started(task: Task) -> None:
-        counts.start(task.stage, task.key)
-        bar.set_postfix_str(counts.text())
-
-    def finished(done: Finished) -> None:
-        job = jobs[done.key]
-        bar.update()
-        counts.finish(job.stage, job.key, done.error is None)
-        if done.error is not None:
-            failed[job.key] = done.error
-            _log(ctx, f"{job.key}: FAILED on {done.host or '-'}\n{done.error}")
-        elif done.value.unchanged:
-            reasons[job.stage][why_of[job.key]] -= 1  # its model came back the same
-        else:
-            digests.forget_all()
-            ledger.commit(job, done.value.inputs, done.seconds)
-            ran[job.stage] += 1
-            lines = "".join(f"  {line}\n" for line in done.value.lines)
-            _log(
-                ctx,
-                f"{lines}{job.key}: {done.value.rows} rows, {done.host}, {done.value.device}, "
-                f"{done.seconds:.1f} s",
-            )
-        bar.set_postfix_str(counts.text())
-
-    try:
-        executor.run(tasks, finished, started)
-    finally:
-        bar.close()
-    ledger.compact()
-    every = [job for stage_jobs in planned.values() for job in stage_jobs]
-    done_jobs = [job for job in every if ledger.why_not_done(job, digests, reuse) is None]
-    _merge(ctx.results_path, [ledger.shard(job) for job in done_jobs])
-    _write_cost(ctx, ledger, done_jobs)
-    reused = [job.key for job in done_jobs if ledger.jobs[job.key]["code"] != code_identity()]
-    seconds: dict[str, float] = {}
-    for job in done_jobs:
-        seconds[job.stage] = seconds.get(job.stage, 0.0) + ledger.jobs[job.key]["seconds"]
-    files = render_report(ctx.profile, ctx.out_dir, {"seconds": seconds, "reused": reused})
-    skipped = {
-        stage: len(planned[stage]) - ran[stage] - sum(1 for k in failed if jobs[k].stage == stage)
-        for stage in selected
-    }
-    return BenchSummary(
-        ran,
-        skipped,
-        {stage: +counts for stage, counts in reasons.items()},
-        ran.get("train", 0),
-        files,
-        seconds,
-        reused,
-        failed,
-    )
 
 
 def plan(ctx: BenchContext) -> dict[str, list[Job]]:
@@ -298,12 +292,18 @@ def _write_cost(ctx: BenchContext, ledger: Ledger, done: list[Job]) -> None:
     cost.write(ctx.out_dir / cost.COST_FILE, rows + cost.job_rows(seconds))
 
 
-def _merge(results_path: Path, shards: list[Path]) -> None:
+def _merge(results_path: Path, shards: list[Path]) -> pd.DataFrame:
     """`results.csv` = the done jobs' rows in plan order; a later job's row replaces an
-    earlier one with the same key (what appending them one by one would leave)."""
+    earlier one with the same key (what appending them one by one would leave).
+
+    Returns the merged rows as `results.read` would give them back, so the report renders
+    from memory: the shards were read by `results.read`, and a float round-trips through the
+    file unchanged. With no rows the file is read back, for the typed empty columns."""
     frames = [results.read(shard) for shard in shards]
     frames = [f for f in frames if not f.empty]
-    merged = (
-        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=results.COLUMNS)
-    )
-    results.write(results_path, merged.drop_duplicates(subset=results.KEY, keep="last"))
+    if not frames:
+        results.write(results_path, pd.DataFrame(columns=results.COLUMNS))
+        return results.read(results_path)
+    merged = pd.concat(frames, ignore_index=True).drop_duplicates(subset=results.KEY, keep="last")
+    results.write(results_path, merged)
+    return merged.reset_index(drop=True)

@@ -67,26 +67,27 @@ SelectorValue = leaf(
 )
 
 
-def _listed(value: Any) -> Any:
-    """A TOML array (a tuple, from code); pydantic alone would also take a set."""
-    if not isinstance(value, (list, tuple)):
-        raise ValueError("not a list")
-    return value
-
-
-def _distinct(values: tuple[Any, ...]) -> tuple[Any, ...]:
-    if len(set(values)) < len(values):
-        raise ValueError("items repeat")
-    return values
-
-
 def items(item: Any, *, nonempty: bool = True, unique: bool = False) -> Any:
-    """A TOML array whose items are each an `item`, as a tuple."""
+    """A TOML array whose items are each an `item`, as a tuple.
+
+    The list's own faults (not a TOML array: pydantic alone would also take a set; empty;
+    repeated items) are raised as `is not <allowed>` by its checks, with no rewording layer
+    around the list: pydantic then calls the item's checks straight from the table's, and an
+    item's error stays the item's."""
     size, distinct = "non-empty " if nonempty else "", "distinct " if unique else ""
     allowed = f"a {size}list of {distinct}items, each {_allowed(item)}"
-    checks = [AfterValidator(_distinct)] if unique else []
-    listed = [BeforeValidator(_listed), Field(min_length=int(nonempty)), *checks, rule(allowed)]
-    return Annotated[(tuple[item, ...], *listed)]
+
+    def listed(value: Any) -> Any:
+        if not isinstance(value, (list, tuple)):
+            raise error("not_allowed", allowed=allowed)
+        return value
+
+    def whole(values: tuple[Any, ...]) -> tuple[Any, ...]:
+        if len(values) < nonempty or (unique and len(set(values)) < len(values)):
+            raise error("not_allowed", allowed=allowed)
+        return values
+
+    return Annotated[tuple[item, ...], BeforeValidator(listed), AfterValidator(whole)]
 
 
 # ---- registry names: looked up when a profile is checked -------------------------------------

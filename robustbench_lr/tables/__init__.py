@@ -6,10 +6,6 @@ this module registers them in `TABLES`, in the order the report shows them.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pandas as pd
-
 from robustbench_lr.registry import Registry
 from robustbench_lr.tables.engine import (
     MODEL_INDEX,
@@ -37,7 +33,6 @@ __all__ = [
     "compute",
     "paper_beside",
     "render",
-    "render_all",
     "setting_text",
     "summarize",
 ]
@@ -45,10 +40,3 @@ __all__ = [
 TABLES: Registry[TableSpec] = Registry("table")
 for _spec in SPECS:
     TABLES.add(_spec.name, _spec)
-
-
-def render_all(
-    frame: pd.DataFrame, out_dir: Path, names: list[str] | None = None
-) -> list[RenderedTable]:
-    """Render every table (or `names`); tables without data come back with a skip reason."""
-    return [render(frame, TABLES.get(name), out_dir) for name in (names or TABLES.names())]

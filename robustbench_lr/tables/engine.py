@@ -180,7 +180,7 @@ def compute(frame: pd.DataFrame, spec: TableSpec) -> RenderedTable:
     else:
         numbers["paper"] = float("nan")
     extras = _model_columns(frame, spec)
-    return RenderedTable(spec, numbers, _markdown(numbers, spec, extras))
+    return RenderedTable(spec, numbers, _markdown(numbers, spec, ref, extras))
 
 
 def _model_columns(frame: pd.DataFrame, spec: TableSpec) -> dict[tuple, dict[str, str]]:
@@ -211,13 +211,17 @@ def _blocks(numbers: pd.DataFrame, spec: TableSpec) -> list[tuple[str, pd.DataFr
 
 
 def _markdown(
-    numbers: pd.DataFrame, spec: TableSpec, extras: dict[tuple, dict[str, str]] | None = None
+    numbers: pd.DataFrame,
+    spec: TableSpec,
+    ref: pd.DataFrame,
+    extras: dict[tuple, dict[str, str]] | None = None,
 ) -> str:
     """The table as Markdown: `mean ± std` cells (intervals live in the CSV), the paper's
-    number beside each of ours (`*` where its setup differs), one block per box."""
+    number beside each of ours (`*` where its setup differs; `ref` is the paper's rows of this
+    table, as `paper_beside` selects them), one block per box."""
     from tabulate import tabulate
 
-    numbers = paper_beside(numbers, spec)
+    numbers = paper.counterparts(numbers, ref, spec.across)
     has_paper = numbers["paper_value"].notna().any()
     split = len(_blocks(numbers, spec)) > 1
     across = [c for c in spec.across if not (split and c == "box")]
