@@ -52,6 +52,16 @@ SLOW: dict[str, str] = {
     "tests/test_lowrank.py::test_analyze_rank_cli": "test_analysis.py[rank], the analyze "
     "command tests of test_analysis.py",
     "tests/test_step_modes.py::test_compiled_step_trains_like_eager[1lr]": "[nlr]",
+    # Other hints of the same bisection (its guarantee with the hint implied by the per-sample
+    # minima is the quick one), the other masking kind, one more corruption filter and the bf16
+    # DeepFool stop (the bf16 DeepFool bounds test crafts in bf16 and judges in float32 too).
+    "tests/test_attacks.py::test_a_hinted_threshold_keeps_the_bisections_guarantee[too small]": "[implied]",
+    "tests/test_attacks.py::test_a_hinted_threshold_keeps_the_bisections_guarantee[too large]": "[implied]",
+    "tests/test_attacks.py::test_a_hinted_threshold_keeps_the_bisections_guarantee[unreachable]": "[implied]",
+    "tests/test_audit.py::test_masked_models_fail_the_masking_checks[saturated]": "[zero-grad]",
+    "tests/test_corruptions.py::test_generated_corruption_is_deterministic_and_seeded[glass_blur]": "[frost] and the other filters",
+    "tests/test_craft_precision.py::test_bf16_deepfool_stops_no_sample_short": "test_bf16_crafting_"
+    "stays_in_bounds_and_every_fooled_example_is_fooled_in_float32[deepfool-…]",
 }
 
 

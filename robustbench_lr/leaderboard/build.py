@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+import robustbench_lr.leaderboard.tracks as board_tracks
 from robustbench_lr import __version__, attacks, perturbed, results, stats
-from robustbench_lr.leaderboard import tracks as board_tracks
 from robustbench_lr.leaderboard.columns import (
     ACCURACIES,
     AUTOATTACK_NAMES,

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import robustbench_lr.leaderboard.tracks as board_tracks
 from robustbench_lr import attacks, results
-from robustbench_lr.leaderboard import tracks as board_tracks
 
 MODEL = ["dataset", "arch", "width", "method", "device"]
 

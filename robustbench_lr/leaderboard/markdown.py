@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
+import robustbench_lr.leaderboard.tracks as board_tracks
 from robustbench_lr import stats
 from robustbench_lr.files import atomic_write_json, atomic_write_text
-from robustbench_lr.leaderboard import tracks as board_tracks
 from robustbench_lr.leaderboard.build import _name, model_info
 from robustbench_lr.leaderboard.columns import (
     ACCURACIES,
