@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from robustbench_lr.analysis import ANALYSES, AnalysisOptions
+from robustbench_lr.analysis.base import load_analysed
 from robustbench_lr.audit import AuditOptions, audit_target
 from robustbench_lr.audit.checkpoint import CheckpointAudit
 from robustbench_lr.bench import run_bench
@@ -17,7 +18,7 @@ from robustbench_lr.config import TrainConfig
 from robustbench_lr.devices import use_device
 from robustbench_lr.experiments import Outcome
 from robustbench_lr.profiles import load_profile
-from robustbench_lr.target import Target, load_target
+from robustbench_lr.target import load_target
 from robustbench_lr.train import train
 
 torch.set_num_threads(2)
@@ -61,25 +62,15 @@ def train_small(root: Path, method: str = "nlr", seed: int = 0, **overrides) -> 
     return train(cfg, root, device="cpu", progress=False).folder
 
 
-def analysis_target(origin: Path, options: AnalysisOptions, train: bool = False) -> Target:
-    """The target the faces (`analyze`, `robustbench_lr.analyze`) hand an analysis for
-    `options`: the seeded subset of `options.n` test images, the training split if `train`."""
-    return load_target(
-        origin,
-        n=options.n,
-        seed=options.seed,
-        device=use_device(options.device),
-        options=options.load,
-        train=train,
-    )
+# The target the faces (`analyze`, `robustbench_lr.analyze`) hand an analysis for `options`.
+analysis_target = load_analysed
 
 
 def run_analysis(kind: str, origin: Path, out: Path, options: AnalysisOptions) -> Outcome:
     """`ANALYSES[kind]` on `origin` loaded as the faces load it (with the training split when
     the entry needs it), its rows bound for `out`."""
     analysis = ANALYSES[kind]
-    target = analysis_target(origin, options, analysis.needs_train)
-    return analysis.run(target, replace(options, results=out))
+    return analysis.run(analysis.load(origin, options), replace(options, results=out))
 
 
 def audit_checkpoint_on_cpu(

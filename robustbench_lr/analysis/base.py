@@ -88,14 +88,20 @@ class Analysis:
         """`origin` (a checkpoint folder or an external model) as the target this analysis
         reads: the subset `options` names, with the training split when `needs_train`. The
         faces that name an analysis call it; a bench job loads through its target spec."""
-        return load_target(
-            origin,
-            n=options.n,
-            seed=options.seed,
-            device=use_device(options.device),
-            options=options.load,
-            train=self.needs_train,
-        )
+        return load_analysed(origin, options, self.needs_train)
+
+
+def load_analysed(origin: Any, options: AnalysisOptions, train: bool = False) -> Target:
+    """`origin` on the seeded subset of `options.n` test images, on `options.device`, with
+    the training split when `train` (one image otherwise)."""
+    return load_target(
+        origin,
+        n=options.n,
+        seed=options.seed,
+        device=use_device(options.device),
+        options=options.load,
+        train=train,
+    )
 
 
 def analysis_tap(
