@@ -5,10 +5,10 @@ target) or black-box (crafted on `source`, evaluated on the target, Section 3), 
 draws for random noise, with per-sample outcomes kept so callers can take worst cases
 per example (AutoAttack-style) or compare attacks sample by sample.
 
-Outcomes are `precision.verdict`'s strict-float32 forward pass on the final examples, moved to
-the CPU (what `robust_flags` gives, called here directly: this is on every attack number's
-path). A setting crafted in another precision than float32 says so in its rows (`craft=bf16` in
-`param`): it may be a weaker attack, and its numbers must not pass for float32 ones.
+Outcomes are `robust_flags`, i.e. `precision.verdict`'s strict-float32 forward pass on the
+final examples. A setting crafted in another precision than float32 says so in its rows
+(`craft=bf16` in `param`): it may be a weaker attack, and its numbers must not pass for
+float32 ones.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import torch
 from torch import nn
 
 from robustbench_lr.attacks import DEFAULT_BATCH, run_attack
-from robustbench_lr.attacks.base import ATTACKS, derive_seed, model_device, rho
+from robustbench_lr.attacks.base import ATTACKS, derive_seed, model_device, rho, robust_flags
 from robustbench_lr.attacks.l2 import threat_of
-from robustbench_lr.attacks.precision import craft_precision, verdict
+from robustbench_lr.attacks.precision import craft_precision
 
 # Hyper-parameters that have their own results column (`p`: the noise probability of Table 4);
 # every other one goes into `param`.
@@ -117,7 +117,7 @@ def evaluate_attack(
         x_adv = run_attack(
             name, crafter, x, y, backend=backend, batch_size=batch_size, **run_params
         )
-        robust.append(verdict(target, x_adv, y).cpu())
+        robust.append(robust_flags(target, x_adv, y))
         rhos.append(rho(x_adv.cpu(), x.cpu()))
     precision = craft_precision(model_device(crafter))
     record = {
@@ -130,7 +130,7 @@ def evaluate_attack(
         backend,
         resolved,
         "white" if source is None else "black",
-        verdict(target, x, y).cpu(),
+        robust_flags(target, x, y),
         torch.stack(robust),
         torch.stack(rhos),
         record,
