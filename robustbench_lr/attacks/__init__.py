@@ -2,17 +2,13 @@
 
     >>> x_adv = run_attack("ifsgm", model, x, y, eps=8 / 255, steps=7)
 
-Registered attacks (see each module): `ifsgm`, `ill`, `ill-fixed`, `fgsm` (iterative.py),
-`deepfool`, `noise`, `linf-noise`, `l2-noise` (noise.py), the audit's stronger attacks (strong.py)
-and the L2 track's `pgd-l2`, `autoattack-standard-l2` and the strong attacks' L2 twins (l2.py,
-with the threats each attack supports). A module
-adds attacks by calling `register(AttackSpec(...))` at import and joining `ATTACK_MODULES`; an
-attack's backends are a dict on its entry, so dispatch is a lookup. The minimum-perturbation
-searches (DeepFool among them) are `search.SEARCHES`; the signed-gradient loop they and the
-iterative attacks share is `loop.signed_gradient_loop`.
-Per-sample measures for analyses and audits: `robust_flags(model, x_adv, y)`, `rho(x_adv, x)`.
-Attacks craft in the precision `precision.crafting_in` / `precision.choose` selects (strict
-float32 by default); every robust/fooled decision is `precision.verdict`'s, in strict float32.
+Registered attacks: `ifsgm`, `ill`, `ill-fixed`, `fgsm` (iterative.py), `deepfool`, the noises
+(noise.py), the audit's stronger attacks (strong.py) and the L2 track (l2.py, with the threats
+each attack supports). A module adds attacks by calling `register(AttackSpec(...))` at import
+and joining `ATTACK_MODULES`. The minimum-perturbation searches are `search.SEARCHES`; the loop
+they and the iterative attacks share is `loop.signed_gradient_loop`. Attacks craft in the
+precision `precision.crafting_in` / `precision.choose` selects (strict float32 by default);
+every robust/fooled decision is `precision.verdict`'s (`robust_flags`), in strict float32.
 """
 
 from __future__ import annotations
@@ -55,11 +51,9 @@ def run_attack(
 ) -> torch.Tensor:
     """Adversarial examples for `x` (in [0, 1]) against `model`, returned where `x` lives.
 
-    Why one entry point: every caller (CLI, bench, analyses, audit) gets the same parameter
-    resolution (`AttackSpec.resolve`), frozen weights in eval mode, and chunking by `batch_size`.
-    Randomized attacks get a seed per chunk derived from `seed`, so results do not depend on
-    how the caller batches beyond `batch_size` itself. The attack crafts in the precision in
-    force (`precision.craft_precision`); whoever scores the result calls `verdict`.
+    One entry point, so every caller gets the same parameter resolution, frozen weights in eval
+    mode, bounds check and chunking by `batch_size`. Randomized attacks get a seed per chunk
+    derived from `seed`, so results depend on the caller's batching only through `batch_size`.
     """
     spec = ATTACKS.get(name)
     backend, resolved = spec.resolve(backend, **params)

@@ -1,10 +1,9 @@
 """What every attack shares: the registry entry, frozen-model context, per-sample measures.
 
-An attack implementation is a plain function `(model, x, y, **params) -> x_adv` on one batch of
-inputs in [0, 1] (STYLE.md): the library object (torchattacks / foolbox) is built inside the call,
-the model is passed at call time, and the attack holds no state between calls. `AttackSpec`
-records what the harness needs to know about it (its backends, norm, hyper-parameters with
-defaults) so the CLI, the bench and the audit enumerate attacks instead of branching on names.
+An attack is a plain function `(model, x, y, **params) -> x_adv` on one batch in [0, 1] that
+builds its library object inside the call and holds no state. `AttackSpec` records what the
+harness needs (backends, norm, defaults), so callers enumerate attacks instead of branching on
+names.
 """
 
 from __future__ import annotations
@@ -33,24 +32,19 @@ ALPHA_RULE = 2.5
 class AttackSpec:
     """One registered attack: its implementations and everything the harness records about it.
 
-    - `backends`: library name -> implementation `(model, x, y, **params) -> x_adv`, the default
-      first. Dispatch is a lookup, so a backend is offered exactly where it is written.
-    - `norm`: the threat model ("linf", "l2", or "none" for random noise); the harness checks
-      L-inf outputs against their eps-ball.
-    - `defaults`: every hyper-parameter the implementations take, with its default. `alpha=None`
-      means `ALPHA_RULE * eps / steps`.
-    - `verify`: the attack whose first two backends `--verify` compares (the attack itself, or
-      the fixed-target twin whose loop it shares); None when no second implementation exists.
-    - `randomized`: the implementations take a `seed`, and `run_attack` derives one per chunk.
-    - `averaged_over_draws`: the attack is a distribution (random noise), so its accuracy is the
-      mean over `draws` seeds (Table 4). The other randomized attacks search for a worst case
-      and run once per seed: averaging their seeds would report a mean where a worst case is
-      meant.
+    - `backends`: library name -> `(model, x, y, **params) -> x_adv`, the default first.
+    - `norm`: the threat model ("linf", "l2", or "none" for random noise), whose ball
+      `run_attack` checks the outputs against.
+    - `defaults`: every hyper-parameter with its default; `alpha=None` is `ALPHA_RULE·eps/steps`.
+    - `verify`: the attack whose first two backends `--verify` compares (itself, or the
+      fixed-target twin whose loop it shares); None when no second implementation exists.
+    - `randomized`: the implementations take a `seed`; `run_attack` derives one per chunk.
+    - `averaged_over_draws`: a distribution (random noise), so its accuracy is the mean over
+      `draws` seeds (Table 4); other randomized attacks seek a worst case and run once.
     - `sweep`: values the CLI sweeps when the user names none (Table 4's noise levels).
     - `record`: fixed facts written into every result row's `param` (e.g. how σ is read).
-    - `fills`: the report slots read from its rows, so the leaderboard, figures and site name
-      no attack: leaderboard columns (`robust_acc`, `noise_acc`, ...) and `eps_sweep`, the
-      accuracy-vs-ε sweep the figures plot. One attack fills each slot (`attacks.filling`).
+    - `fills`: the report slots read from its rows (leaderboard columns, `eps_sweep`), so reports
+      name no attack; one attack fills each slot (`attacks.filling`).
     """
 
     name: str
@@ -74,10 +68,7 @@ class AttackSpec:
             raise ValueError(f"attack {self.name!r} is averaged over draws but takes no seed")
 
     def resolve(self, backend: str | None = None, **given: Any) -> tuple[str, dict[str, Any]]:
-        """The backend and the complete hyper-parameters a call uses (what the results record).
-
-        Unknown names and unknown backends are errors that list the valid choices.
-        """
+        """The backend and the complete hyper-parameters a call uses (what the results record)."""
         backend = backend or next(iter(self.backends))
         if backend not in self.backends:
             raise ValueError(
@@ -108,10 +99,9 @@ def register(spec: AttackSpec) -> AttackSpec:
 def frozen(model: nn.Module) -> Iterator[nn.Module]:
     """Eval mode and `requires_grad_(False)` on every parameter for the duration of an attack.
 
-    Attacks need gradients w.r.t. the input only; without this, every backward pass also
-    computes weight gradients (foolbox runs up to 40% slower). Both are restored after,
-    each module's mode its own: `model.train(flag)` would hand the outer module's flag to every
-    submodule (a fresh wrapper around an eval model would leave it in training mode).
+    Attacks need input gradients only; weight gradients would slow them (foolbox up to 40%).
+    Each module's own mode is restored after: `model.train(flag)` would hand the outer module's
+    flag to every submodule (a fresh wrapper around an eval model would leave it training).
     """
     params = list(model.parameters())
     flags = [p.requires_grad for p in params]

@@ -5,18 +5,14 @@ classes of the clean input, the linearized distance |f_k − f_0| / ‖∇(f_k �
 to the closest boundary (+1e-4), the overshoot applied to the accumulated perturbation, [0, 1]
 clipping, and no further change once a sample is misclassified.
 
-`ours` (the default) is written here for speed, because both libraries waste most of their
-work: foolbox runs one forward *and* backward pass per candidate class on the whole batch at
-every step, already-fooled samples included; torchattacks loops over samples one at a time.
-Here each step runs one forward pass on the samples still standing (from 64 of them, in two
-halves, for memory), then one backward pass per candidate through that retained graph, keeping
-only the best direction so far (memory of one gradient, not `candidates` of them). Fooled
-samples leave the batch. `foolbox` is the cross-check (`--verify`); `torchattacks` (its own
-variant: all classes, overshoot per step) stays selectable.
-
-A sample leaves `ours` when it is misclassified; crafting in a precision other than float32,
-that call is confirmed in strict float32 first (`precision.confirm_fooled`): 2 % past a bf16 or
-TF32 boundary can be short of the float32 one, and such a sample takes another step instead.
+`ours` (the default) is written here for speed: foolbox runs a forward and a backward pass per
+candidate on the whole batch at every step, fooled samples included; torchattacks loops over
+samples. Here each step runs one forward pass on the samples still standing, then one backward
+pass per candidate through that retained graph, keeping only the best direction so far. `foolbox`
+is the cross-check (`--verify`); `torchattacks` (its own variant: all classes, overshoot per
+step) stays selectable. Crafting in another precision than float32, a sample's "fooled" is
+confirmed in strict float32 before it leaves (`precision.confirm_fooled`): 2 % past a bf16 or
+TF32 boundary can be short of the float32 one.
 """
 
 from __future__ import annotations
@@ -41,11 +37,8 @@ def _as_image(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def _closest_boundary_step(
     logits: torch.Tensor, x: torch.Tensor, classes: torch.Tensor
 ) -> torch.Tensor:
-    """The linearized step to the nearest of the candidate boundaries (foolbox's formula).
-
-    One backward pass per candidate through the retained graph of `logits`; only the running
-    best gradient is kept, so memory stays at one input-sized tensor per sample.
-    """
+    """The linearized step to the nearest of the candidate boundaries (foolbox's formula),
+    keeping only the running best gradient: one input-sized tensor per sample."""
     rows = torch.arange(len(x), device=x.device)
     best_dist = torch.full((len(x),), float("inf"), device=x.device, dtype=x.dtype)
     best_grad = torch.zeros_like(x)
@@ -64,13 +57,10 @@ def _closest_boundary_step(
     return _as_image(size, x) * best_grad
 
 
-# The rows still standing are processed in this many chunks per step. A graph retained through
-# K-1 backward passes keeps every saved activation alive while each backward pass allocates its
-# own gradients, so one graph of the whole batch peaked above foolbox's K plain passes (745 vs
-# 693 MiB on an H100, CIFAR ResNet18, batch 128). Half the rows per graph halves that peak at
-# the same arithmetic: two half-batch forwards cost one full-batch forward. Below 2 x 32 rows
-# the graph is small and halves would only run slower (digits batch 16 on the CPU: 8.0 vs 12.2
-# ms/image), so it stays whole.
+# The rows still standing are processed in this many chunks per step: a graph retained through
+# K-1 backward passes peaked above foolbox's K plain passes (745 vs 693 MiB on an H100, CIFAR
+# ResNet18, batch 128); half the rows per graph halves that peak at the same arithmetic. Below
+# 2 x 32 rows halves only run slower (digits batch 16 on the CPU: 8.0 vs 12.2 ms/image).
 MEMORY_CHUNKS = 2
 MIN_CHUNK_ROWS = 32
 

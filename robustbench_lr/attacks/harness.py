@@ -1,14 +1,10 @@
 """Run one attack on one evaluation set and turn the outcome into result rows.
 
-The function the `attack` command, the bench and the audit share: white-box (gradients of the
-target) or black-box (crafted on `source`, evaluated on the target, Section 3), averaged over
-draws for random noise, with per-sample outcomes kept so callers can take worst cases
-per example (AutoAttack-style) or compare attacks sample by sample.
-
-Outcomes are `robust_flags`, i.e. `precision.verdict`'s strict-float32 forward pass on the
-final examples. A setting crafted in another precision than float32 says so in its rows
-(`craft=bf16` in `param`): it may be a weaker attack, and its numbers must not pass for
-float32 ones.
+The function the `attack` command, the bench and the audit share: white-box or black-box
+(crafted on `source`, scored on the target, Section 3), averaged over draws for random noise,
+with per-sample outcomes kept for worst cases per example (AutoAttack-style). Outcomes are
+`robust_flags` (strict float32); a setting crafted in another precision says so in its rows
+(`craft=bf16` in `param`): it may be a weaker attack, and must not pass for a float32 one.
 """
 
 from __future__ import annotations

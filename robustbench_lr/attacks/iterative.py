@@ -4,25 +4,20 @@ Args of the iterative ones: eps (L-inf radius, e.g. 8/255), steps (7 or 20 in Ta
 (step size; default 2.5·eps/steps; Appendix D's ρ searches use 1/255). Shapes: x (N, C, H, W)
 in [0, 1], y (N,) -> x_adv (N, C, H, W) within the eps-ball.
 
-- `ifsgm` (Kurakin et al. 2017, no random start) wraps torchattacks' `PGD(random_start=False)`,
+- `ifsgm` (Kurakin et al. 2017, no random start): torchattacks' `PGD(random_start=False)`,
   which reproduces foolbox's `LinfBasicIterativeAttack` bit for bit on CPU (torchattacks' `BIM`
-  clips differently and does not); `foolbox` runs foolbox's; `ours` is the suite's
-  signed-gradient loop (`loop.py`), whose `on_step` callback, called directly, also gives the
-  step curve of the same run (`search.step_curves`).
+  clips differently); `foolbox` runs foolbox's; `ours` the suite's loop (`loop.py`).
 - `ill` is written here because no library does what Eq. 6 says: the least-likely class is
   recomputed at every step n from the current iterate x_n.
 - `ill-fixed` is Kurakin et al.'s ILLC, the target fixed on the clean input: torchattacks'
-  least-likely targeted PGD, and `ours`, `ill`'s loop with the target frozen, the cross-check
-  (`--verify`) that ties `ill`'s update to a library. Being the library's twin, `ours` returns
-  the final iterate as torchattacks does: a best iterate would be a second difference and hide
-  the first.
-- `fgsm` (Goodfellow et al. 2015) is one signed-gradient step, the single-step baseline the
-  audit's "iterative beats single step" check compares `ifsgm` against.
+  least-likely targeted PGD, and `ours`, `ill`'s loop with the target frozen, the `--verify`
+  cross-check that ties `ill`'s update to a library. As the library's twin, `ours` returns the
+  final iterate: a best iterate would be a second difference and hide the first.
+- `fgsm` (Goodfellow et al. 2015): one signed-gradient step, the single-step baseline of the
+  audit's "iterative beats single step" check.
 
-The torchattacks and foolbox backends return their final iterate. `ifsgm`'s `ours` and `ill`
-return the loop's best iterate (the latest one that fooled the model, `loop.py`): the same
-examples wherever the final iterate already fools it, a fooling one where only an earlier
-iterate did.
+The library backends return their final iterate; `ifsgm`'s `ours` and `ill` the loop's best
+(the latest one that fooled the model): the same examples wherever the final one fools it.
 """
 
 from __future__ import annotations

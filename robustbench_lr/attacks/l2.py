@@ -1,17 +1,9 @@
 """The L2 track (RobustBench's second leaderboard) and the threat each attack supports.
 
 RobustBench ranks CIFAR-10 models under L2 perturbations of norm ≤ 0.5 as well as L∞ ones; the
-paper's attacks are all L∞, so an L2 claim needs L2 attacks from the same libraries:
-- `pgd-l2`: torchattacks' `PGDL2` (Madry et al. 2018 in the L2 ball), the harness's L2
-  iterative attack: `steps` gradient steps of L2 length `alpha` (default 2.5·eps/steps, Madry's
-  rule as for L∞), projected on the ball and [0, 1], from the clean input (no random start).
-- `autoattack-standard-l2`: the authors' `AutoAttack(norm="L2", version="standard")`
-  (`pyautoattack`; APGD-CE, APGD-T, FAB-T, Square in the L2 ball), at the settings
-  `autoattack-standard` takes.
-- the audit's stronger attacks in the L2 ball (`strong.py`'s builders at `norm="L2"`, the
-  same torchattacks classes and defaults): `pgd-l2-restarts`, `apgd-ce-l2`, `apgd-dlr-l2`,
-  `apgd-t-l2`, `fab-t-l2`, `square-l2`; with `l2-noise` (`noise.py`) they make the L2 audit.
-Each dataset's L2 ε is its registry entry's `l2_eps` (`data.l2_eps`).
+paper's attacks are all L∞, so an L2 claim needs L2 attacks from the same libraries: `pgd-l2`
+(torchattacks' `PGDL2`, alpha by Madry's rule), the authors' AutoAttack and `strong.py`'s
+builders at `norm="L2"`. Each dataset's L2 ε is its registry entry's `l2_eps` (`data.l2_eps`).
 
 A result row's `threat` column says which ball its ε measures (`threat_of`); naming an L2 ε for
 an attack that only has an L∞ ball is refused (`check_threat`), since its number would be filed
@@ -26,14 +18,12 @@ from torch import Tensor, nn
 
 from robustbench_lr.attacks.base import ATTACKS, AttackSpec, register
 from robustbench_lr.attacks.strong import (
-    APGD_STEPS,
+    ENSEMBLE,
     LIBRARY,
-    QUERIES,
-    TARGETS,
+    autoattack_standard,
     ifsgm_restarts,
     seeded_library,
 )
-from robustbench_lr.attacks.strong import _autoattack_standard as autoattack_standard
 
 # The threat of an ε-bounded attack's ball, by its norm. An attack without an ε ball (random
 # noise, unbounded DeepFool) supports none and its rows are filed under the default, L∞.
@@ -101,7 +91,7 @@ register(
         "autoattack-standard-l2",
         {"pyautoattack": seeded_library(partial(autoattack_standard, norm="L2"))},
         "l2",
-        {"eps": L2_EPS, "steps": APGD_STEPS, "targets": TARGETS, "queries": QUERIES, "seed": 0},
+        {**ENSEMBLE, "eps": L2_EPS},
         randomized=True,
         summary="AutoAttack standard, L2, from its authors' pyautoattack",
         fills=("l2_autoattack_acc",),

@@ -2,24 +2,16 @@
 
     x_{n+1} = clip_{x,ε}(x_n + α·sign(∇ L(x_n)))
 
-Every hand-written L-inf attack of the suite is this update with a different loss (the step
-rule), a different stopping rule and a different record of the path: `ill` runs all its steps,
-the minimum-ε searches stop each sample at its first misclassification (D.3), the step curves
-read the prediction after every step (D.4). One loop serves them all, so a fix or a speed-up to
-the update reaches every number built on it.
+Every hand-written L-inf attack of the suite is this update with its own loss (step rule),
+stopping rule and record of the path, so a fix or a speed-up reaches every number built on it.
 
-Whatever the stopping rule, the loop returns each sample's best iterate: the latest iterate that
-fooled the judge, once one did, and the final one otherwise. An attack whose last step walks
-back across the boundary has still found an adversarial example, and reporting the sample as
-robust would be a silent success of the attack counted for the defence.
+The loop returns each sample's best iterate: the latest one that fooled the judge, else the
+final one. An attack whose last step walks back across the boundary has still found an
+adversarial example; reporting it robust would count the attack's silent success for the defence.
 
-The loop crafts in the precision in force (`precision.crafting`). Where that is not float32
-itself, its judge's "fooled" calls are confirmed in strict float32 (`precision.confirm_fooled`)
-where they decide something: a call that stops a sample is confirmed before it stops (so a
-search never drops a sample at a bf16-only boundary), and the best iterates are confirmed once
-at the end, a sample whose best iterate float32 does not misclassify returning its final one.
-Calls that only pick a best iterate are not confirmed step by step: that would cost a forward
-pass per fooled sample per step, where one pass at the end gives the same guarantee.
+Crafting in another precision than float32, a "fooled" call that stops a sample is confirmed in
+strict float32 before it stops (`precision.confirm_fooled`), and the best iterates are confirmed
+once at the end (one pass, not one per fooled sample per step).
 """
 
 from __future__ import annotations
@@ -85,13 +77,11 @@ def stop_when_fooled(fooled: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Step:
-    """What the per-step callback sees: the iterates after `step` updates (0: the start, the
-    clean input unless the loop was given another).
+    """What the per-step callback sees: the iterates after `step` updates (0: the start).
 
     `index` (M,) are the original positions of the M samples still iterating, `x_adv` their
     iterates, `logits` the judge's logits on them (detached, in the crafting precision), `fooled`
-    the loop's call on them: `argmax ≠ y` on those logits, confirmed in strict float32 where it
-    stops a sample (identical to the logits' call when crafting in float32).
+    the loop's call `argmax ≠ y`, confirmed in strict float32 where it stops a sample.
     """
 
     step: int
@@ -111,9 +101,8 @@ _OBSERVERS: ContextVar[tuple[StepHook, ...]] = ContextVar("loop_observers", defa
 def observing(hook: StepHook) -> Iterator[StepHook]:
     """Every `signed_gradient_loop` run inside the block also calls `hook` at each judged iterate.
 
-    Callers that reach the loop only through `run_attack` (the audit, via the harness) record
-    the path of the runs they start this way, without a second copy of the loop or an `on_step`
-    argument threaded through every layer between them and it.
+    Callers that reach the loop only through `run_attack` (the audit) record paths this way,
+    without an `on_step` argument threaded through every layer between them and it.
     """
     token = _OBSERVERS.set((*_OBSERVERS.get(), hook))
     try:
@@ -135,11 +124,10 @@ class PathRecord:
 class PathRecorder:
     """A step hook that keeps the path of every sample: the loss and the verdict at each iterate.
 
-    What Pintor et al. 2022's indicators of attack failure read (silent success: a fooling
-    iterate the attack did not return; incomplete optimization: a loss still moving at the
-    end). The loss is the true label's cross-entropy, the one every untargeted attack raises.
-    `run_attack` calls the loop once per chunk, in order, each call starting at step 0 with all
-    of its samples, so a new step 0 starts the next chunk's positions.
+    What Pintor et al. 2022's indicators of attack failure read (silent success, incomplete
+    optimization); the loss is the true label's cross-entropy, which every untargeted attack
+    raises. `run_attack` calls the loop once per chunk, in order, each starting at step 0 with
+    all of its samples, so a new step 0 starts the next chunk's positions.
     """
 
     def __init__(self, y: torch.Tensor) -> None:
@@ -187,12 +175,6 @@ class Iterates:
     fooled: torch.Tensor
 
 
-def _per_sample(eps: float | torch.Tensor, n: int, device: torch.device) -> torch.Tensor:
-    if torch.is_tensor(eps):
-        return eps.to(device=device, dtype=torch.float32)
-    return torch.full((n,), float(eps), device=device)
-
-
 def signed_gradient_loop(
     model: nn.Module,
     x: torch.Tensor,
@@ -210,15 +192,12 @@ def signed_gradient_loop(
 ) -> Iterates:
     """Up to `steps` signed-gradient updates of `rule`'s loss on `model`, projected (Eq. 5-6).
 
-    Args: eps (L-inf radius, a float or per-sample (N,)), alpha (step size), stop (which
-    samples stop after being judged, `run_all_steps` or `stop_when_fooled`), on_step (called
-    once per judged iterate, steps 0..steps, with a `Step`, before the hooks of any enclosing
-    `observing` block), judge (the model whose
-    misclassification counts, for black-box success; default `model`), labels (what `rule`
-    reads, default `y`; the fixed target of `ill-fixed`, TRADES's clean probabilities (N, K)),
-    start (the first iterate, projected into the ball; default `x`: PGD's and TRADES's random
-    starts are drawn by their callers, from their own generators). Success is always
-    `argmax ≠ y`, confirmed in strict float32 where the crafting precision is another.
+    Args: eps (L-inf radius, a float or per-sample (N,)), alpha (step size), stop
+    (`run_all_steps` or `stop_when_fooled`), on_step (called with a `Step` at every judged
+    iterate 0..steps, before any enclosing `observing` hook), judge (whose misclassification
+    counts, for black-box success; default `model`), labels (what `rule` reads, default `y`:
+    `ill-fixed`'s target, TRADES's clean probabilities (N, K)), start (the first iterate,
+    projected into the ball; default `x`: random starts are drawn by the callers).
 
     Every iterate is judged, the last one too (one forward pass more than the updates need),
     so the best iterate is known. Stopped samples leave the batch from the next forward pass on.
@@ -227,68 +206,54 @@ def signed_gradient_loop(
     x, y = x.to(device), y.to(device)
     labels = y if labels is None else labels.to(device)
     with frozen(model), frozen(judge or model), crafting(device):
-        return _iterate(model, judge, x, y, labels, rule, eps, alpha, steps, stop, on_step, start)
-
-
-def _iterate(
-    model: nn.Module,
-    judge: nn.Module | None,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    labels: torch.Tensor,
-    rule: StepRule,
-    eps: float | torch.Tensor,
-    alpha: float,
-    steps: int,
-    stop: StopRule,
-    on_step: StepHook | None,
-    start: torch.Tensor | None,
-) -> Iterates:
-    hooks = (*((on_step,) if on_step is not None else ()), *_OBSERVERS.get())
-    best, final = x.clone(), x.clone()
-    fooled_ever = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-    taken = torch.zeros(len(x), dtype=torch.long, device=x.device)
-    # The samples still iterating, kept compact: original index, iterate, clean input, true
-    # label, the rule's label and ε. A sample that stops is written to `final` and dropped.
-    idx = torch.arange(len(x), device=x.device)
-    ee = _per_sample(eps, len(x), x.device)
-    cur = x.clone() if start is None else linf_project(start.to(x.device), x, ee)
-    x0, yy, ll = x, y, labels
-    for t in range(steps + 1):
-        last = t == steps
-        xa = cur.detach().requires_grad_(not last)
-        if judge is None or not last:
-            with torch.set_grad_enabled(not last):
-                logits = model(xa)
-        if judge is None:
-            judged = logits.detach()
+        hooks = (*((on_step,) if on_step is not None else ()), *_OBSERVERS.get())
+        best, final = x.clone(), x.clone()
+        fooled_ever = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        taken = torch.zeros(len(x), dtype=torch.long, device=x.device)
+        # The samples still iterating, kept compact: original index, iterate, clean input, true
+        # label, the rule's label and ε. A sample that stops is written to `final` and dropped.
+        idx = torch.arange(len(x), device=x.device)
+        if torch.is_tensor(eps):
+            ee = eps.to(device=x.device, dtype=torch.float32)
         else:
-            with torch.no_grad():
-                judged = judge(xa.detach())
-        fooled = judged.argmax(1) != yy
-        if not last:  # a call that stops a sample is a verdict: confirmed before it stops
-            ends = stop(fooled) & fooled  # the fooled calls that would stop a sample
-            fooled = (fooled & ~ends) | confirm_fooled(judge or model, xa.detach(), yy, ends)
-        best[idx[fooled]] = xa.detach()[fooled]
-        fooled_ever[idx[fooled]] = True
-        if hooks:
-            step = Step(t, idx, xa.detach(), judged, fooled)
-            for hook in hooks:
-                hook(step)
-        halt = torch.ones_like(fooled) if last else stop(fooled)
-        rows = None
-        if halt.any():
-            final[idx[halt]] = xa.detach()[halt]
-            rows = (~halt).nonzero().flatten()
-            idx, x0, yy, ll, ee = idx[rows], x0[rows], yy[rows], ll[rows], ee[rows]
-        if len(idx) == 0:
-            break
-        kept = logits if rows is None else logits[rows]
-        (grad,) = torch.autograd.grad(rule(kept, ll), xa)
-        base, grad = (xa.detach(), grad) if rows is None else (xa.detach()[rows], grad[rows])
-        cur = linf_project(base + alpha * grad.sign(), x0, ee)
-        taken[idx] += 1
-    best[~fooled_ever] = final[~fooled_ever]
-    confirmed = confirm_fooled(judge or model, best, y, fooled_ever)
-    best[fooled_ever & ~confirmed] = final[fooled_ever & ~confirmed]
-    return Iterates(best, final, taken, confirmed)
+            ee = torch.full((len(x),), float(eps), device=x.device)
+        cur = x.clone() if start is None else linf_project(start.to(x.device), x, ee)
+        x0, yy, ll = x, y, labels
+        for t in range(steps + 1):
+            last = t == steps
+            xa = cur.detach().requires_grad_(not last)
+            if judge is None or not last:
+                with torch.set_grad_enabled(not last):
+                    logits = model(xa)
+            if judge is None:
+                judged = logits.detach()
+            else:
+                with torch.no_grad():
+                    judged = judge(xa.detach())
+            fooled = judged.argmax(1) != yy
+            if not last:  # a call that stops a sample is a verdict: confirmed before it stops
+                ends = stop(fooled) & fooled  # the fooled calls that would stop a sample
+                fooled = (fooled & ~ends) | confirm_fooled(judge or model, xa.detach(), yy, ends)
+            best[idx[fooled]] = xa.detach()[fooled]
+            fooled_ever[idx[fooled]] = True
+            if hooks:
+                step = Step(t, idx, xa.detach(), judged, fooled)
+                for hook in hooks:
+                    hook(step)
+            halt = torch.ones_like(fooled) if last else stop(fooled)
+            rows = None
+            if halt.any():
+                final[idx[halt]] = xa.detach()[halt]
+                rows = (~halt).nonzero().flatten()
+                idx, x0, yy, ll, ee = idx[rows], x0[rows], yy[rows], ll[rows], ee[rows]
+            if len(idx) == 0:
+                break
+            kept = logits if rows is None else logits[rows]
+            (grad,) = torch.autograd.grad(rule(kept, ll), xa)
+            base, grad = (xa.detach(), grad) if rows is None else (xa.detach()[rows], grad[rows])
+            cur = linf_project(base + alpha * grad.sign(), x0, ee)
+            taken[idx] += 1
+        best[~fooled_ever] = final[~fooled_ever]
+        confirmed = confirm_fooled(judge or model, best, y, fooled_ever)
+        best[fooled_ever & ~confirmed] = final[fooled_ever & ~confirmed]
+        return Iterates(best, final, taken, confirmed)

@@ -1,17 +1,13 @@
 """Blind perturbations: Table 4's random pixel noise and the audit's random points of the ball
 (corners of the L-inf ball, points on the L2 sphere).
 
-Table 4's noise: a Bernoulli(p) mask of pixels gets additive Gaussian noise.
+Table 4's N(0, 128/255) may name a variance or a standard deviation: we read it as a standard
+deviation (σ ≈ 0.502) and record the reading in every result row (`sigma_is=std`); pass
+`sigma=(128/255) ** 0.5` for the variance reading. A "pixel" is a spatial location: the mask is
+shared by its channels, the Gaussian draws are not.
 
-The paper writes the noise as N(0, 128/255), which may name a variance or a standard deviation.
-We read it as a standard deviation (σ = 128/255 ≈ 0.502) and record the reading in every result
-row (`sigma_is=std`); pass `sigma=(128/255) ** 0.5` for the variance reading. A "pixel" is a
-spatial location: the mask is shared by its channels, the Gaussian draws are not.
-
-All are distributions, not searches, so their accuracy is averaged over draws
-(`averaged_over_draws`). All draw from a CPU generator seeded by `seed`, so the same seed gives
-the same noise on any device, and none uses the model: the perturbation is blind, which is
-the point.
+All are distributions, so their accuracy is averaged over draws. All draw from a CPU generator
+seeded by `seed` (the same noise on any device), and none uses the model: it is blind.
 """
 
 from __future__ import annotations
@@ -60,10 +56,8 @@ def l2_noise(
 ) -> torch.Tensor:
     """A random point on the L2 sphere of radius eps: x + eps·g/‖g‖₂, g ~ N(0, I), clipped.
 
-    The L2 twin of `linf_noise` (the blind baseline of the L2 audit): a Gaussian draw's
-    direction is uniform on the sphere, and the [0, 1] clip only shortens the step, so the
-    point stays in the ball. Hand-written for the same reason as the corners: no library draws
-    points on the sphere itself (torchattacks' PGDL2 random start is inside the ball).
+    The L2 twin of `linf_noise`: a Gaussian draw's direction is uniform on the sphere, and the
+    [0, 1] clip only shortens the step. Hand-written: no library draws points on the sphere.
     """
     gen = torch.Generator().manual_seed(int(seed))
     g = torch.randn(x.shape, generator=gen, dtype=x.dtype)

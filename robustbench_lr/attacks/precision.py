@@ -1,18 +1,15 @@
 """The precision attacks craft in, and the one strict-float32 verdict that scores them.
 
-Crafting (the forward and backward passes that choose a perturbation) may run in a fast
-precision, because a slightly worse gradient only makes the attack slightly weaker. Whether an
-example is adversarial may not: DeepFool's examples sit 2 % past the boundary, and TF32
-convolutions moved 7 % of them back across it (H100, digits ResNet18, `devices.py`). So every
-decision "robust or fooled" goes through `verdict`, one forward pass in strict float32 (no
-autocast, TF32 off, highest matmul precision) on the final candidates: an example counted as
-adversarial is misclassified in float32, whatever it was crafted in. The attacks' own early
-stops (the loop's judge, DeepFool's "this sample is done") confirm their "fooled" calls the
-same way (`confirm_fooled`), so a sample the fast precision wrongly calls fooled keeps being
-attacked instead of being reported robust; the loop's best iterates are confirmed once at the end.
+Crafting (the passes that choose a perturbation) may run in a fast precision: a slightly worse
+gradient only makes the attack slightly weaker. Whether an example is adversarial may not:
+DeepFool's examples sit 2 % past the boundary, and TF32 convolutions moved 7 % of them back
+across it (H100, digits ResNet18, `devices.py`). So every "robust or fooled" decision is
+`verdict`'s, one forward pass in strict float32 (no autocast, TF32 off), and the attacks' own
+early stops confirm their "fooled" calls the same way (`confirm_fooled`), so a sample the fast
+precision wrongly calls fooled keeps being attacked instead of being reported robust.
 
-`PRECISIONS` holds the crafting precisions; the one in force is the scoped or process-wide
-choice (`crafting_in`, `choose`: the `--craft-precision` flag) or else the device's default.
+The precision in force is the scoped or process-wide choice (`crafting_in`, `choose`: the
+`--craft-precision` flag), else the device's default.
 """
 
 from __future__ import annotations
@@ -84,9 +81,8 @@ for _precision in (
     PRECISIONS.add(_precision.name, _precision)
 
 CPU_DEFAULT = "float32"  # bit-for-bit the numbers committed under reports/cpu
-# Awaits the GPU measurement (`benchmarks/attacks.py`, section attacks-precision-cuda): the rule
-# is the precision that keeps every number honest at the lower cost; until tf32 / bf16 are
-# measured against float32 on a GPU, CUDA crafts in float32 as it always has.
+# The rule: the cheapest precision that keeps every number honest. Until tf32 / bf16 are measured
+# against float32 on a GPU (`benchmarks/attacks.py`, attacks-precision-cuda), that is float32.
 CUDA_DEFAULT = "float32"
 DEVICE_DEFAULTS = {"cpu": CPU_DEFAULT, "cuda": CUDA_DEFAULT}
 
@@ -94,10 +90,8 @@ _CHOSEN: ContextVar[str | None] = ContextVar("craft_precision", default=None)
 
 
 def choose(name: str | None) -> None:
-    """Make `name` the crafting precision of this process (None: each device's default).
-
-    What `--craft-precision` does; an unknown name is an error that lists the choices.
-    """
+    """Make `name` the crafting precision of this process (None: each device's default), as
+    `--craft-precision` does."""
     _CHOSEN.set(None if name is None else PRECISIONS.get(name).name)
 
 
@@ -125,11 +119,7 @@ def crafting(device: torch.device) -> Iterator[None]:
 
 def verdict(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per sample, True where `model` still classifies `x_adv` as `y` (robust), False where it
-    is fooled: one strict-float32 forward pass, on the model's device.
-
-    The one place a robust/fooled decision is made: the harness's accuracy, the searches'
-    success tests and the attacks' confirmed early stops all call it, so no precision an
-    attack crafts in can count an example as adversarial that float32 does not misclassify.
+    is fooled: one strict-float32 forward pass on the model's device, the one place it is decided.
     """
     device = next(model.parameters()).device
     with strict(device):
@@ -139,11 +129,9 @@ def verdict(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Ten
 def confirm_fooled(
     model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, fooled: torch.Tensor
 ) -> torch.Tensor:
-    """`fooled` (an attack's own calls, made in its crafting precision) with every True
-    re-decided by `verdict`: one strict pass over the samples called fooled only.
-
-    Under an exact precision the calls already are verdicts and come back unchanged, with no
-    extra pass, so strict-float32 crafting stays bit-for-bit what it was.
+    """`fooled` (an attack's own calls, in its crafting precision) with every True re-decided
+    by `verdict`: one strict pass over those samples only. Under an exact precision the calls
+    already are verdicts and come back unchanged, with no extra pass.
     """
     if craft_precision(x_adv.device).exact or not bool(fooled.any()):
         return fooled

@@ -1,33 +1,17 @@
 """Stronger L-inf attacks for the robustness audit: restarts, APGD, FAB, Square, AutoAttack.
 
 The paper's claim, robustness without adversarial training, is the pattern gradient masking
-produces, so its numbers are re-checked with the attacks the field trusts (Croce & Hein 2020,
-"Reliable evaluation of adversarial robustness with an ensemble of diverse parameter-free
-attacks"; Carlini et al. 2019, "On Evaluating Adversarial Robustness"). All wrap torchattacks:
+produces, so its numbers are re-checked with the attacks the field trusts (Croce & Hein 2020;
+Carlini et al. 2019, "On Evaluating Adversarial Robustness"): torchattacks' (`LIBRARY`,
+`ifsgm_restarts`) and the authors' own AutoAttack (`autoattack-standard`), since torchattacks'
+port is known to report other numbers and the audit runs both. torchattacks' `AutoAttack` fixes
+APGD at 10 steps, so `autoattack` is its `MultiAttack` over the components built here.
 
-- `ifsgm-restarts`: `ifsgm` from uniformly random starts in the ball (torchattacks' PGD with
-  `random_start=True`), worst case per example over `restarts` runs.
-- `apgd-ce`, `apgd-dlr`: Auto-PGD on cross-entropy / the DLR loss, with `restarts`.
-- `apgd-t`: targeted APGD on the DLR loss against the `targets` most likely wrong classes.
-- `fab-t`: targeted FAB, a minimum-norm attack, against `targets` classes.
-- `square`: Square Attack, score-based random search with `queries` model queries and no
-  gradients, so gradient masking cannot stop it.
-- `autoattack`: the standard ensemble APGD-CE -> APGD-T -> FAB-T -> Square, each attack on the
-  points the previous ones left standing (torchattacks' `MultiAttack` over the components
-  built here with our steps / queries / seed, since its `AutoAttack` class fixes APGD at 10
-  steps).
-- `autoattack-standard`: the same ensemble from its authors' own code (`pyautoattack`, backend
-  `pyautoattack`), version "standard" at its own settings by default. torchattacks' port is
-  known to report other numbers than the original (torchattacks issues 164, 188), so the audit
-  runs this one beside it (`audit.standard`).
-
-Every one but the restarts is "seed, build the library attack, call it" (`seeded_library`), so
-each is a builder (a row of `LIBRARY` for the torchattacks ones). Both libraries draw from (and
-re-seed) torch's global generator; `seeded` forks it, so a seed gives the same numbers on every
-run and the caller's random state is left untouched. Args (defaults in `LIBRARY`): eps, steps
-(APGD / FAB iterations), restarts (each further restart only on samples still standing), targets
-(capped at classes − 1), queries (Square's model queries per sample: 5000 in AutoAttack, 1000 on
-CPU profiles), seed.
+Each but the restarts is "seed, build the library attack, call it" (`seeded_library` over a
+builder). Both libraries draw from (and re-seed) torch's global generator; `seeded` forks it,
+so a seed gives the same numbers on every run and leaves the caller's random state untouched.
+Args (defaults in `LIBRARY`): eps, steps (APGD / FAB iterations), restarts, targets (capped at
+classes − 1), queries (Square's, per sample), seed.
 """
 
 from __future__ import annotations
@@ -90,11 +74,9 @@ def ifsgm_restarts(
 ) -> Tensor:
     """IFSGM from `restarts` uniformly random starts; per sample, the first start that fools it.
 
-    Args: eps, steps (default 20), alpha (default 2.5·eps/steps), restarts (5), seed.
     Each restart runs torchattacks' PGD(random_start=True) on the samples still classified
-    correctly (AutoAttack's rule: attack only what stands), so the result is the worst case per
-    example over restarts. The restart loop is ours: torchattacks' PGD has no restarts.
-    `library`: the torchattacks class restarted ("PGDL2": the same restarts in the L2 ball).
+    correctly (AutoAttack's rule), so the result is the worst case per example over restarts;
+    the loop is ours, torchattacks' PGD has none. `library`: "PGDL2" restarts in the L2 ball.
     """
     import torchattacks
 
@@ -137,14 +119,12 @@ def _apgd(
     targets: int | None = None,
     norm: str = "Linf",
 ) -> Any:
-    """Auto-PGD (Croce & Hein 2020): step size adapted per sample, no tuning; in the `norm` ball
-    (every builder here takes "Linf" or "L2", torchattacks' names; the L2 track registers the
-    L2 ones, `attacks.l2`). With `targets`, APGD-T: targeted APGD-DLR against each of the
-    `targets` most likely wrong classes in turn (`loss` is then DLR's targeted one).
+    """Auto-PGD (Croce & Hein 2020): step size adapted per sample, no tuning, in the `norm` ball
+    ("Linf" or "L2", as every builder here). With `targets`, APGD-T: targeted APGD-DLR against
+    each of the `targets` most likely wrong classes in turn.
 
-    On `loss="dlr"`, the Difference of Logits Ratio −(z_y − max_{i≠y} z_i) / (z_π1 − z_π3) is
-    invariant to logit scaling: a model that inflates its logits (a saturated softmax) cannot
-    shrink its gradient the way it shrinks cross-entropy's.
+    The DLR loss −(z_y − max_{i≠y} z_i) / (z_π1 − z_π3) is invariant to logit scaling: a model
+    that inflates its logits (a saturated softmax) cannot shrink its gradient as with CE.
     """
     import torchattacks
 
@@ -249,8 +229,13 @@ def standard_adversary(
     )
     adversary.verbose = False
     if steps != APGD_STEPS:
+        # APGD's constructor derives its step-size checkpoints (22%, 6%, 3% of the iterations)
+        # from `n_iter`: setting `n_iter` alone would keep the 100-iteration schedule.
         for apgd in (adversary.apgd, adversary.apgd_targeted):
-            _apgd_iterations(apgd, steps)
+            apgd.n_iter = apgd.n_iter_orig = steps
+            apgd.n_iter_2 = max(int(0.22 * steps), 1)
+            apgd.n_iter_min = max(int(0.06 * steps), 1)
+            apgd.size_decr = max(int(0.03 * steps), 1)
         adversary.fab.n_iter = steps
     targets = _targets(model, x, targets)
     adversary.apgd_targeted.n_target_classes = adversary.fab.n_target_classes = targets
@@ -258,19 +243,7 @@ def standard_adversary(
     return adversary
 
 
-def _apgd_iterations(apgd: Any, steps: int) -> None:
-    """Set an authors' APGD to `steps` iterations with the step-size checkpoints derived from it.
-
-    Its constructor derives the checkpoints (22%, 6%, 3% of the iterations) from `n_iter`, so
-    setting `n_iter` alone would keep the 100-iteration schedule.
-    """
-    apgd.n_iter = apgd.n_iter_orig = steps
-    apgd.n_iter_2 = max(int(0.22 * steps), 1)
-    apgd.n_iter_min = max(int(0.06 * steps), 1)
-    apgd.size_decr = max(int(0.03 * steps), 1)
-
-
-def _autoattack_standard(model: nn.Module, x: Tensor, **params: Any) -> Callable[..., Tensor]:
+def autoattack_standard(model: nn.Module, x: Tensor, **params: Any) -> Callable[..., Tensor]:
     """`standard_adversary`'s evaluation as an attack `(x, y) -> x_adv`, one batch at a time.
 
     Its dynamic-defense check installs a tracer and removes every tracer after (`sys.settrace`
@@ -292,6 +265,7 @@ def _autoattack_standard(model: nn.Module, x: Tensor, **params: Any) -> Callable
 
 EPS = {"eps": 8 / 255}
 APGD = {**EPS, "steps": APGD_STEPS, "restarts": 1, "seed": 0}
+ENSEMBLE = {**EPS, "steps": APGD_STEPS, "targets": TARGETS, "queries": QUERIES, "seed": 0}
 # name, builder, hyper-parameters with defaults, summary.
 LIBRARY: tuple[tuple[str, Builder, dict[str, Any], str], ...] = (
     ("apgd-ce", partial(_apgd, loss="ce"), APGD, "Auto-PGD on cross-entropy (AutoAttack)"),
@@ -322,7 +296,7 @@ LIBRARY: tuple[tuple[str, Builder, dict[str, Any], str], ...] = (
     (
         "autoattack",
         _autoattack,
-        {**EPS, "steps": APGD_STEPS, "targets": TARGETS, "queries": QUERIES, "seed": 0},
+        ENSEMBLE,
         "AutoAttack standard via torchattacks: APGD-CE, APGD-T, FAB-T, Square; worst case",
     ),
 )
@@ -351,9 +325,9 @@ for _name, _build, _defaults, _summary in LIBRARY:
 register(
     AttackSpec(
         "autoattack-standard",
-        {"pyautoattack": seeded_library(_autoattack_standard)},
+        {"pyautoattack": seeded_library(autoattack_standard)},
         "linf",
-        {**EPS, "steps": APGD_STEPS, "targets": TARGETS, "queries": QUERIES, "seed": 0},
+        ENSEMBLE,
         randomized=True,
         summary="AutoAttack standard from its authors' pyautoattack: APGD-CE, APGD-T, FAB-T, Square",
         fills=("autoattack_acc",),

@@ -26,8 +26,8 @@ from robustbench_lr.settings import Budget, Count, Rate, setting
 class SearchSettings:
     """The knobs of every search (`robustbench-lr minrho`'s flags; D.3: α = 1/255).
 
-    The step-rule searches read alpha, max_steps, the ε grid (tol, eps_max), rate and
-    per_sample; DeepFool finds its own minimum and reads backend and batch_size.
+    The step-rule searches read the rest; DeepFool finds its own minimum and reads only backend
+    and batch_size.
     """
 
     alpha: float = setting(1 / 255, Budget, "step size of ifsgm / ill, as in Appendix D")
@@ -47,13 +47,12 @@ class SearchSettings:
 class MinimumPerturbation:
     """What one search found on a subset, in the terms the `minrho` rows record (Tables 3, 10).
 
-    - `params`: the settings, ready for `harness.setting_fields(params, extra)` (the alpha and
-      steps columns, the rest in `param`).
-    - `metrics`: rho, rho_fooled, misclassified (%) for every search; eps (Table 10) and, with
-      `per_sample`, median_eps for the step-rule searches.
-    - `bisection`: (ε, misclassified %) at every ε the bisection ran, in order (the
-      `minrho-bisection` rows); `curve`: (ε, robust accuracy %) at every grid ε from each
-      sample's minimal ε (`per_sample`, the `minrho-curve` rows). Both empty for DeepFool.
+    - `params`: the settings, ready for `harness.setting_fields(params, extra)`.
+    - `metrics`: rho, rho_fooled, misclassified (%); for the step-rule searches eps (Table 10)
+      and, with `per_sample`, median_eps.
+    - `bisection`: (ε, misclassified %) at every ε the bisection ran, in order; `curve`:
+      (ε, robust accuracy %) at every grid ε from each sample's minimal ε (`per_sample`). Both
+      empty for DeepFool.
     """
 
     attack: str

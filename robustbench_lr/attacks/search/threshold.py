@@ -2,10 +2,8 @@
 smallest fooling ε, and the prediction after every step (Appendix D.3-D.4, Fig. 11).
 
 Written here because no library does them: torchattacks and foolbox run a fixed number of
-steps on a whole batch with one ε. All of them run `loop.signed_gradient_loop`, the update of
-`iterative.py`; `tests/test_attacks.py` checks that a sample the search never fools ends where
-torchattacks' PGD ends. Every success test is `precision.verdict`'s, in strict float32,
-whatever the attack crafted in.
+steps on a whole batch with one ε. All run `loop.signed_gradient_loop`, the update of
+`iterative.py`; every success test is `precision.verdict`'s, in strict float32.
 """
 
 from __future__ import annotations
@@ -36,9 +34,7 @@ def attack_until_fooled(
     """Iterate `attack`'s update, each sample stopping at its first misclassification (D.3).
 
     Returns `(x_adv, steps)`: the first misclassified iterate (or the last one) and how many
-    updates each sample received. Stopped samples leave the batch, so the cost is at most one
-    forward+backward pass more than the steps the samples actually needed. `eps` may be a
-    per-sample tensor (N,).
+    updates each sample received. Stopped samples leave the batch. `eps` may be per-sample (N,).
     """
     run = signed_gradient_loop(
         model,
@@ -128,12 +124,10 @@ class EpsSearch:
     ) -> ThresholdResult:
         """Bisection over the grid for the >`rate` misclassification threshold (D.3).
 
-        On a grid, the reported ε misclassifies more than `rate` and ε − tol was evaluated and
-        does not: the bisection ends when the bracket is one grid step wide. Given the samples'
-        minimal ε (`min_eps`, when the curve is computed anyway), the threshold they imply is
-        tried first with its lower neighbour: two attack runs instead of about log2(size) + 2
-        when it holds, and the bisection goes on from the bracket they leave when it does not,
-        so the guarantee above is the same either way.
+        The reported ε misclassifies more than `rate` and ε − tol was evaluated and does not.
+        Given the samples' minimal ε (`min_eps`), the threshold they imply is tried first with
+        its lower neighbour: two attack runs instead of about log2(size) + 2 when it holds, and
+        the bisection goes on from the bracket they leave when it does not.
         """
         judge_model = self.judge or model
         runs: dict[int, tuple[float, Tensor]] = {}
@@ -185,12 +179,10 @@ class EpsSearch:
         return int(above[0]) if len(above) else None
 
     def min_eps(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-        """Each sample's smallest grid ε at which the early-stopped attack fools it.
+        """Each sample's smallest grid ε at which the early-stopped attack fools it, (N,) on CPU.
 
-        Batched bisection: every round runs one early-stopped attack with a per-sample ε on the
-        samples whose bracket is still open, so all samples share each forward/backward pass.
-        0 for samples misclassified clean, +inf for samples not fooled at `eps_max`. Returned
-        on CPU, shape (N,).
+        Batched bisection: every round runs one attack with a per-sample ε on the samples whose
+        bracket is still open. 0 for samples misclassified clean, +inf if not fooled at `eps_max`.
         """
         judge_model = self.judge or model
         device = model_device(model)
@@ -260,10 +252,8 @@ def step_accuracies(
     """Instantaneous and cumulative accuracy a_I(k), a_C(k) for k = 0..steps (Appendix D.4).
 
     The loop's per-step callback records the judge's predictions (`step_curves` turns them into
-    the two curves, in percent, on CPU); a caller that also wants the examples passes the same
-    callback to `signed_gradient_loop` and keeps its `best` iterates: one run, both results.
-    Every step's predictions are reported accuracies, i.e. verdicts, so this run crafts in
-    strict float32 whatever precision is chosen.
+    the curves, in percent, on CPU). Every step's predictions are reported accuracies, i.e.
+    verdicts, so this run crafts in strict float32 whatever precision is chosen.
     """
     predictions: list[Tensor] = []
     with crafting_in("float32"):
