@@ -16,8 +16,7 @@ from robustbench_lr.attacks.harness import Evaluation
 from robustbench_lr.attacks.loop import PathRecord
 from robustbench_lr.audit.options import AuditOptions
 from robustbench_lr.audit.probes import GradientProbe
-from robustbench_lr.audit.runs import Run, sweep_eps
-from robustbench_lr.audit.threats import THREATS
+from robustbench_lr.audit.threats import THREATS, Run, sweep_eps
 
 __all__ = ["Battery", "Run", "battery", "percent", "sweep_eps"]
 

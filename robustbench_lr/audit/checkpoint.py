@@ -1,11 +1,8 @@
 """Audit one loaded model: a `target.Target` (the model, its test subset, the transfer source)
 in, the audit, its rows and audit.md out.
 
-The audit takes its target already loaded, as every experiment of the suite does; the faces
-(`robustbench-lr audit`, `robustbench_lr.audit` and `benchmark`, the bench's audit jobs) load
-it, so each says once which model, subset and source it audits. `audit_target` hands back the
-report itself (the faces that print or return it); `run_audit` is the same audit as an
-experiment (`experiments.Outcome`), the shape the bench's jobs run.
+The faces (`robustbench-lr audit`, `robustbench_lr.audit` and `benchmark`, the bench's audit
+jobs) load the target, so each says once which model, subset and source it audits.
 """
 
 from __future__ import annotations

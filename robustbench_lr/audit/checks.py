@@ -1,14 +1,10 @@
 """The audit's sanity checks: one table of entries, each a claim, its meaning and a function.
 
-The checks of Carlini et al. 2019 ("On Evaluating Adversarial Robustness", §5), Athalye et al.
-2018 ("Obfuscated Gradients"), AutoAttack's flags and Pintor et al. 2022's indicators of attack
-failure (`indicators.py`). Each reads the `Battery` and returns the two numbers it compared and
-a verdict, pass / warn / fail / skip, and a per-example check the examples it flagged; the entry
-adds its name, what a failure usually means and its source.
-
-A check compares runs by the part they play (`threats.PARTS`: "the 20-step iterative attack"),
-so it reads the L∞ and the L2 battery alike; one that cannot apply to a threat says so and is
-skipped (`Check.threats`), rather than report a number measured on something else.
+The checks of Carlini et al. 2019, Athalye et al. 2018, AutoAttack's flags and Pintor et al.
+2022's indicators of attack failure (`indicators.py`). A check compares runs by the part they
+play (`threats.PARTS`: "the 20-step iterative attack"), so it reads the L∞ and the L2 battery
+alike; one that cannot apply to a threat is skipped (`Check.threats`), rather than report a
+number measured on something else.
 """
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
@@ -42,27 +41,24 @@ UNSTABLE_DRAWS = 8
 UNSTABLE_RELATIVE = 1.0
 
 
-@dataclass(frozen=True)
-class ProbeNoise:
-    """The stability probe's noise under one threat: `scale(d)`, the per-pixel half-width of
-    U[−r, r] per unit of ε/8 (d: values per input), and how the check's detail names it."""
-
-    scale: Callable[[int], float]
-    text: str
-
-
 _PER = f"{1 / UNSTABLE_RADIUS_OF_EPS:g}"
-# L∞: r = ε/8. L2: r = ε/8·√(3/d), whose expected L2 size √(d·r²/3) is ε/8: "far inside the
-# ball" in the ball's own norm (per-pixel ε/8 noise would be most of an L2 ball's radius).
-PROBE_NOISE = {
-    "Linf": ProbeNoise(lambda dims: 1.0, f"U[-eps/{_PER}, eps/{_PER}] noise"),
-    "L2": ProbeNoise(lambda dims: math.sqrt(3 / dims), f"uniform noise of L2 size ~eps/{_PER}"),
+# The probe noise's per-pixel half-width per unit of ε/8 (d: values per input), by threat. L∞:
+# r = ε/8. L2: r = ε/8·√(3/d), whose expected L2 size √(d·r²/3) is ε/8: "far inside the ball"
+# in the ball's own norm (per-pixel ε/8 noise would be most of an L2 ball's radius).
+NOISE_SCALE: dict[str, Callable[[int], float]] = {
+    "Linf": lambda dims: 1.0,
+    "L2": lambda dims: math.sqrt(3 / dims),
+}
+# How the check's detail names that noise.
+NOISE_TEXT = {
+    "Linf": f"U[-eps/{_PER}, eps/{_PER}] noise",
+    "L2": f"uniform noise of L2 size ~eps/{_PER}",
 }
 
 
 def probe_radius(eps: float, threat: str, dims: int) -> float:
     """The per-pixel half-width of the stability probe's noise at audit ε under `threat`."""
-    return UNSTABLE_RADIUS_OF_EPS * eps * PROBE_NOISE[threat].scale(dims)
+    return UNSTABLE_RADIUS_OF_EPS * eps * NOISE_SCALE[threat](dims)
 
 
 def _skip(detail: str) -> Measured:
@@ -144,7 +140,7 @@ def unstable_predictions(b: Battery) -> Measured:
     found = Flagged.of(b.clean & (b.instability > UNSTABLE_RELATIVE))
     detail = (
         f"{found.count} of {len(b.clean)} correct inputs change their loss by > "
-        f"{UNSTABLE_RELATIVE:.0%} on average under {PROBE_NOISE[b.threat].text} "
+        f"{UNSTABLE_RELATIVE:.0%} on average under {NOISE_TEXT[b.threat]} "
         f"({UNSTABLE_DRAWS} draws)"
     )
     return _graded_share(found, detail)

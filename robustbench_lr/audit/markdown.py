@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from tabulate import tabulate
+
 from robustbench_lr import stats
 from robustbench_lr.audit.checks import CHECKS
 from robustbench_lr.audit.report import AuditReport
@@ -46,8 +48,6 @@ def _fmt(value: float) -> str:
 
 def render_markdown(report: AuditReport, title: str) -> str:
     """audit.md: verdict, robust accuracy, one line per check, each attack's accuracy, the sweep."""
-    from tabulate import tabulate
-
     b, o = report.battery, report.battery.options
     threat = THREATS[b.threat]
     n = len(report.battery.clean)
@@ -152,7 +152,6 @@ OPTIMALITY_NOTE = (
 def _optimality_table(report: AuditReport, scale: float, header: str) -> str:
     """One row per attack setting: where it was scored (ε × `scale`, under `header`), its
     accuracy and the reference's."""
-    from tabulate import tabulate
 
     def series(values: tuple[float, ...], fmt: str) -> str:
         return ", ".join(format(v, fmt) for v in values)

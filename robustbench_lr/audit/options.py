@@ -8,31 +8,22 @@ from pathlib import Path
 from typing import Any
 
 from robustbench_lr.attacks import DEFAULT_BATCH
-from robustbench_lr.audit.threats import DEFAULT_EPS, THREATS, linf_eps
+from robustbench_lr.audit.threats import DEFAULT_EPS, THREATS
+from robustbench_lr.data import DATASETS
 from robustbench_lr.errors import InvalidArgument
 from robustbench_lr.settings import Count, Seed, setting
 
-__all__ = [
-    "BUDGET",
-    "COUNTS",
-    "DEFAULT_EPS",
-    "AuditOptions",
-    "audit_eps_by_dataset",
-    "default_eps",
-    "linf_eps",
-]
+__all__ = ["BUDGET", "COUNTS", "DEFAULT_EPS", "AuditOptions", "audit_eps_by_dataset", "default_eps"]
 
 
 def default_eps(dataset: str, threat: str = "Linf") -> float:
-    """The ε a dataset is audited at under `threat`: L∞ `linf_eps`, L2 the L2 track's
+    """The ε a dataset is audited at under `threat`: L∞ `threats.linf_eps`, L2 the L2 track's
     (`data.l2_eps`: digits 0.289, else RobustBench's 0.5)."""
     return THREATS[threat].default_eps(dataset)
 
 
 def audit_eps_by_dataset() -> dict[str, float]:
     """Every registered dataset with an audit ε of its own (for help texts)."""
-    from robustbench_lr.data import DATASETS
-
     return {name: DATASETS[name].audit_eps for name in DATASETS.names() if DATASETS[name].audit_eps}
 
 
@@ -81,16 +72,8 @@ class AuditOptions:
 
     def settings(self) -> dict[str, Any]:
         """What the result rows record about the audit's own budget (its `param` text)."""
-        return {
-            "queries": self.queries,
-            "apgd_steps": self.steps,
-            "targets": self.targets,
-            "restarts": self.restarts,
-            "dlr_restarts": self.dlr_restarts,
-            "noise_draws": self.noise_draws,
-            "deepfool_steps": self.deepfool_steps,
-            "attack_seed": self.attack_seed,
-        }
+        # As `apgd_steps`: `param` leaves out `steps`, which has a column of its own.
+        return {("apgd_steps" if k == "steps" else k): getattr(self, k) for k in BUDGET}
 
 
 # The battery's budget: the fields that say how hard each attack tries, each a flag

@@ -65,29 +65,23 @@ def report_rows(
     if report.has_standard_autoattack:
         summary["autoattack_standard_acc"] = report.standard_autoattack_acc
         summary["autoattack_agreement"] = report.autoattack_agreement["agreement"]
-    rows += [
-        {**base, "attack": "audit", "source": source, "metric": m, "value": v}
-        for m, v in summary.items()
-    ]
+
+    def metrics(attack: str, transfer: bool, values: Mapping[str, float]) -> list[dict[str, Any]]:
+        """One row per metric of `attack`; `transfer`: it names the source model."""
+        src = source if transfer else ""
+        return [
+            {**base, "attack": attack, "source": src, "metric": m, "value": v}
+            for m, v in values.items()
+        ]
+
+    rows += metrics("audit", True, summary)
     for c in report.checks:
         values = {"status": STATUS_CODE[c.status], "a": c.a, "b": c.b}
         if c.count is not None:
             values["count"] = float(c.count)
         if c.share is not None:
             values["share"] = c.share
-        src = source if CHECKS[c.name].transfer else ""
-        rows += [
-            {**base, "attack": f"check:{c.name}", "source": src, "metric": m, "value": v}
-            for m, v in values.items()
-        ]
-    rows += [
-        {
-            **base,
-            "attack": label,
-            "source": source if b.runs[label].transfer else "",
-            "metric": "optimality",
-            "value": found.value,
-        }
-        for label, found in report.optimality.items()
-    ]
+        rows += metrics(f"check:{c.name}", CHECKS[c.name].transfer, values)
+    for label, found in report.optimality.items():
+        rows += metrics(label, b.runs[label].transfer, {"optimality": found.value})
     return rows

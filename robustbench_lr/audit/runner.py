@@ -40,7 +40,7 @@ def run_battery(
     for run in runs:
         t0 = time.time()
         with observing(PathRecorder(y)) as recorder:
-            evaluations[run.label] = evaluate_attack(
+            evaluations[run.label] = found = evaluate_attack(
                 run.attack,
                 model,
                 x,
@@ -54,13 +54,8 @@ def run_battery(
         path = recorder.record()
         if len(path.loss) and not run.transfer:
             paths[run.label] = path
-        timings[run.label] = time.time() - t0
-        log.info(
-            "audit %s: acc %.1f%% (%.1fs)",
-            run.label,
-            evaluations[run.label].acc,
-            timings[run.label],
-        )
+        timings[run.label] = seconds = time.time() - t0
+        log.info("audit %s: acc %.1f%% (%.1fs)", run.label, found.acc, seconds)
     with torch.no_grad(), frozen(model):
         num_classes = int(model(x[:1].to(next(model.parameters()).device)).shape[1])
     radius = probe_radius(options.eps, options.threat, x[0].numel())

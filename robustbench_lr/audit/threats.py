@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from robustbench_lr.audit.runs import Run, sweep_eps
 from robustbench_lr.audit.standard import ATTACK as STANDARD
 from robustbench_lr.data import DATASETS, l2_eps
 from robustbench_lr.registry import Registry
@@ -37,11 +36,44 @@ PARTS = (
     "transfer",  # the 20-step iterative attack crafted on the source model
     "standard",  # the authors' AutoAttack
 )
-STANDARD_L2 = "autoattack-standard-l2"
 
 
 # The paper's budget; a dataset may set its own (its registry entry's `audit_eps`).
 DEFAULT_EPS = 8 / 255
+
+
+@dataclass(frozen=True)
+class Run:
+    """One attack setting of the battery.
+
+    `role`: "gradient" (white-box, uses the target's gradients), "blind" (no gradients of the
+    target: Square, transfer, noise), "unbounded" (DeepFool, the ε-sweep). Gradient and blind
+    runs at the audit ε form the worst case; `autoattack` marks AutoAttack's four components.
+    `backend`: the attack's backend (None: its default). A white-box run whose backend is the
+    signed-gradient loop has its path recorded (`Battery.paths`): what the indicators of attack
+    failure read, at no extra attack run.
+    """
+
+    label: str
+    attack: str
+    params: Mapping[str, Any]
+    role: str
+    transfer: bool = False
+    draws: int = 1
+    autoattack: bool = False
+    backend: str | None = None
+
+    @property
+    def at_eps(self) -> bool:
+        return self.role in ("gradient", "blind")
+
+
+def sweep_eps(eps: float, top: float) -> list[float]:
+    """ε, 2ε, 4ε, ... below `top`, then `top` itself (the "accuracy → chance" sweep)."""
+    values = [eps]
+    while values[-1] * 2 < top - 1e-12:
+        values.append(values[-1] * 2)
+    return values + [top] if values[-1] < top - 1e-12 else values
 
 
 def linf_eps(dataset: str) -> float:
@@ -49,100 +81,6 @@ def linf_eps(dataset: str) -> float:
     margins), else the paper's 8/255 (also for an npz of one's own)."""
     entry = DATASETS[dataset] if dataset in DATASETS else None
     return entry.audit_eps if entry is not None and entry.audit_eps is not None else DEFAULT_EPS
-
-
-@dataclass(frozen=True)
-class AuditThreat:
-    """One threat of the audit: its battery, the run that plays each part, its ε and names.
-
-    - `runs(options, with_source, d)`: the battery, in order (`d`: values per input, which sizes
-      the L2 sweep; transfer only with a source model);
-    - `parts`: run label by `PARTS` entry;
-    - `default_eps(dataset)`: the ε a dataset is audited at;
-    - `eps_max(sweep_max)`: the largest ε accepted;
-    - `eps_text(eps)`, `file_tag(eps)`: ε as audit.md and its file name write it;
-    - `ball`: as reports write it; `iterative`: the iterative attack's name;
-    - `eps_scale`, `eps_header`: the optimality table's ε column (L∞ in 1/255 steps).
-    """
-
-    name: str
-    ball: str
-    iterative: str
-    runs: Callable[[AuditOptions, bool, int], list[Run]]
-    parts: Mapping[str, str]
-    default_eps: Callable[[str], float]
-    eps_max: Callable[[float], float]
-    eps_text: Callable[[float], str]
-    file_tag: Callable[[float], str]
-    eps_scale: float
-    eps_header: str
-
-
-def _seeding(options: AuditOptions) -> Callable[..., dict[str, Any]]:
-    def seeded(**params: Any) -> dict[str, Any]:
-        """ε, then `params`, then the attack seed: the randomized attacks' parameters."""
-        return {"eps": options.eps, **params, "seed": options.attack_seed}
-
-    return seeded
-
-
-def _tail(
-    o: AuditOptions,
-    with_source: bool,
-    transfer: str,
-    sweep: Callable[[str, float, int, str], Run],
-    top: float,
-) -> list[Run]:
-    """Transfer (`transfer`, 20 steps, crafted on the source), DeepFool, the ε-sweep to `top`."""
-    runs = []
-    if with_source:
-        runs.append(Run("transfer", transfer, {"eps": o.eps, "steps": 20}, "blind", transfer=True))
-    runs.append(Run("deepfool", "deepfool", {"steps": o.deepfool_steps}, "unbounded"))
-    for value in sweep_eps(o.eps, top)[1:]:
-        runs.append(sweep(f"sweep-{value:.4g}", value, 20, "unbounded"))
-    return runs
-
-
-def linf_runs(options: AuditOptions, with_source: bool, dims: int = 0) -> list[Run]:
-    """The L∞ battery: FGSM, IFSGM at 7/20/100 steps (on the signed-gradient loop, which records
-    its path) and from random starts, APGD-CE/-DLR/-T, FAB-T, Square, the authors' AutoAttack,
-    random corners, transfer, DeepFool, an IFSGM sweep to `sweep_max` (`dims` is unused: every
-    input reaches mid-gray at L∞ 0.5, whatever its size)."""
-    o, eps, seeded = options, {"eps": options.eps}, _seeding(options)
-
-    def looped(label: str, value: float, steps: int, role: str = "gradient") -> Run:
-        """IFSGM on the signed-gradient loop: its best iterate, its path recorded."""
-        return Run(label, "ifsgm", {"eps": value, "steps": steps}, role, backend="ours")
-
-    runs = [
-        Run("fgsm", "fgsm", eps, "gradient"),
-        looped("ifsgm-7", o.eps, 7),
-        looped("ifsgm-20", o.eps, 20),
-        looped("ifsgm-100", o.eps, 100),
-        Run("ifsgm-restarts", "ifsgm-restarts", seeded(steps=20, restarts=o.restarts), "gradient"),
-        Run("apgd-ce", "apgd-ce", seeded(steps=o.steps, restarts=1), "gradient", autoattack=True),
-        Run("apgd-dlr", "apgd-dlr", seeded(steps=o.steps, restarts=o.dlr_restarts), "gradient"),
-        Run(
-            "apgd-t",
-            "apgd-t",
-            seeded(steps=o.steps, targets=o.targets, restarts=1),
-            "gradient",
-            autoattack=True,
-        ),
-        Run(
-            "fab-t", "fab-t", seeded(steps=o.steps, targets=o.targets), "gradient", autoattack=True
-        ),
-        Run("square", "square", seeded(queries=o.queries), "blind", autoattack=True),
-        # The authors' own AutoAttack at the same budget, beside the port's four runs above
-        # (`standard.py`): the leaderboard's AutoAttack column, and their per-example agreement.
-        # It ends with Square, which needs no gradients, so it counts in the worst case but not
-        # as a gradient attack (the masking checks compare those with the blind ones).
-        Run(
-            STANDARD, STANDARD, seeded(steps=o.steps, targets=o.targets, queries=o.queries), "blind"
-        ),
-        Run("linf-noise", "linf-noise", seeded(), "blind", draws=o.noise_draws),
-    ]
-    return runs + _tail(o, with_source, "ifsgm", looped, o.sweep_max)
 
 
 def l2_sweep_top(sweep_max: float, dims: int) -> float:
@@ -154,50 +92,82 @@ def l2_sweep_top(sweep_max: float, dims: int) -> float:
     return sweep_max * math.sqrt(dims)
 
 
-def l2_runs(options: AuditOptions, with_source: bool, dims: int = 0) -> list[Run]:
-    """The L2 battery, the L∞ one's roles from the same libraries in the L2 ball: PGD-L2 at
-    1 step (the fast gradient method: one step of length ε), 7, 20 and 100 steps and from random
-    starts, APGD-CE/-DLR/-T, FAB-T and Square at norm="L2" (torchattacks), the authors'
-    AutoAttack at L2, random points on the ε-sphere, transfer (PGD-L2), DeepFool (L2 already)
-    and a PGD-L2 sweep to `l2_sweep_top`.
+@dataclass(frozen=True)
+class AuditThreat:
+    """One threat of the audit: its battery, the run that plays each part, its ε and names."""
 
-    No run records its path: PGD-L2 is torchattacks', and the signed-gradient loop (which
-    records) is the L∞ step; the path indicators say so (`checks`).
-    """
-    o, seeded = options, _seeding(options)
+    name: str
+    ball: str  # as reports write it
+    iterative: str  # the iterative attack's name in reports
+    attack: str  # the iterative attack (7/20/100 steps, transfer, the sweep)
+    backend: str | None  # L∞'s: the signed-gradient loop, which records its path
+    single_step: Callable[[float], Run]  # the single-step run at ε
+    suffix: str  # ends the names of the library attacks (APGD, FAB, Square, AutoAttack)
+    parts: Mapping[str, str]  # run label by `PARTS` entry
+    sweep_top: Callable[[float, int], float]  # (sweep_max, values per input): the sweep's end
+    default_eps: Callable[[str], float]  # the ε a dataset is audited at
+    eps_max: Callable[[float], float]  # (sweep_max): the largest ε accepted
+    eps_text: Callable[[float], str]  # ε as audit.md writes it
+    file_tag: Callable[[float], str]  # ε as audit.md's file name writes it
+    eps_scale: float  # the optimality table's ε column (L∞ in 1/255 steps)
+    eps_header: str
 
-    def pgd(label: str, value: float, steps: int, role: str = "gradient") -> Run:
-        return Run(label, "pgd-l2", {"eps": value, "steps": steps}, role)
+    def step(self, label: str, eps: float, steps: int, role: str = "gradient") -> Run:
+        """The iterative attack at `eps` (on L∞'s loop: its best iterate, its path recorded)."""
+        return Run(label, self.attack, {"eps": eps, "steps": steps}, role, backend=self.backend)
 
-    def strong(name: str, role: str = "gradient", autoattack: bool = False, **params: Any) -> Run:
-        return Run(name, name, seeded(**params), role, autoattack=autoattack)
+    def runs(self, o: AuditOptions, with_source: bool, dims: int = 0) -> list[Run]:
+        """The battery, in order: the single step, the iterative attack at 7/20/100 steps and
+        from random starts, APGD-CE/-DLR/-T, FAB-T, Square, the authors' AutoAttack, noise,
+        transfer (only with a source model), DeepFool, the sweep to `sweep_top` (`dims`)."""
+        part, s = self.parts, self.suffix
 
-    runs = [
-        pgd("pgd-l2-1", o.eps, 1),
-        pgd("pgd-l2-7", o.eps, 7),
-        pgd("pgd-l2-20", o.eps, 20),
-        pgd("pgd-l2-100", o.eps, 100),
-        strong("pgd-l2-restarts", steps=20, restarts=o.restarts),
-        strong("apgd-ce-l2", autoattack=True, steps=o.steps, restarts=1),
-        strong("apgd-dlr-l2", steps=o.steps, restarts=o.dlr_restarts),
-        strong("apgd-t-l2", autoattack=True, steps=o.steps, targets=o.targets, restarts=1),
-        strong("fab-t-l2", autoattack=True, steps=o.steps, targets=o.targets),
-        strong("square-l2", "blind", True, queries=o.queries),
-        strong(STANDARD_L2, "blind", steps=o.steps, targets=o.targets, queries=o.queries),
-        Run("l2-noise", "l2-noise", seeded(), "blind", draws=o.noise_draws),
-    ]
-    return runs + _tail(o, with_source, "pgd-l2", pgd, l2_sweep_top(o.sweep_max, dims))
+        def library(
+            name: str,
+            role: str = "gradient",
+            autoattack: bool = False,
+            draws: int = 1,
+            **params: Any,
+        ) -> Run:
+            """A randomized attack: ε, then `params`, then the attack seed."""
+            seeded = {"eps": o.eps, **params, "seed": o.attack_seed}
+            return Run(name, name, seeded, role, draws=draws, autoattack=autoattack)
+
+        runs = [
+            self.single_step(o.eps),
+            *(self.step(part[f"steps-{n}"], o.eps, n) for n in (7, 20, 100)),
+            library(part["restarts"], steps=20, restarts=o.restarts),
+            library(f"apgd-ce{s}", autoattack=True, steps=o.steps, restarts=1),
+            library(f"apgd-dlr{s}", steps=o.steps, restarts=o.dlr_restarts),
+            library(f"apgd-t{s}", autoattack=True, steps=o.steps, targets=o.targets, restarts=1),
+            library(f"fab-t{s}", autoattack=True, steps=o.steps, targets=o.targets),
+            library(part["square"], "blind", True, queries=o.queries),
+            # The authors' own AutoAttack (`standard.py`), the leaderboard's column: it ends with
+            # Square, so it counts in the worst case but not as a gradient attack.
+            library(part["standard"], "blind", steps=o.steps, targets=o.targets, queries=o.queries),
+            library(part["noise"], "blind", draws=o.noise_draws),
+        ]
+        if with_source:
+            params = {"eps": o.eps, "steps": 20}
+            runs.append(Run(part["transfer"], self.attack, params, "blind", transfer=True))
+        runs.append(Run("deepfool", "deepfool", {"steps": o.deepfool_steps}, "unbounded"))
+        for value in sweep_eps(o.eps, self.sweep_top(o.sweep_max, dims))[1:]:
+            runs.append(self.step(f"sweep-{value:.4g}", value, 20, "unbounded"))
+        return runs
 
 
 THREATS: Registry[AuditThreat] = Registry("audit threat")
 THREATS.add(
     "Linf",
     AuditThreat(
-        "Linf",
-        "L∞",
-        "IFSGM",
-        linf_runs,
-        {
+        name="Linf",
+        ball="L∞",
+        iterative="IFSGM",
+        attack="ifsgm",
+        backend="ours",
+        single_step=lambda eps: Run("fgsm", "fgsm", {"eps": eps}, "gradient"),
+        suffix="",
+        parts={
             "single-step": "fgsm",
             "steps-7": "ifsgm-7",
             "steps-20": "ifsgm-20",
@@ -208,22 +178,28 @@ THREATS.add(
             "transfer": "transfer",
             "standard": STANDARD,
         },
-        linf_eps,
-        lambda sweep_max: sweep_max,
-        lambda eps: f"{eps * 255:g}/255 ({eps:.4g})",
-        lambda eps: f"eps{eps * 255:g}",
-        255.0,
-        "ε × 255",
+        # Every input reaches mid-gray at L∞ 0.5, whatever its size.
+        sweep_top=lambda sweep_max, dims: sweep_max,
+        default_eps=linf_eps,
+        eps_max=lambda sweep_max: sweep_max,
+        eps_text=lambda eps: f"{eps * 255:g}/255 ({eps:.4g})",
+        file_tag=lambda eps: f"eps{eps * 255:g}",
+        eps_scale=255.0,
+        eps_header="ε × 255",
     ),
 )
 THREATS.add(
     "L2",
     AuditThreat(
-        "L2",
-        "L2",
-        "PGD-L2",
-        l2_runs,
-        {
+        name="L2",
+        ball="L2",
+        iterative="PGD-L2",
+        attack="pgd-l2",
+        backend=None,
+        # The fast gradient method: one step of length ε.
+        single_step=lambda eps: Run("pgd-l2-1", "pgd-l2", {"eps": eps, "steps": 1}, "gradient"),
+        suffix="-l2",
+        parts={
             "single-step": "pgd-l2-1",
             "steps-7": "pgd-l2-7",
             "steps-20": "pgd-l2-20",
@@ -232,15 +208,16 @@ THREATS.add(
             "square": "square-l2",
             "noise": "l2-noise",
             "transfer": "transfer",
-            "standard": STANDARD_L2,
+            "standard": f"{STANDARD}-l2",
         },
-        l2_eps,
+        sweep_top=l2_sweep_top,
+        default_eps=l2_eps,
         # An L2 ball has no radius that holds every image of every size; the sweep's top
         # follows the input size instead (`l2_sweep_top`).
-        lambda sweep_max: math.inf,
-        lambda eps: f"{eps:.4g}",
-        lambda eps: f"L2-eps{eps:.4g}",
-        1.0,
-        "ε",
+        eps_max=lambda sweep_max: math.inf,
+        eps_text=lambda eps: f"{eps:.4g}",
+        file_tag=lambda eps: f"L2-eps{eps:.4g}",
+        eps_scale=1.0,
+        eps_header="ε",
     ),
 )
