@@ -1,10 +1,7 @@
 """Analysis registry: `robustbench-lr analyze KIND` runs `ANALYSES[KIND]` on a loaded target.
 
-Each entry's `run(target, options)`, an experiment (`experiments.Outcome` out), takes the model
-under test already loaded on its test subset (`target.Target`); the faces that name an analysis
-(the `analyze` command, `robustbench_lr.analyze`, the bench's analysis jobs) load it, with the
-training split when the entry's `needs_train` says so. To add an analysis: write a module with
-an `Analysis` value (see `analysis/base.py`) and add it to the tuple below.
+To add an analysis: write a module with an `Analysis` value (see `analysis/base.py`) and add it
+to the tuple below.
 """
 
 from __future__ import annotations

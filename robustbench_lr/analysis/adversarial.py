@@ -8,10 +8,8 @@ N-LR of the same dataset and architecture) and evaluated on the analysed one.
 `stop_on=CHECKPOINT` is Table 6's N-LR protocol (D.5, see `matched_examples`): crafted with the
 analysed model's gradients, each example iterated until it fools that other model.
 
-Those two models are the only ones an analysis loads itself: they are named by the analysis'
-own options, which only the analyses that craft examples read, so they come in through
-`target.load_companion` (the loader of every second model, with its same-data check) beside
-the target the face loaded.
+Those two models are the only ones an analysis loads itself (named by its own options), through
+`target.load_companion`, the loader of every second model with its same-data check.
 """
 
 from __future__ import annotations
@@ -24,6 +22,8 @@ import torch
 from torch import nn
 
 from robustbench_lr.analysis.base import AnalysisOptions
+from robustbench_lr.attacks import ATTACKS, resolve, run_attack
+from robustbench_lr.attacks.search import SEARCHES
 from robustbench_lr.config import parse_fraction
 from robustbench_lr.target import Target, load_companion
 
@@ -48,8 +48,6 @@ class AttackRun:
 
     def craft(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Adversarial examples of `x` against `model` through the attack harness."""
-        from robustbench_lr.attacks import run_attack
-
         return run_attack(self.name, model, x, y, backend=self.backend, **self.params)
 
 
@@ -60,8 +58,6 @@ def attack_runs(
 
     Unknown attack names fail with the registry's list of valid choices.
     """
-    from robustbench_lr.attacks import ATTACKS, resolve
-
     names = [
         a.strip() for a in options.get("attacks", str, default_attacks).split(",") if a.strip()
     ]
@@ -98,10 +94,7 @@ class AttackSource:
 
 def attack_source(target: Target, options: AnalysisOptions) -> AttackSource:
     """White-box on the target's model, or black-box from the checkpoint named by
-    `--option source=DIR`.
-
-    The source must be trained on the same dataset, or its examples mean nothing to the target.
-    """
+    `--option source=DIR` (trained on the same dataset, or its examples mean nothing here)."""
     if "source" not in options.extra:
         return AttackSource(target.model, "white", "")
     path = Path(options.extra["source"])
@@ -128,14 +121,10 @@ def matched_examples(
     run: AttackRun, model: nn.Module, judge: nn.Module, x: torch.Tensor, y: torch.Tensor
 ) -> torch.Tensor:
     """Table 6's N-LR examples (D.5): "obtaining the gradient using ResNet18-N-LR but stopping
-    the iteration only when the adversarial example could fool ResNet18-1-LR", so the N-LR
-    hybrid faces as much noise as the 1-LR one. Each search of `attacks.search.SEARCHES`
-    knows its own version (IFSGM/ILL: the early-stopped update judged by `judge`; DeepFool:
-    its perturbation extended along its direction until `judge` is fooled). Samples the judge
-    never gets wrong end at the last iterate (callers count only the fooled ones).
+    the iteration only when the adversarial example could fool ResNet18-1-LR". Each search of
+    `attacks.search.SEARCHES` knows its own version; samples the judge never gets wrong end at
+    the last iterate (callers count only the fooled ones).
     """
-    from robustbench_lr.attacks.search import SEARCHES
-
     if run.name not in SEARCHES:
         raise ValueError(
             f"the stop_on protocol supports {', '.join(SEARCHES.names())}; not {run.name!r}"

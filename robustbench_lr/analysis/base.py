@@ -1,14 +1,10 @@
 """The analysis plug-in: a named function from a loaded target to rows of the results file.
 
-Every representation analysis of the paper (Section 4 of SPEC: variance ratio, hybrid
-max-margin models, stability, cushion, ...) has the same shape: take the model under test on
-its seeded test subset (`target.Target`), compute numbers, return tidy rows (and maybe a figure
-next to the results file). Like an attack sweep or a ρ search, an analysis never loads the
-model it describes: the faces (`robustbench-lr analyze KIND`, `robustbench_lr.analyze`, the
-bench's analysis jobs) load the target, with the training split when the entry says it reads
-it (`Analysis.needs_train`), so every face hands an analysis the same images for the same
-`--n/--seed`. Adding an analysis is adding one `Analysis` value to the tuple in
-`analysis/__init__.py`.
+Every representation analysis of the paper (Section 4 of SPEC) takes the model under test on its
+seeded test subset (`target.Target`) and returns tidy rows (and maybe a figure). It never loads
+the model it describes: the faces (`robustbench-lr analyze KIND`, `robustbench_lr.analyze`, the
+bench's analysis jobs) load it, so every face hands an analysis the same images for the same
+`--n/--seed`.
 """
 
 from __future__ import annotations
@@ -57,15 +53,10 @@ class AnalysisOptions:
 class Analysis:
     """A registered analysis: `run(target, options)`, an experiment (`experiments.Outcome`).
 
-    `target` is the model under test on its test subset: the seeded uniform subset of
-    `options.n` images (`options.seed`; the whole test split for `n=None`), on
-    `options.device`. Its training split is one image unless `needs_train` (the hybrids, the
-    cushion and the clusters fit or measure on the training images): a face loads the target
-    with `train=needs_train`, so large datasets cost memory only where they are read.
-
-    `run` must not write to the results file itself (the face appends its rows); it may
-    write figures beside `options.results` (analysis/plotting.py) and list them in
-    `Outcome.files`.
+    `target` is the model under test on the test subset `options` names; its training split is
+    one image unless `needs_train`, so large datasets cost memory only where they are read.
+    `run` must not write to the results file itself (the face appends its rows); it may write
+    figures beside `options.results` (analysis/plotting.py) and list them in `Outcome.files`.
 
     `crafts_adversarial`: the analysis attacks the model, so a bench runs it on the attacks'
     test subset (the same images as the attack rows) rather than the whole test set. `boxes`:
@@ -86,8 +77,7 @@ class Analysis:
 
     def load(self, origin: Any, options: AnalysisOptions) -> Target:
         """`origin` (a checkpoint folder or an external model) as the target this analysis
-        reads: the subset `options` names, with the training split when `needs_train`. The
-        faces that name an analysis call it; a bench job loads through its target spec."""
+        reads; a bench job loads through its target spec instead."""
         return load_analysed(origin, options, self.needs_train)
 
 

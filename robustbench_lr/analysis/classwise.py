@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from robustbench_lr import models
 from robustbench_lr.analysis.base import Analysis, AnalysisOptions, analysis_tap
@@ -62,8 +63,6 @@ def run_classwise(target: Target, options: AnalysisOptions) -> Outcome:
 
 def plot_shares(out: Path, cfg: dict, tap: str, shares: dict[int, float]) -> Path:
     """Fig. 7: one bar per class."""
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(max(4.0, 0.25 * len(shares) + 2), 3))
     ax = fig.add_subplot()
     ax.bar([str(c) for c in shares], list(shares.values()))

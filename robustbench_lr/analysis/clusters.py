@@ -15,23 +15,15 @@ explain). Scatter in `figures/clusters_*.png`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from robustbench_lr.analysis.base import Analysis, AnalysisOptions, analysis_tap
 from robustbench_lr.analysis.compression import hybrid_pipeline, tap_features
 from robustbench_lr.analysis.plotting import figure_stem, save_figure
 from robustbench_lr.experiments import Outcome
 from robustbench_lr.target import Target
-
-if TYPE_CHECKING:  # scikit-learn is imported when the analysis runs, not when the CLI starts
-    from sklearn.pipeline import Pipeline
-
-
-def pca2_projection(train: np.ndarray, seed: int) -> Pipeline:
-    """Standardize -> 2-component PCA fitted on the training features only."""
-    return hybrid_pipeline(2, seed)[:-1].fit(train)
 
 
 def run_clusters(target: Target, options: AnalysisOptions) -> Outcome:
@@ -41,7 +33,8 @@ def run_clusters(target: Target, options: AnalysisOptions) -> Outcome:
     model, data = target.model, target.data
     cfg = target.meta["config"]
     tap = analysis_tap(model, options, cfg["arch"])
-    projection = pca2_projection(tap_features(model, data.x_train, tap), options.seed)
+    # the hybrid's standardize -> 2-component PCA, fitted on the training features only
+    projection = hybrid_pipeline(2, options.seed)[:-1].fit(tap_features(model, data.x_train, tap))
     points = projection.transform(tap_features(model, data.x_test, tap))
     labels = data.y_test.numpy()
     score = float(silhouette_score(points, labels))
@@ -63,8 +56,6 @@ def plot_clusters(
     out: Path, cfg: dict, tap: str, points: np.ndarray, labels: np.ndarray, score: float
 ) -> Path:
     """Fig. 8: the projected test points coloured by label."""
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(4.5, 4))
     ax = fig.add_subplot()
     cmap = "tab10" if labels.max() < 10 else "tab20"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -73,18 +74,9 @@ def hybrid_pipeline(dim: int, seed: int) -> Pipeline:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    steps: list[tuple[str, object]] = [("scale", StandardScaler())]
-    if dim != FULL:
-        steps.append(("pca", PCA(n_components=dim, random_state=seed)))
-    steps.append(
-        (
-            "svm",
-            SGDClassifier(
-                loss="hinge", alpha=HINGE_ALPHA, learning_rate="optimal", random_state=seed
-            ),
-        )
-    )
-    return Pipeline(steps)
+    pca = [] if dim == FULL else [("pca", PCA(n_components=dim, random_state=seed))]
+    svm = SGDClassifier(loss="hinge", alpha=HINGE_ALPHA, learning_rate="optimal", random_state=seed)
+    return Pipeline([("scale", StandardScaler()), *pca, ("svm", svm)])
 
 
 def fit_hybrid(features: np.ndarray, labels: np.ndarray, dim: int, seed: int) -> Pipeline:
@@ -151,14 +143,8 @@ def hybrid_rows(
     heads = fit_heads(train, y_train, dims, seed)
     for dim, head in heads.items():
         projected = {**base, "dim": dim_value(dim)}
-        rows.append(
-            {
-                **projected,
-                "metric": "hybrid_acc",
-                "value": accuracy_percent(head, test, y_test),
-                "n": len(y_test),
-            }
-        )
+        accuracy = accuracy_percent(head, test, y_test)
+        rows.append({**projected, "metric": "hybrid_acc", "value": accuracy, "n": len(y_test)})
         rows += [
             {**projected, "metric": metric, "value": count}
             for metric, count in head_param_rows(head, dim).items()
@@ -170,7 +156,9 @@ def run_hybrid(
     target: Target, options: AnalysisOptions, default_tap: models.TapRole = models.last_tap
 ) -> Outcome:
     """Table 5a: hybrid accuracy per PCA dimension at a tap (default: `default_tap(arch)`, the
-    layer before the last FC)."""
+    layer before the last FC). With `models.deep_tap`, Tables 5b and 8 (`hybrid-deep`): the
+    ResNet hybrid before block 4 replaces the 4th block and the FC by one linear model, the
+    VGG19 one sits before the third-last FC layer; dims default to the paper's full, 20, 10."""
     model = target.model
     arch = target.meta["config"]["arch"]
     tap = analysis_tap(model, options, arch, default_tap)
@@ -186,13 +174,6 @@ def run_hybrid(
         + f"; the head replaces {by_metric[('params_replaced', None)]:.0f} parameters"
     ]
     return Outcome(rows, lines)
-
-
-def run_hybrid_deep(target: Target, options: AnalysisOptions) -> Outcome:
-    """Tables 5b and 8: the hybrid at the deeper tap (ResNet: before block 4, which replaces the
-    4th block and the FC by one linear model; VGG19: before the third-last FC layer); dims
-    default to the paper's full, 20, 10."""
-    return run_hybrid(target, options, models.deep_tap)
 
 
 def fooled_mask(
@@ -225,24 +206,18 @@ def run_maxmargin(target: Target, options: AnalysisOptions) -> Outcome:
     """Table 6: accuracy of the hybrid max-margin model on adversarial examples that fooled
     the network (white-box by default, black-box with `--option source=CHECKPOINT`).
 
-    The examples are crafted on the (test subset `--n` of the) test set with each of
-    `--option attacks=deepfool,ill,ifsgm` (budget `--option eps=`, `--option steps=`); those
-    that the analysed network classified correctly when clean and wrongly when attacked are
-    pushed through the same tap -> PCA -> linear model as the hybrid of Table 5 (fitted on the
-    training set, `--dims`, default full), and the fraction it classifies correctly is the
-    row's value (metric `maxmargin_acc`, in [0, 1] like the paper's table, `n` = the number of
-    fooled examples). A fraction, not a percent, to match Table 6.
+    The examples are crafted on the test subset with each of `--option attacks=` (budget
+    `--option eps=`, `--option steps=`); those the analysed network classified correctly when
+    clean and wrongly when attacked go through the hybrid of Table 5 (`--dims`, default full),
+    and the fraction it classifies correctly is the row's value (metric `maxmargin_acc`, a
+    fraction in [0, 1] like Table 6, `n` = the number of fooled examples).
 
     The paper's N-LR row follows another protocol (D.5): so that the N-LR hybrid faces as much
     noise as the 1-LR hybrid, its examples are crafted with the N-LR network's gradients but
     iterated until they fool the *1-LR* network. `--option stop_on=<1-LR checkpoint>` on an
-    N-LR checkpoint runs exactly that (`adversarial.matched_examples`; box `matched`, source =
-    the stop_on model): an example counts when it fooled both the 1-LR network and the
-    analysed one. Plain white-box rows of an N-LR checkpoint use examples that stop at the
-    N-LR network's own boundary (smaller perturbations than the paper's N-LR row); black-box
-    rows (`source=`) score the analysed model's hybrid on source-crafted examples that fooled
-    the analysed network — for a 1-LR checkpoint with `source=<N-LR>`, the paper's black-box
-    1-LR row.
+    N-LR checkpoint runs exactly that (`adversarial.matched_examples`; box `matched`): an
+    example counts when it fooled both networks. Black-box rows (`source=`) of a 1-LR
+    checkpoint with `source=<N-LR>` are the paper's black-box 1-LR row.
     """
     model, data = target.model, target.data
     arch = target.meta["config"]["arch"]
@@ -260,6 +235,7 @@ def run_maxmargin(target: Target, options: AnalysisOptions) -> Outcome:
     rows, lines = [], []
     x, y = data.x_test, data.y_test
     for run in runs:
+        fields = {**base, **run.fields(), "tap": tap}
         if stop is None:
             x_adv = run.craft(source.model, x, y)
             fooled = fooled_mask(model, x, x_adv, y)
@@ -269,18 +245,10 @@ def run_maxmargin(target: Target, options: AnalysisOptions) -> Outcome:
         for dim, head in heads.items():
             value, n = maxmargin_accuracy(head, model, tap, x_adv, y, fooled)
             rows.append(
-                {
-                    **base,
-                    **run.fields(),
-                    "tap": tap,
-                    "dim": dim_value(dim),
-                    "metric": "maxmargin_acc",
-                    "value": value,
-                    "n": n,
-                }
+                {**fields, "dim": dim_value(dim), "metric": "maxmargin_acc", "value": value, "n": n}
             )
             lines.append(
-                f"{run.name} ({source.box}-box, eps={run.fields()['eps']:.4g}) @ {tap} "
+                f"{run.name} ({source.box}-box, eps={fields['eps']:.4g}) @ {tap} "
                 f"d={dim_label(dim)}: hybrid correct on {value:.3f} of {n} fooled examples"
             )
     return Outcome(rows, lines)
@@ -297,7 +265,7 @@ HYBRID_DEEP = replace(
     HYBRID,
     name="hybrid-deep",
     summary="the hybrid at the deeper tap (before ResNet block 4), with parameter counts, Table 5b",
-    run=run_hybrid_deep,
+    run=partial(run_hybrid, default_tap=models.deep_tap),
 )
 MAXMARGIN = Analysis(
     name="maxmargin",

@@ -12,12 +12,10 @@ attenuating noise (the paper's explanation of the LR models' stability).
 Conventions, since the definition is written for dense layers:
 - Linear layers: W_i φ is the layer's output without its bias, so 0 ≤ μ ≤ 1 by Cauchy–Schwarz
   (‖Wv‖ ≤ ‖W‖₂‖v‖ ≤ ‖W‖_F‖v‖).
-- Convolutions: W_i φ is the layer's actual output (bias removed), ‖·‖ the norm of the whole
-  flattened input and output maps, and ‖W_i‖_F the Frobenius norm of the kernel tensor — not
-  of the (much larger) doubly-block-Toeplitz matrix the convolution is. Each input pixel meets
-  up to k_h·k_w kernel taps, so a convolution's value can exceed 1 (by at most
-  √(k_h·k_w) for stride 1); values are comparable between models of one architecture, which is
-  how Fig. 4c and Appendix E use them.
+- Convolutions: W_i φ is the layer's output (bias removed), ‖·‖ the norm of the flattened maps,
+  ‖W_i‖_F that of the kernel tensor, not of the convolution's Toeplitz matrix. Each input pixel
+  meets up to k_h·k_w kernel taps, so a value can exceed 1 (by at most √(k_h·k_w) for stride 1);
+  values compare between models of one architecture, as Fig. 4c and Appendix E use them.
 - Examples whose layer input is all zero (0/0) are left out of that layer's statistics.
 
 Every `nn.Conv2d` and `nn.Linear` of the network is measured through forward hooks in eval mode,
@@ -38,15 +36,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
 from robustbench_lr.analysis.base import Analysis, AnalysisOptions
 from robustbench_lr.analysis.plotting import figure_stem, save_figure
+from robustbench_lr.checkpoints import build_from_meta
 from robustbench_lr.data import stratified_subset
 from robustbench_lr.experiments import Outcome
+from robustbench_lr.methods.weights import weight_layers
 from robustbench_lr.target import Target
 
-LAYER_TYPES = (nn.Conv2d, nn.Linear)
 QUANTILES = {"cushion_q10": 0.1, "cushion_q50": 0.5, "cushion_q90": 0.9}
 RANDOM_INIT = "random-init"  # the `param` of the reference network's rows
 
@@ -60,7 +60,7 @@ def layer_cushions(
     numbers hold for any architecture built from Conv2d / Linear modules (no re-implementation
     of the forward pass). Norms are taken in float64.
     """
-    layers = {name: m for name, m in model.named_modules() if isinstance(m, LAYER_TYPES)}
+    layers = dict(weight_layers(model))
     if not layers:
         raise ValueError("the model has no Conv2d or Linear layer to measure")
     found: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
@@ -104,8 +104,6 @@ def cushion_summary(values: np.ndarray) -> tuple[dict[str, float], int]:
 def random_init_model(meta: dict, seed: int, device: torch.device) -> nn.Module:
     """The checkpoint's architecture, randomly initialized from `seed` (the global generator's
     state is left as it was)."""
-    from robustbench_lr.checkpoints import build_from_meta
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_from_meta(meta)
@@ -150,8 +148,6 @@ def plot_histograms(
     out: Path, cfg: dict, trained: dict[str, np.ndarray], reference: dict[str, np.ndarray]
 ) -> Path:
     """Fig. 4c / Figs. 12-15: one histogram panel per layer, trained vs random init."""
-    from matplotlib.figure import Figure
-
     names = list(trained)
     cols = min(5, len(names))
     rows = math.ceil(len(names) / cols)

@@ -30,6 +30,8 @@ from matplotlib.figure import Figure
 from robustbench_lr.analysis.adversarial import AttackRun
 from robustbench_lr.analysis.base import Analysis, AnalysisOptions
 from robustbench_lr.analysis.plotting import FIGURES_DIR, figure_stem, save_figure
+from robustbench_lr.attacks import resolve, rho
+from robustbench_lr.evaluation import predict
 from robustbench_lr.experiments import Outcome
 from robustbench_lr.files import atomic_write
 from robustbench_lr.target import Target
@@ -81,9 +83,6 @@ def load_examples(path: Path, label: str) -> Examples:
 
 def run_examples(target: Target, options: AnalysisOptions) -> Outcome:
     """Fig. 3 / 10 for one model: DeepFool on the first test images, their ρ, the images."""
-    from robustbench_lr.attacks import resolve, rho
-    from robustbench_lr.evaluation import predict
-
     model, data = target.model, target.data
     k = options.get("images", int, IMAGES)
     if k < 1:
@@ -127,18 +126,15 @@ def examples_figure(blocks: list[Examples]) -> Figure:
     cols = max(len(b.x) for b in blocks)
     fig = Figure(figsize=(1.3 * cols, 2.9 * len(blocks)))
     axes = fig.subplots(2 * len(blocks), cols, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
     for index, block in enumerate(blocks):
         top, bottom = axes[2 * index], axes[2 * index + 1]
-        for i, ax in enumerate(top):
-            ax.set_axis_off()
-            if i < len(block.x):
-                ax.imshow(_image(block.x[i]), cmap="gray", vmin=0, vmax=1)
-                ax.set_title(f"label {block.y[i]}", fontsize=7)
-        for i, ax in enumerate(bottom):
-            ax.set_axis_off()
-            if i < len(block.x):
-                ax.imshow(_image(block.x_adv[i]), cmap="gray", vmin=0, vmax=1)
-                ax.set_title(f"→ {block.pred[i]}, ρ={block.rho[i]:.2g}", fontsize=7)
+        for i in range(len(block.x)):
+            top[i].imshow(_image(block.x[i]), cmap="gray", vmin=0, vmax=1)
+            top[i].set_title(f"label {block.y[i]}", fontsize=7)
+            bottom[i].imshow(_image(block.x_adv[i]), cmap="gray", vmin=0, vmax=1)
+            bottom[i].set_title(f"→ {block.pred[i]}, ρ={block.rho[i]:.2g}", fontsize=7)
         top[0].text(-0.15, 0.5, block.label, transform=top[0].transAxes, ha="right", fontsize=8)
     return fig
 

@@ -18,18 +18,10 @@ FIGURES_DIR = "figures"
 
 def figure_stem(kind: str, cfg: dict, *parts: str) -> str:
     """A file-name-safe stem naming the analysis, the model and the setting of one figure."""
-    raw = "_".join(
-        [
-            kind,
-            cfg["dataset"],
-            cfg["arch"],
-            f"w{float(cfg['width']):g}",
-            cfg["method"],
-            f"seed{cfg['seed']}",
-            *parts,
-        ]
+    model = (
+        f"{cfg['dataset']}_{cfg['arch']}_w{float(cfg['width']):g}_{cfg['method']}_seed{cfg['seed']}"
     )
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", raw).strip("-")
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", "_".join([kind, model, *parts])).strip("-")
 
 
 def save_figure(fig: Figure, results_path: Path, stem: str) -> Path:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from robustbench_lr import models
 from robustbench_lr.analysis.adversarial import attack_runs, attack_source
@@ -114,8 +115,6 @@ def plot_pairs(
     out: Path, cfg: dict, tap: str, box: str, scatter: list[tuple[str, np.ndarray, np.ndarray]]
 ) -> Path:
     """Fig. 4b: log-log scatter of input vs representation perturbation, one colour per run."""
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(5, 4))
     ax = fig.add_subplot()
     for label, inp, rep in scatter:

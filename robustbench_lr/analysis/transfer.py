@@ -10,10 +10,8 @@ cifar100; digits relabelled by parity -> digits needs `labels=`). A model whose 
 known second labelling and no `labels=` gets no rows and a line saying so (the bench runs
 every analysis on every model). The images are compared element by element first, since
 different images would make the number meaningless. Training and test subsets (the checkpoint's
-limits, `--n`) are drawn once, from the model's own labels, and applied to both labellings:
-stratified, on the whole of both datasets, so the analysis reads the model's dataset again
-rather than the target's uniform test subset (the second labelling must be cut at the same
-indices).
+limits, `--n`) are drawn once, stratified by the model's own labels, and cut both labellings at
+the same indices: the analysis reads both whole datasets, not the target's test subset.
 
 Rows (experiment `transfer`): `hybrid_acc` (test accuracy, %, n = test images) for the model's
 own labels and for the new ones, columns `tap` and `dim` (`--dims`, default full = `inf`), param
@@ -69,14 +67,11 @@ def run_transfer(target: Target, options: AnalysisOptions) -> Outcome:
     labels = options.extra.get("labels", other_labelling(cfg["dataset"]))
     if labels is None:
         known = ", ".join(f"{a} -> {other_labelling(a)}" for a in DATASETS if other_labelling(a))
-        return Outcome(
-            [],
-            [
-                f"{checkpoint}: transfer skipped, no other labelling of "
-                f"{cfg['dataset']} is known ({known}); pass --option "
-                "labels=DATASET"
-            ],
+        skipped = (
+            f"{checkpoint}: transfer skipped, no other labelling of {cfg['dataset']} is known "
+            f"({known}); pass --option labels=DATASET"
         )
+        return Outcome([], [skipped])
     tap = analysis_tap(model, options, cfg["arch"])
     dims = tuple(options.dims) or (FULL,)
     own = load_for_checkpoint(meta, checkpoint, options.load)

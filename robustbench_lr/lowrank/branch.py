@@ -22,10 +22,9 @@ from robustbench_lr.registry import Registry
 class LowRankBranch(nn.Module):
     """Parameters of one LR branch at a tap of m units (saved with the training state).
 
-    W starts at 0 and b at 0; the branch is fitted to the (detached) activations from the first
-    step on, so that when the losses reach the network after the warm-up, W is already the
-    rank-r fit of the representation and Lc only penalizes what lies outside it (starting
-    from W = 0 would push every activation towards the constant −b, a trivial minimum).
+    W and b start at 0; the branch is fitted to the (detached) activations from the first step
+    on (see methods/lowrank.py), so the losses never see W = 0, whose trivial minimum is the
+    constant activation −b.
     """
 
     def __init__(self, m: int, rank: int) -> None:
@@ -81,9 +80,8 @@ class Bottleneck(nn.Module):
     on digits ResNet18, because W̄l W̄lᵀ's gradient grows with ‖W̄l‖², which the step itself
     grows. With unit columns the gradient shrinks as ‖W̄l‖ grows instead, so the step
     stabilizes itself; rank ≤ r is unchanged, and before the last FC nothing is lost (any
-    W̄l W̄lᵀ = U S² Uᵀ, and the FC absorbs S²). Keeping the columns exactly orthonormal (torch's
-    `parametrizations.orthogonal`) was tried too: at lr 0.1 the subspace rotated every step and
-    the network stayed at chance.
+    W̄l W̄lᵀ = U S² Uᵀ, and the FC absorbs S²). Exactly orthonormal columns (torch's
+    `parametrizations.orthogonal`) rotate the subspace every step at lr 0.1: chance accuracy.
     """
 
     def __init__(self, m: int, rank: int, parametrization: str = "normalized") -> None:

@@ -48,11 +48,8 @@ def symmetric_part(w: torch.Tensor) -> torch.Tensor:
 
 def _tolerance(eigenvalues: torch.Tensor, size: int) -> torch.Tensor:
     """Eigenvalues at or below this count as zero (numpy/pinv's rcond convention)."""
-    return (
-        eigenvalues.abs().max().clamp_min(torch.finfo(torch.float32).tiny)
-        * size
-        * torch.finfo(torch.float32).eps
-    )
+    info = torch.finfo(torch.float32)
+    return eigenvalues.abs().max().clamp_min(info.tiny) * size * info.eps
 
 
 def _top_psd(
@@ -87,10 +84,7 @@ def _eigh_smoothed(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def project_exact(
     w: torch.Tensor, r: int, generator: torch.Generator | None = None, ensemble: int = 1
 ) -> torch.Tensor:
-    """Best rank-r PSD approximation of the symmetric part of W via a full eigendecomposition.
-
-    The reference: O(m³), exact. `generator` and `ensemble` are unused (no randomness).
-    """
+    """The reference: the best rank-r PSD approximation of W's symmetric part, O(m³)."""
     with torch.autocast(w.device.type, enabled=False):
         values, vectors = _eigh_smoothed(symmetric_part(w))
         values, vectors = _top_psd(values, vectors, r)
@@ -112,37 +106,37 @@ def _seed_from(generator: torch.Generator | None) -> int:
     return int(torch.randint(0, 2**62, (1,), generator=generator).item())
 
 
-def _range_projection(
-    w: torch.Tensor, r: int, generator: torch.Generator | None, q: int, niter: int
-) -> torch.Tensor:
-    """Rank-r PSD approximation from a q-column randomized range basis with `niter` power
-    iterations (torch.svd_lowrank, Halko et al. 2011), then Rayleigh-Ritz on that basis.
+def _range_rule(oversample: int, share: int, niter: int) -> Projection:
+    """A randomized rule: a range basis of r + max(`oversample`, r // `share`) columns with
+    `niter` power iterations (torch.svd_lowrank, Halko et al. 2011), then Rayleigh-Ritz on it.
 
     svd_lowrank draws its test matrix from the global RNG, so it runs inside a forked RNG seeded
     from `generator`: the projection is reproducible and leaves the training RNG untouched.
     """
-    with torch.autocast(w.device.type, enabled=False):
-        sym = symmetric_part(w)
-        if 2 * q >= len(sym):  # a sketch this large costs more than the full decomposition
-            return project_exact(sym, r)
-        devices = (
-            [w.device.index if w.device.index is not None else torch.cuda.current_device()]
-            if w.device.type == "cuda"
-            else []
-        )
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(_seed_from(generator))
-            basis, _, _ = torch.svd_lowrank(sym, q=q, niter=niter)
-        return _rayleigh_ritz(basis, basis.T @ sym @ basis, r)
+
+    def project_range(
+        w: torch.Tensor, r: int, generator: torch.Generator | None = None, ensemble: int = 1
+    ) -> torch.Tensor:
+        q = r + max(oversample, r // share)
+        with torch.autocast(w.device.type, enabled=False):
+            sym = symmetric_part(w)
+            if 2 * q >= len(sym):  # a sketch this large costs more than the full decomposition
+                return project_exact(sym, r)
+            devices = (
+                [w.device.index if w.device.index is not None else torch.cuda.current_device()]
+                if w.device.type == "cuda"
+                else []
+            )
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(_seed_from(generator))
+                basis, _, _ = torch.svd_lowrank(sym, q=q, niter=niter)
+            return _rayleigh_ritz(basis, basis.T @ sym @ basis, r)
+
+    return project_range
 
 
-@PROJECTIONS.register("randomized")
-def project_randomized(
-    w: torch.Tensor, r: int, generator: torch.Generator | None = None, ensemble: int = 1
-) -> torch.Tensor:
-    """Randomized range finder with 2 power iterations and r + max(10, r/10) columns (Halko et
-    al. §4.2's oversampling): within ~1% of the optimal error. `ensemble` is unused."""
-    return _range_projection(w, r, generator, q=r + max(10, r // 10), niter=2)
+# 2 power iterations and Halko et al. §4.2's oversampling: within ~1% of the optimal error.
+PROJECTIONS.add("randomized", _range_rule(10, 10, niter=2))
 
 
 def _nystrom_factor(sym: torch.Tensor, r: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -158,11 +152,9 @@ def _nystrom_factor(sym: torch.Tensor, r: int, generator: torch.Generator | None
 def project_nystrom(
     w: torch.Tensor, r: int, generator: torch.Generator | None = None, ensemble: int = 1
 ) -> torch.Tensor:
-    """Ensembled Nyström rank-r approximation: t = `ensemble` members averaged, then rank ≤ r.
-
-    Each member is PSD (Lemma 1); their mean F Fᵀ/t is PSD, and its top-r eigenpairs come from
-    a QR of F (m × t·r) and an eigendecomposition of R Rᵀ (t·r × t·r), never an m × m one.
-    """
+    """t = `ensemble` Nyström members averaged, then rank ≤ r. Each member is PSD (Lemma 1), so
+    is their mean F Fᵀ/t; its top-r eigenpairs come from a QR of F (m × t·r), never an m × m
+    eigendecomposition."""
     if ensemble < 1:
         raise ValueError(f"--lr-nystrom-ensemble must be at least 1, got {ensemble}")
     with torch.autocast(w.device.type, enabled=False):
@@ -179,18 +171,9 @@ def project_nystrom(
         return _rayleigh_ritz(q, rr @ rr.T, r)
 
 
-@PROJECTIONS.register("randomized-lite")
-def project_randomized_lite(
-    w: torch.Tensor, r: int, generator: torch.Generator | None = None, ensemble: int = 1
-) -> torch.Tensor:
-    """`randomized` with 1 power iteration and half the oversampling, r + max(5, r/20) columns.
-
-    For the GPU: svd_lowrank orthonormalizes the sketch once plus twice per power iteration,
-    and those tall-skinny QRs dominate the 16,384-wide 2-LR tap's step on CUDA, so this does
-    3 QRs instead of 5, each on a slightly narrower sketch; the error grows from ~1% to ~5%
-    above the optimum on a 1/i spectrum (reports/perf.md). `ensemble` is unused.
-    """
-    return _range_projection(w, r, generator, q=r + max(5, r // 20), niter=1)
+# svd_lowrank's QRs (one, plus two per power iteration) set the 2-LR tap's cost on CUDA: 3 QRs
+# instead of 5, for ~5% instead of ~1% above the optimal error on a 1/i spectrum (reports/perf.md).
+PROJECTIONS.add("randomized-lite", _range_rule(5, 20, niter=1))
 
 
 def project(

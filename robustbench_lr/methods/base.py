@@ -6,8 +6,8 @@ saved with the training state, e.g. an LR branch or a SNIP mask), (3) add loss t
 tap activations (`penalty`), (4) act after each optimizer step (`after_step`, e.g. the rank
 projection or re-masking), and (5) replace the data term of the loss (`objective`: adversarial
 training computes it on crafted inputs, PGD-AT and TRADES), and (6) refuse options that do not
-fit the built network before training writes anything (`check`). Every hook has a do-nothing default;
-`objective`'s is plain cross-entropy on the batch.
+fit the built network (a tap it lacks) before training writes anything (`check`, which changes
+nothing). Every hook has a do-nothing default; `objective`'s is plain cross-entropy on the batch.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from torch import nn
 
 from robustbench_lr.data import DatasetSpec
 from robustbench_lr.models import StagedNet
+from robustbench_lr.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,19 @@ def checked_option(
         if not valid(value):
             raise ValueError(f"{flag} takes {rule}, got {text!r}")
         return value
+
+    return check
+
+
+def choice_option(flag: str, registry: Registry[Any]) -> Callable[[str], str]:
+    """An option's parser for `flag` that accepts only the names registered in `registry`."""
+
+    def check(text: str) -> str:
+        if text not in registry:
+            raise ValueError(
+                f"unknown {flag} {text!r}; valid choices: {', '.join(registry.names())}"
+            )
+        return text
 
     return check
 
@@ -119,7 +133,7 @@ def cross_entropy_objective(model: StagedNet, batch: Batch, opts: dict[str, Any]
     return Objective(F.cross_entropy(logits.float(), batch.y), logits, acts)
 
 
-def _no_structure(model: StagedNet, arch: str, opts: dict[str, Any]) -> None:
+def _nothing(*args: Any) -> None:
     return None
 
 
@@ -135,12 +149,6 @@ def _no_penalty(
     aux: nn.Module, acts: dict[str, torch.Tensor], progress: Progress, opts: dict[str, Any]
 ) -> PenaltyTerms:
     return PenaltyTerms()
-
-
-def _no_after_step(
-    model: StagedNet, aux: nn.Module, progress: Progress, opts: dict[str, Any]
-) -> None:
-    return None
 
 
 def _all_trainable(aux: nn.Module, opts: dict[str, Any]) -> list[dict[str, Any]]:
@@ -162,16 +170,14 @@ class Method:
     # comparisons) or "adversarial"; the paper's tables pick their rows by family.
     family: str
     options: tuple[Option, ...] = ()
-    structure: Callable[[StagedNet, str, dict[str, Any]], None] = _no_structure
-    # Refuses options that do not fit the built network (a tap it lacks), so training can
-    # ask before it writes anything; it changes nothing.
-    check: Callable[[StagedNet, str, dict[str, Any]], None] = _no_structure
+    structure: Callable[[StagedNet, str, dict[str, Any]], None] = _nothing
+    check: Callable[[StagedNet, str, dict[str, Any]], None] = _nothing
     prepare: Callable[[TrainContext, dict[str, Any]], nn.Module] = _no_aux
     taps: Callable[[str, dict[str, Any]], list[str]] = _no_taps
     penalty: Callable[
         [nn.Module, dict[str, torch.Tensor], Progress, dict[str, Any]], PenaltyTerms
     ] = _no_penalty
-    after_step: Callable[[StagedNet, nn.Module, Progress, dict[str, Any]], None] = _no_after_step
+    after_step: Callable[[StagedNet, nn.Module, Progress, dict[str, Any]], None] = _nothing
     # Parameter groups of the auxiliary module for the shared SGD optimizer; a method that
     # updates its own parameters in `after_step` returns [].
     aux_param_groups: Callable[[nn.Module, dict[str, Any]], list[dict[str, Any]]] = _all_trainable

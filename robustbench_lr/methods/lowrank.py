@@ -28,13 +28,11 @@ How the defaults avoid the two failure modes seen on digits ("Pitfalls"):
   Hessian in b is 2(W − I)², already of order 1). W and b are updated from the unweighted Lc
   on detached activations, so λc only weights the network's side.
 - The default projection is `randomized`: within 1.2% of the optimal rank-r error and 11x
-  faster than `exact` at m = 4096, r = 100 (one CPU thread), while the paper's ensembled
-  Nyström is 1.3-1.8x the optimal error on a smooth spectrum (reports/perf.md, made by
-  benchmarks/projection.py). For the cost of the wide 2-LR tap two cheaper rules
-  are selectable, `--lr-projection randomized-lite` (one power iteration, less oversampling)
-  and `nystrom`; at 2-LR's real width m = 16,384, r = 500 they take 0.75x and 0.39x
-  `randomized`'s CPU time for 1.06x and 1.67x the optimal error. The default stays
-  `randomized` until the same comparison on a GPU decides (committed reports depend on it).
+  faster than `exact` at m = 4096, r = 100 (one CPU thread); the paper's ensembled Nyström is
+  1.3-1.8x the optimal error on a smooth spectrum. At 2-LR's m = 16,384, r = 500,
+  `randomized-lite` and `nystrom` take 0.75x and 0.39x its CPU time for 1.06x and 1.67x the
+  optimal error (reports/perf.md, made by benchmarks/projection.py); the default stays until
+  the same comparison on a GPU decides (committed reports depend on it).
 """
 
 from __future__ import annotations
@@ -60,6 +58,7 @@ from robustbench_lr.methods.base import (
     Progress,
     TrainContext,
     checked_option,
+    choice_option,
 )
 from robustbench_lr.models import StagedNet
 
@@ -70,14 +69,6 @@ WARMUP_SHARE = 50 / 350  # paper Appendix C: 50 of 350 epochs without LR
 # 1.85/1.80/1.75/1.73x the optimal rank-r error; over two runs t <= 2 took 0.4-0.8 s and t = 8
 # 1.1 s. t = 2 costs about what one member does; larger t buy at most 4% error for up to 3x time.
 NYSTROM_ENSEMBLE = 2
-
-
-def _projection_name(text: str) -> str:
-    if text not in PROJECTIONS:
-        raise ValueError(
-            f"unknown --lr-projection {text!r}; valid choices: {', '.join(PROJECTIONS.names())}"
-        )
-    return text
 
 
 def parse_rank_spec(text: str) -> dict[str, int]:
@@ -104,20 +95,23 @@ def _rank_spec(text: str) -> str:
 
 
 def target_ranks(
-    arch: str, taps: list[str], sizes: dict[str, int], spec: str | None
-) -> dict[str, int]:
-    """The rank r of each tap's branch: `--lr-rank`, else 100 (last tap) / 500 (deep), ≤ m."""
+    model: StagedNet, arch: str, taps: list[str], spec: str | None
+) -> dict[str, tuple[int, int]]:
+    """(m, r) of each tap's branch: m units (of a model built by `models.build`) and rank r from
+    `--lr-rank`, else 100 (last tap) / 500 (deep), ≤ m."""
+    channels, size, _ = model.input_shape
+    sizes = models.tap_sizes(model, channels, size)
     given = parse_rank_spec(spec) if spec is not None else {}
     stray = sorted(set(given) - set(taps) - {"*"})
     if stray:
         raise ValueError(
             f"--lr-rank names taps {stray} that this method does not use; its taps: {', '.join(taps)}"
         )
-    ranks = {}
+    shapes = {}
     for tap in taps:
         default = LAST_RANK if tap == models.last_tap(arch) else DEEP_RANK
-        ranks[tap] = min(given.get(tap, given.get("*", default)), sizes[tap])
-    return ranks
+        shapes[tap] = (sizes[tap], min(given.get(tap, given.get("*", default)), sizes[tap]))
+    return shapes
 
 
 def warmup_epochs(opts: dict[str, Any], epochs: int) -> int:
@@ -153,7 +147,7 @@ BRANCH_OPTIONS = (
     ),
     Option(
         "lr_projection",
-        _projection_name,
+        choice_option("--lr-projection", PROJECTIONS),
         "randomized",
         f"rank projection: {', '.join(PROJECTIONS.names())}",
     ),
@@ -204,10 +198,8 @@ def _branch_taps(*roles: models.TapRole):
 
 def _prepare(taps_of):
     def prepare(ctx: TrainContext, opts: dict[str, Any]) -> nn.Module:
-        taps = taps_of(ctx.arch, opts)
-        sizes = models.tap_sizes(ctx.model, ctx.spec.channels, ctx.spec.size)
-        ranks = target_ranks(ctx.arch, taps, sizes, opts["lr_rank"])
-        branches = {tap: LowRankBranch(sizes[tap], ranks[tap]) for tap in taps}
+        shapes = target_ranks(ctx.model, ctx.arch, taps_of(ctx.arch, opts), opts["lr_rank"])
+        branches = {tap: LowRankBranch(m, r) for tap, (m, r) in shapes.items()}
         return Branches(branches, ctx.seed, warmup_epochs(opts, ctx.epochs))
 
     return prepare
@@ -277,9 +269,7 @@ def _describe_branches(model: StagedNet, aux: nn.Module, opts: dict[str, Any]) -
 
 def _check_ranks(taps_of):
     def check(model: StagedNet, arch: str, opts: dict[str, Any]) -> None:
-        channels, size, _ = model.input_shape
-        sizes = models.tap_sizes(model, channels, size)
-        target_ranks(arch, taps_of(arch, opts), sizes, opts["lr_rank"])
+        target_ranks(model, arch, taps_of(arch, opts), opts["lr_rank"])
 
     return check
 
@@ -343,11 +333,8 @@ def _bottle_structure(model: StagedNet, arch: str, opts: dict[str, Any]) -> None
         raise ValueError(
             f"--bottle-taps {unknown} not in {arch}; its taps: {', '.join(model.tap_names)}"
         )
-    channels, size, _ = model.input_shape
-    sizes = models.tap_sizes(model, channels, size)
-    ranks = target_ranks(arch, taps, sizes, opts["lr_rank"])
-    for tap in taps:
-        model.tap_transforms[tap] = Bottleneck(sizes[tap], ranks[tap], opts["bottle_param"])
+    for tap, (m, r) in target_ranks(model, arch, taps, opts["lr_rank"]).items():
+        model.tap_transforms[tap] = Bottleneck(m, r, opts["bottle_param"])
 
 
 def _describe_bottleneck(model: StagedNet, aux: nn.Module, opts: dict[str, Any]) -> dict[str, Any]:

@@ -7,12 +7,11 @@ after every optimizer step, so the methods never ask which strategy runs.
 
 - `torch` (default): torch's own step inside each layer's forward; `step()` does nothing.
 - `batched`: the layers' in-forward step is switched off, and `step()` advances all layers
-  whose weights share a shape with one batched matmul per direction. Hand-written
-  because nothing in torch or elsewhere batches spectral norm across layers: the
-  parametrization is per module, and on a GPU its power step's 8 tiny kernels per layer per
-  step (2 `mv`, 2 × norm/clamp/div) are launch-bound (SN/SRN cost 3.2-3.5x N-LR's step on an H100, reports/perf.md). The gain is
-  bounded by how many layers share a shape: a ResNet18's 21 weight layers come in 12 shapes,
-  and σ = uᵀWv and W/σ (and their backward) stay per layer, as torch computes them.
+  whose weights share a shape with one batched matmul per direction. Nothing in torch batches
+  spectral norm across layers, and on a GPU its per-layer power step's 8 tiny kernels are
+  launch-bound (SN/SRN cost 3.2-3.5x N-LR's step on an H100, reports/perf.md). The gain is
+  bounded by how many layers share a shape (a ResNet18's 21 weight layers come in 12 shapes);
+  σ = uᵀWv and W/σ (and their backward) stay per layer, as torch computes them.
 
 The batched step is the same arithmetic at the same moments: torch steps on W at the start of
 forward k, i.e. on the weights optimizer step k−1 produced; `batched` steps right after that
@@ -23,14 +22,16 @@ each layer's buffers, so checkpoints and resumes are unchanged.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _SpectralNorm
 
-from robustbench_lr.methods.base import Option, Progress
+from robustbench_lr.methods.base import Option, Progress, choice_option
 from robustbench_lr.methods.weights import weight_layers
 from robustbench_lr.registry import Registry
 
@@ -52,12 +53,9 @@ class InForward(nn.Module):
 
 
 class Batched(nn.Module):
-    """One power-iteration step for every group of same-shape weights at once.
-
-    Per group of G same-shape layers: a stack of the weights and of v, two `bmm`s and two
-    normalizations (~10 kernels), instead of G × (2 `mv` + 2 normalizations) (8·G kernels);
-    then one fused copy of all layers' new u and v. Holds no state of its own (the groups are
-    a plain list, not submodules, so nothing is saved twice).
+    """One power-iteration step for every group of same-shape weights at once (~10 kernels per
+    group instead of 8 per layer). Holds no state of its own: the groups are a plain list, not
+    submodules, so nothing is saved twice.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -73,12 +71,10 @@ class Batched(nn.Module):
     def step(self) -> None:
         """u ← normalize(W v), v ← normalize(Wᵀ u) for every layer, in float32, as torch.
 
-        Runs outside autocast (after the optimizer step, or in `prepare`). The 4-d conv weights
-        are stacked before they are flattened: on CUDA they are channels_last, and flattening
-        each one first would cost a copy kernel per layer. The new vectors go back into the
-        layers' own buffers with one `_foreach_copy_` (one multi-tensor launch on CUDA, as
-        torch's fused optimizers use) rather than buffers that are views of one stacked
-        tensor, which the checkpoint's safetensors file refuses to save (shared storage).
+        Conv weights are stacked before they are flattened (on CUDA they are channels_last, and
+        flattening each first costs a copy per layer). The new vectors go back into the layers'
+        own buffers with one `_foreach_copy_`: buffers that are views of one stacked tensor
+        would share storage, which the checkpoint's safetensors file refuses to save.
         """
         targets, values = [], []
         for group in self.groups:
@@ -98,17 +94,9 @@ POWER_ITERATIONS.add("torch", InForward)
 POWER_ITERATIONS.add("batched", Batched)
 
 
-def _strategy_name(text: str) -> str:
-    if text not in POWER_ITERATIONS:
-        raise ValueError(
-            f"unknown --power-iteration {text!r}; valid choices: {', '.join(POWER_ITERATIONS.names())}"
-        )
-    return text
-
-
 POWER_ITERATION = Option(
     "power_iteration",
-    _strategy_name,
+    choice_option("--power-iteration", POWER_ITERATIONS),
     "torch",
     "how the spectral-norm power iteration steps: torch (each layer in its forward, "
     "torch.nn.utils.parametrizations) or batched (all same-shape layers in one bmm after each "
@@ -116,9 +104,15 @@ POWER_ITERATION = Option(
 )
 
 
-def attach(model: nn.Module, name: str) -> nn.Module:
-    """The strategy `name` over `model`'s parametrized layers: the aux module `prepare` returns."""
-    return POWER_ITERATIONS.get(name)(model)
+def normalize_weights(
+    model: nn.Module, parametrization: Callable[[torch.Tensor], nn.Module], strategy: str
+) -> nn.Module:
+    """SN's and SRN's `prepare`: register `parametrization(weight)` on every conv and linear
+    layer, before the optimizer is built so that it trains the unnormalized originals, and
+    return the power-iteration `strategy` over them (the aux module)."""
+    for _, module in weight_layers(model):
+        parametrize.register_parametrization(module, "weight", parametrization(module.weight))
+    return POWER_ITERATIONS.get(strategy)(model)
 
 
 def after_step(model: nn.Module, aux: nn.Module, progress: Progress, opts: dict[str, Any]) -> None:

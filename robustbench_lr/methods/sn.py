@@ -11,16 +11,16 @@ plain model. `--power-iteration batched` steps all same-shape layers' u, v toget
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _SpectralNorm
 
 from robustbench_lr.methods.base import Method, TrainContext
-from robustbench_lr.methods.power_iteration import POWER_ITERATION, after_step, attach
-from robustbench_lr.methods.weights import like, spectra, weight_layers
+from robustbench_lr.methods.power_iteration import POWER_ITERATION, after_step, normalize_weights
+from robustbench_lr.methods.weights import like, spectra
 from robustbench_lr.models import StagedNet
 
 POWER_ITERATIONS = 1
@@ -41,16 +41,9 @@ class Float32SpectralNorm(_SpectralNorm):
 
 
 def _prepare(ctx: TrainContext, opts: dict[str, Any]) -> nn.Module:
-    """Register the spectral-norm parametrization on every conv and linear layer.
-
-    Runs before the optimizer is built, so the optimizer trains the unnormalized originals. The
-    returned aux module is the power-iteration strategy, stepped after each optimizer step.
-    """
-    for _, module in weight_layers(ctx.model):
-        parametrize.register_parametrization(
-            module, "weight", Float32SpectralNorm(module.weight, POWER_ITERATIONS)
-        )
-    return attach(ctx.model, opts["power_iteration"])
+    """Spectral-normalize every conv and linear layer; the aux module steps u, v."""
+    norm = partial(Float32SpectralNorm, n_power_iterations=POWER_ITERATIONS)
+    return normalize_weights(ctx.model, norm, opts["power_iteration"])
 
 
 def _describe(model: StagedNet, aux: nn.Module, opts: dict[str, Any]) -> dict[str, Any]:

@@ -19,15 +19,15 @@ and a resume continues the same iteration; the exported weights are Ŵ materiali
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _SpectralNorm
 
 from robustbench_lr.methods.base import Method, Option, TrainContext
-from robustbench_lr.methods.power_iteration import POWER_ITERATION, after_step, attach
+from robustbench_lr.methods.power_iteration import POWER_ITERATION, after_step, normalize_weights
 from robustbench_lr.methods.weights import like, spectra, weight_layers, weight_matrix
 from robustbench_lr.models import StagedNet
 
@@ -75,12 +75,9 @@ def _rank_ratio(text: str) -> float:
 
 
 def _prepare(ctx: TrainContext, opts: dict[str, Any]) -> nn.Module:
-    """Register the SRN parametrization on every conv and linear layer (before the optimizer)."""
-    for _, module in weight_layers(ctx.model):
-        parametrize.register_parametrization(
-            module, "weight", StableRankNorm(module.weight, opts["srn_rank_ratio"])
-        )
-    return attach(ctx.model, opts["power_iteration"])
+    """Stable-rank-normalize every conv and linear layer; the aux module steps u, v."""
+    norm = partial(StableRankNorm, rank_ratio=opts["srn_rank_ratio"])
+    return normalize_weights(ctx.model, norm, opts["power_iteration"])
 
 
 def _describe(model: StagedNet, aux: nn.Module, opts: dict[str, Any]) -> dict[str, Any]:

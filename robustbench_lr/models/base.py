@@ -85,13 +85,7 @@ class StagedNet(nn.Module):
 
 def tap_sizes(model: StagedNet, channels: int, size: int) -> dict[str, int]:
     """Number of units m at every tap, measured with one dummy forward pass in eval mode."""
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        param = next(model.parameters())
-        probe = torch.zeros(1, channels, size, size, device=param.device)
-        _, acts = model.run(probe, model.tap_names)
-    model.train(was_training)
+    acts = activations(model, torch.zeros(1, channels, size, size), model.tap_names)
     return {name: act.shape[1] for name, act in acts.items()}
 
 
