@@ -13,6 +13,10 @@ import sys
 from typing import NoReturn
 
 from robustbench_lr import __version__
+from robustbench_lr.checkpoints import CheckpointError
+from robustbench_lr.data import DatasetError
+from robustbench_lr.locks import FolderBusyError
+from robustbench_lr.registry import UnknownNameError
 
 # Subcommand modules, in the order `--help` lists them.
 COMMAND_MODULES = (
@@ -75,11 +79,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse, run, and map known error types to a clear one-line message."""
-    from robustbench_lr.checkpoints import CheckpointError
-    from robustbench_lr.data import DatasetError
-    from robustbench_lr.locks import FolderBusyError
-    from robustbench_lr.registry import UnknownNameError
-
     args = parse(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

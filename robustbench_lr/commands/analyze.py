@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from robustbench_lr.analysis import ANALYSES
+from robustbench_lr import results
+from robustbench_lr.analysis import ANALYSES, AnalysisOptions
 from robustbench_lr.commands.argtypes import comma_list, count, key_value, seed
 from robustbench_lr.commands.common import Flag, add_flags, add_run_flags, load_options
-from robustbench_lr.commands.evalflags import add_model_flags, model_spec
+from robustbench_lr.commands.evalflags import DEFAULT_RESULTS, add_model_flags, model_spec
 from robustbench_lr.config import from_fields
+from robustbench_lr.external_build import resolve
 
 NAME = "analyze"
 HELP = "representation analyses of a checkpoint or an external model (rows go to the results file)"
@@ -36,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "kind", choices=ANALYSES.names(), metavar="KIND", help=f"which analysis ({kinds})"
     )
     add_model_flags(parser)
-    out = "results file to append to; figures go beside it (default: reports/results.csv)"
+    out = f"results file to append to; figures go beside it (default: {DEFAULT_RESULTS})"
     tap = (
         "representation tap (default: the analysis' own, usually the layer before the last "
         "FC); for --model / --robustbench, any submodule's dotted path, e.g. layer4.1"
@@ -54,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flags(
         parser,
         [
-            Flag("--out", out, None, "reports/results.csv"),
+            Flag("--out", out, None, DEFAULT_RESULTS),
             Flag("--tap", tap),
             Flag("--n", n, count),
             Flag("--seed", "seed of any randomized step (default: 0)", seed, 0),
@@ -68,10 +70,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the target, run the analysis, append its rows, and print its summary and the files
     it wrote."""
-    from robustbench_lr import results
-    from robustbench_lr.analysis import AnalysisOptions
-    from robustbench_lr.external_build import resolve
-
     options = from_fields(
         AnalysisOptions,
         vars(args),

@@ -13,8 +13,12 @@ import argparse
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import torch
 from pydantic import ValidationError
 
+from robustbench_lr.bench import STAGES
+from robustbench_lr.data import DATASETS, dataset_names
+from robustbench_lr.external import check_factory, check_name
 from robustbench_lr.registry import UnknownNameError, unknown_name
 from robustbench_lr.settings import (
     Budget,
@@ -104,8 +108,6 @@ def checked_by(parse: Callable[[str], Any]) -> Callable[[str], str]:
 
 def device(name: str) -> str:
     """A device that exists: CUDA asked for on a machine without one is a usage error."""
-    import torch
-
     if name == "cuda" and not torch.cuda.is_available():
         raise argparse.ArgumentTypeError("cuda is not available (torch sees no CUDA device)")
     return name
@@ -116,8 +118,6 @@ def bench_stages(text: str) -> str:
 
     Checked here because the bench creates its report folder before it looks a stage up.
     """
-    from robustbench_lr.bench import STAGES
-
     unknown = [name for name in comma_list(str)(text) if name not in STAGES]
     if unknown:
         raise argparse.ArgumentTypeError(
@@ -126,24 +126,8 @@ def bench_stages(text: str) -> str:
     return text
 
 
-def factory(text: str) -> str:
-    """`--model MODULE:FACTORY`, checked as written; it is imported when the command runs."""
-    from robustbench_lr.external import check_factory
-
-    return checked_by(check_factory)(text)
-
-
-def model_name(text: str) -> str:
-    """`--name`: it becomes part of result rows and report file names."""
-    from robustbench_lr.external import check_name
-
-    return checked_by(check_name)(text)
-
-
 def dataset(text: str) -> str:
     """A registered dataset or `npz:PATH` (the file is read when the command runs)."""
-    from robustbench_lr.data import DATASETS, dataset_names
-
     if text in DATASETS or (text.startswith("npz:") and len(text) > len("npz:")):
         return text
     raise argparse.ArgumentTypeError(unknown_name("dataset", text, dataset_names()))
@@ -163,3 +147,5 @@ budget = value_of(Budget)  # L-inf eps and step sizes on [0, 1] images
 probability = value_of(Probability)  # noise --p
 positive = value_of(Positive)  # width, learning rate, Gaussian std
 nonnegative = value_of(NonNegative)  # weight decay, overshoot, tolerances
+factory = checked_by(check_factory)  # --model MODULE:FACTORY, imported when the command runs
+model_name = checked_by(check_name)  # --name: part of result rows and report file names

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 
+from robustbench_lr import results
 from robustbench_lr.attacks import ATTACKS
+from robustbench_lr.attacks.l2 import check_threat
 from robustbench_lr.attacks.strong import QUERIES, TARGETS
 from robustbench_lr.commands.argtypes import (
     budget,
@@ -39,60 +41,37 @@ HELP = "attack a checkpoint (white-box, or black-box with --source) and append r
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Attack choice, its hyper-parameters, and the evaluation flags."""
+    names = f"attack name(s), comma-separated: {', '.join(ATTACKS.names())}"
+    eps = "L-inf budget(s), e.g. 8/255,16/255 (default: 8/255)"
+    steps = "iteration count(s), e.g. 7,20 (default: 7; deepfool 50)"
+    norm = (
+        "the ball --eps measures: Linf (default) or L2; an attack without that ball "
+        "is refused (L2: pgd-l2, autoattack-standard-l2)"
+    )
+    p = "noise: pixel probabilities (default: 0.4,0.6,0.8,1.0)"
+    draws = f"noise, linf-noise: draws averaged (default: {Sweep.draws})"
+    targets = f"apgd-t, fab-t, autoattack: target classes (default: {TARGETS})"
+    restarts = "ifsgm-restarts, apgd-ce, apgd-dlr: random restarts (default: 5; apgd: 1)"
     per_step = "also write instantaneous/cumulative accuracy after every step (ifsgm, ill; Fig. 11)"
     verify = f"first re-run each setting through a second backend on {VERIFY_N} samples; fail on disagreement"
     add_flags(
         parser,
         [
-            Flag(
-                "--attack",
-                f"attack name(s), comma-separated: {', '.join(ATTACKS.names())}",
-                required=True,
-            ),
-            Flag(
-                "--eps", "L-inf budget(s), e.g. 8/255,16/255 (default: 8/255)", comma_list(budget)
-            ),
-            Flag(
-                "--steps",
-                "iteration count(s), e.g. 7,20 (default: 7; deepfool 50)",
-                comma_list(count),
-            ),
-            Flag(
-                "--norm",
-                "the ball --eps measures: Linf (default) or L2; an attack without that ball "
-                "is refused (L2: pgd-l2, autoattack-standard-l2)",
-                None,
-                "Linf",
-                choices=("Linf", "L2"),
-            ),
+            Flag("--attack", names, required=True),
+            Flag("--eps", eps, comma_list(budget)),
+            Flag("--steps", steps, comma_list(count)),
+            Flag("--norm", norm, None, "Linf", choices=("Linf", "L2")),
             Flag("--alpha", "step size (default: 2.5*eps/steps)", budget),
             Flag("--backend", "library running the attack (default: the attack's first)"),
-            Flag(
-                "--p",
-                "noise: pixel probabilities (default: 0.4,0.6,0.8,1.0)",
-                comma_list(probability),
-            ),
+            Flag("--p", p, comma_list(probability)),
             Flag("--sigma", "noise: Gaussian std (default: 128/255, read as std)", positive),
-            Flag(
-                "--noise-draws",
-                f"noise, linf-noise: draws averaged (default: {Sweep.draws})",
-                count,
-                Sweep.draws,
-            ),
+            Flag("--noise-draws", draws, count, Sweep.draws),
             Flag("--attack-seed", "seed of randomized attacks (default: 0)", seed),
             Flag("--overshoot", "deepfool: overshoot (default: 0.02)", nonnegative),
             Flag("--candidates", "deepfool: classes considered (default: 10)", value_of(Classes)),
             Flag("--queries", f"square, autoattack: query budget (default: {QUERIES})", count),
-            Flag(
-                "--targets",
-                f"apgd-t, fab-t, autoattack: target classes (default: {TARGETS})",
-                count,
-            ),
-            Flag(
-                "--restarts",
-                "ifsgm-restarts, apgd-ce, apgd-dlr: random restarts (default: 5; apgd: 1)",
-                count,
-            ),
+            Flag("--targets", targets, count),
+            Flag("--restarts", restarts, count),
             Flag.switch("--per-step", per_step),
             Flag.switch("--verify", verify),
         ],
@@ -112,9 +91,6 @@ def sweep_from(name: str, args: argparse.Namespace) -> Sweep:
 
 def run(args: argparse.Namespace) -> int:
     """Run every setting of every named attack, print one line each, append the rows."""
-    from robustbench_lr import results
-    from robustbench_lr.attacks.l2 import check_threat
-
     names = [n.strip() for n in args.attack.split(",") if n.strip()]
     sweeps = [sweep_from(name, args) for name in names]
     for name in names:

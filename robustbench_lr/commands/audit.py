@@ -1,12 +1,10 @@
 """`robustbench-lr audit`: the gradient-masking audit of one checkpoint.
 
 Runs the battery of `robustbench_lr.audit` (gradient, gradient-free and unbounded attacks, then
-every registered check), appends rows with experiment="audit" to the results file (among them
-`worst_case_acc` and `failed_checks`, which the leaderboard reads) and writes
-`audit_<dataset>_<arch>-w<width>_<method>_seed<S>_eps<E>.md` beside it. `--source` is the model
-the transfer attack is crafted on (the N-LR one); without it the transfer check is skipped.
-`--norm L2` runs the L2 battery at the dataset's L2 ε (rows filed under `threat = "L2"`, the
-report named `..._L2-eps<E>.md`).
+every registered check), appends its rows (experiment="audit"; the leaderboard reads their
+`worst_case_acc` and `failed_checks`) and writes its Markdown report beside the results file.
+`--source` is the model the transfer attack is crafted on (the N-LR one); without it the
+transfer check is skipped. `--norm L2` runs the L2 battery at the dataset's L2 ε.
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from robustbench_lr import results
 from robustbench_lr.attacks.l2 import L2_EPS
 from robustbench_lr.audit import (
     DEFAULT_EPS,
@@ -24,44 +23,39 @@ from robustbench_lr.audit import (
 )
 from robustbench_lr.audit.options import BUDGET
 from robustbench_lr.commands.argtypes import budget
-from robustbench_lr.commands.common import add_flags, settings_flags
+from robustbench_lr.commands.common import Flag, add_flags, settings_flags
 from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from
 from robustbench_lr.config import from_fields
+from robustbench_lr.data import DATASETS
+from robustbench_lr.files import atomic_write_text
 
 NAME = "audit"
 HELP = "audit a model for gradient masking: strong attacks, sanity checks, worst-case accuracy"
-
-DEFAULTS = AuditOptions()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The shared evaluation flags, --eps, the budget flags (`audit.options.BUDGET`, as
     `AuditOptions` declares them) and --strict."""
-    add_eval_flags(parser, n_default=DEFAULTS.n)
-    per_dataset = ", ".join(
-        f"{name} {eps * 255:g}/255" for name, eps in audit_eps_by_dataset().items()
+    add_eval_flags(parser, n_default=AuditOptions.n)
+    linf = ", ".join(f"{name} {eps * 255:g}/255" for name, eps in audit_eps_by_dataset().items())
+    l2_eps = {name: DATASETS[name].l2_eps for name in DATASETS.names()}
+    l2 = ", ".join(f"{name} {eps:.4g}" for name, eps in l2_eps.items() if eps != L2_EPS)
+    eps = (
+        f"L-inf budget (default: {linf}, otherwise {DEFAULT_EPS * 255:g}/255); "
+        f"with --norm L2 the L2 budget (default: {l2}, otherwise {L2_EPS:g})"
     )
-    from robustbench_lr.data import DATASETS
-
-    l2 = [(name, DATASETS[name].l2_eps) for name in DATASETS.names()]
-    per_dataset_l2 = ", ".join(f"{name} {eps:.4g}" for name, eps in l2 if eps != L2_EPS)
-    parser.add_argument(
-        "--eps",
-        type=budget,
-        default=None,
-        help=f"L-inf budget (default: {per_dataset}, otherwise {DEFAULT_EPS * 255:g}/255); "
-        f"with --norm L2 the L2 budget (default: {per_dataset_l2}, otherwise {L2_EPS:g})",
+    ball = (
+        "the ball the battery attacks in: Linf (default; IFSGM, APGD, FAB, Square, ...) "
+        "or L2 (PGD-L2, APGD / FAB / Square at norm L2, the authors' AutoAttack L2)"
     )
-    parser.add_argument(
-        "--norm",
-        choices=THREATS.names(),
-        default=DEFAULTS.threat,
-        help="the ball the battery attacks in: Linf (default; IFSGM, APGD, FAB, Square, ...) "
-        "or L2 (PGD-L2, APGD / FAB / Square at norm L2, the authors' AutoAttack L2)",
-    )
-    add_flags(parser, settings_flags(AuditOptions, BUDGET))
-    parser.add_argument(
-        "--strict", action="store_true", help="exit with status 1 when any check fails"
+    add_flags(
+        parser,
+        [
+            Flag("--eps", eps, budget),
+            Flag("--norm", ball, None, AuditOptions.threat, choices=THREATS.names()),
+            *settings_flags(AuditOptions, BUDGET),
+            Flag.switch("--strict", "exit with status 1 when any check fails"),
+        ],
     )
 
 
@@ -73,9 +67,6 @@ def options_from(args: argparse.Namespace) -> AuditOptions:
 def run(args: argparse.Namespace) -> int:
     """Load the model (and --source) on its test subset, audit it, print one line per check,
     append the rows, write the Markdown report."""
-    from robustbench_lr import results
-    from robustbench_lr.files import atomic_write_text
-
     options = options_from(args)
     done = audit_target(load_target_from(args), options)
     report = done.report

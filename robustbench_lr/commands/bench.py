@@ -7,8 +7,11 @@ import sys
 import time
 from pathlib import Path
 
+from robustbench_lr.bench import BenchJobsFailed, run_bench
 from robustbench_lr.commands.argtypes import bench_stages, count, key_value, probability
 from robustbench_lr.commands.common import Flag, add_flags, add_run_flags, load_options
+from robustbench_lr.executors import EXECUTORS
+from robustbench_lr.profiles import load_profile, shipped_profiles
 
 NAME = "bench"
 HELP = "train, attack and analyze everything a profile lists, then render tables and figures"
@@ -16,8 +19,6 @@ HELP = "train, attack and analyze everything a profile lists, then render tables
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--profile, --out, --checkpoints, device and data flags."""
-    from robustbench_lr.profiles import shipped_profiles
-
     profile = f"shipped profile ({', '.join(shipped_profiles())}) or a path to a .toml file"
     reuse = (
         "keep rows that other code (another version or revision) made instead of re-running "
@@ -75,8 +76,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def executor_from(args: argparse.Namespace, out: Path):
     """The executor the flags name (`serial` needs neither Ray nor submitit); submitit keeps
     its logs under the report folder."""
-    from robustbench_lr.executors import EXECUTORS
-
     options = {
         "serial": {"threads": args.threads},
         "ray": {"address": args.ray_address, "threads": args.threads},
@@ -95,9 +94,6 @@ def executor_from(args: argparse.Namespace, out: Path):
 
 def run(args: argparse.Namespace) -> int:
     """Run the bench and print a summary with every file written (exit 1 if a job failed)."""
-    from robustbench_lr.bench import BenchJobsFailed, run_bench
-    from robustbench_lr.profiles import load_profile
-
     profile = load_profile(args.profile)
     out = Path(args.out or f"reports/{profile.name}")
     stages = args.stages.split(",") if args.stages else None

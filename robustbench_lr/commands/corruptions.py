@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 
 from robustbench_lr.commands.common import Flag, add_flags, settings_flags
-from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from
-from robustbench_lr.corruptions import CORRUPTIONS, SEVERITIES
+from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from, record
+from robustbench_lr.corruptions import CORRUPTIONS, SEVERITIES, CorruptionError
 from robustbench_lr.experiments.corruption import SOURCES, CorruptionSettings, run_corruptions
 
 NAME = "corruptions"
@@ -20,39 +20,27 @@ HELP = "accuracy under common corruptions (CIFAR-10-C style): per corruption and
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Corruption flags plus the evaluation flags."""
+    d = CorruptionSettings
+    names = f"comma-separated, of: {', '.join(CORRUPTIONS)} (default: all 15)"
+    source = (
+        "generate: the reference filters on the model's test subset; files: the "
+        "published CIFAR-10-C / CIFAR-100-C .npy files under --data-root"
+    )
+    severities = "comma-separated, of 1..5 (default: all)"
     add_flags(
         parser,
         [
-            Flag(
-                "--corruptions",
-                f"comma-separated, of: {', '.join(CORRUPTIONS)} (default: all 15)",
-                None,
-                ",".join(CorruptionSettings.corruptions),
-            ),
-            Flag(
-                "--severities",
-                "comma-separated, of 1..5 (default: all)",
-                None,
-                ",".join(map(str, CorruptionSettings.severities)),
-            ),
-            Flag(
-                "--corruption-source",
-                "generate: the reference filters on the model's test subset; files: the "
-                "published CIFAR-10-C / CIFAR-100-C .npy files under --data-root",
-                None,
-                CorruptionSettings.source,
-                choices=SOURCES,
-            ),
-            *settings_flags(CorruptionSettings, ("seed",), prefix="corruption_"),
+            Flag("--corruptions", names, None, ",".join(d.corruptions)),
+            Flag("--severities", severities, None, ",".join(map(str, d.severities))),
+            Flag("--corruption-source", source, None, d.source, choices=SOURCES),
+            *settings_flags(d, ("seed",), prefix="corruption_"),
         ],
     )
-    add_eval_flags(parser, batch_default=CorruptionSettings.batch_size)
+    add_eval_flags(parser, batch_default=d.batch_size)
 
 
 def _severities(text: str) -> tuple[int, ...]:
     """The severities as integers; a word is reported like an unknown severity."""
-    from robustbench_lr.corruptions import CorruptionError
-
     values = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
         try:
@@ -79,10 +67,4 @@ def settings_from(args: argparse.Namespace) -> CorruptionSettings:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate every corruption and severity, print the summary line, append the rows."""
-    from robustbench_lr import results
-
-    outcome = run_corruptions(load_target_from(args), settings_from(args))
-    print("\n".join(outcome.lines))
-    results.append(args.out, outcome.rows)
-    print(f"{len(outcome.rows)} rows -> {args.out}")
-    return 0
+    return record(run_corruptions(load_target_from(args), settings_from(args)), args.out)

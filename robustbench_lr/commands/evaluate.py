@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from robustbench_lr.commands.argtypes import count
-from robustbench_lr.commands.common import Flag, add_flags, add_run_flags, json_line, load_options
-from robustbench_lr.commands.evalflags import add_model_flags, model_origin
+from robustbench_lr.commands.common import Flag, add_flags, add_run_flags, json_line
+from robustbench_lr.commands.evalflags import add_model_flags, load_target_from
+from robustbench_lr.evaluation import accuracy
 
 NAME = "evaluate"
 HELP = "print the clean test accuracy of a checkpoint, your own model or a RobustBench model"
@@ -31,18 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the model, rebuild its test set, and report clean accuracy."""
-    from robustbench_lr.devices import use_device
-    from robustbench_lr.evaluation import accuracy
-    from robustbench_lr.target import load_target
-
-    device = use_device(args.device)
-    target = load_target(
-        model_origin(args),
-        n=None,
-        device=device,
-        options=load_options(args),
-        test_limit=args.test_limit,
-    )
+    target = load_target_from(args, n=None, test_limit=args.test_limit)
     cfg, data = target.meta["config"], target.data
     acc = accuracy(target.model, data.x_test, data.y_test)
     print(f"{target.checkpoint}: clean test accuracy {acc:.2f}% on {len(data.y_test)} images")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from robustbench_lr import leaderboard, results
 from robustbench_lr.commands.argtypes import budget, count
+from robustbench_lr.commands.common import Flag, add_flags
 
 NAME = "leaderboard"
 HELP = "rank models by white-box robust accuracy (merging results files) and write model_info JSONs"
@@ -13,26 +16,21 @@ HELP = "rank models by white-box robust accuracy (merging results files) and wri
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """RESULTS..., threat flags, --out."""
     parser.add_argument("results", nargs="+", help="one or more results CSVs to merge")
-    parser.add_argument(
-        "--attack", default="ifsgm", help="attack whose accuracy ranks the models (default ifsgm)"
-    )
-    parser.add_argument(
-        "--eps", type=budget, default="8/255", help="L∞ budget, e.g. 8/255 (default)"
-    )
-    parser.add_argument("--steps", type=count, default=20, help="attack steps (default 20)")
-    parser.add_argument(
-        "--out",
-        default="reports/leaderboard.md",
-        help="Markdown output (default reports/leaderboard.md)",
+    ranked_by = "attack whose accuracy ranks the models (default ifsgm)"
+    out = "reports/leaderboard.md"
+    add_flags(
+        parser,
+        [
+            Flag("--attack", ranked_by, None, "ifsgm"),
+            Flag("--eps", "L∞ budget, e.g. 8/255 (default)", budget, "8/255"),
+            Flag("--steps", "attack steps (default 20)", count, 20),
+            Flag("--out", f"Markdown output (default {out})", None, out),
+        ],
     )
 
 
 def run(args: argparse.Namespace) -> int:
     """Build, print and write the leaderboard."""
-    from pathlib import Path
-
-    from robustbench_lr import leaderboard, results
-
     for path in args.results:
         if not Path(path).exists():
             raise FileNotFoundError(f"{path} does not exist")

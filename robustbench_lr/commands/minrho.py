@@ -10,7 +10,7 @@ import argparse
 
 from robustbench_lr.attacks.search import SEARCHES, SearchSettings
 from robustbench_lr.commands.common import Flag, add_flags, settings_flags
-from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from
+from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from, record
 from robustbench_lr.config import from_fields
 from robustbench_lr.experiments.minrho import MinRho, run_search
 
@@ -30,13 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Search each named attack, print one line each, append the rows."""
-    from robustbench_lr import results
-
     names = tuple(n.strip() for n in args.attack.split(",") if n.strip())
     search = MinRho(names, from_fields(SearchSettings, vars(args)))
     outcome = run_search(load_target_from(args), search)
-    print("\n".join(outcome.lines))
     # A re-run's bisection may visit other ε than the last one did: replace the whole trace.
-    results.append(args.out, outcome.rows, trace=("eps",))
-    print(f"{len(outcome.rows)} rows -> {args.out}")
-    return 0
+    return record(outcome, args.out, trace=("eps",))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from robustbench_lr.report import render_report
 
 NAME = "report"
 HELP = "render the paper's tables (CSV + Markdown) and figures from a results file"
@@ -18,10 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render and list the files written."""
-    from pathlib import Path
-
-    from robustbench_lr.report import render_report
-
     if not Path(args.results).exists():
         raise FileNotFoundError(f"{args.results} does not exist")
     for path in render_report(None, Path(args.out), results_path=Path(args.results)):

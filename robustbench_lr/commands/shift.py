@@ -13,7 +13,8 @@ import argparse
 
 from robustbench_lr.commands.argtypes import comma_list
 from robustbench_lr.commands.common import Flag, add_flags
-from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from
+from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from, record
+from robustbench_lr.experiments.shift import ShiftSettings, run_shifts
 from robustbench_lr.registry import unknown_name
 from robustbench_lr.shifts import SHIFTS
 
@@ -31,34 +32,21 @@ def shift_name(text: str) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--shift plus the evaluation flags."""
     tested = ", ".join(f"{name} ({spec.dataset})" for name, spec in SHIFTS.items())
+    shifts = (
+        f"repeatable or comma-separated, of: {tested}; read under --data-root "
+        "(--download fetches them) (default: every shift of the model's dataset)"
+    )
     add_flags(
-        parser,
-        [
-            Flag(
-                "--shift",
-                f"repeatable or comma-separated, of: {tested}; read under --data-root "
-                "(--download fetches them) (default: every shift of the model's dataset)",
-                comma_list(shift_name),
-                action="append",
-                metavar="NAME",
-            ),
-        ],
+        parser, [Flag("--shift", shifts, comma_list(shift_name), action="append", metavar="NAME")]
     )
     add_eval_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Score the model on each shifted set, print a line per shift, append the rows."""
-    from robustbench_lr import results
-    from robustbench_lr.experiments.shift import ShiftSettings, run_shifts
-
     if args.source:
         raise ValueError("--source does not apply to shift: nothing is crafted on a source model")
     names = None if args.shift is None else tuple(dict.fromkeys(n for ns in args.shift for n in ns))
     target = load_target_from(args)
     settings = ShiftSettings(names, args.data_root, args.download, args.batch_size)
-    outcome = run_shifts(target, settings)
-    print("\n".join(outcome.lines))
-    results.append(args.out, outcome.rows)
-    print(f"{len(outcome.rows)} rows -> {args.out}")
-    return 0
+    return record(run_shifts(target, settings), args.out)

@@ -18,6 +18,7 @@ from robustbench_lr.data import dataset_names
 from robustbench_lr.methods import METHODS, all_options
 from robustbench_lr.models import ARCHS
 from robustbench_lr.step import DEFAULT_STEP_MODE, STEP_MODES
+from robustbench_lr.train import train
 
 NAME = "train"
 HELP = "train a model with one method; re-running the same command resumes or skips it"
@@ -50,14 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "method options (each applies only to the methods that name it)"
     )
-    for option in all_options():
-        group.add_argument(
-            option.flag,
-            dest=option.name,
-            type=checked_by(option.type),  # Method.resolve parses the text again
-            default=None,
-            help=f"{option.help} (default: {option.default})".replace("%", "%%"),
-        )
+    options = [
+        Flag(o.flag, f"{o.help} (default: {o.default})".replace("%", "%%"), checked_by(o.type))
+        for o in all_options()
+    ]
+    add_flags(group, options)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -74,8 +72,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Train and print where the checkpoint is and its clean accuracy."""
-    from robustbench_lr.train import train
-
     cfg = config_from_args(args)
     result = train(
         cfg,
