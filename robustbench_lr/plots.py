@@ -17,6 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from robustbench_lr import attacks  # noqa: E402
+from robustbench_lr.analysis.examples import examples_figure, report_blocks
+from robustbench_lr.corruptions import CORRUPTIONS
 from robustbench_lr.files import atomic_write  # noqa: E402
 from robustbench_lr.registry import Registry  # noqa: E402
 
@@ -67,75 +69,46 @@ def variance_ratio(frame: pd.DataFrame, out_dir: Path) -> Path | None:
     return _save(fig, out_dir / "fig2_variance_ratio.png")
 
 
-def _sweep(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the attack whose ε sweep the figures plot, at the most steps run."""
+def _sweep_panels(
+    frame: pd.DataFrame, x_metric: str | None, xlabel: str, path: Path
+) -> Path | None:
+    """IFSGM accuracy over the ε sweep (most steps run), one panel per (dataset, arch, box) and a
+    line per method averaged over seeds; x is ε itself, or the mean of `x_metric` at each ε."""
     attack = attacks.filling("eps_sweep")
     rows = frame[(frame["experiment"] == "attack") & (frame["attack"] == attack)]
-    return rows[rows["steps"] == rows["steps"].max()] if not rows.empty else rows
-
-
-def _line_panels(
-    rows: pd.DataFrame,
-    x: str,
-    y_metric: str,
-    x_metric: str | None,
-    title: str,
-    xlabel: str,
-    ylabel: str,
-    path: Path,
-) -> Path | None:
-    """One panel per (dataset, arch, box): a line per method, averaged over seeds."""
     if rows.empty:
         return None
+    rows = rows[rows["steps"] == rows["steps"].max()]
     fig, panels = _panels(rows, ["dataset", "arch", "box"])
     for ax, key, group in panels:
         for method, per_method in group.groupby("method", sort=True):
-            ys = per_method[per_method["metric"] == y_metric].groupby(x)["value"].mean()
+            ys = per_method[per_method["metric"] == "acc"].groupby("eps")["value"].mean()
             if x_metric is None:
                 xs = ys.index.to_series()
             else:
                 xs = (
                     per_method[per_method["metric"] == x_metric]
-                    .groupby(x)["value"]
+                    .groupby("eps")["value"]
                     .mean()
                     .reindex(ys.index)
                 )
             ax.plot(xs.values, ys.values, marker="o", ms=3, label=method)
-        _label_axes(ax, f"{key[0]} {key[1]} {key[2]}-box {title}".strip(), xlabel, ylabel)
+        _label_axes(ax, f"{key[0]} {key[1]} {key[2]}-box IFSGM", xlabel, "accuracy (%)")
     return _save(fig, path)
 
 
 @FIGURES.register("fig4a_accuracy_vs_rho")
 def accuracy_vs_rho(frame: pd.DataFrame, out_dir: Path) -> Path | None:
     """Fig. 4a / 9: IFSGM accuracy against the ρ its examples needed, over the ε sweep (20 steps)."""
-    rows = _sweep(frame)
-    return _line_panels(
-        rows,
-        "eps",
-        "acc",
-        "rho",
-        "IFSGM",
-        "ρ = ‖x_a − x‖₂ / ‖x‖₂",
-        "accuracy (%)",
-        out_dir / "fig4a_accuracy_vs_rho.png",
-    )
+    path = out_dir / "fig4a_accuracy_vs_rho.png"
+    return _sweep_panels(frame, "rho", "ρ = ‖x_a − x‖₂ / ‖x‖₂", path)
 
 
 @FIGURES.register("fig_accuracy_vs_eps")
 def accuracy_vs_eps(frame: pd.DataFrame, out_dir: Path) -> Path | None:
     """Tables 1-2 as curves: IFSGM accuracy against ε (most steps), one line per method."""
-    rows = _sweep(frame)
-    rows = rows.assign(eps=rows["eps"] * 255)
-    return _line_panels(
-        rows,
-        "eps",
-        "acc",
-        None,
-        "IFSGM",
-        "ε (×1/255)",
-        "accuracy (%)",
-        out_dir / "fig_accuracy_vs_eps.png",
-    )
+    in_255 = frame.assign(eps=frame["eps"] * 255)
+    return _sweep_panels(in_255, None, "ε (×1/255)", out_dir / "fig_accuracy_vs_eps.png")
 
 
 @FIGURES.register("fig11_step_curves")
@@ -169,8 +142,6 @@ def corruption_severity(frame: pd.DataFrame, out_dir: Path) -> Path | None:
     """Common corruptions: accuracy against severity, one panel per dataset and family
     (noise, blur, weather, digital), one line per method (mean over its corruptions, models
     and seeds)."""
-    from robustbench_lr.corruptions import CORRUPTIONS
-
     rows = frame[(frame["experiment"] == "corruption") & (frame["metric"] == "acc")]
     if rows.empty:
         return None
@@ -195,8 +166,6 @@ def deepfool_examples(frame: pd.DataFrame, out_dir: Path) -> Path | None:
     The pixels come from the npz files the `deepfool-examples` analysis wrote into the figures
     folder beside the results file (`out_dir` when the report renders beside it).
     """
-    from robustbench_lr.analysis.examples import examples_figure, report_blocks
-
     blocks = report_blocks(frame, out_dir)
     if not blocks:
         return None

@@ -36,6 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
+from tabulate import tabulate
 
 from robustbench_lr import results, spread, stats
 
@@ -193,9 +194,8 @@ def compare(
         gate, why = _gate(mode, row, row["tolerance"])
         status, gate, lo, hi = _judge(row, gate, kind, row["tolerance"], tol_pp, tol_rel)
         judged.append((status, gate, why, lo, hi))
-    merged[["status", "gate", "why", "new_lo", "new_hi"]] = pd.DataFrame(
-        judged, index=merged.index, columns=["status", "gate", "why", "new_lo", "new_hi"]
-    )
+    verdicts = ["status", "gate", "why", "new_lo", "new_hi"]
+    merged[verdicts] = pd.DataFrame(judged, index=merged.index, columns=verdicts)
     merged["delta"] = merged["value_new"] - merged["value_baseline"]
     columns = [
         "value_baseline",
@@ -221,8 +221,6 @@ _UNSHOWN = ("width", "checkpoint", "source", "backend", "alpha", "threat")
 
 def render(report: GateReport, show_all: bool = False) -> str:
     """A Markdown diff of the rows that moved (all rows with `show_all`), plus a verdict line."""
-    from tabulate import tabulate
-
     shown = report.table if show_all else report.table[report.table["status"] != "ok"]
     columns = [
         *(c for c in results.KEY if c not in _UNSHOWN),

@@ -31,7 +31,6 @@ from robustbench_lr.data.base import (
     Dataset,
     DatasetError,
     DatasetSpec,
-    Loader,
     LoadOptions,
     stratified_subset,
 )
@@ -50,7 +49,6 @@ __all__ = [
     "DatasetError",
     "DatasetSpec",
     "LoadOptions",
-    "Loader",
     "augment_batch",
     "check_same_content",
     "dataset_label",
@@ -58,7 +56,6 @@ __all__ = [
     "file_digest",
     "l2_eps",
     "load",
-    "load_digits",
     "load_for_checkpoint",
     "load_npz",
     "npz_location",
@@ -190,15 +187,12 @@ def npz_location(name: str) -> dict[str, str]:
 def check_same_content(recorded: str | None, data: Data, name: str, checkpoint: str | Path) -> None:
     """One-line DatasetError when `data` is not the content `checkpoint` was trained on."""
     if recorded and recorded != data.fingerprint:
+        source = f"npz file {_npz_path(name)}" if name.startswith("npz:") else f"dataset {name}"
         raise DatasetError(
-            f"{_source(name)} changed since {checkpoint} was trained "
+            f"{source} changed since {checkpoint} was trained "
             f"(fingerprint {recorded[:8]} → {data.fingerprint[:8]}); retrain it or restore the "
             f"{'file' if name.startswith('npz:') else 'original files'}"
         )
-
-
-def _source(name: str) -> str:
-    return f"npz file {_npz_path(name)}" if name.startswith("npz:") else f"dataset {name}"
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

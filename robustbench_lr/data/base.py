@@ -1,8 +1,8 @@
 """The types every dataset shares, the registry, and the helpers the format readers all use.
 
 The readers (one module per on-disk format: `digits`, `cifar`, `svhn`, `npz`) import only
-this module and `digests`, and register themselves in `DATASETS`; `robustbench_lr.data` ties
-them together and is what the rest of the suite imports.
+this module and `digests`; `robustbench_lr.data` registers them in `DATASETS` and is what the
+rest of the suite imports.
 """
 
 from __future__ import annotations

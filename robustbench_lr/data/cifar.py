@@ -39,12 +39,6 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
 
 
-def _read_cifar_batch(path: Path) -> tuple[dict, str]:
-    """A batch file's contents and the sha256 of its bytes (read once for both)."""
-    raw, digest = _read_hashed(path)
-    return _NumpyOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load(), digest
-
-
 def _read_cifar(
     tv_class: type, name: str, label_key: str, num_classes: int, stats, options: LoadOptions
 ) -> Data:
@@ -62,7 +56,8 @@ def _read_cifar(
     for split, names in files.items():
         xs, ys = [], []
         for fname in names:
-            entry, digest = _read_cifar_batch(folder / fname)
+            raw, digest = _read_hashed(folder / fname)  # the digest of the bytes unpickled
+            entry = _NumpyOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()
             digests.append((fname, digest))
             if label_key not in entry:
                 raise DatasetError(f"{folder / fname} has no {label_key!r} field")

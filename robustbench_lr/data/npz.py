@@ -44,17 +44,14 @@ _UNREADABLE = (
 )
 
 
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
-
-
 @contextmanager
 def _reading(path: Path, what: str) -> Iterator[None]:
     """Turn a library's error about damaged bytes into a one-line DatasetError."""
     try:
         yield
     except _UNREADABLE as err:
-        raise DatasetError(f"{path}: cannot read {what}: {_one_line(err)}") from None
+        one_line = " ".join(str(err).split()) or type(err).__name__
+        raise DatasetError(f"{path}: cannot read {what}: {one_line}") from None
 
 
 def _npz_member(path: Path, archive: zipfile.ZipFile, member: str, key: str) -> np.ndarray:
@@ -108,8 +105,8 @@ def _npz_arrays(path: Path, raw: bytes) -> dict[str, np.ndarray]:
         return {k: _npz_member(path, archive, members[k], k) for k in _NPZ_KEYS}
 
 
-def _npz_nchw(path: Path, key: str, x: np.ndarray) -> np.ndarray:
-    """`x` as N,C,H,W after the layout checks (uint8 arrays are NHWC, float ones NCHW)."""
+def _npz_images(path: Path, key: str, x: np.ndarray) -> torch.Tensor:
+    """`x` as float N,C,H,W in [0, 1] after the layout checks (uint8: NHWC; float: NCHW)."""
     if x.ndim != 4:
         raise DatasetError(
             f"{path}: {key} must be 4-D (N,H,W,C uint8 or N,C,H,W float), got shape {x.shape}"
@@ -129,11 +126,6 @@ def _npz_nchw(path: Path, key: str, x: np.ndarray) -> np.ndarray:
         raise DatasetError(f"{path}: {key} holds no images; both splits need at least one")
     if height != width or height == 0:
         raise DatasetError(f"{path}: {key} images must be square, got {height}x{width}")
-    return nchw
-
-
-def _npz_images(path: Path, key: str, x: np.ndarray) -> torch.Tensor:
-    nchw = _npz_nchw(path, key, x)
     if x.dtype == np.uint8:
         return torch.from_numpy(np.ascontiguousarray(nchw)).float().div_(255)
     if not np.isfinite(nchw).all():

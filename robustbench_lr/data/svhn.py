@@ -37,16 +37,14 @@ def load_svhn(options: LoadOptions) -> Data:
     """SVHN train (plus `extra` with --svhn-extra) and test, from torchvision's .mat files."""
     root = Path(options.data_root)
     splits = ["train", "extra"] if options.svhn_extra else ["train"]
-    parts = [_read_svhn_split(root, s, options) for s in splits]
-    x_tr = np.concatenate([p[0] for p in parts])
-    y_tr = np.concatenate([p[1] for p in parts])
+    xs, ys, digests = zip(*[_read_svhn_split(root, s, options) for s in splits], strict=True)
     x_te, y_te, test_digest = _read_svhn_split(root, "test", options)
     spec = DatasetSpec("svhn", 3, 32, 10, *_SVHN_STATS, augment=False)
     return Data(
         spec,
-        torch.from_numpy(np.ascontiguousarray(x_tr)).float().div_(255),
-        torch.from_numpy(y_tr),
+        torch.from_numpy(np.ascontiguousarray(np.concatenate(xs))).float().div_(255),
+        torch.from_numpy(np.concatenate(ys)),
         torch.from_numpy(np.ascontiguousarray(x_te)).float().div_(255),
         torch.from_numpy(y_te),
-        _files_digest([*(p[2] for p in parts), test_digest]),
+        _files_digest([*digests, test_digest]),
     )

@@ -17,30 +17,13 @@ gets a JSON record shaped like RobustBench's `model_info` entries.
 from __future__ import annotations
 
 from robustbench_lr.leaderboard.build import build, model_info, model_name
-from robustbench_lr.leaderboard.columns import (
-    ACCURACIES,
-    AUTOATTACK_NAMES,
-    AUTOATTACK_SOURCES,
-    MODEL,
-    ONE_PLACE,
-    OPTIMALITY,
-    REPORTED,
-    SIZES,
-    SPREADS,
-    Threat,
-)
+from robustbench_lr.leaderboard.columns import AUTOATTACK_NAMES, MODEL, ONE_PLACE, Threat
 from robustbench_lr.leaderboard.markdown import write
 
 __all__ = [
-    "ACCURACIES",
     "AUTOATTACK_NAMES",
-    "AUTOATTACK_SOURCES",
     "MODEL",
     "ONE_PLACE",
-    "OPTIMALITY",
-    "REPORTED",
-    "SIZES",
-    "SPREADS",
     "Threat",
     "build",
     "model_info",

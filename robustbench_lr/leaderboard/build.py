@@ -11,6 +11,7 @@ import pandas as pd
 
 import robustbench_lr.leaderboard.tracks as board_tracks
 from robustbench_lr import __version__, attacks, perturbed, results, stats
+from robustbench_lr.experiments.corruption import relative_mce
 from robustbench_lr.leaderboard.columns import (
     ACCURACIES,
     AUTOATTACK_NAMES,
@@ -31,9 +32,10 @@ def _selected(frame: pd.DataFrame, match: dict[str, Any]) -> pd.DataFrame:
     return frame[mask]
 
 
-def _summary(selected: pd.DataFrame) -> pd.DataFrame:
-    """Per model: mean over seeds, the pooled examples' Wilson interval (`lo`-`hi`, accuracies
-    only) and the seed spread (std, min, max over the seeds' own means)."""
+def _summary(frame: pd.DataFrame, match: dict[str, Any]) -> pd.DataFrame:
+    """Per model, over the rows `match` selects: mean over seeds, the pooled examples' Wilson
+    interval (`lo`-`hi`, accuracies only) and the seed spread (std, min, max of seed means)."""
+    selected = _selected(frame, match)
     if selected.empty:
         index = pd.MultiIndex.from_tuples([], names=MODEL)
         return pd.DataFrame({c: pd.Series(dtype=float) for c in SUMMARY}, index=index)
@@ -62,10 +64,11 @@ def _summary(selected: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _spread_summary(selected: pd.DataFrame) -> pd.DataFrame:
+def _spread_summary(frame: pd.DataFrame, match: dict[str, Any]) -> pd.DataFrame:
     """`_summary` of the numerics spread, where one seed's retraining that diverged (inf) makes
     the model's spread inf: pooling leaves non-finite values out, which would hide it."""
-    table = _summary(selected)
+    table = _summary(frame, match)
+    selected = _selected(frame, match)
     diverged = selected[selected["value"] == math.inf].groupby(MODEL).size()
     for key in diverged.index:
         table.loc[key, ["mean", "max"]] = math.inf
@@ -74,8 +77,6 @@ def _spread_summary(selected: pd.DataFrame) -> pd.DataFrame:
 
 def _mce_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Each model and seed's relative mCE against N-LR as rows `_summary` reads."""
-    from robustbench_lr.experiments.corruption import relative_mce
-
     mce = relative_mce(frame).dropna()
     rows = mce.rename("value").reset_index().assign(metric="corruption_mce", n=0)
     return rows if not mce.empty else frame.iloc[0:0]
@@ -87,7 +88,7 @@ def _autoattack(at_eps: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     parts, sources = [], []
     seen: set[tuple] = set()
     for source, match in AUTOATTACK_SOURCES:
-        summary = _summary(_selected(at_eps, match))
+        summary = _summary(at_eps, match)
         summary = summary[~summary.index.isin(seen)]
         seen |= set(summary.index)
         parts.append(summary)
@@ -124,46 +125,37 @@ def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
     # the L∞ columns even where their ε happens to equal the L∞ one.
     ball = frame["threat"] == "Linf"
     close = ((frame["eps"] - threat.eps).abs() < 1e-9) & ball
+    at_eps = frame[close]
     adv = frame[close & (frame["steps"] == threat.steps)]
     attack = {"experiment": "attack", "attack": threat.attack, "metric": "acc"}
-    autoattack, autoattack_source = _autoattack(frame[close])
+    autoattack, autoattack_source = _autoattack(at_eps)
     noise, deepfool = attacks.filling("noise_acc"), attacks.filling("deepfool_rho")
     columns = {
-        "clean_acc": _summary(_selected(frame, {"experiment": "clean", "metric": "clean_acc"})),
-        "robust_acc": _summary(_selected(adv, {**attack, "box": "white"})),
+        "clean_acc": _summary(frame, {"experiment": "clean", "metric": "clean_acc"}),
+        "robust_acc": _summary(adv, {**attack, "box": "white"}),
         # Every model's black-box row, N-LR's too: under the default protocol (an
         # independently seeded source) N-LR's is the N-LR->N-LR transfer control.
-        "blackbox_acc": _summary(_selected(adv, {**attack, "box": "black"})),
-        "worst_case_acc": _summary(
-            _selected(frame[close], {"experiment": "audit", "metric": "worst_case_acc"})
-        ),
+        "blackbox_acc": _summary(adv, {**attack, "box": "black"}),
+        "worst_case_acc": _summary(at_eps, {"experiment": "audit", "metric": "worst_case_acc"}),
         "autoattack_acc": autoattack,
-        "noise_acc": _summary(
-            _selected(frame, {"experiment": "attack", "attack": noise, "metric": "acc"})
-        ),
+        "noise_acc": _summary(frame, {"experiment": "attack", "attack": noise, "metric": "acc"}),
         "deepfool_rho": _summary(
-            _selected(
-                frame,
-                {"experiment": "minrho", "attack": deepfool, "box": "white", "metric": "rho"},
-            )
+            frame, {"experiment": "minrho", "attack": deepfool, "box": "white", "metric": "rho"}
         ),
         # The mean over every corruption and severity (one row per model and seed, on n images).
         "corruption_acc": _summary(
-            _selected(frame, {"experiment": "corruption", "attack": "all", "metric": "mean_acc"})
+            frame, {"experiment": "corruption", "attack": "all", "metric": "mean_acc"}
         ),
-        "corruption_mce": _summary(_mce_rows(frame)),
-        **{
-            name: _summary(_selected(frame, match))
-            for name, (_kind, match) in board_tracks.COLUMNS.items()
-        },
+        "corruption_mce": _summary(_mce_rows(frame), {}),
+        **{name: _summary(frame, match) for name, (_kind, match) in board_tracks.COLUMNS.items()},
         "numerics_spread": _spread_summary(
-            _selected(frame, {"experiment": perturbed.EXPERIMENT, "metric": perturbed.METRICS[1]})
+            frame, {"experiment": perturbed.EXPERIMENT, "metric": perturbed.METRICS[1]}
         ),
     }
     parts = {}
     for name, summary in columns.items():
         parts[name] = summary["mean"]
-        for part in ("lo", "hi", "std", "min", "max", "seeds"):
+        for part in SUMMARY[1:]:
             parts[f"{name}_{part}"] = summary[part]
     seeds = frame[frame["experiment"] == "clean"].groupby(MODEL)["seed"].nunique().rename("seeds")
     table = pd.concat(
@@ -174,7 +166,7 @@ def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
             "l2_eps": _l2_eps(frame),
         },
         axis=1,
-    ).join(_optimality(frame[close]), how="left")
+    ).join(_optimality(at_eps), how="left")
     table.index.names = MODEL
     table = table.join(_reported(frame), how="left").copy()  # one block per dtype, not column
     if table.empty:
@@ -207,13 +199,12 @@ def _number(value: Any) -> float | None:
     return round(float(value), stats.decimals(float(value), digits=3))
 
 
-def _name(row: pd.Series) -> str:
+def model_name(row: pd.Series) -> str:
+    """The one name leaderboard.md, the JSON records and the site show for a model:
+    `dataset/arch-wW/method`, with `@device` when trained off the CPU (another network)."""
     device = row.get("device") or ""
     on_other_device = f"@{device}" if device not in ("", "cpu") else ""
     return f"{row['dataset']}/{row['arch']}-w{row['width']:g}/{row['method']}{on_other_device}"
-
-
-model_name = _name  # public: the site names pages and links by it
 
 
 def model_info(row: pd.Series, threat: Threat) -> dict[str, Any]:
@@ -251,7 +242,7 @@ def model_info(row: pd.Series, threat: Threat) -> dict[str, Any]:
     }
     source = row.get("autoattack_source")
     return {
-        "name": _name(row),
+        "name": model_name(row),
         "dataset": row["dataset"],
         "architecture": row["arch"],
         "width": float(row["width"]),

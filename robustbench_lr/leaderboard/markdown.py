@@ -6,11 +6,12 @@ import math
 from pathlib import Path
 
 import pandas as pd
+from tabulate import tabulate
 
 import robustbench_lr.leaderboard.tracks as board_tracks
 from robustbench_lr import stats
 from robustbench_lr.files import atomic_write_json, atomic_write_text
-from robustbench_lr.leaderboard.build import _name, model_info
+from robustbench_lr.leaderboard.build import model_info, model_name
 from robustbench_lr.leaderboard.columns import (
     ACCURACIES,
     AUTOATTACK_NAMES,
@@ -62,12 +63,10 @@ def _shown(table: pd.DataFrame) -> pd.DataFrame:
 def _optimality_block(table: pd.DataFrame) -> str:
     """Attacks (rows) by models (columns): how close each audit attack came to the best one,
     `OPTIMALITY_WIDTH` models per table so it stays readable in a diff or a terminal."""
-    from tabulate import tabulate
-
     columns = [c for c in table.columns if c.startswith(OPTIMALITY)]
     if not columns:
         return ""
-    names = [_name(row) for _, row in table.iterrows()]
+    names = [model_name(row) for _, row in table.iterrows()]
     parts = []
     for start in range(0, len(names), OPTIMALITY_WIDTH):
         chunk = slice(start, start + OPTIMALITY_WIDTH)
@@ -103,12 +102,11 @@ def _notes(table: pd.DataFrame) -> str:
     if table.attrs.get("blackbox"):
         lines.append(f"`blackbox_acc`: {table.attrs['blackbox']}")
     sources = set(table["autoattack_source"].dropna())
-    if sources:
-        if "standard" in sources:
-            lines.append(f"`autoattack_acc` = {AUTOATTACK_NAMES['standard']}, at the audit's ε.")
-        if "port" in sources:
-            mark = "† = " if "standard" in sources else "all from "
-            lines.append(f"`autoattack_acc`: {mark}{AUTOATTACK_NAMES['port']}, at the audit's ε.")
+    if "standard" in sources:
+        lines.append(f"`autoattack_acc` = {AUTOATTACK_NAMES['standard']}, at the audit's ε.")
+    if "port" in sources:
+        mark = "† = " if "standard" in sources else "all from "
+        lines.append(f"`autoattack_acc`: {mark}{AUTOATTACK_NAMES['port']}, at the audit's ε.")
     lines += board_tracks.notes(table)
     spread = table["numerics_spread"] if "numerics_spread" in table else pd.Series(dtype=float)
     if spread.notna().any():
@@ -127,8 +125,6 @@ def _notes(table: pd.DataFrame) -> str:
 
 def write(table: pd.DataFrame, threat: Threat, out: Path) -> list[Path]:
     """Write the Markdown leaderboard and one JSON per model (in `<out stem>_models/`)."""
-    from tabulate import tabulate
-
     out = Path(out)
     eps = f"{threat.eps * 255:g}/255"
     if table.empty:

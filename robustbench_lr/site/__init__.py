@@ -9,6 +9,7 @@ server and fetches nothing. `build_site` is the one entry point; `report` calls 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -57,66 +58,30 @@ def build_site(
         "not_run": models.NOT_RUN,
         "autoattack_note": papertables.autoattack_note(table),
         "blackbox_note": results.black_box_note(frame),
+        "columns": models.columns(board),
     }
-    written.append(
-        render.page(
-            env,
-            site / "index.html",
-            "leaderboard.html.j2",
-            {
-                **common,
-                "models": board,
-                "columns": models.columns(board),
-                "filters": _filters(board),
-                "rows": len(frame),
-            },
-        )
-    )
+
+    def write(path: str, template: str, **context: Any) -> None:
+        written.append(render.page(env, site / path, template, {**common, **context}))
+
+    filters = _filters(board)
+    write("index.html", "leaderboard.html.j2", models=board, filters=filters, rows=len(frame))
     for table in paper_tables:
-        written.append(
-            render.page(
-                env,
-                site / "tables" / f"{table.name}.html",
-                "table.html.j2",
-                {**common, "table": table},
-            )
-        )
+        write(f"tables/{table.name}.html", "table.html.j2", table=table)
     for model in board:
-        written.append(
-            render.page(
-                env,
-                site / "models" / f"{model.slug}.html",
-                "model.html.j2",
-                {
-                    **common,
-                    "model": model,
-                    "columns": models.columns(board),
-                    "figures": [f for f in found if f.model == model.slug],
-                    "chart": charts.model_chart(models.rows_of(frame, model.fields)),
-                },
-            )
-        )
+        shown = [f for f in found if f.model == model.slug]
+        chart = charts.model_chart(models.rows_of(frame, model.fields))
+        write(f"models/{model.slug}.html", "model.html.j2", model=model, figures=shown, chart=chart)
     kinds: dict[str, list[figures.Figure]] = {}
     for figure in found:
         kinds.setdefault(figure.kind, []).append(figure)
     names = {m.slug: m.name for m in board}
-    written.append(
-        render.page(
-            env,
-            site / "figures.html",
-            "figures.html.j2",
-            {**common, "kinds": kinds, "names": names, "chart": charts.method_chart(frame)},
-        )
-    )
+    chart = charts.method_chart(frame)
+    write("figures.html", "figures.html.j2", kinds=kinds, names=names, chart=chart)
     return written
 
 
 def _filters(board: list[models.Model]) -> dict[str, list[str]]:
     """The choices of each leaderboard filter, from the models shown."""
-    values = {
-        "dataset": sorted({str(m.fields["dataset"]) for m in board}),
-        "arch": sorted({str(m.fields["arch"]) for m in board}),
-        "method": sorted({str(m.fields["method"]) for m in board}),
-        "threat": sorted({m.threat for m in board}),
-    }
-    return values
+    values = {k: sorted({str(m.fields[k]) for m in board}) for k in ("dataset", "arch", "method")}
+    return values | {"threat": sorted({m.threat for m in board})}

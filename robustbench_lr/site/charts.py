@@ -14,6 +14,10 @@ import pandas as pd
 from robustbench_lr import attacks
 
 alt.data_transformers.disable_max_rows()
+# The ε axis and the hover fields both charts share.
+EPS_AXIS = alt.X("eps255:Q", title="ε (×1/255)")
+EPS_TIP = alt.Tooltip("eps255:Q", title="ε ×255")
+ACC_TIP = alt.Tooltip("value:Q", title="accuracy (%)", format=".1f")
 
 
 def sweep_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -41,7 +45,7 @@ def model_chart(rows: pd.DataFrame) -> dict[str, Any] | None:
         alt.Chart(data)
         .mark_line(point=True)
         .encode(
-            x=alt.X("eps255:Q", title="ε (×1/255)"),
+            x=EPS_AXIS,
             y=alt.Y("value:Q", title="IFSGM accuracy (%)", scale=alt.Scale(domain=[0, 100])),
             color=alt.Color("box:N", title="box"),
             strokeDash=alt.StrokeDash("seed:N", title="seed"),
@@ -49,9 +53,9 @@ def model_chart(rows: pd.DataFrame) -> dict[str, Any] | None:
             tooltip=[
                 "box:N",
                 "seed:N",
-                alt.Tooltip("eps255:Q", title="ε ×255"),
+                EPS_TIP,
                 "steps:Q",
-                alt.Tooltip("value:Q", title="accuracy (%)", format=".1f"),
+                ACC_TIP,
                 alt.Tooltip("n:Q", title="examples"),
             ],
         )
@@ -69,19 +73,11 @@ def method_chart(frame: pd.DataFrame) -> dict[str, Any] | None:
         return None
     data = data.assign(panel=data["dataset"] + " " + data["arch"])
     data = data[["panel", "method", "seed", "eps255", "value"]]
-    base = alt.Chart(data).encode(
-        x=alt.X("eps255:Q", title="ε (×1/255)"),
-        color=alt.Color("method:N", title="method"),
-    )
+    base = alt.Chart(data).encode(x=EPS_AXIS, color=alt.Color("method:N", title="method"))
     mean = base.mark_line().encode(y=alt.Y("mean(value):Q", title="IFSGM accuracy (%)"))
     seeds = base.mark_point(filled=True, size=40).encode(
         y="value:Q",
-        tooltip=[
-            "method:N",
-            "seed:N",
-            alt.Tooltip("eps255:Q", title="ε ×255"),
-            alt.Tooltip("value:Q", title="accuracy (%)", format=".1f"),
-        ],
+        tooltip=["method:N", "seed:N", EPS_TIP, ACC_TIP],
     )
     chart = (
         alt.layer(mean, seeds, data=data)

@@ -25,33 +25,26 @@ class Figure:
     seed: int | None = None
 
 
-def _marker(fields: dict, seed: int) -> str:
-    return figure_stem("k", {**fields, "seed": seed})[1:]
-
-
 def find(root: Path, owners: dict[str, tuple[dict, list[int]]]) -> list[Figure]:
     """Every PNG under `root/figures`, each with its kind and, if it has one, its model.
 
     `owners` maps a model's slug to its identifying fields and its seeds.
     """
+    # A model's part of a figure's name: the stem of a one-letter kind, less that letter.
     markers = {
-        _marker(fields, seed): (slug, seed)
+        figure_stem("k", {**fields, "seed": seed})[1:]: (slug, seed)
         for slug, (fields, seeds) in owners.items()
         for seed in seeds
     }
     found = []
     for png in sorted((root / FIGURES_DIR).glob("*.png")):
-        stem, owner = png.stem, None
-        for marker, who in markers.items():
+        stem, path = png.stem, png.relative_to(root).as_posix()
+        figure = Figure(path, ACROSS_MODELS)
+        for marker, (slug, seed) in markers.items():
             at = stem.find(marker)
             end = at + len(marker)
             if at > 0 and (end == len(stem) or stem[end] == "_"):
-                owner = (stem[:at], who)
+                figure = Figure(path, stem[:at], slug, seed)
                 break
-        path = png.relative_to(root).as_posix()
-        if owner is None:
-            found.append(Figure(path, ACROSS_MODELS))
-        else:
-            kind, (slug, seed) = owner
-            found.append(Figure(path, kind, slug, seed))
+        found.append(figure)
     return found

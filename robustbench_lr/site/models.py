@@ -124,21 +124,21 @@ def columns(board: list[Model]) -> tuple[tuple[str, str, str], ...]:
     return (*COLUMNS, *extra)
 
 
-def _reported(row: pd.Series, column: str) -> Cell:
-    value = row.get(column)
-    if value is None or pd.isna(value):
-        return Cell("", None)
-    return Cell(f"{value:.2f}", float(value), "RobustBench's reported number")
+def _float(value: Any) -> float | None:
+    """`value` as a float; None where the row has no such number (missing or NaN)."""
+    return None if value is None or pd.isna(value) else float(value)
 
 
 def _cell(row: pd.Series, column: str) -> Cell:
+    mean = _float(row.get(column))
     if column in {key for key, _, _ in REPORTED}:
-        return _reported(row, column)
-    mean = row.get(column)
-    if mean is None or pd.isna(mean):
+        if mean is None:
+            return Cell("", None)
+        return Cell(f"{mean:.2f}", mean, "RobustBench's reported number")
+    if mean is None:
         return Cell(NOT_RUN, None)
     places = 1 if column in leaderboard.ONE_PLACE else 3
-    shown = stats.decimals(float(mean), places)
+    shown = stats.decimals(mean, places)
     seeds = int(row[f"{column}_seeds"])
     text = f"{mean:.{shown}f}"
     hover = []
@@ -158,17 +158,11 @@ def _cell(row: pd.Series, column: str) -> Cell:
     # Under the default protocol the source method's own black-box row is the transfer control.
     if column == "blackbox_acc" and row["method"] == AttackGrid().blackbox_source:
         mark = "control"
-    return Cell(
-        text,
-        float(mean),
-        "; ".join(hover),
-        None if lo is None or pd.isna(lo) else float(lo),
-        None if hi is None or pd.isna(hi) else float(hi),
-        mark,
-    )
+    return Cell(text, mean, "; ".join(hover), _float(lo), _float(hi), mark)
 
 
 def rows_of(frame: pd.DataFrame, fields: Any) -> pd.DataFrame:
+    """The results rows of one leaderboard model (all its seeds)."""
     mask = pd.Series(True, index=frame.index)
     for column in leaderboard.MODEL:
         mask &= frame[column] == fields[column]
@@ -202,9 +196,8 @@ def _checks(rows: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _num(value: Any) -> str:
-    if value is None or pd.isna(value):
-        return NOT_RUN
-    return stats.number_text(float(value))
+    number = _float(value)
+    return NOT_RUN if number is None else stats.number_text(number)
 
 
 def _provenance(checkpoint: str, root: Path) -> dict[str, Any]:
@@ -237,9 +230,7 @@ def _audits(group: pd.DataFrame, root: Path, audit_eps: float) -> list[dict[str,
     audit = group[group["experiment"] == "audit"]
     first = group.iloc[0]
     model = {k: first[k] for k in ("dataset", "arch", "width", "method", "seed")}
-    threats = (
-        sorted(set(audit["threat"]), key=lambda t: (t != "Linf", t)) if not audit.empty else []
-    )
+    threats = sorted(set(audit["threat"]), key=lambda t: (t != "Linf", t))
     found = []
     for threat in threats or ["Linf"]:
         rows = audit[audit["threat"] == threat]

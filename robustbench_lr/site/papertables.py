@@ -14,8 +14,6 @@ import pandas as pd
 
 from robustbench_lr import leaderboard, paper, results, stats, tables
 
-NOT_RUN = "not run"
-
 
 @dataclass
 class PaperTable:
@@ -28,10 +26,6 @@ class PaperTable:
     rows: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     skipped: str = ""
-
-
-def _label(spec: tables.TableSpec, row: pd.Series) -> str:
-    return " ".join(tables.cell_label(c, row[c]) for c in spec.across) or "value"
 
 
 def _ours(row: pd.Series, digits: int) -> dict[str, Any]:
@@ -60,7 +54,7 @@ def build(frame: pd.DataFrame, spec: tables.TableSpec) -> PaperTable:
     numbers = tables.paper_beside(computed.numbers, spec)
     lines: dict[tuple, dict[str, Any]] = {}
     for _, row in numbers.iterrows():
-        label = _label(spec, row)
+        label = " ".join(tables.cell_label(c, row[c]) for c in spec.across) or "value"
         if label not in page.groups:
             page.groups.append(label)
         key = tuple(row[c] for c in spec.index)

@@ -54,9 +54,4 @@ def copy_assets(site: Path) -> list[Path]:
 def copy_files(sources: list[Path], folder: Path) -> list[Path]:
     """Copy figures or audit reports beside the pages (a site folder must stand alone)."""
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for source in sources:
-        target = folder / source.name
-        shutil.copyfile(source, target)
-        written.append(target)
-    return written
+    return [shutil.copyfile(source, folder / source.name) for source in sources]
