@@ -1,20 +1,14 @@
 """Checkpoints: safetensors weights plus a JSON metadata file, atomic and resumable.
 
-A checkpoint folder holds
-- `model.safetensors`: the plain inference weights (parametrizations materialized), loadable
-  into the architecture rebuilt from `meta.json` with no training-time hooks;
-- `train_state.safetensors`: everything needed to resume exactly (training-module state,
-  the method's auxiliary state, optimizer momentum, the run's history in its metadata);
-- `meta.json`: config, method options, epoch, history, clean accuracy, versions, git revision,
-  the data's fingerprint, and the sha256 of the two files above.
-No pickles anywhere: safetensors and JSON only.
+A checkpoint folder holds `model.safetensors` (the plain inference weights, parametrizations
+materialized), `train_state.safetensors` (all an exact resume needs: training-module and
+auxiliary state, optimizer momentum, the history) and `meta.json` (config, epoch, history, clean
+accuracy, versions, the data's fingerprint, the sha256 of the two other files). No pickles.
 
-`meta.json` is the one commit point. It is written last and vouches, by digest, for the exact
-files of its epoch; a folder whose files disagree with it (a kill between two renames, a
-truncated or replaced file) is not a checkpoint anyone may read (`verify`), and `train` rebuilds
-it from the train state instead of calling it complete. The train state carries its own epoch,
-history, identity and data fingerprint, so it is the resume point even when the commit point
-lags one epoch behind it.
+`meta.json` is the one commit point: written last, it vouches by digest for its epoch's files. A
+folder whose files disagree with it (a kill between two renames, a truncated or replaced file)
+is not a checkpoint anyone may read (`verify`); `train` rebuilds it from the train state, which
+carries its own epoch, history, identity and data fingerprint.
 """
 
 from __future__ import annotations
@@ -27,16 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.utils import parametrize
 
-from robustbench_lr import __version__, numerics
+from robustbench_lr import __version__, models, numerics
 from robustbench_lr.config import TrainConfig
-from robustbench_lr.data import DatasetSpec
+from robustbench_lr.data import Data, DatasetSpec
 from robustbench_lr.errors import RobustbenchLRError
 from robustbench_lr.files import atomic_write, atomic_write_json, file_digest
+from robustbench_lr.methods import METHODS
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "train_state.safetensors"
@@ -56,11 +51,9 @@ class CorruptFileError(CheckpointError):
 def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """Inference weights with every parametrization (SN, SRN) materialized into plain tensors.
 
-    The parametrized tensors are read in eval mode (no power-iteration step, nothing in the
-    model changes), i.e. exactly the weights the reported test accuracy was measured with.
-    Not deepcopy + `remove_parametrizations`: a copy shares torch's generated Parametrized*
-    class with the original, and removing the copy's parametrization deletes the original's
-    `weight` property too.
+    Read in eval mode (no power-iteration step): the weights the test accuracy was measured
+    with. Not deepcopy + `remove_parametrizations`: the copy shares torch's generated
+    Parametrized* class, and removing its parametrization deletes the original's `weight` too.
     """
     was_training = model.training
     model.eval()
@@ -106,8 +99,6 @@ def _load_tensors(
         raise CheckpointError(f"{path} is missing")
     try:
         tensors = {} if header_only else load_file(str(path))
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as handle:
             metadata = json.loads((handle.metadata() or {}).get(_META_KEY, "{}"))
     except (SafetensorError, OSError, ValueError) as err:
@@ -136,9 +127,8 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
 def verify(folder: str | Path) -> dict[str, Any]:
     """The commit point of `folder` after checking every file it vouches for; else one line.
 
-    Anything that reads a checkpoint goes through here, so weights that lag behind or run
-    ahead of their meta.json (an interrupted write), or were truncated or swapped, are never
-    evaluated as if they were the model meta.json describes.
+    Every reader goes through here, so weights out of step with their meta.json (an
+    interrupted write, a truncated or swapped file) are never evaluated as that model.
     """
     folder = Path(folder)
     meta = read_meta(folder)
@@ -165,13 +155,8 @@ def _canonical(value: Any) -> str:
 
 def _check_record(folder: Path, meta: dict[str, Any]) -> None:
     """meta.json's numbers are the ones its train state carries, or one line naming the first
-    that differs.
-
-    meta.json vouches for the train state by digest, and the train state carries the epoch,
-    the history (every test accuracy) and the data fingerprint; meta.json repeats them for
-    readers. A repeated number that was edited (a clean accuracy typed in by hand) would
-    otherwise be reported by `train` and the bench as measured.
-    """
+    that differs: an edited copy (a clean accuracy typed in by hand) would otherwise be
+    reported as measured."""
     if STATE_FILE not in meta["files"]:
         raise CheckpointError(f"{folder / META_FILE} does not vouch for {STATE_FILE}; retrain it")
     _, stamp = _load_tensors(folder / STATE_FILE, header_only=True)
@@ -238,13 +223,12 @@ class TrainState:
 def save(
     folder: Path,
     cfg: TrainConfig,
-    spec: DatasetSpec,
+    data: Data,
     model: nn.Module,
     aux: nn.Module,
     optimizer: torch.optim.Optimizer,
     epoch: int,
     history: list[dict[str, float]],
-    fingerprint: str,
     extra_meta: dict[str, Any],
 ) -> None:
     """Write one epoch's checkpoint: train state, then weights, then the commit point.
@@ -260,15 +244,15 @@ def save(
             if torch.is_tensor(value):
                 state[f"optim/{index}/{key}"] = value
     state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    stamp = {**ident, "epoch": str(epoch), "data_fingerprint": fingerprint}
+    stamp = {**ident, "epoch": str(epoch), "data_fingerprint": data.fingerprint}
     _save_tensors(folder / STATE_FILE, state, {**stamp, "history": json.dumps(history)})
     _save_tensors(folder / MODEL_FILE, plain_state_dict(model), stamp)
     meta = {
         "format": FORMAT,
         "files": {name: file_digest(folder / name) for name in (MODEL_FILE, STATE_FILE)},
-        "data_fingerprint": fingerprint,
+        "data_fingerprint": data.fingerprint,
         "config": cfg.to_dict(),
-        "dataset_spec": {**spec.__dict__},
+        "dataset_spec": {**data.spec.__dict__},
         "epoch": epoch,
         "finished": epoch >= cfg.epochs,
         "history": history,
@@ -282,15 +266,8 @@ def save(
 
 
 def stored_config(stored: dict[str, Any]) -> dict[str, Any]:
-    """A meta.json config as today's code would write it: method options added to the method
-    after the checkpoint was written take their defaults.
-
-    A new option's default is, by rule, what the method did before the option existed (its
-    tests train the default before and after and compare bytes), so a checkpoint written
-    without it is the same run; an option today's method lacks still makes it another.
-    """
-    from robustbench_lr.methods import METHODS
-
+    """A meta.json config as today's code would write it: options the method gained since take
+    their defaults, which by rule (its tests compare bytes) are what it did before."""
     if stored.get("method") not in METHODS:
         return stored
     defaults = {o.name: o.default for o in METHODS[stored["method"]].options}
@@ -315,8 +292,7 @@ def load_train_state(folder: Path, cfg: TrainConfig) -> TrainState | None:
             raise CheckpointError(
                 f"{folder} holds a different run (stored vs asked: {diff}); use another --out or delete it"
             )
-    tensors, metadata = _load_tensors(path)
-    _check_identity(path, metadata, _identity(cfg))
+    tensors, metadata = _load_own(path, cfg)
     split: dict[str, dict[str, torch.Tensor]] = {"model": {}, "aux": {}, "optim": {}}
     for key, value in tensors.items():
         group, rest = key.split("/", 1)
@@ -342,25 +318,25 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, saved: dict[str, torch.T
     optimizer.load_state_dict(state)
 
 
-def _check_identity(path: Path, metadata: dict[str, str], expected: dict[str, str]) -> None:
+def _load_own(path: Path, cfg: TrainConfig) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """`_load_tensors(path)`, refused when its stamp names another model than `cfg`'s."""
+    tensors, metadata = _load_tensors(path)
+    expected = _identity(cfg)
     wrong = {k: (metadata.get(k), v) for k, v in expected.items() if metadata.get(k) != v}
     if wrong:
         detail = ", ".join(
             f"{k}: file has {have!r}, expected {want!r}" for k, (have, want) in wrong.items()
         )
         raise CheckpointError(f"{path} belongs to another model ({detail})")
+    return tensors, metadata
 
 
 def build_from_meta(meta: dict[str, Any]):
     """The inference architecture a checkpoint's meta.json describes, freshly initialized.
 
     The method's `structure` hook re-adds inference-time modules (Bottle-LR). Initialization
-    draws from torch's global generator, as training does (the layer-cushion analysis seeds
-    it to get the randomly initialized reference network of Appendix E).
+    draws from torch's global generator (the cushion analysis seeds it, Appendix E).
     """
-    from robustbench_lr import models
-    from robustbench_lr.methods import METHODS
-
     cfg = TrainConfig.from_dict(meta["config"])
     spec_raw = meta["dataset_spec"]
     spec = DatasetSpec(
@@ -373,18 +349,15 @@ def build_from_meta(meta: dict[str, Any]):
 
 
 def load_model(folder: str | Path, device: torch.device | str = "cpu"):
-    """Rebuild the inference model of a checkpoint folder and load its weights (eval mode).
+    """`(model, meta)`: the inference model of a checkpoint folder with its weights (eval mode).
 
-    Returns `(model, meta)`. The architecture comes from meta.json (`build_from_meta`). A
-    weights file from another arch/dataset, a truncated file or a missing file is a
-    `CheckpointError`.
+    A weights file from another arch/dataset, truncated or missing, is a `CheckpointError`.
     """
     folder = Path(folder)
     meta = verify(folder)
     cfg = TrainConfig.from_dict(meta["config"])
     model = build_from_meta(meta)
-    tensors, metadata = _load_tensors(folder / MODEL_FILE)
-    _check_identity(folder / MODEL_FILE, metadata, _identity(cfg))
+    tensors, _ = _load_own(folder / MODEL_FILE, cfg)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as err:

@@ -20,26 +20,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# The 15 benchmark corruptions in the paper's order, with their family (Fig. 1 of the paper).
-CORRUPTIONS: dict[str, str] = {
-    "gaussian_noise": "noise",
-    "shot_noise": "noise",
-    "impulse_noise": "noise",
-    "defocus_blur": "blur",
-    "glass_blur": "blur",
-    "motion_blur": "blur",
-    "zoom_blur": "blur",
-    "snow": "weather",
-    "frost": "weather",
-    "fog": "weather",
-    "brightness": "weather",
-    "contrast": "digital",
-    "elastic_transform": "digital",
-    "pixelate": "digital",
-    "jpeg_compression": "digital",
+# The 15 benchmark corruptions in the paper's order, by family (Fig. 1 of the paper).
+_BY_FAMILY = {
+    "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
+    "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
+    "weather": ("snow", "frost", "fog", "brightness"),
+    "digital": ("contrast", "elastic_transform", "pixelate", "jpeg_compression"),
 }
+CORRUPTIONS: dict[str, str] = {c: family for family, cs in _BY_FAMILY.items() for c in cs}
 SEVERITIES = (1, 2, 3, 4, 5)
-FAMILIES = ("noise", "blur", "weather", "digital")
+FAMILIES = tuple(_BY_FAMILY)
 # The library refuses images under 32 pixels a side (its filters are sized in pixels).
 MIN_SIDE = 32
 # Where each dataset's published corrupted test set lives under --data-root.
@@ -78,15 +68,12 @@ def _seed(seed: int, name: str, severity: int) -> int:
 def corrupt(x: torch.Tensor, name: str, severity: int, seed: int = 0) -> torch.Tensor:
     """`x` (N x C x H x W in [0, 1], C = 1 or 3) under corruption `name` at `severity`.
 
-    The library draws from numpy's global RNG, so that RNG is seeded once per (seed, name,
-    severity) and the images are corrupted in order: the same call gives the same bytes.
-    Adapting small images: the library wants H x W x 3 uint8 images of at least 32 pixels a
-    side, with its pixel-sized parameters (blur radii, noise grains) set for CIFAR/ImageNet.
-    So grayscale is repeated to 3 channels and averaged back after, and an image under 32
-    pixels (digits' 8 x 8) is upscaled by nearest neighbour to 32 x 32 (each pixel a 4 x 4
-    block: no new detail is invented), corrupted at that size, and area-averaged back; the
-    round trip is exact for an uncorrupted image, and a filter then acts on the digit at the
-    scale of a CIFAR image, which is what its severities were calibrated for.
+    The library draws from numpy's global RNG, seeded once per (seed, name, severity): the
+    same call gives the same bytes. It wants H x W x 3 uint8 images of at least 32 pixels a
+    side, its pixel-sized parameters set for CIFAR/ImageNet: grayscale is repeated to 3
+    channels and averaged back, and a smaller image (digits' 8 x 8) is upscaled by nearest
+    neighbour, corrupted, and area-averaged back (exact for an uncorrupted image), so a
+    filter acts at the scale its severities were calibrated for.
     """
     check_choices([name], [severity])
     try:
@@ -153,8 +140,7 @@ def read_c_files(
     data_root: str | Path, dataset: str, name: str, severity: int, index: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Images `index` (of one severity's block) of `<name>.npy` and their labels, as N x 3 x
-    32 x 32 floats in [0, 1]. Rows are severity 1's test set in order, then severity 2's, ...;
-    a file of the wrong shape or length (a cut download) is refused, naming it."""
+    32 x 32 floats in [0, 1]; a file of the wrong shape or length (a cut download) is refused."""
     check_choices([name], [severity])
     labels = c_labels(data_root, dataset)
     per_severity = len(labels) // len(SEVERITIES)

@@ -1,19 +1,15 @@
 """What each model cost: training wall time, peak memory and device, and the bench's attack and
 audit seconds (FastAT Benchmark's cost columns, reported beside the accuracies).
 
-- Training (`TrainingMeter`): wall seconds over every epoch run (a resumed run adds its own to
-  the seconds `cost.json` already holds), and the peak memory: on CUDA
-  `torch.cuda.max_memory_allocated` since the run began; on the CPU the process' peak resident
-  set (`resource.getrusage(RUSAGE_SELF).ru_maxrss`), which the kernel keeps for the whole
-  process: a bench training several models in one process reports each model's peak as the
-  process' peak so far, an upper bound. Stored beside the checkpoint in `cost.json`, not in
-  meta.json: a checkpoint's files are the same bytes on every run, and timings are not.
-- Evaluation: the seconds the ledger recorded for each done job (`ledger.py`), summed per model
-  into attack seconds (stages `ATTACK_STAGES`) and audit seconds.
+- Training (`TrainingMeter`): wall seconds over every epoch run (a resume adds to `cost.json`'s)
+  and peak memory: CUDA's `max_memory_allocated`, or on the CPU the process' peak resident set,
+  an upper bound when one process trains several models. Kept in `cost.json`, not meta.json,
+  whose bytes are the same on every run.
+- Evaluation: the ledger's seconds per done job, summed per model (`ATTACK_STAGES`).
 
 Rows (`experiment = "cost"`; `attack` = `train` / `attacks` / `audit`; metrics `seconds`,
-`peak_memory_mb`) go to `<report>/cost.csv`, not to `results.csv`: timings change on every run,
-and the regression gate compares every row of `results.csv` with its baseline bit for bit.
+`peak_memory_mb`) go to `<report>/cost.csv`, not `results.csv`: timings change on every run,
+and the regression gate compares every row of `results.csv` bit for bit.
 """
 
 from __future__ import annotations
@@ -66,9 +62,8 @@ class TrainingMeter:
 
 
 def save_training(folder: str | Path, record: dict[str, Any]) -> None:
-    """Write a checkpoint's `cost.json`, after its commit point. A plain write, not one of the
-    checkpoint's atomic renames: it is a measurement, not part of the model, and a torn file
-    reads as no record (`training`)."""
+    """Write a checkpoint's `cost.json` after its commit point: a plain write, as it is a
+    measurement, not part of the model, and a torn file reads as no record (`training`)."""
     (Path(folder) / CHECKPOINT_FILE).write_text(json.dumps(record, sort_keys=True) + "\n")
 
 

@@ -1,17 +1,14 @@
 """Models from outside the suite: a user's own factory and weights, or a RobustBench zoo entry.
 
-The attacks, the audit and the analyses only need a network that takes images in [0, 1] and
-returns logits, and the test set it is judged on; nothing about them is specific to the models
-`train` writes. So an external model becomes the same `target.Target` a checkpoint does (its
-metadata shaped like a checkpoint's meta.json, its test subset drawn by the same seed), and
-every command that takes `--checkpoint` takes it too.
+The attacks, the audit and the analyses only need a network from images in [0, 1] to logits and
+its test set, so an external model becomes the same `target.Target` a checkpoint does, and every
+command that takes `--checkpoint` takes it too.
 
-Result rows name it by a name and a digest of its weights: the `checkpoint` column holds
-`external:<name>@<sha256[:12]>` (`robustbench:` for a zoo model) and `method` holds
-`<name>@<sha256[:12]>`, because the regression gate matches rows on every key column except
-`checkpoint`: two runs of the same weights compare, two different weights never do, whatever
-they were called. Weights are read as safetensors or as a plain state dict through
-`torch.load(weights_only=True)`; a pickle of anything else is refused, never executed.
+Result rows name it by a digest of its weights (`checkpoint` = `external:<name>@<sha256[:12]>`,
+`robustbench:` for a zoo model; `method` = `<name>@<sha256[:12]>`): the regression gate matches
+rows on every key but `checkpoint`, so two runs of the same weights compare and two different
+weights never do. Weights are read as safetensors or through `torch.load(weights_only=True)`;
+a pickle of anything else is refused, never executed.
 """
 
 from __future__ import annotations
@@ -25,10 +22,13 @@ import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
 from robustbench_lr.data import DatasetSpec, LoadOptions, dataset_label, load
@@ -65,14 +65,12 @@ def check_name(text: str) -> str:
 
 @dataclass(frozen=True)
 class ExternalTargetSpec:
-    """What names an external model, from the command line or a profile's `[[models]]` entry:
-    the `ExternalTarget` it builds (`external_build.resolve`), by name.
+    """What names an external model (command line or a profile's `[[models]]` entry), as plain
+    data that `external_build.resolve` builds.
 
-    Either `factory` (`MODULE:FACTORY`, with optional `weights`: without them the factory's
-    own) or `robustbench` (a zoo name, read from `model_dir/<dataset>/<threat>/<name>.pt`;
-    `download` lets RobustBench fetch missing files). `name` defaults to the factory's
-    attribute or the zoo name; `tap` is the submodule analyses read (a profile's entry may
-    set it; `--tap` on the command line).
+    Either `factory` (`MODULE:FACTORY`, optional `weights`) or `robustbench` (a zoo name, read
+    from `model_dir/<dataset>/<threat>/<name>.pt`; `download` lets RobustBench fetch missing
+    files). `tap` is the submodule analyses read.
     """
 
     dataset: str
@@ -105,9 +103,8 @@ class ExternalTargetSpec:
 class TappedModel(nn.Module):
     """An external network with `StagedNet`'s reading interface, so analyses need no new code.
 
-    Every submodule is a tap, named by its dotted path in `net` (`features.3`, `layer4.1`); its
-    output is read with a forward hook, flattened to (batch, m), on the module's last call.
-    The prediction path is `net`'s own: `forward` adds nothing.
+    Every submodule is a tap, named by its dotted path in `net` (`features.3`, `layer4.1`) and
+    read with a forward hook on its last call; `forward` is `net`'s own.
     """
 
     def __init__(self, net: nn.Module) -> None:
@@ -129,17 +126,12 @@ class TappedModel(nn.Module):
             raise KeyError(f"unknown taps {unknown}; taps are the submodules of the model")
         found: dict[str, torch.Tensor] = {}
 
-        def keeper(name: str):
-            def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-                if not torch.is_tensor(output):
-                    raise ValueError(
-                        f"tap {name!r} returns a {type(output).__name__}, not a tensor"
-                    )
-                found[name] = output.flatten(1)
+        def keep(name: str, module: nn.Module, inputs: Any, output: Any) -> None:
+            if not torch.is_tensor(output):
+                raise ValueError(f"tap {name!r} returns a {type(output).__name__}, not a tensor")
+            found[name] = output.flatten(1)
 
-            return hook
-
-        handles = [modules[t].register_forward_hook(keeper(t)) for t in dict.fromkeys(taps)]
+        handles = [modules[t].register_forward_hook(partial(keep, t)) for t in dict.fromkeys(taps)]
         try:
             logits = self.net(x)
         finally:
@@ -156,11 +148,8 @@ class ExternalTarget:
     """A built external model with its weights loaded: what `target.load_target` takes besides
     a checkpoint folder.
 
-    `str()` is its `checkpoint` column; `load` returns the model on the dataset's whole test
-    split with a checkpoint-shaped `meta` (config, dataset_spec, dataset_label,
-    data_fingerprint), so the code reading `target.meta` and `check_same_data` need not know
-    where the model came from, and it checks the model takes the images before anything is
-    attacked.
+    `str()` is its `checkpoint` column; `load` gives it a checkpoint-shaped `meta`, so code
+    reading `target.meta` need not know where the model came from.
     """
 
     spec: ExternalTargetSpec
@@ -207,11 +196,8 @@ class ExternalTarget:
 
 
 def import_factory(ref: str) -> Callable[[], Any]:
-    """The callable `MODULE:FACTORY` names, imported; the working folder is importable.
-
-    The `robustbench-lr` console script, unlike `python -m`, does not put the working folder
-    on `sys.path`, and a model file beside the user's data should import either way.
-    """
+    """The callable `MODULE:FACTORY` names, imported; the working folder is importable (the
+    console script, unlike `python -m`, does not put it on `sys.path`)."""
     module_name, attribute = check_factory(ref).split(":")
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -252,9 +238,6 @@ def build_network(ref: str) -> nn.Module:
 
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from a `.safetensors` file or a `torch.save`d one (weights_only=True)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     path = Path(path)
     if not path.is_file():
         raise ExternalModelError(f"weights file {path} does not exist")
@@ -321,8 +304,7 @@ def load_weights(net: nn.Module, state: Mapping[str, torch.Tensor], what: str) -
 def weights_digest(net: nn.Module) -> str:
     """sha256 of a network's state (names, dtypes, shapes, bytes): the weights' identity.
 
-    Of the loaded state rather than of a file, so the same weights saved as safetensors or as
-    a .pt state dict are one model, and a factory's own weights have an identity too.
+    Of the loaded state, not a file: the same weights as safetensors or .pt are one model.
     """
     digest = hashlib.sha256()
     for name, tensor in sorted(net.state_dict().items()):
@@ -334,10 +316,8 @@ def weights_digest(net: nn.Module) -> str:
 
 @torch.no_grad()
 def check_takes(model: nn.Module, spec: DatasetSpec, model_spec: ExternalTargetSpec) -> None:
-    """One forward pass on a batch of the dataset's shape: logits of its classes, or an error.
-
-    A model built for other images fails here with the sizes named, not mid-attack.
-    """
+    """One forward pass on a batch of the dataset's shape: logits of its classes, or an error
+    naming the sizes here rather than mid-attack."""
     shape = (spec.channels, spec.size, spec.size)
     where = model_spec.factory or f"RobustBench model {model_spec.robustbench}"
     device = next(model.parameters(), torch.empty(0)).device

@@ -4,12 +4,10 @@
 it, the commit point (meta.json digest) of every checkpoint it read, its shard's digest and its
 seconds. A job counts as done only while all of that still holds (`Ledger.why_not_done`).
 
-Why append-only, the one file of the suite not written by temporary name + rename: rewriting
-the whole ledger at every commit would make a commit's cost grow with the number of jobs; a
-per-job cost must stay flat. A commit appends one JSON line and fsyncs it; the
-last line of a key wins. A kill mid-append leaves a torn last line, which is not a JSON object
-and is dropped on reading (that job re-runs); such a file, or one with superseded lines, is
-rewritten atomically (`compact`) before the next append and at the end of a run.
+Append-only (the one file not written by temporary name + rename) so a commit's cost stays
+flat as jobs grow: one fsynced JSON line, the last line of a key wins. A torn last line (a kill
+mid-append) is dropped on reading (that job re-runs); such a file, or one with superseded
+lines, is rewritten atomically (`compact`) before the next append and at the end of a run.
 """
 
 from __future__ import annotations

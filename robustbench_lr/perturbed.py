@@ -19,6 +19,8 @@ from pathlib import Path
 
 from robustbench_lr import numerics
 from robustbench_lr.config import TrainConfig
+from robustbench_lr.data import LoadOptions
+from robustbench_lr.train import train
 
 FOLDER = ".perturbed"
 EXPERIMENT = "numerics"
@@ -53,9 +55,6 @@ def retrain(cfg: TrainConfig, root: str | Path, data_root: str | None = None) ->
 
 
 def _child(request: dict) -> dict:
-    from robustbench_lr.data import LoadOptions
-    from robustbench_lr.train import train
-
     cfg = TrainConfig.from_dict(request["config"])
     options = LoadOptions(data_root=request["data_root"]) if request["data_root"] else None
     key = numerics.current_key("cpu")

@@ -166,11 +166,9 @@ def download(name: str, data_root: str | Path) -> None:
     from torchvision.datasets.utils import download_and_extract_archive, download_url
 
     spec, root = shift(name), Path(data_root) / shift(name).folder
+    fetch = download_and_extract_archive if spec.archive else download_url
     for url in spec.urls:
-        if spec.archive:
-            download_and_extract_archive(url, str(root))
-        else:
-            download_url(url, str(root))
+        fetch(url, str(root))
 
 
 def load_shift(

@@ -1,16 +1,13 @@
 """Measured variation for the regression gate: how far a number moves when only the rounding or
 the seed changes.
 
-The gate compares bit for bit only where a baseline row and a new row were computed on the same
-numeric path (`numerics.comparison_key`). Elsewhere a moved number may be the machine, so a drop
-counts only beyond the variation measured on the baseline's own jobs:
-- the numerics spread: the same jobs re-run under `numerics.PERTURBED`, another code path on the
-  same machine (`robustbench-lr regress --measure-spread`);
-- the seed spread: models of the baseline that differ only by their seed.
-Each is pooled per (experiment, attack, metric) as the largest absolute move seen in that group,
-so one chaotic model widens its whole group and no tolerance is a constant typed in. The
-tolerance is their sum. A group with nothing measured has no tolerance (NaN): the gate then
-says so and falls back to the statistical rule.
+The gate compares bit for bit only rows computed on the same numeric path
+(`numerics.comparison_key`); elsewhere a drop counts only beyond the variation measured on the
+baseline's own jobs: the numerics spread (the same jobs re-run under `numerics.PERTURBED`,
+`regress --measure-spread`) plus the seed spread (models differing only by their seed). Each is
+the largest absolute move in its (experiment, attack, metric) group, so no tolerance is a
+constant typed in; a group with nothing measured has none (NaN), and the gate says so and falls
+back to the statistical rule.
 """
 
 from __future__ import annotations

@@ -1,21 +1,20 @@
 """One training step, run eagerly or captured by torch.compile, and its device-side epoch tally.
 
-Why a module of its own: how a step *runs* (op by op, or as compiled graphs) is independent of
-what it computes (the method's hooks) and of the loop around it (schedule, checkpoints), and a
-GPU trains a small model launch- and sync-bound (N-LR ResNet18 at batch 128 reached
-7,690 img/s, ~25 TFLOP/s of bf16 on an H100), so the step's shape is where the speed is.
+How a step *runs* (op by op, or as compiled graphs) is independent of what it computes (the
+method's hooks) and of the loop around it, and a GPU trains a small model launch- and sync-bound
+(N-LR ResNet18 at batch 128: 7,690 img/s, ~25 TFLOP/s of bf16 on an H100): the step's shape is
+where the speed is.
 
-The step is three callables, each given to torch.compile in the compiled modes:
-`forward` (the method's objective under CUDA's bf16 autocast, its penalty, the summed loss and
-the numbers to log), `optimizer.step`, and the method's `after_step`. `loss.backward()` runs
-between them, through the backward graph AOT autograd compiled with `forward`; dynamo cannot
-trace a `.backward()` call and would break the graph there anyway. Hooks torch.compile cannot
-capture (a CPU generator, torch.svd_lowrank, an attack's inner autograd.grad) graph-break and
-run those pieces eagerly: slower, not wrong.
+The step is three callables, each given to torch.compile in the compiled modes: `forward` (the
+method's objective under CUDA's bf16 autocast, its penalty, the summed loss, the numbers to log),
+`optimizer.step` and the method's `after_step`; `loss.backward()` runs between them (dynamo
+cannot trace a `.backward()` call). Hooks torch.compile cannot capture (a CPU generator,
+torch.svd_lowrank, an attack's inner autograd.grad) graph-break and run eagerly: slower, not
+wrong.
 
-No step reads a number back to the host: the loss, the logged terms and the correct count are
-summed on the device (`EpochTally`) and read when the loop asks (every `CHECK_EVERY` steps and at
-the epoch's end), which is also when a non-finite loss is noticed.
+No step reads a number back to the host: the sums stay on the device (`EpochTally`) until the
+loop reads them (every `CHECK_EVERY` steps and at the epoch's end), which is also when a
+non-finite loss is noticed.
 """
 
 from __future__ import annotations
@@ -87,11 +86,9 @@ class StepStats:
 
 
 class TrainStep:
-    """One optimizer step of `method` on a batch, `forward` then `update`, in the given mode
-    (see the module docstring).
+    """One optimizer step of `method` on a batch, `forward` then `update`, in the given mode.
 
-    In eager mode the ops and their order are the loop's historical ones, so CPU training stays
-    byte-identical to every stored checkpoint.
+    Eager mode keeps the op order every stored checkpoint was trained with (byte-identical).
     """
 
     def __init__(
@@ -141,11 +138,8 @@ class TrainStep:
         return self._forward(batch)
 
     def update(self, stats: StepStats, progress: Progress) -> None:
-        """Backward from `stats.loss`, the optimizer step, then the method's after_step.
-
-        Apart from `forward` so the loop can count a step's loss before a hook may fail on the
-        weights it spoiled.
-        """
+        """Backward from `stats.loss`, the optimizer step, then the method's after_step (apart
+        from `forward`, so the loop counts a step's loss before a hook fails on spoiled weights)."""
         self.optimizer.zero_grad(set_to_none=True)
         stats.loss.backward()
         self._optimizer_step()
@@ -154,10 +148,8 @@ class TrainStep:
 
 class EpochTally:
     """Device-side sums of an epoch's steps: images seen, correct ones, n-weighted logs, and the
-    first step whose loss was not finite.
-
-    The sums are float64 and add `value · n` in step order, the exact arithmetic of the host-side
-    Python floats they replace, so the stored history keeps its bytes.
+    first step whose loss was not finite. The float64 sums add `value · n` in step order, the
+    arithmetic of host-side Python floats, so the stored history keeps its bytes.
     """
 
     def __init__(self, device: torch.device) -> None:

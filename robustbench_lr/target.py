@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from robustbench_lr.checkpoints import CheckpointError, load_model
 from robustbench_lr.data import Data, LoadOptions, dataset_label, load_for_checkpoint
+from robustbench_lr.results import model_fields
 
 if TYPE_CHECKING:  # external builds its Target from this module: a runtime import would loop
     from robustbench_lr.external import ExternalTarget
@@ -84,8 +86,6 @@ class Target:
     @property
     def columns(self) -> dict[str, Any]:
         """The results columns that identify the evaluated model."""
-        from robustbench_lr.results import model_fields
-
         return model_fields(self.meta, self.checkpoint)
 
     @property
@@ -134,8 +134,6 @@ def _checkpoint_target(
     test_limit: int | None,
 ) -> Target:
     """A trained checkpoint's model and its whole (limited) test split."""
-    from robustbench_lr.checkpoints import load_model
-
     model, meta = load_model(checkpoint, device)
     cfg = meta["config"]
     data = load_for_checkpoint(
@@ -151,8 +149,6 @@ def _checkpoint_target(
 def load_companion(path: str | Path, target: Target, role: str) -> nn.Module:
     """Another checkpoint used with `target` (a black-box source, a stop-on judge), on the
     target's device; refused unless it was trained on the same data."""
-    from robustbench_lr.checkpoints import load_model
-
     other, other_meta = load_model(path, next(target.model.parameters()).device)
     check_same_data(target.meta, other_meta, f"{role} {path}", target.checkpoint)
     return other
@@ -160,8 +156,6 @@ def load_companion(path: str | Path, target: Target, role: str) -> nn.Module:
 
 def check_same_data(meta: dict[str, Any], other: dict[str, Any], role: str, target: str) -> None:
     """The one "same dataset?" test: name as shown, classes and content fingerprint."""
-    from robustbench_lr.checkpoints import CheckpointError
-
     mine, theirs = _data_identity(meta), _data_identity(other)
     if mine != theirs:
         raise CheckpointError(

@@ -36,6 +36,7 @@ from robustbench_lr.methods import METHODS, Batch, Progress, TrainContext
 from robustbench_lr.step import CHECK_EVERY, DEFAULT_STEP_MODE, STEP_MODES, EpochTally, TrainStep
 
 log = logging.getLogger(__name__)
+TRAIN_LOCK = ".train.lock"
 
 
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
@@ -51,8 +52,7 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.
     """
     gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = torch.randperm(n, generator=gen)
-    batches = list(order.split(batch_size))
-    return [b for b in batches if len(b) > 1]
+    return [b for b in order.split(batch_size) if len(b) > 1]
 
 
 @dataclass
@@ -118,40 +118,19 @@ def train(
         )
 
 
-TRAIN_LOCK = ".train.lock"
-
-
 def check_structure(cfg: TrainConfig, method, opts: dict, data: Data) -> None:
-    """Build the network once, with the method's structure and checks, before any file exists.
-
-    Options that name taps the architecture lacks (`--bottle-taps`, `--lr-rank TAP=R`) are
-    only found against a built network; found under the lock, they would leave a checkpoint
-    folder and its lock file behind a refused command. The global generator is left as it was.
-    """
+    """Build the network once, with the method's structure and checks, before any file exists:
+    an option naming a tap the architecture lacks (`--lr-rank TAP=R`) must not leave a folder
+    and its lock behind a refused command. The global generator is left as it was."""
     with torch.random.fork_rng(devices=[]):
         probe = models.build(cfg.arch, data.spec, cfg.width)
         method.structure(probe, cfg.arch, opts)
         method.check(probe, cfg.arch, opts)
 
 
-def step_mode_meta(step_mode: str) -> dict[str, str]:
-    """meta.json's record of a compiled run's step mode; nothing for eager.
-
-    Eager trained every stored checkpoint, so its meta.json keeps the bytes it always had. A
-    compiled mode rounds differently (fused kernels), which a reader comparing two checkpoints
-    of one config needs to know, as with the device recorded beside it (the last writer's).
-    """
-    return {} if step_mode == DEFAULT_STEP_MODE else {"step_mode": step_mode}
-
-
 def _committed_complete(folder: Path, cfg: TrainConfig, data: Data) -> float | None:
-    """The clean accuracy of a finished run whose commit point checks out; else None.
-
-    "Already complete" trusts nothing but meta.json and the files it vouches for by digest,
-    for this very config and this very data: a model file that lags behind its train state,
-    a truncated or deleted file, or meta.json itself missing all mean "not complete" (the
-    caller rebuilds from the train state).
-    """
+    """The clean accuracy of a finished run whose commit point checks out for this very config
+    and data; else None (the caller rebuilds from the train state)."""
     try:
         meta = checkpoints.verify(folder)
     except checkpoints.CheckpointError:
@@ -233,13 +212,12 @@ def _train_locked(
         checkpoints.save(
             folder,
             cfg,
-            data.spec,
+            data,
             model,
             aux,
             optimizer,
             epoch,
             history,
-            data.fingerprint,
             {
                 "method_options": opts,
                 "method_info": method.describe(model, aux, opts),
@@ -247,7 +225,10 @@ def _train_locked(
                 "device": dev.type,
                 "dataset_label": dataset_label(cfg.dataset),
                 **npz_location(cfg.dataset),
-                **step_mode_meta(step_mode),
+                # A compiled mode rounds differently (fused kernels), which a reader comparing
+                # two checkpoints of one config needs to know; eager (every stored checkpoint)
+                # keeps the meta.json bytes it always had.
+                **({} if step_mode == DEFAULT_STEP_MODE else {"step_mode": step_mode}),
             },
         )
         save_training(folder, meter.record())

@@ -1,15 +1,12 @@
 """RobustBench zoo models, built by the `robustbench` package from weights already on disk.
 
-`robustbench.utils.load_model` builds a zoo entry's architecture and reads its weights from
-`model_dir/<dataset>/<threat>/<name>.pt` (ensembles: `<name>.pt_m<i>.pt`), downloading only the
-files that are missing. Here it is only called once every file is there, unless `--download`
-allows the fetch: offline, a missing file is one line naming `--model-dir` and `--download`
-instead of a network error. The files are read with `torch.load`'s default, weights_only=True
-(the `zoo` extra needs torch>=2.6, where that is the default): no pickle runs code.
+`robustbench.utils.load_model` reads `model_dir/<dataset>/<threat>/<name>.pt` (ensembles:
+`<name>.pt_m<i>.pt`) and downloads what is missing; here it runs only once every file is there
+unless `--download` is given, so offline a missing file is one line, not a network error. The
+`zoo` extra needs torch>=2.6, whose `torch.load` defaults to weights_only=True: no pickle runs.
 
-The accuracies the leaderboard shows beside ours come from RobustBench's `model_info` JSON
-(`model_info/<dataset>/<threat>/<name>.json`, beside the model folder as in RobustBench's own
-checkout; the package does not ship them): `model_info` reads them into plain numbers.
+The zoo's own accuracies (leaderboard) come from RobustBench's `model_info` JSON, beside the
+model folder as in RobustBench's checkout (`model_info`).
 """
 
 from __future__ import annotations
@@ -42,9 +39,8 @@ _NUMBER_FIELDS = {
 def _robustbench() -> SimpleNamespace:
     """The parts of `robustbench` used here, imported without its import-time warnings.
 
-    robustbench 1.1 imports `autoattack`, the module its own dependency `pyautoattack` ships
-    under that other name; the alias makes the package importable where only the PyPI
-    release is installed.
+    robustbench 1.1 imports `autoattack`, which its dependency `pyautoattack` ships under that
+    other name: the alias makes it importable where only the PyPI release is installed.
     """
     if importlib.util.find_spec("autoattack") is None and importlib.util.find_spec("pyautoattack"):
         sys.modules["autoattack"] = importlib.import_module("pyautoattack")
@@ -128,11 +124,10 @@ def build(spec: ExternalTargetSpec) -> nn.Module:
 def model_info(
     name: str, dataset: str, threat: str = "Linf", model_dir: str | Path = DEFAULT_MODEL_DIR
 ) -> dict[str, Any]:
-    """RobustBench's record of a zoo model: its paper, architecture and reported accuracies.
+    """RobustBench's record of a zoo model (`meta["zoo"]`): paper, architecture, accuracies.
 
     Read from `<model_dir>/../model_info/<dataset>/<threat>/<name>.json`; accuracies become
     numbers (percent), absent ones None, so a model without a record still has every key.
-    This is what `meta["zoo"]` holds and what the leaderboard shows as the zoo's numbers.
     """
     path = Path(model_dir).parent / "model_info" / dataset / threat / f"{name}.json"
     record: dict[str, Any] = {}

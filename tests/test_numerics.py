@@ -267,7 +267,7 @@ def test_a_retraining_that_diverges_is_recorded_as_an_unbounded_spread(tmp_path:
     def diverges(request: dict) -> dict:
         raise FloatingPointError("loss became nan at epoch 3, step 25")
 
-    monkeypatch.setattr("robustbench_lr.train.train", lambda *a, **k: diverges({}))
+    monkeypatch.setattr(perturbed, "train", lambda *a, **k: diverges({}))
     child = perturbed._child({"config": {"epochs": 1}, "root": str(tmp_path), "data_root": None})
     assert child["clean_acc"] is None and "loss became nan" in child["diverged"]
     monkeypatch.undo()

@@ -18,6 +18,7 @@ import torch
 
 from robustbench_lr import stats
 from robustbench_lr.audit.report import AuditReport
+from robustbench_lr.errors import InvalidArgument
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,8 +98,6 @@ class BenchmarkResult:
     def interval(self, which: str = "robust") -> tuple[float, float]:
         """The 95 % Wilson interval (%) of `clean`, `robust` or `worst_case`."""
         if which not in ("clean", "robust", "worst_case"):
-            from robustbench_lr.errors import InvalidArgument
-
             raise InvalidArgument("which", which, ["clean", "robust", "worst_case"])
         flags = getattr(self, f"{which}_flags")
         if flags is None:

@@ -13,21 +13,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from robustbench_lr.config import TrainConfig, checkpoint_dir
 from robustbench_lr.data import LoadOptions
 from robustbench_lr.devices import resolve_device, use_device
 from robustbench_lr.experiments import Experiment, Outcome
+from robustbench_lr.external import ExternalTargetSpec
 from robustbench_lr.external_build import resolve
 from robustbench_lr.files import file_digest
 from robustbench_lr.profiles import Profile
 from robustbench_lr.registry import Registry
 from robustbench_lr.target import load_target
-
-if TYPE_CHECKING:
-    from robustbench_lr.external import ExternalTargetSpec
-
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from robustbench_lr import checkpoints, locks, results
+from robustbench_lr import checkpoints, cost, locks, results
 from robustbench_lr.bench.context import (
     BENCH_LOCK,
     STAGES,
@@ -29,6 +29,7 @@ from robustbench_lr.experiments import Outcome
 from robustbench_lr.files import remove_stale_temporaries
 from robustbench_lr.ledger import SHARDS_DIR, CheckpointDigests, Ledger, code_identity
 from robustbench_lr.profiles import Profile
+from robustbench_lr.report import render_report
 
 
 @dataclass
@@ -115,8 +116,6 @@ def run_bench(
     process); a non-training job asks for `job_gpus` of a GPU where there is one. A job that
     raises does not stop the others: `BenchJobsFailed` names it after the rest is merged.
     """
-    from robustbench_lr.report import render_report
-
     ctx = BenchContext(
         profile, Path(out_dir), Path(ckpt_root), device, load_options or LoadOptions()
     )
@@ -281,8 +280,6 @@ def _device_label(device: str) -> str:
 def _write_cost(ctx: BenchContext, ledger: Ledger, done: list[Job]) -> None:
     """`cost.csv`: each trained model's training cost (its meta.json) and the ledger's attack
     and audit seconds per model (`cost.py`)."""
-    from robustbench_lr import cost
-
     rows = []
     for cfg in ctx.profile.models:
         folder = ctx.folder(cfg)

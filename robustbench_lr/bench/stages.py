@@ -40,6 +40,7 @@ from robustbench_lr.experiments.attack import (
 from robustbench_lr.experiments.corruption import CorruptionSettings, run_corruptions
 from robustbench_lr.experiments.minrho import MinRho, run_search
 from robustbench_lr.profiles import selects
+from robustbench_lr.train import train
 
 
 def _per_model(ctx: BenchContext, stage: str, work: Callable[[TrainConfig], partial]) -> list[Job]:
@@ -80,8 +81,6 @@ def _data_for(cfg: TrainConfig, options: LoadOptions) -> Data:
 def _train_job(
     cfg: TrainConfig, root: str, device: str, options: LoadOptions, _out: Path
 ) -> Outcome:
-    from robustbench_lr.train import train
-
     data = _data_for(cfg, options)
     result = train(cfg, root, device, options, False, data)
     meta = checkpoints.verify(result.folder)

@@ -1,13 +1,10 @@
-"""What a command or a bench job computes, as library functions of one shape: an experiment
-is `(target, settings) -> Outcome`, a loaded `target.Target` and a frozen dataclass of plain
-data in, result rows (and a few human-readable lines, and the files it wrote) out.
+"""What a command or a bench job computes, as functions of one shape: an experiment is
+`(target, settings) -> Outcome`, a loaded `target.Target` and a frozen dataclass of plain data
+in, result rows, a few human-readable lines and the files it wrote out.
 
-`robustbench-lr attack`/`minrho`/... and the bench's jobs all call these, so the bench computes
-exactly what a user's command does without re-parsing a command line; and because the settings
-are plain data, they are what a bench job carries and what its identity is built from. Neither
-prints nor writes result rows here (the CLI prints the lines, the bench and the commands write
-the rows); an experiment that draws figures or reports puts them beside the results file its
-settings name, and lists them in `files`.
+The commands and the bench's jobs both call these, so the bench computes exactly what a user's
+command does, and the plain-data settings are what a bench job carries and is identified by.
+Nothing here prints or writes result rows: the CLI prints, the bench and the commands write.
 """
 
 from __future__ import annotations

@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from robustbench_lr import results
-from robustbench_lr.attacks import ATTACKS, DEFAULT_BATCH
+from robustbench_lr.attacks import ATTACKS, DEFAULT_BATCH, resolve
+from robustbench_lr.attacks.harness import evaluate_attack, evaluation_rows, param_text
+from robustbench_lr.attacks.search import STEP_RULES, step_accuracies
+from robustbench_lr.attacks.verify import verify
 from robustbench_lr.evaluation import accuracy
 from robustbench_lr.experiments import Outcome, Rows
 from robustbench_lr.target import Target
@@ -81,10 +84,6 @@ def check_verifiable(attacks: Sequence[str]) -> None:
 
 def run_setting(target: Target, sweep: Sweep, params: dict[str, Any]) -> Outcome:
     """One setting of `sweep` on `target`: its rows (and step curves with `per_step`)."""
-    from robustbench_lr.attacks.harness import evaluate_attack, evaluation_rows
-    from robustbench_lr.attacks.search import STEP_RULES
-    from robustbench_lr.attacks.verify import verify
-
     name, outcome = sweep.attack, Outcome()
     if sweep.verify:
         agreement = verify(name, target.crafter, target.x[:VERIFY_N], target.y[:VERIFY_N], **params)
@@ -136,8 +135,6 @@ def run_step_curve(target: Target, curve: StepCurve) -> Outcome:
     """Only the step curves of `curve`, from one run of the signed-gradient loop: the bench's
     Fig. 11 job, which must not re-run the attack its IFSGM grid already scored at that
     setting."""
-    from robustbench_lr.attacks import resolve
-
     name, eps, steps = curve.attack, curve.eps, curve.steps
     _backend, params = resolve(name, eps=eps, steps=steps)
     rows = step_rows(target, name, params)
@@ -152,10 +149,8 @@ class Clean:
 
 
 def run_clean(target: Target, settings: Clean) -> Outcome:
-    """A model's clean accuracy (a `clean` row, as training writes for the suite's own models),
-    and for a zoo model the zoo's reported accuracies (`zoo-reported` rows; none when
-    RobustBench's model_info record is not on disk): what the bench records of a model it did
-    not train."""
+    """What the bench records of a model it did not train: its clean accuracy (a `clean` row),
+    and for a zoo model the zoo's reported accuracies (`zoo-reported` rows, when on disk)."""
     acc = accuracy(target.model, target.x, target.y, settings.batch_size)
     base = {**target.columns, "experiment": "clean", "attack": "clean"}
     rows = [{**base, "metric": "clean_acc", "value": acc, "n": len(target.y)}]
@@ -171,9 +166,6 @@ def run_clean(target: Target, settings: Clean) -> Outcome:
 
 def step_rows(target: Target, name: str, params: Mapping[str, Any]) -> Rows:
     """Instantaneous and cumulative accuracy after every step (Fig. 11)."""
-    from robustbench_lr.attacks.harness import param_text
-    from robustbench_lr.attacks.search import step_accuracies
-
     instant, cumulative = step_accuracies(
         target.crafter,
         target.x,
@@ -196,8 +188,8 @@ def step_rows(target: Target, name: str, params: Mapping[str, Any]) -> Rows:
         "param": param_text({}, target.subset_extra),
         "n": len(target.y),
     }
-    rows = []
-    for k in range(len(instant)):
-        rows.append({**base, "steps": k, "metric": "acc_instant", "value": instant[k].item()})
-        rows.append({**base, "steps": k, "metric": "acc_cumulative", "value": cumulative[k].item()})
-    return rows
+    return [
+        {**base, "steps": k, "metric": metric, "value": values[k].item()}
+        for k in range(len(instant))
+        for metric, values in (("acc_instant", instant), ("acc_cumulative", cumulative))
+    ]

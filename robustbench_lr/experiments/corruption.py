@@ -28,6 +28,7 @@ from robustbench_lr.corruptions import (
     check_choices,
     corrupt,
     read_c_files,
+    relative_ce,
 )
 from robustbench_lr.evaluation import accuracy
 from robustbench_lr.experiments import Outcome
@@ -81,15 +82,15 @@ def run_corruptions(target: Target, settings: CorruptionSettings) -> Outcome:
     """
     model, n = target.model, len(target.y)
     dataset = target.meta["config"]["dataset"]
+    generated = settings.source == "generate"
+    extra = f";subset_seed={target.subset_seed}" if target.subset_seed else ""
     base = {
         **target.columns,
         "experiment": EXPERIMENT,
-        "backend": C_FOLDERS.get(dataset, "") if settings.source == "files" else "imagecorruptions",
+        "backend": "imagecorruptions" if generated else C_FOLDERS.get(dataset, ""),
         "n": n,
+        "param": ((f"seed={settings.seed}" if generated else "") + extra).lstrip(";"),
     }
-    extra = f";subset_seed={target.subset_seed}" if target.subset_seed else ""
-    generated = settings.source == "generate"
-    seed_text = f"seed={settings.seed}" if generated else ""
     index = None
     if not generated:
         per_severity = len(c_labels(settings.data_root, dataset)) // len(SEVERITIES)
@@ -116,8 +117,6 @@ def run_corruptions(target: Target, settings: CorruptionSettings) -> Outcome:
         if accs:
             value = sum(accs) / len(accs)
             rows.append({**base, "attack": label, "metric": "mean_acc", "value": value})
-    for row in rows:
-        row["param"] = (seed_text + extra).lstrip(";")
     shown = sum(means["all"]) / len(means["all"])
     line = (
         f"corruptions [{base['backend']}] {len(by_name)} x {len(settings.severities)} severities: "
@@ -135,8 +134,6 @@ def relative_mce(frame: pd.DataFrame, baseline: str = "nlr") -> pd.Series:
     architecture, e.g. a user's model) is compared with the baseline's models of its dataset
     pooled. Undefined (NaN) where the baseline lost no accuracy to a corruption.
     """
-    from robustbench_lr.corruptions import relative_ce
-
     rows = frame[frame["experiment"] == EXPERIMENT]
     if rows.empty:
         return pd.Series(dtype=float, name="relative_mce")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from robustbench_lr.attacks.harness import setting_fields
 from robustbench_lr.attacks.search import SEARCHES, SearchSettings
 from robustbench_lr.experiments import Outcome
 from robustbench_lr.target import Target
@@ -34,8 +35,6 @@ class MinRho:
 
 def run_search(target: Target, plan: MinRho) -> Outcome:
     """Every search of `plan` on `target`, white-box or crafted on its source."""
-    from robustbench_lr.attacks.harness import setting_fields
-
     outcome = Outcome()
     for name in plan.attacks:
         found = SEARCHES.get(name).find(

@@ -43,11 +43,8 @@ class ShiftSettings:
 
 def run_shifts(target: Target, settings: ShiftSettings) -> Outcome:
     """`target`'s model on each shifted test set of `settings.names` (as many images as its
-    subset).
-
-    Every set is read before the model sees one, so a missing or truncated file fails the run
-    before any evaluation rather than after the sets before it were scored.
-    """
+    subset). Every set is read before the model sees one: a missing or truncated file fails the
+    run before any evaluation."""
     dataset = target.meta["config"]["dataset"]
     names, data_root, batch_size = settings.names, settings.data_root, settings.batch_size
     names = shifts_of(dataset) if names is None else tuple(names)

@@ -7,19 +7,19 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import tomllib
 from pydantic import ValidationError
 
 from robustbench_lr.config import TrainConfig
+from robustbench_lr.external import DEFAULT_MODEL_DIR, ExternalTargetSpec
+from robustbench_lr.methods import METHODS
 from robustbench_lr.profiles.model import Profile, shipped_profiles
 from robustbench_lr.profiles.rules import one_line, path_of
 from robustbench_lr.profiles.schema import AUDIT_OPTIONS, Group, ProfileFile, Training, Zoo
 from robustbench_lr.settings import adapter
-
-if TYPE_CHECKING:  # imports torch: on use, when a profile is parsed
-    from robustbench_lr.external import ExternalTargetSpec
+from robustbench_lr.zoo import DATASETS as ZOO_DATASETS
 
 
 class _Rejected(Exception):
@@ -34,8 +34,6 @@ def _training(table: Training, *extra: str) -> dict[str, Any]:
 
 def _group_configs(group: Group, index: int, top: ProfileFile) -> list[TrainConfig]:
     """One TrainConfig per method and seed of a [[models]] group."""
-    from robustbench_lr.methods import METHODS  # imports torch: on use, not with this module
-
     stray = [m for m in group.method_options if m not in group.methods]
     if stray:
         raise _Rejected(
@@ -100,10 +98,6 @@ def _external_models(top: ProfileFile, folder: Path | None) -> tuple[ExternalTar
     of a dataset RobustBench has. Nothing is imported or read here: the factory, the weights
     and the zoo files are the loader's (`external_build.resolve`).
     """
-    # Both import torch: on use, not with this module.
-    from robustbench_lr.external import DEFAULT_MODEL_DIR, ExternalTargetSpec
-    from robustbench_lr.zoo import DATASETS as ZOO_DATASETS
-
     specs: dict[str, tuple[int, ExternalTargetSpec]] = {}
     for index, entry in enumerate(top.models):
         if isinstance(entry, Group):

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import TYPE_CHECKING
 
 from robustbench_lr.config import TrainConfig
+from robustbench_lr.external import ExternalTargetSpec
 from robustbench_lr.profiles.protocols import BLACKBOX_PROTOCOLS, same_seed
 from robustbench_lr.profiles.schema import (
     Analyses,
@@ -19,9 +19,6 @@ from robustbench_lr.profiles.schema import (
     ProfileFile,
     ShiftGrid,
 )
-
-if TYPE_CHECKING:  # imports torch: the loader builds these when a profile is parsed
-    from robustbench_lr.external import ExternalTargetSpec
 
 
 @dataclass(frozen=True)

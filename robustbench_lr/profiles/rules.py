@@ -5,12 +5,11 @@ gets.
 
 pydantic does the checking (types, bounds, patterns); the wrappers here only reword its errors,
 because a profile's author should read `attacks.ifsgm_eps[1] = '2' is not a budget in (0, 1]`,
-not a multi-line report. Registry names are looked up when a value is checked, not when this
-module is imported: the registries import torch.
+not a multi-line report. Registry names are looked up when a value is checked, so a name registered
+after the schema was built counts.
 """
 
 import functools
-import importlib
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -100,18 +99,14 @@ def check_name(kind: str, value: str, valid: Iterable[str]) -> str:
     return value
 
 
-def name_of(kind: str, names: Callable[[], Iterable[str]]) -> Any:
-    """A string among `names()`; an unknown one keeps the registries' UnknownNameError."""
+def name_of(kind: str, names: Iterable[str]) -> Any:
+    """A string among `names` (a registry: read when a value is checked, so a name registered
+    later counts); an unknown one keeps the registries' UnknownNameError."""
     return Annotated[
         StrictStr,
-        AfterValidator(lambda value: check_name(kind, value, names())),
+        AfterValidator(lambda value: check_name(kind, value, names)),
         rule(f"a string (one of the {kind} names)"),
     ]
-
-
-def registered(module: str, registry: str) -> Callable[[], list[str]]:
-    """The names in `module.registry`, imported on first use (the registries import torch)."""
-    return lambda: list(getattr(importlib.import_module(module), registry))
 
 
 def _dataset(value: str) -> str:

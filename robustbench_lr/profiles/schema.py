@@ -15,10 +15,16 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, PlainValidator, StrictFloat, StrictInt, StrictStr
 
-from robustbench_lr.attacks.search import SearchSettings
+from robustbench_lr import external
+from robustbench_lr.analysis import ANALYSES
+from robustbench_lr.attacks import ATTACKS
+from robustbench_lr.attacks.search import SEARCHES, SearchSettings
 from robustbench_lr.audit.options import BUDGET, DEFAULT_EPS, AuditOptions
 from robustbench_lr.config import TrainConfig
+from robustbench_lr.corruptions import CORRUPTIONS
 from robustbench_lr.experiments.attack import Sweep
+from robustbench_lr.methods import METHODS
+from robustbench_lr.models import ARCHS
 from robustbench_lr.profiles.protocols import BLACKBOX_PROTOCOLS
 from robustbench_lr.profiles.rules import (
     Dataset,
@@ -31,7 +37,6 @@ from robustbench_lr.profiles.rules import (
     given,
     items,
     name_of,
-    registered,
     table,
     within,
 )
@@ -51,23 +56,19 @@ from robustbench_lr.settings import (
     kind_of,
     rule,
 )
+from robustbench_lr.shifts import SHIFTS
+from robustbench_lr.tables import TABLES
 from robustbench_lr.target import DEFAULT_N
 
-Arch = name_of("architecture", registered("robustbench_lr.models", "ARCHS"))
-Method = name_of("method", registered("robustbench_lr.methods", "METHODS"))
-Analysis = name_of("analysis", registered("robustbench_lr.analysis", "ANALYSES"))
-TableName = name_of("table", registered("robustbench_lr.tables", "TABLES"))
-MinrhoAttack = name_of("minrho attack", registered("robustbench_lr.attacks.search", "SEARCHES"))
-Corruption = name_of("corruption", registered("robustbench_lr.corruptions", "CORRUPTIONS"))
-Shift = name_of("distribution shift", registered("robustbench_lr.shifts", "SHIFTS"))
-Threat = name_of("threat model", registered("robustbench_lr.external", "THREATS"))
-Protocol = name_of("black-box protocol", lambda: BLACKBOX_PROTOCOLS)
-
-
-def _deepfool_backends() -> list[str]:
-    from robustbench_lr.attacks import ATTACKS  # imports torch: on use, not with this module
-
-    return list(ATTACKS.get("deepfool").backends)
+Arch = name_of("architecture", ARCHS)
+Method = name_of("method", METHODS)
+Analysis = name_of("analysis", ANALYSES)
+TableName = name_of("table", TABLES)
+MinrhoAttack = name_of("minrho attack", SEARCHES)
+Corruption = name_of("corruption", CORRUPTIONS)
+Shift = name_of("distribution shift", SHIFTS)
+Threat = name_of("threat model", external.THREATS)
+Protocol = name_of("black-box protocol", BLACKBOX_PROTOCOLS)
 
 
 def _given_in(kind: type) -> PlainValidator:
@@ -96,8 +97,6 @@ def _option(option: Any) -> Any:
 
 @functools.cache
 def _options_table(method: str) -> type:
-    from robustbench_lr.methods import METHODS  # imports torch: on use, not with this module
-
     kinds = {o.name: _option(o) for o in METHODS[method].options}
     return dynamic_table(f"{method} options", kinds, "option")
 
@@ -106,11 +105,11 @@ def _method_options(value: Any) -> dict[str, dict[str, Any]]:
     """{method: {option: value as written}}: the table's keys are method names."""
     if not isinstance(value, dict):
         raise error("not_allowed", allowed="a table")
-    methods = registered("robustbench_lr.methods", "METHODS")()
     parsed = {}
     for method, options in value.items():
-        if method not in methods:
-            raise fail("unknown_key", options, (method,), noun="method", valid=methods, names=True)
+        if method not in METHODS:
+            valid = METHODS.names()
+            raise fail("unknown_key", options, (method,), noun="method", valid=valid, names=True)
         with within(method):
             checked = adapter(_options_table(method)).validate_python(options)
         parsed[method] = given(checked, options)
@@ -130,7 +129,7 @@ MinrhoOptions = dynamic_table(
     "MinrhoOptions",
     {
         **{name: kind_of(SearchSettings, name) for name in SEARCH_KEYS},
-        "backend": name_of("deepfool backend", _deepfool_backends),
+        "backend": name_of("deepfool backend", ATTACKS.get("deepfool").backends),
         "batch_size": Count,
     },
     "minrho option",
@@ -186,7 +185,7 @@ class CorruptionGrid(Table):
 
     enabled: Boolean = False
     source: doc(
-        name_of("corruption source", lambda: ("generate", "files")),
+        name_of("corruption source", ("generate", "files")),
         "`generate` corrupts each model's test subset; `files` reads CIFAR-10-C / -100-C",
     ) = "generate"
     n: doc(Count | None, "images (None: the profile's n)") = None
@@ -298,8 +297,6 @@ def _external(check: str, allowed: str) -> Any:
     """A string `external.<check>` accepts: what its command-line flag is checked with."""
 
     def convert(value: str) -> str:
-        from robustbench_lr import external  # imports torch: on use, not with this module
-
         return getattr(external, check)(value)
 
     return Annotated[StrictStr, AfterValidator(convert), rule(allowed)]

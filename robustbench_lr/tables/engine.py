@@ -15,10 +15,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from tabulate import tabulate
 
 from robustbench_lr import paper, results, stats
 from robustbench_lr.files import atomic_write, atomic_write_text
@@ -67,7 +69,7 @@ def setting_text(column: str, value: Any) -> Any:
     return value
 
 
-def _cell_label(column: str, value: Any) -> str:
+def cell_label(column: str, value: Any) -> str:
     if column == "eps":
         return f"ε={_eps_label(float(value))}"
     if column == "steps":
@@ -79,7 +81,7 @@ def _cell_label(column: str, value: Any) -> str:
     return str(value)
 
 
-def _select(frame: pd.DataFrame, where: Mapping[str, Any]) -> pd.DataFrame:
+def select(frame: pd.DataFrame, where: Mapping[str, Any]) -> pd.DataFrame:
     mask = pd.Series(True, index=frame.index)
     for column, wanted in where.items():
         values = wanted if isinstance(wanted, tuple) else (wanted,)
@@ -97,29 +99,21 @@ class RenderedTable:
     skipped_reason: str = ""
 
 
-def _reference() -> pd.DataFrame:
+def _reference(spec: TableSpec) -> pd.DataFrame:
+    """The paper's rows of `spec`'s table (packaged reference data)."""
     text = resources.files("robustbench_lr").joinpath("reference/paper.csv").read_text()
-    from io import StringIO
-
     # `p` and `dim` are numbers where the paper's table has them (`inf`: no PCA), else NaN.
     ref = pd.read_csv(StringIO(text), keep_default_na=False, na_values={"p": [""], "dim": [""]})
     ref["eps"] = ref["eps"].map(
         lambda e: float(e.split("/")[0]) / float(e.split("/")[1]) if "/" in str(e) else 0.0
     )
-    return ref
-
-
-# Public names for the modules that lay the same rows out differently (site/).
-select = _select
-cell_label = _cell_label
+    return ref[ref["table"] == spec.name]
 
 
 def paper_beside(numbers: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     """`compute`'s numbers with the paper's number for the same method and setting beside
     each row (`paper_value`), and `paper_setup` saying where the paper's setup differs."""
-    ref = _reference()
-    ref = ref[ref["table"] == spec.name]
-    return paper.counterparts(numbers, ref, spec.across)
+    return paper.counterparts(numbers, _reference(spec), spec.across)
 
 
 def summarize(group: pd.DataFrame) -> dict[str, float]:
@@ -142,7 +136,7 @@ def summarize(group: pd.DataFrame) -> dict[str, float]:
 
 def compute(frame: pd.DataFrame, spec: TableSpec) -> RenderedTable:
     """Aggregate the rows a spec selects over seeds and lay them out as the paper does."""
-    selected = _select(frame, {**spec.where, **spec.extra_where})
+    selected = select(frame, {**spec.where, **spec.extra_where})
     if spec.methods:
         selected = selected[selected["method"].isin(spec.methods)]
     if selected.empty:
@@ -167,8 +161,7 @@ def compute(frame: pd.DataFrame, spec: TableSpec) -> RenderedTable:
     for column in ordered:
         if column in keys:
             numbers[column] = numbers[column].astype(str)
-    ref = _reference()
-    ref = ref[ref["table"] == spec.name]
+    ref = _reference(spec)
     join = [c for c in ("dataset", "arch", "method", *spec.across) if c in ref.columns]
     if not ref.empty:
         paper = ref[join + ["value"]].rename(columns={"value": "paper"})
@@ -187,7 +180,7 @@ def _model_columns(frame: pd.DataFrame, spec: TableSpec) -> dict[tuple, dict[str
     """Cells of the spec's per-model columns, keyed like the table's rows."""
     cells: dict[tuple, dict[str, str]] = {}
     for column in spec.model_columns:
-        rows = _select(frame, column.where)
+        rows = select(frame, column.where)
         for key, group in rows.groupby(list(spec.index)):
             if column.verdict:
                 failed = int(group["value"].max())
@@ -219,8 +212,6 @@ def _markdown(
     """The table as Markdown: `mean ± std` cells (intervals live in the CSV), the paper's
     number beside each of ours (`*` where its setup differs; `ref` is the paper's rows of this
     table, as `paper_beside` selects them), one block per box."""
-    from tabulate import tabulate
-
     numbers = paper.counterparts(numbers, ref, spec.across)
     has_paper = numbers["paper_value"].notna().any()
     split = len(_blocks(numbers, spec)) > 1
@@ -230,7 +221,7 @@ def _markdown(
         cells: dict[tuple, dict[str, str]] = {}
         order: list[str] = []
         for _, row in rows.iterrows():
-            label = " ".join(_cell_label(c, row[c]) for c in across) or "value"
+            label = " ".join(cell_label(c, row[c]) for c in across) or "value"
             if label not in order:
                 order.append(label)
             line = cells.setdefault(tuple(row[c] for c in spec.index), {})
