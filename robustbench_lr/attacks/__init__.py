@@ -3,12 +3,12 @@
     >>> x_adv = run_attack("ifsgm", model, x, y, eps=8 / 255, steps=7)
 
 Registered attacks: `ifsgm`, `ill`, `ill-fixed`, `fgsm` (iterative.py), `deepfool`, the noises
-(noise.py), the audit's stronger attacks (strong.py) and the L2 track (l2.py, with the threats
-each attack supports). A module adds attacks by calling `register(AttackSpec(...))` at import
-and joining `ATTACK_MODULES`. The minimum-perturbation searches are `search.SEARCHES`; the loop
-they and the iterative attacks share is `loop.signed_gradient_loop`. Attacks craft in the
-precision `precision.crafting_in` / `precision.choose` selects (strict float32 by default);
-every robust/fooled decision is `precision.verdict`'s (`robust_flags`), in strict float32.
+(noise.py), the audit's stronger attacks (strong.py) and the L2 track (l2.py, with the threats each
+attack supports). A module adds attacks by calling `register(...)` with `AttackSpec`'s fields at
+import and joining `ATTACK_MODULES`. The minimum-perturbation searches are `search.SEARCHES`; the
+loop they and the iterative attacks share is `loop.signed_gradient_loop`. Attacks craft in the
+precision `precision.crafting_in` / `precision.choose` selects (strict float32 by default); every
+robust/fooled decision is `precision.verdict`'s (`robust_flags`), in strict float32.
 """
 
 from __future__ import annotations
@@ -91,18 +91,17 @@ def check_bounds(
     if low < -BOUND_SLACK or high > 1 + BOUND_SLACK:
         raise RuntimeError(f"attack {spec.name!r} left [0, 1]: values span [{low}, {high}]")
     if spec.norm == "linf":
-        size = (x_adv - x).abs().max().item()
-        if size > params["eps"] + BOUND_SLACK:
-            raise RuntimeError(
-                f"attack {spec.name!r} left its L-inf ball: {size} > eps {params['eps']}"
-            )
-    if spec.norm == "l2" and "eps" in params:
+        size, limit = (x_adv - x).abs().max().item(), params["eps"]
+    elif spec.norm == "l2" and "eps" in params:
         # float32 norms of ~3000 pixels carry relative rounding of ~1e-6: slack scales with eps.
-        size = (x_adv - x).flatten(1).norm(dim=1).max().item()
-        if size > params["eps"] * (1 + 1e-4) + BOUND_SLACK:
-            raise RuntimeError(
-                f"attack {spec.name!r} left its L2 ball: {size} > eps {params['eps']}"
-            )
+        size, limit = (x_adv - x).flatten(1).norm(dim=1).max().item(), params["eps"] * (1 + 1e-4)
+    else:
+        return
+    if size > limit + BOUND_SLACK:
+        ball = {"linf": "L-inf", "l2": "L2"}[spec.norm]
+        raise RuntimeError(
+            f"attack {spec.name!r} left its {ball} ball: {size} > eps {params['eps']}"
+        )
 
 
 def filling(slot: str) -> str:
@@ -121,7 +120,6 @@ __all__ = [
     "PRECISIONS",
     "AttackSpec",
     "crafting_in",
-    "derive_seed",
     "filling",
     "frozen",
     "register",

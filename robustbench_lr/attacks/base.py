@@ -90,8 +90,9 @@ class AttackSpec:
 ATTACKS: Registry[AttackSpec] = Registry("attack")
 
 
-def register(spec: AttackSpec) -> AttackSpec:
-    """Add an attack to the registry under its own name."""
+def register(*args: Any, **fields: Any) -> AttackSpec:
+    """Add `AttackSpec(*args, **fields)` to the registry under its own name."""
+    spec = AttackSpec(*args, **fields)
     return ATTACKS.add(spec.name, spec)
 
 
@@ -144,10 +145,8 @@ def least_likely(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def linf_project(x_adv: torch.Tensor, x: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
-    """`clip_{x,eps}` of Eq. 5-6 followed by the [0, 1] box, as torchattacks' PGD writes it.
-
-    `eps` may be a float or a per-sample tensor of shape (N,) (the minimum-ε searches).
-    """
+    """`clip_{x,eps}` of Eq. 5-6 followed by the [0, 1] box, as torchattacks' PGD writes it;
+    `eps` may be per-sample (N,) (the minimum-ε searches)."""
     if torch.is_tensor(eps):
         bound = eps.view(-1, *([1] * (x.dim() - 1)))
         delta = torch.maximum(torch.minimum(x_adv - x, bound), -bound)
@@ -166,10 +165,7 @@ def robust_flags(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> torc
 
 
 def rho(x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Per-sample normalized L2 dissimilarity `‖x_a − x‖₂ / ‖x‖₂` (Section 3, Table 3).
-
-    An all-zero input has ρ = 0 when unperturbed and ∞ otherwise.
-    """
+    """Per-sample normalized L2 dissimilarity `‖x_a − x‖₂ / ‖x‖₂` (Section 3, Table 3)."""
     diff = (x_adv - x).flatten(1).norm(dim=1)
     base = x.flatten(1).norm(dim=1)
     return torch.where(diff == 0, torch.zeros_like(diff), diff / base)

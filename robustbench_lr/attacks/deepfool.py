@@ -20,10 +20,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from robustbench_lr.attacks.base import AttackSpec, register, run_foolbox
+from robustbench_lr.attacks.base import register, run_foolbox
 from robustbench_lr.attacks.precision import confirm_fooled
-
-DEFAULTS = {"steps": 50, "overshoot": 0.02, "candidates": 10}
 
 
 def _flat_norm(t: torch.Tensor) -> torch.Tensor:
@@ -68,12 +66,8 @@ MIN_CHUNK_ROWS = 32
 def _deepfool_ours(
     model: nn.Module, x: Tensor, y: Tensor, *, steps: int, overshoot: float, candidates: int
 ) -> Tensor:
-    """L2 DeepFool, batched: the smallest perturbation that crosses the nearest boundary.
-
-    Args: steps (max iterations, 50), overshoot (0.02), candidates (classes considered, the
-    clean input's top 10, as foolbox). Shapes: x (N, C, H, W) in [0, 1], y (N,) -> x_adv
-    (N, C, H, W); ρ = rho(x_adv, x) (Table 3).
-    """
+    """L2 DeepFool, batched: the smallest perturbation that crosses the nearest boundary, ρ =
+    rho(x_adv, x) (Table 3). `candidates`: the clean input's most likely classes, as foolbox."""
     x_adv = x.clone()
     p_total = torch.zeros_like(x)
     classes = None  # per sample: the clean input's most likely classes (foolbox's candidates)
@@ -139,17 +133,15 @@ def _deepfool_torchattacks(
 
 
 register(
-    AttackSpec(
-        "deepfool",
-        {
-            "ours": _deepfool_ours,
-            "foolbox": _deepfool_foolbox,
-            "torchattacks": _deepfool_torchattacks,
-        },
-        "l2",
-        DEFAULTS,
-        verify="deepfool",
-        summary="L2 DeepFool, overshoot 0.02, up to 50 steps; minimal perturbation and rho (Table 3)",
-        fills=("deepfool_rho",),
-    )
+    "deepfool",
+    {
+        "ours": _deepfool_ours,
+        "foolbox": _deepfool_foolbox,
+        "torchattacks": _deepfool_torchattacks,
+    },
+    "l2",
+    {"steps": 50, "overshoot": 0.02, "candidates": 10},
+    verify="deepfool",
+    summary="L2 DeepFool, overshoot 0.02, up to 50 steps; minimal perturbation and rho (Table 3)",
+    fills=("deepfool_rho",),
 )

@@ -72,8 +72,7 @@ class Evaluation:
     @property
     def rho_fooled(self) -> float:
         """Mean ρ over the samples the attack turned wrong (NaN if none)."""
-        mask = self.turned
-        return self.rho[mask].mean().item() if mask.any() else math.nan
+        return self.rho[self.turned].mean().item() if self.turned.any() else math.nan
 
     @property
     def success(self) -> float:
@@ -133,18 +132,13 @@ def evaluate_attack(
     )
 
 
-def format_value(value: Any) -> str:
-    """Stable text for a hyper-parameter (6 significant digits: the same bytes on every run)."""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
 def param_text(params: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> str:
-    """`k=v;k=v` of every hyper-parameter without its own column, sorted by name."""
+    """`k=v;k=v` of every hyper-parameter without its own column, sorted by name; floats to 6
+    significant digits (the same bytes on every run)."""
     merged = {k: v for k, v in params.items() if k not in COLUMN_PARAMS}
     merged.update(extra or {})
-    return ";".join(f"{k}={format_value(merged[k])}" for k in sorted(merged))
+    text = {k: f"{v:.6g}" if isinstance(v, float) else str(v) for k, v in merged.items()}
+    return ";".join(f"{k}={text[k]}" for k in sorted(text))
 
 
 def setting_fields(

@@ -1,8 +1,7 @@
 """Gradient-sign L-inf attacks: FGSM, IFSGM (Eq. 5) and the iterative least-likely class (Eq. 6).
 
-Args of the iterative ones: eps (L-inf radius, e.g. 8/255), steps (7 or 20 in Table 2), alpha
-(step size; default 2.5·eps/steps; Appendix D's ρ searches use 1/255). Shapes: x (N, C, H, W)
-in [0, 1], y (N,) -> x_adv (N, C, H, W) within the eps-ball.
+Args of the iterative ones: eps, steps (7 or 20 in Table 2), alpha (default 2.5·eps/steps;
+Appendix D's ρ searches use 1/255).
 
 - `ifsgm` (Kurakin et al. 2017, no random start): torchattacks' `PGD(random_start=False)`,
   which reproduces foolbox's `LinfBasicIterativeAttack` bit for bit on CPU (torchattacks' `BIM`
@@ -22,30 +21,37 @@ The library backends return their final iterate; `ifsgm`'s `ours` and `ill` the 
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import Tensor, nn
 
-from robustbench_lr.attacks.base import AttackFn, AttackSpec, least_likely, register, run_foolbox
-from robustbench_lr.attacks.loop import (
-    STEP_RULES,
-    StepRule,
-    signed_gradient_loop,
-    towards_label,
-)
+from robustbench_lr.attacks.base import AttackFn, least_likely, register, run_foolbox
+from robustbench_lr.attacks.loop import STEP_RULES, StepRule, signed_gradient_loop, towards_label
 
 LINF_DEFAULTS = {"eps": 8 / 255, "steps": 7, "alpha": None}
 
 
-def _pgd(model: nn.Module, eps: float, steps: int, alpha: float):
+def pgd(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    eps: float,
+    steps: int,
+    alpha: float,
+    least_likely_target: bool = False,
+    library: str = "PGD",
+) -> Tensor:
+    """torchattacks' `library` ("PGD"; "PGDL2" in the L2 ball) without random start;
+    `least_likely_target`: aimed at the least-likely class of the clean input (`ill-fixed`)."""
     import torchattacks
 
-    return torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=False)
-
-
-def _ifsgm_torchattacks(
-    model: nn.Module, x: Tensor, y: Tensor, *, eps: float, steps: int, alpha: float
-) -> Tensor:
-    return _pgd(model, eps, steps, alpha)(x, y)
+    make = getattr(torchattacks, library)
+    attack = make(model, eps=eps, alpha=alpha, steps=steps, random_start=False)
+    if least_likely_target:
+        attack.set_mode_targeted_least_likely(quiet=True)
+    return attack(x, y)
 
 
 def _ifsgm_foolbox(
@@ -59,22 +65,13 @@ def _ifsgm_foolbox(
     return run_foolbox(attack, model, x, y, eps)
 
 
-def _ill_fixed_torchattacks(
-    model: nn.Module, x: Tensor, y: Tensor, *, eps: float, steps: int, alpha: float
-) -> Tensor:
-    attack = _pgd(model, eps, steps, alpha)
-    attack.set_mode_targeted_least_likely(quiet=True)
-    return attack(x, y)
-
-
 def _looped(rule: StepRule) -> AttackFn:
     """The attack that runs `rule` through the signed-gradient loop and keeps its best iterates."""
 
     def attack(
         model: nn.Module, x: Tensor, y: Tensor, *, eps: float, steps: int, alpha: float
     ) -> Tensor:
-        run = signed_gradient_loop(model, x, y, rule=rule, eps=eps, alpha=alpha, steps=steps)
-        return run.best
+        return signed_gradient_loop(model, x, y, rule=rule, eps=eps, alpha=alpha, steps=steps).best
 
     return attack
 
@@ -85,10 +82,9 @@ def _ill_fixed_ours(
     """`ill`'s loop towards the least-likely class of the clean input, its final iterate."""
     with torch.no_grad():
         target = least_likely(model(x), y)
-    run = signed_gradient_loop(
+    return signed_gradient_loop(
         model, x, y, rule=towards_label, eps=eps, alpha=alpha, steps=steps, labels=target
-    )
-    return run.final
+    ).final
 
 
 def _fgsm_torchattacks(model: nn.Module, x: Tensor, y: Tensor, *, eps: float) -> Tensor:
@@ -98,46 +94,34 @@ def _fgsm_torchattacks(model: nn.Module, x: Tensor, y: Tensor, *, eps: float) ->
 
 
 register(
-    AttackSpec(
-        "ifsgm",
-        {
-            "torchattacks": _ifsgm_torchattacks,
-            "foolbox": _ifsgm_foolbox,
-            "ours": _looped(STEP_RULES["ifsgm"]),
-        },
-        "linf",
-        LINF_DEFAULTS,
-        verify="ifsgm",
-        summary="iterative FGSM, L-inf, no random start (Eq. 5)",
-        fills=("robust_acc", "eps_sweep"),
-    )
+    "ifsgm",
+    {"torchattacks": pgd, "foolbox": _ifsgm_foolbox, "ours": _looped(STEP_RULES["ifsgm"])},
+    "linf",
+    LINF_DEFAULTS,
+    verify="ifsgm",
+    summary="iterative FGSM, L-inf, no random start (Eq. 5)",
+    fills=("robust_acc", "eps_sweep"),
 )
 register(
-    AttackSpec(
-        "ill",
-        {"ours": _looped(STEP_RULES["ill"])},
-        "linf",
-        LINF_DEFAULTS,
-        verify="ill-fixed",
-        summary="iterative least-likely class, target recomputed every step (Eq. 6)",
-    )
+    "ill",
+    {"ours": _looped(STEP_RULES["ill"])},
+    "linf",
+    LINF_DEFAULTS,
+    verify="ill-fixed",
+    summary="iterative least-likely class, target recomputed every step (Eq. 6)",
 )
 register(
-    AttackSpec(
-        "ill-fixed",
-        {"torchattacks": _ill_fixed_torchattacks, "ours": _ill_fixed_ours},
-        "linf",
-        LINF_DEFAULTS,
-        verify="ill-fixed",
-        summary="iterative least-likely class, target fixed on the clean input (torchattacks)",
-    )
+    "ill-fixed",
+    {"torchattacks": partial(pgd, least_likely_target=True), "ours": _ill_fixed_ours},
+    "linf",
+    LINF_DEFAULTS,
+    verify="ill-fixed",
+    summary="iterative least-likely class, target fixed on the clean input (torchattacks)",
 )
 register(
-    AttackSpec(
-        "fgsm",
-        {"torchattacks": _fgsm_torchattacks},
-        "linf",
-        {"eps": 8 / 255},
-        summary="FGSM, one signed-gradient step (single-step baseline)",
-    )
+    "fgsm",
+    {"torchattacks": _fgsm_torchattacks},
+    "linf",
+    {"eps": 8 / 255},
+    summary="FGSM, one signed-gradient step (single-step baseline)",
 )

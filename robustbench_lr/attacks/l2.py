@@ -14,16 +14,9 @@ from __future__ import annotations
 
 from functools import partial
 
-from torch import Tensor, nn
-
-from robustbench_lr.attacks.base import ATTACKS, AttackSpec, register
-from robustbench_lr.attacks.strong import (
-    ENSEMBLE,
-    LIBRARY,
-    autoattack_standard,
-    ifsgm_restarts,
-    seeded_library,
-)
+from robustbench_lr.attacks import strong
+from robustbench_lr.attacks.base import ATTACKS, register
+from robustbench_lr.attacks.iterative import pgd
 
 # The threat of an ε-bounded attack's ball, by its norm. An attack without an ε ball (random
 # noise, unbounded DeepFool) supports none and its rows are filed under the default, L∞.
@@ -67,55 +60,38 @@ def check_threat(name: str, threat: str) -> None:
         )
 
 
-def _pgd_l2(
-    model: nn.Module, x: Tensor, y: Tensor, *, eps: float, steps: int, alpha: float
-) -> Tensor:
-    import torchattacks
-
-    attack = torchattacks.PGDL2(model, eps=eps, alpha=alpha, steps=steps, random_start=False)
-    return attack(x, y)
-
-
 register(
-    AttackSpec(
-        "pgd-l2",
-        {"torchattacks": _pgd_l2},
-        "l2",
-        {"eps": L2_EPS, "steps": PGD_L2_STEPS, "alpha": None},
-        summary="PGD in the L2 ball, no random start (torchattacks PGDL2)",
-        fills=("l2_pgd_acc",),
-    )
+    "pgd-l2",
+    {"torchattacks": partial(pgd, library="PGDL2")},
+    "l2",
+    {"eps": L2_EPS, "steps": PGD_L2_STEPS, "alpha": None},
+    summary="PGD in the L2 ball, no random start (torchattacks PGDL2)",
+    fills=("l2_pgd_acc",),
 )
 register(
-    AttackSpec(
-        "autoattack-standard-l2",
-        {"pyautoattack": seeded_library(partial(autoattack_standard, norm="L2"))},
-        "l2",
-        {**ENSEMBLE, "eps": L2_EPS},
-        randomized=True,
-        summary="AutoAttack standard, L2, from its authors' pyautoattack",
-        fills=("l2_autoattack_acc",),
-    )
+    "autoattack-standard-l2",
+    {"pyautoattack": strong.seeded_library(partial(strong.autoattack_standard, norm="L2"))},
+    "l2",
+    {**strong.ENSEMBLE, "eps": L2_EPS},
+    randomized=True,
+    summary="AutoAttack standard, L2, from its authors' pyautoattack",
+    fills=("l2_autoattack_acc",),
 )
 register(
-    AttackSpec(
-        "pgd-l2-restarts",
-        {"torchattacks": partial(ifsgm_restarts, library="PGDL2")},
-        "l2",
-        {"eps": L2_EPS, "steps": PGD_L2_STEPS, "alpha": None, "restarts": 5, "seed": 0},
-        randomized=True,
-        summary="PGD-L2 from random starts, worst case over restarts (torchattacks PGDL2)",
-    )
+    "pgd-l2-restarts",
+    {"torchattacks": partial(strong.ifsgm_restarts, library="PGDL2")},
+    "l2",
+    {"eps": L2_EPS, "steps": PGD_L2_STEPS, "alpha": None, "restarts": 5, "seed": 0},
+    randomized=True,
+    summary="PGD-L2 from random starts, worst case over restarts (torchattacks PGDL2)",
 )
-for _name, _build, _defaults, _summary in LIBRARY:
+for _name, _build, _defaults, _summary in strong.LIBRARY:
     if _name in L2_TWINS:
         register(
-            AttackSpec(
-                f"{_name}-l2",
-                {"torchattacks": seeded_library(partial(_build, norm="L2"))},
-                "l2",
-                {**_defaults, "eps": L2_EPS},
-                randomized=True,
-                summary=f"{_summary}; L2 ball",
-            )
+            f"{_name}-l2",
+            {"torchattacks": strong.seeded_library(partial(_build, norm="L2"))},
+            "l2",
+            {**_defaults, "eps": L2_EPS},
+            randomized=True,
+            summary=f"{_summary}; L2 ball",
         )

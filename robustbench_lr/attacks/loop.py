@@ -143,8 +143,7 @@ class PathRecorder:
         logits = step.logits.float().cpu()
         loss = torch.full((self.size,), math.nan)
         fooled = torch.zeros(self.size, dtype=torch.bool)
-        labels = self.y[self.start + index]
-        loss[index] = F.cross_entropy(logits, labels, reduction="none")
+        loss[index] = F.cross_entropy(logits, self.y[self.start + index], reduction="none")
         fooled[index] = step.fooled.cpu()
         self.chunks[-1].append((loss, fooled))
 
@@ -192,12 +191,12 @@ def signed_gradient_loop(
 ) -> Iterates:
     """Up to `steps` signed-gradient updates of `rule`'s loss on `model`, projected (Eq. 5-6).
 
-    Args: eps (L-inf radius, a float or per-sample (N,)), alpha (step size), stop
-    (`run_all_steps` or `stop_when_fooled`), on_step (called with a `Step` at every judged
-    iterate 0..steps, before any enclosing `observing` hook), judge (whose misclassification
-    counts, for black-box success; default `model`), labels (what `rule` reads, default `y`:
-    `ill-fixed`'s target, TRADES's clean probabilities (N, K)), start (the first iterate,
-    projected into the ball; default `x`: random starts are drawn by the callers).
+    Args: eps (L-inf radius, a float or per-sample (N,)), stop (`run_all_steps` or
+    `stop_when_fooled`), on_step (called with a `Step` at every judged iterate 0..steps, before any
+    enclosing `observing` hook), judge (whose misclassification counts, for black-box success;
+    default `model`), labels (what `rule` reads, default `y`: `ill-fixed`'s target, TRADES's clean
+    probabilities (N, K)), start (the first iterate, projected into the ball; default `x`: random
+    starts are drawn by the callers).
 
     Every iterate is judged, the last one too (one forward pass more than the updates need),
     so the best iterate is known. Stopped samples leave the batch from the next forward pass on.

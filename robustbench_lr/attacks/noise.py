@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from robustbench_lr.attacks.base import AttackSpec, register
+from robustbench_lr.attacks.base import register
 
 SIGMA_READING = "std"
 TABLE4_P = (0.4, 0.6, 0.8, 1.0)
@@ -67,38 +67,32 @@ def l2_noise(
 
 
 register(
-    AttackSpec(
-        "noise",
-        {"ours": pixel_noise},
-        "none",
-        {"p": 0.4, "sigma": 128 / 255, "seed": 0},
-        randomized=True,
-        averaged_over_draws=True,
-        sweep={"p": TABLE4_P},
-        record={"sigma_is": SIGMA_READING, "mask": "pixel"},
-        summary=f"random pixel noise (Table 4): Bernoulli(p) mask, Gaussian sigma read as {SIGMA_READING}",
-        fills=("noise_acc",),
-    )
+    "noise",
+    {"ours": pixel_noise},
+    "none",
+    {"p": 0.4, "sigma": 128 / 255, "seed": 0},
+    randomized=True,
+    averaged_over_draws=True,
+    sweep={"p": TABLE4_P},
+    record={"sigma_is": SIGMA_READING, "mask": "pixel"},
+    summary=f"random pixel noise (Table 4): Bernoulli(p) mask, Gaussian sigma read as {SIGMA_READING}",
+    fills=("noise_acc",),
 )
 register(
-    AttackSpec(
-        "linf-noise",
-        {"ours": linf_noise},
-        "linf",
-        {"eps": 8 / 255, "seed": 0},
-        randomized=True,
-        averaged_over_draws=True,
-        summary="random corners of the L-inf ball (blind baseline of the audit)",
-    )
+    "linf-noise",
+    {"ours": linf_noise},
+    "linf",
+    {"eps": 8 / 255, "seed": 0},
+    randomized=True,
+    averaged_over_draws=True,
+    summary="random corners of the L-inf ball (blind baseline of the audit)",
 )
 register(
-    AttackSpec(
-        "l2-noise",
-        {"ours": l2_noise},
-        "l2",
-        {"eps": 0.5, "seed": 0},  # RobustBench's CIFAR-10 L2 budget, as `pgd-l2`'s default
-        randomized=True,
-        averaged_over_draws=True,
-        summary="random points on the L2 sphere of radius eps (blind baseline of the L2 audit)",
-    )
+    "l2-noise",
+    {"ours": l2_noise},
+    "l2",
+    {"eps": 0.5, "seed": 0},  # RobustBench's CIFAR-10 L2 budget, as `pgd-l2`'s default
+    randomized=True,
+    averaged_over_draws=True,
+    summary="random points on the L2 sphere of radius eps (blind baseline of the L2 audit)",
 )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 
 import torch
@@ -51,10 +51,8 @@ def strict(device: torch.device) -> Iterator[None]:
         yield
 
 
-@contextmanager
-def _tf32_on(device: torch.device) -> Iterator[None]:
-    with _tf32(True):
-        yield
+def _tf32_on(device: torch.device) -> AbstractContextManager[None]:
+    return _tf32(True)
 
 
 def _bf16(device: torch.device) -> AbstractContextManager[None]:
@@ -89,16 +87,16 @@ DEVICE_DEFAULTS = {"cpu": CPU_DEFAULT, "cuda": CUDA_DEFAULT}
 _CHOSEN: ContextVar[str | None] = ContextVar("craft_precision", default=None)
 
 
-def choose(name: str | None) -> None:
+def choose(name: str | None) -> Token[str | None]:
     """Make `name` the crafting precision of this process (None: each device's default), as
     `--craft-precision` does."""
-    _CHOSEN.set(None if name is None else PRECISIONS.get(name).name)
+    return _CHOSEN.set(None if name is None else PRECISIONS.get(name).name)
 
 
 @contextmanager
 def crafting_in(name: str | None) -> Iterator[None]:
     """Craft in `name` inside the block (None: each device's default), then restore the choice."""
-    token = _CHOSEN.set(None if name is None else PRECISIONS.get(name).name)
+    token = choose(name)
     try:
         yield
     finally:
@@ -110,11 +108,9 @@ def craft_precision(device: torch.device) -> Precision:
     return PRECISIONS.get(_CHOSEN.get() or DEVICE_DEFAULTS.get(device.type, CPU_DEFAULT))
 
 
-@contextmanager
-def crafting(device: torch.device) -> Iterator[None]:
+def crafting(device: torch.device) -> AbstractContextManager[None]:
     """Run the block's crafting passes in `craft_precision(device)`."""
-    with craft_precision(device).context(device):
-        yield
+    return craft_precision(device).context(device)
 
 
 def verdict(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

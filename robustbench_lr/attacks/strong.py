@@ -7,10 +7,9 @@ Carlini et al. 2019, "On Evaluating Adversarial Robustness"): torchattacks' (`LI
 port is known to report other numbers and the audit runs both. torchattacks' `AutoAttack` fixes
 APGD at 10 steps, so `autoattack` is its `MultiAttack` over the components built here.
 
-Each but the restarts is "seed, build the library attack, call it" (`seeded_library` over a
-builder). Both libraries draw from (and re-seed) torch's global generator; `seeded` forks it,
-so a seed gives the same numbers on every run and leaves the caller's random state untouched.
-Args (defaults in `LIBRARY`): eps, steps (APGD / FAB iterations), restarts, targets (capped at
+Both libraries draw from (and re-seed) torch's global generator; `seeded` forks it, so a seed
+gives the same numbers on every run and leaves the caller's random state untouched. Args
+(defaults in `LIBRARY`): eps, steps (APGD / FAB iterations), restarts, targets (capped at
 classes − 1), queries (Square's, per sample), seed.
 """
 
@@ -25,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from robustbench_lr.attacks.base import AttackFn, AttackSpec, derive_seed, register
+from robustbench_lr.attacks.base import AttackFn, derive_seed, register
 
 # AutoAttack's standard settings (Croce & Hein 2020): 100 iterations, 9 target classes,
 # 5000 Square queries. The audit lowers them on CPU (`AuditOptions`).
@@ -130,37 +129,24 @@ def _apgd(
 
     budget = {"eps": eps, "steps": steps, "n_restarts": restarts, "seed": seed}
     if targets is not None:
-        return _multi_targeted(torchattacks.APGDT, model, x, targets, norm, **budget)
+        return _multi_targeted("APGDT", model, x, targets=targets, norm=norm, **budget)
     return torchattacks.APGD(model, norm=norm, loss=loss, **budget)
 
 
 def _multi_targeted(
-    make: Builder, model: nn.Module, x: Tensor, targets: int, norm: str = "Linf", **kw: Any
+    library: str, model: nn.Module, x: Tensor, *, targets: int, norm: str = "Linf", **kw: Any
 ) -> Any:
-    """A torchattacks attack that tries the `targets` most likely wrong classes in turn."""
-    attack = make(model, norm=norm, n_classes=_classes(model, x), **kw)
+    """torchattacks' `library` attack, trying the `targets` most likely wrong classes in turn."""
+    import torchattacks
+
+    attack = getattr(torchattacks, library)(model, norm=norm, n_classes=_classes(model, x), **kw)
     attack.n_target_classes = _targets(model, x, targets)
     return attack
 
 
-def _fab_t(
-    model: nn.Module,
-    x: Tensor,
-    *,
-    eps: float,
-    steps: int,
-    seed: int,
-    targets: int,
-    norm: str = "Linf",
-) -> Any:
-    """Targeted FAB (Croce & Hein 2020b): minimum-norm steps towards each target's boundary.
-
-    Returns an input within `eps` only where FAB found one (the clean input elsewhere).
-    """
-    import torchattacks
-
-    budget = {"eps": eps, "steps": steps, "seed": seed, "multi_targeted": True}
-    return _multi_targeted(torchattacks.FAB, model, x, targets, norm, **budget)
+# Targeted FAB (Croce & Hein 2020b): minimum-norm steps towards each target's boundary; it returns
+# an input within `eps` only where FAB found one (the clean input elsewhere).
+_fab_t = partial(_multi_targeted, "FAB", multi_targeted=True)
 
 
 def _square(
@@ -266,7 +252,6 @@ def autoattack_standard(model: nn.Module, x: Tensor, **params: Any) -> Callable[
 EPS = {"eps": 8 / 255}
 APGD = {**EPS, "steps": APGD_STEPS, "restarts": 1, "seed": 0}
 ENSEMBLE = {**EPS, "steps": APGD_STEPS, "targets": TARGETS, "queries": QUERIES, "seed": 0}
-# name, builder, hyper-parameters with defaults, summary.
 LIBRARY: tuple[tuple[str, Builder, dict[str, Any], str], ...] = (
     ("apgd-ce", partial(_apgd, loss="ce"), APGD, "Auto-PGD on cross-entropy (AutoAttack)"),
     (
@@ -302,34 +287,28 @@ LIBRARY: tuple[tuple[str, Builder, dict[str, Any], str], ...] = (
 )
 
 register(
-    AttackSpec(
-        "ifsgm-restarts",
-        {"torchattacks": ifsgm_restarts},
-        "linf",
-        {**EPS, "steps": 20, "alpha": None, "restarts": 5, "seed": 0},
-        randomized=True,
-        summary="IFSGM from random starts, worst case over restarts (torchattacks PGD)",
-    )
+    "ifsgm-restarts",
+    {"torchattacks": ifsgm_restarts},
+    "linf",
+    {**EPS, "steps": 20, "alpha": None, "restarts": 5, "seed": 0},
+    randomized=True,
+    summary="IFSGM from random starts, worst case over restarts (torchattacks PGD)",
 )
 for _name, _build, _defaults, _summary in LIBRARY:
     register(
-        AttackSpec(
-            _name,
-            {"torchattacks": seeded_library(_build)},
-            "linf",
-            _defaults,
-            randomized=True,
-            summary=_summary,
-        )
+        _name,
+        {"torchattacks": seeded_library(_build)},
+        "linf",
+        _defaults,
+        randomized=True,
+        summary=_summary,
     )
 register(
-    AttackSpec(
-        "autoattack-standard",
-        {"pyautoattack": seeded_library(autoattack_standard)},
-        "linf",
-        ENSEMBLE,
-        randomized=True,
-        summary="AutoAttack standard from its authors' pyautoattack: APGD-CE, APGD-T, FAB-T, Square",
-        fills=("autoattack_acc",),
-    )
+    "autoattack-standard",
+    {"pyautoattack": seeded_library(autoattack_standard)},
+    "linf",
+    ENSEMBLE,
+    randomized=True,
+    summary="AutoAttack standard from its authors' pyautoattack: APGD-CE, APGD-T, FAB-T, Square",
+    fills=("autoattack_acc",),
 )

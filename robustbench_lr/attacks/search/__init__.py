@@ -10,14 +10,11 @@ from robustbench_lr.attacks.loop import STEP_RULES
 from robustbench_lr.attacks.search.searches import (
     EXTEND_SCALES,
     SEARCHES,
-    MinimumPerturbation,
-    Search,
     SearchSettings,
     extend_until_fooled,
 )
 from robustbench_lr.attacks.search.threshold import (
     EpsSearch,
-    ThresholdResult,
     accuracy_curve,
     attack_until_fooled,
     per_sample_min_eps,
@@ -29,12 +26,9 @@ from robustbench_lr.attacks.search.threshold import (
 __all__ = [
     "EXTEND_SCALES",
     "EpsSearch",
-    "MinimumPerturbation",
     "SEARCHES",
     "STEP_RULES",
-    "Search",
     "SearchSettings",
-    "ThresholdResult",
     "accuracy_curve",
     "attack_until_fooled",
     "extend_until_fooled",

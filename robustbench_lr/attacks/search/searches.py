@@ -134,15 +134,8 @@ def _step_rule_search(name: str) -> Search:
 def _deepfool_find(
     target: nn.Module, x: Tensor, y: Tensor, settings: SearchSettings, source: nn.Module | None
 ) -> MinimumPerturbation:
-    ev = evaluate_attack(
-        "deepfool",
-        target,
-        x,
-        y,
-        source=source,
-        backend=settings.backend,
-        batch_size=settings.batch_size,
-    )
+    run = {"backend": settings.backend, "batch_size": settings.batch_size}
+    ev = evaluate_attack("deepfool", target, x, y, source=source, **run)
     metrics = {"rho": ev.mean_rho, "rho_fooled": ev.rho_fooled, "misclassified": 100.0 - ev.acc}
     return MinimumPerturbation("deepfool", ev.backend, ev.params, metrics)
 

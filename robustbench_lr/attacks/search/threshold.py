@@ -34,7 +34,7 @@ def attack_until_fooled(
     """Iterate `attack`'s update, each sample stopping at its first misclassification (D.3).
 
     Returns `(x_adv, steps)`: the first misclassified iterate (or the last one) and how many
-    updates each sample received. Stopped samples leave the batch. `eps` may be per-sample (N,).
+    updates each sample received. `eps` may be per-sample (N,).
     """
     run = signed_gradient_loop(
         model,
@@ -48,10 +48,6 @@ def attack_until_fooled(
         judge=judge,
     )
     return run.best, run.steps
-
-
-def _fooled(judge: nn.Module, x_adv: Tensor, y: Tensor) -> Tensor:
-    return ~verdict(judge, x_adv, y)
 
 
 @dataclass(frozen=True)
@@ -107,16 +103,8 @@ class EpsSearch:
 
     def attack_at(self, model: nn.Module, x: Tensor, y: Tensor, eps: float | Tensor) -> Tensor:
         """The early-stopped attack's examples at `eps` (a float or per-sample (N,))."""
-        x_adv, _ = attack_until_fooled(
-            model,
-            x,
-            y,
-            attack=self.attack,
-            eps=eps,
-            alpha=self.alpha,
-            max_steps=self.max_steps,
-            judge=self.judge,
-        )
+        budget = {"alpha": self.alpha, "max_steps": self.max_steps, "judge": self.judge}
+        x_adv, _ = attack_until_fooled(model, x, y, attack=self.attack, eps=eps, **budget)
         return x_adv
 
     def threshold(
@@ -135,7 +123,7 @@ class EpsSearch:
         def evaluate(k: int) -> float:
             if k not in runs:
                 x_adv = self.attack_at(model, x, y, k * self.tol)
-                fooled = _fooled(judge_model, x_adv, y.to(x_adv.device))
+                fooled = ~verdict(judge_model, x_adv, y.to(x_adv.device))
                 # An exact fraction: a float32 mean makes 99/100 = 0.99000001, "more than 99 %".
                 runs[k] = (int(fooled.sum()) / len(fooled), x_adv)
             return runs[k][0]
@@ -166,7 +154,7 @@ class EpsSearch:
         share, x_adv = runs[hi]
         x_dev, y_dev = x.to(x_adv.device), y.to(x_adv.device)
         per = rho(x_adv, x_dev)
-        turned = _fooled(judge_model, x_adv, y_dev) & ~_fooled(judge_model, x_dev, y_dev)
+        turned = ~verdict(judge_model, x_adv, y_dev) & verdict(judge_model, x_dev, y_dev)
         rho_fooled = per[turned].mean().item() if turned.any() else math.nan
         history = _history(runs, self.tol)
         return ThresholdResult(hi * self.tol, share, per.mean().item(), rho_fooled, history)
@@ -181,27 +169,23 @@ class EpsSearch:
     def min_eps(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         """Each sample's smallest grid ε at which the early-stopped attack fools it, (N,) on CPU.
 
-        Batched bisection: every round runs one attack with a per-sample ε on the samples whose
-        bracket is still open. 0 for samples misclassified clean, +inf if not fooled at `eps_max`.
+        Batched bisection, one attack per round on the open brackets. 0 for samples misclassified
+        clean, +inf if not fooled at `eps_max`.
         """
         judge_model = self.judge or model
         device = model_device(model)
         x, y = x.to(device), y.to(device)
         lo = torch.zeros(len(x), dtype=torch.long, device=device)
         hi = torch.full_like(lo, self.size)
-        hi[_fooled(judge_model, x, y)] = 0
-        open_ = hi > 0
-        if open_.any():
-            idx = open_.nonzero().flatten()
+        hi[~verdict(judge_model, x, y)] = 0
+        idx = (hi > 0).nonzero().flatten()
+        if len(idx):
             x_adv = self.attack_at(model, x[idx], y[idx], self.size * self.tol)
-            hi[idx[~_fooled(judge_model, x_adv, y[idx])]] = self.size + 1  # "not within eps_max"
-        while True:
-            idx = ((hi - lo > 1) & (hi <= self.size)).nonzero().flatten()
-            if len(idx) == 0:
-                break
+            hi[idx[verdict(judge_model, x_adv, y[idx])]] = self.size + 1  # "not within eps_max"
+        while len(idx := ((hi - lo > 1) & (hi <= self.size)).nonzero().flatten()):
             mid = (lo[idx] + hi[idx]) // 2
             x_adv = self.attack_at(model, x[idx], y[idx], mid.float() * self.tol)
-            fooled = _fooled(judge_model, x_adv, y[idx])
+            fooled = ~verdict(judge_model, x_adv, y[idx])
             hi[idx[fooled]] = mid[fooled]
             lo[idx[~fooled]] = mid[~fooled]
         out = hi.double() * self.tol
@@ -251,9 +235,8 @@ def step_accuracies(
 ) -> tuple[Tensor, Tensor]:
     """Instantaneous and cumulative accuracy a_I(k), a_C(k) for k = 0..steps (Appendix D.4).
 
-    The loop's per-step callback records the judge's predictions (`step_curves` turns them into
-    the curves, in percent, on CPU). Every step's predictions are reported accuracies, i.e.
-    verdicts, so this run crafts in strict float32 whatever precision is chosen.
+    In percent, on CPU. Every step's predictions are reported accuracies, i.e. verdicts, so this
+    run crafts in strict float32 whatever precision is chosen.
     """
     predictions: list[Tensor] = []
     with crafting_in("float32"):
