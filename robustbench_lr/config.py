@@ -12,9 +12,14 @@ from robustbench_lr.data import dataset_label
 from robustbench_lr.settings import Count, NonNegative, Positive, Seed, parse_fraction, setting
 
 # parse_fraction: where budgets are parsed, re-exported for the code that reads them.
-__all__ = ["TrainConfig", "checkpoint_dir", "from_fields", "parse_fraction"]
+__all__ = ["TrainConfig", "checkpoint_dir", "count", "from_fields", "parse_fraction"]
 
 T = TypeVar("T")
+
+
+def count(default: T, help: str) -> T:
+    """A setting (`settings.setting`) that counts something: epochs, steps, queries, examples."""
+    return setting(default, Count, help)
 
 
 @dataclass(frozen=True)
@@ -28,19 +33,15 @@ class TrainConfig:
     dataset: str = "digits"
     arch: str = "resnet18"
     method: str = "nlr"
-    epochs: int = setting(8, Count, "epochs (the lr schedule scales to it)")
+    epochs: int = count(8, "epochs (the lr schedule scales to it)")
     seed: int = setting(0, Seed, "seed for init, data order and augmentation")
     width: float = setting(1.0, Positive, "channel width multiplier (1.0 = the paper's)")
-    batch_size: int = setting(128, Count, "mini-batch size (paper: 128)")
+    batch_size: int = count(128, "mini-batch size (paper: 128)")
     lr: float = setting(0.1, Positive, "initial SGD learning rate (paper: 0.1)")
     momentum: float = 0.9
     weight_decay: float = setting(5e-4, NonNegative, "SGD weight decay (paper: 5e-4)")
-    train_limit: int | None = setting(
-        None, Count, "deterministic stratified training subset of this size"
-    )
-    test_limit: int | None = setting(
-        None, Count, "deterministic stratified test subset of this size"
-    )
+    train_limit: int | None = count(None, "deterministic stratified training subset of this size")
+    test_limit: int | None = count(None, "deterministic stratified test subset of this size")
     svhn_extra: bool = setting(False, help="add SVHN's 'extra' split to its training set")
     method_options: dict[str, Any] = field(default_factory=dict)
 

@@ -13,19 +13,13 @@ per threat (`AuditOptions.threat`, `threats.THREATS`: L∞ or L2). Entry points:
 `audit_model` (a model and examples), `audit_target` and `run_audit` (a loaded target).
 """
 
-from robustbench_lr.audit.battery import sweep_eps
 from robustbench_lr.audit.checkpoint import audit_target, run_audit
 from robustbench_lr.audit.checks import CHECKS
 from robustbench_lr.audit.markdown import audit_filename
-from robustbench_lr.audit.options import (
-    DEFAULT_EPS,
-    AuditOptions,
-    audit_eps_by_dataset,
-    default_eps,
-)
+from robustbench_lr.audit.options import AuditOptions, audit_eps_by_dataset, default_eps
 from robustbench_lr.audit.probes import probe_determinism, probe_gradients
 from robustbench_lr.audit.runner import audit_model
-from robustbench_lr.audit.threats import THREATS
+from robustbench_lr.audit.threats import DEFAULT_EPS, THREATS, sweep_eps
 
 __all__ = [
     "audit_eps_by_dataset",

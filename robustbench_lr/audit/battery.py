@@ -1,8 +1,8 @@
 """The battery: which attacks the audit runs, what each counts for, and what they yielded.
 
-Every run sees all examples, so the worst case per example over any set of runs is the AND
-of their per-example flags (AutoAttack's aggregation, Croce & Hein 2020), never above any
-single run's accuracy on the same examples.
+Every run sees all examples, so each run's own accuracy is exact and the worst case per
+example over any set of runs is the AND of their per-example flags (AutoAttack's aggregation,
+Croce & Hein 2020), never above any single run's accuracy on the same examples.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from robustbench_lr.attacks.harness import Evaluation
 from robustbench_lr.attacks.loop import PathRecord
 from robustbench_lr.audit.options import AuditOptions
 from robustbench_lr.audit.probes import GradientProbe
-from robustbench_lr.audit.threats import THREATS, Run, sweep_eps
+from robustbench_lr.audit.threats import THREATS, Run
 
-__all__ = ["Battery", "Run", "battery", "percent", "sweep_eps"]
+__all__ = ["Battery", "Run", "battery", "percent"]
 
 
 def battery(options: AuditOptions, with_source: bool, dims: int = 0) -> list[Run]:

@@ -33,12 +33,11 @@ class CheckpointAudit:
 
 def audit_target(target: Target, options: AuditOptions) -> CheckpointAudit:
     """Audit `target`'s model on its test subset (the face draws it with `options.n` and
-    `options.seed`).
+    `options.seed`); `options.eps=None` audits at `default_eps(dataset, options.threat)`.
 
-    `options.eps=None` audits at `default_eps(dataset, options.threat)`. `target.source` is the
-    model transfer attacks are crafted on (the N-LR model of the same dataset, as for the
-    paper's black-box columns); without one the transfer check is skipped. CPU runs are
-    bit-for-bit repeatable.
+    `target.source` is the model transfer attacks are crafted on (the N-LR model of the same
+    dataset, as for the paper's black-box columns); without one the transfer check is skipped.
+    CPU runs are bit-for-bit repeatable.
     """
     if options.eps is None:
         dataset = target.meta["config"]["dataset"]

@@ -47,13 +47,10 @@ class CheckResult(Measured):
 
 @dataclass(frozen=True)
 class Check:
-    """A check: its title (the claim it tests), what a failure means, what it measures, and
-    the paper it comes from.
-
-    `titles`: the claim in another threat's words, by threat (the L2 battery's attacks have
-    other names). `threats`: the threats it applies to (empty: all); under another it is
-    skipped with `inapplicable`, the reason.
-    """
+    """A check: its title (the claim it tests; `titles`: in another threat's words, by threat,
+    as the L2 battery's attacks have other names), what a failure means, what it measures and
+    its paper. `threats`: those it applies to (empty: all); under another it is skipped with
+    `inapplicable`, the reason."""
 
     name: str
     title: str
@@ -126,8 +123,7 @@ def to_chance(b: Battery) -> Measured:
     unconstrained-attack failure, per example); the verdict stays on accuracy vs chance.
     """
     iterative = b.part("steps-20")
-    last = [label for label, run in b.runs.items() if run.label.startswith("sweep-")]
-    label = last[-1] if last else iterative
+    label = next((k for k in reversed(b.runs) if k.startswith("sweep-")), iterative)
     if missing := _missing(b, (label,)):
         return Measured("skip", label, math.nan, "chance", 100.0 / b.num_classes, missing)
     a, chance, eps = b.acc(label), 100.0 / b.num_classes, b.runs[label].params["eps"]
@@ -155,24 +151,17 @@ def deepfool_success(b: Battery) -> Measured:
 def usable_gradients(b: Battery) -> Measured:
     """No non-finite input gradient; a few exactly-zero ones warn, many fail."""
     g = b.gradients
-    if g.nonfinite:
+    if g.nonfinite or g.zero_share > ZERO_GRAD_WARN:
         status = "fail"
-    elif g.zero == 0:
-        status = "pass"
     else:
-        status = "warn" if g.zero_share <= ZERO_GRAD_WARN else "fail"
+        status = "warn" if g.zero else "pass"
     detail = (
         f"{g.zero} of {g.correct} correct inputs have an all-zero gradient, "
         f"{g.nonfinite} a non-finite one"
     )
+    found = g.zero + g.nonfinite
     return Measured(
-        status,
-        "zero-gradient share",
-        g.zero_share,
-        "non-finite",
-        float(g.nonfinite),
-        detail,
-        g.zero + g.nonfinite,
+        status, "zero-gradient share", g.zero_share, "non-finite", float(g.nonfinite), detail, found
     )
 
 
@@ -180,48 +169,57 @@ def deterministic(b: Battery) -> Measured:
     """Repeated eval-mode forward passes must agree exactly."""
     diff = b.nondeterminism
     detail = f"repeated eval-mode forward passes differ by up to {diff:.3g}"
-    return Measured(
-        "pass" if diff == 0 else "fail", "max |Δ output|", diff, "required", 0.0, detail
-    )
+    status = "pass" if diff == 0 else "fail"
+    return Measured(status, "max |Δ output|", diff, "required", 0.0, detail)
+
+
+def ordering(name: str, stronger: str, weaker: str, titles: tuple[str, str], meaning: str) -> Check:
+    """One of Carlini et al.'s orderings (`not_above`): the part `stronger` does not leave more
+    accuracy than `weaker`; `titles`: the claim in L∞ and in L2 words."""
+    linf, l2 = titles
+    measure = not_above(stronger, weaker)
+    return Check(name, linf, meaning, measure, source=CARLINI, titles={"L2": l2})
 
 
 CHECKS: Registry[Check] = Registry("audit check")
 for _check in (
-    Check(
+    ordering(
         "iterative-beats-single-step",
-        "IFSGM (20 steps) accuracy ≤ FGSM accuracy",
+        "steps-20",
+        "single-step",
+        (
+            "IFSGM (20 steps) accuracy ≤ FGSM accuracy",
+            "PGD-L2 (20 steps) accuracy ≤ one-step PGD-L2 (fast gradient) accuracy",
+        ),
         "a single step beats many: the loss surface is locally misleading (gradient masking by "
         "a non-smooth or saturated model) or the iterative attack is misconfigured",
-        not_above("steps-20", "single-step"),
-        source=CARLINI,
-        titles={"L2": "PGD-L2 (20 steps) accuracy ≤ one-step PGD-L2 (fast gradient) accuracy"},
     ),
-    Check(
+    ordering(
         "more-steps-7-20",
-        "IFSGM 20 steps ≤ 7 steps + 1 pp",
+        "steps-20",
+        "steps-7",
+        ("IFSGM 20 steps ≤ 7 steps + 1 pp", "PGD-L2 20 steps ≤ 7 steps + 1 pp"),
         "more iterations help the defender: the attack follows gradients that do not lead to "
         "the boundary (masking), or the step size is wrong",
-        not_above("steps-20", "steps-7"),
-        source=CARLINI,
-        titles={"L2": "PGD-L2 20 steps ≤ 7 steps + 1 pp"},
     ),
-    Check(
+    ordering(
         "more-steps-20-100",
-        "IFSGM 100 steps ≤ 20 steps + 1 pp",
+        "steps-100",
+        "steps-20",
+        ("IFSGM 100 steps ≤ 20 steps + 1 pp", "PGD-L2 100 steps ≤ 20 steps + 1 pp"),
         "more iterations help the defender: the attack has not converged or oscillates on an "
         "obfuscated loss surface",
-        not_above("steps-100", "steps-20"),
-        source=CARLINI,
-        titles={"L2": "PGD-L2 100 steps ≤ 20 steps + 1 pp"},
     ),
-    Check(
+    ordering(
         "restarts",
-        "IFSGM with random restarts ≤ without + 1 pp",
+        "restarts",
+        "steps-20",
+        (
+            "IFSGM with random restarts ≤ without + 1 pp",
+            "PGD-L2 with random restarts ≤ without + 1 pp",
+        ),
         "random starts make the attack weaker: the gradient is only informative at the data "
         "points themselves (masking around the inputs) or the attack is broken",
-        not_above("restarts", "steps-20"),
-        source=CARLINI,
-        titles={"L2": "PGD-L2 with random restarts ≤ without + 1 pp"},
     ),
     Check(
         "unbounded-to-chance",

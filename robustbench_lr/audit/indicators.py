@@ -5,8 +5,7 @@ Adversarial Examples" (NeurIPS 2022) flag, per example, the ways an attack fails
 saying so. The audit computes three of them from what the battery already has, the recorded
 paths of its signed-gradient runs (`Battery.paths`) and one batched noise probe; the other two,
 unconstrained-attack failure and transfer failure, are the `unbounded-to-chance`,
-`deepfool-succeeds` and `whitebox-beats-transfer` checks. Each is the share of the audited
-examples flagged, graded like every per-example check (pass ≤ 1 %, warn ≤ 3 %, fail beyond).
+`deepfool-succeeds` and `whitebox-beats-transfer` checks.
 
 The cross-attack check asks the battery to agree with itself: DeepFool's minimal perturbation
 is an adversarial example; if it lies inside the ε-ball, an example every bounded attack calls
@@ -21,10 +20,9 @@ from collections.abc import Callable
 import torch
 
 from robustbench_lr.audit.battery import Battery
-from robustbench_lr.audit.verdict import TOLERANCE_PP, Flagged, Measured, graded
+from robustbench_lr.audit.verdict import TOLERANCE_PP, WARN_PP, Flagged, Measured, graded
 
-# Incomplete optimization (Pintor et al.'s defaults): the best loss so far, scaled to [0, 1]
-# over the path, may still rise by at most 0.05 over the last 10 judged iterates.
+# Incomplete optimization (Pintor et al.'s defaults; `still_rising`).
 INCOMPLETE_LAST = 10
 INCOMPLETE_RISE = 0.05
 # Its verdict has wider bands than the other per-example checks: IFSGM-100 at Madry's step
@@ -42,33 +40,30 @@ UNSTABLE_RELATIVE = 1.0
 
 
 _PER = f"{1 / UNSTABLE_RADIUS_OF_EPS:g}"
-# The probe noise's per-pixel half-width per unit of ε/8 (d: values per input), by threat. L∞:
-# r = ε/8. L2: r = ε/8·√(3/d), whose expected L2 size √(d·r²/3) is ε/8: "far inside the ball"
-# in the ball's own norm (per-pixel ε/8 noise would be most of an L2 ball's radius).
-NOISE_SCALE: dict[str, Callable[[int], float]] = {
-    "Linf": lambda dims: 1.0,
-    "L2": lambda dims: math.sqrt(3 / dims),
-}
-# How the check's detail names that noise.
-NOISE_TEXT = {
-    "Linf": f"U[-eps/{_PER}, eps/{_PER}] noise",
-    "L2": f"uniform noise of L2 size ~eps/{_PER}",
+# By threat: the probe noise's per-pixel half-width per unit of ε/8 (d: values per input), and
+# how the check's detail names that noise. L∞: r = ε/8. L2: r = ε/8·√(3/d), whose expected L2
+# size √(d·r²/3) is ε/8: "far inside the ball" in the ball's own norm (per-pixel ε/8 noise
+# would be most of an L2 ball's radius).
+PROBE_NOISE: dict[str, tuple[Callable[[int], float], str]] = {
+    "Linf": (lambda dims: 1.0, f"U[-eps/{_PER}, eps/{_PER}] noise"),
+    "L2": (lambda dims: math.sqrt(3 / dims), f"uniform noise of L2 size ~eps/{_PER}"),
 }
 
 
 def probe_radius(eps: float, threat: str, dims: int) -> float:
     """The per-pixel half-width of the stability probe's noise at audit ε under `threat`."""
-    return UNSTABLE_RADIUS_OF_EPS * eps * NOISE_SCALE[threat](dims)
+    return UNSTABLE_RADIUS_OF_EPS * eps * PROBE_NOISE[threat][0](dims)
 
 
 def _skip(detail: str) -> Measured:
     return Measured("skip", "flagged %", math.nan, "allowed %", TOLERANCE_PP, detail)
 
 
-def _graded_share(found: Flagged, detail: str) -> Measured:
-    return found.measured(
-        graded(found.share), "flagged %", found.share, "allowed %", TOLERANCE_PP, detail
-    )
+def _graded_share(
+    found: Flagged, detail: str, allowed: float = TOLERANCE_PP, warn: float = WARN_PP
+) -> Measured:
+    status = graded(found.share, allowed, warn)
+    return found.measured(status, "flagged %", found.share, "allowed %", allowed, detail)
 
 
 def silent_success(b: Battery) -> Measured:
@@ -92,16 +87,9 @@ def silent_success(b: Battery) -> Measured:
     return _graded_share(found, detail)
 
 
-def longest_path(b: Battery) -> str | None:
-    """The recorded gradient run at the audit ε with the most steps: the battery's largest
-    budget, the one whose convergence the verdict depends on."""
-    at_eps = [label for label in b.paths if b.runs[label].role == "gradient"]
-    return max(at_eps, key=lambda label: len(b.paths[label].loss), default=None)
-
-
-def still_rising(loss: torch.Tensor, last: int = INCOMPLETE_LAST) -> torch.Tensor:
+def still_rising(loss: torch.Tensor) -> torch.Tensor:
     """Per sample (columns of `loss`, (T + 1, N)): the best loss so far, scaled to [0, 1] over
-    the path, rose by more than `INCOMPLETE_RISE` over the last `last` iterates.
+    the path, rose by more than `INCOMPLETE_RISE` over the last `INCOMPLETE_LAST` iterates.
 
     The running best, not the loss itself: a path that oscillates around a maximum it has
     found has converged (Pintor et al.'s monotone rescaling). NaN (a sample that had stopped)
@@ -110,7 +98,7 @@ def still_rising(loss: torch.Tensor, last: int = INCOMPLETE_LAST) -> torch.Tenso
     best = loss.nan_to_num(-math.inf).cummax(0).values
     low, high = best[0], best[-1]
     span = (high - low).clamp_min(torch.finfo(best.dtype).tiny)
-    window = best[-min(last, len(best))]
+    window = best[-min(INCOMPLETE_LAST, len(best))]
     return (high - window) / span > INCOMPLETE_RISE
 
 
@@ -118,18 +106,19 @@ def incomplete_optimization(b: Battery) -> Measured:
     """Inputs the audit calls robust (no attack at ε fools them) while the longest recorded
     run's loss was still rising at its end: the verdict rests on an attack that ran out of
     steps while still making progress, so the budget is too small."""
-    label = longest_path(b)
+    # The recorded gradient run at ε with the most steps: the battery's largest budget, the
+    # one whose convergence the verdict depends on.
+    at_eps = [label for label in b.paths if b.runs[label].role == "gradient"]
+    label = max(at_eps, key=lambda label: len(b.paths[label].loss), default=None)
     if label is None:
         return _skip("no gradient run at eps recorded its path")
-    path = b.paths[label]
-    found = Flagged.of(b.worst_case & still_rising(path.loss))
+    found = Flagged.of(b.worst_case & still_rising(b.paths[label].loss))
     detail = (
         f"{found.count} of {len(b.clean)} examples robust to every attack with the loss of "
         f"{label} still rising by > {INCOMPLETE_RISE:g} (scaled) over its last "
         f"{INCOMPLETE_LAST} iterates (allowed {INCOMPLETE_PASS_PP:g}%)"
     )
-    status = graded(found.share, INCOMPLETE_PASS_PP, INCOMPLETE_WARN_PP)
-    return found.measured(status, "flagged %", found.share, "allowed %", INCOMPLETE_PASS_PP, detail)
+    return _graded_share(found, detail, INCOMPLETE_PASS_PP, INCOMPLETE_WARN_PP)
 
 
 def unstable_predictions(b: Battery) -> Measured:
@@ -140,15 +129,10 @@ def unstable_predictions(b: Battery) -> Measured:
     found = Flagged.of(b.clean & (b.instability > UNSTABLE_RELATIVE))
     detail = (
         f"{found.count} of {len(b.clean)} correct inputs change their loss by > "
-        f"{UNSTABLE_RELATIVE:.0%} on average under {NOISE_TEXT[b.threat]} "
+        f"{UNSTABLE_RELATIVE:.0%} on average under {PROBE_NOISE[b.threat][1]} "
         f"({UNSTABLE_DRAWS} draws)"
     )
     return _graded_share(found, detail)
-
-
-def minimal_norm_run(b: Battery) -> str | None:
-    """The battery's unbounded minimum-norm run (DeepFool): the one without an ε of its own."""
-    return next((k for k, r in b.runs.items() if "eps" not in r.params), None)
 
 
 def perturbation_l2(b: Battery, label: str) -> torch.Tensor:
@@ -164,11 +148,11 @@ def consistent_across_attacks(b: Battery) -> Measured:
     bounded attacks (some with ‖r‖∞ ≤ ε < ‖r‖₂ go unflagged: the check is one-sided). In an
     L2 audit ‖r‖₂ is the ball's own norm and the check is exact.
     """
-    label = minimal_norm_run(b)
+    # The battery's unbounded minimum-norm run (DeepFool): the one without an ε of its own.
+    label = next((k for k, r in b.runs.items() if "eps" not in r.params), None)
     if label is None or b.input_norms is None:
         return _skip("no minimum-norm (DeepFool) run in the battery")
-    eps = b.options.eps
-    inside = ~b.flags(label) & (perturbation_l2(b, label) <= eps + 1e-7)
+    inside = ~b.flags(label) & (perturbation_l2(b, label) <= b.options.eps + 1e-7)
     found = Flagged.of(b.worst_case & inside)
     detail = (
         f"{found.count} of {len(b.clean)} examples fooled by {label} with ‖r‖₂ ≤ eps "

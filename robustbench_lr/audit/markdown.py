@@ -41,25 +41,22 @@ def _interval(acc: float, n: int) -> str:
 
 
 def _fmt(value: float) -> str:
-    return (
-        "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
-    )
+    return "" if math.isnan(value) else f"{value:.4g}"
 
 
 def render_markdown(report: AuditReport, title: str) -> str:
     """audit.md: verdict, robust accuracy, one line per check, each attack's accuracy, the sweep."""
     b, o = report.battery, report.battery.options
     threat = THREATS[b.threat]
-    n = len(report.battery.clean)
+    n = len(b.clean)
     verdict = "FAIL" if report.count("fail") else "WARN" if report.count("warn") else "PASS"
     lines = [
         f"# Robustness audit: {title}",
         "",
-        f"{threat.ball} ε = {threat.eps_text(o.eps)}, n = {len(b.clean)} test images "
+        f"{threat.ball} ε = {threat.eps_text(o.eps)}, n = {n} test images "
         f"(subset seed {o.seed}), Square {o.queries} queries, APGD/FAB {o.steps} steps, "
         f"{o.targets} target classes, {o.restarts} {threat.iterative} restarts, "
-        f"{o.noise_draws} noise draws; "
-        f"{report.seconds:.0f} s.",
+        f"{o.noise_draws} noise draws; {report.seconds:.0f} s.",
         "",
         f"**Verdict: {verdict}** ({report.count('pass')} pass, {report.count('warn')} warn, "
         f"{report.count('fail')} fail, {report.count('skip')} skipped).",
@@ -103,31 +100,24 @@ def render_markdown(report: AuditReport, title: str) -> str:
         lines += ["", "Examples flagged by the per-example checks (positions in the subset):", ""]
         lines += [f"- {c.name}: {', '.join(map(str, c.flagged))}" for c in flagged]
     lines += ["", "## Attacks", ""]
-    attack_rows = []
-    for label, run in b.runs.items():
-        ev = b.evaluations[label]
-        params = ", ".join(
-            f"{k}={_fmt(v) if isinstance(v, float) else v}" for k, v in ev.params.items()
-        )
-        attack_rows.append(
-            [
-                label,
-                run.attack,
-                ev.box,
-                run.role,
-                params,
-                f"{b.acc(label):.1f}",
-                _interval(b.acc(label), len(b.clean)),
-                f"{report.timings.get(label, 0.0):.1f}",
-            ]
-        )
-    lines.append(
-        tabulate(
-            attack_rows,
-            headers=["run", "attack", "box", "role", "parameters", "acc %", "95 % CI", "s"],
-            tablefmt="github",
-        )
-    )
+    attack_rows = [
+        [
+            label,
+            run.attack,
+            b.evaluations[label].box,
+            run.role,
+            ", ".join(
+                f"{k}={_fmt(v) if isinstance(v, float) else v}"
+                for k, v in b.evaluations[label].params.items()
+            ),
+            f"{b.acc(label):.1f}",
+            _interval(b.acc(label), n),
+            f"{report.timings.get(label, 0.0):.1f}",
+        ]
+        for label, run in b.runs.items()
+    ]
+    headers = ["run", "attack", "box", "role", "parameters", "acc %", "95 % CI", "s"]
+    lines.append(tabulate(attack_rows, headers=headers, tablefmt="github"))
     lines += [
         "",
         "Accuracies are per-example worst cases over a run's draws. `role`: gradient and blind "

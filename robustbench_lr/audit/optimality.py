@@ -18,7 +18,7 @@ doubles ε, so this is the area on a log-ε axis.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -50,16 +50,13 @@ def settings(b: Battery) -> dict[str, list[str]]:
     for label, run in b.runs.items():
         groups.setdefault(_setting(run), []).append(label)
     eps = {label: b.runs[label].params.get("eps", 0.0) for label in b.runs}
-    return {
-        min(labels, key=eps.__getitem__): sorted(labels, key=eps.__getitem__)
-        for labels in groups.values()
-    }
+    ordered = [sorted(labels, key=eps.__getitem__) for labels in groups.values()]
+    return {labels[0]: labels for labels in ordered}
 
 
-def grid(b: Battery) -> torch.Tensor:
-    """Every ε a bounded run of the battery ran at, ascending (float64)."""
-    values = sorted({float(r.params["eps"]) for r in b.runs.values() if "eps" in r.params})
-    return torch.tensor(values, dtype=torch.float64)
+def _eps_of(runs: Iterable[Run]) -> set[float]:
+    """Every ε the bounded runs among `runs` ran at."""
+    return {float(r.params["eps"]) for r in runs if "eps" in r.params}
 
 
 def min_eps(b: Battery, labels: list[str]) -> torch.Tensor:
@@ -68,11 +65,10 @@ def min_eps(b: Battery, labels: list[str]) -> torch.Tensor:
     out = torch.where(b.clean, math.inf, 0.0).double()
     for label in labels:
         params = b.runs[label].params
-        size = (
-            torch.full_like(out, float(params["eps"]))
-            if "eps" in params
-            else perturbation_l2(b, label).double()
-        )
+        if "eps" in params:
+            size = torch.full_like(out, float(params["eps"]))
+        else:
+            size = perturbation_l2(b, label).double()
         out = torch.where(~b.flags(label), torch.minimum(out, size), out)
     return out
 
@@ -84,14 +80,14 @@ def _curve(found: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
 
 def optimality(b: Battery) -> Mapping[str, Optimality]:
     """Every attack setting's optimality against the battery's per-example best, by label."""
-    points = grid(b)
+    points = torch.tensor(sorted(_eps_of(b.runs.values())), dtype=torch.float64)
     groups = settings(b)
     found = {label: min_eps(b, labels) for label, labels in groups.items()}
     best = torch.stack(list(found.values())).amin(0)
     clean = 100.0 * b.clean.double().mean()
     out = {}
     for label, labels in groups.items():
-        own = {float(b.runs[k].params["eps"]) for k in labels if "eps" in b.runs[k].params}
+        own = _eps_of(b.runs[k] for k in labels)
         at = points if not own else points[[float(p) in own for p in points.tolist()]]
         acc, ref = _curve(found[label], at), _curve(best, at)
         gap = float((clean - ref).sum())

@@ -9,6 +9,7 @@ from typing import Any
 
 from robustbench_lr.attacks import DEFAULT_BATCH
 from robustbench_lr.audit.threats import DEFAULT_EPS, THREATS
+from robustbench_lr.config import count
 from robustbench_lr.data import DATASETS
 from robustbench_lr.errors import InvalidArgument
 from robustbench_lr.settings import Count, Seed, setting
@@ -17,8 +18,7 @@ __all__ = ["BUDGET", "COUNTS", "DEFAULT_EPS", "AuditOptions", "audit_eps_by_data
 
 
 def default_eps(dataset: str, threat: str = "Linf") -> float:
-    """The ε a dataset is audited at under `threat`: L∞ `threats.linf_eps`, L2 the L2 track's
-    (`data.l2_eps`: digits 0.289, else RobustBench's 0.5)."""
+    """The ε a dataset is audited at under `threat` (L∞: `threats.linf_eps`, L2: `data.l2_eps`)."""
     return THREATS[threat].default_eps(dataset)
 
 
@@ -31,8 +31,7 @@ def audit_eps_by_dataset() -> dict[str, float]:
 class AuditOptions:
     """Settings of one audit. Defaults fit a digits model at n = 200 in < 2 min on 2 CPU cores.
 
-    AutoAttack's standard settings are `steps=100, targets=9, queries=5000`: the `paper` and
-    `paper-fast` profiles set them (`[audit] steps, targets`, `[attacks] square_queries`). The
+    The `paper` and `paper-fast` profiles set AutoAttack's standard budget (see `BUDGET`); the
     CPU defaults shorten APGD/FAB and try the 3 most likely wrong classes.
 
     `threat`: the ball the battery attacks in, "Linf" or "L2" (`threats.THREATS`); an L2 ε has
@@ -43,15 +42,13 @@ class AuditOptions:
     n: int = 200
     seed: int = 0  # of the test subset
     attack_seed: int = setting(0, Seed, "seed of the randomized attacks")
-    queries: int = setting(1000, Count, "Square queries; AutoAttack uses 5000")
-    steps: int = setting(
-        50, Count, "APGD-CE / APGD-DLR / APGD-T / FAB-T iterations; AutoAttack uses 100"
-    )
-    targets: int = setting(3, Count, "APGD-T / FAB-T target classes; AutoAttack uses 9")
-    restarts: int = setting(5, Count, "IFSGM random restarts")
-    dlr_restarts: int = setting(2, Count, "APGD-DLR restarts")
-    noise_draws: int = setting(10, Count, "random corners of the eps-ball per example")
-    deepfool_steps: int = setting(50, Count, "DeepFool iterations")
+    queries: int = count(1000, "Square queries; AutoAttack uses 5000")
+    steps: int = count(50, "APGD-CE / APGD-DLR / APGD-T / FAB-T iterations; AutoAttack uses 100")
+    targets: int = count(3, "APGD-T / FAB-T target classes; AutoAttack uses 9")
+    restarts: int = count(5, "IFSGM random restarts")
+    dlr_restarts: int = count(2, "APGD-DLR restarts")
+    noise_draws: int = count(10, "random corners of the eps-ball per example")
+    deepfool_steps: int = count(50, "DeepFool iterations")
     sweep_max: float = 0.5
     batch_size: int = DEFAULT_BATCH
     threat: str = "Linf"
@@ -65,10 +62,8 @@ class AuditOptions:
         if self.eps is not None and not 0 < self.eps <= top:
             raise ValueError(f"audit eps must be in (0, {top:g}], got {self.eps}")
         for name in COUNTS:
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"audit option {name} must be at least 1, got {getattr(self, name)}"
-                )
+            if (value := getattr(self, name)) < 1:
+                raise ValueError(f"audit option {name} must be at least 1, got {value}")
 
     def settings(self) -> dict[str, Any]:
         """What the result rows record about the audit's own budget (its `param` text)."""

@@ -35,9 +35,8 @@ def probe_gradients(
     device = next(model.parameters()).device
     correct = zero = nonfinite = 0
     with frozen(model):
-        for start in range(0, len(x), batch_size):
-            xb = x[start : start + batch_size].to(device).requires_grad_(True)
-            yb = y[start : start + batch_size].to(device)
+        for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True):
+            xb, yb = xb.to(device).requires_grad_(True), yb.to(device)
             logits = model(xb)
             (grad,) = torch.autograd.grad(F.cross_entropy(logits, yb, reduction="sum"), xb)
             grad = grad.flatten(1)[logits.argmax(1) == yb]
@@ -48,8 +47,8 @@ def probe_gradients(
     return GradientProbe(correct, zero, nonfinite)
 
 
-def probe_determinism(model: nn.Module, x: torch.Tensor, repeats: int = 3) -> float:
-    """Largest |difference| between the outputs of repeated eval-mode forward passes on `x`.
+def probe_determinism(model: nn.Module, x: torch.Tensor) -> float:
+    """Largest |difference| between the outputs of three eval-mode forward passes on `x`.
 
     Zero for a deterministic model; anything else is a randomized defence, which single-run
     attacks under-estimate (Athalye et al. 2018, §4.2: use EOT).
@@ -57,10 +56,7 @@ def probe_determinism(model: nn.Module, x: torch.Tensor, repeats: int = 3) -> fl
     device = next(model.parameters()).device
     with frozen(model), torch.no_grad():
         first = model(x.to(device))
-        return max(
-            ((model(x.to(device)) - first).abs().max().item() for _ in range(repeats - 1)),
-            default=0.0,
-        )
+        return max((model(x.to(device)) - first).abs().max().item() for _ in range(2))
 
 
 def probe_stability(
@@ -78,22 +74,19 @@ def probe_stability(
     [0, 1]), Pintor et al. 2022's "unstable predictions" indicator: a smooth loss barely moves
     under noise far smaller than ε, a shattered or stochastic one (quantized inputs, a
     randomized defence) jumps, and attacks that follow it are misled. The noise comes from a
-    CPU generator seeded by `seed` (the same on every device); all draws of all examples go
-    through the model in batches. Returned on CPU, shape (N,).
+    CPU generator seeded by `seed`, so it is the same on every device. Returned on CPU.
     """
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(int(seed))
     noise = (torch.rand((draws, *x.shape), generator=gen) * 2 - 1) * radius
     noisy = (x.cpu()[None] + noise).clamp(0, 1).flatten(0, 1)
-    labels = y.cpu().repeat(draws)
     inputs = torch.cat([x.cpu(), noisy])
-    targets = torch.cat([y.cpu(), labels])
+    targets = y.cpu().repeat(draws + 1)
     losses = []
     with frozen(model), torch.no_grad():
-        for start in range(0, len(inputs), batch_size):
-            logits = model(inputs[start : start + batch_size].to(device))
-            target = targets[start : start + batch_size].to(device)
-            losses.append(F.cross_entropy(logits.float(), target, reduction="none").cpu())
+        for xb, yb in zip(inputs.split(batch_size), targets.split(batch_size), strict=True):
+            logits = model(xb.to(device))
+            losses.append(F.cross_entropy(logits.float(), yb.to(device), reduction="none").cpu())
     loss = torch.cat(losses)
     reference, perturbed = loss[: len(x)], loss[len(x) :].view(draws, len(x))
     scale = reference.abs().clamp_min(torch.finfo(loss.dtype).eps)

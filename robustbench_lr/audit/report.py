@@ -24,8 +24,7 @@ class AuditReport:
 
     @property
     def worst_case_acc(self) -> float:
-        """The model's robust accuracy: worst case per example over every attack at ε (in the
-        audit's ball)."""
+        """The model's robust accuracy: worst case per example over every attack at ε."""
         return percent(self.battery.worst_case)
 
     @property

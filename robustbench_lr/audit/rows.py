@@ -36,16 +36,9 @@ def report_rows(
     b, o = report.battery, report.battery.options
     rows: list[dict[str, Any]] = []
     for label, run in b.runs.items():
-        rows += [
-            {**row, "threat": b.threat}
-            for row in evaluation_rows(
-                b.evaluations[label],
-                model_columns,
-                source=source if run.transfer else "",
-                experiment="audit",
-                extra=extra,
-            )
-        ]
+        ev, src = b.evaluations[label], source if run.transfer else ""
+        found = evaluation_rows(ev, model_columns, source=src, experiment="audit", extra=extra)
+        rows += [{**row, "threat": b.threat} for row in found]
     base = {
         **model_columns,
         "experiment": "audit",

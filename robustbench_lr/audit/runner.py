@@ -31,11 +31,8 @@ def run_battery(
     runs: Sequence[Run],
     source: nn.Module | None = None,
 ) -> tuple[Battery, dict[str, float]]:
-    """Every run of `runs` on all examples, the probes, and each run's seconds, by label.
-
-    A white-box run on the signed-gradient loop records its path on the way (`PathRecorder`);
-    other runs record nothing and keep no path. `options.eps` must be set.
-    """
+    """Every run of `runs` on all examples, the probes, and each run's seconds, by label. A
+    white-box run on the signed-gradient loop records its path on the way (`PathRecorder`)."""
     evaluations, paths, timings = {}, {}, {}
     for run in runs:
         t0 = time.time()
@@ -84,12 +81,8 @@ def audit_model(
     options: AuditOptions,
     source: nn.Module | None = None,
 ) -> AuditReport:
-    """Run the battery on `model` (and transfer from `source`), then every registered check.
-
-    `options.eps` must be set (`audit_target` fills in the dataset's default). Every run
-    sees all examples, so each attack's own accuracy is exact and the worst case per example
-    (and AutoAttack's) is the AND of the runs' per-example flags.
-    """
+    """Run the battery on `model` (and transfer from `source`), then every registered check;
+    `options.eps` must be set (`audit_target` fills in the dataset's default)."""
     started = time.time()
     runs = battery(options, source is not None, x[0].numel())
     b, timings = run_battery(model, x, y, options, runs, source)

@@ -5,9 +5,6 @@ the original's (torchattacks issues 164, 188). A robustness claim checked only b
 checked by the port, so the audit also runs the authors' own `AutoAttack(version="standard")`
 (Croce & Hein 2020, `pyautoattack`; the registered attack `autoattack-standard`) and reports
 how far the two agree example by example.
-
-    >>> flags = standard_autoattack(model, x, y, eps=8 / 255, seed=0, batch_size=256)
-    >>> agreement(flags, port_flags)["agreement"]   # % of examples with the same verdict
 """
 
 from __future__ import annotations
@@ -47,12 +44,9 @@ def agreement(standard_flags: torch.Tensor, port_flags: torch.Tensor) -> dict[st
     """How far the authors' AutoAttack and torchattacks' port agree, example by example.
 
     Both are per-example robust flags over the same examples (True = still correct). Returns
-    - `agreement`: share (%) of examples with the same verdict (NaN on no examples);
-    - `n`: the number of examples;
-    - `both_robust`, `both_broken`: counts where they agree;
-    - `only_standard_broke`: counts the standard attack broke and the port did not (the port
-      overstated robustness there);
-    - `only_port_broke`: the reverse.
+    `agreement`, the share (%) with the same verdict (NaN on no examples), `n`, and the counts
+    `both_robust`, `both_broken`, `only_port_broke` and `only_standard_broke` (the port
+    overstated robustness there).
     """
     standard, port = standard_flags.bool().flatten().cpu(), port_flags.bool().flatten().cpu()
     if standard.shape != port.shape:

@@ -6,15 +6,13 @@ authors' AutoAttack, Square, blind noise, transfer, DeepFool, an ε-sweep to cha
 filled by that ball's attack from the same libraries. The L∞ battery is the paper's; the L2
 one is RobustBench's second track (`attacks.l2`). The checks compare runs by the part they
 play (`AuditThreat.parts`), so a check is written once and reads either battery.
-
-    >>> THREATS["L2"].runs(AuditOptions(eps=0.5, threat="L2"), False, 3 * 32 * 32)
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from robustbench_lr.audit.standard import ATTACK as STANDARD
@@ -49,9 +47,8 @@ class Run:
     `role`: "gradient" (white-box, uses the target's gradients), "blind" (no gradients of the
     target: Square, transfer, noise), "unbounded" (DeepFool, the ε-sweep). Gradient and blind
     runs at the audit ε form the worst case; `autoattack` marks AutoAttack's four components.
-    `backend`: the attack's backend (None: its default). A white-box run whose backend is the
-    signed-gradient loop has its path recorded (`Battery.paths`): what the indicators of attack
-    failure read, at no extra attack run.
+    A white-box run on the signed-gradient loop (`backend`) has its path recorded
+    (`Battery.paths`): what the indicators of attack failure read, at no extra attack run.
     """
 
     label: str
@@ -103,7 +100,6 @@ class AuditThreat:
     backend: str | None  # L∞'s: the signed-gradient loop, which records its path
     single_step: Callable[[float], Run]  # the single-step run at ε
     suffix: str  # ends the names of the library attacks (APGD, FAB, Square, AutoAttack)
-    parts: Mapping[str, str]  # run label by `PARTS` entry
     sweep_top: Callable[[float, int], float]  # (sweep_max, values per input): the sweep's end
     default_eps: Callable[[str], float]  # the ε a dataset is audited at
     eps_max: Callable[[float], float]  # (sweep_max): the largest ε accepted
@@ -112,26 +108,35 @@ class AuditThreat:
     eps_scale: float  # the optimality table's ε column (L∞ in 1/255 steps)
     eps_header: str
 
+    @property
+    def parts(self) -> dict[str, str]:
+        """The run label of each `PARTS` entry: the iterative attack's runs are named after it,
+        the library attacks' end in `suffix`, the single step is named by its run."""
+        return {
+            "single-step": self.single_step(0.0).label,
+            **{f"steps-{n}": f"{self.attack}-{n}" for n in (7, 20, 100)},
+            "restarts": f"{self.attack}-restarts",
+            "square": f"square{self.suffix}",
+            "noise": f"{self.name.lower()}-noise",
+            "transfer": "transfer",
+            "standard": f"{STANDARD}{self.suffix}",
+        }
+
     def step(self, label: str, eps: float, steps: int, role: str = "gradient") -> Run:
         """The iterative attack at `eps` (on L∞'s loop: its best iterate, its path recorded)."""
         return Run(label, self.attack, {"eps": eps, "steps": steps}, role, backend=self.backend)
 
     def runs(self, o: AuditOptions, with_source: bool, dims: int = 0) -> list[Run]:
-        """The battery, in order: the single step, the iterative attack at 7/20/100 steps and
-        from random starts, APGD-CE/-DLR/-T, FAB-T, Square, the authors' AutoAttack, noise,
-        transfer (only with a source model), DeepFool, the sweep to `sweep_top` (`dims`)."""
+        """The battery, in order (transfer only with a source model; `dims` sizes the sweep to
+        `sweep_top`)."""
         part, s = self.parts, self.suffix
 
         def library(
-            name: str,
-            role: str = "gradient",
-            autoattack: bool = False,
-            draws: int = 1,
-            **params: Any,
+            name: str, role: str = "gradient", autoattack: bool = False, **params: Any
         ) -> Run:
             """A randomized attack: ε, then `params`, then the attack seed."""
             seeded = {"eps": o.eps, **params, "seed": o.attack_seed}
-            return Run(name, name, seeded, role, draws=draws, autoattack=autoattack)
+            return Run(name, name, seeded, role, autoattack=autoattack)
 
         runs = [
             self.single_step(o.eps),
@@ -145,7 +150,7 @@ class AuditThreat:
             # The authors' own AutoAttack (`standard.py`), the leaderboard's column: it ends with
             # Square, so it counts in the worst case but not as a gradient attack.
             library(part["standard"], "blind", steps=o.steps, targets=o.targets, queries=o.queries),
-            library(part["noise"], "blind", draws=o.noise_draws),
+            replace(library(part["noise"], "blind"), draws=o.noise_draws),
         ]
         if with_source:
             params = {"eps": o.eps, "steps": 20}
@@ -157,8 +162,7 @@ class AuditThreat:
 
 
 THREATS: Registry[AuditThreat] = Registry("audit threat")
-THREATS.add(
-    "Linf",
+for _threat in (
     AuditThreat(
         name="Linf",
         ball="L∞",
@@ -167,17 +171,6 @@ THREATS.add(
         backend="ours",
         single_step=lambda eps: Run("fgsm", "fgsm", {"eps": eps}, "gradient"),
         suffix="",
-        parts={
-            "single-step": "fgsm",
-            "steps-7": "ifsgm-7",
-            "steps-20": "ifsgm-20",
-            "steps-100": "ifsgm-100",
-            "restarts": "ifsgm-restarts",
-            "square": "square",
-            "noise": "linf-noise",
-            "transfer": "transfer",
-            "standard": STANDARD,
-        },
         # Every input reaches mid-gray at L∞ 0.5, whatever its size.
         sweep_top=lambda sweep_max, dims: sweep_max,
         default_eps=linf_eps,
@@ -187,9 +180,6 @@ THREATS.add(
         eps_scale=255.0,
         eps_header="ε × 255",
     ),
-)
-THREATS.add(
-    "L2",
     AuditThreat(
         name="L2",
         ball="L2",
@@ -199,17 +189,6 @@ THREATS.add(
         # The fast gradient method: one step of length ε.
         single_step=lambda eps: Run("pgd-l2-1", "pgd-l2", {"eps": eps, "steps": 1}, "gradient"),
         suffix="-l2",
-        parts={
-            "single-step": "pgd-l2-1",
-            "steps-7": "pgd-l2-7",
-            "steps-20": "pgd-l2-20",
-            "steps-100": "pgd-l2-100",
-            "restarts": "pgd-l2-restarts",
-            "square": "square-l2",
-            "noise": "l2-noise",
-            "transfer": "transfer",
-            "standard": f"{STANDARD}-l2",
-        },
         sweep_top=l2_sweep_top,
         default_eps=l2_eps,
         # An L2 ball has no radius that holds every image of every size; the sweep's top
@@ -220,4 +199,5 @@ THREATS.add(
         eps_scale=1.0,
         eps_header="ε",
     ),
-)
+):
+    THREATS.add(_threat.name, _threat)
