@@ -54,10 +54,7 @@ class AttackRun:
 def attack_runs(
     options: AnalysisOptions, default_attacks: str, default_eps: str
 ) -> list[AttackRun]:
-    """The runs the options ask for: each attack once, or once per ε if it takes a budget.
-
-    Unknown attack names fail with the registry's list of valid choices.
-    """
+    """The runs the options ask for: each attack once, or once per ε if it takes a budget."""
     names = [
         a.strip() for a in options.get("attacks", str, default_attacks).split(",") if a.strip()
     ]
@@ -72,10 +69,8 @@ def attack_runs(
         if steps is not None and "steps" in spec.defaults:
             given["steps"] = steps
         for eps in budgets if "eps" in spec.defaults else [None]:
-            if eps is not None:
-                given["eps"] = eps
-            backend, params = resolve(name, **given)
-            runs.append(AttackRun(name, backend, params))
+            budget = {} if eps is None else {"eps": eps}
+            runs.append(AttackRun(name, *resolve(name, **given, **budget)))
     return runs
 
 

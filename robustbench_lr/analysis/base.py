@@ -82,8 +82,7 @@ class Analysis:
 
 
 def load_analysed(origin: Any, options: AnalysisOptions, train: bool = False) -> Target:
-    """`origin` on the seeded subset of `options.n` test images, on `options.device`, with
-    the training split when `train` (one image otherwise)."""
+    """`origin` on the test subset `options` names, with the training split only when `train`."""
     return load_target(
         origin,
         n=options.n,
@@ -97,12 +96,9 @@ def load_analysed(origin: Any, options: AnalysisOptions, train: bool = False) ->
 def analysis_tap(
     model: StagedNet, options: AnalysisOptions, arch: str, default: TapRole = last_tap
 ) -> str:
-    """The tap `--tap` asked for, else the architecture's `default` (the representation before
-    the last FC, where the paper reads it); an unknown one lists the model's valid taps.
-
-    An external model (`external.TappedModel`) has no registered architecture, hence no
-    default: its taps are its submodules, named by their dotted paths.
-    """
+    """The tap `--tap` asked for, else the architecture's `default` (by default the
+    representation before the last FC, where the paper reads it). An external model
+    (`external.TappedModel`) has no default: its taps are its submodules' dotted paths."""
     if options.tap is None and arch not in ARCHS:
         raise ValueError(
             f"{arch} is not one of the suite's architectures and has no default tap: pass "

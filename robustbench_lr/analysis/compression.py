@@ -62,8 +62,7 @@ def dim_value(dim: int) -> float:
 
 
 def default_dims(arch: str, tap: str) -> tuple[int, ...]:
-    """The paper's dimensions: Tables 5b and 8 (full, 20, 10) at the deep tap, else 5a (full,
-    10, 5)."""
+    """The paper's dimensions: Tables 5b and 8 at the deep tap, else Table 5a."""
     return (FULL, 20, 10) if tap == models.deep_tap(arch) else (FULL, 10, 5)
 
 
@@ -80,10 +79,7 @@ def hybrid_pipeline(dim: int, seed: int) -> Pipeline:
 
 
 def fit_hybrid(features: np.ndarray, labels: np.ndarray, dim: int, seed: int) -> Pipeline:
-    """The hybrid head fitted on training features only (the test set never informs PCA).
-
-    A `dim` PCA cannot give (more than the features or the images) is a clear error.
-    """
+    """The hybrid head fitted on training features only (the test set never informs PCA)."""
     n, m = features.shape
     if dim != FULL and not 0 < dim <= min(n, m):
         raise ValueError(
@@ -152,13 +148,12 @@ def hybrid_rows(
     return rows, heads
 
 
-def run_hybrid(
-    target: Target, options: AnalysisOptions, default_tap: models.TapRole = models.last_tap
-) -> Outcome:
-    """Table 5a: hybrid accuracy per PCA dimension at a tap (default: `default_tap(arch)`, the
-    layer before the last FC). With `models.deep_tap`, Tables 5b and 8 (`hybrid-deep`): the
-    ResNet hybrid before block 4 replaces the 4th block and the FC by one linear model, the
-    VGG19 one sits before the third-last FC layer; dims default to the paper's full, 20, 10."""
+def run_hybrid(target: Target, options: AnalysisOptions, default_tap: models.TapRole) -> Outcome:
+    """Hybrid accuracy per PCA dimension at a tap (default: `default_tap(arch)`). With
+    `models.last_tap`, the layer before the last FC: Table 5a (`hybrid`). With `models.deep_tap`,
+    Tables 5b and 8 (`hybrid-deep`): the ResNet hybrid before block 4 replaces the 4th block and
+    the FC by one linear model, the VGG19 one sits before the third-last FC layer; dims default
+    to the paper's full, 20, 10."""
     model = target.model
     arch = target.meta["config"]["arch"]
     tap = analysis_tap(model, options, arch, default_tap)
@@ -191,10 +186,8 @@ def maxmargin_accuracy(
     y: torch.Tensor,
     fooled: torch.Tensor,
 ) -> tuple[float, int]:
-    """Fraction of the fooled examples the hybrid classifies correctly, and their count.
-
-    Only examples that fooled the network count (Table 6): NaN with n = 0 when none did.
-    """
+    """Fraction of the examples that fooled the network (Table 6 counts only those) that
+    the hybrid classifies correctly, and their count."""
     n = int(fooled.sum())
     if n == 0:
         return float("nan"), 0
@@ -257,7 +250,7 @@ def run_maxmargin(target: Target, options: AnalysisOptions) -> Outcome:
 HYBRID = Analysis(
     name="hybrid",
     summary="hybrid max-margin model (tap -> PCA -> linear SVM) accuracy per --dims, Table 5a",
-    run=run_hybrid,
+    run=partial(run_hybrid, default_tap=models.last_tap),
     suite_models_only=True,
     needs_train=True,
 )

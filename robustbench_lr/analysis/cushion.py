@@ -18,11 +18,9 @@ Conventions, since the definition is written for dense layers:
   values compare between models of one architecture, as Fig. 4c and Appendix E use them.
 - Examples whose layer input is all zero (0/0) are left out of that layer's statistics.
 
-Every `nn.Conv2d` and `nn.Linear` of the network is measured through forward hooks in eval mode,
-on the training set (`--n`: a stratified subset of n training images). A randomly initialized
-network of the same architecture (seeded by `--seed`; built exactly as training builds it, so
-`--seed` = the checkpoint's training seed reproduces its own initialization) is measured on the
-same images as the reference.
+Every layer is measured on the training set (`--n`: a stratified subset of n training images),
+and so is a randomly initialized network of the same architecture as the reference (built as
+training builds it, so `--seed` = the checkpoint's training seed reproduces its initialization).
 
 Rows (experiment `cushion`, tap = the layer's module path, param `random-init` for the
 reference network): `cushion_min` (Arora's μ_i), `cushion_q10`, `cushion_q50`, `cushion_q90`;
@@ -54,11 +52,10 @@ RANDOM_INIT = "random-init"  # the `param` of the reference network's rows
 def layer_cushions(
     model: nn.Module, x: torch.Tensor, batch_size: int = 256
 ) -> dict[str, np.ndarray]:
-    """Per layer (module path -> array over examples) the ratio ‖Wφ‖ / (‖W‖_F ‖φ‖).
+    """Per layer (module path -> array over examples) the ratio ‖Wφ‖ / (‖W‖_F ‖φ‖), in float64.
 
-    Hooks read each layer's real input and output during ordinary forward passes, so the
-    numbers hold for any architecture built from Conv2d / Linear modules (no re-implementation
-    of the forward pass). Norms are taken in float64.
+    Forward hooks read each layer's real input and output in eval mode, so the numbers hold for
+    any architecture built from Conv2d / Linear modules without re-implementing its forward.
     """
     layers = dict(weight_layers(model))
     if not layers:
@@ -111,7 +108,6 @@ def random_init_model(meta: dict, seed: int, device: torch.device) -> nn.Module:
 
 
 def cushion_rows(values: dict[str, np.ndarray], base: dict, param: str = "") -> list[dict]:
-    """Rows of the summary statistics of every layer."""
     rows = []
     for layer, per_example in values.items():
         stats, n = cushion_summary(per_example)

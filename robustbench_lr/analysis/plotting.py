@@ -16,12 +16,17 @@ from robustbench_lr.files import atomic_write
 FIGURES_DIR = "figures"
 
 
+def safe_stem(*parts: str) -> str:
+    """`parts` joined by `_` as a file-name stem: every run of other characters becomes `-`."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", "_".join(parts))
+
+
 def figure_stem(kind: str, cfg: dict, *parts: str) -> str:
     """A file-name-safe stem naming the analysis, the model and the setting of one figure."""
     model = (
         f"{cfg['dataset']}_{cfg['arch']}_w{float(cfg['width']):g}_{cfg['method']}_seed{cfg['seed']}"
     )
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", "_".join([kind, model, *parts])).strip("-")
+    return safe_stem(kind, model, *parts).strip("-")
 
 
 def save_figure(fig: Figure, results_path: Path, stem: str) -> Path:

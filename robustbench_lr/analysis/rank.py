@@ -15,7 +15,6 @@ reported as NaN (the summary line says "> k").
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -24,7 +23,7 @@ from matplotlib.figure import Figure
 
 from robustbench_lr import models, results
 from robustbench_lr.analysis.base import Analysis, AnalysisOptions, analysis_tap
-from robustbench_lr.analysis.plotting import save_figure
+from robustbench_lr.analysis.plotting import safe_stem, save_figure
 from robustbench_lr.experiments import Outcome
 from robustbench_lr.target import Target
 
@@ -120,11 +119,7 @@ def plot_curves(out: Path, new_rows: list[dict], cfg: dict, tap: str) -> Path:
     ax.set_title(f"{cfg['dataset']} {cfg['arch']} w{float(cfg['width']):g} @ {tap}")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    stem = re.sub(
-        r"[^A-Za-z0-9_.=-]+",
-        "-",
-        f"rank_{cfg['dataset']}_{cfg['arch']}_w{float(cfg['width']):g}_{tap}",
-    )
+    stem = safe_stem("rank", cfg["dataset"], cfg["arch"], f"w{float(cfg['width']):g}", tap)
     return save_figure(fig, out, stem)
 
 

@@ -38,10 +38,8 @@ from robustbench_lr.target import Target
 def stability_pairs(
     model: StagedNet, x: torch.Tensor, x_adv: torch.Tensor, tap: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per example (‖δ‖²/‖x‖², ‖f(x+δ) − f(x)‖²/‖f(x)‖²) at `tap`, dropping δ = 0 pairs.
-
-    Computed in float64 so tiny perturbations do not round to zero.
-    """
+    """Per example (‖δ‖²/‖x‖², ‖f(x+δ) − f(x)‖²/‖f(x)‖²) at `tap`, dropping δ = 0 pairs; in
+    float64 so tiny perturbations do not round to zero."""
     delta = (x_adv - x).flatten(1).double()
     keep = delta.abs().sum(1) > 0
     if not bool(keep.any()):

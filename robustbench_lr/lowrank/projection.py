@@ -63,8 +63,7 @@ def _top_psd(
 
 def _compose(vectors: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """V diag(λ) Vᵀ, symmetrized against rounding."""
-    out = (vectors * values) @ vectors.T
-    return (out + out.T) / 2
+    return symmetric_part((vectors * values) @ vectors.T)
 
 
 def _eigh_smoothed(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,7 +94,7 @@ def _rayleigh_ritz(basis: torch.Tensor, small: torch.Tensor, r: int) -> torch.Te
     """The rank-r PSD approximation within span(`basis`, orthonormal) from `small`, the matrix
     compressed to that basis (Bᵀ W B; Nyström's R Rᵀ): the randomized and Nyström rules both
     reduce W to a small matrix, decompose it and lift its top eigenpairs back the same way."""
-    values, vectors = _eigh_smoothed((small + small.T) / 2)
+    values, vectors = _eigh_smoothed(symmetric_part(small))
     values, vectors = _top_psd(values, vectors, r)
     return _compose(basis @ vectors, values)
 

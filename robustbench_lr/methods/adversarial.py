@@ -40,6 +40,7 @@ from robustbench_lr.methods.base import (
     Objective,
     Option,
     PenaltyTerms,
+    at_least,
     checked_option,
 )
 from robustbench_lr.models import StagedNet
@@ -58,12 +59,7 @@ BUDGET = (
         8 / 255,
         "L-inf radius ε of the attack inside training (PGD-AT, TRADES)",
     ),
-    Option(
-        "at_steps",
-        checked_option("--at-steps", int, lambda v: v >= 1, "an integer >= 1"),
-        10,
-        "signed-gradient steps of the attack inside training",
-    ),
+    at_least("at_steps", int, 1, 10, "signed-gradient steps of the attack inside training"),
     Option(
         "at_alpha",
         checked_option("--at-alpha", parse_fraction, lambda v: v > 0, "a number > 0 like 2/255"),
@@ -85,24 +81,28 @@ def away_from_distribution(logits: torch.Tensor, p_clean: torch.Tensor) -> torch
     return F.kl_div(F.log_softmax(logits, dim=1), p_clean, reduction="sum")
 
 
-def _start(batch: Batch, noise: torch.Tensor) -> torch.Tensor:
-    return batch.x + noise.to(batch.x.device)
+def _craft(
+    model: StagedNet, batch: Batch, opts: dict[str, Any], noise: torch.Tensor, **rule
+) -> torch.Tensor:
+    """The attack inside training: `at_steps` signed steps of size α in the ε-ball around the
+    batch, from `batch.x + noise`; `rule` names the step rule (and any labels it reads)."""
+    return signed_gradient_loop(
+        model,
+        batch.x,
+        batch.y,
+        eps=opts["at_eps"],
+        alpha=step_size(opts),
+        steps=opts["at_steps"],
+        start=batch.x + noise.to(batch.x.device),
+        **rule,
+    ).final
 
 
 def _pgd_objective(model: StagedNet, batch: Batch, opts: dict[str, Any]) -> Objective:
     """Cross-entropy on PGD examples of the batch (uniform random start)."""
     eps = opts["at_eps"]
     noise = torch.empty(batch.x.shape).uniform_(-eps, eps, generator=batch.gen)
-    x_adv = signed_gradient_loop(
-        model,
-        batch.x,
-        batch.y,
-        rule=away_from_label,
-        eps=eps,
-        alpha=step_size(opts),
-        steps=opts["at_steps"],
-        start=_start(batch, noise),
-    ).final
+    x_adv = _craft(model, batch, opts, noise, rule=away_from_label)
     logits, acts = model.run(x_adv, batch.taps)
     return Objective(F.cross_entropy(logits.float(), batch.y), logits, acts)
 
@@ -112,17 +112,7 @@ def _trades_objective(model: StagedNet, batch: Batch, opts: dict[str, Any]) -> O
     with torch.no_grad(), frozen(model):
         p_clean = F.softmax(model(batch.x).float(), dim=1)
     noise = TRADES_START_STD * torch.randn(batch.x.shape, generator=batch.gen)
-    x_adv = signed_gradient_loop(
-        model,
-        batch.x,
-        batch.y,
-        rule=away_from_distribution,
-        eps=opts["at_eps"],
-        alpha=step_size(opts),
-        steps=opts["at_steps"],
-        labels=p_clean,
-        start=_start(batch, noise),
-    ).final
+    x_adv = _craft(model, batch, opts, noise, rule=away_from_distribution, labels=p_clean)
     logits, acts = model.run(batch.x, batch.taps)
     kl = F.kl_div(
         F.log_softmax(model(x_adv).float(), dim=1),

@@ -57,6 +57,13 @@ def checked_option(
     return check
 
 
+def at_least(name: str, parse: Callable[[str], Any], low: int, default: Any, help: str) -> Option:
+    """An option whose value, an integer or a number as `parse` says, must be >= `low`."""
+    rule = f"{'an integer' if parse is int else 'a number'} >= {low}"
+    flag = "--" + name.replace("_", "-")
+    return Option(name, checked_option(flag, parse, lambda v: v >= low, rule), default, help)
+
+
 def choice_option(flag: str, registry: Registry[Any]) -> Callable[[str], str]:
     """An option's parser for `flag` that accepts only the names registered in `registry`."""
 
@@ -127,8 +134,7 @@ class Objective:
 
 
 def cross_entropy_objective(model: StagedNet, batch: Batch, opts: dict[str, Any]) -> Objective:
-    """Plain training's data term: cross-entropy on the batch itself (every non-adversarial
-    method; the model is in training mode)."""
+    """Plain training's data term (every non-adversarial method): cross-entropy on the batch."""
     logits, acts = model.run(batch.x, batch.taps)
     return Objective(F.cross_entropy(logits.float(), batch.y), logits, acts)
 
@@ -202,8 +208,7 @@ class Method:
             raise ValueError(
                 f"{flags} does not apply to method {self.name!r} (its options: {valid})"
             )
-        resolved = {}
-        for name, option in known.items():
-            value = given.get(name)
-            resolved[name] = option.default if value is None else option.type(value)
-        return resolved
+        return {
+            name: option.default if given.get(name) is None else option.type(given[name])
+            for name, option in known.items()
+        }

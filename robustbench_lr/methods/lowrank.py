@@ -57,6 +57,7 @@ from robustbench_lr.methods.base import (
     PenaltyTerms,
     Progress,
     TrainContext,
+    at_least,
     checked_option,
     choice_option,
 )
@@ -127,40 +128,27 @@ RANK = Option(
     f"target rank: one value for every branch or TAP=RANK pairs (default {LAST_RANK} before the last FC, {DEEP_RANK} deeper, capped at m)",
 )
 BRANCH_OPTIONS = (
-    Option(
-        "lr_lambda_c",
-        checked_option("--lr-lambda-c", float, lambda v: v >= 0, "a number >= 0"),
-        0.1,
-        "weight λc of the reconstruction loss Lc",
-    ),
-    Option(
-        "lr_lambda_n",
-        checked_option("--lr-lambda-n", float, lambda v: v >= 0, "a number >= 0"),
-        0.02,
-        "weight λn of the norm loss Ln",
-    ),
-    Option(
-        "lr_every",
-        checked_option("--lr-every", int, lambda v: v >= 1, "an integer >= 1"),
-        10,
-        "project W to rank r every this many optimizer steps",
-    ),
+    at_least("lr_lambda_c", float, 0, 0.1, "weight λc of the reconstruction loss Lc"),
+    at_least("lr_lambda_n", float, 0, 0.02, "weight λn of the norm loss Ln"),
+    at_least("lr_every", int, 1, 10, "project W to rank r every this many optimizer steps"),
     Option(
         "lr_projection",
         choice_option("--lr-projection", PROJECTIONS),
         "randomized",
         f"rank projection: {', '.join(PROJECTIONS.names())}",
     ),
-    Option(
+    at_least(
         "lr_nystrom_ensemble",
-        checked_option("--lr-nystrom-ensemble", int, lambda v: v >= 1, "an integer >= 1"),
+        int,
+        1,
         NYSTROM_ENSEMBLE,
         "Nyström ensemble size t (the paper gives none; chosen with benchmarks/projection.py)",
     ),
     RANK,
-    Option(
+    at_least(
         "lr_warmup_epochs",
-        checked_option("--lr-warmup-epochs", int, lambda v: v >= 0, "an integer >= 0"),
+        int,
+        0,
         None,
         "epochs before the LR losses switch on (default: round(50/350 x epochs))",
     ),
@@ -187,22 +175,6 @@ class Branches(nn.Module):
         self.branches = nn.ModuleDict(branches)
         self.seed = seed
         self.warmup = warmup
-
-
-def _branch_taps(*roles: models.TapRole):
-    def taps(arch: str, opts: dict[str, Any]) -> list[str]:
-        return [role(arch) for role in roles]
-
-    return taps
-
-
-def _prepare(taps_of):
-    def prepare(ctx: TrainContext, opts: dict[str, Any]) -> nn.Module:
-        shapes = target_ranks(ctx.model, ctx.arch, taps_of(ctx.arch, opts), opts["lr_rank"])
-        branches = {tap: LowRankBranch(m, r) for tap, (m, r) in shapes.items()}
-        return Branches(branches, ctx.seed, warmup_epochs(opts, ctx.epochs))
-
-    return prepare
 
 
 def _penalty(
@@ -267,21 +239,27 @@ def _describe_branches(model: StagedNet, aux: nn.Module, opts: dict[str, Any]) -
     return {"lr_branches": out, "lr_warmup_epochs": aux.warmup}
 
 
-def _check_ranks(taps_of):
+def _lr_method(name: str, summary: str, *roles: models.TapRole) -> Method:
+    """1-LR or 2-LR: one branch at the tap of each role."""
+
+    def taps_of(arch: str, opts: dict[str, Any]) -> list[str]:
+        return [role(arch) for role in roles]
+
     def check(model: StagedNet, arch: str, opts: dict[str, Any]) -> None:
         target_ranks(model, arch, taps_of(arch, opts), opts["lr_rank"])
 
-    return check
+    def prepare(ctx: TrainContext, opts: dict[str, Any]) -> nn.Module:
+        shapes = target_ranks(ctx.model, ctx.arch, taps_of(ctx.arch, opts), opts["lr_rank"])
+        branches = {tap: LowRankBranch(m, r) for tap, (m, r) in shapes.items()}
+        return Branches(branches, ctx.seed, warmup_epochs(opts, ctx.epochs))
 
-
-def _lr_method(name: str, summary: str, taps_of) -> Method:
     return Method(
         name=name,
         summary=summary,
         family="low-rank",
         options=BRANCH_OPTIONS,
-        check=_check_ranks(taps_of),
-        prepare=_prepare(taps_of),
+        check=check,
+        prepare=prepare,
         taps=taps_of,
         penalty=_penalty,
         after_step=_after_step,
@@ -290,13 +268,12 @@ def _lr_method(name: str, summary: str, taps_of) -> Method:
     )
 
 
-ONE_LR = _lr_method(
-    "1lr", "LR branch before the last FC layer (the paper's 1-LR)", _branch_taps(models.last_tap)
-)
+ONE_LR = _lr_method("1lr", "LR branch before the last FC layer (the paper's 1-LR)", models.last_tap)
 TWO_LR = _lr_method(
     "2lr",
     "LR branches before the last FC and before ResNet block 4 / VGG FC1 (2-LR)",
-    _branch_taps(models.deep_tap, models.last_tap),
+    models.deep_tap,
+    models.last_tap,
 )
 
 

@@ -51,7 +51,6 @@ class StagedNet(nn.Module):
 
     @property
     def tap_names(self) -> list[str]:
-        """Names of the representation taps this architecture exposes."""
         return list(self.tap_index)
 
     def run(
@@ -81,6 +80,11 @@ class StagedNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.run(x)[0]
+
+
+def scaled(channels: int, width: float) -> int:
+    """A layer's channel count at width multiplier `width` (at least one channel)."""
+    return max(1, int(round(channels * width)))
 
 
 def tap_sizes(model: StagedNet, channels: int, size: int) -> dict[str, int]:

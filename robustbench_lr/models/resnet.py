@@ -7,9 +7,11 @@ Taps: `pre_block4` is the input of the 4th residual stage (256·w channels at 1/
 
 from __future__ import annotations
 
+from functools import partial
+
 from torch import nn
 
-from robustbench_lr.models.base import Normalize, StagedNet
+from robustbench_lr.models.base import Normalize, StagedNet, scaled
 
 
 class BasicBlock(nn.Module):
@@ -57,20 +59,18 @@ def _shortcut(in_planes: int, out_planes: int, stride: int) -> nn.Module:
     )
 
 
-def _scaled(channels: int, width: float) -> int:
-    return max(1, int(round(channels * width)))
-
-
 def build_resnet(
     block: type,
-    num_blocks: list[int],
+    num_blocks: tuple[int, ...],
     normalize: Normalize,
     channels: int,
+    size: int,
     num_classes: int,
     width: float,
 ) -> StagedNet:
-    """Assemble a CIFAR ResNet as stages: stem, layer1..4, pool, fc."""
-    planes = [_scaled(c, width) for c in (64, 128, 256, 512)]
+    """Assemble a CIFAR ResNet as stages: stem, layer1..4, pool, fc (any input `size`: the
+    pool is adaptive)."""
+    planes = [scaled(c, width) for c in (64, 128, 256, 512)]
     stem = nn.Sequential(
         nn.Conv2d(channels, planes[0], 3, 1, 1, bias=False), nn.BatchNorm2d(planes[0]), nn.ReLU()
     )
@@ -87,15 +87,5 @@ def build_resnet(
     return StagedNet(normalize, stages, taps={"pre_block4": 4, "pre_fc": 6})
 
 
-def resnet18(
-    normalize: Normalize, channels: int, size: int, num_classes: int, width: float
-) -> StagedNet:
-    """ResNet18, CIFAR form."""
-    return build_resnet(BasicBlock, [2, 2, 2, 2], normalize, channels, num_classes, width)
-
-
-def resnet50(
-    normalize: Normalize, channels: int, size: int, num_classes: int, width: float
-) -> StagedNet:
-    """ResNet50, CIFAR form (bottleneck blocks, 2048·w features before the FC)."""
-    return build_resnet(Bottleneck, [3, 4, 6, 3], normalize, channels, num_classes, width)
+resnet18 = partial(build_resnet, BasicBlock, (2, 2, 2, 2))
+resnet50 = partial(build_resnet, Bottleneck, (3, 4, 6, 3))  # 2048·w features before the FC

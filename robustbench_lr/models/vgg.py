@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from robustbench_lr.models.base import Normalize, StagedNet
+from robustbench_lr.models.base import Normalize, StagedNet, scaled
 
 _CFG19 = [64, 64, "M", 128, 128, "M", *[256] * 4, "M", *[512] * 4, "M", *[512] * 4, "M"]
 
@@ -26,7 +26,7 @@ def vgg19(
                 layers.append(nn.MaxPool2d(2))
                 spatial //= 2
             continue
-        out_ch = max(1, int(round(item * width)))
+        out_ch = scaled(item, width)
         layers += [
             nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
             nn.BatchNorm2d(out_ch),
@@ -34,7 +34,7 @@ def vgg19(
         ]
         in_ch = out_ch
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    hidden = max(1, int(round(512 * width)))
+    hidden = scaled(512, width)
     stages = [
         ("features", nn.Sequential(*layers)),
         ("fc1", nn.Sequential(nn.Linear(in_ch, hidden), nn.ReLU())),
