@@ -13,25 +13,11 @@ import sys
 from typing import NoReturn
 
 from robustbench_lr import __version__
-from robustbench_lr.checkpoints import CheckpointError
-from robustbench_lr.data import DatasetError
-from robustbench_lr.locks import FolderBusyError
-from robustbench_lr.registry import UnknownNameError
+from robustbench_lr.errors import RobustbenchLRError
 
-# Subcommand modules, in the order `--help` lists them.
-COMMAND_MODULES = (
-    "train",
-    "evaluate",
-    "attack",
-    "minrho",
-    "corruptions",
-    "shift",
-    "audit",
-    "analyze",
-    "regress",
-    "bench",
-    "report",
-    "leaderboard",
+# Subcommand modules, each named as its command, in the order `--help` lists them.
+COMMAND_MODULES = tuple(
+    "train evaluate attack minrho corruptions shift audit analyze regress bench report leaderboard".split()
 )
 
 
@@ -52,7 +38,6 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full parser; each command module adds its own flags."""
     parser = Parser(prog="robustbench-lr", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"robustbench-lr {__version__}")
     parser.add_argument(
@@ -63,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"robustbench_lr.commands.{module_name}")
         # argparse %-formats a subcommand's help in the command list, not its description.
         help_text = module.HELP.replace("%", "%%")
-        cmd = sub.add_parser(module.NAME, help=help_text, description=module.HELP)
+        cmd = sub.add_parser(module_name, help=help_text, description=module.HELP)
         module.add_arguments(cmd)
         cmd.set_defaults(handler=module.run, usage_error=cmd.error)
     return parser
@@ -78,7 +63,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse, run, and map known error types to a clear one-line message."""
     args = parse(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -86,14 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.handler(args) or 0)
-    except (
-        CheckpointError,
-        DatasetError,
-        FolderBusyError,
-        UnknownNameError,
-        ValueError,
-        OSError,
-    ) as err:
+    except (RobustbenchLRError, ValueError, OSError) as err:
         sys.stderr.write(error_line(f"robustbench-lr {args.command}", str(err)))
         return 2
     except KeyboardInterrupt:

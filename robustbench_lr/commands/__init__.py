@@ -1,1 +1,2 @@
-"""CLI subcommands, one module each: `NAME`, `HELP`, `add_arguments(parser)`, `run(args) -> int`."""
+"""CLI subcommands, one module each, named as its command: `HELP`, `add_arguments(parser)` and
+`run(args) -> int`."""

@@ -11,13 +11,12 @@ from pathlib import Path
 
 from robustbench_lr import results
 from robustbench_lr.analysis import ANALYSES, AnalysisOptions
-from robustbench_lr.commands.argtypes import comma_list, count, key_value, seed
+from robustbench_lr.commands.argtypes import comma_list, count, seed
 from robustbench_lr.commands.common import Flag, add_flags, add_run_flags, load_options
 from robustbench_lr.commands.evalflags import DEFAULT_RESULTS, add_model_flags, model_spec
 from robustbench_lr.config import from_fields
 from robustbench_lr.external_build import resolve
 
-NAME = "analyze"
 HELP = "representation analyses of a checkpoint or an external model (rows go to the results file)"
 
 
@@ -61,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             Flag("--n", n, count),
             Flag("--seed", "seed of any randomized step (default: 0)", seed, 0),
             Flag("--dims", dims, comma_list(_dim), ()),
-            Flag("--option", option, key_value, [], "append", metavar="KEY=VALUE"),
+            Flag.pairs("--option", option),
         ],
     )
     add_run_flags(parser)

@@ -35,12 +35,10 @@ from robustbench_lr.experiments.attack import (
 )
 from robustbench_lr.settings import Classes
 
-NAME = "attack"
 HELP = "attack a checkpoint (white-box, or black-box with --source) and append result rows"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Attack choice, its hyper-parameters, and the evaluation flags."""
     names = f"attack name(s), comma-separated: {', '.join(ATTACKS.names())}"
     eps = "L-inf budget(s), e.g. 8/255,16/255 (default: 8/255)"
     steps = "iteration count(s), e.g. 7,20 (default: 7; deepfool 50)"
@@ -80,7 +78,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def sweep_from(name: str, args: argparse.Namespace) -> Sweep:
-    """The sweep the flags describe for attack `name`."""
     lists = {k: getattr(args, k) for k in LIST_PARAMS if getattr(args, k) is not None}
     fixed = {k: getattr(args, k) for k in SCALAR_PARAMS if k != "seed"}
     fixed["seed"] = args.attack_seed
@@ -90,7 +87,6 @@ def sweep_from(name: str, args: argparse.Namespace) -> Sweep:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run every setting of every named attack, print one line each, append the rows."""
     names = [n.strip() for n in args.attack.split(",") if n.strip()]
     sweeps = [sweep_from(name, args) for name in names]
     for name in names:

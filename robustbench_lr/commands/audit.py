@@ -14,14 +14,8 @@ from pathlib import Path
 
 from robustbench_lr import results
 from robustbench_lr.attacks.l2 import L2_EPS
-from robustbench_lr.audit import (
-    DEFAULT_EPS,
-    THREATS,
-    AuditOptions,
-    audit_eps_by_dataset,
-    audit_target,
-)
-from robustbench_lr.audit.options import BUDGET
+from robustbench_lr.audit import THREATS, audit_target
+from robustbench_lr.audit.options import BUDGET, DEFAULT_EPS, AuditOptions, audit_eps_by_dataset
 from robustbench_lr.commands.argtypes import budget
 from robustbench_lr.commands.common import Flag, add_flags, settings_flags
 from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from
@@ -29,13 +23,10 @@ from robustbench_lr.config import from_fields
 from robustbench_lr.data import DATASETS
 from robustbench_lr.files import atomic_write_text
 
-NAME = "audit"
 HELP = "audit a model for gradient masking: strong attacks, sanity checks, worst-case accuracy"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The shared evaluation flags, --eps, the budget flags (`audit.options.BUDGET`, as
-    `AuditOptions` declares them) and --strict."""
     add_eval_flags(parser, n_default=AuditOptions.n)
     linf = ", ".join(f"{name} {eps * 255:g}/255" for name, eps in audit_eps_by_dataset().items())
     l2_eps = {name: DATASETS[name].l2_eps for name in DATASETS.names()}
@@ -60,7 +51,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from(args: argparse.Namespace) -> AuditOptions:
-    """The audit's options the flags name."""
     return from_fields(AuditOptions, vars(args), threat=args.norm)  # --threat: a zoo model's
 
 

@@ -8,18 +8,17 @@ import time
 from pathlib import Path
 
 from robustbench_lr.bench import BenchJobsFailed, run_bench
-from robustbench_lr.commands.argtypes import bench_stages, count, key_value, probability
+from robustbench_lr.commands.argtypes import bench_stages, count, probability
 from robustbench_lr.commands.common import Flag, add_flags, add_run_flags, load_options
 from robustbench_lr.executors import EXECUTORS
 from robustbench_lr.profiles import load_profile, shipped_profiles
 
-NAME = "bench"
 HELP = "train, attack and analyze everything a profile lists, then render tables and figures"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """--profile, --out, --checkpoints, device and data flags."""
     profile = f"shipped profile ({', '.join(shipped_profiles())}) or a path to a .toml file"
+    stages = "comma-separated subset of stages to run (default: all)"
     reuse = (
         "keep rows that other code (another version or revision) made instead of re-running "
         "them; the report says which (checkpoints and settings must still match)"
@@ -30,9 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             Flag("--profile", profile, None, "cpu"),
             Flag("--out", "report folder (default: reports/<profile name>)"),
             Flag("--checkpoints", "checkpoint root (default: checkpoints/)", None, "checkpoints"),
-            Flag(
-                "--stages", "comma-separated subset of stages to run (default: all)", bench_stages
-            ),
+            Flag("--stages", stages, bench_stages),
             Flag.switch("--reuse-results", reuse),
             Flag.switch("--no-progress", "hide the progress bar"),
         ],
@@ -59,14 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             Flag("--slurm-partition", "Slurm partition"),
             Flag("--slurm-gpus-per-job", "GPUs of a job that wants any (default 1)", count, 1),
             Flag("--slurm-time", "time limit of a job in minutes (default 240)", count, 240),
-            Flag(
-                "--slurm-option",
-                "extra sbatch option, repeatable (e.g. mem=32G)",
-                key_value,
-                [],
-                "append",
-                metavar="KEY=VALUE",
-            ),
+            Flag.pairs("--slurm-option", "extra sbatch option, repeatable (e.g. mem=32G)"),
             Flag("--slurm-cluster", local, None, "slurm", choices=("slurm", "local")),
         ],
     )
@@ -77,8 +67,8 @@ def executor_from(args: argparse.Namespace, out: Path):
     """The executor the flags name (`serial` needs neither Ray nor submitit); submitit keeps
     its logs under the report folder."""
     options = {
-        "serial": {"threads": args.threads},
-        "ray": {"address": args.ray_address, "threads": args.threads},
+        "serial": {},
+        "ray": {"address": args.ray_address},
         "slurm": {
             "folder": str(out / "submitit"),
             "cluster": args.slurm_cluster,
@@ -86,10 +76,9 @@ def executor_from(args: argparse.Namespace, out: Path):
             "gpus_per_job": args.slurm_gpus_per_job,
             "time": args.slurm_time,
             "extra": dict(args.slurm_option),
-            "threads": args.threads,
         },
     }[args.executor]
-    return EXECUTORS.get(args.executor)(**options)
+    return EXECUTORS.get(args.executor)(threads=args.threads, **options)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from robustbench_lr.commands.argtypes import device, value_of
+from robustbench_lr.commands.argtypes import device, key_value, value_of
 from robustbench_lr.config import TrainConfig
 from robustbench_lr.data import DEFAULT_DATA_ROOT, LoadOptions
 from robustbench_lr.devices import DEVICE_CHOICES
@@ -39,6 +39,11 @@ class Flag:
         """An on/off flag (False unless given)."""
         return cls(name, help, action="store_true")
 
+    @classmethod
+    def pairs(cls, name: str, help: str) -> Flag:
+        """A repeatable `KEY=VALUE` flag: the (key, value) pairs given, in order."""
+        return cls(name, help, key_value, [], "append", metavar="KEY=VALUE")
+
 
 def settings_flags(cls: type, names: Iterable[str], prefix: str = "") -> list[Flag]:
     """The flags `--<prefix><field with dashes>` of fields `names` of settings class `cls`, each
@@ -61,28 +66,25 @@ def settings_flags(cls: type, names: Iterable[str], prefix: str = "") -> list[Fl
 
 
 def add_flags(target: argparse.ArgumentParser | argparse._ArgumentGroup, flags: Iterable[Flag]):
-    """Declare every row of `flags` on a parser or an argument group."""
     for flag in flags:
         options = {k: v for k, v in asdict(flag).items() if v is not None and k != "name"}
         target.add_argument(flag.name, **options)
 
 
-def add_data_flags(parser: argparse.ArgumentParser, training: bool = False) -> None:
-    """--data-root and --download; for training also --svhn-extra, --train-limit, --test-limit.
+def add_run_flags(parser: argparse.ArgumentParser, training: bool = False) -> None:
+    """--device, and the data group: the data's source (for training also its limits).
 
     Commands that evaluate a checkpoint take the split and limits from its meta.json (the
     data it was trained and tested on), so they do not offer flags they would have to ignore.
     """
+    where = "where to run (default: auto = cuda if present)"
+    add_flags(parser, [Flag("--device", where, device, "auto", choices=DEVICE_CHOICES)])
     root_help = (
         f"folder with CIFAR/SVHN files in torchvision's layout (default: {DEFAULT_DATA_ROOT})"
     )
     flags = [
         Flag("--data-root", root_help, default=DEFAULT_DATA_ROOT),
-        Flag(
-            "--download",
-            "download CIFAR/SVHN through torchvision (needs network)",
-            action="store_true",
-        ),
+        Flag.switch("--download", "download CIFAR/SVHN through torchvision (needs network)"),
     ]
     if training:
         flags += settings_flags(TrainConfig, ("svhn_extra", "train_limit", "test_limit"))
@@ -95,13 +97,6 @@ def load_options(args: argparse.Namespace) -> LoadOptions:
     moved = getattr(args, "dataset", None) if getattr(args, "checkpoint", None) else None
     npz = moved[len("npz:") :] if moved and moved.startswith("npz:") else None
     return LoadOptions(data_root=args.data_root, download=args.download, npz=npz)
-
-
-def add_run_flags(parser: argparse.ArgumentParser, training: bool = False) -> None:
-    """--device auto|cpu|cuda, and the data flags (`add_data_flags`)."""
-    where = "where to run (default: auto = cuda if present)"
-    add_flags(parser, [Flag("--device", where, device, "auto", choices=DEVICE_CHOICES)])
-    add_data_flags(parser, training)
 
 
 def json_line(record: Mapping[str, Any]) -> str:

@@ -14,12 +14,10 @@ from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from, 
 from robustbench_lr.corruptions import CORRUPTIONS, SEVERITIES, CorruptionError
 from robustbench_lr.experiments.corruption import SOURCES, CorruptionSettings, run_corruptions
 
-NAME = "corruptions"
 HELP = "accuracy under common corruptions (CIFAR-10-C style): per corruption and severity"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Corruption flags plus the evaluation flags."""
     d = CorruptionSettings
     names = f"comma-separated, of: {', '.join(CORRUPTIONS)} (default: all 15)"
     source = (
@@ -54,7 +52,6 @@ def _severities(text: str) -> tuple[int, ...]:
 
 
 def settings_from(args: argparse.Namespace) -> CorruptionSettings:
-    """The corruption settings the flags name."""
     return CorruptionSettings(
         corruptions=tuple(c.strip() for c in args.corruptions.split(",") if c.strip()),
         severities=_severities(args.severities),
@@ -66,5 +63,4 @@ def settings_from(args: argparse.Namespace) -> CorruptionSettings:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate every corruption and severity, print the summary line, append the rows."""
     return record(run_corruptions(load_target_from(args), settings_from(args)), args.out)

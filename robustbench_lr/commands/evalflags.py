@@ -111,8 +111,7 @@ def add_eval_flags(
     n_default: int | None = DEFAULT_N,
     batch_default: int = DEFAULT_BATCH,
 ) -> None:
-    """The model flags, --source, --n, --seed, --batch-size, --craft-precision, --out, --device
-    and the data flags; `n_default` and `batch_default` are the command's settings' own."""
+    """The evaluation flags; `n_default` and `batch_default` are the command's settings' own."""
     add_model_flags(parser)
     source = (
         "black-box: craft on this checkpoint (of the target's dataset), evaluate the target "

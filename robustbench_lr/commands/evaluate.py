@@ -9,12 +9,10 @@ from robustbench_lr.commands.common import Flag, add_flags, add_run_flags, json_
 from robustbench_lr.commands.evalflags import add_model_flags, load_target_from
 from robustbench_lr.evaluation import accuracy
 
-NAME = "evaluate"
 HELP = "print the clean test accuracy of a checkpoint, your own model or a RobustBench model"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The model flags, --json, --test-limit, device and data flags."""
     add_model_flags(parser)
     test_limit = (
         "stratified test subset of this size (default: the checkpoint's own test split; "
@@ -31,22 +29,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the model, rebuild its test set, and report clean accuracy."""
     target = load_target_from(args, n=None, test_limit=args.test_limit)
     cfg, data = target.meta["config"], target.data
     acc = accuracy(target.model, data.x_test, data.y_test)
     print(f"{target.checkpoint}: clean test accuracy {acc:.2f}% on {len(data.y_test)} images")
     if args.json:
-        print(
-            json_line(
-                {
-                    "checkpoint": target.checkpoint,
-                    "clean_acc": acc,
-                    "n": len(data.y_test),
-                    "dataset": target.columns["dataset"],
-                    "arch": cfg["arch"],
-                    "method": cfg["method"],
-                }
-            )
-        )
+        row = {
+            "checkpoint": target.checkpoint,
+            "clean_acc": acc,
+            "n": len(data.y_test),
+            "dataset": target.columns["dataset"],
+            "arch": cfg["arch"],
+            "method": cfg["method"],
+        }
+        print(json_line(row))
     return 0

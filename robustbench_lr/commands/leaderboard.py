@@ -9,12 +9,10 @@ from robustbench_lr import leaderboard, results
 from robustbench_lr.commands.argtypes import budget, count
 from robustbench_lr.commands.common import Flag, add_flags
 
-NAME = "leaderboard"
 HELP = "rank models by white-box robust accuracy (merging results files) and write model_info JSONs"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """RESULTS..., threat flags, --out."""
     parser.add_argument("results", nargs="+", help="one or more results CSVs to merge")
     ranked_by = "attack whose accuracy ranks the models (default ifsgm)"
     out = "reports/leaderboard.md"
@@ -30,7 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build, print and write the leaderboard."""
     for path in args.results:
         if not Path(path).exists():
             raise FileNotFoundError(f"{path} does not exist")

@@ -9,12 +9,10 @@ from robustbench_lr import regress, results, spread
 from robustbench_lr.commands.argtypes import nonnegative
 from robustbench_lr.commands.common import Flag, add_flags
 
-NAME = "regress"
 HELP = "compare a results file with a baseline; exit 1 if robustness dropped or rows are missing"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """--results, --baseline, tolerances, --compare."""
     baseline = "baseline results CSV (e.g. reports/baseline/smoke.csv)"
     tol_pp = "allowed accuracy drop in percentage points, exact mode (default 2.0)"
     tol_rel = "allowed relative drop of rho/eps sizes (default 0.1)"

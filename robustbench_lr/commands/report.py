@@ -7,12 +7,10 @@ from pathlib import Path
 
 from robustbench_lr.report import render_report
 
-NAME = "report"
 HELP = "render the paper's tables (CSV + Markdown) and figures from a results file"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """RESULTS and --out."""
     parser.add_argument("results", help="results CSV (the tidy long-format file)")
     parser.add_argument(
         "--out", required=True, help="folder for tableN.csv/.md, figures/ and README.md"
@@ -20,7 +18,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Render and list the files written."""
     if not Path(args.results).exists():
         raise FileNotFoundError(f"{args.results} does not exist")
     for path in render_report(None, Path(args.out), results_path=Path(args.results)):

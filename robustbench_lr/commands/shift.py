@@ -18,7 +18,6 @@ from robustbench_lr.experiments.shift import ShiftSettings, run_shifts
 from robustbench_lr.registry import unknown_name
 from robustbench_lr.shifts import SHIFTS
 
-NAME = "shift"
 HELP = "accuracy under natural distribution shifts (OODRobustBench: CIFAR-10.1, CINIC-10)"
 
 
@@ -30,7 +29,6 @@ def shift_name(text: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """--shift plus the evaluation flags."""
     tested = ", ".join(f"{name} ({spec.dataset})" for name, spec in SHIFTS.items())
     shifts = (
         f"repeatable or comma-separated, of: {tested}; read under --data-root "
@@ -43,7 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Score the model on each shifted set, print a line per shift, append the rows."""
     if args.source:
         raise ValueError("--source does not apply to shift: nothing is crafted on a source model")
     names = None if args.shift is None else tuple(dict.fromkeys(n for ns in args.shift for n in ns))

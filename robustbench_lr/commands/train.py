@@ -20,15 +20,12 @@ from robustbench_lr.models import ARCHS
 from robustbench_lr.step import DEFAULT_STEP_MODE, STEP_MODES
 from robustbench_lr.train import train
 
-NAME = "train"
 HELP = "train a model with one method; re-running the same command resumes or skips it"
-# The `TrainConfig` fields with a flag of their name (the data limits are `add_data_flags`').
+# The `TrainConfig` fields with a flag of their name (the data limits are `add_run_flags`').
 RECIPE = ("epochs", "seed", "width", "batch_size", "lr", "weight_decay")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Training flags (the recipe's as `TrainConfig` declares them) plus every method's own
-    options (each applies only to its methods)."""
     d = TrainConfig()
     datasets = "dataset: " + ", ".join(dataset_names()) + f" (default: {d.dataset})"
     step_modes = (
@@ -71,7 +68,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train and print where the checkpoint is and its clean accuracy."""
     cfg = config_from_args(args)
     result = train(
         cfg,

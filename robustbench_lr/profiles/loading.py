@@ -41,17 +41,14 @@ def _group_configs(group: Group, index: int, top: ProfileFile) -> list[TrainConf
             f"method {stray[0]!r} (its methods: {', '.join(group.methods)})"
         )
     settings = {**_training(top), **_training(group, "width")}
-    configs = []
+    seeds = group.seeds or (TrainConfig.seed,)
+    configs: list[TrainConfig] = []
     for method in group.methods:
         # A group's own [models.method_options.<method>] overrides the profile's.
         given = {**top.method_options.get(method, {}), **group.method_options.get(method, {})}
         options = METHODS.get(method).resolve(given)
-        for seed in group.seeds or (TrainConfig.seed,):
-            configs.append(
-                TrainConfig(
-                    **settings, arch=group.arch, method=method, seed=seed, method_options=options
-                )
-            )
+        fixed = {"arch": group.arch, "method": method, "method_options": options}
+        configs += [TrainConfig(**settings, **fixed, seed=seed) for seed in seeds]
     return configs
 
 
@@ -67,9 +64,8 @@ def _models(top: ProfileFile) -> tuple[TrainConfig, ...]:
         if not isinstance(group, Group):
             continue
         for cfg in _group_configs(group, index, top):
-            first = owner.setdefault(
-                (cfg.dataset, cfg.arch, cfg.width, cfg.method, cfg.seed), index
-            )
+            folder = (cfg.dataset, cfg.arch, cfg.width, cfg.method, cfg.seed)
+            first = owner.setdefault(folder, index)
             if first != index:
                 raise _Rejected(
                     f"models[{first}] and models[{index}] both train {cfg.method} {cfg.arch} "
@@ -211,7 +207,6 @@ def load_profile(name_or_path: str) -> Profile:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise ValueError(
-            " ".join(f"profile {source}: not valid TOML: {err}".splitlines())
-        ) from None
+        message = f"profile {source}: not valid TOML: {err}"
+        raise ValueError(" ".join(message.splitlines())) from None
     return parse_profile(raw, source, folder)

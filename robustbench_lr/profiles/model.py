@@ -64,19 +64,12 @@ class Profile:
 
     def _relatives(self, cfg: TrainConfig, method: str) -> list[TrainConfig]:
         """The `method` models of `cfg`'s dataset, arch and width, by seed."""
-        return sorted(
-            (
-                m
-                for m in self.models
-                if (m.method, m.dataset, m.arch, m.width)
-                == (method, cfg.dataset, cfg.arch, cfg.width)
-            ),
-            key=lambda m: m.seed,
-        )
+        key = (method, cfg.dataset, cfg.arch, cfg.width)
+        same = [m for m in self.models if (m.method, m.dataset, m.arch, m.width) == key]
+        return sorted(same, key=lambda m: m.seed)
 
 
 def shipped_profiles() -> list[str]:
-    """Names of the profiles that ship with the package."""
     return sorted(
         p.name[:-5]
         for p in resources.files("robustbench_lr.profiles").iterdir()

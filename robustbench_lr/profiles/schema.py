@@ -1,9 +1,8 @@
 """The profile schema: every table and key a profile may hold, each declared once with its type,
 default, bound and meaning.
 
-A typo that parses (`ifsgm_epss = [...]`, `blackbox = "false"`) would otherwise run hours of
-the bench on defaults, so every table forbids other keys (`rules.Table`). The experiment grids
-(`AttackGrid`, ...) are also what a parsed `Profile` holds. A key whose default is another
+Every table forbids other keys (`rules.Table`; the package docstring says why). The experiment
+grids (`AttackGrid`, ...) are also what a parsed `Profile` holds. A key whose default is another
 module's (a training key: `TrainConfig`'s; a minrho flag or an audit budget: its command's) is
 None here, meaning "left out"; the audit budget keys take their types and meanings from
 `AuditOptions`' declaration, as the `audit` command's flags do.
@@ -137,16 +136,10 @@ MinrhoOptions = dynamic_table(
 
 
 # Which models a stage runs on: TrainConfig field -> the values `selects` compares its text with.
+_SELECTED = [f.name for f in fields(TrainConfig) if f.name != "method_options"]
+_NAMED = {"dataset": Dataset, "arch": Arch, "method": Method}
 Selector = dynamic_table(
-    "Selector",
-    {
-        f.name: items(
-            {"dataset": Dataset, "arch": Arch, "method": Method}.get(f.name, SelectorValue)
-        )
-        for f in fields(TrainConfig)
-        if f.name != "method_options"
-    },
-    "model field",
+    "Selector", {k: items(_NAMED.get(k, SelectorValue)) for k in _SELECTED}, "model field"
 )
 
 
@@ -295,11 +288,8 @@ class Group(Training):
 
 def _external(check: str, allowed: str) -> Any:
     """A string `external.<check>` accepts: what its command-line flag is checked with."""
-
-    def convert(value: str) -> str:
-        return getattr(external, check)(value)
-
-    return Annotated[StrictStr, AfterValidator(convert), rule(allowed)]
+    checked = AfterValidator(lambda value: getattr(external, check)(value))
+    return Annotated[StrictStr, checked, rule(allowed)]
 
 
 Name = _external("check_name", "a name of 1-64 letters, digits, '.', '_' or '-'")
