@@ -33,13 +33,24 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def _panels(
-    frame: pd.DataFrame, by: list[str]
-) -> tuple[plt.Figure, list[tuple[plt.Axes, tuple, pd.DataFrame]]]:
-    """One panel per group of `by`, side by side: the figure and (axes, key, rows) per panel."""
-    groups = [(k if isinstance(k, tuple) else (k,), g) for k, g in frame.groupby(by, sort=True)]
+PanelFn = Callable[[plt.Axes, tuple, pd.DataFrame], None]
+
+
+def _figure(rows: pd.DataFrame, by: list[str], draw: PanelFn, path: Path) -> Path | None:
+    """One panel per group of `by`, side by side, each drawn by `draw(ax, key, group)`, saved
+    at `path`; None when there are no rows."""
+    if rows.empty:
+        return None
+    groups = [(k if isinstance(k, tuple) else (k,), g) for k, g in rows.groupby(by, sort=True)]
     fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.6), squeeze=False)
-    return fig, [(ax, key, group) for ax, (key, group) in zip(axes[0], groups, strict=True)]
+    for ax, (key, group) in zip(axes[0], groups, strict=True):
+        draw(ax, key, group)
+    return _save(fig, path)
+
+
+def _mean_curve(rows: pd.DataFrame, metric: str, x: str) -> pd.Series:
+    """The mean `value` of `metric` at each `x`."""
+    return rows[rows["metric"] == metric].groupby(x)["value"].mean()
 
 
 def _label_axes(ax: plt.Axes, title: str, xlabel: str, ylabel: str, legend_size: int = 8) -> None:
@@ -54,19 +65,18 @@ def _label_axes(ax: plt.Axes, title: str, xlabel: str, ylabel: str, legend_size:
 def variance_ratio(frame: pd.DataFrame, out_dir: Path) -> Path | None:
     """Fig. 2: variance ratio vs number of singular values, one line per model (seed 0), per tap."""
     rows = frame[(frame["experiment"] == "rank") & (frame["metric"] == "variance_ratio")]
-    if rows.empty:
-        return None
-    rows = rows[rows["seed"] == rows["seed"].min()]
-    fig, panels = _panels(rows, ["dataset", "arch", "tap"])
-    for ax, key, group in panels:
+
+    def draw(ax: plt.Axes, key: tuple, group: pd.DataFrame) -> None:
         for method, curve in group.groupby("method", sort=True):
             curve = curve.sort_values("steps")
             limit = curve[curve["steps"] <= 60]
             ax.plot(limit["steps"], limit["value"], label=method)
-        _label_axes(
-            ax, f"{key[0]} {key[1]} @ {key[2]}", "number of singular values k", "variance ratio"
-        )
-    return _save(fig, out_dir / "fig2_variance_ratio.png")
+        title = f"{key[0]} {key[1]} @ {key[2]}"
+        _label_axes(ax, title, "number of singular values k", "variance ratio")
+
+    first_seed = rows[rows["seed"] == rows["seed"].min()]
+    path = out_dir / "fig2_variance_ratio.png"
+    return _figure(first_seed, ["dataset", "arch", "tap"], draw, path)
 
 
 def _sweep_panels(
@@ -76,25 +86,19 @@ def _sweep_panels(
     line per method averaged over seeds; x is ε itself, or the mean of `x_metric` at each ε."""
     attack = attacks.filling("eps_sweep")
     rows = frame[(frame["experiment"] == "attack") & (frame["attack"] == attack)]
-    if rows.empty:
-        return None
-    rows = rows[rows["steps"] == rows["steps"].max()]
-    fig, panels = _panels(rows, ["dataset", "arch", "box"])
-    for ax, key, group in panels:
+
+    def draw(ax: plt.Axes, key: tuple, group: pd.DataFrame) -> None:
         for method, per_method in group.groupby("method", sort=True):
-            ys = per_method[per_method["metric"] == "acc"].groupby("eps")["value"].mean()
+            ys = _mean_curve(per_method, "acc", "eps")
             if x_metric is None:
                 xs = ys.index.to_series()
             else:
-                xs = (
-                    per_method[per_method["metric"] == x_metric]
-                    .groupby("eps")["value"]
-                    .mean()
-                    .reindex(ys.index)
-                )
+                xs = _mean_curve(per_method, x_metric, "eps").reindex(ys.index)
             ax.plot(xs.values, ys.values, marker="o", ms=3, label=method)
         _label_axes(ax, f"{key[0]} {key[1]} {key[2]}-box IFSGM", xlabel, "accuracy (%)")
-    return _save(fig, path)
+
+    most_steps = rows[rows["steps"] == rows["steps"].max()]
+    return _figure(most_steps, ["dataset", "arch", "box"], draw, path)
 
 
 @FIGURES.register("fig4a_accuracy_vs_rho")
@@ -115,26 +119,19 @@ def accuracy_vs_eps(frame: pd.DataFrame, out_dir: Path) -> Path | None:
 def step_curves(frame: pd.DataFrame, out_dir: Path) -> Path | None:
     """Fig. 11 (D.4): instantaneous vs cumulative accuracy after each attack step (seed 0)."""
     rows = frame[frame["experiment"] == "step-curve"]
-    if rows.empty:
-        return None
-    rows = rows[rows["seed"] == rows["seed"].min()]
-    fig, panels = _panels(rows, ["dataset", "arch", "box"])
-    for ax, key, group in panels:
+
+    def draw(ax: plt.Axes, key: tuple, group: pd.DataFrame) -> None:
         for index, (method, per_method) in enumerate(group.groupby("method", sort=True)):
-            color = f"C{index}"
             for metric, style in (("acc_instant", "-"), ("acc_cumulative", "--")):
-                curve = per_method[per_method["metric"] == metric].groupby("steps")["value"].mean()
-                ax.plot(
-                    curve.index,
-                    curve.values,
-                    style,
-                    color=color,
-                    label=f"{method} {metric.removeprefix('acc_')}",
-                )
+                curve = _mean_curve(per_method, metric, "steps")
+                label = f"{method} {metric.removeprefix('acc_')}"
+                ax.plot(curve.index, curve.values, style, color=f"C{index}", label=label)
         eps = group["eps"].iloc[0] * 255
         title = f"{key[0]} {key[1]} {key[2]}-box, ε={eps:g}/255"
         _label_axes(ax, title, "attack step", "accuracy (%)", legend_size=7)
-    return _save(fig, out_dir / "fig11_step_curves.png")
+
+    first_seed = rows[rows["seed"] == rows["seed"].min()]
+    return _figure(first_seed, ["dataset", "arch", "box"], draw, out_dir / "fig11_step_curves.png")
 
 
 @FIGURES.register("fig_corruption_severity")
@@ -143,20 +140,18 @@ def corruption_severity(frame: pd.DataFrame, out_dir: Path) -> Path | None:
     (noise, blur, weather, digital), one line per method (mean over its corruptions, models
     and seeds)."""
     rows = frame[(frame["experiment"] == "corruption") & (frame["metric"] == "acc")]
-    if rows.empty:
-        return None
     rows = rows.assign(
-        family=rows["attack"].map(CORRUPTIONS),
-        severity=rows["severity"].astype(int),
+        family=rows["attack"].map(CORRUPTIONS), severity=rows["severity"].astype(int)
     )
-    fig, panels = _panels(rows, ["dataset", "family"])
-    for ax, key, group in panels:
+
+    def draw(ax: plt.Axes, key: tuple, group: pd.DataFrame) -> None:
         for method, per_method in group.groupby("method", sort=True):
             curve = per_method.groupby("severity")["value"].mean()
             ax.plot(curve.index, curve.values, "o-", label=method)
         ax.set_xticks(range(1, 6))
         _label_axes(ax, f"{key[0]} {key[1]}", "severity", "accuracy (%)")
-    return _save(fig, out_dir / "fig_corruption_severity.png")
+
+    return _figure(rows, ["dataset", "family"], draw, out_dir / "fig_corruption_severity.png")
 
 
 @FIGURES.register("fig3_deepfool_examples")
@@ -174,9 +169,5 @@ def deepfool_examples(frame: pd.DataFrame, out_dir: Path) -> Path | None:
 
 def render_all(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Every figure the results can fill, written under `out_dir/figures/`."""
-    written = []
-    for name in FIGURES:
-        path = FIGURES.get(name)(frame, out_dir / "figures")
-        if path is not None:
-            written.append(path)
-    return written
+    paths = [FIGURES.get(name)(frame, out_dir / "figures") for name in FIGURES]
+    return [path for path in paths if path is not None]

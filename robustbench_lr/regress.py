@@ -190,25 +190,15 @@ def compare(
     merged["tolerance"] = spread.tolerances(merged, spread_table)
     judged = []
     for _, row in merged.iterrows():
-        kind = judged_kind(row["metric"])
-        gate, why = _gate(mode, row, row["tolerance"])
-        status, gate, lo, hi = _judge(row, gate, kind, row["tolerance"], tol_pp, tol_rel)
-        judged.append((status, gate, why, lo, hi))
-    verdicts = ["status", "gate", "why", "new_lo", "new_hi"]
+        kind, tolerance = judged_kind(row["metric"]), row["tolerance"]
+        gate, why = _gate(mode, row, tolerance)
+        status, gate, lo, hi = _judge(row, gate, kind, tolerance, tol_pp, tol_rel)
+        judged.append((lo, hi, tolerance, gate, why, status))
+    # The report's columns after the values, in its order (`tolerance` as each row was judged).
+    verdicts = ["new_lo", "new_hi", "tolerance", "gate", "why", "status"]
     merged[verdicts] = pd.DataFrame(judged, index=merged.index, columns=verdicts)
     merged["delta"] = merged["value_new"] - merged["value_baseline"]
-    columns = [
-        "value_baseline",
-        "value_new",
-        "delta",
-        "new_lo",
-        "new_hi",
-        "tolerance",
-        "gate",
-        "why",
-        "status",
-    ]
-    table = merged[[*MATCH_KEY, *columns]]
+    table = merged[[*MATCH_KEY, "value_baseline", "value_new", "delta", *verdicts]]
     failed = table["status"].isin(["MISSING", "REGRESSED"])
     return GateReport(table, not bool(failed.any()))
 
@@ -222,18 +212,10 @@ _UNSHOWN = ("width", "checkpoint", "source", "backend", "alpha", "threat")
 def render(report: GateReport, show_all: bool = False) -> str:
     """A Markdown diff of the rows that moved (all rows with `show_all`), plus a verdict line."""
     shown = report.table if show_all else report.table[report.table["status"] != "ok"]
-    columns = [
-        *(c for c in results.KEY if c not in _UNSHOWN),
-        "value_baseline",
-        "value_new",
-        "delta",
-        "new interval",
-        "tolerance",
-        "gate",
-        "status",
-    ]
     bounds = zip(shown["new_lo"], shown["new_hi"], strict=True)
-    shown = shown.assign(**{"new interval": [stats.interval_text(lo, hi, 1) for lo, hi in bounds]})
+    intervals = [stats.interval_text(lo, hi, 1) for lo, hi in bounds]
+    shown = shown.assign(new_lo=intervals).rename(columns={"new_lo": "new interval"})
+    columns = [c for c in shown.columns if c not in (*_UNSHOWN, "new_hi", "why")]
     counts = report.table["status"].value_counts().to_dict()
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
     verdict = "PASS" if report.passed else "FAIL"

@@ -38,11 +38,8 @@ def render_report(
     threat = None
     if profile is not None:
         threat = leaderboard.Threat(eps=profile.audit_eps, steps=max(profile.attacks.ifsgm_steps))
-        board_files = leaderboard.write(
-            leaderboard.build(with_costs, threat),
-            threat,
-            out_dir / "leaderboard.md",
-        )
+        board = leaderboard.build(with_costs, threat)
+        board_files = leaderboard.write(board, threat, out_dir / "leaderboard.md")
     figures += sorted(
         p
         for p in out_dir.rglob("*.png")
@@ -101,17 +98,12 @@ def _index(
     lines += [
         "All numbers below are computed from `results.csv` in this folder (one tidy row per number).",
         "",
+        "## Tables\n",
     ]
-    lines.append("## Tables\n")
-    for table in rendered:
-        if table.numbers is None:
-            continue
-        lines += [
-            table.markdown,
-            f"Files: [{table.spec.name}.csv]({table.spec.name}.csv), [{table.spec.name}.md]({table.spec.name}.md)",
-            "",
-        ]
     skipped = [t for t in rendered if t.numbers is None]
+    for table in (t for t in rendered if t.numbers is not None):
+        name = table.spec.name
+        lines += [table.markdown, f"Files: [{name}.csv]({name}.csv), [{name}.md]({name}.md)", ""]
     if skipped:
         lines.append("Skipped tables (this run has no data for them):\n")
         lines += [f"- {t.spec.name} ({t.spec.title}): {t.skipped_reason}" for t in skipped]
@@ -133,13 +125,12 @@ def _index(
         "(none)"
     ]
     lines += ["", "## Environment\n"]
-    env = environment()
     device = (
         torch.cuda.get_device_name(0)
         if torch.cuda.is_available()
         else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     )
-    lines += [f"- {k}: {v}" for k, v in env.items()]
+    lines += [f"- {k}: {v}" for k, v in environment().items()]
     lines.append(f"- device: {device}")
     lines.append(f"- numerics of this machine: {numerics.summary(here)} (numerics.json)")
     keys = sorted(set(frame["numerics"]) - {""}) if "numerics" in frame else []

@@ -185,16 +185,11 @@ def read(path: str | Path) -> pd.DataFrame:
         raise ValueError(_diagnosis(path) or f"{path}: {err}") from err
     # A first row with one field too many makes pandas take column 1 as the index; a file that
     # does not end in a newline was cut mid-row unless a person wrote it (then it still reads).
-    if not isinstance(frame.index, pd.RangeIndex) or not _ends_with_newline(path):
-        problem = _diagnosis(path)
-        if problem:
-            raise ValueError(problem)
-    problem = _header_problem(path, list(frame.columns))
+    suspect = not isinstance(frame.index, pd.RangeIndex) or not _ends_with_newline(path)
+    problem = (suspect and _diagnosis(path)) or _header_problem(path, list(frame.columns))
     if problem:
         raise ValueError(problem)
-    for column, implied in LATER_COLUMNS.items():
-        if column not in frame.columns:
-            frame[column] = implied
+    frame = frame.assign(**{c: v for c, v in LATER_COLUMNS.items() if c not in frame.columns})
     missing = [c for c in SPLIT_COLUMNS if c not in frame.columns]
     if missing:
         frame = _split_param(frame, missing)
@@ -226,9 +221,7 @@ def _split_param(frame: pd.DataFrame, missing: list[str]) -> pd.DataFrame:
     return frame.assign(**{c: split[c] for c in [*missing, "param"]})
 
 
-def _split_row(
-    experiment: str, param: str, tapped: bool = True
-) -> tuple[float, float, float, str, str]:
+def _split_row(experiment: str, param: str, tapped: bool) -> tuple[float, float, float, str, str]:
     """(p, dim, severity, tap, the rest of `param`) of one older row; p, dim and tap only
     where `tapped` (the file lacks them)."""
     severity = math.nan

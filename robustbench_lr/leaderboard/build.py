@@ -23,19 +23,13 @@ from robustbench_lr.leaderboard.columns import (
     Threat,
 )
 from robustbench_lr.methods import METHODS
-
-
-def _selected(frame: pd.DataFrame, match: dict[str, Any]) -> pd.DataFrame:
-    mask = pd.Series(True, index=frame.index)
-    for column, value in match.items():
-        mask &= frame[column].isin(value) if isinstance(value, tuple) else frame[column] == value
-    return frame[mask]
+from robustbench_lr.tables.engine import select
 
 
 def _summary(frame: pd.DataFrame, match: dict[str, Any]) -> pd.DataFrame:
     """Per model, over the rows `match` selects: mean over seeds, the pooled examples' Wilson
     interval (`lo`-`hi`, accuracies only) and the seed spread (std, min, max of seed means)."""
-    selected = _selected(frame, match)
+    selected = select(frame, match)
     if selected.empty:
         index = pd.MultiIndex.from_tuples([], names=MODEL)
         return pd.DataFrame({c: pd.Series(dtype=float) for c in SUMMARY}, index=index)
@@ -50,15 +44,8 @@ def _summary(frame: pd.DataFrame, match: dict[str, Any]) -> pd.DataFrame:
         pooled = stats.pooled_accuracy(
             group["value"].tolist(), group["n"].tolist(), scale or stats.PERCENT
         )
-        rows[key] = {
-            "mean": pooled.mean,
-            "lo": pooled.lo if scale else math.nan,
-            "hi": pooled.hi if scale else math.nan,
-            "std": pooled.std,
-            "min": pooled.min,
-            "max": pooled.max,
-            "seeds": pooled.seeds,
-        }
+        row = {part: getattr(pooled, part) for part in SUMMARY}
+        rows[key] = row if scale else row | {"lo": math.nan, "hi": math.nan}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index = pd.MultiIndex.from_tuples(table.index, names=MODEL)
     return table
@@ -68,7 +55,7 @@ def _spread_summary(frame: pd.DataFrame, match: dict[str, Any]) -> pd.DataFrame:
     """`_summary` of the numerics spread, where one seed's retraining that diverged (inf) makes
     the model's spread inf: pooling leaves non-finite values out, which would hide it."""
     table = _summary(frame, match)
-    selected = _selected(frame, match)
+    selected = select(frame, match)
     diverged = selected[selected["value"] == math.inf].groupby(MODEL).size()
     for key in diverged.index:
         table.loc[key, ["mean", "max"]] = math.inf
@@ -158,24 +145,14 @@ def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
         for part in SUMMARY[1:]:
             parts[f"{name}_{part}"] = summary[part]
     seeds = frame[frame["experiment"] == "clean"].groupby(MODEL)["seed"].nunique().rename("seeds")
-    table = pd.concat(
-        {
-            **parts,
-            "autoattack_source": autoattack_source,
-            "seeds": seeds,
-            "l2_eps": _l2_eps(frame),
-        },
-        axis=1,
-    ).join(_optimality(at_eps), how="left")
+    parts |= {"autoattack_source": autoattack_source, "seeds": seeds, "l2_eps": _l2_eps(frame)}
+    table = pd.concat(parts, axis=1).join(_optimality(at_eps), how="left")
     table.index.names = MODEL
     table = table.join(_reported(frame), how="left").copy()  # one block per dtype, not column
     if table.empty:
         return table
-    verdicts = (
-        frame[(frame["experiment"] == "audit") & (frame["metric"] == "failed_checks") & ball]
-        .groupby(MODEL)["value"]
-        .max()
-    )
+    audited = select(frame[ball], {"experiment": "audit", "metric": "failed_checks"})
+    verdicts = audited.groupby(MODEL)["value"].max()
     table["audit"] = verdicts.map(lambda v: "fail" if v > 0 else "pass").reindex(table.index)
     clean_rows = frame[frame["experiment"] == "clean"]
     keys = clean_rows.groupby(MODEL)["numerics"].agg(lambda s: " ".join(sorted(set(s) - {""})))

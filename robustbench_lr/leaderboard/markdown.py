@@ -32,14 +32,8 @@ def _cell(row: pd.Series, column: str) -> str:
     if pd.isna(mean):
         return ""
     places = 1 if column in ONE_PLACE else 3
-    text = stats.estimate_text(
-        mean,
-        row[f"{column}_std"],
-        int(row[f"{column}_seeds"]),
-        places,
-        row[f"{column}_lo"],
-        row[f"{column}_hi"],
-    )
+    std, seeds = row[f"{column}_std"], int(row[f"{column}_seeds"])
+    text = stats.estimate_text(mean, std, seeds, places, row[f"{column}_lo"], row[f"{column}_hi"])
     if column == "autoattack_acc" and row.get("autoattack_source") == "port":
         text += " †"
     return text
@@ -71,21 +65,11 @@ def _optimality_block(table: pd.DataFrame) -> str:
     for start in range(0, len(names), OPTIMALITY_WIDTH):
         chunk = slice(start, start + OPTIMALITY_WIDTH)
         body = [
-            [
-                column.removeprefix(OPTIMALITY),
-                *(stats.number_text(v) for v in table[column].iloc[chunk]),
-            ]
+            [column.removeprefix(OPTIMALITY), *map(stats.number_text, table[column].iloc[chunk])]
             for column in columns
         ]
-        parts.append(
-            tabulate(
-                body,
-                headers=["attack", *names[chunk]],
-                tablefmt="github",
-                disable_numparse=True,
-                missingval="",
-            )
-        )
+        headers = ["attack", *names[chunk]]
+        parts.append(tabulate(body, headers, "github", disable_numparse=True, missingval=""))
     return (
         "\n## Attack optimality\n\nPer audit attack and model, the attack's optimality "
         "(in [0, 1], 1 = as strong as the best attack the audit ran; mean over seeds), "
@@ -110,15 +94,12 @@ def _notes(table: pd.DataFrame) -> str:
     lines += board_tracks.notes(table)
     spread = table["numerics_spread"] if "numerics_spread" in table else pd.Series(dtype=float)
     if spread.notna().any():
+        diverged = "; inf = that retraining diverged (its loss became non-finite)."
         lines.append(
             "`numerics_spread`: points the clean accuracy moved when the model was trained "
             "again under another code path (`numerics.PERTURBED`, same seed and data); a "
             "difference between two models smaller than it is noise"
-            + (
-                "; inf = that retraining diverged (its loss became non-finite)."
-                if (spread == math.inf).any()
-                else "."
-            )
+            + (diverged if (spread == math.inf).any() else ".")
         )
     return "\n".join(f"- {line}" for line in lines)
 

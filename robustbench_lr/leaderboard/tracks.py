@@ -8,7 +8,7 @@ rows so the threats never mix (an L2 row is selected by `threat = "L2"`, never b
 - `train_seconds`, `train_peak_memory_mb`, `attack_seconds`, `audit_seconds`: what the model
   cost (`cost.py`; rows of the report's `cost.csv`, as FastAT Benchmark reports them).
 Each entry is (kind, match): `kind` is "acc" (in %, with Wilson intervals), "size" or "cost";
-`match` selects the column's rows the way `build._selected` reads it.
+`match` selects the column's rows the way `tables.engine.select` reads it.
 """
 
 from __future__ import annotations

@@ -27,8 +27,6 @@ def sweep_rows(frame: pd.DataFrame) -> pd.DataFrame:
         & (frame["attack"] == attacks.filling("eps_sweep"))
         & (frame["metric"] == "acc")
     ]
-    if rows.empty:
-        return rows
     rows = rows[rows["steps"] == rows["steps"].max()]
     return rows.assign(
         eps255=(rows["eps"] * 255).round(3), model=rows["arch"] + " " + rows["method"]
@@ -68,7 +66,7 @@ def method_chart(frame: pd.DataFrame) -> dict[str, Any] | None:
     """Every method: white-box accuracy vs ε, the mean over seeds as a line and each seed as a
     point, one panel per dataset and architecture."""
     data = sweep_rows(frame)
-    data = data[data["box"] == "white"] if not data.empty else data
+    data = data[data["box"] == "white"]
     if data.empty:
         return None
     data = data.assign(panel=data["dataset"] + " " + data["arch"])

@@ -163,10 +163,7 @@ def _cell(row: pd.Series, column: str) -> Cell:
 
 def rows_of(frame: pd.DataFrame, fields: Any) -> pd.DataFrame:
     """The results rows of one leaderboard model (all its seeds)."""
-    mask = pd.Series(True, index=frame.index)
-    for column in leaderboard.MODEL:
-        mask &= frame[column] == fields[column]
-    return frame[mask]
+    return tables.engine.select(frame, {column: fields[column] for column in leaderboard.MODEL})
 
 
 def _checks(rows: pd.DataFrame) -> list[dict[str, Any]]:

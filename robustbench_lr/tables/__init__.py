@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from robustbench_lr.registry import Registry
 from robustbench_lr.tables.engine import (
-    MODEL_INDEX,
-    ModelColumn,
     RenderedTable,
     TableSpec,
     cell_label,
@@ -17,16 +15,13 @@ from robustbench_lr.tables.engine import (
     paper_beside,
     render,
     setting_text,
-    summarize,
 )
 from robustbench_lr.tables.specs import ALL_METHODS, LR_METHODS, SPECS
 
 __all__ = [
     "ALL_METHODS",
     "LR_METHODS",
-    "MODEL_INDEX",
     "TABLES",
-    "ModelColumn",
     "RenderedTable",
     "TableSpec",
     "cell_label",
@@ -34,7 +29,6 @@ __all__ = [
     "paper_beside",
     "render",
     "setting_text",
-    "summarize",
 ]
 
 TABLES: Registry[TableSpec] = Registry("table")

@@ -165,10 +165,8 @@ def compute(frame: pd.DataFrame, spec: TableSpec) -> RenderedTable:
     join = [c for c in ("dataset", "arch", "method", *spec.across) if c in ref.columns]
     if not ref.empty:
         paper = ref[join + ["value"]].rename(columns={"value": "paper"})
-        for column in join:
-            paper[column] = (
-                paper[column].astype(numbers[column].dtype) if column in numbers else paper[column]
-            )
+        for column in [c for c in join if c in numbers]:
+            paper[column] = paper[column].astype(numbers[column].dtype)
         numbers = numbers.merge(paper, on=join, how="left")
     else:
         numbers["paper"] = float("nan")
@@ -182,17 +180,16 @@ def _model_columns(frame: pd.DataFrame, spec: TableSpec) -> dict[tuple, dict[str
     for column in spec.model_columns:
         rows = select(frame, column.where)
         for key, group in rows.groupby(list(spec.index)):
+            eps = _eps_label(float(group["eps"].iloc[0]))
             if column.verdict:
                 failed = int(group["value"].max())
-                eps = _eps_label(float(group["eps"].iloc[0]))
                 text = f"pass (ε={eps})" if failed == 0 else f"fail: {failed} check(s) (ε={eps})"
             else:
                 cell = summarize(group)
                 text = stats.estimate_text(cell["mean"], cell["std"], cell["count"], spec.digits)
-                text += f" (ε={_eps_label(float(group['eps'].iloc[0]))})"
-            cells.setdefault(tuple(str(k) if not isinstance(k, float) else k for k in key), {})[
-                column.label
-            ] = text
+                text += f" (ε={eps})"
+            row = tuple(str(k) if not isinstance(k, float) else k for k in key)
+            cells.setdefault(row, {})[column.label] = text
     return cells
 
 
@@ -204,10 +201,7 @@ def _blocks(numbers: pd.DataFrame, spec: TableSpec) -> list[tuple[str, pd.DataFr
 
 
 def _markdown(
-    numbers: pd.DataFrame,
-    spec: TableSpec,
-    ref: pd.DataFrame,
-    extras: dict[tuple, dict[str, str]] | None = None,
+    numbers: pd.DataFrame, spec: TableSpec, ref: pd.DataFrame, extras: dict[tuple, dict[str, str]]
 ) -> str:
     """The table as Markdown: `mean ± std` cells (intervals live in the CSV), the paper's
     number beside each of ours (`*` where its setup differs; `ref` is the paper's rows of this
@@ -239,12 +233,11 @@ def _markdown(
         for label in order:
             headers += [label, f"paper {label}"] if label in papered else [label]
         if block_index == 0:
-            extra = extras or {}
             labels = [
-                c.label for c in spec.model_columns if any(c.label in e for e in extra.values())
+                c.label for c in spec.model_columns if any(c.label in e for e in extras.values())
             ]
             for key, line in cells.items():
-                line.update(extra.get(key, {}))
+                line.update(extras.get(key, {}))
             headers += labels
         body = [
             [
