@@ -12,10 +12,11 @@ GPU_SHRINK ?= 20
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# torch/torchvision first: on these machines the 2.14.1 / 0.29.1 wheels come from local disk;
-	# pyproject.toml itself only asks for ranges.
-	$(PY) -m pip install -q --disable-pip-version-check "torch==2.14.1" "torchvision==0.29.1" || \
-	  $(PY) -m pip install -q --disable-pip-version-check "torch>=2.2" "torchvision>=0.17"
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,cluster,zoo,corruptions]"
+	# pyproject.toml itself only asks for ranges. --no-cache-dir: where the wheels are downloaded
+	# instead (several GB: a CUDA build), a cached copy beside the installed one can fill a small disk.
+	$(PY) -m pip install -q --disable-pip-version-check --no-cache-dir "torch==2.14.1" "torchvision==0.29.1" || \
+	  $(PY) -m pip install -q --disable-pip-version-check --no-cache-dir "torch>=2.2" "torchvision>=0.17"
+	$(PY) -m pip install -q --disable-pip-version-check --no-cache-dir -e ".[dev,cluster,zoo,corruptions]"
 	@touch $(STAMP)
 
 install: $(STAMP)
