@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from robustbench_lr.audit.standard import ATTACK as STANDARD
@@ -132,11 +132,15 @@ class AuditThreat:
         part, s = self.parts, self.suffix
 
         def library(
-            name: str, role: str = "gradient", autoattack: bool = False, **params: Any
+            name: str,
+            role: str = "gradient",
+            autoattack: bool = False,
+            draws: int = 1,
+            **params: Any,
         ) -> Run:
             """A randomized attack: ε, then `params`, then the attack seed."""
             seeded = {"eps": o.eps, **params, "seed": o.attack_seed}
-            return Run(name, name, seeded, role, autoattack=autoattack)
+            return Run(name, name, seeded, role, draws=draws, autoattack=autoattack)
 
         runs = [
             self.single_step(o.eps),
@@ -150,7 +154,7 @@ class AuditThreat:
             # The authors' own AutoAttack (`standard.py`), the leaderboard's column: it ends with
             # Square, so it counts in the worst case but not as a gradient attack.
             library(part["standard"], "blind", steps=o.steps, targets=o.targets, queries=o.queries),
-            replace(library(part["noise"], "blind"), draws=o.noise_draws),
+            library(part["noise"], "blind", draws=o.noise_draws),
         ]
         if with_source:
             params = {"eps": o.eps, "steps": 20}

@@ -36,7 +36,7 @@ class Option:
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return flag_of(self.name)
 
 
 def checked_option(
@@ -57,11 +57,17 @@ def checked_option(
     return check
 
 
+def flag_of(name: str) -> str:
+    """The command-line flag of the option `name` (`lr_rank` -> `--lr-rank`)."""
+    return "--" + name.replace("_", "-")
+
+
 def at_least(name: str, parse: Callable[[str], Any], low: int, default: Any, help: str) -> Option:
     """An option whose value, an integer or a number as `parse` says, must be >= `low`."""
     rule = f"{'an integer' if parse is int else 'a number'} >= {low}"
-    flag = "--" + name.replace("_", "-")
-    return Option(name, checked_option(flag, parse, lambda v: v >= low, rule), default, help)
+    return Option(
+        name, checked_option(flag_of(name), parse, lambda v: v >= low, rule), default, help
+    )
 
 
 def choice_option(flag: str, registry: Registry[Any]) -> Callable[[str], str]:
@@ -203,7 +209,7 @@ class Method:
         known = {o.name: o for o in self.options}
         stray = sorted(k for k, v in given.items() if v is not None and k not in known)
         if stray:
-            flags = ", ".join("--" + k.replace("_", "-") for k in stray)
+            flags = ", ".join(flag_of(k) for k in stray)
             valid = ", ".join(o.flag for o in self.options) or "none"
             raise ValueError(
                 f"{flags} does not apply to method {self.name!r} (its options: {valid})"
