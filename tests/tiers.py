@@ -10,6 +10,7 @@ from __future__ import annotations
 
 # node id prefix -> the quick test that covers the same mechanism
 SLOW: dict[str, str] = {
+    "tests/test_hops.py::test_the_table1_path_is": "test_a_station_matches_the_end_of_a_stack",
     "tests/test_bench_cluster.py::test_the_tiny_bench_on_ray": "test_executors.py[ray]",
     "tests/test_bench_cluster.py::test_a_driver_killed": "test_executors.py[ray]",
     "tests/test_bench_cluster.py::test_a_ray_worker_killed": "test_executors.py[ray]",
