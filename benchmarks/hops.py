@@ -141,6 +141,8 @@ def trace(repo: Path, work: Path) -> CallStacks:
     sys.path.insert(0, str(repo))
     from robustbench_lr import cli  # from `repo`, hence after the path is set
 
+    if not Path(cli.__file__).resolve().is_relative_to(repo.resolve()):
+        raise SystemExit(f"robustbench_lr was imported from {cli.__file__}, not from {repo}")
     (work / "hops.toml").write_text(PROFILE)
     stacks = CallStacks(repo / "robustbench_lr")
     argv = ["bench", "--profile", "hops.toml", "--out", "out", "--checkpoints", "ck"]
