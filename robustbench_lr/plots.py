@@ -2,7 +2,7 @@
 
 Per-checkpoint figures (cushion histograms, scatter plots) are written by the analyses
 themselves; the figures here overlay *models* (N-LR vs LR vs the rest), which only the results
-file can do. Each function returns the path it wrote, or None when the run has no data for it.
+file can do, the rank analysis' per-architecture curves among them. Each function returns the path it wrote, or None when the run has no data for it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pandas as pd  # noqa: E402
 
 from robustbench_lr import attacks  # noqa: E402
 from robustbench_lr.analysis.examples import examples_figure, report_blocks
+from robustbench_lr.analysis.rank import plot_all_curves
 from robustbench_lr.corruptions import CORRUPTIONS
 from robustbench_lr.files import atomic_write  # noqa: E402
 from robustbench_lr.registry import Registry  # noqa: E402
@@ -168,6 +169,8 @@ def deepfool_examples(frame: pd.DataFrame, out_dir: Path) -> Path | None:
 
 
 def render_all(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Every figure the results can fill, written under `out_dir/figures/`."""
+    """Every figure the results can fill, written under `out_dir/figures/`: the registered
+    ones, then the rank analysis' per-architecture curves redrawn from `frame`."""
     paths = [FIGURES.get(name)(frame, out_dir / "figures") for name in FIGURES]
-    return [path for path in paths if path is not None]
+    curves = plot_all_curves(frame, out_dir / "figures")
+    return [path for path in paths if path is not None] + curves

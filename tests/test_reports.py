@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from robustbench_lr import attacks, leaderboard, regress, results, tables
+from robustbench_lr.analysis.rank import plot_curves
 from robustbench_lr.cli import main
+from robustbench_lr.report import render_report
 
 MODEL = {"dataset": "digits", "arch": "resnet18", "width": 0.25}
 
@@ -451,3 +453,33 @@ def test_fig3_stacks_every_models_deepfool_images(tmp_path: Path, caplog):
     png = plots.FIGURES.get("fig3_deepfool_examples")(frame, figures)
     assert png == figures / "fig3_deepfool_examples.png" and png.stat().st_size > 1000
     assert plots.FIGURES.get("fig3_deepfool_examples")(frame.iloc[:0], figures) is None
+
+
+def _rank_rows(method: str, seed: int, slope: float) -> list[dict]:
+    """A model's variance-ratio curve at `pre_fc` (k = 1..8) as the rank analysis writes it."""
+    ck = f"/x/{method}/seed{seed}"
+    base = {**MODEL, "method": method, "seed": seed, "checkpoint": ck, "experiment": "rank"}
+    base |= {"tap": "pre_fc", "backend": "exact", "n": 100, "numerics": "portable-0123456789"}
+    return [
+        {**base, "metric": "variance_ratio", "steps": k, "value": min(1.0, slope * k)}
+        for k in range(1, 9)
+    ]
+
+
+def test_the_reports_rank_figure_is_drawn_from_its_results_file_alone(tmp_path: Path):
+    """A bench's rank job draws its figure from whatever the folder's results file held while
+    it ran (here an older model no longer on the board); the report redraws it from the merged
+    rows, so the figure is the same bytes as in a folder that never held anything else."""
+    rows = _rank_rows("nlr", 0, 0.2) + _rank_rows("1lr", 0, 0.4)
+    clean, stale = tmp_path / "clean", tmp_path / "stale"
+    for folder in (clean, stale):
+        results.append(folder / "results.csv", rows)
+    results.append(stale / "results.csv", _rank_rows("srn", 0, 0.1))  # the older run's model
+    cfg = {**MODEL, "method": "nlr", "seed": 0}
+    png = plot_curves(stale / "results.csv", _rank_rows("nlr", 0, 0.2), cfg, "pre_fc")
+    drawn_by_job = png.read_bytes()
+    results.write(stale / "results.csv", pd.DataFrame([results.make_row(**r) for r in rows]))
+
+    made = {p.name: p for p in render_report(None, clean) + render_report(None, stale)}
+    fresh = (clean / "figures" / png.name).read_bytes()
+    assert png.name in made and png.read_bytes() == fresh != drawn_by_job

@@ -31,7 +31,11 @@ def figure_stem(kind: str, cfg: dict, *parts: str) -> str:
 
 def save_figure(fig: Figure, results_path: Path, stem: str) -> Path:
     """Write `fig` as `<results folder>/figures/<stem>.png`, atomically; returns the path."""
-    path = Path(results_path).parent / FIGURES_DIR / f"{stem}.png"
+    return write_figure(fig, Path(results_path).parent / FIGURES_DIR / f"{stem}.png")
+
+
+def write_figure(fig: Figure, path: Path) -> Path:
+    """Write `fig` as the PNG `path`, atomically; returns the path."""
     fig.tight_layout()
     # No "Software" entry, so the bytes do not change with the matplotlib version.
     atomic_write(

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 from robustbench_lr import models, results
 from robustbench_lr.analysis.base import Analysis, AnalysisOptions, analysis_tap
-from robustbench_lr.analysis.plotting import safe_stem, save_figure
+from robustbench_lr.analysis.plotting import safe_stem, save_figure, write_figure
 from robustbench_lr.experiments import Outcome
 from robustbench_lr.target import Target
 
@@ -107,6 +107,28 @@ def plot_curves(out: Path, new_rows: list[dict], cfg: dict, tap: str) -> Path:
         & (frame["checkpoint"] != new["checkpoint"].iloc[0])
     )
     curves = pd.concat([frame[same], new[new["metric"] == "variance_ratio"]], ignore_index=True)
+    fig, stem = _curves(curves, (cfg["dataset"], cfg["arch"], float(cfg["width"]), tap))
+    return save_figure(fig, out, stem)
+
+
+def plot_all_curves(frame: pd.DataFrame, figures: Path) -> list[Path]:
+    """`plot_curves`' figure of each dataset/arch/width/tap in `frame`, from its rows alone.
+
+    The report draws these after the merge: a bench's analysis job drew its copy from whatever
+    the results file held while the job ran (other models' older rows, or none yet), and a
+    report must depend on nothing but its results file.
+    """
+    rows = frame[(frame["experiment"] == "rank") & (frame["metric"] == "variance_ratio")]
+    paths = []
+    for key, curves in rows.groupby(["dataset", "arch", "width", "tap"], sort=True):
+        fig, stem = _curves(curves, key)
+        paths.append(write_figure(fig, figures / f"{stem}.png"))
+    return paths
+
+
+def _curves(curves: pd.DataFrame, key: tuple[str, str, float, str]) -> tuple[Figure, str]:
+    """One line per model (method, seed, checkpoint) of `curves`, and the figure's file stem."""
+    dataset, arch, width, tap = key
     fig = Figure(figsize=(5, 3.5))
     ax = fig.add_subplot()
     for (method, seed, _), group in curves.groupby(["method", "seed", "checkpoint"], sort=True):
@@ -116,11 +138,10 @@ def plot_curves(out: Path, new_rows: list[dict], cfg: dict, tap: str) -> Path:
     ax.set_xlabel("number of singular values k")
     ax.set_ylabel("variance ratio")
     ax.set_ylim(0, 1.01)
-    ax.set_title(f"{cfg['dataset']} {cfg['arch']} w{float(cfg['width']):g} @ {tap}")
+    ax.set_title(f"{dataset} {arch} w{width:g} @ {tap}")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    stem = safe_stem("rank", cfg["dataset"], cfg["arch"], f"w{float(cfg['width']):g}", tap)
-    return save_figure(fig, out, stem)
+    return fig, safe_stem("rank", dataset, arch, f"w{width:g}", tap)
 
 
 RANK = Analysis(
