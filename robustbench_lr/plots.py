@@ -2,7 +2,8 @@
 
 Per-checkpoint figures (cushion histograms, scatter plots) are written by the analyses
 themselves; the figures here overlay *models* (N-LR vs LR vs the rest), which only the results
-file can do, the rank analysis' per-architecture curves among them. Each function returns the path it wrote, or None when the run has no data for it.
+file can do, the rank analysis' per-architecture curves among them. Each function returns the
+path it wrote, or None when the run has no data for it.
 """
 
 from __future__ import annotations

@@ -468,13 +468,13 @@ def _rank_rows(method: str, seed: int, slope: float) -> list[dict]:
 
 def test_the_reports_rank_figure_is_drawn_from_its_results_file_alone(tmp_path: Path):
     """A bench's rank job draws its figure from whatever the folder's results file held while
-    it ran (here an older model no longer on the board); the report redraws it from the merged
+    it ran (here a model the merged rows do not hold); the report redraws it from the merged
     rows, so the figure is the same bytes as in a folder that never held anything else."""
     rows = _rank_rows("nlr", 0, 0.2) + _rank_rows("1lr", 0, 0.4)
     clean, stale = tmp_path / "clean", tmp_path / "stale"
     for folder in (clean, stale):
         results.append(folder / "results.csv", rows)
-    results.append(stale / "results.csv", _rank_rows("srn", 0, 0.1))  # the older run's model
+    results.append(stale / "results.csv", _rank_rows("srn", 0, 0.1))  # not in the merged rows
     cfg = {**MODEL, "method": "nlr", "seed": 0}
     png = plot_curves(stale / "results.csv", _rank_rows("nlr", 0, 0.2), cfg, "pre_fc")
     drawn_by_job = png.read_bytes()
