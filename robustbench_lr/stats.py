@@ -124,11 +124,23 @@ def pooled_accuracy(
 
 def decimals(value: float, places: int = 2, digits: int = 2) -> int:
     """Decimal places to show `value` with: `places`, or more when that leaves fewer than
-    `digits` significant digits (DeepFool's ρ ≈ 0.003 would print as 0.00 with two)."""
+    `digits` significant digits (DeepFool's ρ ≈ 0.003 would print as 0.00 with two).
+
+    The digits are counted on the value as it will print: an accuracy of 2/200 scored in
+    float32 is 0.99999998 %, which prints as 1.0 with one place, not as 1.00."""
     if not math.isfinite(value) or value == 0:
         return places
-    shown = places + math.floor(math.log10(abs(value))) + 1
-    return places if shown >= digits else digits - 1 - math.floor(math.log10(abs(value)))
+    if places + _exponent(value, places) + 1 >= digits:
+        return places
+    more = digits - 1 - _exponent(value, None)
+    return digits - 1 - _exponent(value, more)
+
+
+def _exponent(value: float, places: int | None) -> int:
+    """The decimal exponent of `value` rounded to `places` (unrounded for None, or where the
+    rounding leaves 0)."""
+    rounded = abs(value if places is None else round(value, places))
+    return math.floor(math.log10(rounded or abs(value)))
 
 
 def number_text(value: float, places: int = 2, digits: int = 2) -> str:

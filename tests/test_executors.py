@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from functools import partial
 from itertools import pairwise
 from pathlib import Path
@@ -81,6 +82,8 @@ GRAPH = [
 ]
 VALUES = {"slow": "slow", "fast": "fast", "after-fast": "after-fast", "join": "join"}
 SKIPPED = ("after-boom", "after-both")
+# In one process nothing can overlap the slow task, so serially it need not wait.
+_SERIAL_GRAPH = [replace(GRAPH[0], fn=partial(stamp, "slow")), *GRAPH[1:]]
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +116,7 @@ def outcome(request, tmp_path_factory) -> tuple[str, list[Finished]]:
     """GRAPH run once per executor: its name and the `on_finished` calls in order."""
     calls: list[Finished] = []
     executor = _executor(request.param, request, tmp_path_factory.mktemp(request.param))
-    executor.run(GRAPH, calls.append)
+    executor.run(GRAPH if request.param != "serial" else _SERIAL_GRAPH, calls.append)
     return request.param, calls
 
 

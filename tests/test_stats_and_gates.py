@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from robustbench_lr import leaderboard, regress, results, stats, tables
 from robustbench_lr.cli import main
@@ -61,6 +62,20 @@ def test_seeds_pool_their_examples_and_keep_their_spread():
 )
 def test_small_numbers_keep_two_significant_digits(value: float, places: int, text: str):
     assert stats.number_text(value, places) == text
+
+
+@pytest.mark.parametrize(
+    ("correct", "n", "places", "text"),
+    [(2, 200, 1, "1.0"), (1, 200, 1, "0.50"), (189, 200, 1, "94.5"), (2, 2000, 1, "0.10")],
+)
+def test_an_accuracy_scored_in_float32_prints_as_its_exact_value(correct, n, places, text):
+    """The harness scores accuracy as a float32 mean (2/200 is 0.99999998 %): the cell shows
+    the digits of the exact share, as the other cells of its column do."""
+    flags = torch.zeros(n, dtype=torch.bool)
+    flags[:correct] = True
+    acc = 100.0 * flags.float().mean().item()
+    assert acc != 100.0 * correct / n  # what makes the case: float32 is off the exact share
+    assert stats.number_text(acc, places) == stats.number_text(100.0 * correct / n, places) == text
 
 
 def _row(method: str, seed: int, **fields) -> dict:
