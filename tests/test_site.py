@@ -241,6 +241,22 @@ def test_the_paper_table_pairs_ours_paper_and_difference(report: Path):
     assert "independently seeded nlr model" in html
 
 
+def test_a_table_the_paper_has_no_number_for_shows_ours_alone(report: Path):
+    """Table 7 (clean accuracy on digits) has no paper counterpart in the smoke rows: one
+    sortable column per setting, no empty paper and Δ columns, and a note saying why."""
+    html = (report / SITE_DIR / "tables" / "table7.html").read_text()
+    assert ">paper</th>" not in html and ">Δ</th>" not in html
+    assert "The paper has no number for this table." in html
+    head = html[html.index("<thead>") : html.index("</thead>")]
+    groups = head.count('class="group"')
+    assert groups and head.count(">ours</th>") == groups
+    assert 'colspan="1" class="group"' in head
+    first_row = html[html.index("<tbody>") :].split("</tr>")[0]
+    assert first_row.count("<td") == head.count("<th ") - groups  # one body cell per column
+    paired = (report / SITE_DIR / "tables" / "table1.html").read_text()
+    assert 'colspan="3" class="group"' in paired and ">Δ</th>" in paired
+
+
 def test_missing_experiments_render_as_not_run(tmp_path: Path):
     frame = results.read(SMOKE)
     results.write(tmp_path / "results.csv", frame[frame["experiment"] == "clean"])

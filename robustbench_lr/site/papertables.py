@@ -1,4 +1,5 @@
-"""One page per paper table: ours / paper / difference in paired columns, and the protocol.
+"""One page per paper table: ours / paper / difference in paired columns (ours alone where the
+paper has no number for the table), and the protocol.
 
 The cells are `tables.compute`'s numbers (mean over seeds, Wilson interval), the same as
 `tableN.md`; `paper.counterparts` puts the paper's number for the same method and setting
@@ -26,6 +27,14 @@ class PaperTable:
     rows: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     skipped: str = ""
+
+    @property
+    def paired(self) -> bool:
+        """Whether any cell has the paper's number: a table the paper has none for (the
+        corruption and shift tracks) shows one column per setting, not empty paper and Δ ones."""
+        return any(
+            cell["paper"] is not None for row in self.rows for cell in row["cells"].values()
+        )
 
 
 def _ours(row: pd.Series, digits: int) -> dict[str, Any]:
