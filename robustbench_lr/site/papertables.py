@@ -31,10 +31,9 @@ class PaperTable:
     @property
     def paired(self) -> bool:
         """Whether any cell has the paper's number: a table the paper has none for (the
-        corruption and shift tracks) shows one column per setting, not empty paper and Δ ones."""
-        return any(
-            cell["paper"] is not None for row in self.rows for cell in row["cells"].values()
-        )
+        corruption and shift tracks, or settings it did not measure) shows one column per
+        setting, not empty paper and Δ ones."""
+        return any(cell["paper"] is not None for row in self.rows for cell in row["cells"].values())
 
 
 def _ours(row: pd.Series, digits: int) -> dict[str, Any]:
