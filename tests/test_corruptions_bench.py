@@ -62,7 +62,12 @@ def test_profile_section_plans_one_job_per_model(bench_out: Path):
 def test_table_leaderboard_and_figure(bench_out: Path):
     table = (bench_out / "corruptions.md").read_text()
     assert "| all " in table and "noise" in table and "weather" in table
-    assert "severity=3" in (bench_out / "corruptions_severity.md").read_text()
+    severity = (bench_out / "corruptions_severity.md").read_text()
+    assert "severity=3" in severity
+    # The track's tables list every model it ran on, a user's model beside the paper's methods.
+    frame = results.read(bench_out / "results.csv")
+    methods = set(frame[frame["experiment"] == "corruption"]["method"])
+    assert len(methods) == 2 and all(f" {m} " in table and f" {m} " in severity for m in methods)
     assert (bench_out / "figures" / "fig_corruption_severity.png").stat().st_size > 1000
     board = (bench_out / "leaderboard.md").read_text()
     assert "corruption_acc" in board and "corruption_mce" in board

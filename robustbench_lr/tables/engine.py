@@ -48,6 +48,9 @@ class TableSpec:
     index: tuple[str, ...] = MODEL_INDEX
     digits: int = 1
     methods: tuple[str, ...] = ()  # restrict and order the methods shown (empty: all)
+    # Keep every other model too, after `methods`: a track of this suite, not of the paper,
+    # compares the paper's methods with the adversarially trained references and user models.
+    others: bool = False
     note: str = ""
     model_columns: tuple[ModelColumn, ...] = ()
     extra_where: Mapping[str, Any] = field(default_factory=dict)
@@ -137,7 +140,7 @@ def summarize(group: pd.DataFrame) -> dict[str, float]:
 def compute(frame: pd.DataFrame, spec: TableSpec) -> RenderedTable:
     """Aggregate the rows a spec selects over seeds and lay them out as the paper does."""
     selected = select(frame, {**spec.where, **spec.extra_where})
-    if spec.methods:
+    if spec.methods and not spec.others:
         selected = selected[selected["method"].isin(spec.methods)]
     if selected.empty:
         wanted = ", ".join(f"{k}={v}" for k, v in spec.where.items())

@@ -158,6 +158,7 @@ SPECS: tuple[TableSpec, ...] = (
         {"experiment": "corruption", "metric": "mean_acc"},
         ("attack",),
         methods=ALL_METHODS,
+        others=True,
         note="Hendrycks & Dietterich (ICLR 2019): all = the mean corruption accuracy; the "
         "relative mCE against N-LR is the leaderboard's corruption_mce.",
     ),
@@ -168,6 +169,7 @@ SPECS: tuple[TableSpec, ...] = (
         ("severity",),
         index=(*MODEL_INDEX, "attack"),
         methods=ALL_METHODS,
+        others=True,
     ),
     TableSpec(
         "shifts",
