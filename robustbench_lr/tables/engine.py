@@ -47,7 +47,7 @@ class TableSpec:
     across: tuple[str, ...]  # columns spread horizontally (e.g. box, eps, steps)
     index: tuple[str, ...] = MODEL_INDEX
     digits: int = 1
-    methods: tuple[str, ...] = ()  # restrict and order the methods shown (empty: all)
+    methods: tuple[str, ...] = ()  # order the methods shown, and keep only them (empty: all)
     # Keep every other model too, after `methods`: a track of this suite, not of the paper,
     # compares the paper's methods with the adversarially trained references and user models.
     others: bool = False
