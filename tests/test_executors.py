@@ -116,7 +116,7 @@ def outcome(request, tmp_path_factory) -> tuple[str, list[Finished]]:
     """GRAPH run once per executor: its name and the `on_finished` calls in order."""
     calls: list[Finished] = []
     executor = _executor(request.param, request, tmp_path_factory.mktemp(request.param))
-    executor.run(GRAPH if request.param != "serial" else _SERIAL_GRAPH, calls.append)
+    executor.run(_SERIAL_GRAPH if request.param == "serial" else GRAPH, calls.append)
     return request.param, calls
 
 

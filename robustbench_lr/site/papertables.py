@@ -39,10 +39,7 @@ class PaperTable:
 def _ours(row: pd.Series, digits: int) -> dict[str, Any]:
     if pd.isna(row["mean"]):
         return {"text": "—", "value": None, "hover": "run, but undefined"}
-    shown = stats.decimals(float(row["mean"]), digits)
-    text = f"{row['mean']:.{shown}f}"
-    if int(row["count"]) > 1:
-        text += f" ± {row['std']:.{shown}f}"
+    text = stats.estimate_text(float(row["mean"]), float(row["std"]), int(row["count"]), digits)
     hover = stats.interval_text(row["lo"], row["hi"], digits)
     hover = f"95 % interval {hover}; " if hover else ""
     return {
