@@ -1,8 +1,8 @@
 """Standard AutoAttack from its authors beside torchattacks' port.
 
 The audit's APGD / FAB / Square come from torchattacks, whose AutoAttack numbers differ from
-the original's (torchattacks issues 164, 188). A robustness claim checked only by a port is
-checked by the port, so the audit also runs the authors' own `AutoAttack(version="standard")`
+the original's (its users have reported gaps on the same models). A robustness claim checked
+only by a port is checked by the port, so the audit also runs the authors' own `AutoAttack(version="standard")`
 (Croce & Hein 2020, `pyautoattack`; the registered attack `autoattack-standard`) and reports
 how far the two agree example by example.
 """
