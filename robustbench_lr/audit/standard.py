@@ -2,9 +2,9 @@
 
 The audit's APGD / FAB / Square come from torchattacks, whose AutoAttack numbers differ from
 the original's (its users have reported gaps on the same models). A robustness claim checked
-only by a port is checked by the port, so the audit also runs the authors' own `AutoAttack(version="standard")`
-(Croce & Hein 2020, `pyautoattack`; the registered attack `autoattack-standard`) and reports
-how far the two agree example by example.
+only by a port is checked by the port, so the audit also runs the authors' own
+`AutoAttack(version="standard")` (Croce & Hein 2020, `pyautoattack`; the registered attack
+`autoattack-standard`) and reports how far the two agree example by example.
 """
 
 from __future__ import annotations
