@@ -119,8 +119,12 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
         meta = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{path} is corrupt ({err})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} is corrupt (a JSON {type(meta).__name__}, not an object)")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} has format {meta.get('format')!r}, expected {FORMAT!r}")
+    if not isinstance(meta.get("config"), dict):
+        raise CheckpointError(f"{path} is corrupt: it holds no training config")
     return meta
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import torch
+from torch import nn
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
@@ -18,6 +20,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda was requested but torch sees no CUDA device")
     return torch.device(name)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's parameters live (inputs are moved there); a model without parameters
+    or buffers (a fixed function) runs on the CPU."""
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return torch.device("cpu") if first is None else first.device
 
 
 def set_deterministic(device: torch.device) -> None:

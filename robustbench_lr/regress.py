@@ -152,9 +152,12 @@ def _judge(
         )
     if row["_merge"] == "left_only":
         return "MISSING", gate, lo, hi
-    if dropped:
+    # An accuracy that is no longer a number measures nothing; a size may be NaN for "not
+    # reached within the search's range", which is no drop.
+    if dropped or (kind == "acc" and pd.isna(cur) and not pd.isna(old)):
         return "REGRESSED", gate, lo, hi
     same = cur == old or (pd.isna(cur) and pd.isna(old))  # "not reached" both times
+    same = same and row["n_new"] == row["n_baseline"]  # or the number rests on other images
     return ("ok" if same else "changed"), gate, lo, hi
 
 
@@ -198,7 +201,8 @@ def compare(
     verdicts = ["new_lo", "new_hi", "tolerance", "gate", "why", "status"]
     merged[verdicts] = pd.DataFrame(judged, index=merged.index, columns=verdicts)
     merged["delta"] = merged["value_new"] - merged["value_baseline"]
-    table = merged[[*MATCH_KEY, "value_baseline", "value_new", "delta", *verdicts]]
+    values = ["value_baseline", "value_new", "delta", "n_baseline", "n_new"]
+    table = merged[[*MATCH_KEY, *values, *verdicts]]
     failed = table["status"].isin(["MISSING", "REGRESSED"])
     return GateReport(table, not bool(failed.any()))
 

@@ -199,6 +199,36 @@ def read(path: str | Path) -> pd.DataFrame:
             frame[column] = _converted(frame[column], kind)
         except (ValueError, TypeError) as err:
             raise ValueError(_diagnosis(path) or f"{path}: column {column!r}: {err}") from err
+    return one_row_per_key(frame, str(path))
+
+
+def check_appendable(path: str | Path) -> None:
+    """ValueError unless rows can be appended to `path` (a results file, or none yet): checked
+    before the work whose rows go there, which a folder or a foreign CSV would otherwise waste."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a results CSV")
+    blocked = [p for p in path.parents if p.exists() and not p.is_dir()]
+    if blocked:
+        raise ValueError(f"{path} cannot be created: {blocked[0]} is a file, not a folder")
+    read(path)
+
+
+def one_row_per_key(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """`frame` with exact copies of a row dropped (a file given twice, rows pasted twice), or
+    ValueError where one key holds two different numbers: pooling both would count one
+    measurement twice, narrow every interval, and average a run with another."""
+    if not frame.duplicated(subset=KEY).any():
+        return frame
+    frame = frame[~frame.duplicated(subset=[*KEY, "value", "n"])].reset_index(drop=True)
+    clash = frame[frame.duplicated(subset=KEY, keep=False)]
+    if len(clash):
+        row = clash.iloc[0]
+        raise ValueError(
+            f"{where}: {len(clash)} rows share a key with different numbers, e.g. "
+            f"{row['metric']} of {row['experiment']} {row['attack']} on {row['checkpoint']}: "
+            "a results file holds one number per key"
+        )
     return frame
 
 
@@ -326,8 +356,12 @@ def _row_problem(header: list[str], fields: list[str]) -> str | None:
 
 def read_many(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Several results files concatenated (leaderboards merge runs)."""
+    paths = list(paths)
     frames = [read(p) for p in paths]
-    return pd.concat(frames, ignore_index=True) if frames else _empty_frame()
+    if not frames:
+        return _empty_frame()
+    merged = pd.concat(frames, ignore_index=True)
+    return one_row_per_key(merged, ", ".join(str(p) for p in paths))
 
 
 def _key_strings(frame: pd.DataFrame, columns: list[str] = KEY) -> pd.Series:

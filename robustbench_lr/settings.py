@@ -132,6 +132,44 @@ Budget = leaf(
 )
 
 
+def accepted(kind: Any) -> str:
+    """What a numeric leaf type accepts, from the bounds pydantic checks it against:
+    `an integer >= 1`, `a number in (0, 1]`."""
+    noun = "an integer" if kind.__origin__ is int else "a number"
+    limits = {
+        key: getattr(bound, key)
+        for meta in kind.__metadata__
+        for bound in getattr(meta, "metadata", ())
+        for key in ("gt", "ge", "lt", "le")
+        if hasattr(bound, key)
+    }
+    low, high = limits.get("gt", limits.get("ge")), limits.get("lt", limits.get("le"))
+    low_open, high_open = "gt" in limits, "lt" in limits
+    if low is None:  # no bounds (true or false, text): the words its rule declares
+        return next(m.func.allowed for m in kind.__metadata__ if hasattr(m, "func"))
+    if high is None:
+        return f"{noun} {'>' if low_open else '>='} {low:g}"
+    return f"{noun} in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def from_text(kind: Any, text: str) -> Any:
+    """A value of a numeric leaf type written as text (a flag, an `--option`): an integer one
+    from whole-number text, a real one from a number or a fraction like `8/255`; ValueError
+    saying what `kind` accepts."""
+    integer, words = kind.__origin__ is int, accepted(kind)
+    shown = text if text.strip() else repr(text)  # a blank would read as a missing word
+    try:
+        value = int(text) if integer else parse_fraction(text)
+    except ValueError as err:
+        raise ValueError(
+            f"{shown} is not {words}" if integer else f"{err}; expected {words}"
+        ) from None
+    try:
+        return adapter(kind).validate_python(value)
+    except ValidationError:
+        raise ValueError(f"{shown} is not {words}") from None
+
+
 def doc(kind: Any, description: str, *checks: Any) -> Any:
     """`kind` (then `checks`), with what the key means as pydantic's field description."""
     return Annotated[(kind, Field(description=description), *checks)]

@@ -25,6 +25,7 @@ from torch import nn
 
 from robustbench_lr.checkpoints import CheckpointError, load_model
 from robustbench_lr.data import Data, LoadOptions, dataset_label, load_for_checkpoint
+from robustbench_lr.devices import model_device
 from robustbench_lr.results import model_fields
 
 if TYPE_CHECKING:  # external builds its Target from this module: a runtime import would loop
@@ -149,8 +150,15 @@ def _checkpoint_target(
 def load_companion(path: str | Path, target: Target, role: str) -> nn.Module:
     """Another checkpoint used with `target` (a black-box source, a stop-on judge), on the
     target's device; refused unless it was trained on the same data."""
-    other, other_meta = load_model(path, next(target.model.parameters()).device)
+    other, other_meta = load_model(path, model_device(target.model))
     check_same_data(target.meta, other_meta, f"{role} {path}", target.checkpoint)
+    weights = other_meta.get("files")
+    if weights and weights == target.meta.get("files"):
+        # Filed as black-box, a white-box number would pass for transfer robustness.
+        raise CheckpointError(
+            f"{role} {path} holds the same weights as the target {target.checkpoint}: "
+            "it must be another model"
+        )
     return other
 
 

@@ -21,10 +21,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from robustbench_lr.analysis.base import AnalysisOptions
+from robustbench_lr.analysis.base import AnalysisOptions, OptionParser, listed, number, text
 from robustbench_lr.attacks import ATTACKS, resolve, run_attack
 from robustbench_lr.attacks.search import SEARCHES
 from robustbench_lr.config import parse_fraction
+from robustbench_lr.settings import Budget, Count, accepted
 from robustbench_lr.target import Target, load_companion
 
 
@@ -49,6 +50,20 @@ class AttackRun:
     def craft(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Adversarial examples of `x` against `model` through the attack harness."""
         return run_attack(self.name, model, x, y, backend=self.backend, **self.params)
+
+
+def _attack_name(name: str) -> str:
+    ATTACKS.get(name)  # an unknown name raises
+    return name
+
+
+# The `--option`s `attack_runs` and `attack_source` read, for the analyses that craft examples.
+ATTACK_OPTIONS: dict[str, OptionParser] = {
+    "attacks": listed(_attack_name, f"an attack name ({', '.join(ATTACKS.names())})"),
+    "eps": listed(number(Budget), accepted(Budget)),
+    "steps": number(Count),
+    "source": text,
+}
 
 
 def attack_runs(

@@ -16,9 +16,46 @@ from typing import Any
 
 from robustbench_lr.data import LoadOptions
 from robustbench_lr.devices import use_device
+from robustbench_lr.errors import InvalidArgument
 from robustbench_lr.experiments import Outcome
 from robustbench_lr.models import ARCHS, StagedNet, TapRole, last_tap
+from robustbench_lr.settings import accepted, from_text
 from robustbench_lr.target import Target, load_target
+
+# How an `--option` value is read: its text as the value, or ValueError saying what is valid.
+OptionParser = Callable[[str], Any]
+
+
+def number(kind: Any) -> OptionParser:
+    """One value of a numeric settings type (`settings.Count`, `settings.Budget`, ...)."""
+
+    def parse(text: str) -> Any:
+        try:
+            return from_text(kind, text)
+        except ValueError:
+            raise ValueError(accepted(kind)) from None
+
+    return parse
+
+
+def listed(parse: OptionParser, words: str) -> OptionParser:
+    """A comma-separated, non-empty list of `parse`'s values (`words` says what each is)."""
+
+    def parse_all(text: str) -> list[Any]:
+        parts = [part.strip() for part in text.split(",") if part.strip()]
+        if not parts:
+            raise ValueError(f"comma-separated, each {words}")
+        try:
+            return [parse(part) for part in parts]
+        except (ValueError, KeyError):
+            raise ValueError(f"comma-separated, each {words}") from None
+
+    return parse_all
+
+
+def text(value: str) -> str:
+    """Free text the analysis reads itself (a checkpoint folder, a dataset name)."""
+    return value
 
 
 @dataclass(frozen=True)
@@ -64,7 +101,9 @@ class Analysis:
     crafted on the N-LR model, `--option source=`) and `matched` (Table 6's N-LR protocol,
     `--option stop_on=`); only analyses that craft examples have more than `white`.
     `suite_models_only`: it needs one of the suite's architectures or a checkpoint folder, so
-    it cannot read an external (`--model` / `--robustbench`) network.
+    it cannot read an external (`--model` / `--robustbench`) network. `options`: the
+    `--option` keys it reads (`AnalysisOptions.get`), so a misspelt one is refused instead of
+    silently leaving its default in force.
     """
 
     name: str
@@ -74,6 +113,19 @@ class Analysis:
     boxes: tuple[str, ...] = ("white",)
     suite_models_only: bool = False
     needs_train: bool = False
+    options: Mapping[str, OptionParser] = field(default_factory=dict)
+
+    def check_options(self, extra: Mapping[str, Any]) -> None:
+        """Refuse an `--option` key this analysis does not read, naming the ones it does, and
+        a value its parser refuses, saying what it takes."""
+        for key, value in extra.items():
+            if key not in self.options:
+                problem = f"is not an option of analysis {self.name}"
+                raise InvalidArgument("option", key, list(self.options) or "none", problem)
+            try:
+                self.options[key](str(value))
+            except ValueError as err:
+                raise InvalidArgument(f"option {key}", value, str(err)) from None
 
     def load(self, origin: Any, options: AnalysisOptions) -> Target:
         """`origin` (a checkpoint folder or an external model) as the target this analysis
@@ -99,14 +151,13 @@ def analysis_tap(
     """The tap `--tap` asked for, else the architecture's `default` (by default the
     representation before the last FC, where the paper reads it). An external model
     (`external.TappedModel`) has no default: its taps are its submodules' dotted paths."""
+    taps = f"one of its submodules' dotted paths: {_listed(model.tap_names)}"
     if options.tap is None and arch not in ARCHS:
-        raise ValueError(
-            f"{arch} is not one of the suite's architectures and has no default tap: pass "
-            f"--tap MODULE.PATH, one of its submodules: {_listed(model.tap_names)}"
-        )
+        problem = f"leaves {arch}, not one of the suite's architectures, with no default tap"
+        raise InvalidArgument("tap", None, taps, problem)
     name = options.tap or default(arch)
     if name not in model.tap_names:
-        raise ValueError(f"unknown tap {name!r}; this model has: {_listed(model.tap_names)}")
+        raise InvalidArgument("tap", name, taps, "is not a submodule of this model")
     return name
 
 

@@ -29,6 +29,7 @@ import torch
 
 from robustbench_lr import models
 from robustbench_lr.analysis.adversarial import (
+    ATTACK_OPTIONS,
     MATCHED_BOX,
     AttackSource,
     attack_runs,
@@ -36,7 +37,7 @@ from robustbench_lr.analysis.adversarial import (
     matched_examples,
     stop_model,
 )
-from robustbench_lr.analysis.base import Analysis, AnalysisOptions, analysis_tap
+from robustbench_lr.analysis.base import Analysis, AnalysisOptions, analysis_tap, text
 from robustbench_lr.data import Data
 from robustbench_lr.evaluation import predict
 from robustbench_lr.experiments import Outcome
@@ -267,4 +268,5 @@ MAXMARGIN = Analysis(
     crafts_adversarial=True,
     boxes=("white", "black", MATCHED_BOX),
     needs_train=True,
+    options={**ATTACK_OPTIONS, "stop_on": text},
 )

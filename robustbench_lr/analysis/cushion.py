@@ -41,6 +41,7 @@ from robustbench_lr.analysis.base import Analysis, AnalysisOptions
 from robustbench_lr.analysis.plotting import figure_stem, save_figure
 from robustbench_lr.checkpoints import build_from_meta
 from robustbench_lr.data import stratified_subset
+from robustbench_lr.devices import model_device
 from robustbench_lr.experiments import Outcome
 from robustbench_lr.methods.weights import weight_layers
 from robustbench_lr.target import Target
@@ -76,7 +77,7 @@ def layer_cushions(
     handles = [module.register_forward_hook(hook_for(name)) for name, module in layers.items()]
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     try:
         with torch.no_grad():
             for start in range(0, len(x), batch_size):
@@ -125,7 +126,7 @@ def run_cushion(target: Target, options: AnalysisOptions) -> Outcome:
     if options.n is not None:
         x = x[stratified_subset(data.y_train, options.n, options.seed)]
     trained = layer_cushions(model, x)
-    device = next(model.parameters()).device
+    device = model_device(model)
     reference = layer_cushions(random_init_model(meta, options.seed, device), x)
     base = {**target.columns, "experiment": "cushion"}
     rows = cushion_rows(trained, base) + cushion_rows(reference, base, RANDOM_INIT)

@@ -28,12 +28,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from robustbench_lr.analysis.adversarial import AttackRun
-from robustbench_lr.analysis.base import Analysis, AnalysisOptions
+from robustbench_lr.analysis.base import Analysis, AnalysisOptions, number
 from robustbench_lr.analysis.plotting import FIGURES_DIR, figure_stem, save_figure
 from robustbench_lr.attacks import resolve, rho
 from robustbench_lr.evaluation import predict
 from robustbench_lr.experiments import Outcome
 from robustbench_lr.files import atomic_write
+from robustbench_lr.settings import Count
 from robustbench_lr.target import Target
 
 log = logging.getLogger(__name__)
@@ -162,4 +163,5 @@ DEEPFOOL_EXAMPLES = Analysis(
     summary="DeepFool's images of the first test images beside the originals (npz + PNG), Fig. 3/10",
     run=run_examples,
     crafts_adversarial=True,
+    options={"images": number(Count)},
 )

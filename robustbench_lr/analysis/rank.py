@@ -22,9 +22,10 @@ import torch
 from matplotlib.figure import Figure
 
 from robustbench_lr import models, results
-from robustbench_lr.analysis.base import Analysis, AnalysisOptions, analysis_tap
+from robustbench_lr.analysis.base import Analysis, AnalysisOptions, analysis_tap, number
 from robustbench_lr.analysis.plotting import safe_stem, save_figure, write_figure
 from robustbench_lr.experiments import Outcome
+from robustbench_lr.settings import Count, Seed
 from robustbench_lr.target import Target
 
 EXACT_MAX = 4096  # min(n, m) above which svdvals is too slow for 2 CPU cores
@@ -148,4 +149,5 @@ RANK = Analysis(
     name="rank",
     summary="variance ratio of a tap's activations: curve, rank99, rank95, Fig. 2 PNG",
     run=run_rank,
+    options={"exact_max": number(Seed), "k": number(Count)},  # exact_max 0: always randomized
 )

@@ -27,11 +27,12 @@ import torch
 from matplotlib.figure import Figure
 
 from robustbench_lr import models
-from robustbench_lr.analysis.adversarial import attack_runs, attack_source
-from robustbench_lr.analysis.base import Analysis, AnalysisOptions, analysis_tap
+from robustbench_lr.analysis.adversarial import ATTACK_OPTIONS, attack_runs, attack_source
+from robustbench_lr.analysis.base import Analysis, AnalysisOptions, analysis_tap, number
 from robustbench_lr.analysis.plotting import figure_stem, save_figure
 from robustbench_lr.experiments import Outcome
 from robustbench_lr.models import StagedNet
+from robustbench_lr.settings import Count
 from robustbench_lr.target import Target
 
 
@@ -136,4 +137,5 @@ STABILITY = Analysis(
     run=run_stability,
     crafts_adversarial=True,
     boxes=("white", "black"),
+    options={**ATTACK_OPTIONS, "bins_per_decade": number(Count)},
 )

@@ -11,7 +11,7 @@ for bit (tests/test_api.py checks it).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +35,9 @@ from robustbench_lr.experiments.attack import Sweep
 from robustbench_lr.target import DEFAULT_N
 
 DEFAULT_ATTACK = "autoattack-standard"  # the authors' AutoAttack, as RobustBench runs it
-# AuditOptions fields the benchmark sets itself (the same ε, points and batches as the attack),
-# and `results` (where a bench job writes audit.md), which is no budget.
-AUDIT_OWN = ("eps", "n", "seed", "batch_size", "results")
+# AuditOptions fields the benchmark sets itself (the same ε, points, batches and L-inf threat
+# as the attack), and `results` (where a bench job writes audit.md), which is no budget.
+AUDIT_OWN = ("eps", "n", "seed", "batch_size", "threat", "results")
 
 
 def benchmark(
@@ -78,17 +78,23 @@ def benchmark(
     net = models.network(model)
     dataset = validate.dataset_name(dataset)
     validate.threat(threat)
-    eps = validate.eps(eps, AuditOptions.sweep_max if audit else validate.EPS_MAX)
+    budgets = validate.audit_budgets("audit_options", audit_options, AUDIT_OWN) if audit else {}
+    eps = validate.eps(
+        eps, budgets.get("sweep_max", AuditOptions.sweep_max) if audit else validate.EPS_MAX
+    )
     n = validate.count("n", n, allow_none=True)
     validate.count("batch_size", batch_size)
+    validate.out(out)
     validate.attack_name(attack)
     spec = ATTACKS[attack]
     if spec.norm != "linf":
-        raise InvalidArgument("attack", attack, _linf_attacks(), f"is an {spec.norm} attack")
+        kind = {"l2": "an L2", "none": "a random-noise"}.get(spec.norm, f"an {spec.norm}")
+        problem = f"is {kind} attack, not an L-inf one"
+        raise InvalidArgument("attack", attack, _linf_attacks(), problem)
     given = validate.options(
         "attack_options", attack_options, [k for k in spec.defaults if k != "eps"]
     )
-    budget = _audit_options(audit_options, eps, n, seed, batch_size) if audit else None
+    budget = _audit_options(budgets, eps, n, seed, batch_size) if audit else None
     where = validate.device(device, net)
     options = LoadOptions(data_root=str(data_root), download=download)
     stages = 2 + (budget is not None)
@@ -119,15 +125,10 @@ def benchmark(
 
 
 def _audit_options(
-    given: Mapping[str, Any] | None, eps: float, n: int | None, seed: int, batch_size: int
+    budgets: dict[str, Any], eps: float, n: int | None, seed: int, batch_size: int
 ) -> AuditOptions:
     """The audit's budgets (`AuditOptions`' defaults unless given) at the benchmark's ε,
     points and batches."""
-    valid = [f.name for f in fields(AuditOptions) if f.name not in AUDIT_OWN]
-    budgets = validate.options("audit_options", given, valid)
-    for key, value in budgets.items():
-        if key != "sweep_max":
-            validate.count(f"audit_options[{key!r}]", value)
     own = {"eps": eps, "n": n or AuditOptions.n, "seed": seed, "batch_size": batch_size}
     try:
         return AuditOptions(**own, **budgets)

@@ -35,6 +35,7 @@ from robustbench_lr.attacks.precision import PRECISIONS
 from robustbench_lr.audit.checkpoint import CheckpointAudit, audit_target
 from robustbench_lr.audit.options import AuditOptions, default_eps
 from robustbench_lr.audit.threats import THREATS as AUDIT_THREATS
+from robustbench_lr.checkpoints import read_meta
 from robustbench_lr.data import DEFAULT_DATA_ROOT, LoadOptions
 from robustbench_lr.devices import use_device
 from robustbench_lr.errors import InvalidArgument
@@ -85,14 +86,13 @@ def attack(
     net = models.network(model)
     spec = ATTACKS[validate.attack_name(attack)]
     given = {"eps": eps, "steps": steps, **params}
-    given = {
-        k: v for k, v in given.items() if v is not None and (k in spec.defaults or k in params)
-    }
+    if "eps" not in spec.defaults:
+        del given["eps"]  # the documented default of a keyword most attacks take
+    given = {k: v for k, v in given.items() if v is not None}
     validate.options("attack options", given, list(spec.defaults))
-    if "eps" in given:
-        given["eps"] = validate.eps(given["eps"])
     if backend is not None:
         validate.name_in("backend", backend, list(spec.backends))
+    _, resolved = spec.resolve(backend, **given)  # every value checked before any work
     if craft_precision is not None:
         validate.name_in("craft_precision", craft_precision, PRECISIONS.names())
     validate.count("batch_size", batch_size)
@@ -104,7 +104,6 @@ def attack(
         validate.inputs(x, y, out.shape[1])
         x_adv = run_attack(attack, net, x, y, backend=backend, batch_size=batch_size, **given)
         robust = robust_flags(net, x_adv, y)
-    _, resolved = spec.resolve(backend, **given)
     clean = out.argmax(1).cpu() == y.cpu()
     return AttackResult(x_adv, clean, robust, rho(x_adv.cpu(), x.cpu()), resolved)
 
@@ -112,12 +111,14 @@ def attack(
 def _logits(net: nn.Module, x: torch.Tensor, device: torch.device, batch: int) -> torch.Tensor:
     try:
         with torch.no_grad():
-            return torch.cat([net(x[i : i + batch].to(device)) for i in range(0, len(x), batch)])
+            outs = [net(x[i : i + batch].to(device)) for i in range(0, len(x), batch)]
     except Exception as err:  # the user's forward may raise anything on inputs it cannot take
-        shape = tuple(x.shape[1:])
+        shown = f"{x.dtype} images of shape {tuple(x.shape[1:])}"
         raise InvalidArgument(
-            "x", f"images of shape {shape}", "inputs the model takes", "are not taken by model"
+            "x", shown, "inputs the model takes", "are not taken by model"
         ) from err
+    sizes = [len(x[i : i + batch]) for i in range(0, len(x), batch)]
+    return torch.cat([validate.logits(o, k, None) for o, k in zip(outs, sizes, strict=True)])
 
 
 def audit(
@@ -145,15 +146,10 @@ def audit(
     net = models.network(model)
     dataset = validate.dataset_name(dataset)
     threat = validate.name_in("threat", threat, AUDIT_THREATS.names())
-    top = AUDIT_THREATS[threat].eps_max(AuditOptions.sweep_max)
-    eps = default_eps(dataset, threat) if eps is None else validate.eps(eps, top)
     validate.count("n", n)
-    own = ("eps", "n", "seed", "threat", "results")
-    valid = [f for f in AuditOptions.__dataclass_fields__ if f not in own]
-    validate.options("budgets", budgets, valid)
-    for key, value in budgets.items():
-        if key != "sweep_max":
-            validate.count(key, value)
+    budgets = validate.audit_budgets("budgets", budgets, ("eps", "n", "seed", "threat", "results"))
+    top = AUDIT_THREATS[threat].eps_max(budgets.get("sweep_max", AuditOptions.sweep_max))
+    eps = default_eps(dataset, threat) if eps is None else validate.eps(eps, top)
     options = AuditOptions(eps=eps, n=n, seed=seed, threat=threat, **budgets)
     where = validate.device(device, net)
     load_options = LoadOptions(data_root=str(data_root), download=download)
@@ -187,7 +183,9 @@ def analyze(
     draws go beside `out` (the results CSV its rows are appended to), else nowhere.
     """
     validate.name_in("kind", kind, ANALYSES.names())
+    ANALYSES[kind].check_options(options)
     validate.count("n", n, allow_none=True)
+    validate.out(out)
     settings = {
         "tap": tap,
         "n": n,
@@ -216,8 +214,22 @@ def analyze(
                 kind, models.origin(wrapped, dataset, name), out, settings, device_name
             )
     folder = checkpoint_folder(model)
+    _check_checkpoint_call(folder, dataset, preprocessing=preprocessing, name=name)
     device_name = "auto" if device is None else validate.device(device, nn.Module())
     return _analysis(kind, folder, out, settings, device_name)
+
+
+def _check_checkpoint_call(folder: Path, dataset: str | None, **module_only: Any) -> None:
+    """A checkpoint knows its dataset, normalization and name: a `dataset` other than its own
+    is refused, and so is any argument that only describes an `nn.Module`."""
+    own = read_meta(folder)["config"]["dataset"]
+    if dataset is not None and dataset != own:
+        raise InvalidArgument("dataset", dataset, [own], "is not the checkpoint's dataset")
+    for argument, value in module_only.items():
+        if value is not None:
+            raise InvalidArgument(
+                argument, value, "None", "describes an nn.Module, not a checkpoint"
+            )
 
 
 def shift(
@@ -258,6 +270,7 @@ def shift(
             "has no distribution shift",
         )
     validate.count("n", n)
+    validate.out(out)
     where = validate.device(device, net)
     load_options = LoadOptions(data_root=str(data_root), download=download)
     with models.lent(net):

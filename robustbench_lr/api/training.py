@@ -21,14 +21,13 @@ from robustbench_lr.data import DEFAULT_DATA_ROOT, LoadOptions
 from robustbench_lr.errors import InvalidArgument
 from robustbench_lr.methods import METHODS
 from robustbench_lr.models import ARCHS
+from robustbench_lr.settings import Boolean, NonNegative
 from robustbench_lr.step import DEFAULT_STEP_MODE, STEP_MODES
 from robustbench_lr.train import train as train_checkpoint
 
-# TrainConfig fields `train` takes as keywords besides dataset, arch and method, each checked
-# by: a count (integer >= 1), a positive number, or a non-negative one.
-COUNTS = ("epochs", "batch_size", "train_limit", "test_limit")
-POSITIVE = ("width", "lr")
-NONNEGATIVE = ("weight_decay", "momentum", "seed")
+# TrainConfig fields `train` takes as keywords that declare no type of their own (the others'
+# `setting` declarations check them, as they check the command's flags).
+UNDECLARED = {"momentum": NonNegative, "svhn_extra": Boolean}
 NAMED = ("dataset", "arch", "method", "method_options")
 
 
@@ -81,10 +80,9 @@ def train(
     stray = [k for k in options if k not in config and k not in own]
     if stray:
         valid = sorted(config | own)
-        raise InvalidArgument(
-            stray[0], options[stray[0]], valid, f"is no option of method {method}"
-        )
-    _check_settings(settings)
+        # The key as the value too: the close-match hint is looked up from the value.
+        raise InvalidArgument(stray[0], stray[0], valid, f"is no option of method {method}")
+    settings = _check_settings(settings)
     try:
         resolved = METHODS[method].resolve(method_options)
     except (TypeError, ValueError) as err:
@@ -97,17 +95,15 @@ def train(
     return Checkpoint(done.folder, read_meta(done.folder))
 
 
-def _check_settings(settings: dict[str, Any]) -> None:
+def _check_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """Each of `settings` checked by the type its `TrainConfig` field declares (a limit may be
+    None: no limit)."""
+    checked = {}
     for key, value in settings.items():
-        if key in COUNTS:
-            validate.count(key, value, allow_none=key.endswith("_limit"))
-        elif key in POSITIVE + NONNEGATIVE:
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not number or value < 0 or (key in POSITIVE and value == 0):
-                rule = "a number > 0" if key in POSITIVE else "a number >= 0"
-                raise InvalidArgument(key, value, rule, "is out of range")
-        elif key == "svhn_extra" and not isinstance(value, bool):
-            raise InvalidArgument(key, value, "True or False", "is not a bool")
+        kind = TrainConfig.__dataclass_fields__[key].metadata.get("kind") or UNDECLARED[key]
+        none_ok = value is None and key.endswith("_limit")
+        checked[key] = value if none_ok else validate.setting(key, kind, value)
+    return checked
 
 
 def checkpoint_folder(checkpoint: Any) -> Path:

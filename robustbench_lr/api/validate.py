@@ -13,11 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from torch import nn
 
+from robustbench_lr import results
 from robustbench_lr.attacks import ATTACKS
+from robustbench_lr.audit.options import AuditOptions
 from robustbench_lr.data import DATASETS, DatasetSpec
 from robustbench_lr.errors import InvalidArgument
+from robustbench_lr.settings import Count, Positive, accepted, adapter
 
 THREATS = ("Linf",)  # every attack of the suite's robust accuracy is an L-inf attack
 EPS_MAX = 1.0  # an L-inf ball of radius 1 around any image in [0, 1] holds every image
@@ -77,6 +81,46 @@ def options(argument: str, given: Mapping[str, Any] | None, valid: list[str]) ->
     return given
 
 
+# The audit's fields a caller may set that declare no kind of their own (the declared ones are
+# its budget, `audit.options.BUDGET`).
+_AUDIT_UNDECLARED = {"sweep_max": Positive, "batch_size": Count}
+
+
+def setting(argument: str, kind: Any, value: Any) -> Any:
+    """`value` as a setting of type `kind` (one of `settings`' types, which the command line
+    and the profiles check the same setting with), or InvalidArgument saying what it takes."""
+    if kind is Count:
+        return count(argument, value)
+    try:
+        return adapter(kind).validate_python(value)
+    except ValidationError:
+        raise InvalidArgument(argument, value, accepted(kind)) from None
+
+
+def audit_budgets(argument: str, given: Mapping[str, Any] | None, own: tuple[str, ...]) -> dict:
+    """`AuditOptions` fields other than `own` (what the call sets itself), each checked by the
+    type its declaration gives it: the same values `robustbench-lr audit` accepts."""
+    valid = [name for name in AuditOptions.__dataclass_fields__ if name not in own]
+    budgets = options(argument, given, valid)
+    for key, value in budgets.items():
+        declared = AuditOptions.__dataclass_fields__[key].metadata.get("kind")
+        budgets[key] = setting(f"{argument}[{key!r}]", declared or _AUDIT_UNDECLARED[key], value)
+    return budgets
+
+
+def out(value: Any) -> None:
+    """A results file rows can be appended to (an existing one is read now): refused before the
+    work rather than after it, which a folder or a foreign CSV would otherwise cost."""
+    if value is None:
+        return
+    if not isinstance(value, (str, Path)):
+        raise InvalidArgument("out", value, "a path to a results CSV", "is not a path")
+    try:
+        results.check_appendable(value)
+    except (ValueError, OSError) as err:
+        raise InvalidArgument("out", str(value), "a results CSV or a new file", str(err)) from err
+
+
 def device(value: Any, model: nn.Module) -> str:
     """`auto`, `cpu` or `cuda` (what `devices.use_device` takes); None: where `model` lives."""
     if value is None:
@@ -94,9 +138,10 @@ def device(value: Any, model: nn.Module) -> str:
 
 def inputs(x: Any, y: Any, num_classes: int | None = None) -> None:
     """Images float in [0, 1] of shape (N, C, H, W) and N integer labels in [0, classes)."""
-    if not torch.is_tensor(x) or not x.is_floating_point() or x.dim() != 4:
+    if not torch.is_tensor(x) or not x.is_floating_point() or x.dim() != 4 or not len(x):
         shown = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
-        raise InvalidArgument("x", shown, "a float tensor of shape (N, C, H, W)", "is not images")
+        valid = "a float tensor of shape (N, C, H, W), N >= 1"
+        raise InvalidArgument("x", shown, valid, "is not images")
     if not bool(torch.isfinite(x).all()) or x.min() < 0 or x.max() > 1:
         span = f"values in [{x.min().item():.4g}, {x.max().item():.4g}]"
         raise InvalidArgument(

@@ -24,12 +24,12 @@ from robustbench_lr.attacks.base import (
     AttackSpec,
     derive_seed,
     frozen,
-    model_device,
     register,
     rho,
     robust_flags,
 )
 from robustbench_lr.attacks.precision import PRECISIONS, crafting, crafting_in, verdict
+from robustbench_lr.devices import model_device
 
 # Modules whose import registers attacks, in the order `--help` and the registry list them.
 ATTACK_MODULES = ("iterative", "deepfool", "noise", "strong", "l2")

@@ -16,16 +16,51 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from torch import nn
 
 from robustbench_lr.attacks.precision import verdict
+from robustbench_lr.errors import InvalidArgument
 from robustbench_lr.registry import Registry
+from robustbench_lr.settings import (
+    Budget,
+    Classes,
+    Count,
+    NonNegative,
+    Positive,
+    Probability,
+    Seed,
+    accepted,
+    adapter,
+)
 
 AttackFn = Callable[..., torch.Tensor]
 
 # Madry et al.'s rule for the step size of an L-inf iterative attack when none is given:
 # 2.5 * eps / steps lets the iterate reach the boundary of the ball and move along it.
 ALPHA_RULE = 2.5
+
+# What each hyper-parameter accepts, declared once: `AttackSpec.resolve` checks every value a
+# caller gives (the API's keywords, a profile's grid, the command line, whose flags take these
+# types), because a budget no attack can mean (steps=-1, alpha=nan, queries=0) would otherwise
+# run and be scored as robustness. An L-inf `eps` is further capped at 1 (`LINF_EPS`): that
+# ball already holds every image in [0, 1]; an L2 one has no such bound.
+HYPERPARAMETERS: Mapping[str, Any] = MappingProxyType(
+    {
+        "eps": Positive,
+        "steps": Count,
+        "alpha": Positive,
+        "p": Probability,
+        "sigma": Positive,
+        "overshoot": NonNegative,
+        "candidates": Classes,
+        "queries": Count,
+        "targets": Count,
+        "restarts": Count,
+        "seed": Seed,
+    }
+)
+LINF_EPS = Budget
 
 
 @dataclass(frozen=True)
@@ -66,6 +101,9 @@ class AttackSpec:
             raise ValueError(f"attack {self.name!r} has no backend")
         if self.averaged_over_draws and not self.randomized:
             raise ValueError(f"attack {self.name!r} is averaged over draws but takes no seed")
+        undeclared = sorted(set(self.defaults) - set(HYPERPARAMETERS))
+        if undeclared:
+            raise ValueError(f"attack {self.name!r} takes undeclared parameter(s) {undeclared}")
 
     def resolve(self, backend: str | None = None, **given: Any) -> tuple[str, dict[str, Any]]:
         """The backend and the complete hyper-parameters a call uses (what the results record)."""
@@ -81,10 +119,20 @@ class AttackSpec:
                 f"attack {self.name!r} takes no parameter(s) {stray}; "
                 f"valid: {', '.join(self.defaults) or 'none'}"
             )
-        params = {**self.defaults, **{k: v for k, v in given.items() if v is not None}}
+        checked = {k: self.check(k, v) for k, v in given.items() if v is not None}
+        params = {**self.defaults, **checked}
         if "alpha" in params and params["alpha"] is None:
             params["alpha"] = ALPHA_RULE * float(params["eps"]) / int(params["steps"])
         return backend, params
+
+    def check(self, key: str, value: Any) -> Any:
+        """`value` of hyper-parameter `key` as the attack uses it (a fraction like "8/255" as a
+        number), or `InvalidArgument` naming the attack, the key and what is accepted."""
+        kind = LINF_EPS if key == "eps" and self.norm == "linf" else HYPERPARAMETERS[key]
+        try:
+            return adapter(kind).validate_python(value)
+        except ValidationError:
+            raise InvalidArgument(f"{self.name} {key}", value, accepted(kind)) from None
 
 
 ATTACKS: Registry[AttackSpec] = Registry("attack")
@@ -127,11 +175,6 @@ def run_foolbox(
 
     _, clipped, _ = attack(fb.PyTorchModel(model, bounds=(0, 1)), x, y, epsilons=epsilons)
     return clipped
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Where the model's parameters live (attacks move each batch there)."""
-    return next(model.parameters()).device
 
 
 def least_likely(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

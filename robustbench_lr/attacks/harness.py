@@ -18,9 +18,10 @@ import torch
 from torch import nn
 
 from robustbench_lr.attacks import DEFAULT_BATCH, run_attack
-from robustbench_lr.attacks.base import ATTACKS, derive_seed, model_device, rho, robust_flags
+from robustbench_lr.attacks.base import ATTACKS, derive_seed, rho, robust_flags
 from robustbench_lr.attacks.l2 import threat_of
 from robustbench_lr.attacks.precision import craft_precision
+from robustbench_lr.devices import model_device
 
 # Hyper-parameters that have their own results column (`p`: the noise probability of Table 4);
 # every other one goes into `param`.

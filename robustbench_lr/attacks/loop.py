@@ -26,8 +26,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from robustbench_lr.attacks.base import frozen, least_likely, linf_project, model_device
+from robustbench_lr.attacks.base import frozen, least_likely, linf_project
 from robustbench_lr.attacks.precision import confirm_fooled, crafting
+from robustbench_lr.devices import model_device
 from robustbench_lr.registry import Registry
 
 # A step rule turns logits and the labels it is given into the summed loss whose signed

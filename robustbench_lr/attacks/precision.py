@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from robustbench_lr.devices import model_device
 from robustbench_lr.evaluation import predict
 from robustbench_lr.registry import Registry
 
@@ -117,7 +118,7 @@ def verdict(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Ten
     """Per sample, True where `model` still classifies `x_adv` as `y` (robust), False where it
     is fooled: one strict-float32 forward pass on the model's device, the one place it is decided.
     """
-    device = next(model.parameters()).device
+    device = model_device(model)
     with strict(device):
         return predict(model, x_adv) == y.to(device)
 

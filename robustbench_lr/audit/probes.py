@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from robustbench_lr.attacks import frozen
+from robustbench_lr.devices import model_device
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ def probe_gradients(
     Summed loss, so a sample's gradient does not depend on its batch. Every gradient attack
     ascends this gradient: zero means it cannot move, non-finite means it moves nowhere sane.
     """
-    device = next(model.parameters()).device
+    device = model_device(model)
     correct = zero = nonfinite = 0
     with frozen(model):
         for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True):
@@ -53,7 +54,7 @@ def probe_determinism(model: nn.Module, x: torch.Tensor) -> float:
     Zero for a deterministic model; anything else is a randomized defence, which single-run
     attacks under-estimate (Athalye et al. 2018, §4.2: use EOT).
     """
-    device = next(model.parameters()).device
+    device = model_device(model)
     with frozen(model), torch.no_grad():
         first = model(x.to(device))
         return max((model(x.to(device)) - first).abs().max().item() for _ in range(2))
@@ -76,7 +77,7 @@ def probe_stability(
     randomized defence) jumps, and attacks that follow it are misled. The noise comes from a
     CPU generator seeded by `seed`, so it is the same on every device. Returned on CPU.
     """
-    device = next(model.parameters()).device
+    device = model_device(model)
     gen = torch.Generator().manual_seed(int(seed))
     noise = (torch.rand((draws, *x.shape), generator=gen) * 2 - 1) * radius
     noisy = (x.cpu()[None] + noise).clamp(0, 1).flatten(0, 1)

@@ -19,6 +19,7 @@ from robustbench_lr.audit.optimality import optimality
 from robustbench_lr.audit.options import AuditOptions
 from robustbench_lr.audit.probes import probe_determinism, probe_gradients, probe_stability
 from robustbench_lr.audit.report import AuditReport
+from robustbench_lr.devices import model_device
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def run_battery(
         timings[run.label] = seconds = time.time() - t0
         log.info("audit %s: acc %.1f%% (%.1fs)", run.label, found.acc, seconds)
     with torch.no_grad(), frozen(model):
-        num_classes = int(model(x[:1].to(next(model.parameters()).device)).shape[1])
+        num_classes = int(model(x[:1].to(model_device(model))).shape[1])
     radius = probe_radius(options.eps, options.threat, x[0].numel())
     instability = probe_stability(
         model, x, y, radius, UNSTABLE_DRAWS, options.attack_seed, options.batch_size

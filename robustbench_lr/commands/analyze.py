@@ -11,7 +11,7 @@ from pathlib import Path
 
 from robustbench_lr import results
 from robustbench_lr.analysis import ANALYSES, AnalysisOptions
-from robustbench_lr.commands.argtypes import comma_list, count, seed
+from robustbench_lr.commands.argtypes import comma_list, count, results_file, seed
 from robustbench_lr.commands.common import Flag, add_flags, add_run_flags, load_options
 from robustbench_lr.commands.evalflags import DEFAULT_RESULTS, add_model_flags, model_spec
 from robustbench_lr.config import from_fields
@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flags(
         parser,
         [
-            Flag("--out", out, None, DEFAULT_RESULTS),
+            Flag("--out", out, results_file, DEFAULT_RESULTS),
             Flag("--tap", tap),
             Flag("--n", n, count),
             Flag("--seed", "seed of any randomized step (default: 0)", seed, 0),
@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     out = options.results
     spec = model_spec(args)
     analysis = ANALYSES[args.kind]
+    analysis.check_options(options.extra)
     if analysis.suite_models_only and not isinstance(spec, str):
         # The hybrids count the parameters of the stages after the tap, the cushion rebuilds
         # the architecture freshly initialized, the transfer reads the checkpoint's dataset.

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import torch
-from pydantic import ValidationError
 
+from robustbench_lr import results
+from robustbench_lr.attacks import ATTACKS
 from robustbench_lr.bench import STAGES
 from robustbench_lr.data import DATASETS, dataset_names
 from robustbench_lr.external import check_factory, check_name
@@ -27,8 +28,7 @@ from robustbench_lr.settings import (
     Positive,
     Probability,
     Seed,
-    adapter,
-    parse_fraction,
+    from_text,
 )
 
 T = TypeVar("T")
@@ -39,40 +39,16 @@ def _shown(text: str) -> str:
     return text if text.strip() else repr(text)
 
 
-def accepted(kind: Any) -> str:
-    """What a numeric leaf type accepts, from the bounds pydantic checks it against:
-    `an integer >= 1`, `a number in (0, 1]`."""
-    noun = "an integer" if kind.__origin__ is int else "a number"
-    limits = {
-        key: getattr(bound, key)
-        for meta in kind.__metadata__
-        for bound in getattr(meta, "metadata", ())
-        for key in ("gt", "ge", "lt", "le")
-        if hasattr(bound, key)
-    }
-    low, high = limits.get("gt", limits.get("ge")), limits.get("lt", limits.get("le"))
-    low_open, high_open = "gt" in limits, "lt" in limits
-    if high is None:
-        return f"{noun} {'>' if low_open else '>='} {low:g}"
-    return f"{noun} in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-
-
 def value_of(kind: Any) -> Callable[[str], Any]:
     """The flag value of a numeric leaf type of `settings`: the text as a number (a fraction
     like `8/255` for a real one, `parse_fraction`), checked by the type a profile key of the
     same setting is checked by."""
-    integer, words = kind.__origin__ is int, accepted(kind)
 
     def parse(text: str) -> Any:
         try:
-            value = int(text) if integer else parse_fraction(text)
+            return from_text(kind, text)
         except ValueError as err:
-            reason = f"{_shown(text)} is not {words}" if integer else f"{err}; expected {words}"
-            raise argparse.ArgumentTypeError(reason) from None
-        try:
-            return adapter(kind).validate_python(value)
-        except ValidationError:
-            raise argparse.ArgumentTypeError(f"{_shown(text)} is not {words}") from None
+            raise argparse.ArgumentTypeError(str(err)) from None
 
     return parse
 
@@ -131,6 +107,23 @@ def dataset(text: str) -> str:
     if text in DATASETS or (text.startswith("npz:") and len(text) > len("npz:")):
         return text
     raise argparse.ArgumentTypeError(unknown_name("dataset", text, dataset_names()))
+
+
+def attack_name(text: str) -> str:
+    """A registered attack, with "did you mean" for a near miss."""
+    if text in ATTACKS:
+        return text
+    raise argparse.ArgumentTypeError(unknown_name("attack", text, ATTACKS.names()))
+
+
+def results_file(text: str) -> str:
+    """A results CSV the command appends its rows to (`results.check_appendable`), checked
+    before the work rather than after it."""
+    try:
+        results.check_appendable(text)
+    except (ValueError, OSError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def key_value(text: str) -> tuple[str, str]:

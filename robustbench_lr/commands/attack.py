@@ -88,6 +88,9 @@ def sweep_from(name: str, args: argparse.Namespace) -> Sweep:
 
 def run(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.attack.split(",") if n.strip()]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # the second run would replace the first's rows after costing as much
+        raise ValueError(f"--attack names {', '.join(twice)} more than once")
     sweeps = [sweep_from(name, args) for name in names]
     for name in names:
         check_threat(name, args.norm)

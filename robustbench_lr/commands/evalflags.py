@@ -15,7 +15,7 @@ from typing import Any
 from robustbench_lr import results
 from robustbench_lr.attacks import DEFAULT_BATCH
 from robustbench_lr.attacks.precision import CPU_DEFAULT, CUDA_DEFAULT, PRECISIONS, choose
-from robustbench_lr.commands.argtypes import count, dataset, factory, model_name, seed
+from robustbench_lr.commands.argtypes import count, dataset, factory, model_name, results_file, seed
 from robustbench_lr.commands.common import Flag, add_flags, add_run_flags, load_options
 from robustbench_lr.devices import use_device
 from robustbench_lr.experiments import Outcome
@@ -135,7 +135,7 @@ def add_eval_flags(
             Flag("--seed", "seed of the test subset (default: 0)", seed, 0),
             Flag("--batch-size", batch, count, batch_default),
             Flag("--craft-precision", precision, choices=PRECISIONS.names()),
-            Flag("--out", out, None, DEFAULT_RESULTS),
+            Flag("--out", out, results_file, DEFAULT_RESULTS),
         ],
     )
     add_run_flags(parser)

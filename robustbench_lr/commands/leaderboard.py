@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from robustbench_lr import leaderboard, results
-from robustbench_lr.commands.argtypes import budget, count
+from robustbench_lr.commands.argtypes import attack_name, budget, count
 from robustbench_lr.commands.common import Flag, add_flags
 
 HELP = "rank models by white-box robust accuracy (merging results files) and write model_info JSONs"
@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flags(
         parser,
         [
-            Flag("--attack", ranked_by, None, "ifsgm"),
+            Flag("--attack", ranked_by, attack_name, "ifsgm"),
             Flag("--eps", "L∞ budget, e.g. 8/255 (default)", budget, "8/255"),
             Flag("--steps", "attack steps (default 20)", count, 20),
             Flag("--out", f"Markdown output (default {out})", None, out),
@@ -40,6 +40,16 @@ def run(args: argparse.Namespace) -> int:
     table = leaderboard.build(frame, threat)
     if table.empty:
         raise ValueError(f"{named}: no model has clean or attack results to rank")
+    if table[["robust_acc", "worst_case_acc"]].isna().all(axis=None):
+        # Ranked by no number, the board would still name a first place.
+        run = frame[(frame["experiment"] == "attack") & (frame["box"] == "white")]
+        found = sorted(
+            {f"{a} eps={e:.4g} steps={s}" for a, e, s in run[["attack", "eps", "steps"]].values}
+        )
+        raise ValueError(
+            f"{named}: no white-box {threat.attack} rows at eps={threat.eps:.4g} with "
+            f"{threat.steps} steps to rank by; the files hold: {', '.join(found) or 'none'}"
+        )
     files = leaderboard.write(table, threat, Path(args.out))
     print(files[0].read_text())
     print(f"wrote {len(files)} file(s) under {Path(args.out).parent}")

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from robustbench_lr.devices import model_device
+
 
 class Normalize(nn.Module):
     """Per-channel (x - mean) / std as the model's first layer, so attacks work in [0, 1]."""
@@ -99,7 +101,7 @@ def activations(
     """Activations at `taps` for a whole tensor of inputs, batched, in eval mode, on CPU."""
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     chunks: dict[str, list[torch.Tensor]] = {t: [] for t in taps}
     with torch.no_grad():
         for start in range(0, len(x), batch_size):

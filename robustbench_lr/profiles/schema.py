@@ -233,17 +233,28 @@ batch size are the bench's."""
 
 
 def _analysis_options(value: Any) -> dict[str, str]:
-    """Free-form: each analysis reads its own (`AnalysisOptions.get`); `source` and `stop_on`
-    are the bench's, set per model."""
+    """Handed to every analysis, each reading its own (`Analysis.options`): a key must be one
+    some analysis reads. `source` and `stop_on` are the bench's, set per model."""
     if not isinstance(value, dict):
         raise error("not_allowed", allowed="a table")
+    bench_set = ("source", "stop_on")
+    parsers = {k: p for kind in ANALYSES for k, p in ANALYSES[kind].options.items()}
+    valid = sorted(set(parsers) - set(bench_set))
     parsed = {}
     for key, item in value.items():
-        if key in ("source", "stop_on"):
+        if key in bench_set:
             bench = "allowed here: the bench sets it per model"
             raise fail("not_allowed", item, (key,), allowed=bench)
         with within(key):
             parsed[key] = adapter(TextOrNumber).validate_python(item)
+        if key not in valid:
+            raise fail(
+                "unknown_key", item, (key,), noun="analysis option", valid=valid, names=False
+            )
+        try:  # the analyses reading a key read it alike
+            parsers[key](parsed[key])
+        except ValueError as err:
+            raise fail("not_allowed", item, (key,), allowed=str(err)) from None
     return parsed
 
 

@@ -15,9 +15,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from robustbench_lr.attacks.base import model_device, rho
+from robustbench_lr.attacks.base import rho
 from robustbench_lr.attacks.loop import STEP_RULES, signed_gradient_loop, stop_when_fooled
 from robustbench_lr.attacks.precision import crafting_in, verdict
+from robustbench_lr.devices import model_device
 
 
 def attack_until_fooled(
