@@ -7,19 +7,18 @@ flags to a `Sweep`, prints the summary lines and appends the rows.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
 from robustbench_lr import results
 from robustbench_lr.attacks import ATTACKS
+from robustbench_lr.attacks.base import HYPERPARAMETERS
 from robustbench_lr.attacks.l2 import check_threat
 from robustbench_lr.attacks.strong import QUERIES, TARGETS
 from robustbench_lr.commands.argtypes import (
     budget,
     comma_list,
     count,
-    nonnegative,
-    positive,
-    probability,
-    seed,
     value_of,
 )
 from robustbench_lr.commands.common import Flag, add_flags
@@ -33,9 +32,14 @@ from robustbench_lr.experiments.attack import (
     check_verifiable,
     run_setting,
 )
-from robustbench_lr.settings import Classes
 
 HELP = "attack a checkpoint (white-box, or black-box with --source) and append result rows"
+
+
+def hyper(name: str) -> Callable[[str], Any]:
+    """The flag type of attack hyper-parameter `name`: the type `AttackSpec.resolve` checks it
+    by (`attacks.base.HYPERPARAMETERS`), so the command line and the API accept the same values."""
+    return value_of(HYPERPARAMETERS[name])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,19 +61,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         [
             Flag("--attack", names, required=True),
             Flag("--eps", eps, comma_list(budget)),
-            Flag("--steps", steps, comma_list(count)),
+            Flag("--steps", steps, comma_list(hyper("steps"))),
             Flag("--norm", norm, None, "Linf", choices=("Linf", "L2")),
-            Flag("--alpha", "step size (default: 2.5*eps/steps)", budget),
+            Flag("--alpha", "step size (default: 2.5*eps/steps)", hyper("alpha")),
             Flag("--backend", "library running the attack (default: the attack's first)"),
-            Flag("--p", p, comma_list(probability)),
-            Flag("--sigma", "noise: Gaussian std (default: 128/255, read as std)", positive),
+            Flag("--p", p, comma_list(hyper("p"))),
+            Flag("--sigma", "noise: Gaussian std (default: 128/255, read as std)", hyper("sigma")),
             Flag("--noise-draws", draws, count, Sweep.draws),
-            Flag("--attack-seed", "seed of randomized attacks (default: 0)", seed),
-            Flag("--overshoot", "deepfool: overshoot (default: 0.02)", nonnegative),
-            Flag("--candidates", "deepfool: classes considered (default: 10)", value_of(Classes)),
-            Flag("--queries", f"square, autoattack: query budget (default: {QUERIES})", count),
-            Flag("--targets", targets, count),
-            Flag("--restarts", restarts, count),
+            Flag("--attack-seed", "seed of randomized attacks (default: 0)", hyper("seed")),
+            Flag("--overshoot", "deepfool: overshoot (default: 0.02)", hyper("overshoot")),
+            Flag("--candidates", "deepfool: classes considered (default: 10)", hyper("candidates")),
+            Flag(
+                "--queries",
+                f"square, autoattack: query budget (default: {QUERIES})",
+                hyper("queries"),
+            ),
+            Flag("--targets", targets, hyper("targets")),
+            Flag("--restarts", restarts, hyper("restarts")),
             Flag.switch("--per-step", per_step),
             Flag.switch("--verify", verify),
         ],

@@ -56,7 +56,9 @@ class Sweep:
     verify: bool = False
 
     def __post_init__(self) -> None:
-        ATTACKS.get(self.attack)  # an unknown name lists the valid ones, before any loading
+        spec = ATTACKS.get(self.attack)  # an unknown name lists the valid ones
+        for params in self.settings():  # and a value no attack can mean, before any loading
+            spec.resolve(self.backend, **params)
 
     def settings(self) -> list[dict[str, Any]]:
         """Every hyper-parameter combination to run."""
