@@ -111,6 +111,8 @@ def _load_tensors(
 def read_meta(folder: str | Path) -> dict[str, Any]:
     """The checkpoint's meta.json; a clear error when it is not a checkpoint folder."""
     path = Path(folder) / META_FILE
+    if not Path(folder).exists():
+        raise CheckpointError(f"checkpoint folder {folder} is missing (no such folder)")
     if not path.exists():
         raise CheckpointError(
             f"{folder} is not a robustbench-lr checkpoint: {META_FILE} is missing"

@@ -240,7 +240,8 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from a `.safetensors` file or a `torch.save`d one (weights_only=True)."""
     path = Path(path)
     if not path.is_file():
-        raise ExternalModelError(f"weights file {path} does not exist")
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise ExternalModelError(f"weights file {path} {what}")
     if path.suffix == ".safetensors":
         try:
             return load_file(str(path))

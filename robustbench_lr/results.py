@@ -208,8 +208,7 @@ def check_appendable(path: str | Path) -> None:
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not a results CSV")
-    blocked = [p for p in path.parents if p.exists() and not p.is_dir()]
-    if blocked:
+    if blocked := [p for p in path.parents if p.exists() and not p.is_dir()]:
         raise ValueError(f"{path} cannot be created: {blocked[0]} is a file, not a folder")
     read(path)
 
@@ -221,8 +220,7 @@ def one_row_per_key(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     if not frame.duplicated(subset=KEY).any():
         return frame
     frame = frame[~frame.duplicated(subset=[*KEY, "value", "n"])].reset_index(drop=True)
-    clash = frame[frame.duplicated(subset=KEY, keep=False)]
-    if len(clash):
+    if len(clash := frame[frame.duplicated(subset=KEY, keep=False)]):
         row = clash.iloc[0]
         raise ValueError(
             f"{where}: {len(clash)} rows share a key with different numbers, e.g. "
@@ -357,10 +355,9 @@ def _row_problem(header: list[str], fields: list[str]) -> str | None:
 def read_many(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Several results files concatenated (leaderboards merge runs)."""
     paths = list(paths)
-    frames = [read(p) for p in paths]
-    if not frames:
+    if not paths:
         return _empty_frame()
-    merged = pd.concat(frames, ignore_index=True)
+    merged = pd.concat([read(p) for p in paths], ignore_index=True)
     return one_row_per_key(merged, ", ".join(str(p) for p in paths))
 
 

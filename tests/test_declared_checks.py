@@ -49,6 +49,7 @@ BAD_BUDGETS = [
     ("ifsgm", "steps", "5"),
     ("ifsgm", "alpha", math.nan),
     ("ifsgm", "alpha", -1.0),
+    ("ifsgm", "alpha", 0.0),
     ("square", "queries", 0),
     ("apgd-t", "targets", 0),
     ("deepfool", "overshoot", -1.0),

@@ -151,7 +151,7 @@ def analysis_tap(
     """The tap `--tap` asked for, else the architecture's `default` (by default the
     representation before the last FC, where the paper reads it). An external model
     (`external.TappedModel`) has no default: its taps are its submodules' dotted paths."""
-    taps = f"one of its submodules' dotted paths: {_listed(model.tap_names)}"
+    taps = f"--tap MODULE.PATH (tap= in Python), one of: {_listed(model.tap_names)}"
     if options.tap is None and arch not in ARCHS:
         problem = f"leaves {arch}, not one of the suite's architectures, with no default tap"
         raise InvalidArgument("tap", None, taps, problem)

@@ -16,14 +16,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import ValidationError
+from pydantic import StrictFloat, ValidationError
 from torch import nn
 
 from robustbench_lr.attacks.precision import verdict
 from robustbench_lr.errors import InvalidArgument
 from robustbench_lr.registry import Registry
 from robustbench_lr.settings import (
-    Budget,
     Classes,
     Count,
     NonNegative,
@@ -32,6 +31,7 @@ from robustbench_lr.settings import (
     Seed,
     accepted,
     adapter,
+    leaf,
 )
 
 AttackFn = Callable[..., torch.Tensor]
@@ -43,13 +43,15 @@ ALPHA_RULE = 2.5
 # What each hyper-parameter accepts, declared once: `AttackSpec.resolve` checks every value a
 # caller gives (the API's keywords, a profile's grid, the command line, whose flags take these
 # types), because a budget no attack can mean (steps=-1, alpha=nan, queries=0) would otherwise
-# run and be scored as robustness. An L-inf `eps` is further capped at 1 (`LINF_EPS`): that
-# ball already holds every image in [0, 1]; an L2 one has no such bound.
+# run and be scored as robustness. An L-inf `eps` or `alpha` is further capped at 1 (`LINF`):
+# that ball already holds every image in [0, 1]; an L2 one has no such bound. `eps` = 0 is the
+# clean input, a number that means what it says, and a step of 0 is taken only there
+# (`resolve`): a loop that cannot move would report the clean accuracy as robust.
 HYPERPARAMETERS: Mapping[str, Any] = MappingProxyType(
     {
-        "eps": Positive,
+        "eps": NonNegative,
         "steps": Count,
-        "alpha": Positive,
+        "alpha": NonNegative,
         "p": Probability,
         "sigma": Positive,
         "overshoot": NonNegative,
@@ -60,7 +62,8 @@ HYPERPARAMETERS: Mapping[str, Any] = MappingProxyType(
         "seed": Seed,
     }
 )
-LINF_EPS = Budget
+UNIT = leaf(StrictFloat, "a number in [0, 1]", ge=0, le=1, allow_inf_nan=False)
+LINF = {"eps": UNIT, "alpha": UNIT}
 
 
 @dataclass(frozen=True)
@@ -123,12 +126,14 @@ class AttackSpec:
         params = {**self.defaults, **checked}
         if "alpha" in params and params["alpha"] is None:
             params["alpha"] = ALPHA_RULE * float(params["eps"]) / int(params["steps"])
+        if params.get("alpha") == 0 and params.get("eps", 0) > 0:
+            raise InvalidArgument(f"{self.name} alpha", 0.0, "a step > 0 when eps > 0")
         return backend, params
 
     def check(self, key: str, value: Any) -> Any:
         """`value` of hyper-parameter `key` as the attack uses it (a fraction like "8/255" as a
         number), or `InvalidArgument` naming the attack, the key and what is accepted."""
-        kind = LINF_EPS if key == "eps" and self.norm == "linf" else HYPERPARAMETERS[key]
+        kind = LINF[key] if key in LINF and self.norm == "linf" else HYPERPARAMETERS[key]
         try:
             return adapter(kind).validate_python(value)
         except ValidationError:

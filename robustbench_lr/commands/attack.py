@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             Flag("--eps", eps, comma_list(budget)),
             Flag("--steps", steps, comma_list(hyper("steps"))),
             Flag("--norm", norm, None, "Linf", choices=("Linf", "L2")),
-            Flag("--alpha", "step size (default: 2.5*eps/steps)", hyper("alpha")),
+            Flag("--alpha", "step size (default: 2.5*eps/steps)", budget),
             Flag("--backend", "library running the attack (default: the attack's first)"),
             Flag("--p", p, comma_list(hyper("p"))),
             Flag("--sigma", "noise: Gaussian std (default: 128/255, read as std)", hyper("sigma")),

@@ -40,15 +40,16 @@ def run(args: argparse.Namespace) -> int:
     table = leaderboard.build(frame, threat)
     if table.empty:
         raise ValueError(f"{named}: no model has clean or attack results to rank")
-    if table[["robust_acc", "worst_case_acc"]].isna().all(axis=None):
-        # Ranked by no number, the board would still name a first place.
-        run = frame[(frame["experiment"] == "attack") & (frame["box"] == "white")]
+    run = frame[(frame["experiment"] == "attack") & (frame["box"] == "white")]
+    if len(run) and table[["robust_acc", "worst_case_acc"]].isna().all(axis=None):
+        # Attacked models ranked by no robust number: the threat asked for is not in the files
+        # (a board of clean accuracies alone, with no attack rows at all, still ranks).
         found = sorted(
             {f"{a} eps={e:.4g} steps={s}" for a, e, s in run[["attack", "eps", "steps"]].values}
         )
         raise ValueError(
             f"{named}: no white-box {threat.attack} rows at eps={threat.eps:.4g} with "
-            f"{threat.steps} steps to rank by; the files hold: {', '.join(found) or 'none'}"
+            f"{threat.steps} steps to rank by; the files hold: {', '.join(found)}"
         )
     files = leaderboard.write(table, threat, Path(args.out))
     print(files[0].read_text())
