@@ -152,8 +152,8 @@ def _judge(
         )
     if row["_merge"] == "left_only":
         return "MISSING", gate, lo, hi
-    # An accuracy that is no longer a number measures nothing; a size may be NaN for "not
-    # reached within the search's range", which is no drop.
+    # A NaN accuracy where the baseline has a number measures nothing; a size may be NaN for
+    # "not reached within the search's range", which is no drop.
     if dropped or (kind == "acc" and pd.isna(cur) and not pd.isna(old)):
         return "REGRESSED", gate, lo, hi
     same = cur == old or (pd.isna(cur) and pd.isna(old))  # "not reached" both times

@@ -1,10 +1,10 @@
 """Every value a face hands an experiment is checked by its declared type before any work.
 
-A budget no attack can mean (a negative step count, a NaN step size, zero queries) used to be
-run and scored, and a negative step count came out as 100 % robust; a results file given twice
-narrowed every interval. These tests hold each face (the API, the command line, the profiles,
-the readers of results files) to refusing such input with one clear error, and to computing
-the same numbers as before on valid input.
+A budget no attack can mean (a negative step count, a NaN step size, zero queries) would be run
+and scored (a negative step count moves nothing, so it comes out as 100 % robust), and a results
+file counted twice would narrow every interval. These tests hold each face (the API, the command
+line, the profiles, the readers of results files) to refusing such input with one clear error,
+and to computing numbers on valid input as the attacks define them.
 """
 
 from __future__ import annotations

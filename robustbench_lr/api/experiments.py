@@ -109,16 +109,16 @@ def attack(
 
 
 def _logits(net: nn.Module, x: torch.Tensor, device: torch.device, batch: int) -> torch.Tensor:
+    chunks = x.split(batch)
     try:
         with torch.no_grad():
-            outs = [net(x[i : i + batch].to(device)) for i in range(0, len(x), batch)]
+            outs = [net(chunk.to(device)) for chunk in chunks]
     except Exception as err:  # the user's forward may raise anything on inputs it cannot take
         shown = f"{x.dtype} images of shape {tuple(x.shape[1:])}"
         raise InvalidArgument(
             "x", shown, "inputs the model takes", "are not taken by model"
         ) from err
-    sizes = [len(x[i : i + batch]) for i in range(0, len(x), batch)]
-    return torch.cat([validate.logits(o, k, None) for o, k in zip(outs, sizes, strict=True)])
+    return torch.cat([validate.logits(o, len(c), None) for o, c in zip(outs, chunks, strict=True)])
 
 
 def audit(

@@ -20,6 +20,7 @@ from robustbench_lr import results
 from robustbench_lr.attacks import ATTACKS
 from robustbench_lr.audit.options import AuditOptions
 from robustbench_lr.data import DATASETS, DatasetSpec
+from robustbench_lr.devices import model_device
 from robustbench_lr.errors import InvalidArgument
 from robustbench_lr.settings import Count, Positive, accepted, adapter
 
@@ -124,8 +125,7 @@ def out(value: Any) -> None:
 def device(value: Any, model: nn.Module) -> str:
     """`auto`, `cpu` or `cuda` (what `devices.use_device` takes); None: where `model` lives."""
     if value is None:
-        first = next(model.parameters(), None)
-        return "cpu" if first is None else first.device.type
+        return model_device(model).type
     kind = value.type if isinstance(value, torch.device) else value
     if kind not in DEVICES:
         raise InvalidArgument("device", value, [*DEVICES, "a torch.device"], "is not a device")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import StrictFloat, ValidationError
+from pydantic import ValidationError
 from torch import nn
 
 from robustbench_lr.attacks.precision import verdict
@@ -31,7 +31,6 @@ from robustbench_lr.settings import (
     Seed,
     accepted,
     adapter,
-    leaf,
 )
 
 AttackFn = Callable[..., torch.Tensor]
@@ -62,8 +61,7 @@ HYPERPARAMETERS: Mapping[str, Any] = MappingProxyType(
         "seed": Seed,
     }
 )
-UNIT = leaf(StrictFloat, "a number in [0, 1]", ge=0, le=1, allow_inf_nan=False)
-LINF = {"eps": UNIT, "alpha": UNIT}
+LINF = {"eps": Probability, "alpha": Probability}  # the same range, [0, 1], as a probability
 
 
 @dataclass(frozen=True)
