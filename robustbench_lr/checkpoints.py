@@ -64,9 +64,7 @@ def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
                 state[f"{prefix}.{name}" if prefix else name] = getattr(module, name)
     model.train(was_training)
     return {
-        k: v.detach().float().cpu().contiguous()
-        if v.is_floating_point()
-        else v.detach().cpu().contiguous()
+        k: (v.detach().float() if v.is_floating_point() else v.detach()).cpu().contiguous()
         for k, v in state.items()
     }
 
@@ -191,17 +189,11 @@ def environment() -> dict[str, str]:
     import sklearn
 
     try:
-        rev = (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                cwd=Path(__file__).parent,
-                check=False,
-            ).stdout.strip()
-            or "unknown"
+        git = ["git", "rev-parse", "HEAD"]
+        done = subprocess.run(
+            git, capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent, check=False
         )
+        rev = done.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         rev = "unknown"
     return {

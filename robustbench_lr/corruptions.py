@@ -44,13 +44,11 @@ class CorruptionError(ValueError):
 
 def check_choices(corruptions: Sequence[str], severities: Sequence[int]) -> None:
     """Refuse an unknown corruption or severity, listing the valid ones."""
-    unknown = [c for c in corruptions if c not in CORRUPTIONS]
-    if unknown:
+    if unknown := [c for c in corruptions if c not in CORRUPTIONS]:
         raise CorruptionError(
             f"unknown corruption {unknown[0]!r}; valid choices: {', '.join(CORRUPTIONS)}"
         )
-    bad = [s for s in severities if s not in SEVERITIES]
-    if bad:
+    if bad := [s for s in severities if s not in SEVERITIES]:
         raise CorruptionError(
             f"unknown corruption severity {bad[0]!r}; valid choices: "
             f"{', '.join(map(str, SEVERITIES))}"

@@ -2,9 +2,9 @@
 
 A notebook user catches `RobustbenchLRError` and knows the message is meant for them (a bad
 argument, a missing dataset, a broken checkpoint), while a bug still surfaces as whatever it
-is. The older error types (`CheckpointError`, `DatasetError`, `UnknownNameError`,
-`FolderBusyError`) keep their standard base too, so `except ValueError` / `except KeyError`
-and the CLI's mapping to exit status 2 keep working.
+is. The other error types (`CheckpointError`, `DatasetError`, `UnknownNameError`,
+`FolderBusyError`) also have a standard base, so `except ValueError` / `except KeyError` and
+the CLI's mapping to exit status 2 catch them.
 
 This module imports nothing of the package's (and no torch): every module may import it.
 """

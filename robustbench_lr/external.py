@@ -90,9 +90,7 @@ class ExternalTargetSpec:
     @property
     def label(self) -> str:
         """The name in result rows: `name`, else the factory's attribute or the zoo name."""
-        if self.name:
-            return self.name
-        return self.robustbench or self.factory.rsplit(":", 1)[1].rsplit(".", 1)[-1]
+        return self.name or self.robustbench or self.factory.rsplit(":", 1)[1].rsplit(".", 1)[-1]
 
     @property
     def kind(self) -> str:

@@ -38,8 +38,7 @@ def resolve(spec: ExternalTargetSpec) -> ExternalTarget:
     model = TappedModel(net.cpu()).eval()
     digest = weights_digest(net)
     # The `arch` column: what the network is (its class), not what its factory is called.
-    arch = type(net).__name__
-    return ExternalTarget(spec, model, digest, arch, {**details, "digest": digest})
+    return ExternalTarget(spec, model, digest, type(net).__name__, {**details, "digest": digest})
 
 
 def load_external_target(

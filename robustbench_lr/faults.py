@@ -5,9 +5,8 @@ bench's ledger exist for, and only the process itself knows exactly when it stan
 renames. Tests set `ROBUSTBENCH_LR_KILL_AT=rename:N` in a child process; every atomic rename
 (`files.atomic_write`) and ledger append calls `reached("rename")`, every committed training
 epoch `reached("epoch")` (what a worker does, never the driver), and the N-th one kills the
-process on the spot
-(SIGKILL: no cleanup handlers, no flushing, like a power cut or the OOM killer). Unset, this
-costs one dictionary lookup per file written.
+process on the spot (SIGKILL: no cleanup handlers, no flushing, like a power cut or the OOM
+killer). Unset, this costs one dictionary lookup per file written.
 """
 
 from __future__ import annotations
@@ -24,10 +23,7 @@ _counts: dict[str, int] = {}
 
 def reached(step: str) -> None:
     """Count one `step`; die by SIGKILL if the environment asks for this very occurrence."""
-    wanted = os.environ.get(ENV)
-    if not wanted:
-        return
-    name, _, nth = wanted.partition(":")
+    name, _, nth = os.environ.get(ENV, "").partition(":")
     if name != step:
         return
     _counts[step] = _counts.get(step, 0) + 1

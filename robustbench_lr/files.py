@@ -7,6 +7,7 @@ are what commit points (meta.json, the bench's ledger) record to vouch for a fil
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -47,8 +48,6 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
 
 def file_digest(path: str | Path) -> str:
     """sha256 of a file's bytes, hex (what a commit point records to vouch for a file)."""
-    import hashlib
-
     digest = hashlib.sha256()
     with Path(path).open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

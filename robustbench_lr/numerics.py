@@ -160,7 +160,6 @@ def comparison_key(record: dict[str, Any]) -> str:
     base = {k: record.get(k) for k in ("torch", "mkl", "onednn", "threads", "mkldnn_enabled")}
     if is_portable(record):
         facts = {**base, "path": "portable", "vendor": cpu.get("vendor", "")}
-        prefix = "portable"
     else:
         facts = {
             **base,
@@ -169,7 +168,7 @@ def comparison_key(record: dict[str, Any]) -> str:
             "levers": record.get("levers"),
             "aten": record.get("aten_capability"),
         }
-        prefix = "native"
+    prefix = facts["path"]
     if "cuda" in record:
         facts["cuda"] = record["cuda"]
         prefix = "cuda"

@@ -55,12 +55,10 @@ def counterparts(numbers: pd.DataFrame, ref: pd.DataFrame, across: Sequence[str]
 def setup_differences(numbers: pd.DataFrame) -> list[str]:
     """One sentence per distinct way our setup differs from the paper's (`counterparts` rows)."""
     shown = numbers[numbers["paper_setup"] != ""]
-    notes = []
-    for (setup, dataset, arch, width), _ in shown.groupby(
-        ["paper_setup", "dataset", "arch", "width"], sort=True
-    ):
-        notes.append(
-            f"ours: {dataset} {arch} (width {float(width):g}); {setup} at full width, with the "
-            "paper's epochs: compare the trend across methods, not the values."
+    return [
+        f"ours: {dataset} {arch} (width {float(width):g}); {setup} at full width, with the "
+        "paper's epochs: compare the trend across methods, not the values."
+        for (setup, dataset, arch, width), _ in shown.groupby(
+            ["paper_setup", "dataset", "arch", "width"], sort=True
         )
-    return notes
+    ]

@@ -6,11 +6,10 @@ of these, so the CLI, the bench and the tests enumerate them instead of branchin
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
-from robustbench_lr.errors import RobustbenchLRError
+from robustbench_lr.errors import RobustbenchLRError, did_you_mean
 
 T = TypeVar("T")
 
@@ -29,9 +28,7 @@ def unknown_name(noun: str, name: Any, valid: Iterable[str], where: str = "") ->
     match ignores case, so `CIFAR10` finds `cifar10`.
     """
     valid = list(valid)
-    by_lower = {v.lower(): v for v in reversed(valid)}
-    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1)
-    hint = f"; did you mean {by_lower[close[0]]!r}?" if close else ";"
+    hint = did_you_mean(str(name), valid) or ";"
     place = f" {where}" if where else ""
     return f"unknown {noun} {name!r}{place}{hint} valid choices: {', '.join(valid) or 'none'}"
 
@@ -61,8 +58,7 @@ class Registry(Generic[T]):
         except KeyError:
             raise UnknownNameError(unknown_name(self.kind, name, self._items)) from None
 
-    def __getitem__(self, name: str) -> T:
-        return self.get(name)
+    __getitem__ = get
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

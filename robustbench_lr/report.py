@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from robustbench_lr import cost, leaderboard, numerics, plots, results, site, tables
 from robustbench_lr.checkpoints import environment
@@ -51,27 +52,15 @@ def render_report(
         if t.numbers is not None
         for ext in ("csv", "md")
     ]
-    here = _fingerprint()
+    here = numerics.fingerprint("cuda" if torch.cuda.is_available() else "cpu")
     index = _index(profile, out_dir, rendered, figures, frame, state or {}, here)
-    files.append(_write_numerics(out_dir, here))
-    files.append(atomic_write_text(out_dir / "README.md", index))
-    title = profile.name if profile else out_dir.name
-    pages = site.build_site(with_costs, out_dir, threat, title)
-    return files + board_files + figures + pages
-
-
-def _fingerprint() -> dict[str, Any]:
-    """The numeric fingerprint of the machine rendering the report."""
-    import torch
-
-    return numerics.fingerprint("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _write_numerics(out_dir: Path, here: dict[str, Any]) -> Path:
-    """numerics.json: this machine's fingerprint under its key, for the gate and for readers
-    of the rows' `numerics` column."""
+    # numerics.json: this machine's fingerprint under its key, for the gate and for readers of
+    # the rows' `numerics` column.
     record = {"key": numerics.comparison_key(here), "fingerprint": here}
-    return atomic_write_json(out_dir / "numerics.json", record)
+    files.append(atomic_write_json(out_dir / "numerics.json", record))
+    files.append(atomic_write_text(out_dir / "README.md", index))
+    pages = site.build_site(with_costs, out_dir, threat, profile.name if profile else out_dir.name)
+    return files + board_files + figures + pages
 
 
 def _index(
@@ -83,10 +72,7 @@ def _index(
     state: dict[str, Any],
     here: dict[str, Any],
 ) -> str:
-    import torch
-
-    title = f"# Bench report: {profile.name}" if profile else "# Report"
-    lines = [title, ""]
+    lines = [f"# Bench report: {profile.name}" if profile else "# Report", ""]
     if profile:
         lines += [
             profile.description,
@@ -138,8 +124,7 @@ def _index(
     lines.append(f"- result rows: {len(frame)}")
     for stage, seconds in sorted(state.get("seconds", {}).items()):
         lines.append(f"- wall time, {stage}: {seconds:.1f} s")
-    reused = state.get("reused", [])
-    if reused:
+    if reused := state.get("reused", []):
         lines.append(
             f"- **{len(reused)} job(s) reuse rows made by other code** (`bench --reuse-results`), "
             "not re-run with the code above: " + ", ".join(f"`{key}`" for key in reused)

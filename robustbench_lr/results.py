@@ -132,8 +132,7 @@ def model_fields(meta: Mapping[str, Any], checkpoint: str | Path) -> dict[str, A
 
 def make_row(**fields: Any) -> dict[str, Any]:
     """A complete row: unknown columns are an error, missing ones get neutral defaults."""
-    stray = set(fields) - set(COLUMNS)
-    if stray:
+    if stray := set(fields) - set(COLUMNS):
         raise KeyError(f"unknown result columns {sorted(stray)}; columns are {COLUMNS}")
     row = {c: fields.get(c, _DEFAULTS.get(c, "")) for c in COLUMNS}
     for column, kind in _NUMERIC.items():
@@ -313,12 +312,10 @@ def _diagnosis(path: Path) -> str | None:
         header = next(rows, None)
         if header is None:
             return f"{path} is empty: a results file has at least a header line"
-        problem = _header_problem(path, header)
-        if problem:
+        if problem := _header_problem(path, header):
             return problem
         for fields in rows:
-            problem = _row_problem(header, fields) if fields else None
-            if problem:
+            if fields and (problem := _row_problem(header, fields)):
                 return f"{path} line {rows.line_num}: {problem}"
     except csv.Error as err:
         return f"{path} line {rows.line_num}: {err}"
@@ -329,8 +326,7 @@ def _header_problem(path: Path, header: list[str]) -> str | None:
     """Which columns the header lacks (an older file may lack the `LATER_COLUMNS` and the
     `SPLIT_COLUMNS`), or None."""
     later = {*LATER_COLUMNS, *SPLIT_COLUMNS}
-    missing = [c for c in COLUMNS if c not in header and c not in later]
-    if missing:
+    if missing := [c for c in COLUMNS if c not in header and c not in later]:
         return f"{path} line 1: not a robustbench-lr results header: missing {missing}"
     return None
 
@@ -361,7 +357,7 @@ def read_many(paths: Iterable[str | Path]) -> pd.DataFrame:
     return one_row_per_key(merged, ", ".join(str(p) for p in paths))
 
 
-def _key_strings(frame: pd.DataFrame, columns: list[str] = KEY) -> pd.Series:
+def _key_strings(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
     """One text per row of its `columns`; NaN (a `p`, `dim` or `severity` that does not
     apply) is "nan"."""
     return frame[columns].astype(str).fillna("nan").agg("\x1f".join, axis=1)
@@ -377,12 +373,11 @@ def append(
     a re-run whose search visits other points leaves none of the old run's points behind.
     """
     new = pd.DataFrame([make_row(**r) for r in rows], columns=COLUMNS)
-    if new.empty:
-        return read(path)
     old = read(path)
+    if new.empty:
+        return old
     if not old.empty:
-        old = old[~_key_strings(old).isin(set(_key_strings(new)))]
-    if trace and not old.empty:
+        # `scope` is KEY less `trace`: a row equal on the whole key is equal on `scope` too.
         scope = [c for c in KEY if c not in trace]
         old = old[~_key_strings(old, scope).isin(set(_key_strings(new, scope)))]
     merged = pd.concat([old, new], ignore_index=True) if not old.empty else new

@@ -37,16 +37,16 @@ def accuracy_scale(metric: str) -> float | None:
     return PERCENT if "acc" in name else None
 
 
-def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+def wilson_interval(successes: int, n: int) -> tuple[float, float]:
     """The Wilson score interval of `successes` out of `n`, in percent; (nan, nan) if n = 0."""
     if n <= 0:
         return (math.nan, math.nan)
     if not 0 <= successes <= n:
         raise ValueError(f"successes must lie in [0, n={n}], got {successes}")
     p = successes / n
-    z2 = z * z
+    z2 = Z95 * Z95
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    half = Z95 / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
     # Clamp the rounding crumbs at the ends: at p = 0 the lower bound is 0 exactly.
     return (100 * max(0.0, centre - half), 100 * min(1.0, centre + half))
 
@@ -59,14 +59,12 @@ def successes_of(value: float, n: int, scale: float = PERCENT) -> int:
     return min(n, max(0, round(value * n / scale)))
 
 
-def accuracy_interval(
-    value: float, n: int, scale: float = PERCENT, z: float = Z95
-) -> tuple[float, float]:
+def accuracy_interval(value: float, n: int, scale: float = PERCENT) -> tuple[float, float]:
     """The Wilson interval of an accuracy given as `value` out of `scale` on `n` examples,
     on the same scale; (nan, nan) without examples or without a value."""
     if n <= 0 or not math.isfinite(value):
         return (math.nan, math.nan)
-    lo, hi = wilson_interval(successes_of(value, n, scale), n, z)
+    lo, hi = wilson_interval(successes_of(value, n, scale), n)
     return (lo * scale / PERCENT, hi * scale / PERCENT)
 
 
@@ -90,7 +88,7 @@ class SeedSummary:
 
 
 def pooled_accuracy(
-    values: Sequence[float], ns: Sequence[int], scale: float = PERCENT, z: float = Z95
+    values: Sequence[float], ns: Sequence[int], scale: float = PERCENT
 ) -> SeedSummary:
     """Pool per-seed accuracies (`values` out of `scale`, on `ns` examples) into a summary.
 
@@ -102,24 +100,14 @@ def pooled_accuracy(
         raise ValueError(f"{len(values)} accuracies but {len(ns)} example counts")
     pairs = [(float(v), int(k)) for v, k in zip(values, ns, strict=True) if math.isfinite(v)]
     if not pairs:
-        nan = math.nan
-        return SeedSummary(nan, nan, nan, 0, 0, nan, nan, nan)
+        return SeedSummary(math.nan, math.nan, math.nan, 0, 0, math.nan, math.nan, math.nan)
     kept = [v for v, _ in pairs]
     total = sum(k for _, k in pairs)
     correct = sum(successes_of(v, k, scale) for v, k in pairs)
-    lo, hi = wilson_interval(correct, total, z)
+    lo, hi = (bound * scale / PERCENT for bound in wilson_interval(correct, total))
     mean = sum(kept) / len(kept)
     spread = sum((v - mean) ** 2 for v in kept) / (len(kept) - 1) if len(kept) > 1 else 0.0
-    return SeedSummary(
-        mean,
-        lo * scale / PERCENT,
-        hi * scale / PERCENT,
-        total,
-        len(kept),
-        min(kept),
-        max(kept),
-        math.sqrt(spread),
-    )
+    return SeedSummary(mean, lo, hi, total, len(kept), min(kept), max(kept), math.sqrt(spread))
 
 
 def decimals(value: float, places: int = 2, digits: int = 2) -> int:

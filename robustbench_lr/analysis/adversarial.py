@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from robustbench_lr.analysis.base import AnalysisOptions, OptionParser, listed, number, text
+from robustbench_lr.analysis.base import AnalysisOptions, OptionParser, listed, number
 from robustbench_lr.attacks import ATTACKS, resolve, run_attack
 from robustbench_lr.attacks.search import SEARCHES
 from robustbench_lr.config import parse_fraction
@@ -52,17 +52,12 @@ class AttackRun:
         return run_attack(self.name, model, x, y, backend=self.backend, **self.params)
 
 
-def _attack_name(name: str) -> str:
-    ATTACKS.get(name)  # an unknown name raises
-    return name
-
-
 # The `--option`s `attack_runs` and `attack_source` read, for the analyses that craft examples.
 ATTACK_OPTIONS: dict[str, OptionParser] = {
-    "attacks": listed(_attack_name, f"an attack name ({', '.join(ATTACKS.names())})"),
+    "attacks": listed(ATTACKS.get, f"an attack name ({', '.join(ATTACKS.names())})"),
     "eps": listed(number(Budget), accepted(Budget)),
     "steps": number(Count),
-    "source": text,
+    "source": str,
 }
 
 
@@ -80,35 +75,11 @@ def attack_runs(
     runs = []
     for name in names:
         spec = ATTACKS.get(name)
-        given: dict[str, Any] = {}
-        if steps is not None and "steps" in spec.defaults:
-            given["steps"] = steps
+        given = {"steps": steps} if steps is not None and "steps" in spec.defaults else {}
         for eps in budgets if "eps" in spec.defaults else [None]:
             budget = {} if eps is None else {"eps": eps}
             runs.append(AttackRun(name, *resolve(name, **given, **budget)))
     return runs
-
-
-@dataclass(frozen=True)
-class AttackSource:
-    """The model the examples are crafted on: the analysed one (white-box) or `source=`."""
-
-    model: nn.Module
-    box: str
-    source: str
-
-    def fields(self) -> dict[str, str]:
-        """The box and source columns of a results row."""
-        return {"box": self.box, "source": self.source}
-
-
-def attack_source(target: Target, options: AnalysisOptions) -> AttackSource:
-    """White-box on the target's model, or black-box from the checkpoint named by
-    `--option source=DIR` (trained on the same dataset, or its examples mean nothing here)."""
-    if "source" not in options.extra:
-        return AttackSource(target.model, "white", "")
-    path = Path(options.extra["source"])
-    return AttackSource(load_companion(path, target, "source"), "black", str(path))
 
 
 # Box label of Table 6's N-LR protocol rows (D.5): the analysed model's gradients, another
@@ -116,15 +87,36 @@ def attack_source(target: Target, options: AnalysisOptions) -> AttackSource:
 MATCHED_BOX = "matched"
 
 
-def stop_model(target: Target, options: AnalysisOptions) -> tuple[nn.Module, str] | None:
-    """The model named by `--option stop_on=DIR` (Table 6's N-LR protocol), or None; like a
-    source, it must be trained on the target's data."""
-    if "stop_on" not in options.extra:
-        return None
-    if "source" in options.extra:
-        raise ValueError("--option stop_on= and --option source= cannot be combined")
-    path = Path(options.extra["stop_on"])
-    return load_companion(path, target, "stop_on model"), str(path)
+@dataclass(frozen=True)
+class AttackSource:
+    """The model the examples are crafted on: the analysed one (white-box) or `source=`; under
+    Table 6's N-LR protocol, `judge` is the `stop_on=` model whose errors end each search."""
+
+    model: nn.Module
+    box: str
+    source: str
+    judge: nn.Module | None = None
+
+    def fields(self) -> dict[str, str]:
+        """The box and source columns of a results row."""
+        return {"box": self.box, "source": self.source}
+
+
+def attack_source(target: Target, options: AnalysisOptions, matched: bool = False) -> AttackSource:
+    """White-box on the target's model, or black-box from the checkpoint named by
+    `--option source=DIR` (trained on the same dataset, or its examples mean nothing here).
+    With `matched`, `--option stop_on=DIR` names a judge (Table 6's N-LR protocol), trained on
+    the target's data like a source."""
+    if matched and "stop_on" in options.extra:
+        if "source" in options.extra:
+            raise ValueError("--option stop_on= and --option source= cannot be combined")
+        path = Path(options.extra["stop_on"])
+        judge = load_companion(path, target, "stop_on model")
+        return AttackSource(target.model, MATCHED_BOX, str(path), judge)
+    if "source" not in options.extra:
+        return AttackSource(target.model, "white", "")
+    path = Path(options.extra["source"])
+    return AttackSource(load_companion(path, target, "source"), "black", str(path))
 
 
 def matched_examples(

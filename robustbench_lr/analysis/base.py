@@ -43,19 +43,14 @@ def listed(parse: OptionParser, words: str) -> OptionParser:
 
     def parse_all(text: str) -> list[Any]:
         parts = [part.strip() for part in text.split(",") if part.strip()]
-        if not parts:
-            raise ValueError(f"comma-separated, each {words}")
         try:
-            return [parse(part) for part in parts]
+            if parts:
+                return [parse(part) for part in parts]
         except (ValueError, KeyError):
-            raise ValueError(f"comma-separated, each {words}") from None
+            pass
+        raise ValueError(f"comma-separated, each {words}")
 
     return parse_all
-
-
-def text(value: str) -> str:
-    """Free text the analysis reads itself (a checkpoint folder, a dataset name)."""
-    return value
 
 
 @dataclass(frozen=True)
@@ -151,17 +146,13 @@ def analysis_tap(
     """The tap `--tap` asked for, else the architecture's `default` (by default the
     representation before the last FC, where the paper reads it). An external model
     (`external.TappedModel`) has no default: its taps are its submodules' dotted paths."""
-    taps = f"--tap MODULE.PATH (tap= in Python), one of: {_listed(model.tap_names)}"
+    known = model.tap_names  # a zoo network has hundreds of submodules: the error shows 20
+    more = f", ... ({len(known)} in all)" if len(known) > 20 else ""
+    taps = f"--tap MODULE.PATH (tap= in Python), one of: {', '.join(known[:20])}{more}"
     if options.tap is None and arch not in ARCHS:
         problem = f"leaves {arch}, not one of the suite's architectures, with no default tap"
         raise InvalidArgument("tap", None, taps, problem)
     name = options.tap or default(arch)
-    if name not in model.tap_names:
+    if name not in known:
         raise InvalidArgument("tap", name, taps, "is not a submodule of this model")
     return name
-
-
-def _listed(names: list[str], shown: int = 20) -> str:
-    """Tap names for an error line: a zoo network has hundreds of submodules."""
-    more = f", ... ({len(names)} in all)" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more

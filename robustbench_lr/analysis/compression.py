@@ -31,13 +31,11 @@ from robustbench_lr import models
 from robustbench_lr.analysis.adversarial import (
     ATTACK_OPTIONS,
     MATCHED_BOX,
-    AttackSource,
     attack_runs,
     attack_source,
     matched_examples,
-    stop_model,
 )
-from robustbench_lr.analysis.base import Analysis, AnalysisOptions, analysis_tap, text
+from robustbench_lr.analysis.base import Analysis, AnalysisOptions, analysis_tap
 from robustbench_lr.data import Data
 from robustbench_lr.evaluation import predict
 from robustbench_lr.experiments import Outcome
@@ -116,15 +114,6 @@ def params_after_tap(model: StagedNet, tap: str) -> int:
     return sum(p.numel() for module in [*stages, *later] for p in module.parameters())
 
 
-def head_param_rows(pipeline: Pipeline, dim: int) -> dict[str, int]:
-    """Parameter counts of a fitted hybrid head: the linear model, and the PCA projection."""
-    svm = pipeline.named_steps["svm"]
-    counts = {"params_linear": int(svm.coef_.size + svm.intercept_.size)}
-    if dim != FULL:
-        counts["params_pca"] = int(pipeline.named_steps["pca"].components_.size)
-    return counts
-
-
 def hybrid_rows(
     model: StagedNet, data: Data, tap: str, dims: Sequence[int], seed: int, base: dict
 ) -> tuple[list[dict], dict[int, Pipeline]]:
@@ -142,10 +131,12 @@ def hybrid_rows(
         projected = {**base, "dim": dim_value(dim)}
         accuracy = accuracy_percent(head, test, y_test)
         rows.append({**projected, "metric": "hybrid_acc", "value": accuracy, "n": len(y_test)})
-        rows += [
-            {**projected, "metric": metric, "value": count}
-            for metric, count in head_param_rows(head, dim).items()
-        ]
+        svm = head.named_steps["svm"]
+        params = int(svm.coef_.size + svm.intercept_.size)
+        rows.append({**projected, "metric": "params_linear", "value": params})
+        if dim != FULL:
+            params = int(head.named_steps["pca"].components_.size)
+            rows.append({**projected, "metric": "params_pca", "value": params})
     return rows, heads
 
 
@@ -217,11 +208,7 @@ def run_maxmargin(target: Target, options: AnalysisOptions) -> Outcome:
     arch = target.meta["config"]["arch"]
     tap = analysis_tap(model, options, arch)
     dims = tuple(options.dims) or (FULL,)
-    stop = stop_model(target, options)
-    if stop is None:
-        source = attack_source(target, options)
-    else:  # the analysed model's gradients, the stop_on model's success criterion
-        source = AttackSource(model, MATCHED_BOX, stop[1])
+    source = attack_source(target, options, matched=True)
     runs = attack_runs(options, "deepfool,ill,ifsgm", "8/255")
     train = tap_features(model, data.x_train, tap)
     heads = fit_heads(train, data.y_train.numpy(), dims, options.seed)
@@ -230,12 +217,12 @@ def run_maxmargin(target: Target, options: AnalysisOptions) -> Outcome:
     x, y = data.x_test, data.y_test
     for run in runs:
         fields = {**base, **run.fields(), "tap": tap}
-        if stop is None:
+        if source.judge is None:
             x_adv = run.craft(source.model, x, y)
             fooled = fooled_mask(model, x, x_adv, y)
-        else:
-            x_adv = matched_examples(run, model, stop[0], x, y)
-            fooled = fooled_mask(model, x, x_adv, y) & fooled_mask(stop[0], x, x_adv, y)
+        else:  # the analysed model's gradients, the judge's success criterion
+            x_adv = matched_examples(run, model, source.judge, x, y)
+            fooled = fooled_mask(model, x, x_adv, y) & fooled_mask(source.judge, x, x_adv, y)
         for dim, head in heads.items():
             value, n = maxmargin_accuracy(head, model, tap, x_adv, y, fooled)
             rows.append(
@@ -268,5 +255,5 @@ MAXMARGIN = Analysis(
     crafts_adversarial=True,
     boxes=("white", "black", MATCHED_BOX),
     needs_train=True,
-    options={**ATTACK_OPTIONS, "stop_on": text},
+    options={**ATTACK_OPTIONS, "stop_on": str},
 )

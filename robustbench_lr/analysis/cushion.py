@@ -50,9 +50,7 @@ QUANTILES = {"cushion_q10": 0.1, "cushion_q50": 0.5, "cushion_q90": 0.9}
 RANDOM_INIT = "random-init"  # the `param` of the reference network's rows
 
 
-def layer_cushions(
-    model: nn.Module, x: torch.Tensor, batch_size: int = 256
-) -> dict[str, np.ndarray]:
+def layer_cushions(model: nn.Module, x: torch.Tensor) -> dict[str, np.ndarray]:
     """Per layer (module path -> array over examples) the ratio ‖Wφ‖ / (‖W‖_F ‖φ‖), in float64.
 
     Forward hooks read each layer's real input and output in eval mode, so the numbers hold for
@@ -80,8 +78,8 @@ def layer_cushions(
     device = model_device(model)
     try:
         with torch.no_grad():
-            for start in range(0, len(x), batch_size):
-                model(x[start : start + batch_size].to(device))
+            for start in range(0, len(x), 256):
+                model(x[start : start + 256].to(device))
     finally:
         for handle in handles:
             handle.remove()
@@ -93,7 +91,7 @@ def cushion_summary(values: np.ndarray) -> tuple[dict[str, float], int]:
     """Arora's μ (the minimum) and the 10/50/90% quantiles over the finite values, and their count."""
     finite = values[np.isfinite(values)]
     if len(finite) == 0:
-        return {"cushion_min": math.nan, **{k: math.nan for k in QUANTILES}}, 0
+        return dict.fromkeys(["cushion_min", *QUANTILES], math.nan), 0
     stats = {"cushion_min": float(finite.min())}
     stats.update({k: float(np.quantile(finite, q)) for k, q in QUANTILES.items()})
     return stats, len(finite)
@@ -126,15 +124,13 @@ def run_cushion(target: Target, options: AnalysisOptions) -> Outcome:
     if options.n is not None:
         x = x[stratified_subset(data.y_train, options.n, options.seed)]
     trained = layer_cushions(model, x)
-    device = model_device(model)
-    reference = layer_cushions(random_init_model(meta, options.seed, device), x)
+    reference = layer_cushions(random_init_model(meta, options.seed, model_device(model)), x)
     base = {**target.columns, "experiment": "cushion"}
     rows = cushion_rows(trained, base) + cushion_rows(reference, base, RANDOM_INIT)
     last = list(trained)[-1]
     lines = [
         f"{target.checkpoint}: {len(trained)} layers on {len(x)} training images; "
-        f"last layer {last} "
-        f"median cushion {cushion_summary(trained[last])[0]['cushion_q50']:.3f} "
+        f"last layer {last} median cushion {cushion_summary(trained[last])[0]['cushion_q50']:.3f} "
         f"(random init {cushion_summary(reference[last])[0]['cushion_q50']:.3f})"
     ]
     png = plot_histograms(options.results, meta["config"], trained, reference)

@@ -23,10 +23,8 @@ def safe_stem(*parts: str) -> str:
 
 def figure_stem(kind: str, cfg: dict, *parts: str) -> str:
     """A file-name-safe stem naming the analysis, the model and the setting of one figure."""
-    model = (
-        f"{cfg['dataset']}_{cfg['arch']}_w{float(cfg['width']):g}_{cfg['method']}_seed{cfg['seed']}"
-    )
-    return safe_stem(kind, model, *parts).strip("-")
+    model = f"{cfg['dataset']}_{cfg['arch']}_w{float(cfg['width']):g}_{cfg['method']}"
+    return safe_stem(kind, model, f"seed{cfg['seed']}", *parts).strip("-")
 
 
 def save_figure(fig: Figure, results_path: Path, stem: str) -> Path:

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 from robustbench_lr import models, results
 from robustbench_lr.analysis.base import Analysis, AnalysisOptions, analysis_tap, number
-from robustbench_lr.analysis.plotting import safe_stem, save_figure, write_figure
+from robustbench_lr.analysis.plotting import FIGURES_DIR, safe_stem, write_figure
 from robustbench_lr.experiments import Outcome
 from robustbench_lr.settings import Count, Seed
 from robustbench_lr.target import Target
@@ -68,12 +68,8 @@ def run_rank(target: Target, options: AnalysisOptions) -> Outcome:
     model, meta = target.model, target.meta
     tap = analysis_tap(model, options, meta["config"]["arch"])
     acts = models.activations(model, target.x, [tap])[tap]
-    curve, backend = variance_ratio(
-        acts,
-        options.get("exact_max", int, EXACT_MAX),
-        options.get("k", int, RANDOMIZED_K),
-        options.seed,
-    )
+    exact_max, top_k = options.get("exact_max", int, EXACT_MAX), options.get("k", int, RANDOMIZED_K)
+    curve, backend = variance_ratio(acts, exact_max, top_k, options.seed)
     base = {**target.columns, "experiment": "rank", "tap": tap, "backend": backend, "n": len(acts)}
     rows = [
         {**base, "metric": "variance_ratio", "steps": k, "value": float(v)}
@@ -108,8 +104,8 @@ def plot_curves(out: Path, new_rows: list[dict], cfg: dict, tap: str) -> Path:
         & (frame["checkpoint"] != new["checkpoint"].iloc[0])
     )
     curves = pd.concat([frame[same], new[new["metric"] == "variance_ratio"]], ignore_index=True)
-    fig, stem = _curves(curves, (cfg["dataset"], cfg["arch"], float(cfg["width"]), tap))
-    return save_figure(fig, out, stem)
+    key = (cfg["dataset"], cfg["arch"], float(cfg["width"]), tap)
+    return _curves(curves, key, Path(out).parent / FIGURES_DIR)
 
 
 def plot_all_curves(frame: pd.DataFrame, figures: Path) -> list[Path]:
@@ -120,15 +116,12 @@ def plot_all_curves(frame: pd.DataFrame, figures: Path) -> list[Path]:
     report must depend on nothing but its results file.
     """
     rows = frame[(frame["experiment"] == "rank") & (frame["metric"] == "variance_ratio")]
-    paths = []
-    for key, curves in rows.groupby(["dataset", "arch", "width", "tap"], sort=True):
-        fig, stem = _curves(curves, key)
-        paths.append(write_figure(fig, figures / f"{stem}.png"))
-    return paths
+    by_key = rows.groupby(["dataset", "arch", "width", "tap"], sort=True)
+    return [_curves(curves, key, figures) for key, curves in by_key]
 
 
-def _curves(curves: pd.DataFrame, key: tuple[str, str, float, str]) -> tuple[Figure, str]:
-    """One line per model (method, seed, checkpoint) of `curves`, and the figure's file stem."""
+def _curves(curves: pd.DataFrame, key: tuple[str, str, float, str], figures: Path) -> Path:
+    """One line per model (method, seed, checkpoint) of `curves`, written into `figures`."""
     dataset, arch, width, tap = key
     fig = Figure(figsize=(5, 3.5))
     ax = fig.add_subplot()
@@ -142,7 +135,8 @@ def _curves(curves: pd.DataFrame, key: tuple[str, str, float, str]) -> tuple[Fig
     ax.set_title(f"{dataset} {arch} w{width:g} @ {tap}")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    return fig, safe_stem("rank", dataset, arch, f"w{width:g}", tap)
+    stem = safe_stem("rank", dataset, arch, f"w{width:g}", tap)
+    return write_figure(fig, figures / f"{stem}.png")
 
 
 RANK = Analysis(

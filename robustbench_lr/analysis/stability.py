@@ -99,8 +99,7 @@ def run_stability(target: Target, options: AnalysisOptions) -> Outcome:
         rows.append(
             {**fields, "metric": "amplification_median", "value": amplification, "n": len(inp)}
         )
-        eps = fields["eps"]
-        label = run.name if eps == 0 else f"{run.name} eps={eps:.3g}"
+        label = run.name if fields["eps"] == 0 else f"{run.name} eps={fields['eps']:.3g}"
         scatter.append((label, inp, rep))
         lines.append(
             f"{label} ({source.box}-box) @ {tap}: median representation/input ratio "

@@ -21,7 +21,7 @@ model's own dataset must still hold the content it was trained on (`data.load_fo
 
 from __future__ import annotations
 
-from robustbench_lr.analysis.base import Analysis, AnalysisOptions, analysis_tap, text
+from robustbench_lr.analysis.base import Analysis, AnalysisOptions, analysis_tap
 from robustbench_lr.analysis.compression import (
     FULL,
     accuracy_percent,
@@ -105,5 +105,5 @@ TRANSFER = Analysis(
     summary="hybrid linear model on another labelling of the same images (--option labels=), Table 7c",
     run=run_transfer,
     suite_models_only=True,
-    options={"labels": text},
+    options={"labels": str},
 )

@@ -92,7 +92,6 @@ class AttackSpec:
     averaged_over_draws: bool = False
     sweep: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     record: Mapping[str, str] = field(default_factory=dict)
-    summary: str = ""
     fills: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

@@ -24,10 +24,6 @@ from robustbench_lr.attacks.base import register, run_foolbox
 from robustbench_lr.attacks.precision import confirm_fooled
 
 
-def _flat_norm(t: torch.Tensor) -> torch.Tensor:
-    return t.flatten(1).norm(dim=1)
-
-
 def _as_image(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.view(-1, *([1] * (like.dim() - 1)))
 
@@ -47,11 +43,11 @@ def _closest_boundary_step(
         weight[rows, classes[:, 0]] = -1.0
         (grad,) = torch.autograd.grad(logits, x, grad_outputs=weight, retain_graph=k < last)
         loss = (logits.detach() * weight).sum(1)
-        dist = loss.abs() / (_flat_norm(grad) + 1e-8)
+        dist = loss.abs() / (grad.flatten(1).norm(dim=1) + 1e-8)
         better = dist < best_dist
         best_dist = torch.where(better, dist, best_dist)
         best_grad = torch.where(_as_image(better, x), grad, best_grad)
-    size = (best_dist + 1e-4) / (_flat_norm(best_grad) + 1e-8)
+    size = (best_dist + 1e-4) / (best_grad.flatten(1).norm(dim=1) + 1e-8)
     return _as_image(size, x) * best_grad
 
 
@@ -142,6 +138,5 @@ register(
     "l2",
     {"steps": 50, "overshoot": 0.02, "candidates": 10},
     verify="deepfool",
-    summary="L2 DeepFool, overshoot 0.02, up to 50 steps; minimal perturbation and rho (Table 3)",
     fills=("deepfool_rho",),
 )

@@ -99,29 +99,14 @@ register(
     "linf",
     LINF_DEFAULTS,
     verify="ifsgm",
-    summary="iterative FGSM, L-inf, no random start (Eq. 5)",
     fills=("robust_acc", "eps_sweep"),
 )
-register(
-    "ill",
-    {"ours": _looped(STEP_RULES["ill"])},
-    "linf",
-    LINF_DEFAULTS,
-    verify="ill-fixed",
-    summary="iterative least-likely class, target recomputed every step (Eq. 6)",
-)
+register("ill", {"ours": _looped(STEP_RULES["ill"])}, "linf", LINF_DEFAULTS, verify="ill-fixed")
 register(
     "ill-fixed",
     {"torchattacks": partial(pgd, least_likely_target=True), "ours": _ill_fixed_ours},
     "linf",
     LINF_DEFAULTS,
     verify="ill-fixed",
-    summary="iterative least-likely class, target fixed on the clean input (torchattacks)",
 )
-register(
-    "fgsm",
-    {"torchattacks": _fgsm_torchattacks},
-    "linf",
-    {"eps": 8 / 255},
-    summary="FGSM, one signed-gradient step (single-step baseline)",
-)
+register("fgsm", {"torchattacks": _fgsm_torchattacks}, "linf", {"eps": 8 / 255})

@@ -65,7 +65,6 @@ register(
     {"torchattacks": partial(pgd, library="PGDL2")},
     "l2",
     {"eps": L2_EPS, "steps": PGD_L2_STEPS, "alpha": None},
-    summary="PGD in the L2 ball, no random start (torchattacks PGDL2)",
     fills=("l2_pgd_acc",),
 )
 register(
@@ -74,7 +73,6 @@ register(
     "l2",
     {**strong.ENSEMBLE, "eps": L2_EPS},
     randomized=True,
-    summary="AutoAttack standard, L2, from its authors' pyautoattack",
     fills=("l2_autoattack_acc",),
 )
 register(
@@ -83,9 +81,8 @@ register(
     "l2",
     {"eps": L2_EPS, "steps": PGD_L2_STEPS, "alpha": None, "restarts": 5, "seed": 0},
     randomized=True,
-    summary="PGD-L2 from random starts, worst case over restarts (torchattacks PGDL2)",
 )
-for _name, _build, _defaults, _summary in strong.LIBRARY:
+for _name, _build, _defaults in strong.LIBRARY:
     if _name in L2_TWINS:
         register(
             f"{_name}-l2",
@@ -93,5 +90,4 @@ for _name, _build, _defaults, _summary in strong.LIBRARY:
             "l2",
             {**_defaults, "eps": L2_EPS},
             randomized=True,
-            summary=f"{_summary}; L2 ball",
         )

@@ -75,7 +75,6 @@ register(
     averaged_over_draws=True,
     sweep={"p": TABLE4_P},
     record={"sigma_is": SIGMA_READING, "mask": "pixel"},
-    summary=f"random pixel noise (Table 4): Bernoulli(p) mask, Gaussian sigma read as {SIGMA_READING}",
     fills=("noise_acc",),
 )
 register(
@@ -85,7 +84,6 @@ register(
     {"eps": 8 / 255, "seed": 0},
     randomized=True,
     averaged_over_draws=True,
-    summary="random corners of the L-inf ball (blind baseline of the audit)",
 )
 register(
     "l2-noise",
@@ -94,5 +92,4 @@ register(
     {"eps": 0.5, "seed": 0},  # RobustBench's CIFAR-10 L2 budget, as `pgd-l2`'s default
     randomized=True,
     averaged_over_draws=True,
-    summary="random points on the L2 sphere of radius eps (blind baseline of the L2 audit)",
 )

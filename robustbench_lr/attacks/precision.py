@@ -30,7 +30,7 @@ Context = Callable[[torch.device], AbstractContextManager[None]]
 
 
 @contextmanager
-def _tf32(allowed: bool) -> Iterator[None]:
+def _tf32(device: torch.device, allowed: bool = True) -> Iterator[None]:
     """TF32 matmuls and cuDNN convolutions on or off, the previous settings restored after.
 
     Only CUDA reads these flags: on the CPU (oneDNN keeps IEEE float32) they change nothing.
@@ -48,12 +48,8 @@ def _tf32(allowed: bool) -> Iterator[None]:
 @contextmanager
 def strict(device: torch.device) -> Iterator[None]:
     """Strict float32 on `device`: autocast off (even inside a bf16 block), TF32 off."""
-    with _tf32(False), torch.autocast(device.type, enabled=False):
+    with _tf32(device, False), torch.autocast(device.type, enabled=False):
         yield
-
-
-def _tf32_on(device: torch.device) -> AbstractContextManager[None]:
-    return _tf32(True)
 
 
 def _bf16(device: torch.device) -> AbstractContextManager[None]:
@@ -68,14 +64,13 @@ class Precision:
     name: str
     context: Context
     exact: bool
-    summary: str
 
 
 PRECISIONS: Registry[Precision] = Registry("crafting precision")
 for _precision in (
-    Precision("float32", strict, True, "strict float32: TF32 off, highest matmul precision"),
-    Precision("tf32", _tf32_on, False, "TF32 matmuls and convolutions (CUDA only; CPU: float32)"),
-    Precision("bf16", _bf16, False, "bf16 autocast (CUDA and CPU)"),
+    Precision("float32", strict, True),
+    Precision("tf32", _tf32, False),
+    Precision("bf16", _bf16, False),
 ):
     PRECISIONS.add(_precision.name, _precision)
 

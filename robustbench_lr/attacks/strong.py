@@ -252,38 +252,14 @@ def autoattack_standard(model: nn.Module, x: Tensor, **params: Any) -> Callable[
 EPS = {"eps": 8 / 255}
 APGD = {**EPS, "steps": APGD_STEPS, "restarts": 1, "seed": 0}
 ENSEMBLE = {**EPS, "steps": APGD_STEPS, "targets": TARGETS, "queries": QUERIES, "seed": 0}
-LIBRARY: tuple[tuple[str, Builder, dict[str, Any], str], ...] = (
-    ("apgd-ce", partial(_apgd, loss="ce"), APGD, "Auto-PGD on cross-entropy (AutoAttack)"),
-    (
-        "apgd-dlr",
-        partial(_apgd, loss="dlr"),
-        APGD,
-        "Auto-PGD on the DLR loss, with restarts (AutoAttack)",
-    ),
-    (
-        "apgd-t",
-        _apgd,
-        {**APGD, "targets": TARGETS},
-        "targeted Auto-PGD-DLR over the most likely wrong classes (AutoAttack)",
-    ),
-    (
-        "fab-t",
-        _fab_t,
-        {**EPS, "steps": APGD_STEPS, "targets": TARGETS, "seed": 0},
-        "targeted FAB, minimum-norm boundary attack (AutoAttack)",
-    ),
-    (
-        "square",
-        _square,
-        {**EPS, "queries": QUERIES, "seed": 0},
-        "Square Attack, score-based random search without gradients",
-    ),
-    (
-        "autoattack",
-        _autoattack,
-        ENSEMBLE,
-        "AutoAttack standard via torchattacks: APGD-CE, APGD-T, FAB-T, Square; worst case",
-    ),
+# The torchattacks attacks registered below, L-inf; `l2.py` registers the L2 twins of most.
+LIBRARY: tuple[tuple[str, Builder, dict[str, Any]], ...] = (
+    ("apgd-ce", partial(_apgd, loss="ce"), APGD),
+    ("apgd-dlr", partial(_apgd, loss="dlr"), APGD),
+    ("apgd-t", _apgd, {**APGD, "targets": TARGETS}),
+    ("fab-t", _fab_t, {**EPS, "steps": APGD_STEPS, "targets": TARGETS, "seed": 0}),
+    ("square", _square, {**EPS, "queries": QUERIES, "seed": 0}),
+    ("autoattack", _autoattack, ENSEMBLE),
 )
 
 register(
@@ -292,23 +268,14 @@ register(
     "linf",
     {**EPS, "steps": 20, "alpha": None, "restarts": 5, "seed": 0},
     randomized=True,
-    summary="IFSGM from random starts, worst case over restarts (torchattacks PGD)",
 )
-for _name, _build, _defaults, _summary in LIBRARY:
-    register(
-        _name,
-        {"torchattacks": seeded_library(_build)},
-        "linf",
-        _defaults,
-        randomized=True,
-        summary=_summary,
-    )
+for _name, _build, _defaults in LIBRARY:
+    register(_name, {"torchattacks": seeded_library(_build)}, "linf", _defaults, randomized=True)
 register(
     "autoattack-standard",
     {"pyautoattack": seeded_library(autoattack_standard)},
     "linf",
     ENSEMBLE,
     randomized=True,
-    summary="AutoAttack standard from its authors' pyautoattack: APGD-CE, APGD-T, FAB-T, Square",
     fills=("autoattack_acc",),
 )

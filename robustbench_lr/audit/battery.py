@@ -22,8 +22,7 @@ __all__ = ["Battery", "Run", "battery", "percent"]
 
 
 def battery(options: AuditOptions, with_source: bool, dims: int = 0) -> list[Run]:
-    """Every attack the audit runs under `options.threat`, in order (transfer only when a source
-    model is given; `dims`, the values per input, sizes the L2 sweep: `threats.l2_sweep_top`)."""
+    """Every attack the audit runs under `options.threat`, in order (`AuditThreat.runs`)."""
     return THREATS[options.threat].runs(options, with_source, dims)
 
 

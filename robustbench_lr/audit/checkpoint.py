@@ -45,9 +45,8 @@ def audit_target(target: Target, options: AuditOptions) -> CheckpointAudit:
     report = audit_model(target.model, target.x, target.y, options, target.source)
     columns = target.columns
     rows = report_rows(report, columns, target.source_path, target.subset_extra)
-    markdown = render_markdown(report, model_title(columns))
     filename = audit_filename(columns, options.eps, options.threat)
-    return CheckpointAudit(report, rows, markdown, filename)
+    return CheckpointAudit(report, rows, render_markdown(report, model_title(columns)), filename)
 
 
 def run_audit(target: Target, options: AuditOptions) -> Outcome:

@@ -151,10 +151,8 @@ def deepfool_success(b: Battery) -> Measured:
 def usable_gradients(b: Battery) -> Measured:
     """No non-finite input gradient; a few exactly-zero ones warn, many fail."""
     g = b.gradients
-    if g.nonfinite or g.zero_share > ZERO_GRAD_WARN:
-        status = "fail"
-    else:
-        status = "warn" if g.zero else "pass"
+    failed = g.nonfinite or g.zero_share > ZERO_GRAD_WARN
+    status = "fail" if failed else "warn" if g.zero else "pass"
     detail = (
         f"{g.zero} of {g.correct} correct inputs have an all-zero gradient, "
         f"{g.nonfinite} a non-finite one"
@@ -169,8 +167,7 @@ def deterministic(b: Battery) -> Measured:
     """Repeated eval-mode forward passes must agree exactly."""
     diff = b.nondeterminism
     detail = f"repeated eval-mode forward passes differ by up to {diff:.3g}"
-    status = "pass" if diff == 0 else "fail"
-    return Measured(status, "max |Δ output|", diff, "required", 0.0, detail)
+    return Measured("fail" if diff else "pass", "max |Δ output|", diff, "required", 0.0, detail)
 
 
 def ordering(name: str, stronger: str, weaker: str, titles: tuple[str, str], meaning: str) -> Check:

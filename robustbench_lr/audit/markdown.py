@@ -67,12 +67,10 @@ def render_markdown(report: AuditReport, title: str) -> str:
         f"components {report.autoattack_acc:.1f}% {_interval(report.autoattack_acc, n)}; "
         f"gradient attacks {report.whitebox_acc:.1f}% {_interval(report.whitebox_acc, n)}).",
         "",
-        "## Checks",
-        "",
     ]
     if report.has_standard_autoattack:
         agree = report.autoattack_agreement
-        lines[-2:-2] = [
+        lines += [
             f"Standard AutoAttack (its authors' `pyautoattack`, same budget): "
             f"{report.standard_autoattack_acc:.1f}%, against {report.autoattack_acc:.1f}% from "
             f"torchattacks' port; same verdict on {agree['agreement']:.1f}% of the examples "
@@ -94,12 +92,11 @@ def render_markdown(report: AuditReport, title: str) -> str:
         for c in report.checks
     ]
     headers = ["check", "verdict", "claim", "a", "b", "detail", "a failure usually means"]
-    lines.append(tabulate(rows, headers=[*headers, "source"], tablefmt="github"))
+    lines += ["## Checks", "", tabulate(rows, headers=[*headers, "source"], tablefmt="github")]
     flagged = [c for c in report.checks if c.flagged]
     if flagged:
         lines += ["", "Examples flagged by the per-example checks (positions in the subset):", ""]
         lines += [f"- {c.name}: {', '.join(map(str, c.flagged))}" for c in flagged]
-    lines += ["", "## Attacks", ""]
     attack_rows = [
         [
             label,
@@ -117,7 +114,7 @@ def render_markdown(report: AuditReport, title: str) -> str:
         for label, run in b.runs.items()
     ]
     headers = ["run", "attack", "box", "role", "parameters", "acc %", "95 % CI", "s"]
-    lines.append(tabulate(attack_rows, headers=headers, tablefmt="github"))
+    lines += ["", "## Attacks", "", tabulate(attack_rows, headers=headers, tablefmt="github")]
     lines += [
         "",
         "Accuracies are per-example worst cases over a run's draws. `role`: gradient and blind "
@@ -126,8 +123,7 @@ def render_markdown(report: AuditReport, title: str) -> str:
         "",
     ]
     if report.optimality:
-        table = _optimality_table(report, threat.eps_scale, threat.eps_header)
-        lines += ["## Attack optimality", "", table, "", OPTIMALITY_NOTE, ""]
+        lines += ["## Attack optimality", "", _optimality_table(report), "", OPTIMALITY_NOTE, ""]
     return "\n".join(lines) + "\n"
 
 
@@ -139,22 +135,18 @@ OPTIMALITY_NOTE = (
 )
 
 
-def _optimality_table(report: AuditReport, scale: float, header: str) -> str:
-    """One row per attack setting: where it was scored (ε × `scale`, under `header`), its
-    accuracy and the reference's."""
-
-    def series(values: tuple[float, ...], fmt: str) -> str:
-        return ", ".join(format(v, fmt) for v in values)
-
+def _optimality_table(report: AuditReport) -> str:
+    """One row per attack setting: the ε it was scored at, its accuracy and the reference's."""
+    threat = THREATS[report.battery.threat]
     rows = [
         [
             label,
-            series(tuple(e * scale for e in found.grid), ".4g"),
-            series(found.acc, ".1f"),
-            series(found.reference, ".1f"),
+            ", ".join(f"{e * threat.eps_scale:.4g}" for e in found.grid),
+            ", ".join(f"{a:.1f}" for a in found.acc),
+            ", ".join(f"{r:.1f}" for r in found.reference),
             f"{found.value:.3f}",
         ]
         for label, found in report.optimality.items()
     ]
-    headers = ["run", header, "acc %", "reference acc %", "optimality"]
+    headers = ["run", threat.eps_header, "acc %", "reference acc %", "optimality"]
     return tabulate(rows, headers=headers, tablefmt="github")

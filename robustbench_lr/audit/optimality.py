@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from robustbench_lr.attacks.search import accuracy_curve
 from robustbench_lr.audit.battery import Battery, Run
 from robustbench_lr.audit.indicators import perturbation_l2
 
@@ -38,17 +39,12 @@ class Optimality:
     value: float
 
 
-def _setting(run: Run) -> tuple:
-    """What makes runs one attack setting at several ε: everything but the ε."""
-    params = tuple(sorted((k, v) for k, v in run.params.items() if k != "eps"))
-    return run.attack, run.backend, run.transfer, params
-
-
 def settings(b: Battery) -> dict[str, list[str]]:
-    """Run labels grouped by attack setting, under the label of the run at the smallest ε."""
+    """Run labels grouped by setting (runs alike but for ε), each under its smallest-ε label."""
     groups: dict[tuple, list[str]] = {}
     for label, run in b.runs.items():
-        groups.setdefault(_setting(run), []).append(label)
+        params = tuple(sorted((k, v) for k, v in run.params.items() if k != "eps"))
+        groups.setdefault((run.attack, run.backend, run.transfer, params), []).append(label)
     eps = {label: b.runs[label].params.get("eps", 0.0) for label in b.runs}
     ordered = [sorted(labels, key=eps.__getitem__) for labels in groups.values()]
     return {labels[0]: labels for labels in ordered}
@@ -73,11 +69,6 @@ def min_eps(b: Battery, labels: list[str]) -> torch.Tensor:
     return out
 
 
-def _curve(found: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Robust accuracy (%) at each ε of `points`: the share of examples not fooled within it."""
-    return 100.0 * (found[None, :] > points[:, None] + 1e-9).double().mean(1)
-
-
 def optimality(b: Battery) -> Mapping[str, Optimality]:
     """Every attack setting's optimality against the battery's per-example best, by label."""
     points = torch.tensor(sorted(_eps_of(b.runs.values())), dtype=torch.float64)
@@ -89,7 +80,8 @@ def optimality(b: Battery) -> Mapping[str, Optimality]:
     for label, labels in groups.items():
         own = _eps_of(b.runs[k] for k in labels)
         at = points if not own else points[[float(p) in own for p in points.tolist()]]
-        acc, ref = _curve(found[label], at), _curve(best, at)
+        # + 1e-9: an example fooled at a grid ε, up to rounding, counts as fooled there.
+        acc, ref = accuracy_curve(found[label], at + 1e-9), accuracy_curve(best, at + 1e-9)
         gap = float((clean - ref).sum())
         value = 1.0 - float((acc - ref).sum()) / gap if gap > 0 else 1.0
         out[label] = Optimality(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.nn import functional as F
 
 from robustbench_lr.attacks import frozen
@@ -25,9 +25,7 @@ class GradientProbe:
         return 100.0 * self.zero / self.correct if self.correct else 0.0
 
 
-def probe_gradients(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256
-) -> GradientProbe:
+def probe_gradients(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 256) -> GradientProbe:
     """Count correct inputs whose loss gradient is exactly zero or not finite (Athalye et al.).
 
     Summed loss, so a sample's gradient does not depend on its batch. Every gradient attack
@@ -48,7 +46,7 @@ def probe_gradients(
     return GradientProbe(correct, zero, nonfinite)
 
 
-def probe_determinism(model: nn.Module, x: torch.Tensor) -> float:
+def probe_determinism(model: nn.Module, x: Tensor) -> float:
     """Largest |difference| between the outputs of three eval-mode forward passes on `x`.
 
     Zero for a deterministic model; anything else is a randomized defence, which single-run
@@ -62,13 +60,13 @@ def probe_determinism(model: nn.Module, x: torch.Tensor) -> float:
 
 def probe_stability(
     model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
+    x: Tensor,
+    y: Tensor,
     radius: float,
     draws: int,
     seed: int = 0,
     batch_size: int = 256,
-) -> torch.Tensor:
+) -> Tensor:
     """Per example, the mean relative change of its cross-entropy under uniform input noise.
 
     |L(x + u) − L(x)| / |L(x)| over `draws` draws of u ~ U[−radius, radius]^d (clipped to

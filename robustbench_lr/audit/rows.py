@@ -70,10 +70,8 @@ def report_rows(
     rows += metrics("audit", True, summary)
     for c in report.checks:
         values = {"status": STATUS_CODE[c.status], "a": c.a, "b": c.b}
-        if c.count is not None:
-            values["count"] = float(c.count)
-        if c.share is not None:
-            values["share"] = c.share
+        flagged = {"count": c.count, "share": c.share}
+        values |= {k: float(v) for k, v in flagged.items() if v is not None}
         rows += metrics(f"check:{c.name}", CHECKS[c.name].transfer, values)
     for label, found in report.optimality.items():
         rows += metrics(label, b.runs[label].transfer, {"optimality": found.value})

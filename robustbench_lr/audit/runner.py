@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from robustbench_lr.attacks import frozen
 from robustbench_lr.attacks.harness import evaluate_attack
@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 
 def run_battery(
     model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
+    x: Tensor,
+    y: Tensor,
     options: AuditOptions,
     runs: Sequence[Run],
     source: nn.Module | None = None,
@@ -76,11 +76,7 @@ def run_battery(
 
 
 def audit_model(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    options: AuditOptions,
-    source: nn.Module | None = None,
+    model: nn.Module, x: Tensor, y: Tensor, options: AuditOptions, source: nn.Module | None = None
 ) -> AuditReport:
     """Run the battery on `model` (and transfer from `source`), then every registered check;
     `options.eps` must be set (`audit_target` fills in the dataset's default)."""

@@ -52,9 +52,8 @@ def agreement(standard_flags: torch.Tensor, port_flags: torch.Tensor) -> dict[st
     if standard.shape != port.shape:
         raise ValueError(f"flags cover {len(standard)} and {len(port)} examples: not the same set")
     n = len(standard)
-    same = int((standard == port).sum())
     return {
-        "agreement": 100.0 * same / n if n else math.nan,
+        "agreement": 100.0 * int((standard == port).sum()) / n if n else math.nan,
         "n": n,
         "both_robust": int((standard & port).sum()),
         "both_broken": int((~standard & ~port).sum()),

@@ -110,8 +110,7 @@ class AuditThreat:
 
     @property
     def parts(self) -> dict[str, str]:
-        """The run label of each `PARTS` entry: the iterative attack's runs are named after it,
-        the library attacks' end in `suffix`, the single step is named by its run."""
+        """The run label of each `PARTS` entry."""
         return {
             "single-step": self.single_step(0.0).label,
             **{f"steps-{n}": f"{self.attack}-{n}" for n in (7, 20, 100)},
@@ -127,17 +126,10 @@ class AuditThreat:
         return Run(label, self.attack, {"eps": eps, "steps": steps}, role, backend=self.backend)
 
     def runs(self, o: AuditOptions, with_source: bool, dims: int = 0) -> list[Run]:
-        """The battery, in order (transfer only with a source model; `dims` sizes the sweep to
-        `sweep_top`)."""
+        """The battery, in order (transfer only with a source model; `dims` sizes the sweep)."""
         part, s = self.parts, self.suffix
 
-        def library(
-            name: str,
-            role: str = "gradient",
-            autoattack: bool = False,
-            draws: int = 1,
-            **params: Any,
-        ) -> Run:
+        def library(name: str, role="gradient", autoattack=False, draws=1, **params: Any) -> Run:
             """A randomized attack: ε, then `params`, then the attack seed."""
             seeded = {"eps": o.eps, **params, "seed": o.attack_seed}
             return Run(name, name, seeded, role, draws=draws, autoattack=autoattack)

@@ -29,9 +29,7 @@ class Measured:
 
 def graded(excess: float, tolerance: float = TOLERANCE_PP, warn: float = WARN_PP) -> str:
     """pass within the tolerance, warn within the warn band, fail beyond (both in pp)."""
-    if excess <= tolerance + 1e-9:
-        return "pass"
-    return "warn" if excess <= warn + 1e-9 else "fail"
+    return "pass" if excess <= tolerance + 1e-9 else "warn" if excess <= warn + 1e-9 else "fail"
 
 
 @dataclass(frozen=True)

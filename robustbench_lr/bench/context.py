@@ -70,12 +70,6 @@ class BenchContext:
     def results_path(self) -> Path:
         return self.out_dir / RESULTS_FILE
 
-    def black_box_source(self, cfg: TrainConfig) -> str | None:
-        """The folder black-box examples for `cfg` are crafted on (`Profile.black_box_source`:
-        by default the source method's model of another seed), or None."""
-        source = self.profile.black_box_source(cfg)
-        return str(self.folder(source)) if source is not None else None
-
     def folder(self, cfg: TrainConfig) -> Path:
         return checkpoint_dir(self.ckpt_root, cfg)
 
@@ -90,14 +84,17 @@ class BenchContext:
         return trained + external
 
     def source_of(self, target: TargetSpec) -> str | None:
-        """The black-box source folder of `target`: `black_box_source` for a trained model;
-        for an external one, the profile's first source-method model of its dataset (no seed
-        of the suite is shared with a model trained elsewhere)."""
+        """The folder black-box examples for `target` are crafted on, or None: for a trained
+        model `Profile.black_box_source` (by default the source method's model of another
+        seed); for an external one, the profile's first source-method model of its dataset (no
+        seed of the suite is shared with a model trained elsewhere)."""
         if target.cfg is not None:
-            return self.black_box_source(target.cfg)
-        method, dataset = self.profile.attacks.blackbox_source, target.external.dataset
-        sources = [m for m in self.profile.models if (m.method, m.dataset) == (method, dataset)]
-        return str(self.folder(sources[0])) if sources else None
+            source = self.profile.black_box_source(target.cfg)
+        else:
+            method, dataset = self.profile.attacks.blackbox_source, target.external.dataset
+            kin = [m for m in self.profile.models if (m.method, m.dataset) == (method, dataset)]
+            source = kin[0] if kin else None
+        return str(self.folder(source)) if source is not None else None
 
 
 Planner = Callable[[BenchContext], list[Job]]
@@ -119,11 +116,8 @@ def _plain(value: Any) -> Any:
     """JSON for the settings dataclasses a job carries (Sweep, Search, AnalysisOptions, ...),
     less the fields marked `{"spec": False}`: what another field already names."""
     if is_dataclass(value):
-        plain = asdict(value)
-        for each in fields(value):
-            if not each.metadata.get("spec", True):
-                del plain[each.name]
-        return plain
+        hidden = {each.name for each in fields(value) if not each.metadata.get("spec", True)}
+        return {name: item for name, item in asdict(value).items() if name not in hidden}
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not a plain job setting")
@@ -186,16 +180,14 @@ def target_of(
     """`target` (as `BenchContext.targets` lists it) as a job loads it: with `source` (None:
     white-box), `n` test images (None: the whole split), the context's device and data options,
     and an external model's weights digest."""
-    opts = ctx.load_options
-    weights = _weights_digest(target.external) if target.external else ""
     return replace(
         target,
         source=source,
         n=n,
         device=ctx.device,
-        data_root=opts.data_root,
-        download=opts.download,
-        weights=weights,
+        data_root=ctx.load_options.data_root,
+        download=ctx.load_options.download,
+        weights=_weights_digest(target.external) if target.external else "",
         train=train,
     )
 
@@ -229,16 +221,12 @@ def make_job(
     return Job(stage, key, spec, tuple(Path(f) for f in inputs if f), work)
 
 
-def dataset_of(target: TargetSpec) -> str:
-    return target.cfg.dataset if target.cfg is not None else target.external.dataset
-
-
 def track_targets(ctx: BenchContext, grid: Any) -> Iterator[tuple[TargetSpec, str]]:
     """Each model a track's grid (corruptions, L2, shifts) covers, with its dataset: none while
     the track is off, else the models of its `datasets` (all when empty). One selection for every
     track, so the key means the same in each `[section]` of a profile."""
     if grid.enabled:
         for target in ctx.targets():
-            dataset = dataset_of(target)
+            dataset = target.cfg.dataset if target.cfg is not None else target.external.dataset
             if not grid.datasets or dataset in grid.datasets:
                 yield target, dataset

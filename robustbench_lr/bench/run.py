@@ -198,12 +198,8 @@ def run_bench(
             seconds[job.stage] = seconds.get(job.stage, 0.0) + ledger.jobs[job.key]["seconds"]
         state = {"seconds": seconds, "reused": reused}
         files = render_report(ctx.profile, ctx.out_dir, state, frame=merged)
-        skipped = {
-            stage: len(planned[stage])
-            - ran[stage]
-            - sum(1 for k in failed if jobs[k].stage == stage)
-            for stage in selected
-        }
+        failed_in = Counter(jobs[key].stage for key in failed)
+        skipped = {stage: len(planned[stage]) - ran[stage] - failed_in[stage] for stage in selected}
         summary = BenchSummary(
             ran,
             skipped,

@@ -117,7 +117,6 @@ def _numerics_job(cfg: TrainConfig, root: str, data_root: str, _out: Path) -> Ou
     else:
         acc, move = other["clean_acc"], abs(other["clean_acc"] - meta["clean_acc"])
         line = f"{folder}: perturbed path clean {acc:.2f}% ({move:.2f} pp)"
-    values = dict(zip(perturbed.METRICS, (acc, move), strict=True))
     rows = [
         results.make_row(
             **results.model_fields(meta, folder),
@@ -126,7 +125,7 @@ def _numerics_job(cfg: TrainConfig, root: str, data_root: str, _out: Path) -> Ou
             metric=metric,
             value=value,
         )
-        for metric, value in values.items()
+        for metric, value in zip(perturbed.METRICS, (acc, move), strict=True)
     ]
     return Outcome(rows, [line])
 
@@ -147,12 +146,11 @@ def plan_attacks(ctx: BenchContext) -> list[Job]:
     jobs = []
     for model in ctx.targets():
         folder, source = model.checkpoint, ctx.source_of(model)
+        runs_here = dict(runs)
         targets = {name: target_of(ctx, model, None, ctx.profile.n) for name in runs}
         if grid.blackbox and source is not None:
-            runs_here = {**runs, "ifsgm-black": runs["ifsgm-white"]}
+            runs_here["ifsgm-black"] = runs["ifsgm-white"]
             targets["ifsgm-black"] = target_of(ctx, model, source, ctx.profile.n)
-        else:
-            runs_here = runs
         for name, sweeps in runs_here.items():
             key = f"attack:{name}:{folder}"
             jobs.append(make_job(ctx, "attacks", key, targets[name], run_sweep, *sweeps))
@@ -246,18 +244,15 @@ def plan_analyses(ctx: BenchContext) -> list[Job]:
     """Every analysis of the profile on every model (rows and figures under <out>/)."""
     jobs = []
     for model in ctx.targets():
-        cfg, folder = model.cfg, model.checkpoint
-        extras = {"white": dict(ctx.profile.analysis_options)}
+        cfg, folder, shared = model.cfg, model.checkpoint, ctx.profile.analysis_options
+        extras = {"white": dict(shared)}
         source = ctx.source_of(model)
         if ctx.profile.attacks.blackbox and source is not None:
-            extras["black"] = {**ctx.profile.analysis_options, "source": source}
+            extras["black"] = {**shared, "source": source}
         is_source = cfg is not None and cfg.method == ctx.profile.attacks.blackbox_source
         lr_partner = ctx.profile.partner(cfg, ctx.profile.matched_partner) if is_source else None
         if lr_partner is not None:  # Table 6's N-LR protocol (D.5): stop once 1-LR is fooled
-            extras["matched"] = {
-                **ctx.profile.analysis_options,
-                "stop_on": str(ctx.folder(lr_partner)),
-            }
+            extras["matched"] = {**shared, "stop_on": str(ctx.folder(lr_partner))}
         tap = model.external.tap or None if model.external else None
         for kind in ctx.profile.analyses:
             analysis = ANALYSES.get(kind)
@@ -275,8 +270,7 @@ def plan_analyses(ctx: BenchContext) -> list[Job]:
                 companions = tuple(extra[k] for k in ("source", "stop_on") if k in extra)
                 target = target_of(ctx, model, None, n, analysis.needs_train)
                 key = f"analysis:{kind}:{box}:{folder}"
-                job = make_job(
-                    ctx, "analyses", key, target, analysis.run, options, reads=companions
+                jobs.append(
+                    make_job(ctx, "analyses", key, target, analysis.run, options, reads=companions)
                 )
-                jobs.append(job)
     return jobs

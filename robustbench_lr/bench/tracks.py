@@ -30,18 +30,6 @@ from robustbench_lr.experiments.shift import ShiftSettings, run_shifts
 from robustbench_lr.shifts import SHIFTS
 
 
-def l2_sweeps(eps: float, pgd_steps: int, steps: int, targets: int, queries: int) -> tuple:
-    """PGD-L2 and the standard AutoAttack at L2, both at `eps`."""
-    return (
-        Sweep("pgd-l2", {"eps": [eps], "steps": [pgd_steps]}),
-        Sweep(
-            "autoattack-standard-l2",
-            {"eps": [eps], "steps": [steps]},
-            {"targets": targets, "queries": queries, "seed": 0},
-        ),
-    )
-
-
 def l2_audit_options(ctx: BenchContext, dataset: str) -> dict[str, Any]:
     """The L2 audit's `AuditOptions` fields: the `[l2]` budgets (n, APGD/FAB steps, targets,
     Square queries) at the dataset's L2 ε; the `[audit]` keys `[l2]` has none of (restarts,
@@ -64,7 +52,15 @@ def plan_l2(ctx: BenchContext) -> list[Job]:
     `[l2] audit` its L2 audit (transfer crafted on the model the L∞ audit's comes from)."""
     grid, jobs = ctx.profile.l2, []
     for model, dataset in track_targets(ctx, grid):
-        sweeps = l2_sweeps(l2_eps(dataset), grid.pgd_steps, grid.steps, grid.targets, grid.queries)
+        eps = l2_eps(dataset)
+        sweeps = (
+            Sweep("pgd-l2", {"eps": [eps], "steps": [grid.pgd_steps]}),
+            Sweep(
+                "autoattack-standard-l2",
+                {"eps": [eps], "steps": [grid.steps]},
+                {"targets": grid.targets, "queries": grid.queries, "seed": 0},
+            ),
+        )
         n = grid.n or ctx.profile.n
         target = target_of(ctx, model, None, n)
         jobs.append(make_job(ctx, "l2", f"l2:{model.checkpoint}", target, run_sweep, *sweeps))

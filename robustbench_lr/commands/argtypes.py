@@ -10,7 +10,8 @@ the same setting is checked by, so both faces accept the same values.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import torch
@@ -34,23 +35,23 @@ from robustbench_lr.settings import (
 T = TypeVar("T")
 
 
-def _shown(text: str) -> str:
-    """The value as typed; quoted when blank, so the message does not read as a missing word."""
-    return text if text.strip() else repr(text)
+def _usage(parse: Callable[[str], T], *errors: type[Exception]) -> Callable[[str], T]:
+    """`parse`, with its `errors` as usage errors: argparse prints `argument --flag: <message>`."""
+
+    def checked(text: str) -> T:
+        try:
+            return parse(text)
+        except errors as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return checked
 
 
 def value_of(kind: Any) -> Callable[[str], Any]:
     """The flag value of a numeric leaf type of `settings`: the text as a number (a fraction
     like `8/255` for a real one, `parse_fraction`), checked by the type a profile key of the
     same setting is checked by."""
-
-    def parse(text: str) -> Any:
-        try:
-            return from_text(kind, text)
-        except ValueError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
-
-    return parse
+    return _usage(functools.partial(from_text, kind), ValueError)
 
 
 def comma_list(item: Callable[[str], T]) -> Callable[[str], list[T]]:
@@ -59,13 +60,17 @@ def comma_list(item: Callable[[str], T]) -> Callable[[str], list[T]]:
     def parse(text: str) -> list[T]:
         parts = [part.strip() for part in text.split(",") if part.strip()]
         if not parts:
-            raise argparse.ArgumentTypeError(f"{_shown(text)} is an empty list")
+            shown = text if text.strip() else repr(text)  # a blank would read as a missing word
+            raise argparse.ArgumentTypeError(f"{shown} is an empty list")
         return [item(part) for part in parts]
 
     return parse
 
 
-def checked_by(parse: Callable[[str], Any]) -> Callable[[str], str]:
+def checked_by(
+    parse: Callable[[str], Any],
+    errors: tuple[type[Exception], ...] = (ValueError, TypeError, UnknownNameError),
+) -> Callable[[str], str]:
     """Run `parse` at parse time but keep the text: for values that a library parses again later.
 
     Method options are parsed by `Method.resolve`; checking them here too makes a bad one a
@@ -73,13 +78,10 @@ def checked_by(parse: Callable[[str], Any]) -> Callable[[str], str]:
     """
 
     def check(text: str) -> str:
-        try:
-            parse(text)
-        except (ValueError, TypeError, UnknownNameError) as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
+        parse(text)
         return text
 
-    return check
+    return _usage(check, *errors)
 
 
 def device(name: str) -> str:
@@ -109,21 +111,15 @@ def dataset(text: str) -> str:
     raise argparse.ArgumentTypeError(unknown_name("dataset", text, dataset_names()))
 
 
-def attack_name(text: str) -> str:
-    """A registered attack, with "did you mean" for a near miss."""
-    if text in ATTACKS:
+def registered(noun: str, names: Iterable[str]) -> Callable[[str], str]:
+    """A name among `names` (a registry), with "did you mean" for a near miss."""
+
+    def check(text: str) -> str:
+        if text not in names:
+            raise argparse.ArgumentTypeError(unknown_name(noun, text, names))
         return text
-    raise argparse.ArgumentTypeError(unknown_name("attack", text, ATTACKS.names()))
 
-
-def results_file(text: str) -> str:
-    """A results CSV the command appends its rows to (`results.check_appendable`), checked
-    before the work rather than after it."""
-    try:
-        results.check_appendable(text)
-    except (ValueError, OSError) as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return text
+    return check
 
 
 def key_value(text: str) -> tuple[str, str]:
@@ -140,5 +136,8 @@ budget = value_of(Budget)  # L-inf eps and step sizes on [0, 1] images
 probability = value_of(Probability)  # noise --p
 positive = value_of(Positive)  # width, learning rate, Gaussian std
 nonnegative = value_of(NonNegative)  # weight decay, overshoot, tolerances
+attack_name = registered("attack", ATTACKS)
 factory = checked_by(check_factory)  # --model MODULE:FACTORY, imported when the command runs
 model_name = checked_by(check_name)  # --name: part of result rows and report file names
+# A results CSV the command appends its rows to, checked before the work rather than after it.
+results_file = checked_by(results.check_appendable, (ValueError, OSError))

@@ -1,8 +1,5 @@
-"""`robustbench-lr attack`: adversarial / noise accuracy of a checkpoint, one row per number.
-
-The rows are those of `experiments.attack` (which documents them); this module only maps
-flags to a `Sweep`, prints the summary lines and appends the rows.
-"""
+"""`robustbench-lr attack`: adversarial / noise accuracy of a checkpoint, one row per number
+(the rows of `experiments.attack`, which documents them)."""
 
 from __future__ import annotations
 
@@ -15,12 +12,7 @@ from robustbench_lr.attacks import ATTACKS
 from robustbench_lr.attacks.base import HYPERPARAMETERS
 from robustbench_lr.attacks.l2 import check_threat
 from robustbench_lr.attacks.strong import QUERIES, TARGETS
-from robustbench_lr.commands.argtypes import (
-    budget,
-    comma_list,
-    count,
-    value_of,
-)
+from robustbench_lr.commands.argtypes import budget, comma_list, count, value_of
 from robustbench_lr.commands.common import Flag, add_flags
 from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from
 from robustbench_lr.config import from_fields
@@ -52,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     p = "noise: pixel probabilities (default: 0.4,0.6,0.8,1.0)"
     draws = f"noise, linf-noise: draws averaged (default: {Sweep.draws})"
+    queries = f"square, autoattack: query budget (default: {QUERIES})"
     targets = f"apgd-t, fab-t, autoattack: target classes (default: {TARGETS})"
     restarts = "ifsgm-restarts, apgd-ce, apgd-dlr: random restarts (default: 5; apgd: 1)"
     per_step = "also write instantaneous/cumulative accuracy after every step (ifsgm, ill; Fig. 11)"
@@ -71,11 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             Flag("--attack-seed", "seed of randomized attacks (default: 0)", hyper("seed")),
             Flag("--overshoot", "deepfool: overshoot (default: 0.02)", hyper("overshoot")),
             Flag("--candidates", "deepfool: classes considered (default: 10)", hyper("candidates")),
-            Flag(
-                "--queries",
-                f"square, autoattack: query budget (default: {QUERIES})",
-                hyper("queries"),
-            ),
+            Flag("--queries", queries, hyper("queries")),
             Flag("--targets", targets, hyper("targets")),
             Flag("--restarts", restarts, hyper("restarts")),
             Flag.switch("--per-step", per_step),

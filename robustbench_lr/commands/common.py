@@ -79,9 +79,7 @@ def add_run_flags(parser: argparse.ArgumentParser, training: bool = False) -> No
     """
     where = "where to run (default: auto = cuda if present)"
     add_flags(parser, [Flag("--device", where, device, "auto", choices=DEVICE_CHOICES)])
-    root_help = (
-        f"folder with CIFAR/SVHN files in torchvision's layout (default: {DEFAULT_DATA_ROOT})"
-    )
+    root_help = "folder with CIFAR/SVHN files in torchvision's layout (default: %(default)s)"
     flags = [
         Flag("--data-root", root_help, default=DEFAULT_DATA_ROOT),
         Flag.switch("--download", "download CIFAR/SVHN through torchvision (needs network)"),

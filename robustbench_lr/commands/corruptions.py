@@ -1,9 +1,5 @@
-"""`robustbench-lr corruptions`: accuracy under the 15 common corruptions x 5 severities.
-
-The rows are those of `experiments.corruption` (which documents them); this module maps flags
-to `CorruptionSettings`, checks every name before loading anything, prints the summary line
-and appends the rows.
-"""
+"""`robustbench-lr corruptions`: accuracy under the 15 common corruptions x 5 severities
+(the rows of `experiments.corruption`, which documents them)."""
 
 from __future__ import annotations
 
@@ -63,4 +59,5 @@ def settings_from(args: argparse.Namespace) -> CorruptionSettings:
 
 
 def run(args: argparse.Namespace) -> int:
-    return record(run_corruptions(load_target_from(args), settings_from(args)), args.out)
+    settings = settings_from(args)  # a bad name or severity is refused before the model loads
+    return record(run_corruptions(load_target_from(args), settings), args.out)

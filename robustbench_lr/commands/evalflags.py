@@ -1,11 +1,6 @@
-"""Flags shared by commands that evaluate a model on a test subset.
-
-`attack`, `minrho`, `audit` and `analyze` use them: the model (a trained `--checkpoint`, your
-own `--model MODULE:FACTORY`, or a `--robustbench` zoo entry), an optional black-box source,
-the seeded uniform subset (`--n`, `--seed`), the results file, the device and the precision
-attacks craft in (`--craft-precision`). What they load is one `target.Target`
-(`load_target_from`); `evaluate` takes the model flags too.
-"""
+"""Flags shared by the commands that evaluate a model on a test subset: the model (a trained
+`--checkpoint`, your own `--model MODULE:FACTORY` or a `--robustbench` zoo entry), its subset
+and where the rows go, loaded as one `target.Target` (`load_target_from`)."""
 
 from __future__ import annotations
 

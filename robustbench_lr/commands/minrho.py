@@ -1,8 +1,5 @@
-"""`robustbench-lr minrho`: minimum perturbation for >99% misclassification (Tables 3 and 10).
-
-The rows are those of `experiments.minrho` (which documents them); this module maps flags to
-a `Search`, prints the summary lines and appends the rows.
-"""
+"""`robustbench-lr minrho`: minimum perturbation for >99% misclassification (Tables 3 and 10;
+the rows of `experiments.minrho`, which documents them)."""
 
 from __future__ import annotations
 

@@ -11,21 +11,13 @@ from __future__ import annotations
 
 import argparse
 
-from robustbench_lr.commands.argtypes import comma_list
+from robustbench_lr.commands.argtypes import comma_list, registered
 from robustbench_lr.commands.common import Flag, add_flags
 from robustbench_lr.commands.evalflags import add_eval_flags, load_target_from, record
 from robustbench_lr.experiments.shift import ShiftSettings, run_shifts
-from robustbench_lr.registry import unknown_name
 from robustbench_lr.shifts import SHIFTS
 
 HELP = "accuracy under natural distribution shifts (OODRobustBench: CIFAR-10.1, CINIC-10)"
-
-
-def shift_name(text: str) -> str:
-    """A registered shift; a near miss gets "did you mean" (checked before any model loads)."""
-    if text not in SHIFTS:
-        raise argparse.ArgumentTypeError(unknown_name("distribution shift", text, SHIFTS))
-    return text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,9 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"repeatable or comma-separated, of: {tested}; read under --data-root "
         "(--download fetches them) (default: every shift of the model's dataset)"
     )
-    add_flags(
-        parser, [Flag("--shift", shifts, comma_list(shift_name), action="append", metavar="NAME")]
-    )
+    names = comma_list(registered("distribution shift", SHIFTS))  # checked before any model loads
+    add_flags(parser, [Flag("--shift", shifts, names, action="append", metavar="NAME")])
     add_eval_flags(parser)
 
 

@@ -59,11 +59,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig the flags describe; validates names and method options early."""
     ARCHS.get(args.arch)
     method = METHODS.get(args.method)
-    given = {
-        o.name: getattr(args, o.name)
-        for o in all_options()
-        if getattr(args, o.name, None) is not None
-    }
+    given = {o.name: v for o in all_options() if (v := getattr(args, o.name, None)) is not None}
     return from_fields(TrainConfig, vars(args), method_options=method.resolve(given))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import pickle
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,11 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
 
 def _read_cifar(
-    tv_class: type, name: str, label_key: str, num_classes: int, stats, options: LoadOptions
+    tv_name: str, name: str, label_key: str, num_classes: int, stats, options: LoadOptions
 ) -> Data:
+    import torchvision.datasets
+
+    tv_class = getattr(torchvision.datasets, tv_name)
     root = Path(options.data_root)
     folder = root / tv_class.base_folder
     if options.download and not folder.exists():
@@ -79,22 +83,10 @@ _CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 _CIFAR100_STATS = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
 
 
-def load_cifar10(options: LoadOptions) -> Data:
-    """CIFAR-10 from torchvision's `cifar-10-batches-py` folder under --data-root."""
-    from torchvision.datasets import CIFAR10
-
-    return _read_cifar(CIFAR10, "cifar10", "labels", 10, _CIFAR10_STATS, options)
-
-
-def load_cifar100(options: LoadOptions) -> Data:
-    """CIFAR-100 with its 100 fine labels (Table 9)."""
-    from torchvision.datasets import CIFAR100
-
-    return _read_cifar(CIFAR100, "cifar100", "fine_labels", 100, _CIFAR100_STATS, options)
-
-
-def load_cifar100_coarse(options: LoadOptions) -> Data:
-    """CIFAR-100 with its 20 coarse super-class labels (Tables 1, 5a, 7c)."""
-    from torchvision.datasets import CIFAR100
-
-    return _read_cifar(CIFAR100, "cifar100-coarse", "coarse_labels", 20, _CIFAR100_STATS, options)
+# CIFAR-10, and CIFAR-100 with its 100 fine labels (Table 9) or its 20 coarse super-class
+# labels (Tables 1, 5a, 7c), from torchvision's folders under --data-root.
+load_cifar10 = partial(_read_cifar, "CIFAR10", "cifar10", "labels", 10, _CIFAR10_STATS)
+load_cifar100 = partial(_read_cifar, "CIFAR100", "cifar100", "fine_labels", 100, _CIFAR100_STATS)
+load_cifar100_coarse = partial(
+    _read_cifar, "CIFAR100", "cifar100-coarse", "coarse_labels", 20, _CIFAR100_STATS
+)

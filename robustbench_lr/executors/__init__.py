@@ -1,12 +1,10 @@
 """Run a graph of tasks in-process, on Ray, or as submitit jobs (Slurm or local subprocesses).
 
-The bench is a dependency graph (train, then attack/analyse/audit what was trained). Stages are
-not barriers: a task starts as soon as every task it depends on has finished OK, so one slow
-training run never holds up the attacks on models that are already trained. The engines do the
-work (Ray schedules on CPUs/GPUs and retries dead workers; submitit talks to Slurm and resubmits
-on preemption); `graph.py` only keeps the graph: it starts ready tasks, reports each finished
-one to the driver's single writer, and skips whatever depends on a failure. One module per
-engine: `serial.py`, `ray_engine.py`, `slurm.py` (submitit).
+The bench is a dependency graph (train, then attack/analyse/audit what was trained), run without
+stage barriers (`graph.py`). The engines do the work (Ray schedules on CPUs/GPUs and retries
+dead workers; submitit talks to Slurm and resubmits on preemption); `graph.py` only keeps the
+graph: it starts ready tasks, reports each finished one to the driver's single writer, and skips
+whatever depends on a failure. One module per engine: `serial.py`, `ray_engine.py`, `slurm.py`.
 
 Only `serial` is imported eagerly: `ray` and `submitit` are imported by the executor that needs
 them, so the default path works without either installed.
@@ -17,11 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from robustbench_lr.executors.graph import (
-    Done,
     Executor,
     Finished,
     Resources,
-    Started,
     Task,
     WorkerCall,
     topological_order,
@@ -33,13 +29,11 @@ from robustbench_lr.registry import Registry
 
 __all__ = [
     "EXECUTORS",
-    "Done",
     "Executor",
     "Finished",
     "RayExecutor",
     "Resources",
     "SerialExecutor",
-    "Started",
     "SubmititExecutor",
     "Task",
     "WorkerCall",

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import traceback
@@ -21,10 +22,6 @@ from robustbench_lr.executors.graph import (
     _drive,
     topological_order,
 )
-
-
-def _whole_cpus(cpus: float) -> int:
-    return max(1, math.floor(cpus))
 
 
 def _run_call(call: WorkerCall) -> Finished:
@@ -44,7 +41,8 @@ class _RayEngine:
         self.refs: dict[Any, str] = {}
 
     def start(self, task: Task) -> None:
-        call = WorkerCall(task.key, task.fn, self.threads or _whole_cpus(task.resources.cpus))
+        threads = self.threads or max(1, math.floor(task.resources.cpus))
+        call = WorkerCall(task.key, task.fn, threads)
         ref = self.remote.options(
             name=task.key,
             num_cpus=task.resources.cpus,
@@ -104,8 +102,6 @@ def connect_ray(
     address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None
 ) -> bool:
     """Start (or join) Ray offline and quietly; True when this call started it."""
-    import logging
-
     import ray
 
     if ray.is_initialized():
@@ -121,11 +117,7 @@ def _check_feasible(tasks: Sequence[Task]) -> None:
     import ray
 
     have = ray.cluster_resources()
-    too_big = [
-        t.key
-        for t in tasks
-        if t.resources.cpus > have.get("CPU", 0) or t.resources.gpus > have.get("GPU", 0)
-    ]
+    cpus, gpus = have.get("CPU", 0), have.get("GPU", 0)
+    too_big = [t.key for t in tasks if t.resources.cpus > cpus or t.resources.gpus > gpus]
     if too_big:
-        cpus, gpus = have.get("CPU", 0), have.get("GPU", 0)
         raise ValueError(f"the Ray cluster ({cpus} CPUs, {gpus} GPUs) cannot run: {too_big}")

@@ -1,5 +1,4 @@
-"""The serial executor: every task in order, in this process (the default, and what tests and
-debugging want)."""
+"""The serial executor: every task in order, in this process."""
 
 from __future__ import annotations
 

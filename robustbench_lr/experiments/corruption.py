@@ -137,8 +137,7 @@ def relative_mce(frame: pd.DataFrame, baseline: str = "nlr") -> pd.Series:
     rows = frame[frame["experiment"] == EXPERIMENT]
     if rows.empty:
         return pd.Series(dtype=float, name="relative_mce")
-    error = 100.0 - rows["value"]
-    rows = rows.assign(error=error)
+    rows = rows.assign(error=100.0 - rows["value"])
     model = ["dataset", "arch", "width", "method", "device", "seed", "backend"]
     per = rows[rows["metric"] == "acc"]
     clean = rows[rows["metric"] == "clean_acc"]

@@ -144,7 +144,8 @@ def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
         parts[name] = summary["mean"]
         for part in SUMMARY[1:]:
             parts[f"{name}_{part}"] = summary[part]
-    seeds = frame[frame["experiment"] == "clean"].groupby(MODEL)["seed"].nunique().rename("seeds")
+    clean_rows = frame[frame["experiment"] == "clean"]
+    seeds = clean_rows.groupby(MODEL)["seed"].nunique().rename("seeds")
     parts |= {"autoattack_source": autoattack_source, "seeds": seeds, "l2_eps": _l2_eps(frame)}
     table = pd.concat(parts, axis=1).join(_optimality(at_eps), how="left")
     table.index.names = MODEL
@@ -154,7 +155,6 @@ def build(frame: pd.DataFrame, threat: Threat) -> pd.DataFrame:
     audited = select(frame[ball], {"experiment": "audit", "metric": "failed_checks"})
     verdicts = audited.groupby(MODEL)["value"].max()
     table["audit"] = verdicts.map(lambda v: "fail" if v > 0 else "pass").reindex(table.index)
-    clean_rows = frame[frame["experiment"] == "clean"]
     keys = clean_rows.groupby(MODEL)["numerics"].agg(lambda s: " ".join(sorted(set(s) - {""})))
     table["numerics"] = keys.reindex(table.index).fillna("")
     sources = {key: results.black_box_note(rows) for key, rows in frame.groupby(MODEL)}
@@ -218,6 +218,7 @@ def model_info(row: pd.Series, threat: Threat) -> dict[str, Any]:
         if column.startswith(OPTIMALITY) and pd.notna(row[column])
     }
     source = row.get("autoattack_source")
+    method = METHODS[row["method"]] if row["method"] in METHODS else None
     return {
         "name": model_name(row),
         "dataset": row["dataset"],
@@ -255,16 +256,11 @@ def model_info(row: pd.Series, threat: Threat) -> dict[str, Any]:
             if pd.notna(row.get(column))
         },
         "additional_data": False,
-        "adversarial_training": _adversarially_trained(row["method"]),
+        # The method's own registry fact; unknown for a model trained elsewhere (`name@digest`).
+        "adversarial_training": method.adversarial_training if method else None,
         "audit": None if pd.isna(row.get("audit")) else row.get("audit"),
         "suite": f"robustbench-lr {__version__}",
     }
-
-
-def _adversarially_trained(method: str) -> bool | None:
-    """RobustBench's `adversarial_training` field: the method's own registry fact for the
-    suite's methods, unknown (None) for a model trained elsewhere (`name@digest`)."""
-    return METHODS[method].adversarial_training if method in METHODS else None
 
 
 def _l2_eps(frame: pd.DataFrame) -> pd.Series:

@@ -42,7 +42,7 @@ ACCURACIES = (
 )
 
 # Hendrycks & Dietterich's relative mCE (%) with N-LR as the baseline model (100 = N-LR's).
-SIZES = ("deepfool_rho", "corruption_mce", *board_tracks.SIZES)
+SIZES = ("deepfool_rho", "corruption_mce")
 
 # How far a model's clean accuracy moved when trained again under another code path
 # (`perturbed.py`), in points: a difference between two models smaller than this is noise.

@@ -7,7 +7,7 @@ rows so the threats never mix (an L2 row is selected by `threat = "L2"`, never b
 - `cifar10.1_acc`, `cinic10_acc`: accuracy under natural distribution shifts (`shifts.py`).
 - `train_seconds`, `train_peak_memory_mb`, `attack_seconds`, `audit_seconds`: what the model
   cost (`cost.py`; rows of the report's `cost.csv`, as FastAT Benchmark reports them).
-Each entry is (kind, match): `kind` is "acc" (in %, with Wilson intervals), "size" or "cost";
+Each entry is (kind, match): `kind` is "acc" (in %, with Wilson intervals) or "cost";
 `match` selects the column's rows the way `tables.engine.select` reads it.
 """
 
@@ -32,13 +32,12 @@ COLUMNS: dict[str, tuple[str, dict[str, Any]]] = {
     "audit_seconds": ("cost", {**COST, "attack": "audit", "metric": "seconds"}),
 }
 ACCURACIES = tuple(name for name, (kind, _) in COLUMNS.items() if kind == "acc")
-SIZES = tuple(name for name, (kind, _) in COLUMNS.items() if kind == "size")
 COSTS = tuple(name for name, (kind, _) in COLUMNS.items() if kind == "cost")
 
 
 def info(row: pd.Series, number: Any) -> dict[str, Any]:
     """The model_info JSON fields of these columns (`number` rounds as the leaderboard does)."""
-    fields = {name: number(row.get(name)) for name in (*ACCURACIES, *SIZES)}
+    fields = {name: number(row.get(name)) for name in ACCURACIES}
     fields["l2_eps"] = number(row.get("l2_eps"))
     fields["cost"] = {
         "training_time_s": number(row.get("train_seconds")),

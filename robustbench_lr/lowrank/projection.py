@@ -85,8 +85,7 @@ def project_exact(
 ) -> torch.Tensor:
     """The reference: the best rank-r PSD approximation of W's symmetric part, O(m³)."""
     with torch.autocast(w.device.type, enabled=False):
-        values, vectors = _eigh_smoothed(symmetric_part(w))
-        values, vectors = _top_psd(values, vectors, r)
+        values, vectors = _top_psd(*_eigh_smoothed(symmetric_part(w)), r)
         return _compose(vectors, values)
 
 
@@ -94,8 +93,7 @@ def _rayleigh_ritz(basis: torch.Tensor, small: torch.Tensor, r: int) -> torch.Te
     """The rank-r PSD approximation within span(`basis`, orthonormal) from `small`, the matrix
     compressed to that basis (Bᵀ W B; Nyström's R Rᵀ): the randomized and Nyström rules both
     reduce W to a small matrix, decompose it and lift its top eigenpairs back the same way."""
-    values, vectors = _eigh_smoothed(symmetric_part(small))
-    values, vectors = _top_psd(values, vectors, r)
+    values, vectors = _top_psd(*_eigh_smoothed(symmetric_part(small)), r)
     return _compose(basis @ vectors, values)
 
 
@@ -121,12 +119,7 @@ def _range_rule(oversample: int, share: int, niter: int) -> Projection:
             sym = symmetric_part(w)
             if 2 * q >= len(sym):  # a sketch this large costs more than the full decomposition
                 return project_exact(sym, r)
-            devices = (
-                [w.device.index if w.device.index is not None else torch.cuda.current_device()]
-                if w.device.type == "cuda"
-                else []
-            )
-            with torch.random.fork_rng(devices=devices):
+            with torch.random.fork_rng(devices=[w.device] if w.device.type == "cuda" else []):
                 torch.manual_seed(_seed_from(generator))
                 basis, _, _ = torch.svd_lowrank(sym, q=q, niter=niter)
             return _rayleigh_ritz(basis, basis.T @ sym @ basis, r)
@@ -142,8 +135,7 @@ def _nystrom_factor(sym: torch.Tensor, r: int, generator: torch.Generator | None
     """F with F Fᵀ = C Z_r⁺ Cᵀ for l = 2r uniformly sampled columns (Appendix B.2, Eq. 3)."""
     idx = torch.randperm(len(sym), generator=generator)[: 2 * r].to(sym.device)
     c = sym[:, idx]
-    values, vectors = _eigh_smoothed(c[idx])
-    values, vectors = _top_psd(values, vectors, r)
+    values, vectors = _top_psd(*_eigh_smoothed(c[idx]), r)
     return c @ (vectors / values.sqrt())
 
 

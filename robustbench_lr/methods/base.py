@@ -149,27 +149,9 @@ def _nothing(*args: Any) -> None:
     return None
 
 
-def _no_aux(ctx: TrainContext, opts: dict[str, Any]) -> nn.Module:
-    return nn.Module()
-
-
-def _no_taps(arch: str, opts: dict[str, Any]) -> list[str]:
-    return []
-
-
-def _no_penalty(
-    aux: nn.Module, acts: dict[str, torch.Tensor], progress: Progress, opts: dict[str, Any]
-) -> PenaltyTerms:
-    return PenaltyTerms()
-
-
 def _all_trainable(aux: nn.Module, opts: dict[str, Any]) -> list[dict[str, Any]]:
     params = [p for p in aux.parameters() if p.requires_grad]
     return [{"params": params}] if params else []
-
-
-def _nothing_to_describe(model: StagedNet, aux: nn.Module, opts: dict[str, Any]) -> dict[str, Any]:
-    return {}
 
 
 @dataclass(frozen=True)
@@ -184,17 +166,17 @@ class Method:
     options: tuple[Option, ...] = ()
     structure: Callable[[StagedNet, str, dict[str, Any]], None] = _nothing
     check: Callable[[StagedNet, str, dict[str, Any]], None] = _nothing
-    prepare: Callable[[TrainContext, dict[str, Any]], nn.Module] = _no_aux
-    taps: Callable[[str, dict[str, Any]], list[str]] = _no_taps
+    prepare: Callable[[TrainContext, dict[str, Any]], nn.Module] = lambda ctx, opts: nn.Module()
+    taps: Callable[[str, dict[str, Any]], list[str]] = lambda arch, opts: []
     penalty: Callable[
         [nn.Module, dict[str, torch.Tensor], Progress, dict[str, Any]], PenaltyTerms
-    ] = _no_penalty
+    ] = lambda aux, acts, progress, opts: PenaltyTerms()
     after_step: Callable[[StagedNet, nn.Module, Progress, dict[str, Any]], None] = _nothing
     # Parameter groups of the auxiliary module for the shared SGD optimizer; a method that
     # updates its own parameters in `after_step` returns [].
     aux_param_groups: Callable[[nn.Module, dict[str, Any]], list[dict[str, Any]]] = _all_trainable
     describe: Callable[[StagedNet, nn.Module, dict[str, Any]], dict[str, Any]] = (
-        _nothing_to_describe
+        lambda model, aux, opts: {}
     )
     # Called in training mode under the loop's autocast; it may run attacks on the model.
     objective: Callable[[StagedNet, Batch, dict[str, Any]], Objective] = cross_entropy_objective

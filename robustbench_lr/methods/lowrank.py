@@ -108,11 +108,9 @@ def target_ranks(
         raise ValueError(
             f"--lr-rank names taps {stray} that this method does not use; its taps: {', '.join(taps)}"
         )
-    shapes = {}
-    for tap in taps:
-        default = LAST_RANK if tap == models.last_tap(arch) else DEEP_RANK
-        shapes[tap] = (sizes[tap], min(given.get(tap, given.get("*", default)), sizes[tap]))
-    return shapes
+    last = models.last_tap(arch)
+    ranks = {t: given.get(t, given.get("*", LAST_RANK if t == last else DEEP_RANK)) for t in taps}
+    return {tap: (sizes[tap], min(rank, sizes[tap])) for tap, rank in ranks.items()}
 
 
 def warmup_epochs(opts: dict[str, Any], epochs: int) -> int:
@@ -221,10 +219,6 @@ def _after_step(model: StagedNet, aux: nn.Module, progress: Progress, opts: dict
             )
 
 
-def _no_optimizer_groups(aux: nn.Module, opts: dict[str, Any]) -> list[dict[str, Any]]:
-    return []  # W and b take their own step in `_after_step`
-
-
 def _describe_branches(model: StagedNet, aux: nn.Module, opts: dict[str, Any]) -> dict[str, Any]:
     """Per branch m, r, and trace(W) and ‖W‖_F² (both equal r when W is a rank-r projection)."""
     out = {}
@@ -263,7 +257,7 @@ def _lr_method(name: str, summary: str, *roles: models.TapRole) -> Method:
         taps=taps_of,
         penalty=_penalty,
         after_step=_after_step,
-        aux_param_groups=_no_optimizer_groups,
+        aux_param_groups=lambda aux, opts: [],  # W and b take their own step in `_after_step`
         describe=_describe_branches,
     )
 

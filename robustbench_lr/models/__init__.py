@@ -51,8 +51,7 @@ def build(arch: str, spec: DatasetSpec, width: float = 1.0) -> StagedNet:
     """Build `arch` for a dataset: channels, input size and classes come from `spec`."""
     if width <= 0:
         raise ValueError(f"--width must be positive, got {width}")
-    builder = ARCHS.get(arch).builder
-    model = builder(
+    model = ARCHS.get(arch).builder(
         Normalize(spec.mean, spec.std), spec.channels, spec.size, spec.num_classes, width
     )
     model.input_shape = (spec.channels, spec.size, spec.size)

@@ -19,28 +19,13 @@ from __future__ import annotations
 
 from robustbench_lr.profiles.loading import load_profile, parse_profile
 from robustbench_lr.profiles.model import Profile, selects, shipped_profiles
-from robustbench_lr.profiles.protocols import BLACKBOX_PROTOCOLS, BlackBoxProtocol
-from robustbench_lr.profiles.schema import (
-    AUDIT_OPTIONS,
-    AttackGrid,
-    CorruptionGrid,
-    L2Grid,
-    MinrhoOptions,
-    ProfileFile,
-    ShiftGrid,
-)
+from robustbench_lr.profiles.schema import AUDIT_OPTIONS, AttackGrid, MinrhoOptions
 
 __all__ = [
     "AUDIT_OPTIONS",
-    "BLACKBOX_PROTOCOLS",
     "AttackGrid",
-    "BlackBoxProtocol",
-    "CorruptionGrid",
-    "L2Grid",
     "MinrhoOptions",
     "Profile",
-    "ProfileFile",
-    "ShiftGrid",
     "load_profile",
     "parse_profile",
     "selects",

@@ -59,7 +59,7 @@ class Profile:
         or None when that would be `cfg` itself (examples crafted on the attacked model are
         white-box, whatever a column says)."""
         relatives = self._relatives(cfg, self.attacks.blackbox_source)
-        source = BLACKBOX_PROTOCOLS[self.attacks.blackbox_protocol].pick(cfg, relatives)
+        source = BLACKBOX_PROTOCOLS[self.attacks.blackbox_protocol](cfg, relatives)
         return source if source is not None and source != cfg else None
 
     def _relatives(self, cfg: TrainConfig, method: str) -> list[TrainConfig]:

@@ -7,7 +7,6 @@ Apart from `model.py` because the schema names them (`[attacks] blackbox_protoco
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from robustbench_lr.config import TrainConfig
 
@@ -23,24 +22,14 @@ def _next_seed(cfg: TrainConfig, relatives: list[TrainConfig]) -> TrainConfig | 
     return next((m for m in others if m.seed > cfg.seed), others[0] if others else None)
 
 
-@dataclass(frozen=True)
-class BlackBoxProtocol:
-    """Which seed of the source method crafts a model's black-box examples, and why."""
-
-    pick: Callable[[TrainConfig, list[TrainConfig]], TrainConfig | None]
-    description: str
-
-
 # Measured on CIFAR-10: examples crafted on N-LR seed 0 leave 2.0 % accuracy on 1-LR
 # seed 0, which shares its initialization, data order and warm-up epochs, but 27.0 % when
 # crafted on N-LR seed 1; same-seed transfer makes LR look weaker than it is. So the default is
 # an independently seeded source, and every model (N-LR too) gets black-box rows: N-LR's are
 # the N-LR -> N-LR control that tells "robust to transfer" from "a different model".
-BLACKBOX_PROTOCOLS: dict[str, BlackBoxProtocol] = {
-    "independent": BlackBoxProtocol(
-        _next_seed, "crafted on an independently seeded model (the next seed of the source)"
-    ),
-    "same-seed": BlackBoxProtocol(
-        same_seed, "crafted on the source model of the same seed (the paper's protocol)"
-    ),
+BLACKBOX_PROTOCOLS: dict[str, Callable[[TrainConfig, list[TrainConfig]], TrainConfig | None]] = {
+    # crafted on an independently seeded model (the next seed of the source)
+    "independent": _next_seed,
+    # crafted on the source model of the same seed (the paper's protocol)
+    "same-seed": same_seed,
 }

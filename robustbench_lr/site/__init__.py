@@ -64,7 +64,9 @@ def build_site(
     def write(path: str, template: str, **context: Any) -> None:
         written.append(render.page(env, site / path, template, {**common, **context}))
 
-    filters = _filters(board)
+    # The choices of each leaderboard filter, from the models shown.
+    filters = {k: sorted({str(m.fields[k]) for m in board}) for k in ("dataset", "arch", "method")}
+    filters["threat"] = sorted({m.threat for m in board})
     write("index.html", "leaderboard.html.j2", models=board, filters=filters, rows=len(frame))
     for table in paper_tables:
         write(f"tables/{table.name}.html", "table.html.j2", table=table)
@@ -79,9 +81,3 @@ def build_site(
     chart = charts.method_chart(frame)
     write("figures.html", "figures.html.j2", kinds=kinds, names=names, chart=chart)
     return written
-
-
-def _filters(board: list[models.Model]) -> dict[str, list[str]]:
-    """The choices of each leaderboard filter, from the models shown."""
-    values = {k: sorted({str(m.fields[k]) for m in board}) for k in ("dataset", "arch", "method")}
-    return values | {"threat": sorted({m.threat for m in board})}

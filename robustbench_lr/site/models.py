@@ -216,12 +216,6 @@ def _provenance(checkpoint: str, root: Path) -> dict[str, Any]:
     return {}
 
 
-def _audit_options(audit: pd.DataFrame) -> str:
-    """The audit's settings, as its summary rows record them (`param`)."""
-    summary = audit[audit["attack"] == "audit"]
-    return str(summary["param"].iloc[0]) if not summary.empty else NOT_RUN
-
-
 def _audits(group: pd.DataFrame, root: Path, audit_eps: float) -> list[dict[str, Any]]:
     """One seed's audits, one per threat (L∞ first): settings, checks and audit.md link."""
     audit = group[group["experiment"] == "audit"]
@@ -233,11 +227,12 @@ def _audits(group: pd.DataFrame, root: Path, audit_eps: float) -> list[dict[str,
         rows = audit[audit["threat"] == threat]
         eps = audit_eps if threat == "Linf" or rows.empty else float(rows["eps"].max())
         md = audit_filename(model, eps, threat)
+        summary = rows[rows["attack"] == "audit"]  # its `param` records the audit's settings
         found.append(
             {
                 "threat": threat,
                 "eps": tables.cell_label("eps", eps) if threat == "Linf" else f"{eps:.3g}",
-                "options": _audit_options(rows),
+                "options": str(summary["param"].iloc[0]) if not summary.empty else NOT_RUN,
                 "checks": _checks(rows),
                 "md": md if (root / md).is_file() else "",
             }

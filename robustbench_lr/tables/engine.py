@@ -173,8 +173,7 @@ def compute(frame: pd.DataFrame, spec: TableSpec) -> RenderedTable:
         numbers = numbers.merge(paper, on=join, how="left")
     else:
         numbers["paper"] = float("nan")
-    extras = _model_columns(frame, spec)
-    return RenderedTable(spec, numbers, _markdown(numbers, spec, ref, extras))
+    return RenderedTable(spec, numbers, _markdown(numbers, spec, ref, _model_columns(frame, spec)))
 
 
 def _model_columns(frame: pd.DataFrame, spec: TableSpec) -> dict[tuple, dict[str, str]]:
@@ -210,13 +209,13 @@ def _markdown(
     number beside each of ours (`*` where its setup differs; `ref` is the paper's rows of this
     table, as `paper_beside` selects them), one block per box."""
     numbers = paper.counterparts(numbers, ref, spec.across)
-    has_paper = numbers["paper_value"].notna().any()
-    split = len(_blocks(numbers, spec)) > 1
-    across = [c for c in spec.across if not (split and c == "box")]
+    blocks = _blocks(numbers, spec)
+    across = [c for c in spec.across if not (len(blocks) > 1 and c == "box")]
     texts = []
-    for block_index, (block, rows) in enumerate(_blocks(numbers, spec)):
+    for block_index, (block, rows) in enumerate(blocks):
         cells: dict[tuple, dict[str, str]] = {}
         order: list[str] = []
+        papered: set[str] = set()  # a paper column only where the paper has a number here
         for _, row in rows.iterrows():
             label = " ".join(cell_label(c, row[c]) for c in across) or "value"
             if label not in order:
@@ -225,13 +224,10 @@ def _markdown(
             line[label] = stats.estimate_text(
                 row["mean"], row["std"], int(row["count"]), spec.digits
             )
-            if has_paper and pd.notna(row["paper_value"]):
+            if pd.notna(row["paper_value"]):
                 mark = "*" if row["paper_setup"] else ""
                 line[f"paper {label}"] = f"{row['paper_value']:g}{mark}"
-        # A paper column only where the paper has a number in this block.
-        papered = {
-            h.removeprefix("paper ") for line in cells.values() for h in line if h[:6] == "paper "
-        }
+                papered.add(label)
         headers = [*spec.index]
         for label in order:
             headers += [label, f"paper {label}"] if label in papered else [label]
@@ -256,7 +252,7 @@ def _markdown(
     if numbers["lo"].notna().any():
         agg += f"; 95 % Wilson intervals of the accuracies: columns lo, hi of {spec.name}.csv"
     notes = [spec.note] if spec.note else []
-    if has_paper:
+    if numbers["paper_value"].notna().any():
         notes.append("paper = the paper's number for the same method and setting.")
     if (numbers["paper_setup"] != "").any():
         notes.append(

@@ -78,7 +78,6 @@ class Search:
     name: str
     find: Find
     matched: Matched
-    summary: str = ""
 
 
 SEARCHES: Registry[Search] = Registry("minrho attack")
@@ -91,8 +90,7 @@ def _step_rule_search(name: str) -> Search:
     def find(
         target: nn.Module, x: Tensor, y: Tensor, settings: SearchSettings, source: nn.Module | None
     ) -> MinimumPerturbation:
-        crafter = source if source is not None else target
-        judge = target if source is not None else None
+        crafter, judge = (target, None) if source is None else (source, target)
         s = EpsSearch(
             name, settings.alpha, settings.max_steps, settings.tol, settings.eps_max, judge
         )
@@ -128,12 +126,13 @@ def _step_rule_search(name: str) -> Search:
         )
         return x_adv
 
-    return Search(name, find, matched, f"smallest grid eps at which early-stopped {name} fools")
+    return Search(name, find, matched)
 
 
 def _deepfool_find(
     target: nn.Module, x: Tensor, y: Tensor, settings: SearchSettings, source: nn.Module | None
 ) -> MinimumPerturbation:
+    """L2 DeepFool's own minimal perturbation: ρ of the subset (Table 3), no ε to search."""
     run = {"backend": settings.backend, "batch_size": settings.batch_size}
     ev = evaluate_attack("deepfool", target, x, y, source=source, **run)
     metrics = {"rho": ev.mean_rho, "rho_fooled": ev.rho_fooled, "misclassified": 100.0 - ev.acc}
@@ -173,12 +172,4 @@ def _deepfool_matched(
 
 for _rule in STEP_RULES:
     SEARCHES.add(_rule, _step_rule_search(_rule))
-SEARCHES.add(
-    "deepfool",
-    Search(
-        "deepfool",
-        _deepfool_find,
-        _deepfool_matched,
-        "L2 DeepFool's minimal perturbation: rho of the subset (Table 3)",
-    ),
-)
+SEARCHES.add("deepfool", Search("deepfool", _deepfool_find, _deepfool_matched))

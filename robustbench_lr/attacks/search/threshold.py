@@ -105,8 +105,7 @@ class EpsSearch:
     def attack_at(self, model: nn.Module, x: Tensor, y: Tensor, eps: float | Tensor) -> Tensor:
         """The early-stopped attack's examples at `eps` (a float or per-sample (N,))."""
         budget = {"alpha": self.alpha, "max_steps": self.max_steps, "judge": self.judge}
-        x_adv, _ = attack_until_fooled(model, x, y, attack=self.attack, eps=eps, **budget)
-        return x_adv
+        return attack_until_fooled(model, x, y, attack=self.attack, eps=eps, **budget)[0]
 
     def threshold(
         self, model: nn.Module, x: Tensor, y: Tensor, rate: float, min_eps: Tensor | None = None
