@@ -48,6 +48,7 @@ from robustbench_lr.target import Target
 
 QUANTILES = {"cushion_q10": 0.1, "cushion_q50": 0.5, "cushion_q90": 0.9}
 RANDOM_INIT = "random-init"  # the `param` of the reference network's rows
+BATCH = 256  # examples per forward pass while the hooks record
 
 
 def layer_cushions(model: nn.Module, x: torch.Tensor) -> dict[str, np.ndarray]:
@@ -78,8 +79,8 @@ def layer_cushions(model: nn.Module, x: torch.Tensor) -> dict[str, np.ndarray]:
     device = model_device(model)
     try:
         with torch.no_grad():
-            for start in range(0, len(x), 256):
-                model(x[start : start + 256].to(device))
+            for start in range(0, len(x), BATCH):
+                model(x[start : start + BATCH].to(device))
     finally:
         for handle in handles:
             handle.remove()
