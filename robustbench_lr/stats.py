@@ -47,8 +47,12 @@ def wilson_interval(successes: int, n: int) -> tuple[float, float]:
     z2 = Z95 * Z95
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = Z95 / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    # Clamp the rounding crumbs at the ends: at p = 0 the lower bound is 0 exactly.
-    return (100 * max(0.0, centre - half), 100 * min(1.0, centre + half))
+    # At p = 0 the lower bound is 0 and at p = 1 the upper bound is 1, exactly; computed, they
+    # carry rounding crumbs (1 - 1e-16), and a 100 % baseline would then lie above a 100 % run's
+    # interval: the gate would call an unchanged number a drop.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return (100 * low, 100 * high)
 
 
 def successes_of(value: float, n: int, scale: float = PERCENT) -> int:

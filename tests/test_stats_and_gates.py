@@ -39,6 +39,9 @@ def test_wilson_interval_matches_hand_computed_values(k: int, n: int, lo: float,
 
 def test_wilson_interval_edges():
     assert all(math.isnan(v) for v in stats.wilson_interval(0, 0))
+    # The ends are exact, not 1 - 1e-16: n in 1..1000 covers every n the bench uses.
+    assert all(stats.wilson_interval(n, n)[1] == 100.0 for n in range(1, 1001))
+    assert all(stats.wilson_interval(0, n)[0] == 0.0 for n in range(1, 1001))
     assert all(math.isnan(v) for v in stats.accuracy_interval(97.0, 0))
     with pytest.raises(ValueError, match="successes"):
         stats.wilson_interval(11, 10)
@@ -271,6 +274,17 @@ def test_interval_mode_passes_a_drop_within_the_interval_and_fails_one_beyond(tm
     assert regress.compare(no_n, baseline).table["gate"].tolist() == ["exact"]
     with pytest.raises(ValueError, match="mode"):
         regress.compare(within, baseline, mode="loose")
+
+
+def test_an_unchanged_100_percent_is_no_drop_under_the_interval_rule(tmp_path: Path):
+    # Another CPU vendor's run of the same bench: every number equal, keys not, no spread.
+    baseline = _frame(tmp_path, "base.csv", _gate_rows("cpu", 100.0, numerics="portable-a"))
+    same = _frame(tmp_path, "new.csv", _gate_rows("cpu", 100.0, numerics="portable-b"))
+    report = regress.compare(same, baseline, tol_pp=0.0)
+    assert report.table["gate"].tolist() == ["interval"]
+    assert report.passed and report.table["status"].tolist() == ["ok"]
+    one_less = _frame(tmp_path, "less.csv", _gate_rows("cpu", 97.0, numerics="portable-b"))
+    assert regress.compare(one_less, baseline, tol_pp=0.0).table["status"].tolist() == ["REGRESSED"]
 
 
 def test_compare_flag_reaches_the_gate(tmp_path: Path, capsys):
