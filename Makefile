@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The quick tier (at most 4 minutes on 2 cores; tests/tiers.py says what it leaves out).
+# The quick tier (under 4 minutes on 2 Xeon cores, 5 on 2 AVX2-only AMD EPYC cores; the README
+# has the measures; tests/tiers.py says what it leaves out).
 test: install
 	$(PY) -m pytest -q -m "not slow"
 

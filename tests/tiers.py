@@ -1,7 +1,8 @@
 """Which tests the quick tier (`make test`) leaves to the full suite (`make test-all`).
 
-The quick tier is what a newcomer waits for: at most 4 minutes on 2 cores, still at least one
-behavioural test of every module and mechanism. The tests named here are the slow ones
+The quick tier is what a newcomer waits for: at most 4 minutes on 2 cores (met on a Sapphire
+Rapids Xeon; about 5 on an AVX2-only AMD EPYC, see the README), still at least one behavioural
+test of every module and mechanism. The tests named here are the slow ones
 (measured with `pytest --durations=0`) whose mechanism a quicker test also covers; each entry
 says which. `make test-all` and `.ci/run` run everything.
 """
