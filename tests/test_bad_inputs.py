@@ -106,6 +106,16 @@ CASES = [
     Case("attack-eps-list", (*ATTACK, "--eps", "8/255,2"), r"--eps: 2 is not a number in"),
     Case("attack-eps-list-junk", (*ATTACK, "--eps", "8/255,x/2"), r"--eps: 'x/2' is not a number"),
     Case("attack-eps-empty-list", (*ATTACK, "--eps", ","), r"--eps: , is an empty list"),
+    Case(
+        "attack-eps-empty-item",
+        (*ATTACK, "--eps", "8/255,,16/255"),
+        r"--eps: 8/255,,16/255 has an empty item at position 2: separate items by one comma",
+    ),
+    Case(
+        "attack-eps-trailing-comma",
+        (*ATTACK, "--eps", "8/255,"),
+        r"--eps: 8/255, has an empty item at position 2",
+    ),
     Case("attack-alpha-0", (*ATTACK, "--alpha", "0"), r"--alpha: 0 is not a number in \(0, 1\]"),
     Case("attack-p-above-1", (*ATTACK, "--p", "1.5"), r"--p: 1.5 is not a number in \[0, 1\]"),
     Case("attack-p-neg", (*ATTACK, "--p", "0.4,-0.1"), r"--p: -0.1 is not a number in \[0, 1\]"),

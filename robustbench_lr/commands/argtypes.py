@@ -55,13 +55,19 @@ def value_of(kind: Any) -> Callable[[str], Any]:
 
 
 def comma_list(item: Callable[[str], T]) -> Callable[[str], list[T]]:
-    """`8/255,16/255` -> a list checked item by item; a sweep over nothing is an error."""
+    """`8/255,16/255` -> a list checked item by item. A sweep over nothing is an error, and so
+    is an empty item (`8/255,,16/255`): dropping it would run a grid other than the one typed."""
 
     def parse(text: str) -> list[T]:
-        parts = [part.strip() for part in text.split(",") if part.strip()]
-        if not parts:
+        parts = [part.strip() for part in text.split(",")]
+        if not any(parts):
             shown = text if text.strip() else repr(text)  # a blank would read as a missing word
             raise argparse.ArgumentTypeError(f"{shown} is an empty list")
+        if not all(parts):
+            position = parts.index("") + 1
+            raise argparse.ArgumentTypeError(
+                f"{text} has an empty item at position {position}: separate items by one comma"
+            )
         return [item(part) for part in parts]
 
     return parse
